@@ -1,0 +1,350 @@
+/* mod_sub2api: a metered, multi-tenant Anthropic-compatible gateway inside
+ * httpd. This file is the module record: configuration, directives and hook
+ * registration. The work happens in modules/. */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_request.h>
+#include <ap_provider.h>
+#include <http_core.h>
+#include <http_main.h>
+#include <util_mutex.h>
+#include <apr_strings.h>
+
+#include "mod_sub2api_private.h"
+#include <mod_dbd.h>
+#include "s2a_sha256.h"
+
+s2a_globals s2a_g;
+
+static const char *const mutex_type = "sub2api-state";
+
+static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    s2a_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)s;
+    c->rate_limit_cooldown = -1;
+    c->overload_cooldown = -1;
+    c->cache_ttl = -1;
+    return c;
+}
+
+#define MERGE(f, unset) c->f = (add->f != (unset)) ? add->f : base->f
+
+static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    s2a_srv_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+    MERGE(admin_token_hash, NULL);
+    MERGE(price_file, NULL);
+    MERGE(rate_limit_cooldown, -1);
+    MERGE(overload_cooldown, -1);
+    MERGE(cache_ttl, -1);
+    return c;
+}
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    s2a_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)dir;
+    c->max_body = -1;
+    return c;
+}
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    s2a_dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+    MERGE(balancer, NULL);
+    MERGE(max_body, -1);
+    return c;
+}
+
+static s2a_srv_conf *srv_conf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &sub2api_module);
+}
+
+static const char *set_admin_token(cmd_parms *cmd, void *dc, const char *arg)
+{
+    unsigned char d[S2A_SHA256_LEN];
+    (void)dc;
+    if (strlen(arg) < 16) {
+        return "Sub2apiAdminToken must be at least 16 characters long";
+    }
+    s2a_sha256(arg, strlen(arg), d);
+    srv_conf(cmd)->admin_token_hash = s2a_hex(cmd->pool, d, sizeof(d));
+    return NULL;
+}
+
+static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    srv_conf(cmd)->price_file = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *parse_seconds(cmd_parms *cmd, const char *arg, int min, int *out)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || v < min || v > 86400 * 365) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds >= %d",
+                            cmd->directive->directive, arg, min);
+    }
+    *out = (int)v;
+    return NULL;
+}
+
+static const char *set_rate_limit_cooldown(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return parse_seconds(cmd, arg, 1, &srv_conf(cmd)->rate_limit_cooldown);
+}
+
+static const char *set_overload_cooldown(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return parse_seconds(cmd, arg, 1, &srv_conf(cmd)->overload_cooldown);
+}
+
+static const char *set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return parse_seconds(cmd, arg, 0, &srv_conf(cmd)->cache_ttl);
+}
+
+static const char *set_gateway(cmd_parms *cmd, void *dc, const char *arg)
+{
+    s2a_dir_conf *c = dc;
+    if (strncasecmp(arg, "balancer://", 11) != 0 || arg[11] == '\0') {
+        return apr_psprintf(cmd->pool, "Sub2apiGateway: '%s' is not a balancer://name URL", arg);
+    }
+    c->balancer = apr_pstrdup(cmd->pool, arg);
+    while (*c->balancer && c->balancer[strlen(c->balancer) - 1] == '/') {
+        ((char *)c->balancer)[strlen(c->balancer) - 1] = '\0';
+    }
+    return NULL;
+}
+
+static const char *set_max_body(cmd_parms *cmd, void *dc, const char *arg)
+{
+    s2a_dir_conf *c = dc;
+    char *end;
+    apr_off_t v;
+    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || *end || v < 1024 ||
+        v > (apr_off_t)1024 * 1024 * 1024) {
+        return apr_psprintf(cmd->pool,
+                            "Sub2apiMaxBodySize: '%s' is not a size in bytes from 1024 to 1 GiB",
+                            arg);
+    }
+    c->max_body = v;
+    return NULL;
+}
+
+static const char *set_max_accounts(cmd_parms *cmd, void *dc, const char *arg)
+{
+    int v = atoi(arg);
+    (void)dc;
+    if (ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    }
+    if (v < 16 || v > 1000000) {
+        return "Sub2apiMaxAccounts must be between 16 and 1000000";
+    }
+    s2a_g.max_accounts = v;
+    return NULL;
+}
+
+static const command_rec s2a_cmds[] = {
+    AP_INIT_TAKE1("Sub2apiAdminToken", set_admin_token, NULL, RSRC_CONF,
+                  "Bearer token that opens the admin API"),
+    AP_INIT_TAKE1("Sub2apiPriceTable", set_price_table, NULL, RSRC_CONF,
+                  "Price table file (LiteLLM model_prices JSON format)"),
+    AP_INIT_TAKE1("Sub2apiRateLimitCooldown", set_rate_limit_cooldown, NULL, RSRC_CONF,
+                  "Seconds an account rests after a 429 without a reset header"),
+    AP_INIT_TAKE1("Sub2apiOverloadCooldown", set_overload_cooldown, NULL, RSRC_CONF,
+                  "Seconds an account rests after a 529"),
+    AP_INIT_TAKE1("Sub2apiCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
+                  "Seconds keys and accounts stay cached in a process"),
+    AP_INIT_TAKE1("Sub2apiGateway", set_gateway, NULL, ACCESS_CONF,
+                  "balancer://name whose members are the upstream endpoints"),
+    AP_INIT_TAKE1("Sub2apiMaxBodySize", set_max_body, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Largest request body accepted, in bytes"),
+    AP_INIT_TAKE1("Sub2apiMaxAccounts", set_max_accounts, NULL, RSRC_CONF,
+                  "Accounts the shared state has room for"),
+    {NULL}};
+
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    s2a_g.max_accounts = S2A_DEFAULT_MAX_ACCOUNTS;
+    return ap_mutex_register(pconf, mutex_type, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
+               ? OK
+               : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *sp;
+    apr_status_t rv;
+    apr_size_t size;
+    (void)plog;
+    (void)ptemp;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    for (sp = s; sp; sp = sp->next) {
+        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
+        const char *err = NULL;
+        if (sc->rate_limit_cooldown < 0) {
+            sc->rate_limit_cooldown = S2A_DEFAULT_RATE_LIMIT_COOLDOWN;
+        }
+        if (sc->overload_cooldown < 0) {
+            sc->overload_cooldown = S2A_DEFAULT_OVERLOAD_COOLDOWN;
+        }
+        if (sc->cache_ttl < 0) {
+            sc->cache_ttl = S2A_DEFAULT_CACHE_TTL;
+        }
+        if (!sc->price_file) {
+            continue;
+        }
+        if (s2a_pricing_load(pconf, sc->price_file, &sc->prices, &err) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
+                         S2ALOGNO(0001) "Sub2apiPriceTable %s: %s", sc->price_file, err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp,
+                     S2ALOGNO(0002) "price table %s: %d models", sc->price_file,
+                     s2a_pricing_count(sc->prices));
+    }
+
+    rv = ap_global_mutex_create(&s2a_g.mutex, NULL, mutex_type, NULL, s, pconf, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, S2ALOGNO(0003) "cannot create mutex");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    size = s2a_state_size(s2a_g.max_accounts);
+    rv = apr_shm_create(&s2a_g.shm, size, NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     S2ALOGNO(0004) "cannot create %" APR_SIZE_T_FMT " bytes of shared memory",
+                     size);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    memset(apr_shm_baseaddr_get(s2a_g.shm), 0, size);
+    s2a_g.state =
+        s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts, s2a_g.mutex);
+    return OK;
+}
+
+int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle)
+{
+    ap_dbd_t *d = ap_dbd_open(p, s);
+    if (!d) {
+        return 0;
+    }
+    c->driver = d->driver;
+    c->handle = d->handle;
+    c->prepared = d->prepared;
+    c->pool = d->pool;
+    *handle = d;
+    return 1;
+}
+
+void s2a_dbc_close(server_rec *s, void *handle)
+{
+    ap_dbd_close(s, handle);
+}
+
+int s2a_dbc_acquire(request_rec *r, s2a_dbc *c)
+{
+    ap_dbd_t *d = ap_dbd_acquire(r);
+    if (!d) {
+        return 0;
+    }
+    c->driver = d->driver;
+    c->handle = d->handle;
+    c->prepared = d->prepared;
+    c->pool = d->pool;
+    return 1;
+}
+
+/* Every child brings the schema up to date before it serves; the mutex keeps
+ * children of one host from migrating at the same time. */
+static void migrate(apr_pool_t *p, server_rec *s)
+{
+    s2a_dbc c;
+    void *h;
+    const char *err = NULL;
+    if (!s2a_dbc_open(p, s, &c, &h)) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     S2ALOGNO(0005) "no database connection (check DBDriver/DBDParams)");
+        return;
+    }
+    apr_global_mutex_lock(s2a_g.mutex);
+    if (s2a_db_migrate(&c, p, &err) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, S2ALOGNO(0006) "schema migration failed: %s",
+                     err);
+    }
+    apr_global_mutex_unlock(s2a_g.mutex);
+    s2a_dbc_close(s, h);
+}
+
+static void child_init(apr_pool_t *pchild, server_rec *s)
+{
+    server_rec *sp;
+    apr_status_t rv = apr_global_mutex_child_init(&s2a_g.mutex,
+                                                  apr_global_mutex_lockfile(s2a_g.mutex), pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, S2ALOGNO(0007) "mutex child init failed");
+        return;
+    }
+    for (sp = s; sp; sp = sp->next) {
+        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
+        if (sc->catalog) {
+            continue; /* a vhost sharing its config with the main server */
+        }
+        if (s2a_catalog_create(pchild, &sc->catalog) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sp, S2ALOGNO(0008) "catalog init failed");
+            return;
+        }
+        if (sc->price_file) {
+            migrate(pchild, sp);
+        }
+    }
+    if (s2a_writer_child_init(pchild, s) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, S2ALOGNO(0009) "usage writer did not start");
+    }
+}
+
+static int handler(request_rec *r)
+{
+    if (!r->handler || strcmp(r->handler, "sub2api-admin") != 0) {
+        return DECLINED;
+    }
+    return s2a_admin_handler(r);
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    static const char *const pre_dbd[] = {"mod_dbd.c", NULL};
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, pre_dbd, NULL, APR_HOOK_LAST);
+    ap_hook_handler(handler, NULL, NULL, APR_HOOK_MIDDLE);
+    s2a_gateway_register_hooks(p);
+}
+
+module AP_MODULE_DECLARE_DATA sub2api_module = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_srv_conf,
+    merge_srv_conf,
+    s2a_cmds,
+    register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

@@ -1,0 +1,886 @@
+/* The admin JSON API (SetHandler sub2api-admin): users, groups, keys,
+ * upstream accounts and usage rows. */
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_script.h>
+#include <apr_strings.h>
+
+#include "mod_sub2api_private.h"
+#include "s2a_errors.h"
+#include "s2a_keys.h"
+#include "s2a_sha256.h"
+
+#define S2A_ADMIN_MAX_BODY (1024 * 1024)
+
+typedef struct {
+    request_rec *r;
+    s2a_dbc db;
+    json_object *in; /* request body, NULL if none */
+    const char *err;
+} admin_ctx;
+
+static apr_status_t put_json(void *o)
+{
+    json_object_put(o);
+    return APR_SUCCESS;
+}
+
+static json_object *pool_json(apr_pool_t *p, json_object *o)
+{
+    if (o) {
+        apr_pool_cleanup_register(p, o, put_json, apr_pool_cleanup_null);
+    }
+    return o;
+}
+
+static int send_json(request_rec *r, int status, json_object *o)
+{
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    ap_rputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), r);
+    ap_rputs("\n", r);
+    return OK;
+}
+
+static int send_error(request_rec *r, int status, const char *msg)
+{
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    ap_rputs(s2a_error_body(r->pool, status, msg), r);
+    return OK;
+}
+
+static const char *i64(apr_pool_t *p, apr_int64_t v)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, v);
+}
+
+static int authorized(request_rec *r, s2a_srv_conf *sc)
+{
+    const char *h = apr_table_get(r->headers_in, "Authorization");
+    unsigned char d[S2A_SHA256_LEN];
+    const char *hex;
+    if (!sc->admin_token_hash || !h || strncasecmp(h, "Bearer ", 7) != 0) {
+        return 0;
+    }
+    h += 7;
+    while (*h == ' ') {
+        h++;
+    }
+    s2a_sha256(h, strlen(h), d);
+    hex = s2a_hex(r->pool, d, sizeof(d));
+    return s2a_ct_equal(hex, sc->admin_token_hash, 64);
+}
+
+static int read_json(request_rec *r, json_object **out)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    json_tokener *tok = json_tokener_new();
+    json_object *o = NULL;
+    apr_size_t total = 0;
+    int done = 0, bad = 0;
+    enum json_tokener_error jerr = json_tokener_continue;
+
+    while (!done && !bad) {
+        apr_bucket *b;
+        if (ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, 65536) !=
+            APR_SUCCESS) {
+            bad = 1;
+            break;
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+            if (APR_BUCKET_IS_EOS(b)) {
+                done = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b) || apr_bucket_read(b, &data, &n, APR_BLOCK_READ)) {
+                continue;
+            }
+            total += n;
+            if (total > S2A_ADMIN_MAX_BODY || o) {
+                bad = 1;
+                break;
+            }
+            o = json_tokener_parse_ex(tok, data, (int)n);
+            jerr = json_tokener_get_error(tok);
+            if (jerr != json_tokener_continue && jerr != json_tokener_success) {
+                bad = 1;
+                break;
+            }
+        }
+        apr_brigade_cleanup(bb);
+    }
+    if (!bad && total && !o) {
+        /* a bare number or literal may need the end to be seen */
+        o = json_tokener_parse_ex(tok, "", 0);
+    }
+    json_tokener_free(tok);
+    if (bad || (total && (!o || !json_object_is_type(o, json_type_object)))) {
+        json_object_put(o);
+        return 0;
+    }
+    *out = pool_json(r->pool, o);
+    return 1;
+}
+
+static const char *get_str(admin_ctx *a, const char *k)
+{
+    json_object *v;
+    if (a->in && json_object_object_get_ex(a->in, k, &v) &&
+        json_object_is_type(v, json_type_string)) {
+        return json_object_get_string(v);
+    }
+    return NULL;
+}
+
+static int has(admin_ctx *a, const char *k)
+{
+    return a->in && json_object_object_get_ex(a->in, k, NULL);
+}
+
+/* Integer field: 1 present and valid, 0 absent, -1 wrong type. */
+static int get_int(admin_ctx *a, const char *k, apr_int64_t *out)
+{
+    json_object *v;
+    if (!a->in || !json_object_object_get_ex(a->in, k, &v)) {
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_int)) {
+        return -1;
+    }
+    *out = json_object_get_int64(v);
+    return 1;
+}
+
+/* Money: `<base>_nanousd` integer or `<base>_usd` decimal (string or number
+ * text, converted exactly). */
+static int get_money(admin_ctx *a, const char *base, apr_int64_t *out)
+{
+    json_object *v;
+    int rc = get_int(a, apr_pstrcat(a->r->pool, base, "_nanousd", NULL), out);
+    if (rc) {
+        return rc;
+    }
+    if (!a->in || !json_object_object_get_ex(a->in, apr_pstrcat(a->r->pool, base, "_usd", NULL),
+                                            &v)) {
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_string) && !json_object_is_type(v, json_type_int) &&
+        !json_object_is_type(v, json_type_double)) {
+        return -1;
+    }
+    return s2a_usd_parse_nano(json_object_get_string(v), out) == 0 ? 1 : -1;
+}
+
+static int valid_status(const char *s)
+{
+    return s && (strcmp(s, "active") == 0 || strcmp(s, "disabled") == 0);
+}
+
+static json_object *one(json_object *arr)
+{
+    return json_object_array_length(arr) ? json_object_array_get_idx(arr, 0) : NULL;
+}
+
+static int db_fail(admin_ctx *a)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, a->r, S2ALOGNO(0401) "admin database error: %s",
+                  a->err ? a->err : "unknown");
+    return send_error(a->r, 500, "Database error");
+}
+
+/* ---- users ---- */
+
+static void decorate_user(apr_pool_t *p, json_object *u)
+{
+    json_object *b;
+    if (json_object_object_get_ex(u, "balance_nanousd", &b)) {
+        json_object_object_add(u, "balance_usd",
+                               json_object_new_string(s2a_usd_format(p, json_object_get_int64(b))));
+    }
+}
+
+static int users_list(admin_ctx *a, const char *id)
+{
+    json_object *rows;
+    const char *args[1] = {id};
+    size_t i;
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    id ? "SELECT id, name, status, balance_nanousd, created_at FROM s2a_users"
+                         " WHERE id = %lld"
+                       : "SELECT id, name, status, balance_nanousd, created_at FROM s2a_users"
+                         " ORDER BY id",
+                    "issii", id ? 1 : 0, args, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    pool_json(a->r->pool, rows);
+    for (i = 0; i < json_object_array_length(rows); i++) {
+        decorate_user(a->r->pool, json_object_array_get_idx(rows, i));
+    }
+    if (id) {
+        return one(rows) ? send_json(a->r, a->r->method_number == M_POST ? 201 : 200, one(rows))
+                         : send_error(a->r, 404, "No such user");
+    }
+    json_object *out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "data", json_object_get(rows));
+    return send_json(a->r, 200, out);
+}
+
+static int users_create(admin_ctx *a)
+{
+    const char *name = get_str(a, "name"), *status = get_str(a, "status");
+    apr_int64_t balance = 0, id;
+    const char *args[4];
+    if (!name || !*name) {
+        return send_error(a->r, 400, "name: a non-empty string is required");
+    }
+    if (has(a, "status") && !valid_status(status)) {
+        return send_error(a->r, 400, "status: active or disabled");
+    }
+    if (get_money(a, "balance", &balance) < 0) {
+        return send_error(a->r, 400, "balance_usd: a decimal amount is required");
+    }
+    args[0] = name;
+    args[1] = status ? status : "active";
+    args[2] = i64(a->r->pool, balance);
+    args[3] = i64(a->r->pool, apr_time_sec(apr_time_now()));
+    if (s2a_db_insert(&a->db, a->r->pool,
+                      "INSERT INTO s2a_users (name, status, balance_nanousd, created_at)"
+                      " VALUES (%s, %s, %lld, %lld)",
+                      4, args, &id, &a->err) != 0) {
+        return db_fail(a);
+    }
+    return users_list(a, i64(a->r->pool, id));
+}
+
+static int exec_update(admin_ctx *a, const char *sql, const char *v, const char *id)
+{
+    const char *args[2] = {v, id};
+    return s2a_db_exec(&a->db, a->r->pool, sql, v ? 2 : 1, v ? args : args + 1, NULL, &a->err);
+}
+
+static int users_patch(admin_ctx *a, const char *id)
+{
+    const char *name = get_str(a, "name"), *status = get_str(a, "status");
+    apr_int64_t v;
+    int rc;
+    if ((has(a, "name") && (!name || !*name)) || (has(a, "status") && !valid_status(status))) {
+        return send_error(a->r, 400, "name must be a non-empty string, status active or disabled");
+    }
+    if (name && exec_update(a, "UPDATE s2a_users SET name = %s WHERE id = %lld", name, id)) {
+        return db_fail(a);
+    }
+    if (status && exec_update(a, "UPDATE s2a_users SET status = %s WHERE id = %lld", status, id)) {
+        return db_fail(a);
+    }
+    if ((rc = get_money(a, "balance", &v)) < 0) {
+        return send_error(a->r, 400, "balance_usd: a decimal amount is required");
+    }
+    if (rc && exec_update(a, "UPDATE s2a_users SET balance_nanousd = %lld WHERE id = %lld",
+                          i64(a->r->pool, v), id)) {
+        return db_fail(a);
+    }
+    if ((rc = get_money(a, "add_balance", &v)) < 0) {
+        return send_error(a->r, 400, "add_balance_usd: a decimal amount is required");
+    }
+    if (rc && exec_update(a,
+                          "UPDATE s2a_users SET balance_nanousd = balance_nanousd + %lld"
+                          " WHERE id = %lld",
+                          i64(a->r->pool, v), id)) {
+        return db_fail(a);
+    }
+    s2a_state_bump(s2a_g.state);
+    return users_list(a, id);
+}
+
+/* ---- groups ---- */
+
+static int groups_list(admin_ctx *a, const char *id)
+{
+    json_object *rows, *out;
+    const char *args[1] = {id};
+    size_t i;
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    id ? "SELECT id, name, rate_multiplier_ppm, created_at FROM s2a_groups"
+                         " WHERE id = %lld"
+                       : "SELECT id, name, rate_multiplier_ppm, created_at FROM s2a_groups"
+                         " ORDER BY id",
+                    "isii", id ? 1 : 0, args, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    pool_json(a->r->pool, rows);
+    for (i = 0; i < json_object_array_length(rows); i++) {
+        json_object *g = json_object_array_get_idx(rows, i), *ppm;
+        if (json_object_object_get_ex(g, "rate_multiplier_ppm", &ppm)) {
+            /* ppm is the same scale as micro-units: format through nano-USD */
+            json_object_object_add(
+                g, "rate_multiplier",
+                json_object_new_string(
+                    s2a_usd_format(a->r->pool, json_object_get_int64(ppm) * 1000)));
+        }
+    }
+    if (id) {
+        return one(rows) ? send_json(a->r, a->r->method_number == M_POST ? 201 : 200, one(rows))
+                         : send_error(a->r, 404, "No such group");
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "data", json_object_get(rows));
+    return send_json(a->r, 200, out);
+}
+
+static int get_multiplier(admin_ctx *a, apr_int64_t *ppm)
+{
+    json_object *v;
+    if (!a->in || !json_object_object_get_ex(a->in, "rate_multiplier", &v)) {
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_string) && !json_object_is_type(v, json_type_int) &&
+        !json_object_is_type(v, json_type_double)) {
+        return -1;
+    }
+    return s2a_multiplier_parse_ppm(json_object_get_string(v), ppm) == 0 ? 1 : -1;
+}
+
+static int groups_create(admin_ctx *a)
+{
+    const char *name = get_str(a, "name");
+    apr_int64_t ppm = 1000000, id;
+    const char *args[3];
+    if (!name || !*name) {
+        return send_error(a->r, 400, "name: a non-empty string is required");
+    }
+    if (get_multiplier(a, &ppm) < 0) {
+        return send_error(a->r, 400, "rate_multiplier: a positive decimal is required");
+    }
+    args[0] = name;
+    args[1] = i64(a->r->pool, ppm);
+    args[2] = i64(a->r->pool, apr_time_sec(apr_time_now()));
+    if (s2a_db_insert(&a->db, a->r->pool,
+                      "INSERT INTO s2a_groups (name, rate_multiplier_ppm, created_at)"
+                      " VALUES (%s, %lld, %lld)",
+                      3, args, &id, &a->err) != 0) {
+        return db_fail(a);
+    }
+    return groups_list(a, i64(a->r->pool, id));
+}
+
+static int groups_patch(admin_ctx *a, const char *id)
+{
+    const char *name = get_str(a, "name");
+    apr_int64_t ppm;
+    int rc = get_multiplier(a, &ppm);
+    if (rc < 0 || (has(a, "name") && (!name || !*name))) {
+        return send_error(a->r, 400, "name must be a non-empty string, rate_multiplier positive");
+    }
+    if (name && exec_update(a, "UPDATE s2a_groups SET name = %s WHERE id = %lld", name, id)) {
+        return db_fail(a);
+    }
+    if (rc && exec_update(a, "UPDATE s2a_groups SET rate_multiplier_ppm = %lld WHERE id = %lld",
+                          i64(a->r->pool, ppm), id)) {
+        return db_fail(a);
+    }
+    s2a_state_bump(s2a_g.state);
+    return groups_list(a, id);
+}
+
+/* ---- keys ---- */
+
+#define KEY_COLUMNS "SELECT id, user_id, group_id, name, prefix, status, expires_at, created_at"
+
+static int keys_list(admin_ctx *a, const char *id, const char *plain)
+{
+    json_object *rows, *out;
+    const char *args[1] = {id};
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    id ? KEY_COLUMNS " FROM s2a_api_keys WHERE id = %lld"
+                       : KEY_COLUMNS " FROM s2a_api_keys ORDER BY id",
+                    "iiississ", id ? 1 : 0, args, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    pool_json(a->r->pool, rows);
+    if (id) {
+        json_object *k = one(rows);
+        if (!k) {
+            return send_error(a->r, 404, "No such key");
+        }
+        if (plain) {
+            json_object_object_add(k, "key", json_object_new_string(plain));
+        }
+        return send_json(a->r, plain ? 201 : 200, k);
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "data", json_object_get(rows));
+    return send_json(a->r, 200, out);
+}
+
+static int exists(admin_ctx *a, const char *table, apr_int64_t id)
+{
+    json_object *rows;
+    const char *args[1] = {i64(a->r->pool, id)};
+    int found;
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    apr_pstrcat(a->r->pool, "SELECT id FROM ", table, " WHERE id = %lld", NULL),
+                    "i", 1, args, &rows, &a->err) != 0) {
+        return -1;
+    }
+    found = json_object_array_length(rows) > 0;
+    json_object_put(rows);
+    return found;
+}
+
+static int keys_create(admin_ctx *a)
+{
+    apr_int64_t user_id, group_id, expires = 0, id;
+    const char *name = get_str(a, "name");
+    const char *args[7];
+    char *key;
+    int u, g;
+    if (get_int(a, "user_id", &user_id) != 1 || get_int(a, "group_id", &group_id) != 1 ||
+        get_int(a, "expires_at", &expires) < 0) {
+        return send_error(a->r, 400, "user_id and group_id (integers) are required");
+    }
+    u = exists(a, "s2a_users", user_id);
+    g = exists(a, "s2a_groups", group_id);
+    if (u < 0 || g < 0) {
+        return db_fail(a);
+    }
+    if (!u || !g) {
+        return send_error(a->r, 400, !u ? "user_id: no such user" : "group_id: no such group");
+    }
+    if (s2a_key_generate(a->r->pool, &key) != APR_SUCCESS) {
+        return send_error(a->r, 500, "No randomness available for a new key");
+    }
+    args[0] = i64(a->r->pool, user_id);
+    args[1] = i64(a->r->pool, group_id);
+    args[2] = name ? name : "";
+    args[3] = s2a_key_hash(a->r->pool, key);
+    args[4] = s2a_key_prefix(a->r->pool, key);
+    args[5] = i64(a->r->pool, expires);
+    args[6] = i64(a->r->pool, apr_time_sec(apr_time_now()));
+    if (s2a_db_insert(&a->db, a->r->pool,
+                      "INSERT INTO s2a_api_keys (user_id, group_id, name, key_hash, prefix,"
+                      " expires_at, created_at) VALUES (%lld, %lld, %s, %s, %s, %lld, %lld)",
+                      7, args, &id, &a->err) != 0) {
+        return db_fail(a);
+    }
+    return keys_list(a, i64(a->r->pool, id), key);
+}
+
+static int keys_patch(admin_ctx *a, const char *id)
+{
+    const char *name = get_str(a, "name"), *status = get_str(a, "status");
+    apr_int64_t expires;
+    int rc = get_int(a, "expires_at", &expires);
+    if (rc < 0 || (has(a, "status") && !valid_status(status))) {
+        return send_error(a->r, 400, "status: active or disabled; expires_at: unix seconds");
+    }
+    if (name && exec_update(a, "UPDATE s2a_api_keys SET name = %s WHERE id = %lld", name, id)) {
+        return db_fail(a);
+    }
+    if (status &&
+        exec_update(a, "UPDATE s2a_api_keys SET status = %s WHERE id = %lld", status, id)) {
+        return db_fail(a);
+    }
+    if (rc && exec_update(a, "UPDATE s2a_api_keys SET expires_at = %lld WHERE id = %lld",
+                          i64(a->r->pool, expires), id)) {
+        return db_fail(a);
+    }
+    s2a_state_bump(s2a_g.state);
+    return keys_list(a, id, NULL);
+}
+
+/* ---- accounts ---- */
+
+#define ACCOUNT_COLUMNS                                                                            \
+    "SELECT id, name, type, credential, endpoint, priority, concurrency, model_mapping, status,"   \
+    " error_message, created_at FROM s2a_accounts"
+
+static void decorate_account(admin_ctx *a, json_object *acc)
+{
+    json_object *v, *state, *groups = NULL;
+    s2a_account_state st;
+    apr_int64_t id = 0;
+    const char *args[1];
+    size_t i;
+
+    if (json_object_object_get_ex(acc, "credential", &v)) {
+        json_object_object_add(
+            acc, "credential",
+            json_object_new_string(s2a_secret_mask(a->r->pool, json_object_get_string(v))));
+    }
+    if (json_object_object_get_ex(acc, "id", &v)) {
+        id = json_object_get_int64(v);
+    }
+    s2a_state_get(s2a_g.state, id, &st);
+    state = json_object_new_object();
+    json_object_object_add(state, "in_flight", json_object_new_int(st.in_flight));
+    json_object_object_add(state, "error", json_object_new_boolean(st.error));
+    json_object_object_add(state, "rate_limited_until",
+                           json_object_new_int64(apr_time_sec(st.rate_limited_until)));
+    json_object_object_add(state, "overloaded_until",
+                           json_object_new_int64(apr_time_sec(st.overloaded_until)));
+    json_object_object_add(state, "last_used_at",
+                           json_object_new_int64(apr_time_sec(st.last_used)));
+    json_object_object_add(acc, "state", state);
+    args[0] = i64(a->r->pool, id);
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    "SELECT group_id FROM s2a_account_groups WHERE account_id = %lld"
+                    " ORDER BY group_id",
+                    "i", 1, args, &groups, &a->err) == 0) {
+        json_object *ids = json_object_new_array();
+        for (i = 0; i < json_object_array_length(groups); i++) {
+            json_object *g = json_object_array_get_idx(groups, i);
+            json_object_object_get_ex(g, "group_id", &v);
+            json_object_array_add(ids, json_object_get(v));
+        }
+        json_object_object_add(acc, "group_ids", ids);
+        json_object_put(groups);
+    }
+}
+
+static int accounts_list(admin_ctx *a, const char *id, int created)
+{
+    json_object *rows, *out;
+    const char *args[1] = {id};
+    size_t i;
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    id ? ACCOUNT_COLUMNS " WHERE id = %lld" : ACCOUNT_COLUMNS " ORDER BY id",
+                    "isssiiijssi", id ? 1 : 0, args, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    pool_json(a->r->pool, rows);
+    for (i = 0; i < json_object_array_length(rows); i++) {
+        decorate_account(a, json_object_array_get_idx(rows, i));
+    }
+    if (id) {
+        return one(rows) ? send_json(a->r, created ? 201 : 200, one(rows))
+                         : send_error(a->r, 404, "No such account");
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "data", json_object_get(rows));
+    return send_json(a->r, 200, out);
+}
+
+static const char *account_type_check(const char *t)
+{
+    if (!t || (strcmp(t, "apikey") && strcmp(t, "oauth") && strcmp(t, "setup-token"))) {
+        return "type: apikey, oauth or setup-token";
+    }
+    return NULL;
+}
+
+/* Validates the fields an account create or update may carry. */
+static const char *account_fields_check(admin_ctx *a, int create)
+{
+    json_object *v;
+    apr_int64_t n;
+    static const char *const strs[] = {"name", "credential", "endpoint"};
+    int i;
+    for (i = 0; i < 3; i++) {
+        const char *s = get_str(a, strs[i]);
+        if ((create || has(a, strs[i])) && (!s || !*s)) {
+            return apr_psprintf(a->r->pool, "%s: a non-empty string is required", strs[i]);
+        }
+    }
+    if ((create || has(a, "type")) && account_type_check(get_str(a, "type"))) {
+        return account_type_check(get_str(a, "type"));
+    }
+    if (get_int(a, "priority", &n) < 0 || get_int(a, "concurrency", &n) < 0 ||
+        (get_int(a, "concurrency", &n) == 1 && n < 1)) {
+        return "priority and concurrency: integers (concurrency >= 1)";
+    }
+    if (has(a, "status") && !valid_status(get_str(a, "status"))) {
+        return "status: active or disabled";
+    }
+    if (a->in && json_object_object_get_ex(a->in, "model_mapping", &v)) {
+        if (!json_object_is_type(v, json_type_object)) {
+            return "model_mapping: an object of client model to upstream model";
+        }
+        json_object_object_foreach(v, k, m)
+        {
+            (void)k;
+            if (!json_object_is_type(m, json_type_string)) {
+                return "model_mapping: values must be strings";
+            }
+        }
+    }
+    if (a->in && json_object_object_get_ex(a->in, "group_ids", &v)) {
+        size_t j;
+        if (!json_object_is_type(v, json_type_array)) {
+            return "group_ids: an array of group ids";
+        }
+        for (j = 0; j < json_object_array_length(v); j++) {
+            json_object *g = json_object_array_get_idx(v, j);
+            int e;
+            if (!json_object_is_type(g, json_type_int)) {
+                return "group_ids: an array of group ids";
+            }
+            e = exists(a, "s2a_groups", json_object_get_int64(g));
+            if (e <= 0) {
+                return e < 0 ? "database error" : "group_ids: no such group";
+            }
+        }
+    }
+    return NULL;
+}
+
+static int set_groups(admin_ctx *a, const char *id)
+{
+    json_object *v;
+    size_t j;
+    const char *args[2];
+    if (!a->in || !json_object_object_get_ex(a->in, "group_ids", &v)) {
+        return 0;
+    }
+    if (exec_update(a, "DELETE FROM s2a_account_groups WHERE account_id = %lld", NULL, id)) {
+        return -1;
+    }
+    for (j = 0; j < json_object_array_length(v); j++) {
+        args[0] = id;
+        args[1] = i64(a->r->pool, json_object_get_int64(json_object_array_get_idx(v, j)));
+        if (s2a_db_exec(&a->db, a->r->pool,
+                        "INSERT INTO s2a_account_groups (account_id, group_id) VALUES (%lld, %lld)"
+                        " ON CONFLICT DO NOTHING",
+                        2, args, NULL, &a->err)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *mapping_text(admin_ctx *a)
+{
+    json_object *v;
+    if (a->in && json_object_object_get_ex(a->in, "model_mapping", &v)) {
+        return apr_pstrdup(a->r->pool, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    }
+    return NULL;
+}
+
+static int accounts_create(admin_ctx *a)
+{
+    const char *bad = account_fields_check(a, 1);
+    const char *args[9], *mapping = mapping_text(a), *status = get_str(a, "status");
+    apr_int64_t priority = 50, concurrency = 3, id;
+    apr_dbd_transaction_t *t;
+    const char *sid;
+    int ok;
+    if (bad) {
+        return send_error(a->r, 400, bad);
+    }
+    get_int(a, "priority", &priority);
+    get_int(a, "concurrency", &concurrency);
+    args[0] = get_str(a, "name");
+    args[1] = get_str(a, "type");
+    args[2] = get_str(a, "credential");
+    args[3] = get_str(a, "endpoint");
+    args[4] = i64(a->r->pool, priority);
+    args[5] = i64(a->r->pool, concurrency);
+    args[6] = mapping ? mapping : "{}";
+    args[7] = status ? status : "active";
+    args[8] = i64(a->r->pool, apr_time_sec(apr_time_now()));
+    if (s2a_db_begin(&a->db, a->r->pool, &t) != 0) {
+        return db_fail(a);
+    }
+    ok = s2a_db_insert(&a->db, a->r->pool,
+                       "INSERT INTO s2a_accounts (name, type, credential, endpoint, priority,"
+                       " concurrency, model_mapping, status, created_at)"
+                       " VALUES (%s, %s, %s, %s, %d, %d, %s, %s, %lld)",
+                       9, args, &id, &a->err) == 0;
+    sid = i64(a->r->pool, id);
+    ok = ok && set_groups(a, sid) == 0;
+    s2a_db_end(&a->db, a->r->pool, t, ok);
+    if (!ok) {
+        return db_fail(a);
+    }
+    s2a_state_bump(s2a_g.state);
+    return accounts_list(a, sid, 1);
+}
+
+static int accounts_patch(admin_ctx *a, const char *id)
+{
+    static const char *const strs[] = {"name", "type", "credential", "endpoint", "status"};
+    const char *bad = account_fields_check(a, 0), *mapping = mapping_text(a);
+    apr_int64_t n;
+    int i;
+    if (bad) {
+        return send_error(a->r, 400, bad);
+    }
+    for (i = 0; i < 5; i++) {
+        const char *v = get_str(a, strs[i]);
+        if (v && exec_update(a,
+                             apr_pstrcat(a->r->pool, "UPDATE s2a_accounts SET ", strs[i],
+                                         " = %s WHERE id = %lld", NULL),
+                             v, id)) {
+            return db_fail(a);
+        }
+    }
+    if (get_int(a, "priority", &n) == 1 &&
+        exec_update(a, "UPDATE s2a_accounts SET priority = %d WHERE id = %lld",
+                    i64(a->r->pool, n), id)) {
+        return db_fail(a);
+    }
+    if (get_int(a, "concurrency", &n) == 1 &&
+        exec_update(a, "UPDATE s2a_accounts SET concurrency = %d WHERE id = %lld",
+                    i64(a->r->pool, n), id)) {
+        return db_fail(a);
+    }
+    if (mapping &&
+        exec_update(a, "UPDATE s2a_accounts SET model_mapping = %s WHERE id = %lld", mapping, id)) {
+        return db_fail(a);
+    }
+    if (set_groups(a, id)) {
+        return db_fail(a);
+    }
+    if (get_str(a, "status") && strcmp(get_str(a, "status"), "active") == 0) {
+        /* re-enabling clears the error state and any cooldown */
+        if (exec_update(a, "UPDATE s2a_accounts SET error_message = '' WHERE id = %lld", NULL,
+                        id)) {
+            return db_fail(a);
+        }
+        s2a_state_clear(s2a_g.state, apr_atoi64(id));
+    }
+    s2a_state_bump(s2a_g.state);
+    return accounts_list(a, id, 0);
+}
+
+/* ---- usage ---- */
+
+static int usage_list(admin_ctx *a)
+{
+    static const char *const filters[] = {"user_id", "key_id", "account_id"};
+    static const char *const columns[] = {"user_id", "api_key_id", "account_id"};
+    apr_table_t *q = NULL;
+    const char *args[4], *where = "";
+    apr_int64_t limit = 100;
+    json_object *rows, *out;
+    int i, n = 0;
+
+    if (a->r->args) {
+        ap_args_to_table(a->r, &q);
+    }
+    for (i = 0; q && i < 3; i++) {
+        const char *v = apr_table_get(q, filters[i]);
+        if (v) {
+            where = apr_pstrcat(a->r->pool, where, n ? " AND " : " WHERE ", columns[i],
+                                " = %lld", NULL);
+            args[n++] = i64(a->r->pool, apr_atoi64(v));
+        }
+    }
+    if (q && apr_table_get(q, "limit")) {
+        limit = apr_atoi64(apr_table_get(q, "limit"));
+        if (limit < 1 || limit > 10000) {
+            return send_error(a->r, 400, "limit: 1 to 10000");
+        }
+    }
+    args[n++] = i64(a->r->pool, limit);
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    apr_pstrcat(a->r->pool,
+                                "SELECT id, request_id, attempt, user_id, api_key_id, account_id,"
+                                " group_id, model, upstream_model, input_tokens, output_tokens,"
+                                " cache_creation_tokens, cache_creation_1h_tokens,"
+                                " cache_read_tokens, input_cost_nanousd, output_cost_nanousd,"
+                                " cache_creation_cost_nanousd, cache_read_cost_nanousd,"
+                                " total_cost_nanousd, actual_cost_nanousd, rate_multiplier_ppm,"
+                                " billing_type, stream, status, outcome, duration_ms,"
+                                " first_token_ms, created_at FROM s2a_usage",
+                                where, " ORDER BY id DESC LIMIT %d", NULL),
+                    "isiiiiissiiiiiiiiiiiisbisiii", n, args, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "data", rows);
+    return send_json(a->r, 200, out);
+}
+
+/* ---- routing ---- */
+
+static int is_number(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The last one or two path segments name the resource: ".../users" or
+ * ".../users/12", wherever the admin location is mounted. */
+static void route(request_rec *r, const char **res, const char **id)
+{
+    char *path = apr_pstrdup(r->pool, r->uri);
+    apr_size_t n = strlen(path);
+    char *last, *prev;
+    while (n > 1 && path[n - 1] == '/') {
+        path[--n] = '\0';
+    }
+    last = strrchr(path, '/');
+    *res = last ? last + 1 : path;
+    *id = NULL;
+    if (last && is_number(last + 1)) {
+        *last = '\0';
+        prev = strrchr(path, '/');
+        *id = last + 1;
+        *res = prev ? prev + 1 : path;
+    }
+}
+
+int s2a_admin_handler(request_rec *r)
+{
+    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    admin_ctx a;
+    const char *res, *id;
+    int get = r->method_number == M_GET, post = r->method_number == M_POST,
+        patch = r->method_number == M_PATCH;
+
+    memset(&a, 0, sizeof(a));
+    a.r = r;
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (!sc->admin_token_hash) {
+        return send_error(r, 403, "The admin API is off: no Sub2apiAdminToken is set");
+    }
+    if (!authorized(r, sc)) {
+        return send_error(r, 401, "A valid admin token is required (Authorization: Bearer)");
+    }
+    if ((post || patch) && !read_json(r, &a.in)) {
+        return send_error(r, 400, "The body must be a JSON object");
+    }
+    if (!s2a_dbc_acquire(r, &a.db)) {
+        return send_error(r, 500, "The gateway cannot reach its database");
+    }
+    route(r, &res, &id);
+    if (strcmp(res, "users") == 0) {
+        return get ? users_list(&a, id)
+               : post && !id ? users_create(&a)
+               : patch && id ? users_patch(&a, id)
+                             : send_error(r, 405, "Method not allowed");
+    }
+    if (strcmp(res, "groups") == 0) {
+        return get ? groups_list(&a, id)
+               : post && !id ? groups_create(&a)
+               : patch && id ? groups_patch(&a, id)
+                             : send_error(r, 405, "Method not allowed");
+    }
+    if (strcmp(res, "keys") == 0) {
+        return get ? keys_list(&a, id, NULL)
+               : post && !id ? keys_create(&a)
+               : patch && id ? keys_patch(&a, id)
+                             : send_error(r, 405, "Method not allowed");
+    }
+    if (strcmp(res, "accounts") == 0) {
+        return get ? accounts_list(&a, id, 0)
+               : post && !id ? accounts_create(&a)
+               : patch && id ? accounts_patch(&a, id)
+                             : send_error(r, 405, "Method not allowed");
+    }
+    if (strcmp(res, "usage") == 0 && !id) {
+        return get ? usage_list(&a) : send_error(r, 405, "Method not allowed");
+    }
+    return send_error(r, 404, "No such admin resource");
+}

@@ -1,0 +1,167 @@
+/* Per-process cache of keys and accounts. Entries are dropped when the shared
+ * generation counter moves (an admin change on this host, a balance reaching
+ * zero) or after Sub2apiCacheTTL seconds (changes made by other hosts). */
+#include <http_request.h>
+#include <apr_strings.h>
+
+#include "mod_sub2api_private.h"
+
+apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
+{
+    s2a_catalog *c = apr_pcalloc(p, sizeof(*c));
+    apr_status_t rv = apr_thread_mutex_create(&c->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = apr_pool_create(&c->keys_pool, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    c->keys = apr_hash_make(c->keys_pool);
+    *out = c;
+    return APR_SUCCESS;
+}
+
+static int stale(s2a_srv_conf *sc, apr_uint32_t gen, apr_time_t loaded, apr_time_t now)
+{
+    return gen != s2a_state_generation(s2a_g.state) ||
+           now - loaded >= apr_time_from_sec(sc->cache_ttl);
+}
+
+int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out)
+{
+    s2a_catalog *c = sc->catalog;
+    apr_time_t now = apr_time_now();
+    apr_uint32_t gen = s2a_state_generation(s2a_g.state);
+    s2a_key_rec *hit;
+    s2a_dbc dbc;
+    int found;
+
+    apr_thread_mutex_lock(c->mutex);
+    if (stale(sc, c->keys_gen, c->keys_loaded, now) || apr_hash_count(c->keys) > 100000) {
+        apr_pool_clear(c->keys_pool);
+        c->keys = apr_hash_make(c->keys_pool);
+        c->keys_gen = gen;
+        c->keys_loaded = now;
+    }
+    hit = apr_hash_get(c->keys, key_hash, APR_HASH_KEY_STRING);
+    if (hit) {
+        *out = *hit;
+    }
+    apr_thread_mutex_unlock(c->mutex);
+    if (hit) {
+        return hit->id ? 1 : 0;
+    }
+
+    if (!s2a_dbc_acquire(r, &dbc)) {
+        return -1;
+    }
+    found = s2a_db_key_lookup(&dbc, r->pool, key_hash, out);
+    if (found < 0) {
+        return -1;
+    }
+    if (!found) {
+        memset(out, 0, sizeof(*out)); /* cached as unknown: id 0 */
+    }
+    apr_thread_mutex_lock(c->mutex);
+    if (c->keys_gen == gen) {
+        hit = apr_pmemdup(c->keys_pool, out, sizeof(*out));
+        apr_hash_set(c->keys, apr_pstrdup(c->keys_pool, key_hash), APR_HASH_KEY_STRING, hit);
+    }
+    apr_thread_mutex_unlock(c->mutex);
+    return found;
+}
+
+/* Reloads the account list when stale; the database is read without the
+ * mutex held, then the new list replaces the old one under it. */
+static int refresh_accounts(request_rec *r, s2a_srv_conf *sc)
+{
+    s2a_catalog *c = sc->catalog;
+    apr_time_t now = apr_time_now();
+    apr_uint32_t gen = s2a_state_generation(s2a_g.state);
+    apr_pool_t *np;
+    apr_array_header_t *list;
+    const char *err = NULL;
+    s2a_dbc dbc;
+    int need;
+
+    apr_thread_mutex_lock(c->mutex);
+    need = !c->accounts || stale(sc, c->accounts_gen, c->accounts_loaded, now);
+    apr_thread_mutex_unlock(c->mutex);
+    if (!need) {
+        return 1;
+    }
+    if (!s2a_dbc_acquire(r, &dbc)) {
+        return 0;
+    }
+    /* unmanaged: request threads create and destroy it concurrently */
+    apr_pool_create_unmanaged(&np);
+    if (s2a_db_accounts_load(&dbc, np, &list, &err) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0101) "loading accounts: %s", err);
+        apr_pool_destroy(np);
+        return 0;
+    }
+    apr_thread_mutex_lock(c->mutex);
+    if (c->accounts_pool) {
+        apr_pool_destroy(c->accounts_pool);
+    }
+    c->accounts_pool = np;
+    c->accounts = list;
+    c->accounts_gen = gen;
+    c->accounts_loaded = now;
+    apr_thread_mutex_unlock(c->mutex);
+    return 1;
+}
+
+static int in_group(const s2a_account *a, apr_int64_t group_id)
+{
+    int i;
+    for (i = 0; i < a->group_ids->nelts; i++) {
+        if (APR_ARRAY_IDX(a->group_ids, i, apr_int64_t) == group_id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
+                       const char *model, s2a_account *out, const char **upstream_model)
+{
+    s2a_catalog *c = sc->catalog;
+    s2a_candidate *cand;
+    s2a_account **acc;
+    int i, n = 0, pick;
+
+    if (!refresh_accounts(r, sc)) {
+        return -1;
+    }
+    apr_thread_mutex_lock(c->mutex);
+    cand = apr_palloc(r->pool, sizeof(*cand) * (apr_size_t)(c->accounts->nelts + 1));
+    acc = apr_palloc(r->pool, sizeof(*acc) * (apr_size_t)(c->accounts->nelts + 1));
+    for (i = 0; i < c->accounts->nelts; i++) {
+        s2a_account *a = &APR_ARRAY_IDX(c->accounts, i, s2a_account);
+        if (!a->active || !in_group(a, group_id)) {
+            continue;
+        }
+        if (apr_hash_count(a->mapping) && !apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING)) {
+            continue;
+        }
+        cand[n].account_id = a->id;
+        cand[n].priority = a->priority;
+        acc[n++] = a;
+    }
+    pick = n ? s2a_state_pick(s2a_g.state, cand, n, apr_time_now()) : -1;
+    if (pick >= 0) {
+        const s2a_account *a = acc[pick];
+        const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);
+        *out = *a;
+        out->name = apr_pstrdup(r->pool, a->name);
+        out->type = apr_pstrdup(r->pool, a->type);
+        out->credential = apr_pstrdup(r->pool, a->credential);
+        out->endpoint = apr_pstrdup(r->pool, a->endpoint);
+        out->mapping = NULL;
+        out->group_ids = NULL;
+        *upstream_model = mapped ? apr_pstrdup(r->pool, mapped) : model;
+    }
+    apr_thread_mutex_unlock(c->mutex);
+    return pick >= 0 ? 1 : 0;
+}

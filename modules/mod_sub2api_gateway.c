@@ -1,0 +1,758 @@
+/* The request path of POST /v1/messages: authentication and body handling
+ * in fixups, the replay input filter, the lbmethod provider, credentials in
+ * mod_proxy's fixups, and the output filter that reads usage on the way. */
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_provider.h>
+#include <mod_proxy.h>
+#include <apr_strings.h>
+
+#include "mod_sub2api_private.h"
+#include "s2a_errors.h"
+#include "s2a_json.h"
+#include "s2a_keys.h"
+#include "s2a_sha256.h"
+
+#define S2A_REPLAY_FILTER "SUB2API_REPLAY"
+#define S2A_ANSWER_FILTER "SUB2API_ANSWER"
+#define S2A_ERROR_FILTER "SUB2API_ERROR"
+#define S2A_MAX_SSE_EVENT (1024 * 1024)
+#define S2A_MAX_HOLD (256 * 1024)
+#define S2A_ERROR_NOTE "sub2api-json-error"
+
+static ap_filter_rec_t *replay_filter_handle;
+static ap_filter_rec_t *answer_filter_handle;
+
+s2a_req *s2a_req_get(request_rec *r)
+{
+    return ap_get_module_config(r->request_config, &sub2api_module);
+}
+
+int s2a_fail(request_rec *r, int status, const char *message)
+{
+    ap_custom_response(r, status, s2a_error_body(r->pool, status, message));
+    apr_table_setn(r->notes, S2A_ERROR_NOTE, "1");
+    return status;
+}
+
+/* Headers a client may pass to the upstream; everything else stays here. */
+static const char *const allowed_headers[] = {"accept",
+                                              "accept-language",
+                                              "anthropic-beta",
+                                              "anthropic-dangerous-direct-browser-access",
+                                              "anthropic-version",
+                                              "content-type",
+                                              "sec-fetch-mode",
+                                              "user-agent",
+                                              "x-app",
+                                              "x-stainless-arch",
+                                              "x-stainless-helper-method",
+                                              "x-stainless-lang",
+                                              "x-stainless-os",
+                                              "x-stainless-package-version",
+                                              "x-stainless-retry-count",
+                                              "x-stainless-runtime",
+                                              "x-stainless-runtime-version",
+                                              "x-stainless-timeout",
+                                              "host",
+                                              "expect",
+                                              NULL};
+
+static int header_allowed(const char *name)
+{
+    int i;
+    for (i = 0; allowed_headers[i]; i++) {
+        if (strcasecmp(name, allowed_headers[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    apr_size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Reads the whole body into one buffer; mod_proxy gets it back from the
+ * replay filter, so nothing spools to disk. */
+static int read_body(request_rec *r, apr_off_t max, char **out, apr_size_t *out_len)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_size_t cap = 64 * 1024, len = 0;
+    apr_bucket_brigade *bb;
+    char *buf;
+    int seen_eos = 0;
+
+    if (cl) {
+        apr_off_t n = apr_atoi64(cl);
+        if (n > max) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return s2a_fail(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                            apr_psprintf(r->pool, "Request body exceeds %" APR_OFF_T_FMT " bytes",
+                                         max));
+        }
+        if (n >= 0) {
+            cap = (apr_size_t)n + 1;
+        }
+    }
+    buf = apr_palloc(r->pool, cap);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!seen_eos) {
+        apr_bucket *b;
+        apr_status_t rv =
+            ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, 65536);
+        if (rv != APR_SUCCESS) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return s2a_fail(r, ap_map_http_request_error(rv, HTTP_BAD_REQUEST),
+                            "The request body could not be read");
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
+                return s2a_fail(r, HTTP_BAD_REQUEST, "The request body could not be read");
+            }
+            if ((apr_off_t)(len + n) > max) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return s2a_fail(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                apr_psprintf(r->pool,
+                                             "Request body exceeds %" APR_OFF_T_FMT " bytes", max));
+            }
+            if (len + n + 1 > cap) {
+                char *nb;
+                while (len + n + 1 > cap) {
+                    cap *= 2;
+                }
+                nb = apr_palloc(r->pool, cap);
+                memcpy(nb, buf, len);
+                buf = nb;
+            }
+            memcpy(buf + len, data, n);
+            len += n;
+        }
+        apr_brigade_cleanup(bb);
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    return OK;
+}
+
+static apr_status_t release_account(void *data)
+{
+    s2a_req *q = data;
+    if (q->in_flight) {
+        s2a_state_release(s2a_g.state, q->account.id);
+        q->in_flight = 0;
+    }
+    return APR_SUCCESS;
+}
+
+static const char *new_request_id(apr_pool_t *p)
+{
+    unsigned char rnd[12];
+    if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
+        return apr_psprintf(p, "req_%" APR_TIME_T_FMT, apr_time_now());
+    }
+    return apr_pstrcat(p, "req_", s2a_hex(p, rnd, sizeof(rnd)), NULL);
+}
+
+/* mod_proxy's own failures (no worker, connection refused, timeout) reach
+ * the client Anthropic-shaped too. */
+static void set_proxy_error_bodies(request_rec *r)
+{
+    ap_custom_response(r, HTTP_INTERNAL_SERVER_ERROR,
+                       s2a_error_body(r->pool, 500, "Internal gateway error"));
+    ap_custom_response(r, HTTP_BAD_GATEWAY,
+                       s2a_error_body(r->pool, 502, "The upstream answered with an error"));
+    ap_custom_response(r, HTTP_SERVICE_UNAVAILABLE,
+                       s2a_error_body(r->pool, 503, "No upstream is reachable right now"));
+    ap_custom_response(r, HTTP_GATEWAY_TIME_OUT,
+                       s2a_error_body(r->pool, 504, "The upstream did not answer in time"));
+    apr_table_setn(r->notes, S2A_ERROR_NOTE, "1");
+}
+
+static int check_fields(request_rec *r, const s2a_json_span *f, const char **model, int *stream)
+{
+    if (f[0].type != S2A_JSON_STRING || !(*model = s2a_json_string_dup(r->pool, &f[0])) ||
+        !**model) {
+        return s2a_fail(r, HTTP_BAD_REQUEST, "model: a non-empty string is required");
+    }
+    if (f[1].type != S2A_JSON_ARRAY) {
+        return s2a_fail(r, HTTP_BAD_REQUEST, "messages: an array is required");
+    }
+    if (f[2].type != S2A_JSON_NONE && f[2].type != S2A_JSON_TRUE && f[2].type != S2A_JSON_FALSE) {
+        return s2a_fail(r, HTTP_BAD_REQUEST, "stream: must be a boolean");
+    }
+    if (f[3].type != S2A_JSON_NONE && f[3].type != S2A_JSON_OBJECT) {
+        return s2a_fail(r, HTTP_BAD_REQUEST, "metadata: must be an object");
+    }
+    *stream = f[2].type == S2A_JSON_TRUE;
+    return OK;
+}
+
+static int gateway_fixups(request_rec *r)
+{
+    static const char *const fields[] = {"model", "messages", "stream", "metadata"};
+    s2a_dir_conf *dc = ap_get_module_config(r->per_dir_config, &sub2api_module);
+    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    s2a_json_span f[4];
+    s2a_req *q;
+    const char *key, *err = NULL;
+    char *body = NULL;
+    apr_size_t body_len;
+    int rc, found;
+
+    if (!dc->balancer || !ap_is_initial_req(r)) {
+        return DECLINED;
+    }
+    if (!ends_with(r->uri, "/v1/messages")) {
+        return s2a_fail(r, HTTP_NOT_FOUND,
+                        apr_psprintf(r->pool, "%s %s is not served here", r->method,
+                                     r->uri));
+    }
+    if (r->method_number != M_POST) {
+        apr_table_setn(r->err_headers_out, "Allow", "POST");
+        return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED, "Use POST for /v1/messages");
+    }
+    if (!sc->prices || !sc->catalog) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      S2ALOGNO(0201) "gateway location without Sub2apiPriceTable");
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway is not configured");
+    }
+
+    q = apr_pcalloc(r->pool, sizeof(*q));
+    q->sconf = sc;
+    q->start = r->request_time;
+    key = s2a_key_from_headers(r->pool, apr_table_get(r->headers_in, "x-api-key"),
+                               apr_table_get(r->headers_in, "Authorization"));
+    if (!key) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED,
+                        "An API key is required in the x-api-key or Authorization header");
+    }
+    found = s2a_catalog_key(r, sc, s2a_key_hash(r->pool, key), &q->key);
+    if (found < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0202) "key lookup: no database");
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    if (!found) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "invalid x-api-key");
+    }
+    if (!q->key.active) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key is disabled");
+    }
+    if (q->key.expires_at && q->key.expires_at <= apr_time_sec(apr_time_now())) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key has expired");
+    }
+    if (q->key.balance_nano <= 0) {
+        return s2a_fail(r, HTTP_PAYMENT_REQUIRED,
+                        "Your credit balance is too low to access the API");
+    }
+
+    rc = read_body(r, dc->max_body > 0 ? dc->max_body : S2A_DEFAULT_MAX_BODY, &body, &body_len);
+    if (rc != OK) {
+        return rc;
+    }
+    if (s2a_json_scan_object(r->pool, body, body_len, fields, 4, f, &err) != 0) {
+        return s2a_fail(r, HTTP_BAD_REQUEST,
+                        apr_pstrcat(r->pool, "The request body is not valid JSON: ", err, NULL));
+    }
+    if ((rc = check_fields(r, f, &q->model, &q->stream)) != OK) {
+        return rc;
+    }
+
+    found = s2a_catalog_choose(r, sc, q->key.group_id, q->model, &q->account, &q->upstream_model);
+    if (found < 0) {
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    if (!found) {
+        return s2a_fail(r, HTTP_SERVICE_UNAVAILABLE,
+                        apr_psprintf(r->pool, "No upstream account can serve model %s now",
+                                     q->model));
+    }
+    q->in_flight = 1;
+    apr_pool_cleanup_register(r->pool, q, release_account, apr_pool_cleanup_null);
+    q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
+    if (!q->price) {
+        return s2a_fail(r, HTTP_BAD_REQUEST,
+                        apr_psprintf(r->pool, "model: %s has no price on this gateway",
+                                     q->upstream_model));
+    }
+
+    if (strcmp(q->model, q->upstream_model) != 0) {
+        s2a_json_edit e;
+        e.off = (apr_size_t)(f[0].p - body);
+        e.len = f[0].len;
+        e.text = s2a_json_quote(r->pool, q->upstream_model);
+        e.text_len = strlen(e.text);
+        body = s2a_json_splice(r->pool, body, body_len, &e, 1, &body_len);
+        q->rewrite_model = 1;
+    }
+    q->body = body;
+    q->body_len = body_len;
+
+    ap_set_module_config(r->request_config, &sub2api_module, q);
+    set_proxy_error_bodies(r);
+    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, "/v1/messages",
+                              r->args ? "?" : "", r->args ? r->args : "", NULL);
+    r->proxyreq = PROXYREQ_REVERSE;
+    r->handler = "proxy-server";
+    apr_table_setn(r->notes, "proxy-nocanon", "1");
+    ap_add_input_filter_handle(replay_filter_handle, NULL, r, r->connection);
+    ap_add_output_filter_handle(answer_filter_handle, NULL, r, r->connection);
+    q->request_id = new_request_id(r->pool);
+    apr_table_setn(r->headers_out, "x-sub2api-request-id", q->request_id);
+    return OK;
+}
+
+/* Hands mod_proxy the edited body and EOS in one call, whatever it asked
+ * for: it then sends a Content-Length and does not spool. */
+static apr_status_t replay_filter(ap_filter_t *f, apr_bucket_brigade *bb, ap_input_mode_t mode,
+                                  apr_read_type_e block, apr_off_t readbytes)
+{
+    s2a_req *q = s2a_req_get(f->r);
+    (void)mode;
+    (void)block;
+    (void)readbytes;
+    if (q && !q->body_served) {
+        q->body_served = 1;
+        if (q->body_len) {
+            APR_BRIGADE_INSERT_TAIL(
+                bb, apr_bucket_immortal_create(q->body, q->body_len, bb->bucket_alloc));
+        }
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    return APR_SUCCESS;
+}
+
+/* The lbmethod finder runs under the balancer lock: a lookup, no I/O. */
+static proxy_worker *find_worker(proxy_balancer *balancer, request_rec *r)
+{
+    s2a_req *q = s2a_req_get(r);
+    int i;
+    if (!q) {
+        return NULL;
+    }
+    for (i = 0; i < balancer->workers->nelts; i++) {
+        proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
+        const char *name = *w->s->name_ex ? w->s->name_ex : w->s->name;
+        apr_size_t n = strlen(q->account.endpoint);
+        while (n && q->account.endpoint[n - 1] == '/') {
+            n--;
+        }
+        if (strncasecmp(name, q->account.endpoint, n) == 0 &&
+            (name[n] == '\0' || (name[n] == '/' && name[n + 1] == '\0'))) {
+            return PROXY_WORKER_IS_USABLE(w) ? w : NULL;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  S2ALOGNO(0203) "account %" APR_INT64_T_FMT " endpoint %s is not a member of %s",
+                  q->account.id, q->account.endpoint, balancer->s->name);
+    return NULL;
+}
+
+static apr_status_t lb_noop(proxy_balancer *balancer, server_rec *s)
+{
+    (void)balancer;
+    (void)s;
+    return APR_SUCCESS;
+}
+
+static const proxy_balancer_method lbmethod = {"sub2api", find_worker, NULL, lb_noop, lb_noop,
+                                               NULL};
+
+/* Runs on the copy of the headers mod_proxy is about to send: only the
+ * allow-list and the account's credential leave the gateway. */
+static int proxy_fixups(request_rec *r)
+{
+    s2a_req *q = s2a_req_get(r);
+    const apr_array_header_t *arr;
+    const apr_table_entry_t *e;
+    apr_table_t *h;
+    int i;
+
+    if (!q) {
+        return OK;
+    }
+    arr = apr_table_elts(r->headers_in);
+    e = (const apr_table_entry_t *)arr->elts;
+    h = apr_table_make(r->pool, arr->nelts + 2);
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key && header_allowed(e[i].key)) {
+            apr_table_addn(h, e[i].key, e[i].val);
+        }
+    }
+    if (strcmp(q->account.type, "apikey") == 0) {
+        apr_table_setn(h, "x-api-key", q->account.credential);
+    }
+    else {
+        apr_table_setn(h, "Authorization",
+                       apr_pstrcat(r->pool, "Bearer ", q->account.credential, NULL));
+    }
+    if (!apr_table_get(h, "content-type")) {
+        apr_table_setn(h, "Content-Type", "application/json");
+    }
+    if (!apr_table_get(h, "anthropic-version")) {
+        apr_table_setn(h, "anthropic-version", "2023-06-01");
+    }
+    r->headers_in = h;
+    return OK;
+}
+
+static void on_sse_event(void *baton, const char *event, apr_size_t elen, const char *data,
+                         apr_size_t dlen)
+{
+    s2a_usage_apply_sse(baton, event, elen, data, dlen);
+}
+
+static apr_time_t reset_time(request_rec *r, s2a_srv_conf *sc, apr_time_t now)
+{
+    const char *v = apr_table_get(r->headers_out, "anthropic-ratelimit-unified-reset");
+    apr_int64_t n;
+    if (v && (n = apr_atoi64(v)) > apr_time_sec(now)) {
+        return apr_time_from_sec(n);
+    }
+    v = apr_table_get(r->headers_out, "retry-after");
+    if (v && (n = apr_atoi64(v)) > 0) {
+        return now + apr_time_from_sec(n);
+    }
+    return now + apr_time_from_sec(sc->rate_limit_cooldown);
+}
+
+static void mark_account_error(request_rec *r, s2a_req *q, int status)
+{
+    const char *args[2];
+    const char *err = NULL;
+    s2a_dbc c;
+    s2a_state_set_error(s2a_g.state, q->account.id, 1);
+    args[0] = apr_psprintf(r->pool, "upstream answered %d", status);
+    args[1] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, q->account.id);
+    if (!s2a_dbc_acquire(r, &c) ||
+        s2a_db_exec(&c, r->pool,
+                    "UPDATE s2a_accounts SET status = 'error', error_message = %s WHERE id = %lld",
+                    2, args, NULL, &err) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      S2ALOGNO(0204) "account %" APR_INT64_T_FMT " error state not saved: %s",
+                      q->account.id, err ? err : "no database");
+    }
+    s2a_state_bump(s2a_g.state);
+}
+
+/* Upstream errors: the account's state follows, and the client gets our own
+ * error instead of the upstream's body. */
+static void take_upstream_error(request_rec *r, s2a_req *q)
+{
+    int status = q->upstream_status;
+    int mapped = s2a_upstream_status_map(status);
+    apr_time_t now = apr_time_now();
+    const char *retry_after = NULL;
+    const char *msg;
+
+    if (status == 429) {
+        apr_time_t until = reset_time(r, q->sconf, now);
+        s2a_state_set_rate_limited(s2a_g.state, q->account.id, until);
+        retry_after = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(until - now) + 1);
+        msg = "The upstream account is rate limited; retry later";
+    }
+    else if (status == 529) {
+        s2a_state_set_overloaded(s2a_g.state, q->account.id,
+                                 now + apr_time_from_sec(q->sconf->overload_cooldown));
+        msg = "The upstream is overloaded; retry later";
+    }
+    else if (status == 401 || status == 403) {
+        mark_account_error(r, q, status);
+        msg = "The upstream rejected the gateway's credentials";
+    }
+    else {
+        msg = "The upstream answered with an error";
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                  S2ALOGNO(0205) "account %" APR_INT64_T_FMT " answered %d; client gets %d",
+                  q->account.id, status, mapped);
+    apr_table_clear(r->headers_out);
+    if (retry_after) {
+        apr_table_setn(r->headers_out, "retry-after", retry_after);
+    }
+    r->status = mapped;
+    r->status_line = NULL;
+    r->content_encoding = NULL;
+    ap_set_content_type(r, "application/json");
+    q->replaced = 1;
+    q->hold = s2a_error_body(r->pool, mapped, msg);
+    q->hold_len = strlen(q->hold);
+}
+
+static void strip_account_headers(apr_table_t *t)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+    for (i = arr->nelts - 1; i >= 0; i--) {
+        if (e[i].key && (strncasecmp(e[i].key, "anthropic-ratelimit-", 20) == 0 ||
+                         strcasecmp(e[i].key, "anthropic-organization-id") == 0)) {
+            apr_table_unset(t, e[i].key);
+            arr = apr_table_elts(t);
+            e = (const apr_table_entry_t *)arr->elts;
+            i = arr->nelts;
+        }
+    }
+}
+
+static void start_answer(request_rec *r, s2a_req *q)
+{
+    const char *ct = r->content_type ? r->content_type : "";
+    q->answered = 1;
+    q->upstream_status = r->status;
+    if (r->status >= 400 && r->status != 400) {
+        take_upstream_error(r, q);
+        return;
+    }
+    strip_account_headers(r->headers_out);
+    if (r->status >= 300) {
+        q->rewrite_model = 0;
+        return;
+    }
+    if (strncasecmp(ct, "text/event-stream", 17) == 0) {
+        q->stream = 1;
+        q->sse = s2a_sse_create(r->pool, S2A_MAX_SSE_EVENT, on_sse_event, &q->usage);
+    }
+    else {
+        q->stream = 0;
+        q->usage_json = s2a_usage_json_create(r->pool);
+        if (q->rewrite_model) {
+            apr_table_unset(r->headers_out, "Content-Length");
+        }
+    }
+}
+
+/* Length of the first SSE event in buf, or 0 if it is not complete yet. */
+static apr_size_t first_event_len(const char *buf, apr_size_t len)
+{
+    apr_size_t i;
+    for (i = 0; i + 1 < len; i++) {
+        if (buf[i] == '\n' && buf[i + 1] == '\n') {
+            return i + 2;
+        }
+        if (buf[i] == '\r' && buf[i + 1] == '\n' && i + 3 < len && buf[i + 2] == '\r' &&
+            buf[i + 3] == '\n') {
+            return i + 4;
+        }
+    }
+    return 0;
+}
+
+/* Tries to rename the model in the held bytes; returns 1 when the held bytes
+ * may go (renamed or not), 0 to keep holding. */
+static int rewrite_held(request_rec *r, s2a_req *q, int final)
+{
+    char *out = NULL;
+    apr_size_t out_len = 0;
+    if (q->stream) {
+        apr_size_t ev = first_event_len(q->hold, q->hold_len);
+        if (!ev && !final) {
+            return 0;
+        }
+        if (ev) {
+            out = s2a_sse_rewrite_message_model(r->pool, q->hold, ev, q->model, &out_len);
+        }
+        if (out) {
+            char *joined = apr_palloc(r->pool, out_len + q->hold_len - ev);
+            memcpy(joined, out, out_len);
+            memcpy(joined + out_len, q->hold + ev, q->hold_len - ev);
+            q->hold = joined;
+            q->hold_len = out_len + q->hold_len - ev;
+        }
+        return 1;
+    }
+    else {
+        apr_size_t off, vlen;
+        int rc = s2a_json_prefix_find_model(q->hold, q->hold_len, &off, &vlen);
+        if (rc == 0 && !final) {
+            return 0;
+        }
+        if (rc == 1) {
+            s2a_json_edit e;
+            e.off = off;
+            e.len = vlen;
+            e.text = s2a_json_quote(r->pool, q->model);
+            e.text_len = strlen(e.text);
+            q->hold = s2a_json_splice(r->pool, q->hold, q->hold_len, &e, 1, &q->hold_len);
+        }
+        return 1;
+    }
+}
+
+static void hold_append(request_rec *r, s2a_req *q, const char *data, apr_size_t n)
+{
+    char *nb = apr_palloc(r->pool, q->hold_len + n);
+    memcpy(nb, q->hold, q->hold_len);
+    memcpy(nb + q->hold_len, data, n);
+    q->hold = nb;
+    q->hold_len += n;
+}
+
+static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    s2a_req *q = s2a_req_get(r);
+    apr_bucket *b, *next;
+    int holding;
+
+    if (!q) {
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
+    if (!q->answered) {
+        start_answer(r, q);
+    }
+    holding = q->rewrite_model && !q->replaced;
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = next) {
+        const char *data;
+        apr_size_t n;
+        next = APR_BUCKET_NEXT(b);
+        if (APR_BUCKET_IS_EOS(b)) {
+            q->eos = 1;
+            continue;
+        }
+        if (AP_BUCKET_IS_ERROR(b)) {
+            q->upstream_broken = 1;
+            continue;
+        }
+        if (APR_BUCKET_IS_METADATA(b)) {
+            continue;
+        }
+        if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
+            continue;
+        }
+        if (n && !q->first_byte) {
+            q->first_byte = apr_time_now();
+        }
+        if (q->sse) {
+            s2a_sse_feed(q->sse, data, n);
+        }
+        else if (q->usage_json) {
+            s2a_usage_json_feed(q->usage_json, data, n);
+        }
+        if (q->replaced || holding) {
+            if (holding) {
+                hold_append(r, q, data, n);
+            }
+            apr_bucket_delete(b);
+        }
+    }
+    if (holding && (rewrite_held(r, q, q->eos) || q->hold_len > S2A_MAX_HOLD)) {
+        q->rewrite_model = 0;
+        holding = 0;
+        APR_BRIGADE_INSERT_HEAD(
+            bb, apr_bucket_pool_create(q->hold, q->hold_len, r->pool, bb->bucket_alloc));
+    }
+    if (q->replaced && q->hold) {
+        APR_BRIGADE_INSERT_HEAD(
+            bb, apr_bucket_pool_create(q->hold, q->hold_len, r->pool, bb->bucket_alloc));
+        q->hold = NULL;
+    }
+    return ap_pass_brigade(f->next, bb);
+}
+
+/* Error pages of our requests are JSON, not httpd's HTML. */
+static apr_status_t error_type_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    ap_set_content_type(f->r, "application/json");
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+static void insert_error_filter(request_rec *r)
+{
+    if (apr_table_get(r->notes, S2A_ERROR_NOTE)) {
+        ap_add_output_filter(S2A_ERROR_FILTER, NULL, r, r->connection);
+    }
+}
+
+static const char *outcome(request_rec *r, s2a_req *q)
+{
+    if (r->connection->aborted) {
+        return "client_aborted";
+    }
+    if (q->upstream_broken || !q->eos || (q->stream && !q->usage.seen_delta)) {
+        return "upstream_cut";
+    }
+    return "ok";
+}
+
+/* One usage row per answered attempt, handed to the writer thread. */
+static int log_usage(request_rec *r)
+{
+    s2a_req *q = s2a_req_get(r);
+    s2a_usage_row row;
+    s2a_cost cost;
+    int have;
+
+    if (!q || !q->answered || q->replaced || q->upstream_status < 200 ||
+        q->upstream_status >= 300) {
+        return DECLINED;
+    }
+    have = q->stream ? q->usage.seen_start : s2a_usage_json_finish(q->usage_json, &q->usage, NULL);
+    if (!have) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      S2ALOGNO(0206) "answer without usage from account %" APR_INT64_T_FMT
+                                     "; nothing billed",
+                      q->account.id);
+        return DECLINED;
+    }
+    s2a_cost_compute(q->price, &q->usage, q->key.multiplier_ppm, &cost);
+    memset(&row, 0, sizeof(row));
+    apr_cpystrn(row.request_id, q->request_id, sizeof(row.request_id));
+    row.attempt = 1;
+    row.user_id = q->key.user_id;
+    row.api_key_id = q->key.id;
+    row.account_id = q->account.id;
+    row.group_id = q->key.group_id;
+    apr_cpystrn(row.model, q->model, sizeof(row.model));
+    apr_cpystrn(row.upstream_model, q->upstream_model, sizeof(row.upstream_model));
+    row.input_tokens = q->usage.input;
+    row.output_tokens = q->usage.output;
+    row.cache_creation_tokens = q->usage.cache_creation;
+    row.cache_creation_1h_tokens = q->usage.cache_1h;
+    row.cache_read_tokens = q->usage.cache_read;
+    row.input_cost = cost.input;
+    row.output_cost = cost.output;
+    row.cache_creation_cost = cost.cache_write;
+    row.cache_read_cost = cost.cache_read;
+    row.total_cost = cost.total;
+    row.actual_cost = cost.actual;
+    row.multiplier_ppm = q->key.multiplier_ppm;
+    row.stream = q->stream;
+    row.status = r->status;
+    apr_cpystrn(row.outcome, outcome(r, q), sizeof(row.outcome));
+    row.duration_ms = apr_time_as_msec(apr_time_now() - q->start);
+    row.first_token_ms = q->first_byte ? apr_time_as_msec(q->first_byte - q->start) : 0;
+    row.created_at = apr_time_sec(apr_time_now());
+    s2a_writer_enqueue(r, &row);
+    return OK;
+}
+
+void s2a_gateway_register_hooks(apr_pool_t *p)
+{
+    static const char *const before_proxy[] = {"mod_proxy.c", NULL};
+    ap_hook_fixups(gateway_fixups, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
+    ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(log_usage, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(proxy, fixups, proxy_fixups, NULL, NULL, APR_HOOK_LAST);
+    ap_register_provider(p, PROXY_LBMETHOD, "sub2api", "0", &lbmethod);
+    replay_filter_handle =
+        ap_register_input_filter(S2A_REPLAY_FILTER, replay_filter, NULL, AP_FTYPE_CONTENT_SET);
+    answer_filter_handle = ap_register_output_filter(S2A_ANSWER_FILTER, answer_filter, NULL,
+                                                     AP_FTYPE_CONTENT_SET - 1);
+    ap_register_output_filter(S2A_ERROR_FILTER, error_type_filter, NULL, AP_FTYPE_PROTOCOL - 1);
+}

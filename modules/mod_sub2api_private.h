@@ -1,0 +1,125 @@
+/* Shared declarations of the httpd glue (mod_sub2api*.c). */
+#ifndef MOD_SUB2API_PRIVATE_H
+#define MOD_SUB2API_PRIVATE_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <apr_thread_mutex.h>
+
+#include "s2a_db.h"
+#include "s2a_pricing.h"
+#include "s2a_sse.h"
+#include "s2a_state.h"
+#include "s2a_usage.h"
+
+APLOG_USE_MODULE(sub2api);
+
+/* Our own message numbers: "S2A" + four digits, never httpd's AH numbers. */
+#define S2ALOGNO(n) "S2A" #n ": "
+
+#define S2A_DEFAULT_MAX_BODY (32 * 1024 * 1024)
+#define S2A_DEFAULT_RATE_LIMIT_COOLDOWN 300
+#define S2A_DEFAULT_OVERLOAD_COOLDOWN 600
+#define S2A_DEFAULT_CACHE_TTL 5
+#define S2A_DEFAULT_MAX_ACCOUNTS 1024
+
+/* Per-process cache of what the database says about keys and accounts. */
+typedef struct {
+    apr_thread_mutex_t *mutex;
+    apr_pool_t *accounts_pool;
+    apr_array_header_t *accounts; /* s2a_account */
+    apr_uint32_t accounts_gen;
+    apr_time_t accounts_loaded;
+    apr_pool_t *keys_pool;
+    apr_hash_t *keys; /* key hash -> s2a_key_rec */
+    apr_uint32_t keys_gen;
+    apr_time_t keys_loaded;
+} s2a_catalog;
+
+typedef struct {
+    const char *admin_token_hash; /* SHA-256 hex; the token itself is not kept */
+    const char *price_file;
+    s2a_pricing *prices;
+    int rate_limit_cooldown; /* seconds, -1 unset */
+    int overload_cooldown;
+    int cache_ttl;
+    s2a_catalog *catalog;
+} s2a_srv_conf;
+
+typedef struct {
+    const char *balancer; /* "balancer://name" serving this location */
+    apr_off_t max_body;   /* -1 unset */
+} s2a_dir_conf;
+
+/* Process-wide state set up in post_config and child_init. */
+typedef struct {
+    s2a_state *state;
+    apr_global_mutex_t *mutex;
+    apr_shm_t *shm;
+    int max_accounts;
+} s2a_globals;
+
+extern s2a_globals s2a_g;
+
+/* What one gateway request carries from fixups to logging. */
+typedef struct {
+    s2a_srv_conf *sconf;
+    const char *request_id;
+    const char *body; /* the edited body handed to mod_proxy */
+    apr_size_t body_len;
+    int body_served;
+    s2a_key_rec key;
+    s2a_account account; /* copy of the chosen account, r->pool memory */
+    const s2a_price *price;
+    const char *model;          /* as the client asked */
+    const char *upstream_model; /* as sent upstream */
+    int stream;
+    apr_time_t start;
+    apr_time_t first_byte;
+    int in_flight; /* the account's in-flight count holds this request */
+
+    /* answer side */
+    int answered;        /* the output filter saw the answer's start */
+    int upstream_status; /* status from the upstream, 0 if none */
+    int replaced;        /* body replaced by our own error */
+    int eos;
+    int upstream_broken; /* an ERROR bucket came from mod_proxy */
+    int rewrite_model;   /* the answer's model is to be renamed */
+    char *hold;          /* bytes held until the model name is rewritten */
+    apr_size_t hold_len;
+    s2a_sse *sse;
+    s2a_usage_json *usage_json;
+    s2a_usage usage;
+} s2a_req;
+
+s2a_req *s2a_req_get(request_rec *r);
+
+/* Database access through mod_dbd. */
+int s2a_dbc_acquire(request_rec *r, s2a_dbc *c);
+int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle);
+void s2a_dbc_close(server_rec *s, void *handle);
+
+/* Catalog (mod_sub2api_catalog.c). */
+apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out);
+/* 1 found, 0 unknown, -1 database unavailable. */
+int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out);
+/* Chooses an account of the group serving the model and copies it into *out.
+ * Returns 1 chosen, 0 none available, -1 database unavailable. */
+int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
+                       const char *model, s2a_account *out, const char **upstream_model);
+
+/* Gateway (mod_sub2api_gateway.c). */
+void s2a_gateway_register_hooks(apr_pool_t *p);
+
+/* Admin API (mod_sub2api_admin.c). */
+int s2a_admin_handler(request_rec *r);
+
+/* Usage writer (mod_sub2api_writer.c). */
+apr_status_t s2a_writer_child_init(apr_pool_t *pchild, server_rec *s);
+void s2a_writer_enqueue(request_rec *r, const s2a_usage_row *row);
+
+/* Anthropic-shaped error for a status the gateway decides itself. */
+int s2a_fail(request_rec *r, int status, const char *message);
+
+#endif

@@ -1,0 +1,461 @@
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "s2a_db.h"
+
+#define S2A_SCHEMA_VERSION 1
+
+static int is_pgsql(const s2a_dbc *c)
+{
+    return strcmp(apr_dbd_name(c->driver), "pgsql") == 0;
+}
+
+/* Prepared once per connection and kept in the connection's own hash. */
+static apr_dbd_prepared_t *stmt(s2a_dbc *c, const char *label, const char *sql, const char **err)
+{
+    apr_dbd_prepared_t *st = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
+    if (st) {
+        return st;
+    }
+    if (apr_dbd_prepare(c->driver, c->pool, c->handle, sql, label, &st) != 0) {
+        *err = apr_psprintf(c->pool, "prepare %s: %s", label,
+                            apr_dbd_error(c->driver, c->handle, 0));
+        return NULL;
+    }
+    apr_hash_set(c->prepared, label, APR_HASH_KEY_STRING, st);
+    return st;
+}
+
+static int run(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
+{
+    int nrows = 0;
+    int rv = apr_dbd_query(c->driver, c->handle, &nrows, sql);
+    if (rv != 0) {
+        *err = apr_psprintf(p, "%s: %s", sql, apr_dbd_error(c->driver, c->handle, rv));
+    }
+    return rv;
+}
+
+int s2a_db_begin(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t **t)
+{
+    *t = NULL;
+    return apr_dbd_transaction_start(c->driver, p, c->handle, t);
+}
+
+int s2a_db_end(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t *t, int ok)
+{
+    if (!ok) {
+        apr_dbd_transaction_mode_set(c->driver, t, APR_DBD_TRANSACTION_ROLLBACK);
+    }
+    return apr_dbd_transaction_end(c->driver, p, t);
+}
+
+static const char *schema_v1[] = {
+    "CREATE TABLE IF NOT EXISTS s2a_users (id %ID%, name VARCHAR(255) NOT NULL,"
+    " status VARCHAR(16) NOT NULL DEFAULT 'active', balance_nanousd BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS s2a_groups (id %ID%, name VARCHAR(255) NOT NULL UNIQUE,"
+    " rate_multiplier_ppm BIGINT NOT NULL DEFAULT 1000000, created_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS s2a_api_keys (id %ID%, user_id BIGINT NOT NULL,"
+    " group_id BIGINT NOT NULL, name VARCHAR(255) NOT NULL DEFAULT '',"
+    " key_hash CHAR(64) NOT NULL UNIQUE, prefix VARCHAR(32) NOT NULL,"
+    " status VARCHAR(16) NOT NULL DEFAULT 'active', expires_at BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS s2a_accounts (id %ID%, name VARCHAR(255) NOT NULL,"
+    " type VARCHAR(16) NOT NULL, credential TEXT NOT NULL, endpoint VARCHAR(1024) NOT NULL,"
+    " priority INTEGER NOT NULL DEFAULT 50, concurrency INTEGER NOT NULL DEFAULT 3,"
+    " model_mapping TEXT NOT NULL DEFAULT '{}', status VARCHAR(16) NOT NULL DEFAULT 'active',"
+    " error_message TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS s2a_account_groups (account_id BIGINT NOT NULL,"
+    " group_id BIGINT NOT NULL, PRIMARY KEY (account_id, group_id))",
+    "CREATE TABLE IF NOT EXISTS s2a_usage (id %ID%, request_id VARCHAR(64) NOT NULL,"
+    " attempt INTEGER NOT NULL, user_id BIGINT NOT NULL, api_key_id BIGINT NOT NULL,"
+    " account_id BIGINT NOT NULL, group_id BIGINT NOT NULL, model VARCHAR(255) NOT NULL,"
+    " upstream_model VARCHAR(255) NOT NULL, input_tokens BIGINT NOT NULL,"
+    " output_tokens BIGINT NOT NULL, cache_creation_tokens BIGINT NOT NULL,"
+    " cache_creation_1h_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL,"
+    " input_cost_nanousd BIGINT NOT NULL, output_cost_nanousd BIGINT NOT NULL,"
+    " cache_creation_cost_nanousd BIGINT NOT NULL, cache_read_cost_nanousd BIGINT NOT NULL,"
+    " total_cost_nanousd BIGINT NOT NULL, actual_cost_nanousd BIGINT NOT NULL,"
+    " rate_multiplier_ppm BIGINT NOT NULL, billing_type VARCHAR(16) NOT NULL,"
+    " stream SMALLINT NOT NULL, status INTEGER NOT NULL, outcome VARCHAR(24) NOT NULL,"
+    " duration_ms BIGINT NOT NULL, first_token_ms BIGINT NOT NULL, created_at BIGINT NOT NULL,"
+    " UNIQUE (request_id, attempt))",
+    "CREATE INDEX IF NOT EXISTS s2a_usage_user ON s2a_usage (user_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS s2a_usage_key ON s2a_usage (api_key_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS s2a_usage_account ON s2a_usage (account_id, created_at)",
+    NULL};
+
+static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)
+{
+    const char *mark = strstr(sql, "%ID%");
+    if (!mark) {
+        return sql;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, sql, (apr_size_t)(mark - sql)),
+                       is_pgsql(c) ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT",
+                       mark + 4, NULL);
+}
+
+apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
+{
+    apr_dbd_transaction_t *t;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    int version = 0;
+    int i, ok = 1;
+
+    if (!is_pgsql(c)) {
+        /* Readers never block the writer thread; the setting sticks to the file. */
+        if (run(c, p, "PRAGMA journal_mode=WAL", err) != 0) {
+            return APR_EGENERAL;
+        }
+    }
+    if (run(c, p,
+            "CREATE TABLE IF NOT EXISTS s2a_meta (k VARCHAR(64) PRIMARY KEY,"
+            " v VARCHAR(255) NOT NULL)",
+            err) != 0) {
+        return APR_EGENERAL;
+    }
+    if (apr_dbd_select(c->driver, p, c->handle, &res,
+                       "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 0) == 0) {
+        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+            version = atoi(apr_dbd_get_entry(c->driver, row, 0));
+        }
+    }
+    if (version >= S2A_SCHEMA_VERSION) {
+        return APR_SUCCESS;
+    }
+    if (s2a_db_begin(c, p, &t) != 0) {
+        *err = "cannot start a transaction";
+        return APR_EGENERAL;
+    }
+    for (i = 0; ok && schema_v1[i]; i++) {
+        ok = run(c, p, with_id_type(p, c, schema_v1[i]), err) == 0;
+    }
+    if (ok) {
+        ok = run(c, p,
+                 version == 0 ? "INSERT INTO s2a_meta (k, v) VALUES ('schema_version', '1')"
+                              : "UPDATE s2a_meta SET v = '1' WHERE k = 'schema_version'",
+                 err) == 0;
+    }
+    s2a_db_end(c, p, t, ok);
+    return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+static apr_int64_t entry_i64(s2a_dbc *c, apr_dbd_row_t *row, int col)
+{
+    const char *v = apr_dbd_get_entry(c->driver, row, col);
+    return v ? apr_atoi64(v) : 0;
+}
+
+static const char *entry_str(s2a_dbc *c, apr_pool_t *p, apr_dbd_row_t *row, int col)
+{
+    const char *v = apr_dbd_get_entry(c->driver, row, col);
+    return apr_pstrdup(p, v ? v : "");
+}
+
+int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_rec *out)
+{
+    const char *err = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    int found = 0;
+    apr_dbd_prepared_t *st =
+        stmt(c, "s2a_key_lookup",
+             "SELECT k.id, k.user_id, k.group_id, k.expires_at, u.balance_nanousd,"
+             " g.rate_multiplier_ppm, k.status, u.status FROM s2a_api_keys k"
+             " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
+             " WHERE k.key_hash = %s",
+             &err);
+    if (!st || apr_dbd_pvselect(c->driver, p, c->handle, &res, st, 0, key_hash, NULL) != 0) {
+        return -1;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        out->id = entry_i64(c, row, 0);
+        out->user_id = entry_i64(c, row, 1);
+        out->group_id = entry_i64(c, row, 2);
+        out->expires_at = entry_i64(c, row, 3);
+        out->balance_nano = entry_i64(c, row, 4);
+        out->multiplier_ppm = entry_i64(c, row, 5);
+        out->active = strcmp(entry_str(c, p, row, 6), "active") == 0 &&
+                      strcmp(entry_str(c, p, row, 7), "active") == 0;
+        found = 1;
+    }
+    return found;
+}
+
+static apr_hash_t *parse_mapping(apr_pool_t *p, const char *text)
+{
+    apr_hash_t *h = apr_hash_make(p);
+    json_object *o = json_tokener_parse(text);
+    if (o && json_object_is_type(o, json_type_object)) {
+        json_object_object_foreach(o, k, v)
+        {
+            if (json_object_is_type(v, json_type_string)) {
+                apr_hash_set(h, apr_pstrdup(p, k), APR_HASH_KEY_STRING,
+                             apr_pstrdup(p, json_object_get_string(v)));
+            }
+        }
+    }
+    json_object_put(o);
+    return h;
+}
+
+apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t **out,
+                                  const char **err)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    apr_array_header_t *arr = apr_array_make(p, 16, sizeof(s2a_account));
+    apr_hash_t *by_id = apr_hash_make(p);
+    int i;
+
+    if (apr_dbd_select(c->driver, p, c->handle, &res,
+                       "SELECT id, name, type, credential, endpoint, priority, concurrency,"
+                       " model_mapping, status FROM s2a_accounts ORDER BY id",
+                       0) != 0) {
+        *err = apr_dbd_error(c->driver, c->handle, 0);
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        s2a_account *a = apr_array_push(arr);
+        a->id = entry_i64(c, row, 0);
+        a->name = entry_str(c, p, row, 1);
+        a->type = entry_str(c, p, row, 2);
+        a->credential = entry_str(c, p, row, 3);
+        a->endpoint = entry_str(c, p, row, 4);
+        a->priority = (int)entry_i64(c, row, 5);
+        a->concurrency = (int)entry_i64(c, row, 6);
+        a->mapping = parse_mapping(p, entry_str(c, p, row, 7));
+        a->active = strcmp(entry_str(c, p, row, 8), "active") == 0;
+        a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
+    }
+    for (i = 0; i < arr->nelts; i++) {
+        s2a_account *a = &APR_ARRAY_IDX(arr, i, s2a_account);
+        apr_hash_set(by_id, &a->id, sizeof(a->id), a);
+    }
+    res = NULL;
+    if (apr_dbd_select(c->driver, p, c->handle, &res,
+                       "SELECT account_id, group_id FROM s2a_account_groups", 0) != 0) {
+        *err = apr_dbd_error(c->driver, c->handle, 0);
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        apr_int64_t aid = entry_i64(c, row, 0);
+        s2a_account *a = apr_hash_get(by_id, &aid, sizeof(aid));
+        if (a) {
+            APR_ARRAY_PUSH(a->group_ids, apr_int64_t) = entry_i64(c, row, 1);
+        }
+    }
+    *out = arr;
+    return APR_SUCCESS;
+}
+
+#define I64(p, v) apr_psprintf((p), "%" APR_INT64_T_FMT, (apr_int64_t)(v))
+
+static int write_row(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *r, int *inserted,
+                     const char **err)
+{
+    int nrows = 0;
+    apr_dbd_prepared_t *ins = stmt(
+        c, "s2a_usage_insert",
+        "INSERT INTO s2a_usage (request_id, attempt, user_id, api_key_id, account_id, group_id,"
+        " model, upstream_model, input_tokens, output_tokens, cache_creation_tokens,"
+        " cache_creation_1h_tokens, cache_read_tokens, input_cost_nanousd, output_cost_nanousd,"
+        " cache_creation_cost_nanousd, cache_read_cost_nanousd, total_cost_nanousd,"
+        " actual_cost_nanousd, rate_multiplier_ppm, billing_type, stream, status, outcome,"
+        " duration_ms, first_token_ms, created_at) VALUES (%s, %d, %lld, %lld, %lld, %lld, %s,"
+        " %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %s, %d,"
+        " %d, %s, %lld, %lld, %lld) ON CONFLICT (request_id, attempt) DO NOTHING",
+        err);
+    apr_dbd_prepared_t *deduct = stmt(c, "s2a_usage_deduct",
+                                      "UPDATE s2a_users SET balance_nanousd = balance_nanousd - %lld"
+                                      " WHERE id = %lld",
+                                      err);
+    const char *args[27];
+
+    if (!ins || !deduct) {
+        return -1;
+    }
+    args[0] = r->request_id;
+    args[1] = apr_itoa(p, r->attempt);
+    args[2] = I64(p, r->user_id);
+    args[3] = I64(p, r->api_key_id);
+    args[4] = I64(p, r->account_id);
+    args[5] = I64(p, r->group_id);
+    args[6] = r->model;
+    args[7] = r->upstream_model;
+    args[8] = I64(p, r->input_tokens);
+    args[9] = I64(p, r->output_tokens);
+    args[10] = I64(p, r->cache_creation_tokens);
+    args[11] = I64(p, r->cache_creation_1h_tokens);
+    args[12] = I64(p, r->cache_read_tokens);
+    args[13] = I64(p, r->input_cost);
+    args[14] = I64(p, r->output_cost);
+    args[15] = I64(p, r->cache_creation_cost);
+    args[16] = I64(p, r->cache_read_cost);
+    args[17] = I64(p, r->total_cost);
+    args[18] = I64(p, r->actual_cost);
+    args[19] = I64(p, r->multiplier_ppm);
+    args[20] = "balance";
+    args[21] = apr_itoa(p, r->stream);
+    args[22] = apr_itoa(p, r->status);
+    args[23] = r->outcome;
+    args[24] = I64(p, r->duration_ms);
+    args[25] = I64(p, r->first_token_ms);
+    args[26] = I64(p, r->created_at);
+    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, ins, 27, args) != 0) {
+        *err = apr_pstrcat(p, "usage insert: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return -1;
+    }
+    *inserted = nrows;
+    if (nrows == 0) {
+        return 0; /* already billed */
+    }
+    args[0] = args[18];
+    args[1] = args[2];
+    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, deduct, 2, args) != 0) {
+        *err = apr_pstrcat(p, "balance update: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return -1;
+    }
+    return 0;
+}
+
+apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
+                                apr_array_header_t *depleted, const char **err)
+{
+    apr_dbd_transaction_t *t;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    int i, ok = 1, inserted;
+    apr_dbd_prepared_t *bal;
+
+    if (s2a_db_begin(c, p, &t) != 0) {
+        *err = apr_pstrcat(p, "begin: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return APR_EGENERAL;
+    }
+    for (i = 0; ok && i < n; i++) {
+        ok = write_row(c, p, &rows[i], &inserted, err) == 0;
+    }
+    bal = ok ? stmt(c, "s2a_user_balance", "SELECT balance_nanousd FROM s2a_users WHERE id = %lld",
+                    err)
+             : NULL;
+    for (i = 0; ok && bal && depleted && i < n; i++) {
+        res = NULL;
+        if (apr_dbd_pvselect(c->driver, p, c->handle, &res, bal, 0, I64(p, rows[i].user_id),
+                             NULL) != 0) {
+            continue;
+        }
+        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+            if (entry_i64(c, row, 0) <= 0) {
+                APR_ARRAY_PUSH(depleted, apr_int64_t) = rows[i].user_id;
+            }
+        }
+    }
+    if (s2a_db_end(c, p, t, ok) != 0 && ok) {
+        *err = apr_pstrcat(p, "commit: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        ok = 0;
+    }
+    return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+static apr_dbd_prepared_t *adhoc(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
+{
+    apr_dbd_prepared_t *st = NULL;
+    if (apr_dbd_prepare(c->driver, p, c->handle, sql, NULL, &st) != 0) {
+        *err = apr_psprintf(p, "prepare: %s", apr_dbd_error(c->driver, c->handle, 0));
+        return NULL;
+    }
+    return st;
+}
+
+int s2a_db_exec(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
+                int *nrows, const char **err)
+{
+    apr_dbd_prepared_t *st = adhoc(c, p, sql, err);
+    int n = 0;
+    if (!st) {
+        return -1;
+    }
+    if (apr_dbd_pquery(c->driver, p, c->handle, &n, st, nargs, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return -1;
+    }
+    if (nrows) {
+        *nrows = n;
+    }
+    return 0;
+}
+
+int s2a_db_rows(s2a_dbc *c, apr_pool_t *p, const char *sql, const char *types, int nargs,
+                const char **args, json_object **out, const char **err)
+{
+    apr_dbd_prepared_t *st = adhoc(c, p, sql, err);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    json_object *arr;
+    int ncols, i;
+
+    if (!st) {
+        return -1;
+    }
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 0, nargs, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return -1;
+    }
+    ncols = apr_dbd_num_cols(c->driver, res);
+    arr = json_object_new_array();
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        json_object *o = json_object_new_object();
+        for (i = 0; i < ncols && types[i]; i++) {
+            const char *name = apr_dbd_get_name(c->driver, res, i);
+            const char *v = apr_dbd_get_entry(c->driver, row, i);
+            json_object *val;
+            switch (types[i]) {
+            case 'i':
+                val = json_object_new_int64(v ? apr_atoi64(v) : 0);
+                break;
+            case 'b':
+                val = json_object_new_boolean(v && apr_atoi64(v) != 0);
+                break;
+            case 'j':
+                val = json_tokener_parse(v ? v : "null");
+                break;
+            default:
+                val = json_object_new_string(v ? v : "");
+            }
+            json_object_object_add(o, name, val);
+        }
+        json_object_array_add(arr, o);
+    }
+    *out = arr;
+    return 0;
+}
+
+int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
+                  apr_int64_t *id, const char **err)
+{
+    apr_dbd_prepared_t *st = adhoc(c, p, apr_pstrcat(p, sql, " RETURNING id", NULL), err);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    int found = 0;
+
+    if (!st) {
+        return -1;
+    }
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 0, nargs, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return -1;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        *id = entry_i64(c, row, 0);
+        found = 1;
+    }
+    if (!found) {
+        *err = "insert returned no id";
+        return -1;
+    }
+    return 0;
+}

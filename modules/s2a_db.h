@@ -1,0 +1,92 @@
+/* Database schema and queries over apr_dbd. One SQL text serves SQLite and
+ * PostgreSQL: apr_dbd translates the typed placeholders per driver. */
+#ifndef S2A_DB_H
+#define S2A_DB_H
+
+#include <apr_dbd.h>
+#include <apr_hash.h>
+#include <apr_tables.h>
+#include <json-c/json.h>
+
+/* A connection as mod_dbd hands it out; prepared statements are cached in
+ * `prepared`, which lives as long as the connection. */
+typedef struct {
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    apr_hash_t *prepared;
+    apr_pool_t *pool;
+} s2a_dbc;
+
+typedef struct {
+    apr_int64_t id;
+    apr_int64_t user_id;
+    apr_int64_t group_id;
+    apr_int64_t expires_at; /* unix seconds, 0 = never */
+    apr_int64_t balance_nano;
+    apr_int64_t multiplier_ppm;
+    int active; /* key and user both active */
+} s2a_key_rec;
+
+typedef struct {
+    apr_int64_t id;
+    const char *name;
+    const char *type;
+    const char *credential;
+    const char *endpoint;
+    int priority;
+    int concurrency;
+    int active;
+    apr_hash_t *mapping; /* client model -> upstream model; empty serves all */
+    apr_array_header_t *group_ids; /* apr_int64_t */
+} s2a_account;
+
+/* One answered attempt to bill. */
+typedef struct {
+    char request_id[64];
+    int attempt;
+    apr_int64_t user_id, api_key_id, account_id, group_id;
+    char model[128];
+    char upstream_model[128];
+    apr_int64_t input_tokens, output_tokens, cache_creation_tokens, cache_creation_1h_tokens,
+        cache_read_tokens;
+    apr_int64_t input_cost, output_cost, cache_creation_cost, cache_read_cost, total_cost,
+        actual_cost;
+    apr_int64_t multiplier_ppm;
+    int stream;
+    int status;
+    char outcome[24];
+    apr_int64_t duration_ms, first_token_ms, created_at;
+} s2a_usage_row;
+
+/* Creates or upgrades the schema. */
+apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err);
+
+/* 1 found, 0 unknown key, -1 database error. */
+int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_rec *out);
+
+/* Every account with its groups and mapping, allocated from p. */
+apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t **out,
+                                  const char **err);
+
+/* Writes rows and deducts each row's actual cost from its user's balance, all
+ * in one transaction. A row whose (request_id, attempt) exists is skipped.
+ * *depleted receives the ids of users whose balance is now <= 0. */
+apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
+                                apr_array_header_t *depleted, const char **err);
+
+/* Generic access for the admin API. `sql` uses apr_dbd typed placeholders;
+ * every argument is passed as text. */
+int s2a_db_exec(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
+                int *nrows, const char **err);
+/* Rows as a json array of objects; `types` has one letter per column:
+ * 'i' integer, 's' string, 'b' boolean from an integer, 'j' JSON text. */
+int s2a_db_rows(s2a_dbc *c, apr_pool_t *p, const char *sql, const char *types, int nargs,
+                const char **args, json_object **out, const char **err);
+/* INSERT ... RETURNING id. */
+int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
+                  apr_int64_t *id, const char **err);
+
+int s2a_db_begin(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t **t);
+int s2a_db_end(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t *t, int ok);
+
+#endif

@@ -1,0 +1,160 @@
+#include <string.h>
+
+#include <apr_atomic.h>
+
+#include "s2a_state.h"
+
+typedef struct {
+    apr_uint32_t generation;
+    apr_uint32_t nslots;
+    s2a_account_state slots[];
+} shared_t;
+
+struct s2a_state {
+    shared_t *shm;
+    apr_global_mutex_t *mutex;
+};
+
+apr_size_t s2a_state_size(int nslots)
+{
+    return sizeof(shared_t) + (apr_size_t)nslots * sizeof(s2a_account_state);
+}
+
+s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_global_mutex_t *mutex)
+{
+    s2a_state *st = apr_pcalloc(p, sizeof(*st));
+    st->shm = base;
+    st->shm->nslots = (apr_uint32_t)nslots;
+    st->mutex = mutex;
+    return st;
+}
+
+apr_uint32_t s2a_state_generation(s2a_state *st)
+{
+    return apr_atomic_read32(&st->shm->generation);
+}
+
+void s2a_state_bump(s2a_state *st)
+{
+    apr_atomic_inc32(&st->shm->generation);
+}
+
+/* Open addressing on the account id; the caller holds the mutex. */
+static s2a_account_state *slot(s2a_state *st, apr_int64_t id, int create)
+{
+    apr_uint32_t n = st->shm->nslots, i, h = (apr_uint32_t)(id * 2654435761u) % n;
+    for (i = 0; i < n; i++) {
+        s2a_account_state *s = &st->shm->slots[(h + i) % n];
+        if (s->account_id == id) {
+            return s;
+        }
+        if (s->account_id == 0) {
+            if (!create) {
+                return NULL;
+            }
+            memset(s, 0, sizeof(*s));
+            s->account_id = id;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static int lock(s2a_state *st)
+{
+    return apr_global_mutex_lock(st->mutex) == APR_SUCCESS;
+}
+
+static void unlock(s2a_state *st)
+{
+    apr_global_mutex_unlock(st->mutex);
+}
+
+int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
+{
+    int i, best = -1;
+    s2a_account_state *bs = NULL;
+    if (!lock(st)) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        s2a_account_state *s = slot(st, c[i].account_id, 1);
+        if (!s) {
+            continue;
+        }
+        if (s->error || s->rate_limited_until > now || s->overloaded_until > now) {
+            continue;
+        }
+        if (best < 0 || c[i].priority < c[best].priority ||
+            (c[i].priority == c[best].priority && s->last_used < bs->last_used)) {
+            best = i;
+            bs = s;
+        }
+    }
+    if (bs) {
+        bs->last_used = now;
+        bs->in_flight++;
+    }
+    unlock(st);
+    return best;
+}
+
+void s2a_state_release(s2a_state *st, apr_int64_t account_id)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = slot(st, account_id, 0);
+    if (s && s->in_flight > 0) {
+        s->in_flight--;
+    }
+    unlock(st);
+}
+
+#define S2A_STATE_SETTER(name, field, type)                                                        \
+    void name(s2a_state *st, apr_int64_t account_id, type value)                                   \
+    {                                                                                              \
+        s2a_account_state *s;                                                                      \
+        if (!lock(st)) {                                                                           \
+            return;                                                                                \
+        }                                                                                          \
+        s = slot(st, account_id, 1);                                                               \
+        if (s) {                                                                                   \
+            s->field = value;                                                                      \
+        }                                                                                          \
+        unlock(st);                                                                                \
+    }
+
+S2A_STATE_SETTER(s2a_state_set_rate_limited, rate_limited_until, apr_time_t)
+S2A_STATE_SETTER(s2a_state_set_overloaded, overloaded_until, apr_time_t)
+S2A_STATE_SETTER(s2a_state_set_error, error, int)
+
+void s2a_state_clear(s2a_state *st, apr_int64_t account_id)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = slot(st, account_id, 0);
+    if (s) {
+        s->rate_limited_until = 0;
+        s->overloaded_until = 0;
+        s->error = 0;
+    }
+    unlock(st);
+}
+
+void s2a_state_get(s2a_state *st, apr_int64_t account_id, s2a_account_state *out)
+{
+    s2a_account_state *s;
+    memset(out, 0, sizeof(*out));
+    if (!lock(st)) {
+        return;
+    }
+    s = slot(st, account_id, 0);
+    if (s) {
+        *out = *s;
+    }
+    unlock(st);
+}

@@ -1,0 +1,50 @@
+/* Account state shared by all child processes of one httpd: when each account
+ * was last used, how many requests it carries, and why it may not serve. */
+#ifndef S2A_STATE_H
+#define S2A_STATE_H
+
+#include <apr_global_mutex.h>
+#include <apr_shm.h>
+#include <apr_time.h>
+
+typedef struct s2a_state s2a_state;
+
+typedef struct {
+    apr_int64_t account_id;
+    apr_time_t last_used;
+    apr_time_t rate_limited_until;
+    apr_time_t overloaded_until;
+    apr_int32_t in_flight;
+    apr_int32_t error; /* 1 while the account is in error state */
+} s2a_account_state;
+
+typedef struct {
+    apr_int64_t account_id;
+    int priority;
+} s2a_candidate;
+
+/* Bytes of shared memory needed for `nslots` accounts. */
+apr_size_t s2a_state_size(int nslots);
+/* Lays the state out over `base` (zeroed shared memory of s2a_state_size()). */
+s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_global_mutex_t *mutex);
+
+/* Counter bumped whenever cached users, keys or accounts must be reloaded. */
+apr_uint32_t s2a_state_generation(s2a_state *st);
+void s2a_state_bump(s2a_state *st);
+
+/* Picks among the candidates the schedulable one with the lowest priority
+ * number, then the least recently used; marks it used and counts it in
+ * flight, all under one lock so concurrent requests spread. Returns its
+ * index, or -1 when none can serve. */
+int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now);
+void s2a_state_release(s2a_state *st, apr_int64_t account_id);
+
+void s2a_state_set_rate_limited(s2a_state *st, apr_int64_t account_id, apr_time_t until);
+void s2a_state_set_overloaded(s2a_state *st, apr_int64_t account_id, apr_time_t until);
+void s2a_state_set_error(s2a_state *st, apr_int64_t account_id, int error);
+/* Clears cooldowns and error (an operator re-enabled the account). */
+void s2a_state_clear(s2a_state *st, apr_int64_t account_id);
+/* Copy of an account's state; zeroed if never seen. */
+void s2a_state_get(s2a_state *st, apr_int64_t account_id, s2a_account_state *out);
+
+#endif
