@@ -311,7 +311,7 @@ static int gateway_fixups(request_rec *r)
     ap_add_input_filter_handle(replay_filter_handle, NULL, r, r->connection);
     ap_add_output_filter_handle(answer_filter_handle, NULL, r, r->connection);
     q->request_id = new_request_id(r->pool);
-    apr_table_setn(r->headers_out, "x-sub2api-request-id", q->request_id);
+    apr_table_setn(r->err_headers_out, "x-sub2api-request-id", q->request_id);
     return OK;
 }
 

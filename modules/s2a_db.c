@@ -27,6 +27,8 @@ static apr_dbd_prepared_t *stmt(s2a_dbc *c, const char *label, const char *sql, 
     return st;
 }
 
+/* Selects ask for the whole result at once (random access): small results,
+ * and the pgsql driver's row-by-row mode does not mix with other queries. */
 static int run(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
 {
     int nrows = 0;
@@ -102,15 +104,22 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
 {
     apr_dbd_transaction_t *t;
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
+    apr_dbd_row_t *row = NULL;
     int version = 0;
     int i, ok = 1;
 
     if (!is_pgsql(c)) {
-        /* Readers never block the writer thread; the setting sticks to the file. */
-        if (run(c, p, "PRAGMA journal_mode=WAL", err) != 0) {
+        /* Readers never block the writer thread; the setting sticks to the file.
+         * The pragma answers with a row, so it goes through select. */
+        if (apr_dbd_select(c->driver, p, c->handle, &res, "PRAGMA journal_mode=WAL", 1) != 0) {
+            *err = apr_pstrcat(p, "PRAGMA journal_mode=WAL: ",
+                               apr_dbd_error(c->driver, c->handle, 0), NULL);
             return APR_EGENERAL;
         }
+        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        }
+        res = NULL;
+        row = NULL;
     }
     if (run(c, p,
             "CREATE TABLE IF NOT EXISTS s2a_meta (k VARCHAR(64) PRIMARY KEY,"
@@ -119,7 +128,7 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
         return APR_EGENERAL;
     }
     if (apr_dbd_select(c->driver, p, c->handle, &res,
-                       "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 0) == 0) {
+                       "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 1) == 0) {
         while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
             version = atoi(apr_dbd_get_entry(c->driver, row, 0));
         }
@@ -160,7 +169,7 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
 {
     const char *err = NULL;
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
+    apr_dbd_row_t *row = NULL;
     int found = 0;
     apr_dbd_prepared_t *st =
         stmt(c, "s2a_key_lookup",
@@ -169,7 +178,7 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
              " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
              " WHERE k.key_hash = %s",
              &err);
-    if (!st || apr_dbd_pvselect(c->driver, p, c->handle, &res, st, 0, key_hash, NULL) != 0) {
+    if (!st || apr_dbd_pvselect(c->driver, p, c->handle, &res, st, 1, key_hash, NULL) != 0) {
         return -1;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
@@ -207,7 +216,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
                                   const char **err)
 {
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
+    apr_dbd_row_t *row = NULL;
     apr_array_header_t *arr = apr_array_make(p, 16, sizeof(s2a_account));
     apr_hash_t *by_id = apr_hash_make(p);
     int i;
@@ -215,7 +224,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
     if (apr_dbd_select(c->driver, p, c->handle, &res,
                        "SELECT id, name, type, credential, endpoint, priority, concurrency,"
                        " model_mapping, status FROM s2a_accounts ORDER BY id",
-                       0) != 0) {
+                       1) != 0) {
         *err = apr_dbd_error(c->driver, c->handle, 0);
         return APR_EGENERAL;
     }
@@ -237,8 +246,9 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
         apr_hash_set(by_id, &a->id, sizeof(a->id), a);
     }
     res = NULL;
+    row = NULL;
     if (apr_dbd_select(c->driver, p, c->handle, &res,
-                       "SELECT account_id, group_id FROM s2a_account_groups", 0) != 0) {
+                       "SELECT account_id, group_id FROM s2a_account_groups", 1) != 0) {
         *err = apr_dbd_error(c->driver, c->handle, 0);
         return APR_EGENERAL;
     }
@@ -328,7 +338,7 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
 {
     apr_dbd_transaction_t *t;
     apr_dbd_results_t *res;
-    apr_dbd_row_t *row;
+    apr_dbd_row_t *row = NULL;
     int i, ok = 1, inserted;
     apr_dbd_prepared_t *bal;
 
@@ -344,7 +354,8 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
              : NULL;
     for (i = 0; ok && bal && depleted && i < n; i++) {
         res = NULL;
-        if (apr_dbd_pvselect(c->driver, p, c->handle, &res, bal, 0, I64(p, rows[i].user_id),
+        row = NULL;
+        if (apr_dbd_pvselect(c->driver, p, c->handle, &res, bal, 1, I64(p, rows[i].user_id),
                              NULL) != 0) {
             continue;
         }
@@ -394,14 +405,14 @@ int s2a_db_rows(s2a_dbc *c, apr_pool_t *p, const char *sql, const char *types, i
 {
     apr_dbd_prepared_t *st = adhoc(c, p, sql, err);
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
+    apr_dbd_row_t *row = NULL;
     json_object *arr;
     int ncols, i;
 
     if (!st) {
         return -1;
     }
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 0, nargs, args) != 0) {
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, nargs, args) != 0) {
         *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
         return -1;
     }
@@ -439,13 +450,13 @@ int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const c
 {
     apr_dbd_prepared_t *st = adhoc(c, p, apr_pstrcat(p, sql, " RETURNING id", NULL), err);
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
+    apr_dbd_row_t *row = NULL;
     int found = 0;
 
     if (!st) {
         return -1;
     }
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 0, nargs, args) != 0) {
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, nargs, args) != 0) {
         *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
         return -1;
     }
