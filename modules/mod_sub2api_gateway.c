@@ -595,7 +595,9 @@ static int rewrite_held(request_rec *r, s2a_req *q, int final)
 static void hold_append(request_rec *r, s2a_req *q, const char *data, apr_size_t n)
 {
     char *nb = apr_palloc(r->pool, q->hold_len + n);
-    memcpy(nb, q->hold, q->hold_len);
+    if (q->hold_len) {
+        memcpy(nb, q->hold, q->hold_len);
+    }
     memcpy(nb + q->hold_len, data, n);
     q->hold = nb;
     q->hold_len += n;

@@ -9,6 +9,7 @@
 #define S2A_QUEUE_CAP 8192
 #define S2A_BATCH 256
 #define S2A_WRITE_TRIES 3
+#define S2A_LINGER_MS 20
 
 typedef struct {
     server_rec *s;
@@ -81,6 +82,10 @@ static void *APR_THREAD_FUNC writer_main(apr_thread_t *t, void *data)
         while (wq.count == 0 && !wq.stopping) {
             apr_thread_cond_timedwait(wq.cond, wq.mutex, apr_time_from_sec(1));
         }
+        /* Let a few more rows arrive: one transaction per batch, not per row. */
+        if (wq.count < S2A_BATCH && !wq.stopping) {
+            apr_thread_cond_timedwait(wq.cond, wq.mutex, apr_time_from_msec(S2A_LINGER_MS));
+        }
         while (n < S2A_BATCH && wq.count > 0) {
             batch[n++] = wq.ring[wq.head];
             wq.head = (wq.head + 1) % S2A_QUEUE_CAP;
@@ -130,7 +135,8 @@ apr_status_t s2a_writer_child_init(apr_pool_t *pchild, server_rec *s)
         (rv = apr_thread_create(&wq.thread, attr, writer_main, NULL, pchild))) {
         return rv;
     }
-    apr_pool_cleanup_register(pchild, NULL, writer_stop, apr_pool_cleanup_null);
+    /* before pchild's subpools go: mod_dbd's connection pool is one of them */
+    apr_pool_pre_cleanup_register(pchild, NULL, writer_stop);
     return APR_SUCCESS;
 }
 

@@ -11,6 +11,20 @@ static int is_pgsql(const s2a_dbc *c)
     return strcmp(apr_dbd_name(c->driver), "pgsql") == 0;
 }
 
+/* SQLite connections wait for a lock instead of failing at once: several
+ * processes write to one file. Done once per connection. */
+static void conn_init(s2a_dbc *c)
+{
+    int nrows;
+    if (apr_hash_get(c->prepared, "s2a:init", APR_HASH_KEY_STRING)) {
+        return;
+    }
+    if (!is_pgsql(c)) {
+        apr_dbd_query(c->driver, c->handle, &nrows, "PRAGMA busy_timeout = 5000");
+    }
+    apr_hash_set(c->prepared, "s2a:init", APR_HASH_KEY_STRING, c);
+}
+
 /* Prepared once per connection and kept in the connection's own hash. */
 static apr_dbd_prepared_t *stmt(s2a_dbc *c, const char *label, const char *sql, const char **err)
 {
@@ -18,6 +32,7 @@ static apr_dbd_prepared_t *stmt(s2a_dbc *c, const char *label, const char *sql, 
     if (st) {
         return st;
     }
+    conn_init(c);
     if (apr_dbd_prepare(c->driver, c->pool, c->handle, sql, label, &st) != 0) {
         *err = apr_psprintf(c->pool, "prepare %s: %s", label,
                             apr_dbd_error(c->driver, c->handle, 0));
@@ -42,6 +57,7 @@ static int run(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
 int s2a_db_begin(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t **t)
 {
     *t = NULL;
+    conn_init(c);
     return apr_dbd_transaction_start(c->driver, p, c->handle, t);
 }
 
@@ -375,6 +391,7 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
 static apr_dbd_prepared_t *adhoc(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
 {
     apr_dbd_prepared_t *st = NULL;
+    conn_init(c);
     if (apr_dbd_prepare(c->driver, p, c->handle, sql, NULL, &st) != 0) {
         *err = apr_psprintf(p, "prepare: %s", apr_dbd_error(c->driver, c->handle, 0));
         return NULL;

@@ -1,0 +1,229 @@
+#!/usr/bin/python3
+"""Writes the benchmark request and the fixed upstream answers into OUTDIR.
+
+The request imitates the shape and size of a first-turn request from a
+command-line coding client: a large system prompt, two dozen tools with JSON
+schemas, a metadata.user_id that is itself a JSON string, and the client's
+usual headers. All text is generated here from a seeded word list, so runs are
+reproducible and byte-identical.
+
+Files written:
+  body-nonstream.json, body-stream.json   request bodies ("stream" false/true)
+  headers-nonstream.txt, headers-stream.txt  one "name: value" per line
+  answer-message.json                      fixed non-stream answer
+  answer-sse.txt                           fixed 40-event SSE answer
+"""
+import json
+import os
+import random
+import sys
+import uuid
+
+MODEL = "claude-sonnet-4-5-20250929"
+TARGET_BYTES = 77 * 1000
+SEED = 2024
+
+WORDS = (
+    "the a an file files path directory command output input user project "
+    "when use this tool to read write edit search run check return result "
+    "must should never always only if not before after each line lines text "
+    "pattern match matches code function test tests build error errors value "
+    "values option options list current working absolute relative contents "
+    "change changes existing new create update remove task tasks step steps "
+    "answer question short clear specific context session shell process time "
+    "limit default number string boolean array object field fields name names"
+).split()
+
+TOOL_NAMES = [
+    "Agent", "Shell", "ShellOutput", "ShellStop", "FindFiles", "SearchText",
+    "ReadFile", "WriteFile", "EditFile", "MultiEdit", "NotebookRead",
+    "NotebookEdit", "FetchPage", "WebQuery", "PlanExit", "TodoList",
+    "AskUser", "RunSkill", "SlashCommand", "ListDir", "DiffView",
+    "LspSymbols", "LspDiagnostics", "MemoryNote",
+]
+
+
+def prose(rng, n_words):
+    """Sentences of seeded filler words, capitalised and punctuated."""
+    out, sentence = [], []
+    for _ in range(n_words):
+        sentence.append(rng.choice(WORDS))
+        if len(sentence) >= rng.randint(8, 18):
+            out.append(" ".join(sentence).capitalize() + ".")
+            sentence = []
+    if sentence:
+        out.append(" ".join(sentence).capitalize() + ".")
+    return " ".join(out)
+
+
+def bullets(rng, count, words_each):
+    return "\n".join("- " + prose(rng, words_each) for _ in range(count))
+
+
+def tool(rng, name):
+    props = {}
+    required = []
+    for i in range(rng.randint(2, 6)):
+        pname = "%s_%d" % (rng.choice(WORDS), i)
+        kind = rng.choice(["string", "string", "integer", "boolean", "array"])
+        prop = {"type": kind, "description": prose(rng, rng.randint(10, 30))}
+        if kind == "array":
+            prop["items"] = {"type": "string"}
+        if kind == "string" and rng.random() < 0.3:
+            prop["enum"] = sorted({rng.choice(WORDS) for _ in range(4)})
+        props[pname] = prop
+        if i < 2:
+            required.append(pname)
+    description = prose(rng, rng.randint(130, 260)) + "\n\nUsage notes:\n" + \
+        bullets(rng, rng.randint(3, 6), 18)
+    return {
+        "name": name,
+        "description": description,
+        "input_schema": {
+            "type": "object",
+            "properties": props,
+            "required": required,
+            "additionalProperties": False,
+            "$schema": "http://json-schema.org/draft-07/schema#",
+        },
+    }
+
+
+def build_body(rng):
+    device_id = "%064x" % rng.getrandbits(256)
+    account_uuid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    user_id = json.dumps({"device_id": device_id,
+                          "account_uuid": account_uuid,
+                          "session_id": session_id},
+                         separators=(",", ":"))
+    system = [
+        {"type": "text",
+         "text": "You are an interactive command-line assistant for software work."},
+        {"type": "text",
+         "text": "Answer briefly. Prefer editing existing files to creating new ones."},
+        {"type": "text",
+         "text": "",
+         "cache_control": {"type": "ephemeral"}},
+    ]
+    body = {
+        "model": MODEL,
+        "messages": [{
+            "role": "user",
+            "content": [{"type": "text", "text": "Reply with one word: hello."}],
+        }],
+        "system": system,
+        "tools": [tool(rng, n) for n in TOOL_NAMES],
+        "metadata": {"user_id": user_id},
+        "max_tokens": 32000,
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015",
+                                          "keep": "all"}]},
+        "output_config": {"effort": "high"},
+        "stream": True,
+    }
+    # Fill the cached system block up to the target size.
+    base = len(json.dumps(body, separators=(",", ":")))
+    assert base < TARGET_BYTES, "tools alone exceed the target size"
+    filler = ""
+    while len(filler) < TARGET_BYTES - base:
+        filler += "# " + prose(rng, 6) + "\n" + bullets(rng, 6, 20) + "\n\n"
+    # Escaped newlines take two bytes each, so trim until it fits.
+    keep = TARGET_BYTES - base
+    while True:
+        system[2]["text"] = filler[:keep]
+        excess = len(json.dumps(body, separators=(",", ":"))) - TARGET_BYTES
+        if excess <= 0:
+            return body, session_id
+        keep -= excess
+
+
+def headers(session_id, stream):
+    betas = [
+        "claude-code-20250219", "oauth-2025-04-20",
+        "interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14",
+        "context-management-2025-06-27", "context-1m-2025-08-07",
+        "effort-2025-11-24", "tool-examples-2025-10-29",
+    ]
+    h = [
+        ("accept", "application/json"),
+        ("content-type", "application/json"),
+        ("anthropic-version", "2023-06-01"),
+        ("anthropic-beta", ",".join(betas)),
+        ("anthropic-dangerous-direct-browser-access", "true"),
+        ("user-agent", "claude-cli/2.1.14 (external, sdk-cli)"),
+        ("x-app", "cli"),
+        ("x-claude-code-session-id", session_id),
+        ("x-stainless-arch", "x64"),
+        ("x-stainless-lang", "js"),
+        ("x-stainless-os", "Linux"),
+        ("x-stainless-package-version", "0.70.0"),
+        ("x-stainless-retry-count", "0"),
+        ("x-stainless-runtime", "node"),
+        ("x-stainless-runtime-version", "v22.19.0"),
+        ("x-stainless-timeout", "600"),
+    ]
+    if stream:
+        h.append(("x-stainless-helper-method", "stream"))
+    return h
+
+
+def usage(output_tokens):
+    return {"input_tokens": 9, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 19000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                               "ephemeral_1h_input_tokens": 0},
+            "output_tokens": output_tokens, "service_tier": "standard"}
+
+
+def answers():
+    words = ("Hello there, this fixed answer stands in for the model so that "
+             "only the gateway path is measured and nothing else changes from "
+             "one run to the next in this benchmark of proxy cost per call").split()
+    msg = {"id": "msg_bench00000000000000001", "type": "message",
+           "role": "assistant", "model": MODEL,
+           "content": [{"type": "text", "text": " ".join(words[:12])}],
+           "stop_reason": "end_turn", "stop_sequence": None,
+           "usage": usage(36)}
+    start = dict(msg, content=[], stop_reason=None, usage=usage(1))
+    events = [("message_start", {"type": "message_start", "message": start}),
+              ("content_block_start", {"type": "content_block_start", "index": 0,
+                                       "content_block": {"type": "text", "text": ""}})]
+    for i in range(35):
+        events.append(("content_block_delta",
+                       {"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta",
+                                  "text": words[i % len(words)] + " "}}))
+    events += [("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               ("message_delta", {"type": "message_delta",
+                                  "delta": {"stop_reason": "end_turn",
+                                            "stop_sequence": None},
+                                  "usage": {"output_tokens": 36}}),
+               ("message_stop", {"type": "message_stop"})]
+    assert len(events) == 40
+    sse = "".join("event: %s\ndata: %s\n\n" % (name, json.dumps(data, separators=(",", ":")))
+                  for name, data in events)
+    return json.dumps(msg, separators=(",", ":")), sse
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_body.py OUTDIR")
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    body, session_id = build_body(random.Random(SEED))
+    for name, stream in (("nonstream", False), ("stream", True)):
+        body["stream"] = stream
+        with open(os.path.join(out, "body-%s.json" % name), "w") as f:
+            f.write(json.dumps(body, separators=(",", ":")))
+        with open(os.path.join(out, "headers-%s.txt" % name), "w") as f:
+            f.writelines("%s: %s\n" % kv for kv in headers(session_id, stream))
+    msg, sse = answers()
+    with open(os.path.join(out, "answer-message.json"), "w") as f:
+        f.write(msg)
+    with open(os.path.join(out, "answer-sse.txt"), "w") as f:
+        f.write(sse)
+
+
+if __name__ == "__main__":
+    main()

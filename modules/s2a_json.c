@@ -1,0 +1,769 @@
+/* Fast JSON scanning and splice editing: see s2a_json.h. */
+#include "s2a_json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+
+#define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+
+static const char *skip_ws(const char *s, const char *end)
+{
+    while (s < end && IS_WS(*s))
+        s++;
+    return s;
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Value of 4 hex digits at s, or -1. */
+static long hex4(const char *s)
+{
+    long v = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        int d = hex_val(s[i]);
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static apr_size_t utf8_encode(unsigned long cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Decode the escape starting at the backslash b (content ends at end) into out (at most 4
+ * bytes, *n set). Returns the position after the escape, or NULL if it is invalid, an
+ * unpaired surrogate or U+0000 (which cannot live in a C string). */
+static const char *decode_escape(const char *b, const char *end, char *out, apr_size_t *n)
+{
+    long cp, lo;
+
+    if (end - b < 2)
+        return NULL;
+    *n = 1;
+    switch (b[1]) {
+    case '"':
+    case '\\':
+    case '/':
+        out[0] = b[1];
+        return b + 2;
+    case 'b':
+        out[0] = '\b';
+        return b + 2;
+    case 'f':
+        out[0] = '\f';
+        return b + 2;
+    case 'n':
+        out[0] = '\n';
+        return b + 2;
+    case 'r':
+        out[0] = '\r';
+        return b + 2;
+    case 't':
+        out[0] = '\t';
+        return b + 2;
+    case 'u':
+        break;
+    default:
+        return NULL;
+    }
+    if (end - b < 6 || (cp = hex4(b + 2)) < 0)
+        return NULL;
+    b += 6;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (end - b < 6 || b[0] != '\\' || b[1] != 'u')
+            return NULL;
+        lo = hex4(b + 2);
+        if (lo < 0xDC00 || lo > 0xDFFF)
+            return NULL;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        b += 6;
+    } else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0) {
+        return NULL;
+    }
+    *n = utf8_encode((unsigned long)cp, out);
+    return b;
+}
+
+/* Does the raw key content k[0..kend) (between the quotes) decode to key? */
+static int key_equals(const char *k, const char *kend, const char *key)
+{
+    apr_size_t klen = (apr_size_t)(kend - k);
+    apr_size_t n = strlen(key);
+
+    if (!memchr(k, '\\', klen))
+        return klen == n && memcmp(k, key, n) == 0;
+    while (k < kend) {
+        char tmp[4];
+        apr_size_t m;
+
+        if (*k != '\\') {
+            if (*key == '\0' || *key != *k)
+                return 0;
+            key++;
+            k++;
+            continue;
+        }
+        k = decode_escape(k, kend, tmp, &m);
+        if (!k || strlen(key) < m || memcmp(key, tmp, m) != 0)
+            return 0;
+        key += m;
+    }
+    return *key == '\0';
+}
+
+/* Closing quote of a string whose content starts at s, trusting its escapes; NULL if the
+ * buffer ends first. The backslash runs walked back over never cross the previous quote,
+ * so this stays linear. */
+static const char *string_close(const char *s, const char *end)
+{
+    const char *from = s;
+
+    for (;;) {
+        const char *q = memchr(from, '"', (apr_size_t)(end - from));
+        const char *b;
+
+        if (!q)
+            return NULL;
+        for (b = q; b > s && b[-1] == '\\'; b--)
+            ;
+        if (((q - b) & 1) == 0)
+            return q;
+        from = q + 1;
+    }
+}
+
+/* Skip one value at s without validating it. Returns the position after it and sets *type;
+ * NULL with *more = 1 if the buffer ends inside it, NULL with *more = 0 if it is malformed.
+ * A scalar running into end counts as incomplete: more digits could follow. */
+static const char *skip_value(const char *s, const char *end, s2a_json_type *type, int *more)
+{
+    const char *t;
+    int depth = 0;
+
+    *more = 0;
+    if (s >= end) {
+        *more = 1;
+        return NULL;
+    }
+    switch (*s) {
+    case '"':
+        *type = S2A_JSON_STRING;
+        t = string_close(s + 1, end);
+        if (!t) {
+            *more = 1;
+            return NULL;
+        }
+        return t + 1;
+    case '{':
+    case '[':
+        *type = *s == '{' ? S2A_JSON_OBJECT : S2A_JSON_ARRAY;
+        while (s < end) {
+            switch (*s) {
+            case '"':
+                t = string_close(s + 1, end);
+                if (!t) {
+                    *more = 1;
+                    return NULL;
+                }
+                s = t;
+                break;
+            case '{':
+            case '[':
+                depth++;
+                break;
+            case '}':
+            case ']':
+                if (--depth == 0)
+                    return s + 1;
+                break;
+            default:
+                break;
+            }
+            s++;
+        }
+        *more = 1;
+        return NULL;
+    case 't':
+        *type = S2A_JSON_TRUE;
+        break;
+    case 'f':
+        *type = S2A_JSON_FALSE;
+        break;
+    case 'n':
+        *type = S2A_JSON_NULL;
+        break;
+    default:
+        if (*s != '-' && !IS_DIGIT(*s))
+            return NULL;
+        *type = S2A_JSON_NUMBER;
+        break;
+    }
+    for (t = s; t < end && !IS_WS(*t) && *t != ',' && *t != '}' && *t != ']'; t++)
+        ;
+    if (t == end) {
+        *more = 1;
+        return NULL;
+    }
+    return t;
+}
+
+/* Validating scanner state. A NULL error position means the input was truncated. */
+typedef struct {
+    const char *buf;
+    const char *end;
+    const char *err;
+    const char *err_at;
+} scanner;
+
+static const char *fail_at(scanner *sc, const char *at)
+{
+    sc->err = "invalid JSON";
+    sc->err_at = at;
+    return NULL;
+}
+
+static const char *fail_truncated(scanner *sc)
+{
+    sc->err = "truncated JSON";
+    sc->err_at = NULL;
+    return NULL;
+}
+
+/* Validate a string whose content starts at s; returns its closing quote. Every escape is
+ * checked on the way, so a backslash before a quote is known to be escaping it without
+ * walking back. *escaped tells whether the content holds any escape. */
+static const char *scan_string(scanner *sc, const char *s, int *escaped)
+{
+    for (;;) {
+        const char *q = memchr(s, '"', (apr_size_t)(sc->end - s));
+        const char *b = s;
+
+        if (!q)
+            return fail_truncated(sc);
+        for (;;) {
+            b = memchr(b, '\\', (apr_size_t)(q - b));
+            if (!b)
+                return q;
+            *escaped = 1;
+            if (b + 1 == q)
+                break;
+            switch (b[1]) {
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+                b += 2;
+                break;
+            case 'u':
+                if (q - b < 6 || hex4(b + 2) < 0)
+                    return fail_at(sc, b);
+                b += 6;
+                break;
+            default:
+                return fail_at(sc, b);
+            }
+        }
+        s = q + 1;
+    }
+}
+
+static const char *scan_digits(scanner *sc, const char *s)
+{
+    if (s == sc->end)
+        return fail_truncated(sc);
+    if (!IS_DIGIT(*s))
+        return fail_at(sc, s);
+    while (s < sc->end && IS_DIGIT(*s))
+        s++;
+    return s;
+}
+
+static const char *scan_number(scanner *sc, const char *s)
+{
+    if (*s == '-')
+        s++;
+    if (s == sc->end)
+        return fail_truncated(sc);
+    if (*s == '0')
+        s++;
+    else if (!(s = scan_digits(sc, s)))
+        return NULL;
+    if (s < sc->end && *s == '.' && !(s = scan_digits(sc, s + 1)))
+        return NULL;
+    if (s < sc->end && (*s == 'e' || *s == 'E')) {
+        s++;
+        if (s < sc->end && (*s == '+' || *s == '-'))
+            s++;
+        s = scan_digits(sc, s);
+    }
+    return s;
+}
+
+static const char *scan_literal(scanner *sc, const char *s, const char *lit)
+{
+    apr_size_t n = strlen(lit);
+    apr_size_t avail = (apr_size_t)(sc->end - s);
+
+    if (avail < n)
+        return memcmp(s, lit, avail) == 0 ? fail_truncated(sc) : fail_at(sc, s);
+    return memcmp(s, lit, n) == 0 ? s + n : fail_at(sc, s);
+}
+
+static int match_key(const char *k, const char *kend, int escaped, const char *const *keys,
+                     int nkeys)
+{
+    apr_size_t klen = (apr_size_t)(kend - k);
+    int i;
+
+    for (i = 0; i < nkeys; i++) {
+        if (escaped ? key_equals(k, kend, keys[i])
+                    : strlen(keys[i]) == klen && memcmp(k, keys[i], klen) == 0)
+            return i;
+    }
+    return -1;
+}
+
+enum { ST_VALUE, ST_OBJ_FIRST, ST_OBJ_KEY, ST_ARR_FIRST, ST_AFTER_VALUE };
+
+int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                         int nkeys, s2a_json_span *out, const char **err)
+{
+    scanner sc = {buf, buf + len, NULL, NULL};
+    char stack[S2A_JSON_MAX_DEPTH];
+    int depth = 0, state = ST_OBJ_FIRST;
+    int cur_key = -1;  /* requested key whose value comes next at depth 1 */
+    int open_key = -1; /* requested key whose container value is open at depth 2 */
+    const char *open_start = NULL;
+    const char *s;
+    int i;
+
+    for (i = 0; i < nkeys; i++) {
+        out[i].p = NULL;
+        out[i].len = 0;
+        out[i].type = S2A_JSON_NONE;
+    }
+    s = skip_ws(buf, sc.end);
+    if (s == sc.end) {
+        *err = "empty JSON body";
+        return -1;
+    }
+    if (*s != '{') {
+        *err = "body is not a JSON object";
+        return -1;
+    }
+    stack[depth++] = '{';
+    s++;
+
+    for (;;) {
+        const char *v;
+        s2a_json_type type;
+        int escaped = 0;
+
+        s = skip_ws(s, sc.end);
+        if (s == sc.end) {
+            if (depth == 0)
+                return 0;
+            fail_truncated(&sc);
+            break;
+        }
+        if (state == ST_AFTER_VALUE) {
+            if (depth == 0) {
+                *err = "trailing data after JSON object";
+                return -1;
+            }
+            if (*s == ',') {
+                state = stack[depth - 1] == '{' ? ST_OBJ_KEY : ST_VALUE;
+                s++;
+                continue;
+            }
+            if ((*s == '}' && stack[depth - 1] == '{') || (*s == ']' && stack[depth - 1] == '[')) {
+                depth--;
+                s++;
+                if (depth == 1 && open_key >= 0) {
+                    out[open_key].p = open_start;
+                    out[open_key].len = (apr_size_t)(s - open_start);
+                    out[open_key].type = *open_start == '{' ? S2A_JSON_OBJECT : S2A_JSON_ARRAY;
+                    open_key = -1;
+                }
+                continue;
+            }
+            fail_at(&sc, s);
+            break;
+        }
+        if (state == ST_OBJ_FIRST || state == ST_ARR_FIRST) {
+            if (*s == (state == ST_OBJ_FIRST ? '}' : ']')) {
+                /* An empty container is a complete value: let the closing path handle it. */
+                state = ST_AFTER_VALUE;
+                continue;
+            }
+            state = state == ST_OBJ_FIRST ? ST_OBJ_KEY : ST_VALUE;
+        }
+        if (state == ST_OBJ_KEY) {
+            const char *k = s + 1, *kend;
+
+            if (*s != '"') {
+                fail_at(&sc, s);
+                break;
+            }
+            if (!(kend = scan_string(&sc, k, &escaped)))
+                break;
+            if (depth == 1)
+                cur_key = match_key(k, kend, escaped, keys, nkeys);
+            s = skip_ws(kend + 1, sc.end);
+            if (s == sc.end) {
+                fail_truncated(&sc);
+                break;
+            }
+            if (*s != ':') {
+                fail_at(&sc, s);
+                break;
+            }
+            s++;
+            state = ST_VALUE;
+            continue;
+        }
+
+        /* ST_VALUE */
+        v = s;
+        state = ST_AFTER_VALUE;
+        switch (*s) {
+        case '{':
+        case '[':
+            if (depth == S2A_JSON_MAX_DEPTH) {
+                *err = "JSON nested too deeply";
+                return -1;
+            }
+            if (depth == 1 && cur_key >= 0) {
+                open_key = cur_key;
+                open_start = s;
+            }
+            stack[depth++] = *s;
+            state = *s == '{' ? ST_OBJ_FIRST : ST_ARR_FIRST;
+            s++;
+            continue;
+        case '"':
+            type = S2A_JSON_STRING;
+            s = scan_string(&sc, s + 1, &escaped);
+            if (s)
+                s++;
+            break;
+        case 't':
+            type = S2A_JSON_TRUE;
+            s = scan_literal(&sc, s, "true");
+            break;
+        case 'f':
+            type = S2A_JSON_FALSE;
+            s = scan_literal(&sc, s, "false");
+            break;
+        case 'n':
+            type = S2A_JSON_NULL;
+            s = scan_literal(&sc, s, "null");
+            break;
+        default:
+            /* Anything else is refused by the number syntax. */
+            type = S2A_JSON_NUMBER;
+            s = scan_number(&sc, s);
+            break;
+        }
+        if (!s)
+            break;
+        if (depth == 1 && cur_key >= 0) {
+            out[cur_key].p = v;
+            out[cur_key].len = (apr_size_t)(s - v);
+            out[cur_key].type = type;
+        }
+    }
+
+    if (sc.err_at && p)
+        *err = apr_psprintf(p, "invalid JSON at offset %" APR_SIZE_T_FMT,
+                            (apr_size_t)(sc.err_at - buf));
+    else
+        *err = sc.err;
+    return -1;
+}
+
+int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out)
+{
+    const char *s, *end;
+    int found = 0;
+
+    if (!obj || obj->type != S2A_JSON_OBJECT || !obj->p || obj->len < 2 || !key)
+        return 0;
+    s = obj->p + 1;
+    end = obj->p + obj->len;
+    for (;;) {
+        const char *k, *kend, *v;
+        s2a_json_type type;
+        int more;
+
+        s = skip_ws(s, end);
+        if (s >= end || *s != '"')
+            break;
+        k = s + 1;
+        if (!(kend = string_close(k, end)))
+            break;
+        s = skip_ws(kend + 1, end);
+        if (s >= end || *s != ':')
+            break;
+        v = skip_ws(s + 1, end);
+        if (!(s = skip_value(v, end, &type, &more)))
+            break;
+        if (key_equals(k, kend, key)) {
+            out->p = v;
+            out->len = (apr_size_t)(s - v);
+            out->type = type;
+            found = 1;
+        }
+        s = skip_ws(s, end);
+        if (s >= end || *s != ',')
+            break;
+        s++;
+    }
+    return found;
+}
+
+char *s2a_json_string_dup(apr_pool_t *p, const s2a_json_span *str)
+{
+    const char *s, *end;
+    char *out, *o;
+
+    if (!str || !str->p || str->len < 2 || str->p[0] != '"' || str->p[str->len - 1] != '"')
+        return NULL;
+    s = str->p + 1;
+    end = str->p + str->len - 1;
+    if (memchr(s, '\0', (apr_size_t)(end - s)))
+        return NULL;
+    /* Escapes only ever shrink, so the raw length bounds the decoded one. */
+    o = out = apr_palloc(p, (apr_size_t)(end - s) + 1);
+    while (s < end) {
+        const char *b = memchr(s, '\\', (apr_size_t)(end - s));
+        const char *stop = b ? b : end;
+        apr_size_t n;
+
+        if (memchr(s, '"', (apr_size_t)(stop - s)))
+            return NULL;
+        memcpy(o, s, (apr_size_t)(stop - s));
+        o += stop - s;
+        if (!b)
+            break;
+        if (!(s = decode_escape(b, end, o, &n)))
+            return NULL;
+        o += n;
+    }
+    *o = '\0';
+    return out;
+}
+
+char *s2a_json_quote(apr_pool_t *p, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u;
+    apr_size_t n = 2;
+    char *out, *o;
+
+    if (!s)
+        return NULL;
+    for (u = (const unsigned char *)s; *u; u++) {
+        if (*u == '"' || *u == '\\' || *u == '\b' || *u == '\f' || *u == '\n' || *u == '\r' ||
+            *u == '\t')
+            n += 2;
+        else if (*u < 0x20)
+            n += 6;
+        else
+            n++;
+    }
+    o = out = apr_palloc(p, n + 1);
+    *o++ = '"';
+    for (u = (const unsigned char *)s; *u; u++) {
+        char esc = 0;
+
+        switch (*u) {
+        case '"':
+            esc = '"';
+            break;
+        case '\\':
+            esc = '\\';
+            break;
+        case '\b':
+            esc = 'b';
+            break;
+        case '\f':
+            esc = 'f';
+            break;
+        case '\n':
+            esc = 'n';
+            break;
+        case '\r':
+            esc = 'r';
+            break;
+        case '\t':
+            esc = 't';
+            break;
+        default:
+            break;
+        }
+        if (esc) {
+            *o++ = '\\';
+            *o++ = esc;
+        } else if (*u < 0x20) {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[*u >> 4];
+            o[5] = hex[*u & 0xF];
+            o += 6;
+        } else {
+            *o++ = (char)*u;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
+
+/* Order by offset; at one offset insertions first; then the caller's order (the pointers
+ * all point into one array). */
+static int edit_cmp(const void *a, const void *b)
+{
+    const s2a_json_edit *x = *(const s2a_json_edit *const *)a;
+    const s2a_json_edit *y = *(const s2a_json_edit *const *)b;
+
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    if ((x->len == 0) != (y->len == 0))
+        return x->len == 0 ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+char *s2a_json_splice(apr_pool_t *p, const char *buf, apr_size_t len, s2a_json_edit *edits,
+                      int nedits, apr_size_t *out_len)
+{
+    s2a_json_edit **order = NULL;
+    apr_size_t total = len, pos = 0;
+    char *out, *o;
+    int i;
+
+    if (nedits < 0 || (nedits > 0 && !edits))
+        return NULL;
+    if (nedits > 0) {
+        order = apr_palloc(p, sizeof(*order) * (apr_size_t)nedits);
+        for (i = 0; i < nedits; i++) {
+            s2a_json_edit *e = &edits[i];
+
+            if (e->off > len || e->len > len - e->off || (e->text_len && !e->text))
+                return NULL;
+            order[i] = e;
+        }
+        qsort(order, (apr_size_t)nedits, sizeof(*order), edit_cmp);
+    }
+    for (i = 0; i < nedits; i++) {
+        if (i > 0 && order[i]->off < order[i - 1]->off + order[i - 1]->len)
+            return NULL;
+        total -= order[i]->len;
+        if (order[i]->text_len > (apr_size_t)-2 - total)
+            return NULL;
+        total += order[i]->text_len;
+    }
+    o = out = apr_palloc(p, total + 1);
+    for (i = 0; i < nedits; i++) {
+        const s2a_json_edit *e = order[i];
+
+        memcpy(o, buf + pos, e->off - pos);
+        o += e->off - pos;
+        if (e->text_len)
+            memcpy(o, e->text, e->text_len);
+        o += e->text_len;
+        pos = e->off + e->len;
+    }
+    memcpy(o, buf + pos, len - pos);
+    o += len - pos;
+    *o = '\0';
+    if (out_len)
+        *out_len = total;
+    return out;
+}
+
+int s2a_json_prefix_find_model(const char *buf, apr_size_t len, apr_size_t *off, apr_size_t *vlen)
+{
+    const char *end = buf + len;
+    const char *s = skip_ws(buf, end);
+
+    if (s == end)
+        return 0;
+    if (*s != '{')
+        return -1;
+    s++;
+    for (;;) {
+        const char *kend, *v;
+        s2a_json_type type;
+        int more, is_model;
+
+        s = skip_ws(s, end);
+        if (s == end)
+            return 0;
+        if (*s != '"')
+            return -1;
+        if (!(kend = string_close(s + 1, end)))
+            return 0;
+        is_model = key_equals(s + 1, kend, "model");
+        s = skip_ws(kend + 1, end);
+        if (s == end)
+            return 0;
+        if (*s != ':')
+            return -1;
+        v = skip_ws(s + 1, end);
+        if (!(s = skip_value(v, end, &type, &more)))
+            return more ? 0 : -1;
+        if (is_model) {
+            if (type != S2A_JSON_STRING)
+                return -1;
+            *off = (apr_size_t)(v - buf);
+            *vlen = (apr_size_t)(s - v);
+            return 1;
+        }
+        s = skip_ws(s, end);
+        if (s == end)
+            return 0;
+        if (*s != ',')
+            return -1;
+        s++;
+    }
+}

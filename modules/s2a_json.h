@@ -1,0 +1,78 @@
+/* Fast JSON scanning and splice editing over request and response bodies.
+ *
+ * Bodies are never parsed into a tree nor copied: the scanner validates the structure in one
+ * pass, skipping string contents with memchr, and reports where the interesting top-level
+ * values are. Edits are expressed as byte-range replacements of the original buffer.
+ */
+#ifndef S2A_JSON_H
+#define S2A_JSON_H
+
+#include <apr_pools.h>
+
+/* Deepest accepted nesting of objects and arrays (the outer object counts as 1). */
+#define S2A_JSON_MAX_DEPTH 512
+
+typedef enum {
+    S2A_JSON_NONE = 0,
+    S2A_JSON_STRING,
+    S2A_JSON_NUMBER,
+    S2A_JSON_OBJECT,
+    S2A_JSON_ARRAY,
+    S2A_JSON_TRUE,
+    S2A_JSON_FALSE,
+    S2A_JSON_NULL
+} s2a_json_type;
+
+/* A value inside a buffer: p points at its first byte ('"' for strings, '{' for objects),
+ * len covers the whole raw value (including quotes/brackets). type NONE when absent. */
+typedef struct {
+    const char *p;
+    apr_size_t len;
+    s2a_json_type type;
+} s2a_json_span;
+
+/* Validate that buf[0..len) is exactly one JSON object (surrounding whitespace allowed) and
+ * record the spans of the requested top-level keys: out[i] for keys[i], type NONE if absent,
+ * the last occurrence winning when a key repeats. Keys written with escapes ("\u006dodel")
+ * match their decoded form. Raw control characters and UTF-8 validity inside strings are not
+ * checked. Returns 0, or -1 with *err set to a short English reason (allocated from p when it
+ * carries an offset). */
+int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                         int nkeys, s2a_json_span *out, const char **err);
+
+/* Find key directly inside the object span obj, which must come from the scanner (its
+ * syntax is trusted). The last occurrence wins. Returns 1 and sets *out if found, else 0. */
+int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out);
+
+/* Decode a string span to a NUL-terminated UTF-8 string: all escapes, \uXXXX with surrogate
+ * pairs. NULL if the span is not a valid string, holds an unpaired surrogate or a NUL. */
+char *s2a_json_string_dup(apr_pool_t *p, const s2a_json_span *str);
+
+/* JSON string literal (with the quotes) for the UTF-8 text s: '"', '\\' and control
+ * characters are escaped. NULL if s is NULL. */
+char *s2a_json_quote(apr_pool_t *p, const char *s);
+
+/* One replacement of buf[off..off+len) by text[0..text_len). len 0 inserts; text_len 0
+ * deletes. */
+typedef struct {
+    apr_size_t off;
+    apr_size_t len;
+    const char *text;
+    apr_size_t text_len;
+} s2a_json_edit;
+
+/* Apply edits (in any order; edits itself is left untouched) to buf and return the new
+ * NUL-terminated buffer from p, its length without the NUL in *out_len. Insertions at the
+ * same offset keep the caller's order and come before a replacement starting there. NULL if
+ * two edits overlap or one lies outside buf. */
+char *s2a_json_splice(apr_pool_t *p, const char *buf, apr_size_t len, s2a_json_edit *edits,
+                      int nedits, apr_size_t *out_len);
+
+/* buf is a possibly incomplete JSON object prefix (the first bytes of a response body).
+ * Returns 1 with *off and *vlen set to the raw span (with quotes) of the first top-level
+ * "model" string once it is complete, 0 if more bytes are needed to decide, -1 if it cannot
+ * appear any more (not an object, the object closed without it, "model" is not a string,
+ * malformed). */
+int s2a_json_prefix_find_model(const char *buf, apr_size_t len, apr_size_t *off, apr_size_t *vlen);
+
+#endif

@@ -1,0 +1,467 @@
+/* Price table and exact cost arithmetic. */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <apr_file_io.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <json-c/json.h>
+
+#include "s2a_pricing.h"
+
+__extension__ typedef unsigned __int128 u128;
+
+#define PICO_PER_NANO 1000
+#define PPM 1000000
+/* Above this a price is surely a mistake, and the default ratios cannot overflow. */
+#define PRICE_MAX (INT64_MAX / 8)
+
+struct s2a_pricing {
+    apr_hash_t *models; /* name -> s2a_price */
+    int skipped;
+    const char *first_skipped;
+};
+
+enum { DEC_OK = 0, DEC_SYNTAX = -1, DEC_INEXACT = -2, DEC_RANGE = -3 };
+
+/* Significant digits kept. Any int64 result has at most 19 digits left of the point, so the
+   rounding digit is always among these; later digits only matter as "some were non-zero". */
+#define DEC_MAX_SIG 64
+#define DEC_MAX_EXP 100000
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Decimal text [+-]digits[.digits][e[+-]digits] times 10^scale as an integer. With half_up,
+   digits past the unit are rounded half away from zero; without, they must all be zero. */
+static int decimal_scaled(const char *s, int scale, int half_up, apr_int64_t *out)
+{
+    unsigned char sig[DEC_MAX_SIG];
+    int nsig = 0, sticky = 0, neg = 0, digits = 0, inexact, i;
+    long point = 0, exp = 0, k;
+    uint64_t v = 0;
+
+    if (*s == '-' || *s == '+') {
+        neg = *s == '-';
+        s++;
+    }
+    /* The value is 0.sig * 10^point; leading zeros only move the point. */
+    for (; is_digit(*s); s++, digits++) {
+        if (nsig == 0 && *s == '0') {
+            continue;
+        }
+        if (nsig < DEC_MAX_SIG) {
+            sig[nsig++] = (unsigned char)(*s - '0');
+        } else if (*s != '0') {
+            sticky = 1;
+        }
+        point++;
+    }
+    if (*s == '.') {
+        for (s++; is_digit(*s); s++, digits++) {
+            if (nsig == 0 && *s == '0') {
+                point--;
+            } else if (nsig < DEC_MAX_SIG) {
+                sig[nsig++] = (unsigned char)(*s - '0');
+            } else if (*s != '0') {
+                sticky = 1;
+            }
+        }
+    }
+    if (!digits) {
+        return DEC_SYNTAX;
+    }
+    if (*s == 'e' || *s == 'E') {
+        int eneg = 0, edigits = 0;
+        s++;
+        if (*s == '-' || *s == '+') {
+            eneg = *s == '-';
+            s++;
+        }
+        for (; is_digit(*s); s++, edigits++) {
+            if (exp < DEC_MAX_EXP) {
+                exp = exp * 10 + (*s - '0');
+            }
+        }
+        if (!edigits) {
+            return DEC_SYNTAX;
+        }
+        if (eneg) {
+            exp = -exp;
+        }
+    }
+    if (*s) {
+        return DEC_SYNTAX;
+    }
+    if (nsig == 0) {
+        *out = 0;
+        return DEC_OK;
+    }
+
+    /* k significant digits land left of the point once scaled. */
+    k = point + exp + scale;
+    if (k > 19) {
+        return DEC_RANGE;
+    }
+    for (i = 0; i < k; i++) {
+        v = v * 10 + (i < nsig ? sig[i] : 0);
+    }
+    inexact = sticky;
+    for (i = k > 0 ? (int)k : 0; i < nsig; i++) {
+        inexact |= sig[i] != 0;
+    }
+    if (inexact && !half_up) {
+        return DEC_INEXACT;
+    }
+    if (inexact && k >= 0 && k < nsig && sig[k] >= 5) {
+        v++;
+    }
+    if (v > INT64_MAX) {
+        return DEC_RANGE;
+    }
+    *out = neg ? -(apr_int64_t)v : (apr_int64_t)v;
+    return DEC_OK;
+}
+
+int s2a_usd_parse_nano(const char *text, apr_int64_t *nano)
+{
+    return text && decimal_scaled(text, 9, 1, nano) == DEC_OK ? 0 : -1;
+}
+
+int s2a_multiplier_parse_ppm(const char *text, apr_int64_t *ppm)
+{
+    apr_int64_t v;
+
+    if (!text || decimal_scaled(text, 6, 1, &v) != DEC_OK || v <= 0) {
+        return -1;
+    }
+    *ppm = v;
+    return 0;
+}
+
+char *s2a_usd_format(apr_pool_t *p, apr_int64_t nano)
+{
+    uint64_t mag = nano < 0 ? (uint64_t)0 - (uint64_t)nano : (uint64_t)nano;
+    uint64_t whole = mag / 1000000000u, frac = mag % 1000000000u;
+    char digits[10];
+    int n = 9;
+
+    if (!frac) {
+        return apr_psprintf(p, "%s%" APR_UINT64_T_FMT, nano < 0 ? "-" : "", whole);
+    }
+    while (frac % 10 == 0) {
+        frac /= 10;
+        n--;
+    }
+    digits[n] = '\0';
+    while (n--) {
+        digits[n] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    return apr_psprintf(p, "%s%" APR_UINT64_T_FMT ".%s", nano < 0 ? "-" : "", whole, digits);
+}
+
+enum { PRICE_SET, PRICE_ABSENT, PRICE_INEXACT, PRICE_BAD };
+
+/* One price field of a model entry, from the number's original text. */
+static int price_field(apr_pool_t *p, json_object *entry, const char *model, const char *field,
+                       apr_int64_t *out, const char **err)
+{
+    json_object *v;
+    const char *why;
+
+    if (!json_object_object_get_ex(entry, field, &v) || v == NULL) {
+        return PRICE_ABSENT;
+    }
+    if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) {
+        why = "is not a number";
+    } else {
+        switch (decimal_scaled(json_object_get_string(v), 12, 0, out)) {
+        case DEC_OK:
+            if (*out >= 0 && *out <= PRICE_MAX) {
+                return PRICE_SET;
+            }
+            why = *out < 0 ? "is negative" : "is too large";
+            break;
+        case DEC_INEXACT:
+            return PRICE_INEXACT;
+        case DEC_RANGE:
+            why = "is too large";
+            break;
+        default:
+            why = "is not a decimal number";
+            break;
+        }
+    }
+    *err = apr_psprintf(p, "model \"%s\": %s %s", model, field, why);
+    return PRICE_BAD;
+}
+
+/* Parses one model entry into *pr. PRICE_SET when it has a price, PRICE_ABSENT or
+   PRICE_INEXACT when it is to be skipped, PRICE_BAD (with *err) when the table is broken. */
+static int parse_entry(apr_pool_t *p, json_object *entry, const char *model, s2a_price *pr,
+                       const char **err)
+{
+    static const char *const fields[] = {
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "cache_creation_input_token_cost",
+        "cache_creation_input_token_cost_above_1hr",
+        "cache_read_input_token_cost",
+    };
+    apr_int64_t *slots[] = {&pr->input, &pr->output, &pr->cache_write_5m, &pr->cache_write_1h,
+                            &pr->cache_read};
+    int got[5], skip = PRICE_SET, i;
+
+    for (i = 0; i < 5; i++) {
+        *slots[i] = 0;
+        got[i] = price_field(p, entry, model, fields[i], slots[i], err);
+        if (got[i] == PRICE_BAD) {
+            return PRICE_BAD;
+        }
+        if (got[i] == PRICE_INEXACT) {
+            skip = PRICE_INEXACT;
+        }
+    }
+    if (got[0] == PRICE_ABSENT || got[1] == PRICE_ABSENT) {
+        return PRICE_ABSENT;
+    }
+    if (skip != PRICE_SET) {
+        return skip;
+    }
+    /* Anthropic's published ratios; exact for any price that is a multiple of 10 pico-USD,
+       rounded half up below that. */
+    if (got[2] == PRICE_ABSENT) {
+        pr->cache_write_5m = (pr->input * 5 + 2) / 4;
+    }
+    if (got[3] == PRICE_ABSENT) {
+        pr->cache_write_1h = pr->input * 2;
+    }
+    if (got[4] == PRICE_ABSENT) {
+        pr->cache_read = (pr->input + 5) / 10;
+    }
+    return PRICE_SET;
+}
+
+/* Adds every priced entry of the top-level object to t. */
+static apr_status_t add_models(apr_pool_t *p, s2a_pricing *t, json_object *root, const char **err)
+{
+    struct json_object_iterator it = json_object_iter_begin(root);
+    struct json_object_iterator end = json_object_iter_end(root);
+
+    for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+        const char *name = json_object_iter_peek_name(&it);
+        json_object *entry = json_object_iter_peek_value(&it);
+        s2a_price pr;
+        int r;
+
+        if (!json_object_is_type(entry, json_type_object) || strcmp(name, "sample_spec") == 0) {
+            continue;
+        }
+        r = parse_entry(p, entry, name, &pr, err);
+        if (r == PRICE_BAD) {
+            return APR_EINVAL;
+        }
+        if (r == PRICE_INEXACT) {
+            if (!t->skipped++) {
+                t->first_skipped = apr_pstrdup(p, name);
+            }
+        } else if (r == PRICE_SET) {
+            apr_hash_set(t->models, apr_pstrdup(p, name), APR_HASH_KEY_STRING,
+                         apr_pmemdup(p, &pr, sizeof(pr)));
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, s2a_pricing **out,
+                               const char **err)
+{
+    json_tokener *tok = NULL;
+    json_object *root = NULL;
+    s2a_pricing *t;
+    apr_status_t rv = APR_EINVAL;
+    apr_size_t end;
+
+    *out = NULL;
+    *err = NULL;
+    if (len > INT_MAX) {
+        *err = "price table too large";
+        return APR_EINVAL;
+    }
+    tok = json_tokener_new();
+    if (!tok) {
+        *err = "out of memory";
+        return APR_ENOMEM;
+    }
+    root = json_tokener_parse_ex(tok, json, (int)len);
+    if (json_tokener_get_error(tok) == json_tokener_continue) {
+        *err = "invalid JSON: unexpected end of data";
+        goto done;
+    }
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        *err = apr_psprintf(p, "invalid JSON at offset %" APR_SIZE_T_FMT ": %s",
+                            (apr_size_t)json_tokener_get_parse_end(tok),
+                            json_tokener_error_desc(json_tokener_get_error(tok)));
+        goto done;
+    }
+    for (end = json_tokener_get_parse_end(tok); end < len; end++) {
+        if (json[end] != ' ' && json[end] != '\t' && json[end] != '\r' && json[end] != '\n') {
+            *err =
+                apr_psprintf(p, "invalid JSON: data after the end at offset %" APR_SIZE_T_FMT, end);
+            goto done;
+        }
+    }
+    if (!json_object_is_type(root, json_type_object)) {
+        *err = "top level is not a JSON object";
+        goto done;
+    }
+
+    t = apr_pcalloc(p, sizeof(*t));
+    t->models = apr_hash_make(p);
+    if (add_models(p, t, root, err) != APR_SUCCESS) {
+        goto done;
+    }
+    *out = t;
+    rv = APR_SUCCESS;
+done:
+    json_object_put(root);
+    json_tokener_free(tok);
+    return rv;
+}
+
+apr_status_t s2a_pricing_load(apr_pool_t *p, const char *path, s2a_pricing **out, const char **err)
+{
+    apr_file_t *f = NULL;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    char *buf = NULL, ebuf[256];
+    apr_size_t got = 0;
+
+    *out = NULL;
+    *err = NULL;
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    }
+    if (rv == APR_SUCCESS && (fi.size < 0 || fi.size > INT_MAX)) {
+        rv = APR_EINVAL;
+    }
+    if (rv == APR_SUCCESS) {
+        buf = apr_palloc(p, (apr_size_t)fi.size + 1);
+        rv = apr_file_read_full(f, buf, (apr_size_t)fi.size, &got);
+        if (rv == APR_EOF) {
+            rv = APR_SUCCESS;
+        }
+    }
+    if (f) {
+        apr_file_close(f);
+    }
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(p, "%s: %s", path,
+                            rv == APR_EINVAL ? "file too large"
+                                             : apr_strerror(rv, ebuf, sizeof(ebuf)));
+        return rv;
+    }
+    buf[got] = '\0';
+    rv = s2a_pricing_parse(p, buf, got, out, err);
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(p, "%s: %s", path, *err);
+    }
+    return rv;
+}
+
+const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model)
+{
+    static const char vendor[] = "anthropic/";
+    char key[256];
+    apr_size_t len;
+    const s2a_price *pr;
+
+    if (!t || !model) {
+        return NULL;
+    }
+    pr = apr_hash_get(t->models, model, APR_HASH_KEY_STRING);
+    if (pr) {
+        return pr;
+    }
+    len = strlen(model);
+    if (len + sizeof(vendor) > sizeof(key)) {
+        return NULL;
+    }
+    memcpy(key, vendor, sizeof(vendor) - 1);
+    memcpy(key + sizeof(vendor) - 1, model, len);
+    return apr_hash_get(t->models, key, (apr_ssize_t)(sizeof(vendor) - 1 + len));
+}
+
+int s2a_pricing_count(const s2a_pricing *t)
+{
+    return t ? (int)apr_hash_count(t->models) : 0;
+}
+
+int s2a_pricing_skipped(const s2a_pricing *t, const char **first)
+{
+    if (first) {
+        *first = t ? t->first_skipped : NULL;
+    }
+    return t ? t->skipped : 0;
+}
+
+static apr_int64_t nonneg(apr_int64_t v)
+{
+    return v < 0 ? 0 : v;
+}
+
+/* Prices within [0, PRICE_MAX], as the table guarantees, whoever filled the struct. */
+static uint64_t price_of(apr_int64_t v)
+{
+    return (uint64_t)(v < 0 ? 0 : v > PRICE_MAX ? PRICE_MAX : v);
+}
+
+/* pico / 1000, rounded half up, saturated. */
+static apr_int64_t pico_to_nano(u128 pico)
+{
+    u128 n = (pico + PICO_PER_NANO / 2) / PICO_PER_NANO;
+    return n > (u128)INT64_MAX ? INT64_MAX : (apr_int64_t)n;
+}
+
+void s2a_cost_compute(const s2a_price *pr, const s2a_usage *u, apr_int64_t multiplier_ppm,
+                      s2a_cost *out)
+{
+    apr_int64_t created = nonneg(u->cache_creation);
+    apr_int64_t hour = nonneg(u->cache_1h);
+    u128 in, op, cw, cr, total, q, r, actual;
+    uint64_t ppm = (uint64_t)nonneg(multiplier_ppm);
+    const u128 scale = (u128)PICO_PER_NANO * PPM;
+
+    if (hour > created) {
+        hour = created;
+    }
+    /* Prices are below 2^60 and counts below 2^63, so each product is below 2^123 and
+       the sum of the five below 2^126: no overflow in 128 bits. */
+    in = (u128)nonneg(u->input) * price_of(pr->input);
+    op = (u128)nonneg(u->output) * price_of(pr->output);
+    cw = (u128)(created - hour) * price_of(pr->cache_write_5m) +
+         (u128)hour * price_of(pr->cache_write_1h);
+    cr = (u128)nonneg(u->cache_read) * price_of(pr->cache_read);
+    total = in + op + cw + cr;
+
+    out->input = pico_to_nano(in);
+    out->output = pico_to_nano(op);
+    out->cache_write = pico_to_nano(cw);
+    out->cache_read = pico_to_nano(cr);
+    out->total = pico_to_nano(total);
+
+    /* total * ppm / 1e9 rounded half up, split so the product cannot overflow. */
+    q = total / scale;
+    r = total % scale;
+    if (q && ppm > ~(u128)0 / 4 / q) {
+        out->actual = INT64_MAX;
+        return;
+    }
+    actual = q * ppm + (r * ppm + scale / 2) / scale;
+    out->actual = actual > (u128)INT64_MAX ? INT64_MAX : (apr_int64_t)actual;
+}

@@ -1,0 +1,68 @@
+/* Model price table (LiteLLM model_prices_and_context_window.json format) and exact integer
+   cost arithmetic. Money is never floating point: prices are pico-USD (1e-12) per token and
+   amounts are nano-USD (1e-9). */
+#ifndef S2A_PRICING_H
+#define S2A_PRICING_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+
+#include "s2a_usage.h"
+
+typedef struct {
+    apr_int64_t input, output, cache_write_5m, cache_write_1h, cache_read; /* pico-USD per token */
+} s2a_price;
+
+typedef struct s2a_pricing s2a_pricing;
+
+/* Load a price table file. On failure returns non-success and sets *err to a pool string
+   naming the file and the problem. */
+apr_status_t s2a_pricing_load(apr_pool_t *p, const char *path, s2a_pricing **out, const char **err);
+
+/* Parse a price table from memory. Prices are read from the number's decimal text, exactly.
+   Entries without input or output cost are skipped, as is "sample_spec". A negative, non-numeric
+   or absurdly large price fails the whole table; a price with more precision than pico-USD
+   skips only its entry (see s2a_pricing_skipped). Missing cache prices default to Anthropic's
+   ratios: 5 m write 1.25 x input, 1 h write 2 x input, read 0.1 x input. */
+apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, s2a_pricing **out,
+                               const char **err);
+
+/* Exact name; else "anthropic/" + name; else NULL. */
+const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model);
+
+/* Number of models loaded. */
+int s2a_pricing_count(const s2a_pricing *t);
+
+/* Number of entries skipped because a price was finer than pico-USD; *first (if not NULL)
+   gets the first such model name, or NULL. */
+int s2a_pricing_skipped(const s2a_pricing *t, const char **first);
+
+/* Amounts in nano-USD. */
+typedef struct {
+    apr_int64_t input, output, cache_write, cache_read; /* per class, before multiplier */
+    apr_int64_t total;                                  /* sum of the classes, before multiplier */
+    apr_int64_t actual;                                 /* total * multiplier */
+} s2a_cost;
+
+/* Cost of u at prices pr with a rate multiplier in parts per million (1.0 = 1000000).
+   Each class is tokens * price in pico-USD; total is their exact sum; every nano figure is
+   its pico amount / 1000 rounded half up; actual = total_pico * multiplier_ppm / 1e6 rounded
+   half up to nano, in one step. cache_write = (cache_creation - cache_1h) * 5 m price +
+   cache_1h * 1 h price. Negative counts or multiplier count as 0; results saturate at
+   INT64_MAX rather than wrap. */
+void s2a_cost_compute(const s2a_price *pr, const s2a_usage *u, apr_int64_t multiplier_ppm,
+                      s2a_cost *out);
+
+/* Decimal USD text ("12.5", "-0.000001", "1e-3") to nano-USD, rounded half away from zero
+   past 9 decimals. 0 on success, -1 on bad syntax or out of range. */
+int s2a_usd_parse_nano(const char *text, apr_int64_t *nano);
+
+/* nano-USD as decimal text, up to 9 decimals, trailing zeros trimmed ("12.5", "-0.000001",
+   "0"). */
+char *s2a_usd_format(apr_pool_t *p, apr_int64_t nano);
+
+/* Multiplier text ("1", "1.5", "0.8") to parts per million, rounded half up past 6 decimals.
+   0 on success, -1 on bad syntax or a value that is not > 0. */
+int s2a_multiplier_parse_ppm(const char *text, apr_int64_t *ppm);
+
+#endif

@@ -1,0 +1,248 @@
+/* Incremental text/event-stream parser: see s2a_sse.h. */
+#include "s2a_sse.h"
+#include "s2a_json.h"
+
+#include <string.h>
+
+/* Where the parser stands inside the current line. */
+enum { LN_START, LN_FIELD, LN_VALUE_START, LN_VALUE, LN_COMMENT };
+
+/* What the value of the current field line feeds. */
+enum { FD_OTHER, FD_DATA, FD_EVENT };
+
+typedef struct {
+    char *p;
+    apr_size_t len;
+    apr_size_t cap;
+} growbuf;
+
+struct s2a_sse {
+    apr_pool_t *pool;
+    apr_size_t max_event;
+    s2a_sse_event_fn fn;
+    void *baton;
+    int state;
+    int after_cr;  /* the last byte ended a line with CR: an LF right after belongs to it */
+    char field[8]; /* long enough for the names we act on; longer ones are ignored */
+    apr_size_t field_len;
+    int field_kind;
+    growbuf data;
+    growbuf event;
+    int have_data;
+    int overflow;
+    apr_size_t dropped;
+    apr_size_t events;
+};
+
+s2a_sse *s2a_sse_create(apr_pool_t *p, apr_size_t max_event, s2a_sse_event_fn fn, void *baton)
+{
+    s2a_sse *s = apr_pcalloc(p, sizeof(*s));
+
+    s->pool = p;
+    s->max_event = max_event;
+    s->fn = fn;
+    s->baton = baton;
+    s->state = LN_START;
+    return s;
+}
+
+apr_size_t s2a_sse_dropped(const s2a_sse *s)
+{
+    return s->dropped;
+}
+
+apr_size_t s2a_sse_events(const s2a_sse *s)
+{
+    return s->events;
+}
+
+/* Append to one of the event buffers while the event stays within max_event. Capacity
+ * doubles, always leaving room for a NUL, and never exceeds the cap plus one. */
+static void append(s2a_sse *s, growbuf *g, const char *src, apr_size_t n)
+{
+    if (s->overflow || n == 0)
+        return;
+    if (n > s->max_event - (s->data.len + s->event.len)) {
+        s->overflow = 1;
+        return;
+    }
+    if (g->len + n + 1 > g->cap) {
+        apr_size_t cap = g->cap ? g->cap * 2 : 256;
+        char *np;
+
+        if (cap < g->len + n + 1)
+            cap = g->len + n + 1;
+        if (cap > s->max_event + 1)
+            cap = s->max_event + 1;
+        np = apr_palloc(s->pool, cap);
+        if (g->len)
+            memcpy(np, g->p, g->len);
+        g->p = np;
+        g->cap = cap;
+    }
+    memcpy(g->p + g->len, src, n);
+    g->len += n;
+}
+
+static void dispatch(s2a_sse *s)
+{
+    if (s->overflow) {
+        s->events++;
+        s->dropped++;
+    } else if (s->have_data) {
+        s->events++;
+        if (s->fn) {
+            const char *data = "", *event = "message";
+            apr_size_t event_len = 7;
+
+            if (s->data.len) {
+                s->data.p[s->data.len] = '\0';
+                data = s->data.p;
+            }
+            if (s->event.len) {
+                s->event.p[s->event.len] = '\0';
+                event = s->event.p;
+                event_len = s->event.len;
+            }
+            s->fn(s->baton, event, event_len, data, s->data.len);
+        }
+    }
+    s->data.len = 0;
+    s->event.len = 0;
+    s->have_data = 0;
+    s->overflow = 0;
+}
+
+/* The field name is complete: decide what its value feeds. */
+static void begin_value(s2a_sse *s)
+{
+    s->field_kind = FD_OTHER;
+    if (s->field_len == 4 && memcmp(s->field, "data", 4) == 0) {
+        s->field_kind = FD_DATA;
+        if (s->have_data)
+            append(s, &s->data, "\n", 1);
+        s->have_data = 1;
+    } else if (s->field_len == 5 && memcmp(s->field, "event", 5) == 0) {
+        s->field_kind = FD_EVENT;
+        s->event.len = 0;
+    }
+}
+
+static const char *find_eol(const char *p, const char *end)
+{
+    while (p < end && *p != '\n' && *p != '\r')
+        p++;
+    return p;
+}
+
+void s2a_sse_feed(s2a_sse *s, const char *buf, apr_size_t len)
+{
+    const char *p = buf, *end = buf + len;
+
+    while (p < end) {
+        const char *eol;
+
+        if (s->after_cr) {
+            s->after_cr = 0;
+            if (*p == '\n') {
+                p++;
+                continue;
+            }
+        }
+        switch (s->state) {
+        case LN_START:
+            if (*p == '\n' || *p == '\r') {
+                dispatch(s);
+                s->after_cr = *p == '\r';
+                p++;
+            } else if (*p == ':') {
+                s->state = LN_COMMENT;
+                p++;
+            } else {
+                s->field_len = 0;
+                s->state = LN_FIELD;
+            }
+            continue;
+        case LN_FIELD:
+            if (*p == ':') {
+                begin_value(s);
+                s->state = LN_VALUE_START;
+                p++;
+            } else if (*p == '\n' || *p == '\r') {
+                /* A name without a colon is a field with an empty value. */
+                begin_value(s);
+                s->state = LN_START;
+                s->after_cr = *p == '\r';
+                p++;
+            } else {
+                if (s->field_len < sizeof(s->field))
+                    s->field[s->field_len] = *p;
+                s->field_len++;
+                p++;
+            }
+            continue;
+        case LN_VALUE_START:
+            if (*p == ' ')
+                p++;
+            s->state = LN_VALUE;
+            continue;
+        default:
+            break;
+        }
+        /* Value or comment: copy or skip up to the end of the line in one go. */
+        eol = find_eol(p, end);
+        if (s->state == LN_VALUE && s->field_kind != FD_OTHER)
+            append(s, s->field_kind == FD_DATA ? &s->data : &s->event, p, (apr_size_t)(eol - p));
+        p = eol;
+        if (p < end) {
+            s->state = LN_START;
+            s->after_cr = *p == '\r';
+            p++;
+        }
+    }
+}
+
+char *s2a_sse_rewrite_message_model(apr_pool_t *p, const char *raw, apr_size_t len,
+                                    const char *new_model, apr_size_t *out_len)
+{
+    static const char *const keys[] = {"message"};
+    const char *s = raw, *end = raw + len, *value = NULL, *value_end = NULL;
+    s2a_json_span message, model;
+    s2a_json_edit edit;
+    const char *err;
+    char *quoted;
+    apr_size_t vlen;
+    int ndata = 0;
+
+    if (!raw || !new_model)
+        return NULL;
+    while (s < end) {
+        const char *eol = find_eol(s, end);
+
+        if (eol - s >= 4 && memcmp(s, "data", 4) == 0 && (eol - s == 4 || s[4] == ':')) {
+            ndata++;
+            value = s + 4;
+            if (value < eol)
+                value++;
+            if (value < eol && *value == ' ')
+                value++;
+            value_end = eol;
+        }
+        s = eol;
+        if (s < end && *s++ == '\r' && s < end && *s == '\n')
+            s++;
+    }
+    if (ndata != 1)
+        return NULL;
+    vlen = (apr_size_t)(value_end - value);
+    if (s2a_json_scan_object(p, value, vlen, keys, 1, &message, &err) != 0 ||
+        message.type != S2A_JSON_OBJECT || !s2a_json_object_get(&message, "model", &model) ||
+        model.type != S2A_JSON_STRING)
+        return NULL;
+    quoted = s2a_json_quote(p, new_model);
+    edit.off = (apr_size_t)(model.p - raw);
+    edit.len = model.len;
+    edit.text = quoted;
+    edit.text_len = strlen(quoted);
+    return s2a_json_splice(p, raw, len, &edit, 1, out_len);
+}

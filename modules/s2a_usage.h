@@ -1,0 +1,39 @@
+/* Token usage from Anthropic answers: SSE events and plain JSON bodies. */
+#ifndef S2A_USAGE_H
+#define S2A_USAGE_H
+
+#include <apr_pools.h>
+
+typedef struct {
+    apr_int64_t input;          /* input_tokens */
+    apr_int64_t output;         /* output_tokens */
+    apr_int64_t cache_creation; /* cache_creation_input_tokens (all TTLs) */
+    apr_int64_t cache_1h;       /* part of cache_creation written with 1 h TTL */
+    apr_int64_t cache_read;     /* cache_read_input_tokens */
+    int seen_start;             /* a message_start (or full JSON body) with usage was seen */
+    int seen_delta;             /* a message_delta with usage was seen */
+} s2a_usage;
+
+/* Apply one SSE event (name, data JSON; neither needs a NUL terminator).
+   message_start: message.usage sets input, cache_creation, cache_read and the initial output.
+   message_delta: usage.output_tokens is cumulative and overwrites; non-zero input and cache
+   figures there overwrite too. usage.cache_creation.ephemeral_1h_input_tokens gives cache_1h;
+   when cache_creation_input_tokens is absent, cache_creation = 5m + 1h split.
+   An event without a name is recognised by its data's "type". Other events are skipped
+   without parsing. Returns 1 if usage changed, 0 otherwise (also on malformed data). */
+int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const char *data,
+                        apr_size_t dlen);
+
+/* Incremental parse of a non-stream JSON answer, fed chunk by chunk. The parser's memory
+   is released by a cleanup of p, whether or not the body is finished. */
+typedef struct s2a_usage_json s2a_usage_json;
+
+s2a_usage_json *s2a_usage_json_create(apr_pool_t *p);
+void s2a_usage_json_feed(s2a_usage_json *j, const char *buf, apr_size_t len);
+
+/* After the last chunk: sets *u from the top-level "usage" (message_start rules) and returns
+   1; returns 0 if the body was incomplete, invalid or had no usage. If model is not NULL,
+   *model is the answer's "model" (from the create pool) or NULL. */
+int s2a_usage_json_finish(s2a_usage_json *j, s2a_usage *u, const char **model);
+
+#endif
