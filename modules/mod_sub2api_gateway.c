@@ -29,10 +29,11 @@ s2a_req *s2a_req_get(request_rec *r)
     return ap_get_module_config(r->request_config, &sub2api_module);
 }
 
+/* The error body is built only when httpd sends an error page (see
+ * insert_error_filter), so the request path pays nothing for it. */
 int s2a_fail(request_rec *r, int status, const char *message)
 {
-    ap_custom_response(r, status, s2a_error_body(r->pool, status, message));
-    apr_table_setn(r->notes, S2A_ERROR_NOTE, "1");
+    apr_table_setn(r->notes, S2A_ERROR_NOTE, message);
     return status;
 }
 
@@ -167,19 +168,36 @@ static const char *new_request_id(apr_pool_t *p)
     return apr_pstrcat(p, "req_", s2a_hex(p, rnd, sizeof(rnd)), NULL);
 }
 
-/* mod_proxy's own failures (no worker, connection refused, timeout) reach
- * the client Anthropic-shaped too. */
-static void set_proxy_error_bodies(request_rec *r)
+/* Messages for the failures mod_proxy reports itself. */
+static const char *default_message(int status)
 {
-    ap_custom_response(r, HTTP_INTERNAL_SERVER_ERROR,
-                       s2a_error_body(r->pool, 500, "Internal gateway error"));
-    ap_custom_response(r, HTTP_BAD_GATEWAY,
-                       s2a_error_body(r->pool, 502, "The upstream answered with an error"));
-    ap_custom_response(r, HTTP_SERVICE_UNAVAILABLE,
-                       s2a_error_body(r->pool, 503, "No upstream is reachable right now"));
-    ap_custom_response(r, HTTP_GATEWAY_TIME_OUT,
-                       s2a_error_body(r->pool, 504, "The upstream did not answer in time"));
-    apr_table_setn(r->notes, S2A_ERROR_NOTE, "1");
+    switch (status) {
+    case HTTP_BAD_GATEWAY:
+        return "The upstream could not be reached or broke the connection";
+    case HTTP_SERVICE_UNAVAILABLE:
+        return "No upstream is reachable right now";
+    case HTTP_GATEWAY_TIME_OUT:
+        return "The upstream did not answer in time";
+    default:
+        return "The gateway could not complete the request";
+    }
+}
+
+/* POST .../v1/messages is handed to mod_proxy at translation time, so httpd
+ * never walks the file system for it. */
+static int gateway_translate(request_rec *r)
+{
+    s2a_dir_conf *dc = ap_get_module_config(r->per_dir_config, &sub2api_module);
+    if (!dc->balancer || !ap_is_initial_req(r) || r->method_number != M_POST ||
+        !ends_with(r->uri, "/v1/messages")) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, "/v1/messages",
+                              r->args ? "?" : "", r->args ? r->args : "", NULL);
+    r->proxyreq = PROXYREQ_REVERSE;
+    r->handler = "proxy-server";
+    apr_table_setn(r->notes, "proxy-nocanon", "1");
+    return OK;
 }
 
 static int check_fields(request_rec *r, const s2a_json_span *f, const char **model, int *stream)
@@ -216,6 +234,8 @@ static int gateway_fixups(request_rec *r)
     if (!dc->balancer || !ap_is_initial_req(r)) {
         return DECLINED;
     }
+    /* every answer of the gateway location is Anthropic-shaped */
+    apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
     if (!ends_with(r->uri, "/v1/messages")) {
         return s2a_fail(r, HTTP_NOT_FOUND,
                         apr_psprintf(r->pool, "%s %s is not served here", r->method,
@@ -302,12 +322,6 @@ static int gateway_fixups(request_rec *r)
     q->body_len = body_len;
 
     ap_set_module_config(r->request_config, &sub2api_module, q);
-    set_proxy_error_bodies(r);
-    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, "/v1/messages",
-                              r->args ? "?" : "", r->args ? r->args : "", NULL);
-    r->proxyreq = PROXYREQ_REVERSE;
-    r->handler = "proxy-server";
-    apr_table_setn(r->notes, "proxy-nocanon", "1");
     ap_add_input_filter_handle(replay_filter_handle, NULL, r, r->connection);
     ap_add_output_filter_handle(answer_filter_handle, NULL, r, r->connection);
     q->request_id = new_request_id(r->pool);
@@ -674,11 +688,16 @@ static apr_status_t error_type_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     return ap_pass_brigade(f->next, bb);
 }
 
+/* Runs just before httpd looks up the error page it is about to send. */
 static void insert_error_filter(request_rec *r)
 {
-    if (apr_table_get(r->notes, S2A_ERROR_NOTE)) {
-        ap_add_output_filter(S2A_ERROR_FILTER, NULL, r, r->connection);
+    const char *msg = apr_table_get(r->notes, S2A_ERROR_NOTE);
+    if (!msg) {
+        return;
     }
+    ap_custom_response(r, r->status,
+                       s2a_error_body(r->pool, r->status, *msg ? msg : default_message(r->status)));
+    ap_add_output_filter(S2A_ERROR_FILTER, NULL, r, r->connection);
 }
 
 static const char *outcome(request_rec *r, s2a_req *q)
@@ -747,6 +766,7 @@ static int log_usage(request_rec *r)
 void s2a_gateway_register_hooks(apr_pool_t *p)
 {
     static const char *const before_proxy[] = {"mod_proxy.c", NULL};
+    ap_hook_translate_name(gateway_translate, NULL, before_proxy, APR_HOOK_FIRST);
     ap_hook_fixups(gateway_fixups, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(log_usage, NULL, NULL, APR_HOOK_MIDDLE);

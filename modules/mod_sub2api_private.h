@@ -5,6 +5,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
+#include <apr_proc_mutex.h>
 #include <apr_thread_mutex.h>
 
 #include "s2a_db.h"
@@ -55,7 +56,7 @@ typedef struct {
 /* Process-wide state set up in post_config and child_init. */
 typedef struct {
     s2a_state *state;
-    apr_global_mutex_t *mutex;
+    apr_proc_mutex_t *mutex;
     apr_shm_t *shm;
     int max_accounts;
 } s2a_globals;

@@ -12,7 +12,7 @@ typedef struct {
 
 struct s2a_state {
     shared_t *shm;
-    apr_global_mutex_t *mutex;
+    apr_proc_mutex_t *mutex;
 };
 
 apr_size_t s2a_state_size(int nslots)
@@ -20,7 +20,7 @@ apr_size_t s2a_state_size(int nslots)
     return sizeof(shared_t) + (apr_size_t)nslots * sizeof(s2a_account_state);
 }
 
-s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_global_mutex_t *mutex)
+s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_proc_mutex_t *mutex)
 {
     s2a_state *st = apr_pcalloc(p, sizeof(*st));
     st->shm = base;
@@ -62,12 +62,12 @@ static s2a_account_state *slot(s2a_state *st, apr_int64_t id, int create)
 
 static int lock(s2a_state *st)
 {
-    return apr_global_mutex_lock(st->mutex) == APR_SUCCESS;
+    return apr_proc_mutex_lock(st->mutex) == APR_SUCCESS;
 }
 
 static void unlock(s2a_state *st)
 {
-    apr_global_mutex_unlock(st->mutex);
+    apr_proc_mutex_unlock(st->mutex);
 }
 
 int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)

@@ -3,7 +3,7 @@
 #ifndef S2A_STATE_H
 #define S2A_STATE_H
 
-#include <apr_global_mutex.h>
+#include <apr_proc_mutex.h>
 #include <apr_shm.h>
 #include <apr_time.h>
 
@@ -26,7 +26,9 @@ typedef struct {
 /* Bytes of shared memory needed for `nslots` accounts. */
 apr_size_t s2a_state_size(int nslots);
 /* Lays the state out over `base` (zeroed shared memory of s2a_state_size()). */
-s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_global_mutex_t *mutex);
+/* mutex: a process-shared mutex every child inherits (a pthread one keeps
+ * the uncontended path free of system calls). */
+s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_proc_mutex_t *mutex);
 
 /* Counter bumped whenever cached users, keys or accounts must be reloaded. */
 apr_uint32_t s2a_state_generation(s2a_state *st);
