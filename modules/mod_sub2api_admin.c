@@ -547,7 +547,7 @@ static int accounts_list(admin_ctx *a, const char *id, int created)
     size_t i;
     if (s2a_db_rows(&a->db, a->r->pool,
                     id ? ACCOUNT_COLUMNS " WHERE id = %lld" : ACCOUNT_COLUMNS " ORDER BY id",
-                    "isssiiijssi", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    "issssiijssi", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);

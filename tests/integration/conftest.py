@@ -1,0 +1,109 @@
+"""Fixtures: the whole suite runs once per database (sqlite, pgsql) against a
+real httpd with the module, two mock upstreams and, for pgsql, a private
+PostgreSQL cluster.
+
+Run: /usr/bin/python3 -m pytest tests/integration   (-k sqlite or -k pgsql for one database)
+Environment: S2A_MODULE (module path), S2A_KEEP=1 keeps the run's
+directories (they are also kept when a test failed).
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+
+
+_kept = []
+
+
+def _cleanup(request, path):
+    if os.environ.get("S2A_KEEP") or request.session.testsfailed:
+        _kept.append(str(path))
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _kept:
+        terminalreporter.write_line("kept for inspection: " + " ".join(_kept))
+
+
+@pytest.fixture(scope="session")
+def mock_upstreams(request):
+    root = harness.new_root("s2a-mock-")
+    mocks = []
+    try:
+        for i in range(2):
+            mocks.append(harness.MockUpstream(root / ("mock%d.log" % (i + 1))).start())
+        yield mocks
+    finally:
+        for m in mocks:
+            m.stop()
+        _cleanup(request, root)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "pgsql"])
+def gateway(request, mock_upstreams):
+    db = request.param
+    if db == "pgsql" and not harness.Postgres.available():
+        pytest.skip("PostgreSQL server binaries not found in %s" % harness.PG_BIN)
+    if not harness.module_path().exists():
+        pytest.fail("module %s not found: build it with make or set S2A_MODULE"
+                    % harness.module_path(), pytrace=False)
+    root = harness.new_root("s2a-%s-" % db)
+    gw = harness.Gateway(root, db, mock_upstreams)
+    try:
+        gw.start()
+    except harness.HarnessError as exc:
+        _cleanup(request, root)
+        pytest.fail(str(exc), pytrace=False)
+    offset = gw.log_offset()
+    try:
+        yield gw
+    finally:
+        offset = gw.test_offset or offset
+        gw.stop()
+        bad = gw.bad_log_lines(offset)
+        _cleanup(request, root)
+        if bad:
+            pytest.fail("error log of the %s gateway has unexpected lines:\n%s"
+                        % (db, "\n".join(bad)), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _gateway_guard(request):
+    """Fresh mock recordings per test; fail on unexpected error-log lines."""
+    if "gateway" not in request.fixturenames:
+        yield
+        return
+    gw = request.getfixturevalue("gateway")
+    gw.begin_test()
+    yield
+    bad = gw.end_test()
+    if bad:
+        pytest.fail("unexpected error-log lines:\n" + "\n".join(bad), pytrace=False)
+
+
+@pytest.fixture
+def tenant(gateway):
+    """User, group, key and one account of its own for the test."""
+    return gateway.new_tenant()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    gw = item.funcargs.get("gateway") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and isinstance(gw, harness.Gateway):
+        try:
+            text = gw.error_log(gw.test_offset)
+        except OSError:
+            return
+        report.sections.append(("httpd error_log during the test", text[-20000:]))

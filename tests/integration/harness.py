@@ -1,0 +1,702 @@
+"""Real servers for the integration tests: mock upstreams, PostgreSQL and httpd.
+
+Everything runs from a fresh directory per test run with generated configuration;
+nothing here builds the module (it is taken from $S2A_MODULE or
+build/mod_sub2api.so).
+"""
+
+import ctypes
+import http.client
+import itertools
+import json
+import os
+import pwd
+import grp
+import re
+import secrets
+import select
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import urllib.parse
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+APACHE2 = os.environ.get("S2A_APACHE2", "/usr/sbin/apache2")
+APACHE_MODULES = os.environ.get("S2A_APACHE_MODULES", "/usr/lib/apache2/modules")
+PG_BIN = os.environ.get("S2A_PG_BIN", "/usr/lib/postgresql/15/bin")
+HTTPD_USER = "www-data"
+DEFAULT_MODEL = "claude-sonnet-4-20250514"
+ANTHROPIC_VERSION = "2023-06-01"
+
+# Lines that fail a test unless it declared them expected.
+LEVEL_RE = re.compile(r"^\[[^\]]*\] \[[^\]:]*:(emerg|alert|crit|error)\]")
+CRASH_RE = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|exit signal|"
+                      r"nasty error|Segmentation fault")
+RESUMING_RE = re.compile(r"resuming normal operations")
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+def _die_with_parent():
+    """Child side of Popen: get SIGTERM when the test process dies, so that a
+    killed test run leaves no server behind."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def module_path():
+    return Path(os.environ.get("S2A_MODULE") or REPO / "build" / "mod_sub2api.so")
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def give_to(path, owner):
+    """chown path to owner and its primary group (only possible as root)."""
+    if is_root():
+        shutil.chown(path, owner, grp.getgrgid(pwd.getpwnam(owner).pw_gid).gr_name)
+
+
+def make_dir(path, mode=0o755, owner=None):
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+    if owner:
+        give_to(path, owner)
+    return path
+
+
+def new_root(prefix):
+    """A fresh directory under the system temp dir that httpd's user can traverse."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(path, 0o755)
+    return path
+
+
+def tail(path, limit=4000):
+    try:
+        return Path(path).read_text(errors="replace")[-limit:]
+    except OSError:
+        return ""
+
+
+def lower_headers(message):
+    out = {}
+    for name, value in message.items():
+        key = name.lower()
+        out[key] = out[key] + ", " + value if key in out else value
+    return out
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=30):
+    """One request on a fresh connection: (status, lowercased headers, raw body)."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, lower_headers(resp.headers), resp.read()
+    finally:
+        conn.close()
+
+
+def parse_json(raw):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def parse_sse(raw):
+    """Split an SSE body into (event name, parsed data) pairs."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    events = []
+    for block in re.split(r"\r?\n\r?\n", raw):
+        name, data = None, []
+        for line in block.splitlines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip(" "))
+        if name is None and not data:
+            continue
+        text = "\n".join(data)
+        events.append((name, parse_json(text) if text else None))
+    return events
+
+
+def sse_text(events):
+    """Concatenated text deltas of parsed SSE events."""
+    return "".join(d["delta"].get("text", "") for n, d in events
+                   if n == "content_block_delta" and isinstance(d, dict))
+
+
+def messages_body(text="Hello", model=DEFAULT_MODEL, stream=False, mock=None, max_tokens=64,
+                  **extra):
+    """A Messages API request body; `mock` options ride in the user text."""
+    if mock is not None:
+        text = "mock:" + json.dumps(mock)
+    body = {"model": model, "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": text}]}
+    if stream:
+        body["stream"] = True
+    body.update(extra)
+    return body
+
+
+def sanitizer_env(module):
+    """LD_PRELOAD the sanitizer runtimes a module was linked with (httpd itself is not)."""
+    try:
+        out = subprocess.run(["ldd", str(module)], capture_output=True, text=True,
+                             check=False).stdout
+    except OSError:
+        return {}
+    libs = [m.group(1) for m in re.finditer(r"lib(?:asan|ubsan)\.so[.\d]* => (\S+)", out)]
+    if not libs:
+        return {}
+    return {
+        "LD_PRELOAD": " ".join(libs),
+        "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:use_sigaltstack=0",
+        "UBSAN_OPTIONS": "print_stacktrace=1",
+    }
+
+
+class MockUpstream:
+    """tests/integration/mock_upstream.py as a subprocess on a free port."""
+
+    def __init__(self, log_path):
+        self.log_path = Path(log_path)
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=10):
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(HERE / "mock_upstream.py"), "--port", "0"],
+                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("PORT "):
+            self.stop()
+            raise HarnessError("mock upstream did not start: %s" % tail(self.log_path))
+        self.port = int(line.split()[1])
+        status, _, _ = http_request(self.port, "GET", "/_mock/health", timeout=5)
+        if status != 200:
+            raise HarnessError("mock upstream health check answered %d" % status)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+    def requests(self):
+        status, _, raw = http_request(self.port, "GET", "/_mock/requests")
+        assert status == 200, raw
+        return json.loads(raw)
+
+    def clear(self):
+        status, _, raw = http_request(self.port, "DELETE", "/_mock/requests")
+        assert status == 200, raw
+
+    def stats(self):
+        status, _, raw = http_request(self.port, "GET", "/_mock/stats")
+        assert status == 200, raw
+        return json.loads(raw)
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster owned by the postgres OS user."""
+
+    def __init__(self, base_dir, dbname="s2a"):
+        self.dir = Path(base_dir)
+        self.data = self.dir / "data"
+        self.log = self.dir / "postgres.log"
+        self.dbname = dbname
+        self.port = None
+        self.user = "postgres"
+        self.started = False
+
+    @staticmethod
+    def available():
+        return Path(PG_BIN, "initdb").exists() and Path(PG_BIN, "pg_ctl").exists()
+
+    def _run(self, *args, timeout=120):
+        cmd = list(args)
+        if is_root():
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        res = subprocess.run(cmd, cwd=self.dir, capture_output=True, text=True,
+                             timeout=timeout, stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise HarnessError("%s failed (%d):\n%s%s\n%s" % (
+                " ".join(cmd), res.returncode, res.stdout, res.stderr, tail(self.log)))
+        return res.stdout
+
+    @property
+    def dbd_params(self):
+        return "host=127.0.0.1 port=%d dbname=%s user=%s" % (self.port, self.dbname, self.user)
+
+    def start(self):
+        if not is_root():
+            self.user = pwd.getpwuid(os.geteuid()).pw_name
+        make_dir(self.dir, 0o700, "postgres")
+        self._run(PG_BIN + "/initdb", "-D", str(self.data), "-A", "trust", "-U", self.user,
+                  "-E", "UTF8", "--no-sync")
+        self.port = free_port()
+        options = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off" % (self.port, self.dir))
+        self._run(PG_BIN + "/pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
+                  "-w", "-t", "60", "start")
+        self.started = True
+        self._run(PG_BIN + "/createdb", "-h", "127.0.0.1", "-p", str(self.port),
+                  "-U", self.user, self.dbname)
+        return self
+
+    def psql(self, sql):
+        out = self._run(PG_BIN + "/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                        self.user, "-d", self.dbname, "-At", "-F", "\t", "-v",
+                        "ON_ERROR_STOP=1", "-c", sql)
+        return [tuple(line.split("\t")) for line in out.splitlines()]
+
+    def stop(self):
+        if self.started:
+            self._run(PG_BIN + "/pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60",
+                      "stop")
+            self.started = False
+
+
+class Httpd:
+    """httpd with a configuration generated from httpd.conf.in.
+
+    plain=True starts it without the gateway module: a reverse proxy to the
+    first upstream, for checking the harness itself.
+    """
+
+    def __init__(self, root, upstreams, plain=False, module=None, dbd_driver="",
+                 dbd_params="", admin_token="", prices=None, extra_conf=""):
+        self.root = Path(root)
+        self.conf_dir = make_dir(self.root / "conf")
+        self.log_dir = make_dir(self.root / "logs")
+        self.run_dir = make_dir(self.root / "run", 0o755, HTTPD_USER)
+        self.conf = self.conf_dir / "httpd.conf"
+        self.error_log = self.log_dir / "error_log"
+        self.access_log = self.log_dir / "access_log"
+        self.stdio_log = self.log_dir / "httpd.stdio"
+        self.upstreams = list(upstreams)
+        self.plain = plain
+        self.module = Path(module) if module else module_path()
+        self.dbd_driver = dbd_driver
+        self.dbd_params = dbd_params
+        self.admin_token = admin_token
+        self.prices = Path(prices) if prices else HERE / "prices.json"
+        self.extra_conf = extra_conf
+        self.port = free_port()
+        self.proc = None
+        self.env = dict(os.environ)
+        if not plain:
+            self.env.update(sanitizer_env(self.module))
+
+    def render(self):
+        if is_root():
+            user_group = "User %s\nGroup %s" % (
+                HTTPD_USER, grp.getgrgid(pwd.getpwnam(HTTPD_USER).pw_gid).gr_name)
+        else:
+            user_group = ""
+        values = {
+            "SERVER_ROOT": self.root,
+            "RUN_DIR": self.run_dir,
+            "LOG_DIR": self.log_dir,
+            "PORT": self.port,
+            "USER_GROUP": user_group,
+            "MODULES_DIR": APACHE_MODULES,
+            "S2A_MODULE": self.module,
+            "DBD_DRIVER": self.dbd_driver or "sqlite3",
+            "DBD_PARAMS": self.dbd_params,
+            "PRICES": self.prices,
+            "ADMIN_TOKEN": self.admin_token,
+            "UPSTREAM1": self.upstreams[0],
+            "UPSTREAM2": self.upstreams[-1],
+            "EXTRA_CONF": self.extra_conf,
+        }
+        text = (HERE / "httpd.conf.in").read_text()
+        text = re.sub(r"@([A-Z0-9_]+)@", lambda m: str(values[m.group(1)]), text)
+        self.conf.write_text(text)
+
+    def _args(self):
+        args = [APACHE2, "-d", str(self.root), "-f", str(self.conf)]
+        if not self.plain:
+            args.append("-DS2A_MODULE")
+        return args
+
+    def check_config(self):
+        res = subprocess.run(self._args() + ["-t"], capture_output=True, text=True,
+                             env=self.env, stdin=subprocess.DEVNULL, timeout=60)
+        if res.returncode != 0:
+            raise HarnessError("httpd configuration check failed:\n%s%s" % (res.stdout,
+                                                                           res.stderr))
+
+    def start(self, timeout=30):
+        if not self.plain and not self.module.exists():
+            raise HarnessError("module %s not found: build it with make or set S2A_MODULE"
+                               % self.module)
+        self.render()
+        self.check_config()
+        stdio = open(self.stdio_log, "ab")
+        try:
+            self.proc = subprocess.Popen(self._args() + ["-DFOREGROUND"], stdout=stdio,
+                                         stderr=stdio, stdin=subprocess.DEVNULL, env=self.env,
+                                         start_new_session=True, preexec_fn=_die_with_parent)
+        finally:
+            stdio.close()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=30):
+        """Wait until a child answers HTTP (not merely until the port accepts)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError("httpd exited with %d:\n%s\n%s" % (
+                    self.proc.returncode, tail(self.stdio_log), tail(self.error_log)))
+            try:
+                http_request(self.port, "GET", "/_harness_ready", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise HarnessError("httpd did not answer on port %d within %ss:\n%s" % (
+            self.port, timeout, tail(self.error_log)))
+
+    def log_size(self):
+        try:
+            return self.error_log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def graceful(self, extra_conf=None, timeout=30):
+        """Graceful restart (SIGUSR1, like -k graceful), optionally with new extra config."""
+        if extra_conf is not None:
+            self.extra_conf = extra_conf
+        self.render()
+        self.check_config()
+        offset = self.log_size()
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError("httpd exited during graceful restart:\n%s"
+                                   % tail(self.error_log))
+            with open(self.error_log, "rb") as f:
+                f.seek(offset)
+                if RESUMING_RE.search(f.read().decode(errors="replace")):
+                    self.wait_ready(max(deadline - time.monotonic(), 1))
+                    return
+            time.sleep(0.05)
+        raise HarnessError("graceful restart did not complete:\n%s" % tail(self.error_log))
+
+    def stop(self, timeout=30):
+        """Stop like -k stop (SIGTERM to the parent) and wait for it to exit."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise HarnessError("httpd did not stop within %ss" % timeout)
+
+
+class StreamResult(types.SimpleNamespace):
+    """status, headers, raw (bytes), chunks [(seconds since send, bytes)], events."""
+
+    @property
+    def text(self):
+        return sse_text(self.events)
+
+    @property
+    def first_chunk_time(self):
+        return self.chunks[0][0] if self.chunks else None
+
+
+class Gateway:
+    """The module under test behind httpd, plus the client and admin calls tests need."""
+
+    _names = itertools.count(1)
+
+    def __init__(self, root, db, mocks, extra_conf=""):
+        self.root = make_dir(root, 0o755)
+        self.db = db
+        self.mocks = mocks
+        self.mock = mocks[0]
+        self.admin_token = "s2a-admin-" + secrets.token_hex(16)
+        self.pg = None
+        self.sqlite_path = None
+        self.expected = []
+        self.test_offset = 0
+        self.credentials = {}
+        self.extra_conf = extra_conf
+        self.httpd = None
+
+    # -- life cycle -------------------------------------------------------
+
+    def start(self):
+        if self.db == "pgsql":
+            self.pg = Postgres(self.root / "pg").start()
+            driver, params = "pgsql", self.pg.dbd_params
+        else:
+            db_dir = make_dir(self.root / "db", 0o777, HTTPD_USER)
+            self.sqlite_path = db_dir / "s2a.sqlite"
+            self.sqlite_path.touch()
+            give_to(self.sqlite_path, HTTPD_USER)
+            driver, params = "sqlite3", str(self.sqlite_path)
+        self.httpd = Httpd(self.root / "httpd", [m.url for m in self.mocks],
+                           dbd_driver=driver, dbd_params=params, admin_token=self.admin_token,
+                           extra_conf=self.extra_conf)
+        try:
+            self.httpd.start()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        try:
+            if self.httpd:
+                self.httpd.stop()
+        finally:
+            if self.pg:
+                self.pg.stop()
+
+    def reload(self, extra_conf=None):
+        """Graceful restart; extra_conf (if given) replaces the extra configuration."""
+        self.httpd.graceful(extra_conf)
+
+    @property
+    def port(self):
+        return self.httpd.port
+
+    @property
+    def base_url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    # -- error log --------------------------------------------------------
+
+    def log_offset(self):
+        return self.httpd.log_size()
+
+    def error_log(self, since=0):
+        with open(self.httpd.error_log, "rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
+
+    def expect_error(self, regex):
+        """Declare error-log lines matching regex as expected for the current test."""
+        self.expected.append(re.compile(regex))
+
+    def bad_log_lines(self, since=0):
+        bad = []
+        for line in self.error_log(since).splitlines():
+            if not (LEVEL_RE.search(line) or CRASH_RE.search(line)):
+                continue
+            if any(p.search(line) for p in self.expected):
+                continue
+            bad.append(line)
+        return bad
+
+    def begin_test(self):
+        self.expected = []
+        self.test_offset = self.log_offset()
+        for m in self.mocks:
+            m.clear()
+
+    def end_test(self):
+        """Unexpected error-log lines written since begin_test()."""
+        bad = self.bad_log_lines(self.test_offset)
+        self.expected = []
+        self.test_offset = self.log_offset()
+        return bad
+
+    # -- admin API --------------------------------------------------------
+
+    def admin(self, method, path, json=None, token=None, headers=None):
+        """(status, parsed JSON or text) of an admin request."""
+        hdrs = {"Authorization": "Bearer " + (self.admin_token if token is None else token)}
+        if token == "":
+            hdrs = {}
+        if json is not None:
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        status, _, raw = http_request(self.port, method, path, body=json, headers=hdrs)
+        return status, parse_json(raw) if raw else None
+
+    def admin_ok(self, method, path, json=None, expect=(200, 201)):
+        status, body = self.admin(method, path, json)
+        expect = (expect,) if isinstance(expect, int) else expect
+        assert status in expect, "%s %s -> %d %r" % (method, path, status, body)
+        return body
+
+    @classmethod
+    def unique(cls, prefix):
+        return "%s-%d-%s" % (prefix, next(cls._names), secrets.token_hex(3))
+
+    def create_user(self, balance_usd="10", status="active", name=None, **fields):
+        fields.setdefault("name", name or self.unique("user"))
+        fields.setdefault("status", status)
+        if "balance_nanousd" not in fields:
+            fields["balance_usd"] = balance_usd
+        return self.admin_ok("POST", "/admin/users", fields, 201)
+
+    def create_group(self, rate_multiplier="1", name=None, **fields):
+        fields.setdefault("name", name or self.unique("group"))
+        fields.setdefault("rate_multiplier", rate_multiplier)
+        return self.admin_ok("POST", "/admin/groups", fields, 201)
+
+    def create_key(self, user_id, group_id, name=None, **fields):
+        fields.update(user_id=user_id, group_id=group_id)
+        fields.setdefault("name", name or self.unique("key"))
+        return self.admin_ok("POST", "/admin/keys", fields, 201)
+
+    def create_account(self, group_ids, credential=None, endpoint=None, name=None, **fields):
+        """POST /admin/accounts; the plain credential is kept in self.credentials[id]."""
+        fields.setdefault("name", name or self.unique("account"))
+        fields.setdefault("type", "apikey")
+        fields.setdefault("credential",
+                          credential or "sk-ant-api03-" + secrets.token_hex(24) + "-AA")
+        fields.setdefault("endpoint", endpoint or self.mock.url)
+        fields["group_ids"] = list(group_ids)
+        account = self.admin_ok("POST", "/admin/accounts", fields, 201)
+        self.credentials[account["id"]] = fields["credential"]
+        return account
+
+    def new_tenant(self, balance_usd="10", rate_multiplier="1", accounts=1, **account_fields):
+        """A fresh user, group, key and `accounts` upstream accounts serving that group."""
+        user = self.create_user(balance_usd=balance_usd)
+        group = self.create_group(rate_multiplier=rate_multiplier)
+        key = self.create_key(user["id"], group["id"])
+        accts = [self.create_account([group["id"]], **account_fields) for _ in range(accounts)]
+        creds = [self.credentials[a["id"]] for a in accts]
+        return types.SimpleNamespace(user=user, group=group, key=key, api_key=key["key"],
+                                     accounts=accts, account=accts[0] if accts else None,
+                                     credentials=creds, credential=creds[0] if creds else None)
+
+    def wait_usage(self, filter=None, count=1, timeout=10):
+        """Poll GET /admin/usage until at least `count` rows match; returns the rows."""
+        query = urllib.parse.urlencode({k: v for k, v in (filter or {}).items()
+                                        if v is not None})
+        path = "/admin/usage" + ("?" + query if query else "")
+        deadline = time.monotonic() + timeout
+        rows = []
+        while True:
+            rows = self.admin_ok("GET", path, expect=200)["data"]
+            if len(rows) >= count:
+                return rows
+            if time.monotonic() >= deadline:
+                raise AssertionError("%d usage rows for %s after %ss, wanted %d: %r"
+                                     % (len(rows), path, timeout, count, rows))
+            time.sleep(0.05)
+
+    # -- upstream mock ----------------------------------------------------
+
+    def mock_requests(self, which=0):
+        return self.mocks[which].requests()
+
+    def mock_clear(self):
+        for m in self.mocks:
+            m.clear()
+
+    # -- client side ------------------------------------------------------
+
+    @staticmethod
+    def _client_headers(key, headers):
+        hdrs = {"Content-Type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        if key is not None:
+            hdrs["x-api-key"] = key
+        hdrs.update(headers or {})
+        return {k: v for k, v in hdrs.items() if v is not None}
+
+    def post_messages(self, body, headers=None, key=None, path="/v1/messages", timeout=60):
+        """(status, lowercased headers, raw body). A header set to None is left out."""
+        return http_request(self.port, "POST", path, body=body,
+                            headers=self._client_headers(key, headers), timeout=timeout)
+
+    def stream_messages(self, body, key=None, headers=None, path="/v1/messages", timeout=60,
+                        abort_after_events=None):
+        """Send a streaming request and read the answer chunk by chunk.
+
+        abort_after_events closes the client connection once that many
+        complete SSE events have arrived.
+        """
+        if isinstance(body, dict) and "stream" not in body:
+            body = dict(body, stream=True)
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        chunks = []
+        try:
+            start = time.monotonic()
+            conn.request("POST", path, body=data, headers=self._client_headers(key, headers))
+            resp = conn.getresponse()
+            raw = b""
+            while True:
+                piece = resp.read1(65536)
+                if not piece:
+                    break
+                chunks.append((time.monotonic() - start, piece))
+                raw += piece
+                if (abort_after_events is not None
+                        and len(re.findall(rb"\r?\n\r?\n", raw)) >= abort_after_events):
+                    break
+            events = parse_sse(raw) if resp.status == 200 else []
+            return StreamResult(status=resp.status, headers=lower_headers(resp.headers),
+                                raw=raw, chunks=chunks, events=events)
+        finally:
+            conn.close()
+
+    # -- database ---------------------------------------------------------
+
+    def db_query(self, sql):
+        """Rows of a read-only query on the gateway's database (values as strings for pgsql)."""
+        if self.pg:
+            return self.pg.psql(sql)
+        con = sqlite3.connect("file:%s?mode=ro" % self.sqlite_path, uri=True, timeout=10)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""Stand-in for the Anthropic Messages API used as the gateway's upstream.
+
+Run: mock_upstream.py --port N   (N = 0 picks a free port; the chosen port is
+printed as "PORT <n>" on stdout once the server accepts connections).
+
+Behaviour is steered by the request body, because the gateway forwards only
+known headers: when the text of the last user message starts with "mock:",
+the rest is a JSON object of options:
+  status          answer with this HTTP status and an Anthropic error body
+  error_type      override the error type of that body
+  headers         extra response headers (dict)
+  usage           overrides of the usage numbers; may hold cache_creation
+                  {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}
+  delta_usage     extra fields merged into the usage of message_delta
+  events          number of text deltas in a stream (default 3)
+  delay_ms        pause before answering
+  event_delay_ms  pause between stream events
+  cut_after       close the connection abruptly after this many stream events
+  text            the answer text
+
+Control endpoints: GET /_mock/health, GET|DELETE /_mock/requests (the recorded
+requests), GET /_mock/stats (in-flight counters; reset by DELETE /_mock/requests).
+"""
+
+import argparse
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+DEFAULT_TEXT = "Hello from the mock upstream."
+ORGANIZATION_ID = "6f1c2a4e-0b7d-4c55-9d1e-6a0f5e8b2c31"
+INVALID_KEY = "sk-ant-invalid"
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+ERROR_MESSAGES = {
+    "invalid_request_error": "Invalid request",
+    "authentication_error": "invalid x-api-key",
+    "billing_error": "Your credit balance is too low",
+    "permission_error": "Your API key does not have permission to use the specified resource.",
+    "not_found_error": "Not found",
+    "request_too_large": "Request exceeds the maximum allowed number of bytes.",
+    "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit",
+    "api_error": "Internal server error",
+    "overloaded_error": "Overloaded",
+}
+
+
+class Recorder:
+    """Requests seen on the API paths plus in-flight counters, shared by all threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.in_flight_by_key = {}
+        self.max_in_flight_by_key = {}
+
+    def record(self, entry):
+        with self.lock:
+            self.requests.append(entry)
+
+    def clear(self):
+        with self.lock:
+            self.requests = []
+            self.max_in_flight = self.in_flight
+            self.max_in_flight_by_key = dict(self.in_flight_by_key)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.requests)
+
+    def stats(self):
+        with self.lock:
+            return {
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "in_flight_by_key": dict(self.in_flight_by_key),
+                "max_in_flight_by_key": dict(self.max_in_flight_by_key),
+            }
+
+    def enter(self, key):
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            n = self.in_flight_by_key.get(key, 0) + 1
+            self.in_flight_by_key[key] = n
+            self.max_in_flight_by_key[key] = max(self.max_in_flight_by_key.get(key, 0), n)
+
+    def leave(self, key):
+        with self.lock:
+            self.in_flight -= 1
+            n = self.in_flight_by_key.get(key, 1) - 1
+            if n:
+                self.in_flight_by_key[key] = n
+            else:
+                self.in_flight_by_key.pop(key, None)
+
+
+class ConnectionCut(Exception):
+    """The handler dropped the connection on purpose."""
+
+
+def new_id(prefix):
+    return prefix + uuid.uuid4().hex[:24]
+
+
+def last_user_text(payload):
+    """Text of the last user message, or "" when there is none."""
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for msg in reversed(messages):
+        if not isinstance(msg, dict) or msg.get("role") != "user":
+            continue
+        content = msg.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(
+                b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+            )
+        return ""
+    return ""
+
+
+def parse_options(payload):
+    text = last_user_text(payload).lstrip()
+    if not text.startswith("mock:"):
+        return {}
+    opts = json.loads(text[len("mock:"):])
+    if not isinstance(opts, dict):
+        raise ValueError("mock options must be a JSON object")
+    return opts
+
+
+def build_usage(overrides):
+    usage = {
+        "input_tokens": 10,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 5,
+    }
+    overrides = dict(overrides or {})
+    cache_creation = overrides.pop("cache_creation", None)
+    usage.update(overrides)
+    if cache_creation is not None:
+        cache_creation = {
+            "ephemeral_5m_input_tokens": int(cache_creation.get("ephemeral_5m_input_tokens", 0)),
+            "ephemeral_1h_input_tokens": int(cache_creation.get("ephemeral_1h_input_tokens", 0)),
+        }
+        if "cache_creation_input_tokens" not in overrides:
+            usage["cache_creation_input_tokens"] = sum(cache_creation.values())
+    else:
+        cache_creation = {
+            "ephemeral_5m_input_tokens": usage["cache_creation_input_tokens"],
+            "ephemeral_1h_input_tokens": 0,
+        }
+    usage["cache_creation"] = cache_creation
+    usage["service_tier"] = "standard"
+    return usage
+
+
+def split_text(text, parts):
+    n = len(text)
+    return [text[i * n // parts:(i + 1) * n // parts] for i in range(parts)]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mock-anthropic"
+    sys_version = ""
+
+    def log_message(self, format, *args):
+        pass
+
+    # -- plumbing ---------------------------------------------------------
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send_json(self, status, obj, headers=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, str(value))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    def anthropic_headers(self, request_id, extra):
+        headers = {"request-id": request_id, "anthropic-organization-id": ORGANIZATION_ID}
+        headers.update(extra or {})
+        return headers
+
+    def send_error_body(self, status, error_type, message, headers):
+        request_id = headers.get("request-id") or new_id("req_")
+        body = {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+            "request_id": request_id,
+        }
+        self.send_json(status, body, headers)
+
+    # -- control endpoints ------------------------------------------------
+
+    def control(self, path):
+        rec = self.server.recorder
+        if path == "/_mock/health" and self.command == "GET":
+            self.send_json(200, {"status": "ok"})
+        elif path == "/_mock/requests" and self.command == "GET":
+            self.send_json(200, rec.snapshot())
+        elif path == "/_mock/requests" and self.command == "DELETE":
+            rec.clear()
+            self.send_json(200, {"cleared": True})
+        elif path == "/_mock/stats" and self.command == "GET":
+            self.send_json(200, rec.stats())
+        else:
+            self.send_json(404, {"error": "unknown control endpoint"})
+
+    # -- API --------------------------------------------------------------
+
+    def handle_any(self):
+        body = self.read_body()
+        path = urlsplit(self.path).path
+        if path.startswith("/_mock/"):
+            self.control(path)
+            return
+        headers = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = headers[key] + ", " + value if key in headers else value
+        self.server.recorder.record({
+            "method": self.command,
+            "path": self.path,
+            "headers": headers,
+            "body": body.decode("utf-8", "replace"),
+            "time": time.time(),
+        })
+        key = self.headers.get("x-api-key") or ""
+        auth = self.headers.get("Authorization") or ""
+        if not key and auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+        self.server.recorder.enter(key)
+        try:
+            self.api(path, body, key)
+        finally:
+            self.server.recorder.leave(key)
+
+    def api(self, path, body, key):
+        request_id = new_id("req_")
+        base_headers = self.anthropic_headers(request_id, None)
+        if self.command != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
+            self.send_error_body(404, "not_found_error", "Not found", base_headers)
+            return
+        if not key:
+            self.send_error_body(401, "authentication_error", "x-api-key header is required",
+                                 base_headers)
+            return
+        if key == INVALID_KEY:
+            self.send_error_body(401, "authentication_error", "invalid x-api-key", base_headers)
+            return
+        if not self.headers.get("anthropic-version"):
+            self.send_error_body(400, "invalid_request_error",
+                                 "anthropic-version: header is required", base_headers)
+            return
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("body must be a JSON object")
+            opts = parse_options(payload)
+        except ValueError as exc:
+            self.send_error_body(400, "invalid_request_error", "Invalid request body: %s" % exc,
+                                 base_headers)
+            return
+        model = payload.get("model")
+        if not isinstance(model, str) or not isinstance(payload.get("messages"), list):
+            self.send_error_body(400, "invalid_request_error", "model and messages are required",
+                                 base_headers)
+            return
+        headers = self.anthropic_headers(request_id, opts.get("headers"))
+        if opts.get("delay_ms"):
+            time.sleep(opts["delay_ms"] / 1000.0)
+        status = int(opts.get("status", 200))
+        if status != 200:
+            error_type = opts.get("error_type") or ERROR_TYPES.get(status, "api_error")
+            self.send_error_body(status, error_type, ERROR_MESSAGES.get(error_type, "Error"),
+                                 headers)
+            return
+        usage = build_usage(opts.get("usage"))
+        if path == "/v1/messages/count_tokens":
+            self.send_json(200, {"input_tokens": usage["input_tokens"]}, headers)
+            return
+        text = opts.get("text", DEFAULT_TEXT)
+        if payload.get("stream") is True:
+            self.stream(model, text, usage, opts, headers)
+            return
+        message = {
+            "id": new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        self.send_json(200, message, headers)
+
+    def stream(self, model, text, usage, opts, headers):
+        count = max(int(opts.get("events", 3)), 1)
+        start_usage = dict(usage, output_tokens=1)
+        delta_usage = {"output_tokens": usage["output_tokens"]}
+        delta_usage.update(opts.get("delta_usage") or {})
+        events = [("message_start", {
+            "type": "message_start",
+            "message": {
+                "id": new_id("msg_"),
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": start_usage,
+            },
+        }), ("content_block_start", {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }), ("ping", {"type": "ping"})]
+        for piece in split_text(text, count):
+            events.append(("content_block_delta", {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": piece},
+            }))
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": delta_usage,
+            }),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        cut_after = opts.get("cut_after")
+        event_delay = float(opts.get("event_delay_ms", 0)) / 1000.0
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        for name, value in headers.items():
+            self.send_header(name, str(value))
+        self.end_headers()
+        self.wfile.flush()
+        for sent, (name, data) in enumerate(events):
+            if cut_after is not None and sent >= int(cut_after):
+                self.cut()
+            if sent and event_delay:
+                time.sleep(event_delay)
+            frame = ("event: %s\ndata: %s\n\n" % (name, json.dumps(data))).encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            self.wfile.flush()
+        if cut_after is not None and int(cut_after) <= len(events):
+            self.cut()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def cut(self):
+        """Drop the connection in the middle of a chunked body."""
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        raise ConnectionCut()
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except ConnectionCut:
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address):
+        super().__init__(address, Handler)
+        self.recorder = Recorder()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    server = Server((args.host, args.port))
+
+    def on_term(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    print("PORT %d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The admin API: who may use it, what it stores, and what it never shows."""
+
+import json
+
+import pytest
+
+import harness
+
+
+def test_admin_requires_the_token(gateway):
+    for token in ("", "wrong-token-" + "x" * 20, gateway.admin_token + "x"):
+        status, body = gateway.admin("GET", "/admin/users", token=token)
+        assert status == 401
+        assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    status, body = gateway.admin("GET", "/admin/users",
+                                 headers={"x-api-key": gateway.admin_token}, token="")
+    assert status == 401
+
+
+def test_user_lifecycle_and_exact_money(gateway):
+    user = gateway.create_user(balance_usd="12.345678901")
+    assert user["balance_nanousd"] == 12345678901
+    assert user["balance_usd"] == "12.345678901"
+    assert user["status"] == "active"
+    user = gateway.admin_ok("PATCH", "/admin/users/%d" % user["id"],
+                            {"add_balance_usd": "0.000000099", "name": "renamed"})
+    assert user["balance_nanousd"] == 12345679000 and user["name"] == "renamed"
+    user = gateway.admin_ok("PATCH", "/admin/users/%d" % user["id"],
+                            {"balance_nanousd": -5, "status": "disabled"})
+    assert user["balance_nanousd"] == -5 and user["status"] == "disabled"
+    listed = gateway.admin_ok("GET", "/admin/users")["data"]
+    assert any(u["id"] == user["id"] and u["name"] == "renamed" for u in listed)
+    status, body = gateway.admin("GET", "/admin/users/999999")
+    assert status == 404 and body["error"]["type"] == "not_found_error"
+
+
+def test_group_multiplier_is_exact(gateway):
+    group = gateway.create_group(rate_multiplier="1.25")
+    assert group["rate_multiplier"] == "1.25"
+    group = gateway.admin_ok("PATCH", "/admin/groups/%d" % group["id"],
+                             {"rate_multiplier": 0.8})
+    assert group["rate_multiplier"] == "0.8"
+
+
+def test_plain_key_is_shown_once_and_stored_hashed(gateway):
+    user = gateway.create_user()
+    group = gateway.create_group()
+    key = gateway.create_key(user["id"], group["id"], name="laptop")
+    assert key["key"].startswith("sk-s2a-") and len(key["key"]) == 55
+    assert key["key"].startswith(key["prefix"].rstrip("."))
+    again = gateway.admin_ok("GET", "/admin/keys/%d" % key["id"])
+    assert "key" not in again and again["name"] == "laptop"
+    listing = json.dumps(gateway.admin_ok("GET", "/admin/keys"))
+    assert key["key"] not in listing
+    stored = gateway.db_query("SELECT key_hash FROM s2a_api_keys WHERE id = %d" % key["id"])
+    assert len(str(stored[0][0])) == 64 and key["key"] not in json.dumps(
+        gateway.db_query("SELECT * FROM s2a_api_keys"), default=str)
+
+
+def test_account_credential_is_never_returned(gateway):
+    group = gateway.create_group()
+    secret = "sk-ant-api03-" + "s3cr3t" * 10 + "-ZZ"
+    acct = gateway.create_account([group["id"]], credential=secret, priority=7, concurrency=2,
+                                  model_mapping={"a": "b"})
+    assert acct["endpoint"] == gateway.mock.url
+    assert acct["priority"] == 7 and acct["concurrency"] == 2
+    assert acct["model_mapping"] == {"a": "b"} and acct["group_ids"] == [group["id"]]
+    assert acct["type"] == "apikey" and acct["status"] == "active"
+    for body in (acct, gateway.admin_ok("GET", "/admin/accounts/%d" % acct["id"]),
+                 gateway.admin_ok("GET", "/admin/accounts")):
+        text = json.dumps(body)
+        assert secret not in text and "s3cr3ts3cr3t" not in text
+    assert acct["credential"].endswith("-ZZ")
+    changed = gateway.admin_ok("PATCH", "/admin/accounts/%d" % acct["id"],
+                               {"priority": 3, "group_ids": [], "status": "disabled"})
+    assert changed["priority"] == 3 and changed["group_ids"] == []
+    assert changed["status"] == "disabled"
+
+
+@pytest.mark.parametrize("path,body,word", [
+    ("/admin/users", {}, "name"),
+    ("/admin/users", {"name": "x", "balance_usd": "ten"}, "balance"),
+    ("/admin/users", {"name": "x", "status": "frozen"}, "status"),
+    ("/admin/groups", {"name": "g", "rate_multiplier": "-1"}, "rate_multiplier"),
+    ("/admin/keys", {"user_id": "1", "group_id": 1}, "user_id"),
+    ("/admin/keys", {"user_id": 999999, "group_id": 999999}, "no such"),
+    ("/admin/accounts", {"name": "a", "type": "cookie", "credential": "c",
+                         "endpoint": "http://x"}, "type"),
+    ("/admin/accounts", {"name": "a", "type": "apikey", "endpoint": "http://x"},
+     "credential"),
+    ("/admin/accounts", {"name": "a", "type": "apikey", "credential": "c",
+                         "endpoint": "http://x", "model_mapping": ["x"]}, "model_mapping"),
+    ("/admin/accounts", {"name": "a", "type": "apikey", "credential": "c",
+                         "endpoint": "http://x", "group_ids": [999999]}, "group"),
+])
+def test_bad_admin_input_is_refused(gateway, path, body, word):
+    status, answer = gateway.admin("POST", path, body)
+    assert status == 400, answer
+    assert answer["error"]["type"] == "invalid_request_error"
+    assert word in answer["error"]["message"]
+
+
+def test_admin_body_must_be_json(gateway):
+    status, _, raw = harness.http_request(
+        gateway.port, "POST", "/admin/users", body=b'{"name": ',
+        headers={"Authorization": "Bearer " + gateway.admin_token})
+    assert status == 400
+    assert json.loads(raw)["error"]["type"] == "invalid_request_error"
+
+
+def test_unknown_admin_resource_and_method(gateway):
+    status, body = gateway.admin("GET", "/admin/nothing")
+    assert status == 404
+    status, body = gateway.admin("DELETE", "/admin/users/1")
+    assert status == 405
+
+
+def test_usage_filters(gateway):
+    a = gateway.new_tenant()
+    b = gateway.new_tenant()
+    for t in (a, a, b):
+        status, _, _ = gateway.post_messages(harness.messages_body(), key=t.api_key)
+        assert status == 200
+    rows = gateway.wait_usage({"user_id": a.user["id"]}, count=2)
+    assert len(rows) == 2 and {r["user_id"] for r in rows} == {a.user["id"]}
+    assert rows[0]["id"] > rows[1]["id"]
+    rows = gateway.wait_usage({"account_id": b.account["id"]})
+    assert len(rows) == 1 and rows[0]["api_key_id"] == b.key["id"]
+    rows = gateway.admin_ok("GET", "/admin/usage?user_id=%d&limit=1" % a.user["id"])["data"]
+    assert len(rows) == 1
+    status, body = gateway.admin("GET", "/admin/usage?limit=0")
+    assert status == 400

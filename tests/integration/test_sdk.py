@@ -1,0 +1,95 @@
+"""The official Anthropic TypeScript SDK against the gateway (tests/sdk/client.mjs)."""
+
+import json
+import secrets
+import shutil
+import subprocess
+
+import pytest
+
+import harness
+
+SDK_DIR = harness.REPO / "tests" / "sdk"
+MODEL = "claude-sonnet-4-20250514"
+
+
+@pytest.fixture(scope="session")
+def sdk():
+    """Runs client.mjs; installs the pinned SDK with npm ci when it is missing."""
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    if not (SDK_DIR / "node_modules" / "@anthropic-ai" / "sdk").is_dir():
+        npm = shutil.which("npm")
+        res = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR,
+                             capture_output=True, text=True, timeout=300,
+                             stdin=subprocess.DEVNULL) if npm else None
+        if res is None or res.returncode != 0:
+            pytest.skip("tests/sdk/node_modules is missing and npm ci failed: %s"
+                        % (res.stderr[-2000:] if res else "npm not found"))
+
+    def run(base_url, api_key, mode, model=MODEL, prompt="Hello"):
+        res = subprocess.run([node, str(SDK_DIR / "client.mjs"), base_url, api_key, mode, model,
+                              prompt], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+        lines = res.stdout.strip().splitlines()
+        assert lines, "client.mjs printed nothing (exit %d): %s" % (res.returncode, res.stderr)
+        return json.loads(lines[-1])
+
+    return run
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream"])
+def test_sdk_request(gateway, tenant, sdk, mode):
+    out = sdk(gateway.base_url, tenant.api_key, mode,
+              prompt='mock:{"text": "Answer from upstream.", "events": 4}')
+    assert out["ok"], out
+    assert out["model"] == MODEL
+    assert out["text"] == "Answer from upstream."
+    assert out["usage"]["input_tokens"] == 10 and out["usage"]["output_tokens"] == 5
+    upstream = gateway.mock_requests()
+    assert len(upstream) == 1
+    sent = upstream[0]["headers"]
+    assert tenant.credential in (sent.get("x-api-key"), sent.get("authorization", "")[7:])
+    assert tenant.api_key not in json.dumps(sent)
+    assert json.loads(upstream[0]["body"])["model"] == MODEL
+    row = gateway.wait_usage({"key_id": tenant.key["id"]})[0]
+    assert row["model"] == MODEL and row["account_id"] == tenant.account["id"]
+    assert row["input_tokens"] == 10 and row["output_tokens"] == 5
+    assert bool(row["stream"]) == (mode == "stream")
+    assert row["actual_cost_nanousd"] > 0
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream"])
+def test_sdk_sees_requested_model_when_mapped(gateway, sdk, mode):
+    upstream_model = "claude-3-5-haiku-20241022"
+    t = gateway.new_tenant(model_mapping={MODEL: upstream_model})
+    out = sdk(gateway.base_url, t.api_key, mode)
+    assert out["ok"], out
+    assert out["model"] == MODEL
+    assert json.loads(gateway.mock_requests()[0]["body"])["model"] == upstream_model
+    row = gateway.wait_usage({"key_id": t.key["id"]})[0]
+    assert row["model"] == MODEL and row["upstream_model"] == upstream_model
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream"])
+def test_sdk_rejected_keys(gateway, tenant, sdk, mode):
+    status, body = gateway.admin("PATCH", "/admin/keys/%s" % tenant.key["id"],
+                                 {"status": "disabled"})
+    assert status == 200, body
+    for key in (tenant.api_key, "sk-s2a-" + secrets.token_hex(24)):
+        out = sdk(gateway.base_url, key, mode)
+        assert not out["ok"], out
+        assert out["status"] == 401 and out["errorClass"] == "AuthenticationError", out
+        assert out["errorType"] == "authentication_error"
+    assert gateway.mock_requests() == []
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream"])
+def test_sdk_exhausted_balance(gateway, sdk, mode):
+    t = gateway.new_tenant(balance_usd="0")
+    out = sdk(gateway.base_url, t.api_key, mode)
+    assert not out["ok"], out
+    assert out["status"] == 402 and out["errorType"] == "billing_error", out
+    assert out["errorClass"] == "PaymentRequiredError"
+    assert gateway.mock_requests() == []
