@@ -642,6 +642,15 @@ static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         }
         if (AP_BUCKET_IS_ERROR(b)) {
             q->upstream_broken = 1;
+            if (q->sse && !q->replaced) {
+                /* tell a streaming client why its stream ends, as the API does */
+                const char *ev = apr_pstrcat(
+                    r->pool, "event: error\ndata: ",
+                    s2a_error_body(r->pool, 502, "The upstream connection broke mid-stream"),
+                    "\n\n", NULL);
+                APR_BUCKET_INSERT_BEFORE(
+                    b, apr_bucket_pool_create(ev, strlen(ev), r->pool, bb->bucket_alloc));
+            }
             continue;
         }
         if (APR_BUCKET_IS_METADATA(b)) {

@@ -146,9 +146,21 @@ def test_upstream_cut_mid_stream_bills_what_was_read(gateway, tenant):
     gateway.expect_error(r"AH01102|AH01110|proxy:error|proxy_http:error")
     # the client sees its stream end without the closing chunk: an error, not a
     # short answer that looks complete
-    with pytest.raises(http.client.IncompleteRead):
-        gateway.stream_messages(messages_body(mock={"events": 6, "cut_after": 3}),
-                                key=tenant.api_key)
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    conn.request("POST", "/v1/messages",
+                 body=json.dumps(messages_body(stream=True,
+                                               mock={"events": 6, "cut_after": 3})),
+                 headers={"x-api-key": tenant.api_key, "content-type": "application/json",
+                          "anthropic-version": harness.ANTHROPIC_VERSION})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    with pytest.raises(http.client.IncompleteRead) as cut:
+        resp.read()
+    conn.close()
+    events = harness.parse_sse(cut.value.partial)
+    assert events[0][0] == "message_start"
+    assert events[-1][0] == "error" and events[-1][1]["error"]["type"] == "api_error"
+    assert "message_stop" not in [n for n, _ in events]
     [row] = gateway.wait_usage({"key_id": tenant.key["id"]})
     assert row["outcome"] == "upstream_cut"
     assert row["input_tokens"] == 10
