@@ -33,6 +33,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     s2a_srv_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
     MERGE(admin_token_hash, NULL);
     MERGE(price_file, NULL);
+    MERGE(prices, NULL);
     MERGE(rate_limit_cooldown, -1);
     MERGE(overload_cooldown, -1);
     MERGE(cache_ttl, -1);
@@ -72,10 +73,25 @@ static const char *set_admin_token(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* Loaded while the configuration is read, so `apachectl configtest` rejects
+ * a broken table. */
 static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
 {
+    s2a_srv_conf *sc = srv_conf(cmd);
+    const char *err = NULL, *skipped = NULL;
+    int nskipped;
     (void)dc;
-    srv_conf(cmd)->price_file = ap_server_root_relative(cmd->pool, arg);
+    sc->price_file = ap_server_root_relative(cmd->pool, arg);
+    if (s2a_pricing_load(cmd->pool, sc->price_file, &sc->prices, &err) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "Sub2apiPriceTable: %s", err);
+    }
+    nskipped = s2a_pricing_skipped(sc->prices, &skipped);
+    if (nskipped) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+                     S2ALOGNO(0010) "Sub2apiPriceTable %s: %d entries without exact prices "
+                                    "skipped (first: %s)",
+                     sc->price_file, nskipped, skipped);
+    }
     return NULL;
 }
 
@@ -192,7 +208,6 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     }
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
-        const char *err = NULL;
         if (sc->rate_limit_cooldown < 0) {
             sc->rate_limit_cooldown = S2A_DEFAULT_RATE_LIMIT_COOLDOWN;
         }
@@ -202,17 +217,11 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         if (sc->cache_ttl < 0) {
             sc->cache_ttl = S2A_DEFAULT_CACHE_TTL;
         }
-        if (!sc->price_file) {
-            continue;
+        if (sc->prices) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp,
+                         S2ALOGNO(0002) "price table %s: %d models", sc->price_file,
+                         s2a_pricing_count(sc->prices));
         }
-        if (s2a_pricing_load(pconf, sc->price_file, &sc->prices, &err) != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
-                         S2ALOGNO(0001) "Sub2apiPriceTable %s: %s", sc->price_file, err);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp,
-                     S2ALOGNO(0002) "price table %s: %d models", sc->price_file,
-                     s2a_pricing_count(sc->prices));
     }
 
     /* Taken twice per request: a robust process-shared pthread mutex costs no

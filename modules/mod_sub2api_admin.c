@@ -174,6 +174,19 @@ static int get_money(admin_ctx *a, const char *base, apr_int64_t *out)
     return s2a_usd_parse_nano(json_object_get_string(v), out) == 0 ? 1 : -1;
 }
 
+static int is_number(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int valid_status(const char *s)
 {
     return s && (strcmp(s, "active") == 0 || strcmp(s, "disabled") == 0);
@@ -264,10 +277,16 @@ static int exec_update(admin_ctx *a, const char *sql, const char *v, const char 
 static int users_patch(admin_ctx *a, const char *id)
 {
     const char *name = get_str(a, "name"), *status = get_str(a, "status");
-    apr_int64_t v;
-    int rc;
+    apr_int64_t set, add;
+    int rc_set, rc_add;
     if ((has(a, "name") && (!name || !*name)) || (has(a, "status") && !valid_status(status))) {
         return send_error(a->r, 400, "name must be a non-empty string, status active or disabled");
+    }
+    if ((rc_set = get_money(a, "balance", &set)) < 0) {
+        return send_error(a->r, 400, "balance_usd: a decimal amount is required");
+    }
+    if ((rc_add = get_money(a, "add_balance", &add)) < 0) {
+        return send_error(a->r, 400, "add_balance_usd: a decimal amount is required");
     }
     if (name && exec_update(a, "UPDATE s2a_users SET name = %s WHERE id = %lld", name, id)) {
         return db_fail(a);
@@ -275,20 +294,14 @@ static int users_patch(admin_ctx *a, const char *id)
     if (status && exec_update(a, "UPDATE s2a_users SET status = %s WHERE id = %lld", status, id)) {
         return db_fail(a);
     }
-    if ((rc = get_money(a, "balance", &v)) < 0) {
-        return send_error(a->r, 400, "balance_usd: a decimal amount is required");
-    }
-    if (rc && exec_update(a, "UPDATE s2a_users SET balance_nanousd = %lld WHERE id = %lld",
-                          i64(a->r->pool, v), id)) {
+    if (rc_set && exec_update(a, "UPDATE s2a_users SET balance_nanousd = %lld WHERE id = %lld",
+                              i64(a->r->pool, set), id)) {
         return db_fail(a);
     }
-    if ((rc = get_money(a, "add_balance", &v)) < 0) {
-        return send_error(a->r, 400, "add_balance_usd: a decimal amount is required");
-    }
-    if (rc && exec_update(a,
-                          "UPDATE s2a_users SET balance_nanousd = balance_nanousd + %lld"
-                          " WHERE id = %lld",
-                          i64(a->r->pool, v), id)) {
+    if (rc_add && exec_update(a,
+                              "UPDATE s2a_users SET balance_nanousd = balance_nanousd + %lld"
+                              " WHERE id = %lld",
+                              i64(a->r->pool, add), id)) {
         return db_fail(a);
     }
     s2a_state_bump(s2a_g.state);
@@ -343,6 +356,21 @@ static int get_multiplier(admin_ctx *a, apr_int64_t *ppm)
     return s2a_multiplier_parse_ppm(json_object_get_string(v), ppm) == 0 ? 1 : -1;
 }
 
+/* 1 if a group has this name, 0 if not, -1 on a database error. */
+static int group_named(admin_ctx *a, const char *name)
+{
+    json_object *rows;
+    const char *args[1] = {name};
+    int found;
+    if (s2a_db_rows(&a->db, a->r->pool, "SELECT id FROM s2a_groups WHERE name = %s", "i", 1, args,
+                    &rows, &a->err) != 0) {
+        return -1;
+    }
+    found = json_object_array_length(rows) > 0;
+    json_object_put(rows);
+    return found;
+}
+
 static int groups_create(admin_ctx *a)
 {
     const char *name = get_str(a, "name");
@@ -353,6 +381,12 @@ static int groups_create(admin_ctx *a)
     }
     if (get_multiplier(a, &ppm) < 0) {
         return send_error(a->r, 400, "rate_multiplier: a positive decimal is required");
+    }
+    switch (group_named(a, name)) {
+    case -1:
+        return db_fail(a);
+    case 1:
+        return send_error(a->r, 409, "name: a group of that name exists");
     }
     args[0] = name;
     args[1] = i64(a->r->pool, ppm);
@@ -373,6 +407,10 @@ static int groups_patch(admin_ctx *a, const char *id)
     int rc = get_multiplier(a, &ppm);
     if (rc < 0 || (has(a, "name") && (!name || !*name))) {
         return send_error(a->r, 400, "name must be a non-empty string, rate_multiplier positive");
+    }
+    if (name && group_named(a, name) != 0) {
+        return group_named(a, name) < 0 ? db_fail(a)
+                                         : send_error(a->r, 409, "name: a group of that name exists");
     }
     if (name && exec_update(a, "UPDATE s2a_groups SET name = %s WHERE id = %lld", name, id)) {
         return db_fail(a);
@@ -396,7 +434,7 @@ static int keys_list(admin_ctx *a, const char *id, const char *plain)
     if (s2a_db_rows(&a->db, a->r->pool,
                     id ? KEY_COLUMNS " FROM s2a_api_keys WHERE id = %lld"
                        : KEY_COLUMNS " FROM s2a_api_keys ORDER BY id",
-                    "iiississ", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    "iiisssii", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
@@ -505,7 +543,9 @@ static void decorate_account(admin_ctx *a, json_object *acc)
     const char *args[1];
     size_t i;
 
+    memset(&st, 0, sizeof(st));
     if (json_object_object_get_ex(acc, "credential", &v)) {
+        s2a_state_get(s2a_g.state, s2a_state_key(json_object_get_string(v)), &st);
         json_object_object_add(
             acc, "credential",
             json_object_new_string(s2a_secret_mask(a->r->pool, json_object_get_string(v))));
@@ -513,7 +553,6 @@ static void decorate_account(admin_ctx *a, json_object *acc)
     if (json_object_object_get_ex(acc, "id", &v)) {
         id = json_object_get_int64(v);
     }
-    s2a_state_get(s2a_g.state, id, &st);
     state = json_object_new_object();
     json_object_object_add(state, "in_flight", json_object_new_int(st.in_flight));
     json_object_object_add(state, "error", json_object_new_boolean(st.error));
@@ -699,6 +738,21 @@ static int accounts_create(admin_ctx *a)
     return accounts_list(a, sid, 1);
 }
 
+/* Re-enabling an account lifts its cooldowns and error state. */
+static void clear_state(admin_ctx *a, const char *id)
+{
+    json_object *rows, *cred;
+    const char *args[1] = {id};
+    if (s2a_db_rows(&a->db, a->r->pool, "SELECT credential FROM s2a_accounts WHERE id = %lld",
+                    "s", 1, args, &rows, &a->err) != 0) {
+        return;
+    }
+    if (one(rows) && json_object_object_get_ex(one(rows), "credential", &cred)) {
+        s2a_state_clear(s2a_g.state, s2a_state_key(json_object_get_string(cred)));
+    }
+    json_object_put(rows);
+}
+
 static int accounts_patch(admin_ctx *a, const char *id)
 {
     static const char *const strs[] = {"name", "type", "credential", "endpoint", "status"};
@@ -740,7 +794,7 @@ static int accounts_patch(admin_ctx *a, const char *id)
                         id)) {
             return db_fail(a);
         }
-        s2a_state_clear(s2a_g.state, apr_atoi64(id));
+        clear_state(a, id);
     }
     s2a_state_bump(s2a_g.state);
     return accounts_list(a, id, 0);
@@ -763,6 +817,9 @@ static int usage_list(admin_ctx *a)
     }
     for (i = 0; q && i < 3; i++) {
         const char *v = apr_table_get(q, filters[i]);
+        if (v && !is_number(v)) {
+            return send_error(a->r, 400, apr_pstrcat(a->r->pool, filters[i], ": a number", NULL));
+        }
         if (v) {
             where = apr_pstrcat(a->r->pool, where, n ? " AND " : " WHERE ", columns[i],
                                 " = %lld", NULL);
@@ -770,7 +827,7 @@ static int usage_list(admin_ctx *a)
         }
     }
     if (q && apr_table_get(q, "limit")) {
-        limit = apr_atoi64(apr_table_get(q, "limit"));
+        limit = is_number(apr_table_get(q, "limit")) ? apr_atoi64(apr_table_get(q, "limit")) : 0;
         if (limit < 1 || limit > 10000) {
             return send_error(a->r, 400, "limit: 1 to 10000");
         }
@@ -796,19 +853,6 @@ static int usage_list(admin_ctx *a)
 }
 
 /* ---- routing ---- */
-
-static int is_number(const char *s)
-{
-    if (!*s) {
-        return 0;
-    }
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 /* The last one or two path segments name the resource: ".../users" or
  * ".../users/12", wherever the admin location is mounted. */
@@ -855,6 +899,21 @@ int s2a_admin_handler(request_rec *r)
         return send_error(r, 500, "The gateway cannot reach its database");
     }
     route(r, &res, &id);
+    if (patch && id) {
+        static const char *const tables[][2] = {{"users", "s2a_users"},
+                                                {"groups", "s2a_groups"},
+                                                {"keys", "s2a_api_keys"},
+                                                {"accounts", "s2a_accounts"}};
+        int i;
+        for (i = 0; i < 4; i++) {
+            if (strcmp(res, tables[i][0]) == 0) {
+                int e = exists(&a, tables[i][1], apr_atoi64(id));
+                if (e <= 0) {
+                    return e < 0 ? db_fail(&a) : send_error(r, 404, "No such resource");
+                }
+            }
+        }
+    }
     if (strcmp(res, "users") == 0) {
         return get ? users_list(&a, id)
                : post && !id ? users_create(&a)

@@ -145,7 +145,7 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
         if (apr_hash_count(a->mapping) && !apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING)) {
             continue;
         }
-        cand[n].account_id = a->id;
+        cand[n].key = a->state_key;
         cand[n].priority = a->priority;
         acc[n++] = a;
     }

@@ -21,6 +21,7 @@
 #define S2A_MAX_HOLD (256 * 1024)
 #define S2A_ERROR_NOTE "sub2api-json-error"
 
+static APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *retry_worker;
 static ap_filter_rec_t *replay_filter_handle;
 static ap_filter_rec_t *answer_filter_handle;
 
@@ -153,7 +154,7 @@ static apr_status_t release_account(void *data)
 {
     s2a_req *q = data;
     if (q->in_flight) {
-        s2a_state_release(s2a_g.state, q->account.id);
+        s2a_state_release(s2a_g.state, q->account.state_key);
         q->in_flight = 0;
     }
     return APR_SUCCESS;
@@ -242,7 +243,7 @@ static int gateway_fixups(request_rec *r)
                                      r->uri));
     }
     if (r->method_number != M_POST) {
-        apr_table_setn(r->err_headers_out, "Allow", "POST");
+        ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
         return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED, "Use POST for /v1/messages");
     }
     if (!sc->prices || !sc->catalog) {
@@ -366,6 +367,10 @@ static proxy_worker *find_worker(proxy_balancer *balancer, request_rec *r)
         }
         if (strncasecmp(name, q->account.endpoint, n) == 0 &&
             (name[n] == '\0' || (name[n] == '/' && name[n + 1] == '\0'))) {
+            /* a member in error comes back once its retry time has passed */
+            if (!PROXY_WORKER_IS_USABLE(w) && retry_worker) {
+                retry_worker("BALANCER", w, r->server);
+            }
             return PROXY_WORKER_IS_USABLE(w) ? w : NULL;
         }
     }
@@ -448,7 +453,7 @@ static void mark_account_error(request_rec *r, s2a_req *q, int status)
     const char *args[2];
     const char *err = NULL;
     s2a_dbc c;
-    s2a_state_set_error(s2a_g.state, q->account.id, 1);
+    s2a_state_set_error(s2a_g.state, q->account.state_key, 1);
     args[0] = apr_psprintf(r->pool, "upstream answered %d", status);
     args[1] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, q->account.id);
     if (!s2a_dbc_acquire(r, &c) ||
@@ -474,12 +479,12 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
 
     if (status == 429) {
         apr_time_t until = reset_time(r, q->sconf, now);
-        s2a_state_set_rate_limited(s2a_g.state, q->account.id, until);
+        s2a_state_set_rate_limited(s2a_g.state, q->account.state_key, until);
         retry_after = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(until - now) + 1);
         msg = "The upstream account is rate limited; retry later";
     }
     else if (status == 529) {
-        s2a_state_set_overloaded(s2a_g.state, q->account.id,
+        s2a_state_set_overloaded(s2a_g.state, q->account.state_key,
                                  now + apr_time_from_sec(q->sconf->overload_cooldown));
         msg = "The upstream is overloaded; retry later";
     }
@@ -772,9 +777,15 @@ static int log_usage(request_rec *r)
     return OK;
 }
 
+static void retrieve_optional_fns(void)
+{
+    retry_worker = APR_RETRIEVE_OPTIONAL_FN(ap_proxy_retry_worker);
+}
+
 void s2a_gateway_register_hooks(apr_pool_t *p)
 {
     static const char *const before_proxy[] = {"mod_proxy.c", NULL};
+    ap_hook_optional_fn_retrieve(retrieve_optional_fns, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(gateway_translate, NULL, before_proxy, APR_HOOK_FIRST);
     ap_hook_fixups(gateway_fixups, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);

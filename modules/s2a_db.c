@@ -3,6 +3,7 @@
 #include <apr_strings.h>
 
 #include "s2a_db.h"
+#include "s2a_state.h"
 
 #define S2A_SCHEMA_VERSION 1
 
@@ -255,6 +256,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
         a->concurrency = (int)entry_i64(c, row, 6);
         a->mapping = parse_mapping(p, entry_str(c, p, row, 7));
         a->active = strcmp(entry_str(c, p, row, 8), "active") == 0;
+        a->state_key = s2a_state_key(a->credential);
         a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
     }
     for (i = 0; i < arr->nelts; i++) {

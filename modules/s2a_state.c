@@ -2,6 +2,7 @@
 
 #include <apr_atomic.h>
 
+#include "s2a_sha256.h"
 #include "s2a_state.h"
 
 typedef struct {
@@ -14,6 +15,19 @@ struct s2a_state {
     shared_t *shm;
     apr_proc_mutex_t *mutex;
 };
+
+apr_int64_t s2a_state_key(const char *credential)
+{
+    unsigned char d[S2A_SHA256_LEN];
+    apr_uint64_t k = 0;
+    int i;
+    s2a_sha256(credential, strlen(credential), d);
+    for (i = 0; i < 8; i++) {
+        k = (k << 8) | d[i];
+    }
+    k &= 0x7fffffffffffffffULL;
+    return k ? (apr_int64_t)k : 1;
+}
 
 apr_size_t s2a_state_size(int nslots)
 {
@@ -42,18 +56,18 @@ void s2a_state_bump(s2a_state *st)
 /* Open addressing on the account id; the caller holds the mutex. */
 static s2a_account_state *slot(s2a_state *st, apr_int64_t id, int create)
 {
-    apr_uint32_t n = st->shm->nslots, i, h = (apr_uint32_t)(id * 2654435761u) % n;
+    apr_uint32_t n = st->shm->nslots, i, h = (apr_uint32_t)((apr_uint64_t)id % n);
     for (i = 0; i < n; i++) {
         s2a_account_state *s = &st->shm->slots[(h + i) % n];
-        if (s->account_id == id) {
+        if (s->key == id) {
             return s;
         }
-        if (s->account_id == 0) {
+        if (s->key == 0) {
             if (!create) {
                 return NULL;
             }
             memset(s, 0, sizeof(*s));
-            s->account_id = id;
+            s->key = id;
             return s;
         }
     }
@@ -78,7 +92,7 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
         return -1;
     }
     for (i = 0; i < n; i++) {
-        s2a_account_state *s = slot(st, c[i].account_id, 1);
+        s2a_account_state *s = slot(st, c[i].key, 1);
         if (!s) {
             continue;
         }
@@ -99,13 +113,13 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
     return best;
 }
 
-void s2a_state_release(s2a_state *st, apr_int64_t account_id)
+void s2a_state_release(s2a_state *st, apr_int64_t key)
 {
     s2a_account_state *s;
     if (!lock(st)) {
         return;
     }
-    s = slot(st, account_id, 0);
+    s = slot(st, key, 0);
     if (s && s->in_flight > 0) {
         s->in_flight--;
     }
@@ -113,13 +127,13 @@ void s2a_state_release(s2a_state *st, apr_int64_t account_id)
 }
 
 #define S2A_STATE_SETTER(name, field, type)                                                        \
-    void name(s2a_state *st, apr_int64_t account_id, type value)                                   \
+    void name(s2a_state *st, apr_int64_t key, type value)                                   \
     {                                                                                              \
         s2a_account_state *s;                                                                      \
         if (!lock(st)) {                                                                           \
             return;                                                                                \
         }                                                                                          \
-        s = slot(st, account_id, 1);                                                               \
+        s = slot(st, key, 1);                                                               \
         if (s) {                                                                                   \
             s->field = value;                                                                      \
         }                                                                                          \
@@ -130,13 +144,13 @@ S2A_STATE_SETTER(s2a_state_set_rate_limited, rate_limited_until, apr_time_t)
 S2A_STATE_SETTER(s2a_state_set_overloaded, overloaded_until, apr_time_t)
 S2A_STATE_SETTER(s2a_state_set_error, error, int)
 
-void s2a_state_clear(s2a_state *st, apr_int64_t account_id)
+void s2a_state_clear(s2a_state *st, apr_int64_t key)
 {
     s2a_account_state *s;
     if (!lock(st)) {
         return;
     }
-    s = slot(st, account_id, 0);
+    s = slot(st, key, 0);
     if (s) {
         s->rate_limited_until = 0;
         s->overloaded_until = 0;
@@ -145,14 +159,14 @@ void s2a_state_clear(s2a_state *st, apr_int64_t account_id)
     unlock(st);
 }
 
-void s2a_state_get(s2a_state *st, apr_int64_t account_id, s2a_account_state *out)
+void s2a_state_get(s2a_state *st, apr_int64_t key, s2a_account_state *out)
 {
     s2a_account_state *s;
     memset(out, 0, sizeof(*out));
     if (!lock(st)) {
         return;
     }
-    s = slot(st, account_id, 0);
+    s = slot(st, key, 0);
     if (s) {
         *out = *s;
     }

@@ -1,5 +1,7 @@
 /* Account state shared by all child processes of one httpd: when each account
- * was last used, how many requests it carries, and why it may not serve. */
+ * was last used, how many requests it carries, and why it may not serve.
+ * State is keyed by the account's credential (s2a_state_key): a rate limit
+ * belongs to the credential, whichever virtual host or database names it. */
 #ifndef S2A_STATE_H
 #define S2A_STATE_H
 
@@ -10,7 +12,7 @@
 typedef struct s2a_state s2a_state;
 
 typedef struct {
-    apr_int64_t account_id;
+    apr_int64_t key;
     apr_time_t last_used;
     apr_time_t rate_limited_until;
     apr_time_t overloaded_until;
@@ -19,9 +21,12 @@ typedef struct {
 } s2a_account_state;
 
 typedef struct {
-    apr_int64_t account_id;
+    apr_int64_t key;
     int priority;
 } s2a_candidate;
+
+/* The state key of a credential: 63 bits of its SHA-256, never 0. */
+apr_int64_t s2a_state_key(const char *credential);
 
 /* Bytes of shared memory needed for `nslots` accounts. */
 apr_size_t s2a_state_size(int nslots);
@@ -39,14 +44,14 @@ void s2a_state_bump(s2a_state *st);
  * flight, all under one lock so concurrent requests spread. Returns its
  * index, or -1 when none can serve. */
 int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now);
-void s2a_state_release(s2a_state *st, apr_int64_t account_id);
+void s2a_state_release(s2a_state *st, apr_int64_t key);
 
-void s2a_state_set_rate_limited(s2a_state *st, apr_int64_t account_id, apr_time_t until);
-void s2a_state_set_overloaded(s2a_state *st, apr_int64_t account_id, apr_time_t until);
-void s2a_state_set_error(s2a_state *st, apr_int64_t account_id, int error);
+void s2a_state_set_rate_limited(s2a_state *st, apr_int64_t key, apr_time_t until);
+void s2a_state_set_overloaded(s2a_state *st, apr_int64_t key, apr_time_t until);
+void s2a_state_set_error(s2a_state *st, apr_int64_t key, int error);
 /* Clears cooldowns and error (an operator re-enabled the account). */
-void s2a_state_clear(s2a_state *st, apr_int64_t account_id);
+void s2a_state_clear(s2a_state *st, apr_int64_t key);
 /* Copy of an account's state; zeroed if never seen. */
-void s2a_state_get(s2a_state *st, apr_int64_t account_id, s2a_account_state *out);
+void s2a_state_get(s2a_state *st, apr_int64_t key, s2a_account_state *out);
 
 #endif

@@ -130,3 +130,47 @@ def test_usage_filters(gateway):
     assert len(rows) == 1
     status, body = gateway.admin("GET", "/admin/usage?limit=0")
     assert status == 400
+
+
+def test_key_fields_have_their_types(gateway):
+    user = gateway.create_user()
+    group = gateway.create_group()
+    key = gateway.create_key(user["id"], group["id"], expires_at=4102444800)
+    for k in (key, gateway.admin_ok("GET", "/admin/keys/%d" % key["id"])):
+        assert k["status"] == "active" and k["expires_at"] == 4102444800
+        assert isinstance(k["created_at"], int) and k["user_id"] == user["id"]
+    k = gateway.admin_ok("PATCH", "/admin/keys/%d" % key["id"], {"status": "disabled"})
+    assert k["status"] == "disabled"
+
+
+def test_patch_of_a_missing_resource_changes_nothing(gateway):
+    group = gateway.create_group()
+    status, body = gateway.admin("PATCH", "/admin/accounts/987654", {"group_ids": [group["id"]]})
+    assert status == 404 and body["error"]["type"] == "not_found_error"
+    assert gateway.db_query(
+        "SELECT COUNT(*) FROM s2a_account_groups WHERE account_id = 987654")[0][0] in (0, "0")
+    for path in ("/admin/users/987654", "/admin/groups/987654", "/admin/keys/987654"):
+        status, _ = gateway.admin("PATCH", path, {"name": "x"})
+        assert status == 404
+
+
+def test_rejected_patch_changes_nothing(gateway):
+    user = gateway.create_user(name="before")
+    status, _ = gateway.admin("PATCH", "/admin/users/%d" % user["id"],
+                              {"name": "after", "balance_usd": "lots"})
+    assert status == 400
+    assert gateway.admin_ok("GET", "/admin/users/%d" % user["id"])["name"] == "before"
+
+
+def test_group_names_are_unique(gateway):
+    group = gateway.create_group()
+    status, body = gateway.admin("POST", "/admin/groups", {"name": group["name"]})
+    assert status == 409 and "exists" in body["error"]["message"]
+    other = gateway.create_group()
+    status, _ = gateway.admin("PATCH", "/admin/groups/%d" % other["id"], {"name": group["name"]})
+    assert status == 409
+
+
+def test_usage_filters_must_be_numbers(gateway):
+    status, body = gateway.admin("GET", "/admin/usage?user_id=abc")
+    assert status == 400 and "user_id" in body["error"]["message"]

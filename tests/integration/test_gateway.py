@@ -317,6 +317,7 @@ def test_unknown_path_and_wrong_method(gateway, tenant):
     status, headers, raw = harness.http_request(gateway.port, "GET", "/v1/messages",
                                                 headers={"x-api-key": tenant.api_key})
     assert status == 405 and error_of(raw)[0] == "invalid_request_error"
+    assert "POST" in headers["allow"].split(",")
 
 
 # ---- upstream errors ----

@@ -77,7 +77,7 @@ static void test_in_flight_counts(apr_pool_t *p)
     s2a_state_get(st, 42, &a);
     S2A_CHECK_INT(a.in_flight, 0);
     s2a_state_get(st, 99, &a);
-    S2A_CHECK_INT(a.account_id, 0);
+    S2A_CHECK_INT(a.key, 0);
 }
 
 static void test_generation(apr_pool_t *p)
@@ -96,7 +96,7 @@ static void test_full_table(apr_pool_t *p)
     s2a_candidate c[6];
     int i, picked = 0;
     for (i = 0; i < 6; i++) {
-        c[i].account_id = 100 + i;
+        c[i].key = 100 + i;
         c[i].priority = 1;
     }
     for (i = 0; i < 6; i++) {
