@@ -158,6 +158,10 @@ void s2a_writer_enqueue(request_rec *r, const s2a_usage_row *row)
     wq.ring[(wq.head + wq.count) % S2A_QUEUE_CAP].s = r->server;
     wq.ring[(wq.head + wq.count) % S2A_QUEUE_CAP].row = *row;
     wq.count++;
-    apr_thread_cond_broadcast(wq.cond);
+    /* wake the writer when it sleeps on an empty queue or a batch is full;
+     * otherwise it is lingering for more rows anyway */
+    if (wq.count == 1 || wq.count >= S2A_BATCH) {
+        apr_thread_cond_broadcast(wq.cond);
+    }
     apr_thread_mutex_unlock(wq.mutex);
 }

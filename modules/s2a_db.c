@@ -12,8 +12,9 @@ static int is_pgsql(const s2a_dbc *c)
     return strcmp(apr_dbd_name(c->driver), "pgsql") == 0;
 }
 
-/* SQLite connections wait for a lock instead of failing at once: several
- * processes write to one file. Done once per connection. */
+/* SQLite connections wait for a lock instead of failing at once (several
+ * processes write to one file) and, in WAL mode, sync at checkpoints rather
+ * than at every commit. Done once per connection. */
 static void conn_init(s2a_dbc *c)
 {
     int nrows;
@@ -22,6 +23,7 @@ static void conn_init(s2a_dbc *c)
     }
     if (!is_pgsql(c)) {
         apr_dbd_query(c->driver, c->handle, &nrows, "PRAGMA busy_timeout = 5000");
+        apr_dbd_query(c->driver, c->handle, &nrows, "PRAGMA synchronous = NORMAL");
     }
     apr_hash_set(c->prepared, "s2a:init", APR_HASH_KEY_STRING, c);
 }
@@ -283,8 +285,8 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
 
 #define I64(p, v) apr_psprintf((p), "%" APR_INT64_T_FMT, (apr_int64_t)(v))
 
-static int write_row(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *r, int *inserted,
-                     const char **err)
+static int insert_row(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *r, int *inserted,
+                      const char **err)
 {
     int nrows = 0;
     apr_dbd_prepared_t *ins = stmt(
@@ -298,13 +300,9 @@ static int write_row(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *r, int *ins
         " %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %s, %d,"
         " %d, %s, %lld, %lld, %lld) ON CONFLICT (request_id, attempt) DO NOTHING",
         err);
-    apr_dbd_prepared_t *deduct = stmt(c, "s2a_usage_deduct",
-                                      "UPDATE s2a_users SET balance_nanousd = balance_nanousd - %lld"
-                                      " WHERE id = %lld",
-                                      err);
     const char *args[27];
 
-    if (!ins || !deduct) {
+    if (!ins) {
         return -1;
     }
     args[0] = r->request_id;
@@ -338,15 +336,44 @@ static int write_row(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *r, int *ins
         *err = apr_pstrcat(p, "usage insert: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return -1;
     }
-    *inserted = nrows;
-    if (nrows == 0) {
-        return 0; /* already billed */
+    *inserted = nrows; /* 0: this attempt was billed before */
+    return 0;
+}
+
+typedef struct {
+    apr_int64_t user_id;
+    apr_int64_t amount;
+} deduction;
+
+/* One balance update per user and batch, not per row. */
+static int deduct(s2a_dbc *c, apr_pool_t *p, const deduction *d, apr_array_header_t *depleted,
+                  const char **err)
+{
+    int nrows = 0;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[2];
+    apr_dbd_prepared_t *upd = stmt(c, "s2a_usage_deduct",
+                                   "UPDATE s2a_users SET balance_nanousd = balance_nanousd - %lld"
+                                   " WHERE id = %lld",
+                                   err);
+    apr_dbd_prepared_t *bal =
+        stmt(c, "s2a_user_balance", "SELECT balance_nanousd FROM s2a_users WHERE id = %lld", err);
+    if (!upd || !bal) {
+        return -1;
     }
-    args[0] = args[18];
-    args[1] = args[2];
-    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, deduct, 2, args) != 0) {
+    args[0] = I64(p, d->amount);
+    args[1] = I64(p, d->user_id);
+    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, upd, 2, args) != 0) {
         *err = apr_pstrcat(p, "balance update: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return -1;
+    }
+    if (depleted && apr_dbd_pselect(c->driver, p, c->handle, &res, bal, 1, 1, args + 1) == 0) {
+        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+            if (entry_i64(c, row, 0) <= 0) {
+                APR_ARRAY_PUSH(depleted, apr_int64_t) = d->user_id;
+            }
+        }
     }
     return 0;
 }
@@ -355,33 +382,28 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
                                 apr_array_header_t *depleted, const char **err)
 {
     apr_dbd_transaction_t *t;
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row = NULL;
+    apr_hash_t *per_user = apr_hash_make(p);
+    apr_hash_index_t *hi;
     int i, ok = 1, inserted;
-    apr_dbd_prepared_t *bal;
 
     if (s2a_db_begin(c, p, &t) != 0) {
         *err = apr_pstrcat(p, "begin: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return APR_EGENERAL;
     }
     for (i = 0; ok && i < n; i++) {
-        ok = write_row(c, p, &rows[i], &inserted, err) == 0;
-    }
-    bal = ok ? stmt(c, "s2a_user_balance", "SELECT balance_nanousd FROM s2a_users WHERE id = %lld",
-                    err)
-             : NULL;
-    for (i = 0; ok && bal && depleted && i < n; i++) {
-        res = NULL;
-        row = NULL;
-        if (apr_dbd_pvselect(c->driver, p, c->handle, &res, bal, 1, I64(p, rows[i].user_id),
-                             NULL) != 0) {
-            continue;
-        }
-        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
-            if (entry_i64(c, row, 0) <= 0) {
-                APR_ARRAY_PUSH(depleted, apr_int64_t) = rows[i].user_id;
+        ok = insert_row(c, p, &rows[i], &inserted, err) == 0;
+        if (ok && inserted) {
+            deduction *d = apr_hash_get(per_user, &rows[i].user_id, sizeof(apr_int64_t));
+            if (!d) {
+                d = apr_pcalloc(p, sizeof(*d));
+                d->user_id = rows[i].user_id;
+                apr_hash_set(per_user, &d->user_id, sizeof(apr_int64_t), d);
             }
+            d->amount += rows[i].actual_cost;
         }
+    }
+    for (hi = apr_hash_first(p, per_user); ok && hi; hi = apr_hash_next(hi)) {
+        ok = deduct(c, p, apr_hash_this_val(hi), depleted, err) == 0;
     }
     if (s2a_db_end(c, p, t, ok) != 0 && ok) {
         *err = apr_pstrcat(p, "commit: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
