@@ -245,9 +245,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return OK;
 }
 
-int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle)
+static int from_dbd(ap_dbd_t *d, s2a_dbc *c)
 {
-    ap_dbd_t *d = ap_dbd_open(p, s);
     if (!d) {
         return 0;
     }
@@ -255,8 +254,14 @@ int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle)
     c->handle = d->handle;
     c->prepared = d->prepared;
     c->pool = d->pool;
-    *handle = d;
     return 1;
+}
+
+int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle)
+{
+    ap_dbd_t *d = ap_dbd_open(p, s);
+    *handle = d;
+    return from_dbd(d, c);
 }
 
 void s2a_dbc_close(server_rec *s, void *handle)
@@ -266,15 +271,7 @@ void s2a_dbc_close(server_rec *s, void *handle)
 
 int s2a_dbc_acquire(request_rec *r, s2a_dbc *c)
 {
-    ap_dbd_t *d = ap_dbd_acquire(r);
-    if (!d) {
-        return 0;
-    }
-    c->driver = d->driver;
-    c->handle = d->handle;
-    c->prepared = d->prepared;
-    c->pool = d->pool;
-    return 1;
+    return from_dbd(ap_dbd_acquire(r), c);
 }
 
 /* Every child brings the schema up to date before it serves; the mutex keeps
