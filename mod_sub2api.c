@@ -8,10 +8,12 @@
 #include <ap_provider.h>
 #include <http_core.h>
 #include <http_main.h>
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include "mod_sub2api_private.h"
 #include <mod_dbd.h>
+#include "s2a_identity.h"
 #include "s2a_sha256.h"
 
 s2a_globals s2a_g;
@@ -34,6 +36,8 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(admin_token_hash, NULL);
     MERGE(price_file, NULL);
     MERGE(prices, NULL);
+    MERGE(secret_file, NULL);
+    MERGE(secret, NULL);
     MERGE(rate_limit_cooldown, -1);
     MERGE(overload_cooldown, -1);
     MERGE(cache_ttl, -1);
@@ -92,6 +96,37 @@ static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
                                     "skipped (first: %s)",
                      sc->price_file, nskipped, skipped);
     }
+    return NULL;
+}
+
+static const char *set_secret_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    s2a_srv_conf *sc = srv_conf(cmd);
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n;
+    char *buf;
+    (void)dc;
+    sc->secret_file = ap_server_root_relative(cmd->pool, arg);
+    if (apr_file_open(&f, sc->secret_file, APR_FOPEN_READ, 0, cmd->pool) != APR_SUCCESS ||
+        apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS || fi.size > 4096) {
+        return apr_psprintf(cmd->pool, "Sub2apiUserIdSecretFile: cannot read %s",
+                            sc->secret_file);
+    }
+    n = (apr_size_t)fi.size;
+    buf = apr_palloc(cmd->pool, n + 1);
+    apr_file_read_full(f, buf, n, &n);
+    apr_file_close(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) < S2A_IDENTITY_SECRET_MIN) {
+        return apr_psprintf(cmd->pool,
+                            "Sub2apiUserIdSecretFile: %s holds fewer than %d characters",
+                            sc->secret_file, S2A_IDENTITY_SECRET_MIN);
+    }
+    sc->secret = buf;
     return NULL;
 }
 
@@ -172,6 +207,8 @@ static const command_rec s2a_cmds[] = {
                   "Bearer token that opens the admin API"),
     AP_INIT_TAKE1("Sub2apiPriceTable", set_price_table, NULL, RSRC_CONF,
                   "Price table file (LiteLLM model_prices JSON format)"),
+    AP_INIT_TAKE1("Sub2apiUserIdSecretFile", set_secret_file, NULL, RSRC_CONF,
+                  "File with the key of the metadata.user_id pseudonyms"),
     AP_INIT_TAKE1("Sub2apiRateLimitCooldown", set_rate_limit_cooldown, NULL, RSRC_CONF,
                   "Seconds an account rests after a 429 without a reset header"),
     AP_INIT_TAKE1("Sub2apiOverloadCooldown", set_overload_cooldown, NULL, RSRC_CONF,
@@ -274,9 +311,31 @@ int s2a_dbc_acquire(request_rec *r, s2a_dbc *c)
     return from_dbd(ap_dbd_acquire(r), c);
 }
 
+/* Without Sub2apiUserIdSecretFile the pseudonym key lives in the database,
+ * made once by whichever process gets there first. */
+const char *s2a_secret(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *c)
+{
+    unsigned char rnd[32];
+    const char *value = NULL, *err = NULL;
+    if (sc->secret) {
+        return sc->secret;
+    }
+    if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS ||
+        s2a_db_secret(c, p, "user_id_secret", s2a_hex(p, rnd, sizeof(rnd)), &value, &err) !=
+            APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     S2ALOGNO(0011) "no key for user pseudonyms yet: %s",
+                     err ? err : "no randomness");
+        return NULL;
+    }
+    apr_cpystrn(sc->secret_buf, value, sizeof(sc->secret_buf));
+    apr_atomic_casptr((volatile void **)&sc->secret, sc->secret_buf, NULL);
+    return sc->secret;
+}
+
 /* Every child brings the schema up to date before it serves; the mutex keeps
  * children of one host from migrating at the same time. */
-static void migrate(apr_pool_t *p, server_rec *s)
+static void migrate(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
 {
     s2a_dbc c;
     void *h;
@@ -290,6 +349,9 @@ static void migrate(apr_pool_t *p, server_rec *s)
     if (s2a_db_migrate(&c, p, &err) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, S2ALOGNO(0006) "schema migration failed: %s",
                      err);
+    }
+    else {
+        s2a_secret(p, s, sc, &c);
     }
     apr_proc_mutex_unlock(s2a_g.mutex);
     s2a_dbc_close(s, h);
@@ -308,7 +370,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
             return;
         }
         if (sc->price_file) {
-            migrate(pchild, sp);
+            migrate(pchild, sp, sc);
         }
     }
     if (s2a_writer_child_init(pchild, s) != APR_SUCCESS) {

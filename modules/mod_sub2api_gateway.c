@@ -6,10 +6,12 @@
 #include <http_request.h>
 #include <ap_provider.h>
 #include <mod_proxy.h>
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include "mod_sub2api_private.h"
 #include "s2a_errors.h"
+#include "s2a_identity.h"
 #include "s2a_json.h"
 #include "s2a_keys.h"
 #include "s2a_sha256.h"
@@ -225,6 +227,87 @@ static int check_fields(request_rec *r, const s2a_json_span *f, const char **mod
     return OK;
 }
 
+static int edit_before(const void *a, const void *b)
+{
+    const s2a_json_edit *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The new metadata.user_id: a pseudonym of (user, account) in the form the
+ * client used, and where it goes in the body. */
+static void user_id_edit(request_rec *r, s2a_req *q, const char *body, const s2a_json_span *top,
+                         const s2a_json_span *meta, s2a_json_edit *e)
+{
+    const char *ps = s2a_identity_pseudonym(r->pool, (const unsigned char *)q->secret,
+                                            strlen(q->secret), q->key.user_id, q->account.id);
+    s2a_json_span uid;
+    const char *original = NULL, *value;
+
+    if (meta->type == S2A_JSON_OBJECT && s2a_json_object_get(meta, "user_id", &uid)) {
+        if (uid.type == S2A_JSON_STRING) {
+            original = s2a_json_string_dup(r->pool, &uid);
+        }
+        value = s2a_json_quote(r->pool, s2a_identity_user_id(r->pool, ps, original));
+        e->off = (apr_size_t)(uid.p - body);
+        e->len = uid.len;
+        e->text = value;
+    }
+    else if (meta->type == S2A_JSON_OBJECT) {
+        const char *in = meta->p + 1;
+        while (*in == ' ' || *in == '\t' || *in == '\n' || *in == '\r') {
+            in++;
+        }
+        value = s2a_json_quote(r->pool, s2a_identity_user_id(r->pool, ps, NULL));
+        e->off = (apr_size_t)(meta->p + 1 - body);
+        e->len = 0;
+        e->text = apr_pstrcat(r->pool, "\"user_id\":", value, *in == '}' ? "" : ",", NULL);
+    }
+    else {
+        value = s2a_json_quote(r->pool, s2a_identity_user_id(r->pool, ps, NULL));
+        e->off = (apr_size_t)(top->p + 1 - body);
+        e->len = 0;
+        e->text = apr_pstrcat(r->pool, "\"metadata\":{\"user_id\":", value, "},", NULL);
+    }
+    e->text_len = strlen(e->text);
+}
+
+/* The body goes upstream as pieces of the bytes read plus the edits: the
+ * model mapping and the user pseudonym. Nothing is copied. */
+static void edit_body(request_rec *r, s2a_req *q, const char *body, apr_size_t len,
+                      const s2a_json_span *f)
+{
+    s2a_json_edit e[2];
+    s2a_json_span top;
+    apr_size_t at = 0;
+    int n = 0, i;
+
+    top.p = body;
+    while (*top.p != '{') {
+        top.p++;
+    }
+    if (strcmp(q->model, q->upstream_model) != 0) {
+        e[n].off = (apr_size_t)(f[0].p - body);
+        e[n].len = f[0].len;
+        e[n].text = s2a_json_quote(r->pool, q->upstream_model);
+        e[n].text_len = strlen(e[n].text);
+        n++;
+        q->rewrite_model = 1;
+    }
+    user_id_edit(r, q, body, &top, &f[3], &e[n++]);
+    qsort(e, (size_t)n, sizeof(e[0]), edit_before);
+    q->body = apr_array_make(r->pool, 2 * n + 1, sizeof(s2a_piece));
+    for (i = 0; i < n; i++) {
+        s2a_piece *before = apr_array_push(q->body), *text = apr_array_push(q->body);
+        before->p = body + at;
+        before->len = e[i].off - at;
+        text->p = e[i].text;
+        text->len = e[i].text_len;
+        at = e[i].off + e[i].len;
+    }
+    APR_ARRAY_PUSH(q->body, s2a_piece).p = body + at;
+    APR_ARRAY_IDX(q->body, q->body->nelts - 1, s2a_piece).len = len - at;
+}
+
 static int gateway_fixups(request_rec *r)
 {
     static const char *const fields[] = {"model", "messages", "stream", "metadata"};
@@ -234,7 +317,7 @@ static int gateway_fixups(request_rec *r)
     s2a_req *q;
     const char *key, *err = NULL;
     char *body = NULL;
-    apr_size_t body_len;
+    apr_size_t body_len = 0;
     int rc, found;
 
     if (!dc->balancer || !ap_is_initial_req(r)) {
@@ -285,6 +368,17 @@ static int gateway_fixups(request_rec *r)
                         "Your credit balance is too low to access the API");
     }
 
+    q->secret = apr_atomic_casptr((volatile void **)&sc->secret, NULL, NULL);
+    if (!q->secret) {
+        s2a_dbc c;
+        apr_thread_mutex_lock(sc->catalog->mutex);
+        q->secret = s2a_dbc_acquire(r, &c) ? s2a_secret(r->pool, r->server, sc, &c) : NULL;
+        apr_thread_mutex_unlock(sc->catalog->mutex);
+        if (!q->secret) {
+            return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR,
+                            "The gateway cannot reach its database");
+        }
+    }
     rc = read_body(r, dc->max_body > 0 ? dc->max_body : S2A_DEFAULT_MAX_BODY, &body, &body_len);
     if (rc != OK) {
         return rc;
@@ -315,17 +409,7 @@ static int gateway_fixups(request_rec *r)
                                      q->upstream_model));
     }
 
-    if (strcmp(q->model, q->upstream_model) != 0) {
-        s2a_json_edit e;
-        e.off = (apr_size_t)(f[0].p - body);
-        e.len = f[0].len;
-        e.text = s2a_json_quote(r->pool, q->upstream_model);
-        e.text_len = strlen(e.text);
-        body = s2a_json_splice(r->pool, body, body_len, &e, 1, &body_len);
-        q->rewrite_model = 1;
-    }
-    q->body = body;
-    q->body_len = body_len;
+    edit_body(r, q, body, body_len, f);
 
     ap_set_module_config(r->request_config, &sub2api_module, q);
     ap_add_input_filter_handle(replay_filter_handle, NULL, r, r->connection);
@@ -345,10 +429,14 @@ static apr_status_t replay_filter(ap_filter_t *f, apr_bucket_brigade *bb, ap_inp
     (void)block;
     (void)readbytes;
     if (q && !q->body_served) {
+        int i;
         q->body_served = 1;
-        if (q->body_len) {
-            APR_BRIGADE_INSERT_TAIL(
-                bb, apr_bucket_immortal_create(q->body, q->body_len, bb->bucket_alloc));
+        for (i = 0; i < q->body->nelts; i++) {
+            const s2a_piece *pc = &APR_ARRAY_IDX(q->body, i, s2a_piece);
+            if (pc->len) {
+                APR_BRIGADE_INSERT_TAIL(
+                    bb, apr_bucket_immortal_create(pc->p, pc->len, bb->bucket_alloc));
+            }
         }
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));

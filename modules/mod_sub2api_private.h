@@ -45,6 +45,9 @@ typedef struct {
     int rate_limit_cooldown; /* seconds, -1 unset */
     int overload_cooldown;
     int cache_ttl;
+    const char *secret_file; /* Sub2apiUserIdSecretFile */
+    void *secret;            /* key of the metadata.user_id pseudonyms (text); set once */
+    char secret_buf[129];    /* holds it when it comes from the database */
     s2a_catalog *catalog;
 } s2a_srv_conf;
 
@@ -63,12 +66,18 @@ typedef struct {
 
 extern s2a_globals s2a_g;
 
+/* A stretch of the body sent upstream. */
+typedef struct {
+    const char *p;
+    apr_size_t len;
+} s2a_piece;
+
 /* What one gateway request carries from fixups to logging. */
 typedef struct {
     s2a_srv_conf *sconf;
     const char *request_id;
-    const char *body; /* the edited body handed to mod_proxy */
-    apr_size_t body_len;
+    const char *secret; /* the pseudonym key */
+    apr_array_header_t *body; /* s2a_piece: the edited body, pointing into the read one */
     int body_served;
     s2a_key_rec key;
     s2a_account account; /* copy of the chosen account, r->pool memory */
@@ -109,6 +118,11 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
  * Returns 1 chosen, 0 none available, -1 database unavailable. */
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
                        const char *model, s2a_account *out, const char **upstream_model);
+
+/* The pseudonym key: from Sub2apiUserIdSecretFile, else from the database
+ * (made there once). NULL when the database cannot be reached. Callers
+ * serialize: child_init, or request threads under the catalog mutex. */
+const char *s2a_secret(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *c);
 
 /* Gateway (mod_sub2api_gateway.c). */
 void s2a_gateway_register_hooks(apr_pool_t *p);

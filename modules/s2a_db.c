@@ -172,6 +172,31 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
     return ok ? APR_SUCCESS : APR_EGENERAL;
 }
 
+static apr_int64_t entry_i64(s2a_dbc *c, apr_dbd_row_t *row, int col);
+
+apr_status_t s2a_db_secret(s2a_dbc *c, apr_pool_t *p, const char *name, const char *fresh,
+                           const char **value, const char **err)
+{
+    const char *args[2] = {name, fresh};
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_dbd_prepared_t *st;
+
+    *value = NULL;
+    if (s2a_db_exec(c, p, "INSERT INTO s2a_meta (k, v) VALUES (%s, %s) ON CONFLICT (k) DO NOTHING",
+                    2, args, NULL, err) != 0) {
+        return APR_EGENERAL;
+    }
+    st = stmt(c, "s2a_meta_get", "SELECT v FROM s2a_meta WHERE k = %s", err);
+    if (!st || apr_dbd_pvselect(c->driver, p, c->handle, &res, st, 1, name, NULL) != 0) {
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        *value = apr_pstrdup(p, apr_dbd_get_entry(c->driver, row, 0));
+    }
+    return *value ? APR_SUCCESS : APR_EGENERAL;
+}
+
 static apr_int64_t entry_i64(s2a_dbc *c, apr_dbd_row_t *row, int col)
 {
     const char *v = apr_dbd_get_entry(c->driver, row, col);

@@ -62,6 +62,12 @@ typedef struct {
 /* Creates or upgrades the schema. */
 apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err);
 
+/* The secret kept in the database under `name`; `fresh` is stored first if
+ * there is none yet, so every process and node sharing the database ends up
+ * with the same value. */
+apr_status_t s2a_db_secret(s2a_dbc *c, apr_pool_t *p, const char *name, const char *fresh,
+                           const char **value, const char **err);
+
 /* 1 found, 0 unknown key, -1 database error. */
 int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_rec *out);
 

@@ -1,6 +1,8 @@
 """POST /v1/messages through the gateway: what the upstream receives, what the
 client gets back, and what is billed."""
 
+import hashlib
+import hmac
 import http.client
 import json
 import socket
@@ -64,7 +66,9 @@ def test_plain_request_swaps_credential_and_filters_headers(gateway, tenant):
     assert h["x-stainless-lang"] == "js" and h["x-app"] == "cli"
     assert h["anthropic-version"] == harness.ANTHROPIC_VERSION
     assert sent["path"] == "/v1/messages"
-    assert json.loads(sent["body"]) == messages_body("Hi")
+    forwarded = json.loads(sent["body"])
+    assert forwarded.pop("metadata")["user_id"].startswith("user_")
+    assert forwarded == messages_body("Hi")
 
 
 def test_bearer_key_and_query_string_are_accepted(gateway, tenant):
@@ -77,13 +81,66 @@ def test_bearer_key_and_query_string_are_accepted(gateway, tenant):
     assert sent["headers"]["x-api-key"] == tenant.credential
 
 
-def test_body_is_forwarded_byte_for_byte_when_not_mapped(gateway, tenant):
+def pseudonym(gateway, user_id, account_id):
+    [(secret,)] = gateway.db_query("SELECT v FROM s2a_meta WHERE k = 'user_id_secret'")
+    return hmac.new(secret.encode(), b"s2a-user:%d:account:%d" % (user_id, account_id),
+                    hashlib.sha256).hexdigest()
+
+
+def test_body_is_forwarded_byte_for_byte_but_the_user_id(gateway, tenant):
     raw_body = ('{ "model" : "%s", "max_tokens":16,\n "messages":[{"role":"user",'
                 '"content":"caf\\u00e9 \\"quoted\\" \\\\ end"}], "metadata":{"user_id":"u1"} }'
                 % SONNET).encode()
     status, _, raw = gateway.post_messages(raw_body, key=tenant.api_key)
     assert status == 200, raw
-    assert gateway.mock_requests()[0]["body"].encode() == raw_body
+    ps = pseudonym(gateway, tenant.user["id"], tenant.account["id"])
+    assert gateway.mock_requests()[0]["body"].encode() == raw_body.replace(
+        b'"u1"', b'"user_%s"' % ps.encode())
+
+
+@pytest.mark.parametrize("metadata,expect", [
+    (None, "user_{ps}"),
+    ({}, "user_{ps}"),
+    ({"other": 1}, "user_{ps}"),
+    ({"user_id": "alice@example.com"}, "user_{ps}"),
+    ({"user_id": "user_" + "ab" * 32 + "_account_1234-abcd_session_5678-ef90"},
+     "user_{ps}_account__session_5678-ef90"),
+    ({"user_id": json.dumps({"device_id": "dev-1", "account_uuid": "acc-2",
+                             "session_id": "5f0c8e6e-1b2a-4c1e-9a8e-0d6f2b3c4d5e"})},
+     '{{"device_id":"{ps}","session_id":"5f0c8e6e-1b2a-4c1e-9a8e-0d6f2b3c4d5e"}}'),
+])
+def test_user_id_becomes_a_pseudonym_keeping_the_session(gateway, tenant, metadata, expect):
+    body = messages_body()
+    if metadata is not None:
+        body["metadata"] = metadata
+    status, _, raw = gateway.post_messages(body, key=tenant.api_key)
+    assert status == 200, raw
+    sent = json.loads(gateway.mock_requests()[0]["body"])
+    ps = pseudonym(gateway, tenant.user["id"], tenant.account["id"])
+    assert sent["metadata"]["user_id"] == expect.format(ps=ps)
+    for k, v in (metadata or {}).items():
+        if k != "user_id":
+            assert sent["metadata"][k] == v
+    for secret in ("alice", "dev-1", "acc-2", "abab"):
+        assert secret not in sent["metadata"]["user_id"]
+    assert sent["messages"] == body["messages"]
+
+
+def test_pseudonyms_differ_per_user_and_per_account(gateway):
+    t1 = gateway.new_tenant(accounts=2)
+    t2 = gateway.create_key(gateway.create_user()["id"], t1.group["id"])
+    seen = {}
+    for key, who in ((t1.api_key, "u1"), (t2["key"], "u2")) * 2:
+        for _ in range(2):  # the two accounts take turns
+            gateway.mock_clear()
+            gateway.post_messages(messages_body(), key=key)
+            sent = gateway.mock_requests()[0]
+            seen.setdefault((who, sent["headers"]["x-api-key"]), set()).add(
+                json.loads(sent["body"])["metadata"]["user_id"])
+    # one stable value per (user, account), all different from each other
+    assert all(len(v) == 1 for v in seen.values())
+    values = [next(iter(v)) for v in seen.values()]
+    assert len(set(values)) == len(values) == 4
 
 
 # ---- billing ----
