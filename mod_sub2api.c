@@ -25,6 +25,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->rate_limit_cooldown = -1;
     c->overload_cooldown = -1;
     c->cache_ttl = -1;
+    c->max_switches = -1;
     return c;
 }
 
@@ -41,6 +42,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(rate_limit_cooldown, -1);
     MERGE(overload_cooldown, -1);
     MERGE(cache_ttl, -1);
+    MERGE(max_switches, -1);
     return c;
 }
 
@@ -160,6 +162,19 @@ static const char *set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
     return parse_seconds(cmd, arg, 0, &srv_conf(cmd)->cache_ttl);
 }
 
+static const char *set_max_switches(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+    (void)dc;
+    if (*arg == '\0' || *end != '\0' || v < 0 || v > 10) {
+        return apr_psprintf(cmd->pool, "Sub2apiMaxAccountSwitches: '%s' is not a number from 0 to 10",
+                            arg);
+    }
+    srv_conf(cmd)->max_switches = (int)v;
+    return NULL;
+}
+
 static const char *set_gateway(cmd_parms *cmd, void *dc, const char *arg)
 {
     s2a_dir_conf *c = dc;
@@ -215,6 +230,8 @@ static const command_rec s2a_cmds[] = {
                   "Seconds an account rests after a 529"),
     AP_INIT_TAKE1("Sub2apiCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "Seconds keys and accounts stay cached in a process"),
+    AP_INIT_TAKE1("Sub2apiMaxAccountSwitches", set_max_switches, NULL, RSRC_CONF,
+                  "How many other accounts a failed request is sent to"),
     AP_INIT_TAKE1("Sub2apiGateway", set_gateway, NULL, ACCESS_CONF,
                   "balancer://name whose members are the upstream endpoints"),
     AP_INIT_TAKE1("Sub2apiMaxBodySize", set_max_body, NULL, RSRC_CONF | ACCESS_CONF,
@@ -253,6 +270,9 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         }
         if (sc->cache_ttl < 0) {
             sc->cache_ttl = S2A_DEFAULT_CACHE_TTL;
+        }
+        if (sc->max_switches < 0) {
+            sc->max_switches = S2A_DEFAULT_MAX_SWITCHES;
         }
         if (sc->prices) {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp,

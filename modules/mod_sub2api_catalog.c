@@ -123,8 +123,20 @@ static int in_group(const s2a_account *a, apr_int64_t group_id)
     return 0;
 }
 
+static int excluded(const apr_array_header_t *ids, apr_int64_t id)
+{
+    int i;
+    for (i = 0; ids && i < ids->nelts; i++) {
+        if (APR_ARRAY_IDX(ids, i, apr_int64_t) == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
-                       const char *model, s2a_account *out, const char **upstream_model)
+                       const char *model, const apr_array_header_t *exclude, s2a_account *out,
+                       const char **upstream_model)
 {
     s2a_catalog *c = sc->catalog;
     s2a_candidate *cand;
@@ -139,7 +151,7 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
     acc = apr_palloc(r->pool, sizeof(*acc) * (apr_size_t)(c->accounts->nelts + 1));
     for (i = 0; i < c->accounts->nelts; i++) {
         s2a_account *a = &APR_ARRAY_IDX(c->accounts, i, s2a_account);
-        if (!a->active || !in_group(a, group_id)) {
+        if (!a->active || !in_group(a, group_id) || excluded(exclude, a->id)) {
             continue;
         }
         if (apr_hash_count(a->mapping) && !apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING)) {

@@ -163,7 +163,30 @@ static apr_status_t release_account(void *data)
         s2a_state_release(s2a_g.state, q->account.state_key);
         q->in_flight = 0;
     }
+    if (q->have_next) {
+        s2a_state_release(s2a_g.state, q->next.state_key);
+        q->have_next = 0;
+    }
     return APR_SUCCESS;
+}
+
+/* Finds the account the request goes to next, if it may switch again. */
+static int choose_next(request_rec *r, s2a_req *q)
+{
+    if (q->have_next) {
+        return 1;
+    }
+    if (q->attempt > q->sconf->max_switches ||
+        s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, q->tried, &q->next,
+                           &q->next_model) != 1) {
+        return 0;
+    }
+    q->have_next = 1;
+    if (!s2a_pricing_lookup(q->sconf->prices, q->next_model)) {
+        s2a_state_release(s2a_g.state, q->next.state_key);
+        q->have_next = 0;
+    }
+    return q->have_next;
 }
 
 /* Time first, so ids sort by time and the usage table's unique index grows
@@ -273,9 +296,11 @@ static void user_id_edit(request_rec *r, s2a_req *q, const char *body, const s2a
 
 /* The body goes upstream as pieces of the bytes read plus the edits: the
  * model mapping and the user pseudonym. Nothing is copied. */
-static void edit_body(request_rec *r, s2a_req *q, const char *body, apr_size_t len,
-                      const s2a_json_span *f)
+static void edit_body(request_rec *r, s2a_req *q)
 {
+    const char *body = q->raw_body;
+    apr_size_t len = q->raw_len;
+    const s2a_json_span *f = q->fields;
     s2a_json_edit e[2];
     s2a_json_span top;
     apr_size_t at = 0;
@@ -285,6 +310,7 @@ static void edit_body(request_rec *r, s2a_req *q, const char *body, apr_size_t l
     while (*top.p != '{') {
         top.p++;
     }
+    q->rewrite_model = 0;
     if (strcmp(q->model, q->upstream_model) != 0) {
         e[n].off = (apr_size_t)(f[0].p - body);
         e[n].len = f[0].len;
@@ -391,7 +417,10 @@ static int gateway_fixups(request_rec *r)
         return rc;
     }
 
-    found = s2a_catalog_choose(r, sc, q->key.group_id, q->model, &q->account, &q->upstream_model);
+    q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
+    q->attempt = 1;
+    found = s2a_catalog_choose(r, sc, q->key.group_id, q->model, NULL, &q->account,
+                               &q->upstream_model);
     if (found < 0) {
         return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
     }
@@ -401,6 +430,7 @@ static int gateway_fixups(request_rec *r)
                                      q->model));
     }
     q->in_flight = 1;
+    APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
     apr_pool_cleanup_register(r->pool, q, release_account, apr_pool_cleanup_null);
     q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
     if (!q->price) {
@@ -409,7 +439,11 @@ static int gateway_fixups(request_rec *r)
                                      q->upstream_model));
     }
 
-    edit_body(r, q, body, body_len, f);
+    q->raw_body = body;
+    q->raw_len = body_len;
+    q->proxy_filename = r->filename;
+    memcpy(q->fields, f, sizeof(q->fields));
+    edit_body(r, q);
 
     ap_set_module_config(r->request_config, &sub2api_module, q);
     ap_add_input_filter_handle(replay_filter_handle, NULL, r, r->connection);
@@ -482,6 +516,64 @@ static apr_status_t lb_noop(proxy_balancer *balancer, server_rec *s)
 
 static const proxy_balancer_method lbmethod = {"sub2api", find_worker, NULL, lb_noop, lb_noop,
                                                NULL};
+
+/* After an attempt: when the upstream failed before the client got a byte,
+ * the request goes to another account of the group. mod_proxy's handler runs
+ * again for it, with the body the replay filter serves anew. */
+static int request_status(int *status, request_rec *r)
+{
+    s2a_req *q = s2a_req_get(r);
+    apr_bucket_brigade *kept = NULL;
+    s2a_account failed;
+
+    if (!q || r->main) {
+        return OK;
+    }
+    if (!q->swallow) {
+        if (q->answered || (*status != HTTP_BAD_GATEWAY && *status != HTTP_SERVICE_UNAVAILABLE &&
+                            *status != HTTP_GATEWAY_TIME_OUT)) {
+            return OK;
+        }
+        if (!choose_next(r, q)) {
+            return OK;
+        }
+    }
+    failed = q->account;
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                  S2ALOGNO(0207) "attempt %d: account %" APR_INT64_T_FMT " %s %d; "
+                                 "sending the request to account %" APR_INT64_T_FMT,
+                  q->attempt, failed.id, q->answered ? "answered" : "could not be reached:",
+                  q->answered ? q->upstream_status : *status, q->next.id);
+    s2a_state_release(s2a_g.state, failed.state_key);
+    q->account = q->next;
+    q->upstream_model = q->next_model;
+    q->price = s2a_pricing_lookup(q->sconf->prices, q->upstream_model);
+    q->have_next = 0;
+    q->attempt++;
+    APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
+    edit_body(r, q);
+    q->body_served = 0;
+    q->swallow = q->answered = q->replaced = q->eos = q->upstream_broken = 0;
+    q->upstream_status = 0;
+    q->hold = NULL;
+    q->hold_len = 0;
+    q->sse = NULL;
+    q->usage_json = NULL;
+    q->first_byte = 0;
+    memset(&q->usage, 0, sizeof(q->usage));
+    /* what mod_proxy kept of the old body must not be sent again */
+    apr_pool_userdata_get((void **)&kept, "proxy-req-input", r->pool);
+    if (kept) {
+        apr_brigade_cleanup(kept);
+    }
+    r->status = HTTP_OK;
+    r->status_line = NULL;
+    apr_table_clear(r->headers_out);
+    /* mod_proxy_balancer rewrote it to the failed member's URL */
+    r->filename = q->proxy_filename;
+    *status = ap_run_handler(r);
+    return OK;
+}
 
 /* Runs on the copy of the headers mod_proxy is about to send: only the
  * allow-list and the account's credential leave the gateway. */
@@ -588,6 +680,11 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
     else {
         msg = "The upstream answered with an error";
     }
+    if (choose_next(r, q)) {
+        /* nothing reaches the client; request_status sends the request on */
+        q->swallow = 1;
+        return;
+    }
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                   S2ALOGNO(0205) "account %" APR_INT64_T_FMT " answered %d; client gets %d",
                   q->account.id, status, mapped);
@@ -637,6 +734,8 @@ static void start_answer(request_rec *r, s2a_req *q)
     if (strncasecmp(ct, "text/event-stream", 17) == 0) {
         q->stream = 1;
         q->sse = s2a_sse_create(r->pool, S2A_MAX_SSE_EVENT, on_sse_event, &q->usage);
+        /* usage rides only on these; the text deltas are not even copied */
+        s2a_sse_only(q->sse, (const char *const[]){"message_start", "message_delta", NULL});
     }
     else {
         q->stream = 0;
@@ -728,6 +827,10 @@ static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     }
     if (!q->answered) {
         start_answer(r, q);
+    }
+    if (q->swallow) {
+        apr_brigade_cleanup(bb);
+        return APR_SUCCESS;
     }
     holding = q->rewrite_model && !q->replaced;
     for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = next) {
@@ -841,7 +944,7 @@ static int log_usage(request_rec *r)
     s2a_cost_compute(q->price, &q->usage, q->key.multiplier_ppm, &cost);
     memset(&row, 0, sizeof(row));
     apr_cpystrn(row.request_id, q->request_id, sizeof(row.request_id));
-    row.attempt = 1;
+    row.attempt = q->attempt;
     row.user_id = q->key.user_id;
     row.api_key_id = q->key.id;
     row.account_id = q->account.id;
@@ -884,6 +987,7 @@ void s2a_gateway_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(log_usage, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(proxy, fixups, proxy_fixups, NULL, NULL, APR_HOOK_LAST);
+    APR_OPTIONAL_HOOK(proxy, request_status, request_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "sub2api", "0", &lbmethod);
     replay_filter_handle =
         ap_register_input_filter(S2A_REPLAY_FILTER, replay_filter, NULL, AP_FTYPE_CONTENT_SET);

@@ -9,6 +9,7 @@
 #include <apr_thread_mutex.h>
 
 #include "s2a_db.h"
+#include "s2a_json.h"
 #include "s2a_pricing.h"
 #include "s2a_sse.h"
 #include "s2a_state.h"
@@ -24,6 +25,7 @@ APLOG_USE_MODULE(sub2api);
 #define S2A_DEFAULT_OVERLOAD_COOLDOWN 600
 #define S2A_DEFAULT_CACHE_TTL 5
 #define S2A_DEFAULT_MAX_ACCOUNTS 1024
+#define S2A_DEFAULT_MAX_SWITCHES 3
 
 /* Per-process cache of what the database says about keys and accounts. */
 typedef struct {
@@ -45,6 +47,7 @@ typedef struct {
     int rate_limit_cooldown; /* seconds, -1 unset */
     int overload_cooldown;
     int cache_ttl;
+    int max_switches; /* -1 unset */
     const char *secret_file; /* Sub2apiUserIdSecretFile */
     void *secret;            /* key of the metadata.user_id pseudonyms (text); set once */
     char secret_buf[129];    /* holds it when it comes from the database */
@@ -79,6 +82,16 @@ typedef struct {
     const char *secret; /* the pseudonym key */
     apr_array_header_t *body; /* s2a_piece: the edited body, pointing into the read one */
     int body_served;
+    const char *raw_body; /* the body as the client sent it */
+    apr_size_t raw_len;
+    s2a_json_span fields[4]; /* model, messages, stream, metadata in raw_body */
+    char *proxy_filename; /* "proxy:balancer://…", as each attempt starts */
+    int attempt;              /* 1 for the first account, +1 per switch */
+    apr_array_header_t *tried; /* ids of the accounts tried */
+    s2a_account next;          /* the account to switch to, when have_next */
+    const char *next_model;
+    int have_next;
+    int swallow; /* this attempt's answer is dropped: the request goes to `next` */
     s2a_key_rec key;
     s2a_account account; /* copy of the chosen account, r->pool memory */
     const s2a_price *price;
@@ -114,10 +127,12 @@ void s2a_dbc_close(server_rec *s, void *handle);
 apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out);
 /* 1 found, 0 unknown, -1 database unavailable. */
 int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out);
-/* Chooses an account of the group serving the model and copies it into *out.
+/* Chooses an account of the group serving the model, other than the ids in
+ * `exclude` (may be NULL), counts it in flight and copies it into *out.
  * Returns 1 chosen, 0 none available, -1 database unavailable. */
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
-                       const char *model, s2a_account *out, const char **upstream_model);
+                       const char *model, const apr_array_header_t *exclude, s2a_account *out,
+                       const char **upstream_model);
 
 /* The pseudonym key: from Sub2apiUserIdSecretFile, else from the database
  * (made there once). NULL when the database cannot be reached. Callers

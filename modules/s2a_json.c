@@ -349,6 +349,42 @@ static const char *scan_literal(scanner *sc, const char *s, const char *lit)
     return memcmp(s, lit, n) == 0 ? s + n : fail_at(sc, s);
 }
 
+/* Skip the container opening at s, depth levels being open around it, checking only what
+ * decides where it ends: strings are closed (escapes trusted), brackets balance and match,
+ * the depth limit holds. Returns the position after its closing bracket. */
+static const char *skip_container(scanner *sc, const char *s, char *stack, int depth)
+{
+    const int base = depth;
+
+    for (; s < sc->end; s++) {
+        switch (*s) {
+        case '"':
+            if (!(s = string_close(s + 1, sc->end)))
+                return fail_truncated(sc);
+            break;
+        case '{':
+        case '[':
+            if (depth == S2A_JSON_MAX_DEPTH) {
+                sc->err = "JSON nested too deeply";
+                sc->err_at = NULL;
+                return NULL;
+            }
+            stack[depth++] = *s;
+            break;
+        case '}':
+        case ']':
+            if (stack[depth - 1] != (*s == '}' ? '{' : '['))
+                return fail_at(sc, s);
+            if (--depth == base)
+                return s + 1;
+            break;
+        default:
+            break;
+        }
+    }
+    return fail_truncated(sc);
+}
+
 static int match_key(const char *k, const char *kend, int escaped, const char *const *keys,
                      int nkeys)
 {
@@ -473,7 +509,13 @@ int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const c
                 *err = "JSON nested too deeply";
                 return -1;
             }
-            if (depth == 1 && cur_key >= 0) {
+            if (depth == 1 && cur_key < 0) {
+                /* Nobody reads this value: only its extent matters here. */
+                if (!(s = skip_container(&sc, s, stack, depth)))
+                    break;
+                continue;
+            }
+            if (depth == 1) {
                 open_key = cur_key;
                 open_start = s;
             }
@@ -560,6 +602,13 @@ int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span
         s++;
     }
     return found;
+}
+
+int s2a_json_string_equals(const s2a_json_span *str, const char *s)
+{
+    if (!str || str->type != S2A_JSON_STRING || !str->p || str->len < 2 || !s)
+        return 0;
+    return key_equals(str->p + 1, str->p + str->len - 1, s);
 }
 
 char *s2a_json_string_dup(apr_pool_t *p, const s2a_json_span *str)

@@ -1,6 +1,6 @@
 /* Fast JSON scanning and splice editing over request and response bodies.
  *
- * Bodies are never parsed into a tree nor copied: the scanner validates the structure in one
+ * Bodies are never parsed into a tree nor copied: the scanner checks the structure in one
  * pass, skipping string contents with memchr, and reports where the interesting top-level
  * values are. Edits are expressed as byte-range replacements of the original buffer.
  */
@@ -31,18 +31,29 @@ typedef struct {
     s2a_json_type type;
 } s2a_json_span;
 
-/* Validate that buf[0..len) is exactly one JSON object (surrounding whitespace allowed) and
+/* Check that buf[0..len) is exactly one JSON object (surrounding whitespace allowed) and
  * record the spans of the requested top-level keys: out[i] for keys[i], type NONE if absent,
  * the last occurrence winning when a key repeats. Keys written with escapes ("\u006dodel")
- * match their decoded form. Raw control characters and UTF-8 validity inside strings are not
- * checked. Returns 0, or -1 with *err set to a short English reason (allocated from p when it
- * carries an offset). */
+ * match their decoded form.
+ * The outer object, its keys, its scalar values and the values of the requested keys (at
+ * every depth) are fully validated. Any other object or array value of the outer object is
+ * only delimited: its strings must be closed, its brackets balanced and matched and its
+ * depth within the limit, but its escapes, numbers, literals, commas and colons are left to
+ * whoever parses it later. Truncated input is therefore always refused, and a parser that
+ * accepts the body sees the same outer object as the spans describe.
+ * Raw control characters and UTF-8 validity inside strings are not checked. Returns 0, or -1
+ * with *err set to a short English reason (allocated from p when it carries an offset). */
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err);
 
-/* Find key directly inside the object span obj, which must come from the scanner (its
- * syntax is trusted). The last occurrence wins. Returns 1 and sets *out if found, else 0. */
+/* Find key directly inside the object span obj, which must be the value of a requested key
+ * from the scanner or lie inside one (its syntax is trusted). The last occurrence wins.
+ * Returns 1 and sets *out if found, else 0. */
 int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out);
+
+/* Does the string span str (from the scanner or s2a_json_object_get) decode to s? Same
+ * decoding as s2a_json_string_dup, without allocating. 0 if str is not a string. */
+int s2a_json_string_equals(const s2a_json_span *str, const char *s);
 
 /* Decode a string span to a NUL-terminated UTF-8 string: all escapes, \uXXXX with surrogate
  * pairs. NULL if the span is not a valid string, holds an unpaired surrogate or a NUL. */

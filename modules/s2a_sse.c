@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include <apr_strings.h>
+
 /* Where the parser stands inside the current line. */
 enum { LN_START, LN_FIELD, LN_VALUE_START, LN_VALUE, LN_COMMENT };
 
@@ -30,6 +32,12 @@ struct s2a_sse {
     growbuf event;
     int have_data;
     int overflow;
+    const char **only;     /* names of the events to report, NULL for all */
+    apr_size_t *only_len;
+    int nonly;
+    int name_excluded;     /* the current event: line names an event not in only */
+    int skip;              /* a data line of this event was not kept: do not report it */
+    int no_cr;             /* the chunk being fed has no CR: lines end at LF only */
     apr_size_t dropped;
     apr_size_t events;
 };
@@ -44,6 +52,25 @@ s2a_sse *s2a_sse_create(apr_pool_t *p, apr_size_t max_event, s2a_sse_event_fn fn
     s->baton = baton;
     s->state = LN_START;
     return s;
+}
+
+void s2a_sse_only(s2a_sse *s, const char *const *events)
+{
+    int i, n = 0;
+
+    s->only = NULL;
+    s->nonly = 0;
+    if (!events)
+        return;
+    while (events[n])
+        n++;
+    s->only = apr_palloc(s->pool, sizeof(*s->only) * (apr_size_t)(n ? n : 1));
+    s->only_len = apr_palloc(s->pool, sizeof(*s->only_len) * (apr_size_t)(n ? n : 1));
+    for (i = 0; i < n; i++) {
+        s->only_len[i] = strlen(events[i]);
+        s->only[i] = apr_pstrmemdup(s->pool, events[i], s->only_len[i]);
+    }
+    s->nonly = n;
 }
 
 apr_size_t s2a_sse_dropped(const s2a_sse *s)
@@ -91,7 +118,7 @@ static void dispatch(s2a_sse *s)
         s->dropped++;
     } else if (s->have_data) {
         s->events++;
-        if (s->fn) {
+        if (s->fn && !s->skip && !s->name_excluded) {
             const char *data = "", *event = "message";
             apr_size_t event_len = 7;
 
@@ -111,6 +138,22 @@ static void dispatch(s2a_sse *s)
     s->event.len = 0;
     s->have_data = 0;
     s->overflow = 0;
+    s->name_excluded = 0;
+    s->skip = 0;
+}
+
+/* Is the event name buffered so far one the creator does not want? */
+static int excluded(const s2a_sse *s)
+{
+    int i;
+
+    if (!s->only || s->event.len == 0 || s->overflow)
+        return 0;
+    for (i = 0; i < s->nonly; i++) {
+        if (s->only_len[i] == s->event.len && memcmp(s->only[i], s->event.p, s->event.len) == 0)
+            return 0;
+    }
+    return 1;
 }
 
 /* The field name is complete: decide what its value feeds. */
@@ -118,9 +161,13 @@ static void begin_value(s2a_sse *s)
 {
     s->field_kind = FD_OTHER;
     if (s->field_len == 4 && memcmp(s->field, "data", 4) == 0) {
-        s->field_kind = FD_DATA;
-        if (s->have_data)
-            append(s, &s->data, "\n", 1);
+        if (s->name_excluded)
+            s->skip = 1;
+        if (!s->skip) {
+            s->field_kind = FD_DATA;
+            if (s->have_data)
+                append(s, &s->data, "\n", 1);
+        }
         s->have_data = 1;
     } else if (s->field_len == 5 && memcmp(s->field, "event", 5) == 0) {
         s->field_kind = FD_EVENT;
@@ -135,9 +182,22 @@ static const char *find_eol(const char *p, const char *end)
     return p;
 }
 
+/* A line of the current chunk ends at p or later. */
+static const char *chunk_eol(const s2a_sse *s, const char *p, const char *end)
+{
+    if (s->no_cr) {
+        const char *lf = memchr(p, '\n', (apr_size_t)(end - p));
+        return lf ? lf : end;
+    }
+    return find_eol(p, end);
+}
+
 void s2a_sse_feed(s2a_sse *s, const char *buf, apr_size_t len)
 {
     const char *p = buf, *end = buf + len;
+
+    /* Streams end lines with LF: one look at the chunk lets line ends be found by memchr. */
+    s->no_cr = len && !memchr(buf, '\r', len);
 
     while (p < end) {
         const char *eol;
@@ -158,6 +218,19 @@ void s2a_sse_feed(s2a_sse *s, const char *buf, apr_size_t len)
             } else if (*p == ':') {
                 s->state = LN_COMMENT;
                 p++;
+            } else if (end - p >= 6 && memcmp(p, "data: ", 6) == 0) {
+                /* The usual lines, whole in the chunk: no walk over their field names. */
+                memcpy(s->field, "data", 4);
+                s->field_len = 4;
+                begin_value(s);
+                s->state = LN_VALUE;
+                p += 6;
+            } else if (end - p >= 7 && memcmp(p, "event: ", 7) == 0) {
+                memcpy(s->field, "event", 5);
+                s->field_len = 5;
+                begin_value(s);
+                s->state = LN_VALUE;
+                p += 7;
             } else {
                 s->field_len = 0;
                 s->state = LN_FIELD;
@@ -171,6 +244,8 @@ void s2a_sse_feed(s2a_sse *s, const char *buf, apr_size_t len)
             } else if (*p == '\n' || *p == '\r') {
                 /* A name without a colon is a field with an empty value. */
                 begin_value(s);
+                if (s->field_kind == FD_EVENT)
+                    s->name_excluded = 0;
                 s->state = LN_START;
                 s->after_cr = *p == '\r';
                 p++;
@@ -190,11 +265,13 @@ void s2a_sse_feed(s2a_sse *s, const char *buf, apr_size_t len)
             break;
         }
         /* Value or comment: copy or skip up to the end of the line in one go. */
-        eol = find_eol(p, end);
+        eol = chunk_eol(s, p, end);
         if (s->state == LN_VALUE && s->field_kind != FD_OTHER)
             append(s, s->field_kind == FD_DATA ? &s->data : &s->event, p, (apr_size_t)(eol - p));
         p = eol;
         if (p < end) {
+            if (s->state == LN_VALUE && s->field_kind == FD_EVENT)
+                s->name_excluded = excluded(s);
             s->state = LN_START;
             s->after_cr = *p == '\r';
             p++;

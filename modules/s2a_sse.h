@@ -22,6 +22,15 @@ typedef void (*s2a_sse_event_fn)(void *baton, const char *event, apr_size_t even
  * p, at most about twice the cap for each of the two buffers, and is reused between events. */
 s2a_sse *s2a_sse_create(apr_pool_t *p, apr_size_t max_event, s2a_sse_event_fn fn, void *baton);
 
+/* Report only the events named in events (NULL-terminated; the list is copied; NULL reports
+ * all, the default). The filter goes by the "event:" field: an event without one, or with an
+ * empty one, is always reported. Data lines arriving while the last "event:" line names an
+ * event not in the list are not buffered, and an event that lost a data line that way, or
+ * whose final name is not in the list, is not reported (it still counts in
+ * s2a_sse_events()). So data lines sent before the "event:" line are buffered and dropped
+ * at the end; the Anthropic API always sends "event:" first. */
+void s2a_sse_only(s2a_sse *s, const char *const *events);
+
 void s2a_sse_feed(s2a_sse *s, const char *buf, apr_size_t len);
 
 /* Number of events skipped for exceeding max_event. */

@@ -1,14 +1,22 @@
-/* Token usage extraction. json-c is fine here: these documents are small. */
+/* Token usage extraction. Stream events go through the allocation-free scanner; the
+   non-stream body, which arrives in pieces, through an incremental json-c parser. */
 #include <limits.h>
 #include <string.h>
 
 #include <apr_strings.h>
 #include <json-c/json.h>
 
+#include "s2a_json.h"
 #include "s2a_usage.h"
 
-/* Answers can carry deeply nested tool input; the default depth of 32 is too tight. */
+/* Answers can carry deeply nested tool input; an answer the parser refuses is not billed,
+   so the default depth of 32 is too tight. */
 #define JSON_DEPTH 256
+
+/* The figures of one usage object; -1 where absent or not a usable count. */
+typedef struct {
+    apr_int64_t in, out, cc, cr, c5m, c1h;
+} counts;
 
 /* Non-negative integer member, or -1 when absent or not a usable count. */
 static apr_int64_t count_of(json_object *obj, const char *key)
@@ -31,24 +39,86 @@ static int usage_differs(const s2a_usage *a, const s2a_usage *b)
            a->seen_delta != b->seen_delta;
 }
 
-/* Apply a usage object. A start (or full body) sets every figure it carries; a delta always
-   sets the cumulative output but only non-zero input and cache figures, since some providers
-   send zeros there that must not erase what message_start reported. */
-static void apply_usage(s2a_usage *u, json_object *usage, int is_delta)
+static void counts_of_json(json_object *usage, counts *c)
 {
-    apr_int64_t in = count_of(usage, "input_tokens");
-    apr_int64_t out = count_of(usage, "output_tokens");
-    apr_int64_t cc = count_of(usage, "cache_creation_input_tokens");
-    apr_int64_t cr = count_of(usage, "cache_read_input_tokens");
-    apr_int64_t c5m = -1, c1h = -1;
-    apr_int64_t min = is_delta ? 1 : 0;
     json_object *split;
 
+    c->in = count_of(usage, "input_tokens");
+    c->out = count_of(usage, "output_tokens");
+    c->cc = count_of(usage, "cache_creation_input_tokens");
+    c->cr = count_of(usage, "cache_read_input_tokens");
+    c->c5m = c->c1h = -1;
     if (json_object_object_get_ex(usage, "cache_creation", &split) &&
         json_object_is_type(split, json_type_object)) {
-        c5m = count_of(split, "ephemeral_5m_input_tokens");
-        c1h = count_of(split, "ephemeral_1h_input_tokens");
+        c->c5m = count_of(split, "ephemeral_5m_input_tokens");
+        c->c1h = count_of(split, "ephemeral_1h_input_tokens");
     }
+}
+
+/* The scanner's counterpart of count_of, read from the raw number text: integers only (no
+   fraction or exponent), none below zero ("-0" is 0), saturating at APR_INT64_MAX like
+   json-c does. */
+static apr_int64_t count_of_span(const s2a_json_span *v)
+{
+    const char *s = v->p, *end = v->p + v->len;
+    apr_int64_t n = 0;
+    int neg = 0;
+
+    if (v->type != S2A_JSON_NUMBER) {
+        return -1;
+    }
+    if (*s == '-') {
+        neg = 1;
+        s++;
+    }
+    for (; s < end; s++) {
+        int d = *s - '0';
+
+        if (d < 0 || d > 9) {
+            return -1;
+        }
+        n = n > (APR_INT64_MAX - d) / 10 ? APR_INT64_MAX : n * 10 + d;
+    }
+    return neg && n ? -1 : n;
+}
+
+/* usage is an object span inside validated data. Returns 0 if it cannot be read. */
+static int counts_of_span(const s2a_json_span *usage, counts *c)
+{
+    static const char *const keys[] = {"input_tokens", "output_tokens",
+                                       "cache_creation_input_tokens", "cache_read_input_tokens",
+                                       "cache_creation"};
+    static const char *const split_keys[] = {"ephemeral_5m_input_tokens",
+                                             "ephemeral_1h_input_tokens"};
+    s2a_json_span v[5], w[2];
+    const char *err;
+
+    if (s2a_json_scan_object(NULL, usage->p, usage->len, keys, 5, v, &err) != 0) {
+        return 0;
+    }
+    c->in = count_of_span(&v[0]);
+    c->out = count_of_span(&v[1]);
+    c->cc = count_of_span(&v[2]);
+    c->cr = count_of_span(&v[3]);
+    c->c5m = c->c1h = -1;
+    if (v[4].type == S2A_JSON_OBJECT) {
+        if (s2a_json_scan_object(NULL, v[4].p, v[4].len, split_keys, 2, w, &err) != 0) {
+            return 0;
+        }
+        c->c5m = count_of_span(&w[0]);
+        c->c1h = count_of_span(&w[1]);
+    }
+    return 1;
+}
+
+/* Apply the figures of a usage object. A start (or full body) sets every figure it carries;
+   a delta always sets the cumulative output but only non-zero input and cache figures, since
+   some providers send zeros there that must not erase what message_start reported. */
+static void apply_counts(s2a_usage *u, const counts *c, int is_delta)
+{
+    apr_int64_t in = c->in, out = c->out, cc = c->cc, cr = c->cr, c5m = c->c5m, c1h = c->c1h;
+    apr_int64_t min = is_delta ? 1 : 0;
+
     /* The split stands in for the total only when the total is absent. */
     if (cc < 0 && (c5m >= 0 || c1h >= 0)) {
         c5m = c5m > 0 ? c5m : 0;
@@ -110,32 +180,16 @@ static int all_space(const char *s, apr_size_t len)
     return 1;
 }
 
-/* Whole JSON document in [buf, buf+len), nothing but whitespace after it; NULL otherwise. */
-static json_object *parse_whole(const char *buf, apr_size_t len)
-{
-    json_tokener *tok;
-    json_object *obj;
-
-    if (len > INT_MAX || !(tok = json_tokener_new_ex(JSON_DEPTH))) {
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    obj = json_tokener_parse_ex(tok, buf, (int)len);
-    if (obj && (json_tokener_get_error(tok) != json_tokener_success ||
-                !all_space(buf + json_tokener_get_parse_end(tok),
-                           len - json_tokener_get_parse_end(tok)))) {
-        json_object_put(obj);
-        obj = NULL;
-    }
-    json_tokener_free(tok);
-    return obj;
-}
-
 int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const char *data,
                         apr_size_t dlen)
 {
-    json_object *root, *type, *holder, *usage;
+    /* The scanner validates the values of requested keys in full (see s2a_json.h); "delta"
+       is asked for only so that every container these events carry is checked. */
+    static const char *const keys[] = {"type", "message", "usage", "delta"};
+    s2a_json_span root[4], usage;
     s2a_usage before = *u;
+    const char *err;
+    counts c;
     int is_delta;
 
     if (elen) {
@@ -153,35 +207,28 @@ int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const 
         is_delta = -1;
     }
 
-    root = parse_whole(data, dlen);
-    if (!root || !json_object_is_type(root, json_type_object)) {
-        goto done;
+    if (s2a_json_scan_object(NULL, data, dlen, keys, 4, root, &err) != 0) {
+        return 0;
     }
     if (is_delta < 0) {
         /* Unnamed event: its data's "type" decides. */
-        if (!json_object_object_get_ex(root, "type", &type) ||
-            !json_object_is_type(type, json_type_string)) {
-            goto done;
-        }
-        if (strcmp(json_object_get_string(type), "message_delta") == 0) {
+        if (s2a_json_string_equals(&root[0], "message_delta")) {
             is_delta = 1;
-        } else if (strcmp(json_object_get_string(type), "message_start") == 0) {
+        } else if (s2a_json_string_equals(&root[0], "message_start")) {
             is_delta = 0;
         } else {
-            goto done;
+            return 0;
         }
     }
-    holder = root;
-    if (!is_delta && (!json_object_object_get_ex(root, "message", &holder) ||
-                      !json_object_is_type(holder, json_type_object))) {
-        goto done;
+    if (is_delta) {
+        usage = root[2];
+    } else if (root[1].type != S2A_JSON_OBJECT ||
+               !s2a_json_object_get(&root[1], "usage", &usage)) {
+        return 0;
     }
-    if (json_object_object_get_ex(holder, "usage", &usage) &&
-        json_object_is_type(usage, json_type_object)) {
-        apply_usage(u, usage, is_delta);
+    if (usage.type == S2A_JSON_OBJECT && counts_of_span(&usage, &c)) {
+        apply_counts(u, &c, is_delta);
     }
-done:
-    json_object_put(root);
     return usage_differs(&before, u);
 }
 
@@ -267,7 +314,10 @@ int s2a_usage_json_finish(s2a_usage_json *j, s2a_usage *u, const char **model)
     }
     if (json_object_object_get_ex(j->root, "usage", &usage) &&
         json_object_is_type(usage, json_type_object)) {
-        apply_usage(u, usage, 0);
+        counts c;
+
+        counts_of_json(usage, &c);
+        apply_counts(u, &c, 0);
         found = 1;
     }
     if (model && json_object_object_get_ex(j->root, "model", &m) &&

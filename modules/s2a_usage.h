@@ -20,7 +20,11 @@ typedef struct {
    figures there overwrite too. usage.cache_creation.ephemeral_1h_input_tokens gives cache_1h;
    when cache_creation_input_tokens is absent, cache_creation = 5m + 1h split.
    An event without a name is recognised by its data's "type". Other events are skipped
-   without parsing. Returns 1 if usage changed, 0 otherwise (also on malformed data). */
+   without parsing. Counts are JSON integers (no fraction or exponent) and not negative;
+   larger than APR_INT64_MAX saturates; anything else counts as absent. Returns 1 if usage
+   changed, 0 otherwise, also when data is not one JSON object in the sense of
+   s2a_json_scan_object (an unknown container member is only checked for balance, raw
+   control characters in strings are not checked). Allocates nothing. */
 int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const char *data,
                         apr_size_t dlen);
 

@@ -329,6 +329,8 @@ class Httpd:
         self.prices = Path(prices) if prices else HERE / "prices.json"
         self.extra_conf = extra_conf
         self.port = free_port()
+        # a balancer member nothing listens on, for connection failures
+        self.dead_upstream = "http://127.0.0.1:%d" % free_port()
         self.proc = None
         self.env = dict(os.environ)
         if not plain:
@@ -348,6 +350,7 @@ class Httpd:
             "USER_GROUP": user_group,
             "MODULES_DIR": APACHE_MODULES,
             "S2A_MODULE": self.module,
+            "DEAD_UPSTREAM": self.dead_upstream,
             "DBD_DRIVER": self.dbd_driver or "sqlite3",
             "DBD_PARAMS": self.dbd_params,
             "PRICES": self.prices,

@@ -8,6 +8,7 @@ Behaviour is steered by the request body, because the gateway forwards only
 known headers: when the text of the last user message starts with "mock:",
 the rest is a JSON object of options:
   status          answer with this HTTP status and an Anthropic error body
+  status_for      {credential: status}: a status for requests made with that credential
   error_type      override the error type of that body
   headers         extra response headers (dict)
   usage           overrides of the usage numbers; may hold cache_creation
@@ -314,6 +315,8 @@ class Handler(BaseHTTPRequestHandler):
         if opts.get("delay_ms"):
             time.sleep(opts["delay_ms"] / 1000.0)
         status = int(opts.get("status", 200))
+        # per-credential answers, e.g. {"status_for": {"<credential>": 529}}
+        status = int((opts.get("status_for") or {}).get(key, status))
         if status != 200:
             error_type = opts.get("error_type") or ERROR_TYPES.get(status, "api_error")
             self.send_error_body(status, error_type, ERROR_MESSAGES.get(error_type, "Error"),

@@ -411,24 +411,25 @@ def test_upstream_errors_are_mapped_and_not_leaked(gateway, upstream, client, ki
 
 
 def test_cooling_account_is_skipped_until_cleared(gateway):
-    t = gateway.new_tenant(accounts=2)
-    gateway.expect_error(r"S2A0205")
-    first, second = t.accounts
-    status, _, _ = gateway.post_messages(messages_body(mock={"status": 529}), key=t.api_key)
-    assert status == 503
-    hit = gateway.mock_requests()[0]["headers"]["x-api-key"]
-    cooled = first if hit == t.credentials[0] else second
-    other_cred = t.credentials[1] if cooled is first else t.credentials[0]
+    t = gateway.new_tenant(accounts=0)
+    first = gateway.create_account([t.group["id"]], priority=10)
+    second = gateway.create_account([t.group["id"]], priority=20)
+    cred1, cred2 = gateway.credentials[first["id"]], gateway.credentials[second["id"]]
+    gateway.expect_error(r"S2A0207")
+    # the first account answers 529: the request goes on to the second
+    status, _, _ = gateway.post_messages(messages_body(mock={"status_for": {cred1: 529}}),
+                                         key=t.api_key)
+    assert status == 200
+    assert [r["headers"]["x-api-key"] for r in gateway.mock_requests()] == [cred1, cred2]
     gateway.mock_clear()
     for _ in range(3):
         status, _, _ = gateway.post_messages(messages_body(), key=t.api_key)
         assert status == 200
-    assert {r["headers"]["x-api-key"] for r in gateway.mock_requests()} == {other_cred}
-    gateway.admin_ok("PATCH", "/admin/accounts/%d" % cooled["id"], {"status": "active"})
+    assert {r["headers"]["x-api-key"] for r in gateway.mock_requests()} == {cred2}
+    gateway.admin_ok("PATCH", "/admin/accounts/%d" % first["id"], {"status": "active"})
     gateway.mock_clear()
-    for _ in range(4):
-        gateway.post_messages(messages_body(), key=t.api_key)
-    assert len({r["headers"]["x-api-key"] for r in gateway.mock_requests()}) == 2
+    status, _, _ = gateway.post_messages(messages_body(), key=t.api_key)
+    assert [r["headers"]["x-api-key"] for r in gateway.mock_requests()] == [cred1]
 
 
 def test_account_in_error_recovers_when_reenabled(gateway):

@@ -52,28 +52,47 @@ static int span_is(const s2a_json_span *sp, s2a_json_type type, const char *raw)
 }
 
 /* Scan a copy of text[0..len) held in a buffer of exactly that size, so that any read past
- * the end is caught by the memory checkers. */
-static int scan_exact(apr_pool_t *p, const char *text, apr_size_t len, const char **err)
+ * the end is caught by the memory checkers. key is the one requested key. */
+static int scan_key(apr_pool_t *p, const char *text, apr_size_t len, const char *key,
+                    const char **err)
 {
     char *copy = malloc(len ? len : 1);
     s2a_json_span out[1];
-    static const char *const keys[] = {"model"};
+    const char *keys[1];
     int rv;
 
+    keys[0] = key;
     memcpy(copy, text, len);
     rv = s2a_json_scan_object(p, copy, len, keys, 1, out, err);
     free(copy);
     return rv;
 }
 
-static int scan_str(apr_pool_t *p, const char *text)
+static int scan_exact(apr_pool_t *p, const char *text, apr_size_t len, const char **err)
+{
+    return scan_key(p, text, len, "model", err);
+}
+
+static int scan_str_key(apr_pool_t *p, const char *text, const char *key)
 {
     const char *err = NULL;
-    int rv = scan_exact(p, text, strlen(text), &err);
+    int rv = scan_key(p, text, strlen(text), key, &err);
 
     if (rv != 0 && !err)
         return -2;
     return rv;
+}
+
+/* "a", the key most samples use, is not requested: its containers are only delimited. */
+static int scan_str(apr_pool_t *p, const char *text)
+{
+    return scan_str_key(p, text, "model");
+}
+
+/* "a" requested: its value is validated at every depth. */
+static int scan_strict(apr_pool_t *p, const char *text)
+{
+    return scan_str_key(p, text, "a");
 }
 
 static void test_claude_body(apr_pool_t *p)
@@ -290,6 +309,31 @@ static void test_string_dup(apr_pool_t *p)
     S2A_CHECK(dup_raw(p, "abc") == NULL);
     S2A_CHECK(dup_raw(p, "12") == NULL);
     S2A_CHECK(s2a_json_string_dup(p, NULL) == NULL);
+
+    /* Comparison decodes like s2a_json_string_dup. */
+    {
+        s2a_json_span sp = {"\"message_delta\"", 15, S2A_JSON_STRING};
+
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, "message_delta"), 1);
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, "message_delt"), 0);
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, "message_deltas"), 0);
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, ""), 0);
+        sp.p = "\"message\\u005fdelta\"";
+        sp.len = strlen(sp.p);
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, "message_delta"), 1);
+        sp.p = "\"\\u00e9\\/\"";
+        sp.len = strlen(sp.p);
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, "\xc3\xa9/"), 1);
+        sp.p = "\"a\\u0000\"";
+        sp.len = strlen(sp.p);
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, "a"), 0);
+        sp.p = "\"\"";
+        sp.len = 2;
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, ""), 1);
+        sp.type = S2A_JSON_NUMBER;
+        S2A_CHECK_INT(s2a_json_string_equals(&sp, ""), 0);
+        S2A_CHECK_INT(s2a_json_string_equals(NULL, ""), 0);
+    }
     {
         s2a_json_span sp = {"\"a\0b\"", 5, S2A_JSON_STRING};
         S2A_CHECK(s2a_json_string_dup(p, &sp) == NULL);
@@ -335,25 +379,72 @@ static void test_truncations(apr_pool_t *p)
 {
     const char *docs[] = {CLAUDE_BODY, ANSWER, HOSTILE_ANSWER,
                           "{\"a\":-12.5e+3,\"b\":[true,false,null,{},[]],\"c\":\"\\u00e9\"}"};
-    apr_size_t d, len;
+    /* "model" leaves every container to the delimiting pass; the others have theirs
+     * validated. */
+    static const char *const keys[] = {"model", "messages", "tools", "metadata", "content", "b"};
+    apr_size_t d, k, len;
 
     for (d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
-        apr_size_t full = strlen(docs[d]);
-        int rejected = 0, truncated_msg = 0;
-        const char *err = NULL;
+        for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            apr_size_t full = strlen(docs[d]);
+            int rejected = 0, truncated_msg = 0;
+            const char *err = NULL;
 
-        S2A_CHECK_INT(scan_exact(p, docs[d], full, &err), 0);
-        for (len = 0; len < full; len++) {
-            err = NULL;
-            if (scan_exact(p, docs[d], len, &err) == -1 && err)
-                rejected++;
-            if (err && len > 0 && strcmp(err, "truncated JSON") == 0)
-                truncated_msg++;
+            S2A_CHECK_INT(scan_key(p, docs[d], full, keys[k], &err), 0);
+            for (len = 0; len < full; len++) {
+                err = NULL;
+                if (scan_key(p, docs[d], len, keys[k], &err) == -1 && err)
+                    rejected++;
+                if (err && len > 0 && strcmp(err, "truncated JSON") == 0)
+                    truncated_msg++;
+            }
+            /* Every proper prefix is rejected, and all but the empty one as truncated. */
+            S2A_CHECK_INT(rejected, full);
+            S2A_CHECK_INT(truncated_msg, full - 1);
         }
-        /* Every proper prefix is rejected, and all but the empty one as truncated. */
-        S2A_CHECK_INT(rejected, full);
-        S2A_CHECK_INT(truncated_msg, full - 1);
     }
+}
+
+/* Containers nobody asked for are delimited, not validated: what decides their extent is
+ * still checked, the rest is left to the upstream. */
+static void test_relaxed(apr_pool_t *p)
+{
+    static const char *const keys[] = {"model", "x"};
+    s2a_json_span out[2];
+    const char *err = NULL;
+    const char *t;
+
+    t = "{\"x\":{\"n\":01,\"t\":tru,\"s\":\"\\q\",\"u\":\"\\u12\",:,\"e\":1e},\"model\":\"m\"}";
+    S2A_CHECK_INT(s2a_json_scan_object(p, t, strlen(t), keys, 1, out, &err), 0);
+    S2A_CHECK(span_is(&out[0], S2A_JSON_STRING, "\"m\""));
+    S2A_CHECK_INT(s2a_json_scan_object(p, t, strlen(t), keys, 2, out, &err), -1);
+    S2A_CHECK_STR(err, "invalid JSON at offset 11");
+    /* Nor does a requested key's value lose its checks when it comes after others. */
+    t = "{\"y\":[tru],\"x\":[tru]}";
+    S2A_CHECK_INT(s2a_json_scan_object(p, t, strlen(t), keys, 2, out, &err), -1);
+    S2A_CHECK_STR(err, "invalid JSON at offset 16");
+
+    /* Brackets and escaped quotes inside strings do not end the container. */
+    t = "{\"y\":[\"]\",\"}\",\"\\\"]\",\"\\\\\",{\"a\\\"}\":\"[\"}],\"model\":\"m\"}";
+    S2A_CHECK_INT(s2a_json_scan_object(p, t, strlen(t), keys, 2, out, &err), 0);
+    S2A_CHECK(span_is(&out[0], S2A_JSON_STRING, "\"m\""));
+    S2A_CHECK(out[1].type == S2A_JSON_NONE);
+
+    /* What the extent depends on is still checked. */
+    S2A_CHECK_INT(scan_str(p, "{\"y\":[\"abc]}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":[\"abc\\\"]}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":[\"abc\\\\\"]}"), 0);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":[[]}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":[]]}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":{\"a\":[}]}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":{\"a\":{]}}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":[\"}\"}"), -1);
+    /* Scalars of the outer object are always validated. */
+    S2A_CHECK_INT(scan_str(p, "{\"y\":tru}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":01}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":\"\\q\"}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":[1],}"), -1);
+    S2A_CHECK_INT(scan_str(p, "{\"y\":[1] \"z\":2}"), -1);
 }
 
 static void test_invalid(apr_pool_t *p)
@@ -405,14 +496,23 @@ static void test_invalid(apr_pool_t *p)
                                       "{\"a\":'x'}",
                                       "\xef\xbb\xbf{}",
                                       "{\"a\":undefined}"};
+
+    /* Syntax errors that leave the extent of a container alone; accepted only when nobody
+     * reads that container. */
+    static const char *const relaxed[] = {"{\"a\":[1 2]}", "{\"a\":[1,]}", "{\"a\":[,1]}"};
     const char *err = NULL;
-    apr_size_t i;
+    apr_size_t i, j;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int rv = scan_str(p, bad[i]);
+        int rv = scan_strict(p, bad[i]), want = -1;
         if (rv != -1)
             fprintf(stderr, "accepted invalid input: %s\n", bad[i]);
         S2A_CHECK_INT(rv, -1);
+        for (j = 0; j < sizeof(relaxed) / sizeof(relaxed[0]); j++) {
+            if (strcmp(bad[i], relaxed[j]) == 0)
+                want = 0;
+        }
+        S2A_CHECK_INT(scan_str(p, bad[i]), want);
     }
 
     S2A_CHECK_INT(scan_exact(p, "", 0, &err), -1);
@@ -421,8 +521,10 @@ static void test_invalid(apr_pool_t *p)
     S2A_CHECK_STR(err, "body is not a JSON object");
     S2A_CHECK_INT(scan_exact(p, "{\"a\":1} {", 9, &err), -1);
     S2A_CHECK_STR(err, "trailing data after JSON object");
-    S2A_CHECK_INT(scan_exact(p, "{\"a\":[1 2]}", 11, &err), -1);
+    S2A_CHECK_INT(scan_key(p, "{\"a\":[1 2]}", 11, "a", &err), -1);
     S2A_CHECK_STR(err, "invalid JSON at offset 8");
+    S2A_CHECK_INT(scan_exact(p, "{\"a\":[1}}", 10, &err), -1);
+    S2A_CHECK_STR(err, "invalid JSON at offset 7");
     S2A_CHECK_INT(scan_exact(p, "{\"a\":\"\\q\"}", 10, &err), -1);
     S2A_CHECK_STR(err, "invalid JSON at offset 6");
     /* Binary garbage, NUL bytes included. */
@@ -450,30 +552,33 @@ static void test_depth(apr_pool_t *p)
     apr_size_t n = 2000000, i, levels;
     char *deep = malloc(n);
     const char *err = NULL;
+    int strict;
 
-    /* The outer object plus 511 arrays is exactly the limit. */
-    for (levels = S2A_JSON_MAX_DEPTH - 1; levels <= S2A_JSON_MAX_DEPTH; levels++) {
-        char *t = apr_palloc(p, 2 * levels + 8), *o = t;
+    /* The outer object plus 511 arrays is exactly the limit, validated or delimited. */
+    for (strict = 0; strict < 2; strict++) {
+        for (levels = S2A_JSON_MAX_DEPTH - 1; levels <= S2A_JSON_MAX_DEPTH; levels++) {
+            char *t = apr_palloc(p, 2 * levels + 8), *o = t;
 
-        memcpy(o, "{\"a\":", 5);
-        o += 5;
-        for (i = 0; i < levels; i++)
-            *o++ = '[';
-        for (i = 0; i < levels; i++)
-            *o++ = ']';
-        *o++ = '}';
-        err = NULL;
-        S2A_CHECK_INT(scan_exact(p, t, (apr_size_t)(o - t), &err),
-                      levels < S2A_JSON_MAX_DEPTH ? 0 : -1);
-        if (levels == S2A_JSON_MAX_DEPTH)
-            S2A_CHECK_STR(err, "JSON nested too deeply");
+            memcpy(o, "{\"a\":", 5);
+            o += 5;
+            for (i = 0; i < levels; i++)
+                *o++ = '[';
+            for (i = 0; i < levels; i++)
+                *o++ = ']';
+            *o++ = '}';
+            err = NULL;
+            S2A_CHECK_INT(scan_key(p, t, (apr_size_t)(o - t), strict ? "a" : "model", &err),
+                          levels < S2A_JSON_MAX_DEPTH ? 0 : -1);
+            if (levels == S2A_JSON_MAX_DEPTH)
+                S2A_CHECK_STR(err, "JSON nested too deeply");
+        }
+
+        /* Very deep input is refused without recursion. */
+        memcpy(deep, "{\"a\":", 5);
+        memset(deep + 5, '[', n - 5);
+        S2A_CHECK_INT(scan_key(p, deep, n, strict ? "a" : "model", &err), -1);
+        S2A_CHECK_STR(err, "JSON nested too deeply");
     }
-
-    /* Very deep input is refused without recursion. */
-    memcpy(deep, "{\"a\":", 5);
-    memset(deep + 5, '[', n - 5);
-    S2A_CHECK_INT(scan_exact(p, deep, n, &err), -1);
-    S2A_CHECK_STR(err, "JSON nested too deeply");
     free(deep);
 }
 
@@ -496,6 +601,17 @@ static void test_large_body(apr_pool_t *p)
     S2A_CHECK_INT(s2a_json_scan_object(p, t, (apr_size_t)(o - t), keys, 2, out, &err), 0);
     S2A_CHECK(span_is(&out[0], S2A_JSON_STRING, "\"m\""));
     S2A_CHECK(out[1].type == S2A_JSON_STRING && out[1].len == n / 2 + 2);
+
+    /* The same string inside a container that is only delimited. */
+    o = t;
+    o += sprintf(o, "{\"y\":[\"");
+    for (i = 0; i < n / 4; i++) {
+        memcpy(o, (i % 512) < 500 ? "\\\\" : "\\\"", 2);
+        o += 2;
+    }
+    o += sprintf(o, "\"],\"model\":\"m\"}");
+    S2A_CHECK_INT(s2a_json_scan_object(p, t, (apr_size_t)(o - t), keys, 2, out, &err), 0);
+    S2A_CHECK(span_is(&out[0], S2A_JSON_STRING, "\"m\""));
     free(t);
 }
 
@@ -661,6 +777,7 @@ int main(void)
     test_quote(p);
     test_truncations(p);
     test_invalid(p);
+    test_relaxed(p);
     test_depth(p);
     test_large_body(p);
     test_splice(p);

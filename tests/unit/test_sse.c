@@ -125,6 +125,9 @@ static void check_run(s2a_sse *s, recorder *r, const char *want, apr_size_t want
     o->dropped = s2a_sse_dropped(s);
 }
 
+/* The event filter run_all sets on its parsers; NULL for none. */
+static const char *const *run_only;
+
 /* Parse text whole, one byte at a time, at every single split point and in chunks of every
  * size up to 64; every run must give want (the flattened events) and the counters. */
 static int run_all(apr_pool_t *parent, const char *text, apr_size_t len, apr_size_t max_event,
@@ -144,6 +147,8 @@ static int run_all(apr_pool_t *parent, const char *text, apr_size_t len, apr_siz
 
             apr_pool_create(&p, parent);
             s = s2a_sse_create(p, max_event, on_event, r);
+            if (run_only)
+                s2a_sse_only(s, run_only);
             if (mode == 0) {
                 feed_exact(s, text, len);
             } else if (mode == 1) {
@@ -300,6 +305,93 @@ static void test_oversized(apr_pool_t *p)
     S2A_CHECK_INT(run_all(p, t, strlen(t), 64, "message|2\n", 2, 1), 0);
 }
 
+static void feed_str(s2a_sse *s, const char *text)
+{
+    s2a_sse_feed(s, text, strlen(text));
+}
+
+static void test_only(apr_pool_t *p)
+{
+    static const char *const eols[] = {"\n", "\r\n", "\r"};
+    static const char *const wanted[] = {"message_start", "message_delta", "error", NULL};
+    const char *want = "";
+    char big[201], *t;
+    apr_size_t i, len;
+    int noise;
+
+    for (i = 0; i < NSTREAM; i++) {
+        if (strcmp(STREAM[i][0], "message_start") == 0 || strcmp(STREAM[i][0], "message_delta") == 0)
+            want = apr_pstrcat(p, want, STREAM[i][0], "|", STREAM[i][1], "\n", NULL);
+    }
+    run_only = wanted;
+    /* The answer stream: two events reported, all of them counted. */
+    for (i = 0; i < 3; i++) {
+        for (noise = 0; noise < 2; noise++) {
+            t = build_stream(p, eols[i], noise, &len);
+            S2A_CHECK_INT(run_all(p, t, len, 4096, want, NSTREAM, 0), 0);
+        }
+    }
+    /* No name, or an empty one: always reported. An explicit "message" is a name. */
+    S2A_CHECK_INT(run_str(p, "data: x\n\nevent:\ndata: y\n\nevent\ndata: z\n\n",
+                          "message|x\nmessage|y\nmessage|z\n", 3),
+                  0);
+    S2A_CHECK_INT(run_str(p, "event: message\ndata: x\n\n", "", 1), 0);
+    /* Names match exactly. */
+    S2A_CHECK_INT(run_str(p,
+                          "event: message_star\ndata: 1\n\nevent: message_startx\ndata: 2\n\n"
+                          "event: Error\ndata: 3\n\nevent: error\ndata: 4\n\n",
+                          "error|4\n", 4),
+                  0);
+    /* Data before the event line: kept, then judged by the final name. */
+    S2A_CHECK_INT(run_str(p, "data: a\nevent: ping\ndata: b\n\n", "", 1), 0);
+    S2A_CHECK_INT(run_str(p, "data: a\nevent: message_delta\ndata: b\n\n", "message_delta|a\nb\n",
+                          1),
+                  0);
+    S2A_CHECK_INT(run_str(p, "data: a\nevent: message_delta\nevent: ping\n\n", "", 1), 0);
+    /* A wanted name replacing an unwanted one before any data: reported in full. */
+    S2A_CHECK_INT(run_str(p, "event: ping\nevent: error\ndata: a\ndata: b\n\n", "error|a\nb\n", 1),
+                  0);
+    /* Once a data line was not kept, the event is never reported half. */
+    S2A_CHECK_INT(run_str(p, "event: ping\ndata: a\nevent: error\ndata: b\n\ndata: c\n\n",
+                          "message|c\n", 2),
+                  0);
+    /* The filter is per event: the name of a skipped one does not leak. */
+    S2A_CHECK_INT(run_str(p, "event: ping\ndata: a\n\ndata: b\n\n", "message|b\n", 2), 0);
+    /* Unwanted data is not buffered, so it cannot overflow the cap. */
+    memset(big, 'x', 200);
+    big[200] = '\0';
+    t = apr_pstrcat(p, "event: ping\ndata: ", big, "\ndata: ", big, "\n\nevent: error\ndata: e\n\n",
+                    NULL);
+    S2A_CHECK_INT(run_all(p, t, strlen(t), 64, "error|e\n", 2, 0), 0);
+    t = apr_pstrcat(p, "event: error\ndata: ", big, "\n\nevent: error\ndata: e\n\n", NULL);
+    S2A_CHECK_INT(run_all(p, t, strlen(t), 64, "error|e\n", 2, 1), 0);
+    run_only = NULL;
+
+    /* The list is copied; NULL reports everything again. */
+    {
+        recorder *r = calloc(1, sizeof(*r));
+        s2a_sse *s = s2a_sse_create(p, 4096, on_event, r);
+        char name[] = "keep";
+        const char *list[] = {name, NULL};
+
+        s2a_sse_only(s, list);
+        memcpy(name, "lose", 4);
+        feed_str(s, "event: keep\ndata: 1\n\nevent: lose\ndata: 2\n\n");
+        S2A_CHECK_STR(r->log, "keep|1\n");
+        s2a_sse_only(s, NULL);
+        feed_str(s, "event: lose\ndata: 3\n\n");
+        S2A_CHECK_STR(r->log, "keep|1\nlose|3\n");
+        /* An empty list wants no named event at all. */
+        list[0] = NULL;
+        s2a_sse_only(s, list);
+        feed_str(s, "event: keep\ndata: 4\n\ndata: 5\n\n");
+        S2A_CHECK_STR(r->log, "keep|1\nlose|3\nmessage|5\n");
+        S2A_CHECK_INT(s2a_sse_events(s), 5);
+        S2A_CHECK_INT(s2a_sse_dropped(s), 0);
+        free(r);
+    }
+}
+
 /* Many events through one parser: the buffers are reused, and the parser keeps working
  * after thousands of events of growing and shrinking sizes. */
 static void test_reuse(apr_pool_t *p)
@@ -433,6 +525,7 @@ int main(void)
     test_stream(p);
     test_fields(p);
     test_oversized(p);
+    test_only(p);
     test_reuse(p);
     test_rewrite(p);
 

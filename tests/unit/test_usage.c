@@ -240,6 +240,89 @@ static void test_malformed(void)
     S2A_CHECK_INT(sse(&u, "ping", "{{{{"), 0);
 }
 
+static apr_int64_t delta_output(const char *figure)
+{
+    s2a_usage u;
+    const char *d = apr_pstrcat(pool, "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":",
+                                figure, "}}", NULL);
+
+    memset(&u, 0, sizeof(u));
+    u.output = 77;
+    sse(&u, "message_delta", d);
+    return u.output;
+}
+
+static void test_counts(void)
+{
+    s2a_usage u;
+
+    /* Integers only, none negative; a rejected figure is absent, the old value stays. */
+    S2A_CHECK_INT(delta_output("0"), 0);
+    S2A_CHECK_INT(delta_output("-0"), 0);
+    S2A_CHECK_INT(delta_output("1234567"), 1234567);
+    S2A_CHECK_INT(delta_output("1e3"), 77);
+    S2A_CHECK_INT(delta_output("1E3"), 77);
+    S2A_CHECK_INT(delta_output("10.0"), 77);
+    S2A_CHECK_INT(delta_output("-1"), 77);
+    S2A_CHECK_INT(delta_output("-9223372036854775809"), 77);
+    S2A_CHECK_INT(delta_output("true"), 77);
+    S2A_CHECK_INT(delta_output("{}"), 77);
+    /* Too large for 64 bits: saturated. */
+    S2A_CHECK_INT(delta_output("9223372036854775806"), APR_INT64_MAX - 1);
+    S2A_CHECK_INT(delta_output("9223372036854775807"), APR_INT64_MAX);
+    S2A_CHECK_INT(delta_output("9223372036854775808"), APR_INT64_MAX);
+    S2A_CHECK_INT(delta_output("18446744073709551616"), APR_INT64_MAX);
+    S2A_CHECK_INT(delta_output("99999999999999999999999999999"), APR_INT64_MAX);
+    /* Not JSON numbers at all: the whole event is malformed. */
+    S2A_CHECK_INT(delta_output("00"), 77);
+    S2A_CHECK_INT(delta_output("5."), 77);
+    S2A_CHECK_INT(delta_output("-.5"), 77);
+
+    /* Keys are compared decoded; a repeated key counts with its last value. */
+    memset(&u, 0, sizeof(u));
+    S2A_CHECK_INT(sse(&u, "message_start",
+                      "{\"type\":\"message_start\",\"message\":{\"usage\":{"
+                      "\"inp\\u0075t_tokens\":11,\"output_tokens\":3,\"output_tokens\":4,"
+                      "\"cache_creation\":{\"ephemeral_1h_input_tokens\":9},"
+                      "\"cache_creation\":{\"ephemeral_5m_input_tokens\":2}}}}"),
+                  1);
+    S2A_CHECK_INT(u.input, 11);
+    S2A_CHECK_INT(u.output, 4);
+    S2A_CHECK_INT(u.cache_creation, 2);
+    S2A_CHECK_INT(u.cache_1h, 0);
+
+    /* Everything inside message, usage and delta is validated; a member nobody reads is
+       only checked for balance. */
+    memset(&u, 0, sizeof(u));
+    S2A_CHECK_INT(sse(&u, "message_start",
+                      "{\"type\":\"message_start\",\"message\":{\"content\":[01],"
+                      "\"usage\":{\"input_tokens\":5}}}"),
+                  0);
+    S2A_CHECK_INT(sse(&u, "message_delta",
+                      "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":tru},"
+                      "\"usage\":{\"output_tokens\":5}}"),
+                  0);
+    S2A_CHECK_INT(sse(&u, "message_delta",
+                      "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":5,\"x\":[1 2]}}"),
+                  0);
+    S2A_CHECK_INT(sse(&u, "message_delta",
+                      "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+                      "\"context\":{\"applied\":[01]},\"usage\":{\"output_tokens\":5}}"),
+                  1);
+    S2A_CHECK_INT(sse(&u, "message_delta",
+                      "{\"type\":\"message_delta\",\"context\":{\"applied\":[},"
+                      "\"usage\":{\"output_tokens\":6}}"),
+                  0);
+    S2A_CHECK_INT(u.output, 5);
+
+    /* An unnamed event's type is compared decoded too. */
+    memset(&u, 0, sizeof(u));
+    S2A_CHECK_INT(sse(&u, "", "{\"type\":\"message\\u005fdelta\",\"note\":\"message_delta\","
+                              "\"usage\":{\"output_tokens\":8}}"),
+                  1);
+    S2A_CHECK_INT(u.output, 8);
+}
+
 static const char BODY[] =
     "{\"id\":\"msg_013Zva2CMHLNnXjNJJKqJ2EF\",\"type\":\"message\",\"role\":\"assistant\","
     "\"model\":\"claude-sonnet-4-20250514\",\"content\":[{\"type\":\"text\","
@@ -353,6 +436,7 @@ int main(void)
     test_delta_with_input();
     test_unnamed_and_slices();
     test_malformed();
+    test_counts();
     test_json_body();
     test_json_abandoned();
 
