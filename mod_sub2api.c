@@ -26,6 +26,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->overload_cooldown = -1;
     c->cache_ttl = -1;
     c->max_switches = -1;
+    c->slot_wait = -1;
     return c;
 }
 
@@ -43,6 +44,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(overload_cooldown, -1);
     MERGE(cache_ttl, -1);
     MERGE(max_switches, -1);
+    MERGE(slot_wait, -1);
     return c;
 }
 
@@ -156,6 +158,12 @@ static const char *set_overload_cooldown(cmd_parms *cmd, void *dc, const char *a
     return parse_seconds(cmd, arg, 1, &srv_conf(cmd)->overload_cooldown);
 }
 
+static const char *set_slot_wait(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return parse_seconds(cmd, arg, 0, &srv_conf(cmd)->slot_wait);
+}
+
 static const char *set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
 {
     (void)dc;
@@ -228,6 +236,8 @@ static const command_rec s2a_cmds[] = {
                   "Seconds an account rests after a 429 without a reset header"),
     AP_INIT_TAKE1("Sub2apiOverloadCooldown", set_overload_cooldown, NULL, RSRC_CONF,
                   "Seconds an account rests after a 529"),
+    AP_INIT_TAKE1("Sub2apiSlotWait", set_slot_wait, NULL, RSRC_CONF,
+                  "Seconds a request waits for an account below its concurrency"),
     AP_INIT_TAKE1("Sub2apiCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "Seconds keys and accounts stay cached in a process"),
     AP_INIT_TAKE1("Sub2apiMaxAccountSwitches", set_max_switches, NULL, RSRC_CONF,
@@ -273,6 +283,9 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         }
         if (sc->max_switches < 0) {
             sc->max_switches = S2A_DEFAULT_MAX_SWITCHES;
+        }
+        if (sc->slot_wait < 0) {
+            sc->slot_wait = S2A_DEFAULT_SLOT_WAIT;
         }
         if (sc->prices) {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp,

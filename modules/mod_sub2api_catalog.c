@@ -159,9 +159,10 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
         }
         cand[n].key = a->state_key;
         cand[n].priority = a->priority;
+        cand[n].concurrency = a->concurrency;
         acc[n++] = a;
     }
-    pick = n ? s2a_state_pick(s2a_g.state, cand, n, apr_time_now()) : -1;
+    pick = n ? s2a_state_pick(s2a_g.state, cand, n, apr_time_now()) : S2A_PICK_NONE;
     if (pick >= 0) {
         const s2a_account *a = acc[pick];
         const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);
@@ -175,5 +176,5 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
         *upstream_model = mapped ? apr_pstrdup(r->pool, mapped) : model;
     }
     apr_thread_mutex_unlock(c->mutex);
-    return pick >= 0 ? 1 : 0;
+    return pick >= 0 ? 1 : pick == S2A_PICK_BUSY ? -2 : 0;
 }

@@ -334,6 +334,21 @@ static void edit_body(request_rec *r, s2a_req *q)
     APR_ARRAY_IDX(q->body, q->body->nelts - 1, s2a_piece).len = len - at;
 }
 
+/* The first account; when all that could serve are full, waits up to
+ * Sub2apiSlotWait for one to free up. */
+static int choose_first(request_rec *r, s2a_req *q)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(q->sconf->slot_wait);
+    for (;;) {
+        int rc = s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, &q->account,
+                                    &q->upstream_model);
+        if (rc != -2 || apr_time_now() >= deadline || r->connection->aborted) {
+            return rc;
+        }
+        apr_sleep(apr_time_from_msec(50));
+    }
+}
+
 static int gateway_fixups(request_rec *r)
 {
     static const char *const fields[] = {"model", "messages", "stream", "metadata"};
@@ -419,8 +434,15 @@ static int gateway_fixups(request_rec *r)
 
     q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
     q->attempt = 1;
-    found = s2a_catalog_choose(r, sc, q->key.group_id, q->model, NULL, &q->account,
-                               &q->upstream_model);
+    found = choose_first(r, q);
+    if (found == -2) {
+        apr_table_setn(r->err_headers_out, "retry-after", "1");
+        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                        apr_psprintf(r->pool,
+                                     "Every account serving model %s is at its concurrency "
+                                     "limit; retry shortly",
+                                     q->model));
+    }
     if (found < 0) {
         return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
     }

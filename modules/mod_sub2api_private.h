@@ -26,6 +26,7 @@ APLOG_USE_MODULE(sub2api);
 #define S2A_DEFAULT_CACHE_TTL 5
 #define S2A_DEFAULT_MAX_ACCOUNTS 1024
 #define S2A_DEFAULT_MAX_SWITCHES 3
+#define S2A_DEFAULT_SLOT_WAIT 10
 
 /* Per-process cache of what the database says about keys and accounts. */
 typedef struct {
@@ -48,6 +49,7 @@ typedef struct {
     int overload_cooldown;
     int cache_ttl;
     int max_switches; /* -1 unset */
+    int slot_wait;    /* seconds a request waits for a free account; -1 unset */
     const char *secret_file; /* Sub2apiUserIdSecretFile */
     void *secret;            /* key of the metadata.user_id pseudonyms (text); set once */
     char secret_buf[129];    /* holds it when it comes from the database */
@@ -129,7 +131,8 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out);
 int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out);
 /* Chooses an account of the group serving the model, other than the ids in
  * `exclude` (may be NULL), counts it in flight and copies it into *out.
- * Returns 1 chosen, 0 none available, -1 database unavailable. */
+ * Returns 1 chosen, 0 none available, -1 database unavailable, -2 all that
+ * could serve are at their concurrency. */
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
                        const char *model, const apr_array_header_t *exclude, s2a_account *out,
                        const char **upstream_model);

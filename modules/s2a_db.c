@@ -127,6 +127,7 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
     int version = 0;
     int i, ok = 1;
 
+    conn_init(c);
     if (!is_pgsql(c)) {
         /* Readers never block the writer thread; the setting sticks to the file.
          * The pragma answers with a row, so it goes through select. */

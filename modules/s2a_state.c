@@ -84,12 +84,32 @@ static void unlock(s2a_state *st)
     apr_proc_mutex_unlock(st->mutex);
 }
 
+/* <0, 0, >0 as a's load (in flight / concurrency) is below, equal to or
+ * above b's; no limit counts as no load. */
+static int load_cmp(const s2a_account_state *a, int ca, const s2a_account_state *b, int cb)
+{
+    apr_int64_t la = ca ? (apr_int64_t)a->in_flight * (cb ? cb : 1) : 0;
+    apr_int64_t lb = cb ? (apr_int64_t)b->in_flight * (ca ? ca : 1) : 0;
+    return la < lb ? -1 : la > lb;
+}
+
+static int better(const s2a_candidate *c, const s2a_account_state *s, const s2a_candidate *bc,
+                  const s2a_account_state *bs)
+{
+    int l;
+    if (c->priority != bc->priority) {
+        return c->priority < bc->priority;
+    }
+    l = load_cmp(s, c->concurrency, bs, bc->concurrency);
+    return l ? l < 0 : s->last_used < bs->last_used;
+}
+
 int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
 {
-    int i, best = -1;
+    int i, best = S2A_PICK_NONE, busy = 0;
     s2a_account_state *bs = NULL;
     if (!lock(st)) {
-        return -1;
+        return S2A_PICK_NONE;
     }
     for (i = 0; i < n; i++) {
         s2a_account_state *s = slot(st, c[i].key, 1);
@@ -99,8 +119,11 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
         if (s->error || s->rate_limited_until > now || s->overloaded_until > now) {
             continue;
         }
-        if (best < 0 || c[i].priority < c[best].priority ||
-            (c[i].priority == c[best].priority && s->last_used < bs->last_used)) {
+        if (c[i].concurrency && s->in_flight >= c[i].concurrency) {
+            busy = 1;
+            continue;
+        }
+        if (!bs || better(&c[i], s, &c[best], bs)) {
             best = i;
             bs = s;
         }
@@ -110,7 +133,7 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
         bs->in_flight++;
     }
     unlock(st);
-    return best;
+    return bs ? best : busy ? S2A_PICK_BUSY : S2A_PICK_NONE;
 }
 
 void s2a_state_release(s2a_state *st, apr_int64_t key)

@@ -23,6 +23,7 @@ typedef struct {
 typedef struct {
     apr_int64_t key;
     int priority;
+    int concurrency; /* requests it may carry at once; 0: no limit */
 } s2a_candidate;
 
 /* The state key of a credential: 63 bits of its SHA-256, never 0. */
@@ -39,10 +40,14 @@ s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_proc_mutex_
 apr_uint32_t s2a_state_generation(s2a_state *st);
 void s2a_state_bump(s2a_state *st);
 
-/* Picks among the candidates the schedulable one with the lowest priority
- * number, then the least recently used; marks it used and counts it in
- * flight, all under one lock so concurrent requests spread. Returns its
- * index, or -1 when none can serve. */
+/* Picks among the schedulable candidates with room (in flight below their
+ * concurrency) the one with the lowest priority number, then the lowest
+ * load (in flight / concurrency), then the least recently used; marks it
+ * used and counts it in flight, all under one lock so concurrent requests
+ * spread. Returns its index; S2A_PICK_BUSY when schedulable candidates exist
+ * but all are full; S2A_PICK_NONE when none can serve. */
+#define S2A_PICK_NONE (-1)
+#define S2A_PICK_BUSY (-2)
 int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now);
 void s2a_state_release(s2a_state *st, apr_int64_t key);
 

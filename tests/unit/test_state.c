@@ -19,7 +19,7 @@ static s2a_state *make_state(apr_pool_t *p, int nslots)
 static void test_priority_then_least_recently_used(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[3] = {{1, 50}, {2, 10}, {3, 10}};
+    s2a_candidate c[3] = {{1, 50, 0}, {2, 10, 0}, {3, 10, 0}};
     apr_time_t t = apr_time_from_sec(1000);
     int first, second, third;
 
@@ -36,7 +36,7 @@ static void test_priority_then_least_recently_used(apr_pool_t *p)
 static void test_cooling_and_error_accounts_are_skipped(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[2] = {{7, 10}, {8, 20}};
+    s2a_candidate c[2] = {{7, 10, 0}, {8, 20, 0}};
     apr_time_t now = apr_time_from_sec(5000);
     s2a_account_state a;
 
@@ -47,7 +47,7 @@ static void test_cooling_and_error_accounts_are_skipped(apr_pool_t *p)
 
     s2a_state_set_overloaded(st, 7, now + apr_time_from_sec(600));
     s2a_state_set_error(st, 8, 1);
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, now + apr_time_from_sec(100)), -1);
+    S2A_CHECK_INT(s2a_state_pick(st, c, 2, now + apr_time_from_sec(100)), S2A_PICK_NONE);
 
     s2a_state_clear(st, 7);
     S2A_CHECK_INT(s2a_state_pick(st, c, 2, now + apr_time_from_sec(100)), 0);
@@ -61,7 +61,7 @@ static void test_cooling_and_error_accounts_are_skipped(apr_pool_t *p)
 static void test_in_flight_counts(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[1] = {{42, 1}};
+    s2a_candidate c[1] = {{42, 1, 0}};
     s2a_account_state a;
     int i;
 
@@ -78,6 +78,59 @@ static void test_in_flight_counts(apr_pool_t *p)
     S2A_CHECK_INT(a.in_flight, 0);
     s2a_state_get(st, 99, &a);
     S2A_CHECK_INT(a.key, 0);
+}
+
+/* Full accounts are passed over; the least loaded of equal priority wins. */
+static void test_concurrency_and_load(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    s2a_candidate c[2] = {{11, 10, 2}, {12, 10, 4}};
+    s2a_account_state a, b;
+    int i, picks[6];
+
+    /* six picks fill both; loads stay level, so the larger one takes more */
+    for (i = 0; i < 6; i++) {
+        picks[i] = s2a_state_pick(st, c, 2, apr_time_from_sec(100 + i));
+    }
+    s2a_state_get(st, 11, &a);
+    s2a_state_get(st, 12, &b);
+    S2A_CHECK_INT(a.in_flight, 2);
+    S2A_CHECK_INT(b.in_flight, 4);
+    for (i = 0; i < 6; i++) {
+        S2A_CHECK(picks[i] == 0 || picks[i] == 1);
+    }
+    S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(200)), S2A_PICK_BUSY);
+    s2a_state_release(st, 12);
+    S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(201)), 1);
+    S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(202)), S2A_PICK_BUSY);
+
+    /* a full account with better priority does not block a free one */
+    {
+        s2a_candidate d[2] = {{21, 1, 1}, {22, 9, 1}};
+        S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(300)), 0);
+        S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(301)), 1);
+        S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(302)), S2A_PICK_BUSY);
+        s2a_state_set_overloaded(st, 22, apr_time_from_sec(10000));
+        /* one full, one resting: busy, since the full one frees up first */
+        S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(303)), S2A_PICK_BUSY);
+    }
+}
+
+static void test_lower_load_wins(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    s2a_candidate c[2] = {{31, 5, 10}, {32, 5, 10}};
+    int first = s2a_state_pick(st, c, 2, apr_time_from_sec(1));
+    /* the other one is idle, so it comes next... */
+    int second = s2a_state_pick(st, c, 2, apr_time_from_sec(2));
+    /* ...and with both at 1, the least recently used goes next */
+    int third = s2a_state_pick(st, c, 2, apr_time_from_sec(3));
+    S2A_CHECK(first != second);
+    S2A_CHECK_INT(third, first);
+    s2a_state_release(st, c[second].key);
+    s2a_state_release(st, c[second].key);
+    /* first carries 2, second 0: the idle one wins */
+    S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(4)), second);
 }
 
 static void test_generation(apr_pool_t *p)
@@ -98,6 +151,7 @@ static void test_full_table(apr_pool_t *p)
     for (i = 0; i < 6; i++) {
         c[i].key = 100 + i;
         c[i].priority = 1;
+        c[i].concurrency = 0;
     }
     for (i = 0; i < 6; i++) {
         int k = s2a_state_pick(st, c, 6, apr_time_from_sec(100 + i));
@@ -115,6 +169,8 @@ int main(void)
     test_priority_then_least_recently_used(p);
     test_cooling_and_error_accounts_are_skipped(p);
     test_in_flight_counts(p);
+    test_concurrency_and_load(p);
+    test_lower_load_wins(p);
     test_generation(p);
     test_full_table(p);
     apr_pool_destroy(p);
