@@ -27,6 +27,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->cache_ttl = -1;
     c->max_switches = -1;
     c->slot_wait = -1;
+    c->sticky_ttl = -1;
     return c;
 }
 
@@ -45,6 +46,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(cache_ttl, -1);
     MERGE(max_switches, -1);
     MERGE(slot_wait, -1);
+    MERGE(sticky_ttl, -1);
     return c;
 }
 
@@ -164,6 +166,12 @@ static const char *set_slot_wait(cmd_parms *cmd, void *dc, const char *arg)
     return parse_seconds(cmd, arg, 0, &srv_conf(cmd)->slot_wait);
 }
 
+static const char *set_sticky_ttl(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return parse_seconds(cmd, arg, 0, &srv_conf(cmd)->sticky_ttl);
+}
+
 static const char *set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
 {
     (void)dc;
@@ -225,6 +233,20 @@ static const char *set_max_accounts(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_max_sessions(cmd_parms *cmd, void *dc, const char *arg)
+{
+    int v = atoi(arg);
+    (void)dc;
+    if (ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    }
+    if (v < 64 || v > 100000000) {
+        return "Sub2apiMaxSessions must be between 64 and 100000000";
+    }
+    s2a_g.max_sessions = v;
+    return NULL;
+}
+
 static const command_rec s2a_cmds[] = {
     AP_INIT_TAKE1("Sub2apiAdminToken", set_admin_token, NULL, RSRC_CONF,
                   "Bearer token that opens the admin API"),
@@ -238,6 +260,10 @@ static const command_rec s2a_cmds[] = {
                   "Seconds an account rests after a 529"),
     AP_INIT_TAKE1("Sub2apiSlotWait", set_slot_wait, NULL, RSRC_CONF,
                   "Seconds a request waits for an account below its concurrency"),
+    AP_INIT_TAKE1("Sub2apiStickyTTL", set_sticky_ttl, NULL, RSRC_CONF,
+                  "Seconds a conversation stays bound to its account (0: off)"),
+    AP_INIT_TAKE1("Sub2apiMaxSessions", set_max_sessions, NULL, RSRC_CONF,
+                  "Conversations the shared state can bind to accounts"),
     AP_INIT_TAKE1("Sub2apiCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "Seconds keys and accounts stay cached in a process"),
     AP_INIT_TAKE1("Sub2apiMaxAccountSwitches", set_max_switches, NULL, RSRC_CONF,
@@ -256,6 +282,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)ptemp;
     (void)pconf;
     s2a_g.max_accounts = S2A_DEFAULT_MAX_ACCOUNTS;
+    s2a_g.max_sessions = S2A_DEFAULT_MAX_SESSIONS;
     return OK;
 }
 
@@ -287,6 +314,9 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         if (sc->slot_wait < 0) {
             sc->slot_wait = S2A_DEFAULT_SLOT_WAIT;
         }
+        if (sc->sticky_ttl < 0) {
+            sc->sticky_ttl = S2A_DEFAULT_STICKY_TTL;
+        }
         if (sc->prices) {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp,
                          S2ALOGNO(0002) "price table %s: %d models", sc->price_file,
@@ -301,7 +331,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, S2ALOGNO(0003) "cannot create mutex");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    size = s2a_state_size(s2a_g.max_accounts);
+    size = s2a_state_size(s2a_g.max_accounts, s2a_g.max_sessions);
     rv = apr_shm_create(&s2a_g.shm, size, NULL, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
@@ -311,7 +341,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     }
     memset(apr_shm_baseaddr_get(s2a_g.shm), 0, size);
     s2a_g.state =
-        s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts, s2a_g.mutex);
+        s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts,
+                       s2a_g.max_sessions, s2a_g.mutex);
     return OK;
 }
 

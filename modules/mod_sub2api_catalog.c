@@ -34,6 +34,7 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     apr_uint32_t gen = s2a_state_generation(s2a_g.state);
     s2a_key_rec *hit;
     s2a_dbc dbc;
+    void *h;
     int found;
 
     apr_thread_mutex_lock(c->mutex);
@@ -49,13 +50,14 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     }
     apr_thread_mutex_unlock(c->mutex);
     if (hit) {
-        return hit->id ? 1 : 0;
+        return out->id ? 1 : 0;
     }
 
-    if (!s2a_dbc_acquire(r, &dbc)) {
+    if (!s2a_dbc_open(r->pool, r->server, &dbc, &h)) {
         return -1;
     }
     found = s2a_db_key_lookup(&dbc, r->pool, key_hash, out);
+    s2a_dbc_close(r->server, h);
     if (found < 0) {
         return -1;
     }
@@ -82,6 +84,8 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc)
     apr_array_header_t *list;
     const char *err = NULL;
     s2a_dbc dbc;
+    void *h;
+    apr_status_t rv;
     int need;
 
     apr_thread_mutex_lock(c->mutex);
@@ -90,12 +94,14 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc)
     if (!need) {
         return 1;
     }
-    if (!s2a_dbc_acquire(r, &dbc)) {
+    if (!s2a_dbc_open(r->pool, r->server, &dbc, &h)) {
         return 0;
     }
     /* unmanaged: request threads create and destroy it concurrently */
     apr_pool_create_unmanaged(&np);
-    if (s2a_db_accounts_load(&dbc, np, &list, &err) != APR_SUCCESS) {
+    rv = s2a_db_accounts_load(&dbc, np, &list, &err);
+    s2a_dbc_close(r->server, h);
+    if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0101) "loading accounts: %s", err);
         apr_pool_destroy(np);
         return 0;
@@ -135,7 +141,8 @@ static int excluded(const apr_array_header_t *ids, apr_int64_t id)
 }
 
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
-                       const char *model, const apr_array_header_t *exclude, s2a_account *out,
+                       const char *model, const apr_array_header_t *exclude,
+                       apr_uint64_t session, int wait_for_bound, s2a_account *out,
                        const char **upstream_model)
 {
     s2a_catalog *c = sc->catalog;
@@ -162,7 +169,9 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
         cand[n].concurrency = a->concurrency;
         acc[n++] = a;
     }
-    pick = n ? s2a_state_pick(s2a_g.state, cand, n, apr_time_now()) : S2A_PICK_NONE;
+    pick = n ? s2a_state_pick_sticky(s2a_g.state, cand, n, apr_time_now(), session,
+                                     apr_time_from_sec(sc->sticky_ttl), wait_for_bound)
+             : S2A_PICK_NONE;
     if (pick >= 0) {
         const s2a_account *a = acc[pick];
         const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);

@@ -14,6 +14,7 @@
 #include "s2a_identity.h"
 #include "s2a_json.h"
 #include "s2a_keys.h"
+#include "s2a_session.h"
 #include "s2a_sha256.h"
 
 #define S2A_REPLAY_FILTER "SUB2API_REPLAY"
@@ -21,6 +22,7 @@
 #define S2A_ERROR_FILTER "SUB2API_ERROR"
 #define S2A_MAX_SSE_EVENT (1024 * 1024)
 #define S2A_MAX_HOLD (256 * 1024)
+#define S2A_MAX_JSON_HOLD (8 * 1024 * 1024)
 #define S2A_ERROR_NOTE "sub2api-json-error"
 
 static APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *retry_worker;
@@ -102,8 +104,9 @@ static int read_body(request_rec *r, apr_off_t max, char **out, apr_size_t *out_
                             apr_psprintf(r->pool, "Request body exceeds %" APR_OFF_T_FMT " bytes",
                                          max));
         }
+        /* trust the declared length only as far as 1 MiB: it grows with what arrives */
         if (n >= 0) {
-            cap = (apr_size_t)n + 1;
+            cap = (apr_size_t)(n < 1024 * 1024 ? n + 1 : 1024 * 1024);
         }
     }
     buf = apr_palloc(r->pool, cap);
@@ -177,8 +180,8 @@ static int choose_next(request_rec *r, s2a_req *q)
         return 1;
     }
     if (q->attempt > q->sconf->max_switches ||
-        s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, q->tried, &q->next,
-                           &q->next_model) != 1) {
+        s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, q->tried, q->session, 0,
+                           &q->next, &q->next_model) != 1) {
         return 0;
     }
     q->have_next = 1;
@@ -219,8 +222,12 @@ static const char *default_message(int status)
 static int gateway_translate(request_rec *r)
 {
     s2a_dir_conf *dc = ap_get_module_config(r->per_dir_config, &sub2api_module);
-    if (!dc->balancer || !ap_is_initial_req(r) || r->method_number != M_POST ||
-        !ends_with(r->uri, "/v1/messages")) {
+    if (!dc->balancer || !ap_is_initial_req(r)) {
+        return DECLINED;
+    }
+    /* errors from here on (access checks included) are Anthropic-shaped */
+    apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
+    if (r->method_number != M_POST || !ends_with(r->uri, "/v1/messages")) {
         return DECLINED;
     }
     r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, "/v1/messages",
@@ -334,27 +341,49 @@ static void edit_body(request_rec *r, s2a_req *q)
     APR_ARRAY_IDX(q->body, q->body->nelts - 1, s2a_piece).len = len - at;
 }
 
+/* The conversation this request belongs to (see s2a_session.h). */
+static apr_uint64_t session_key(request_rec *r, s2a_req *q, const s2a_json_span *f)
+{
+    s2a_json_span uid;
+    const char *user_id = NULL;
+    if (!q->sconf->sticky_ttl) {
+        return 0;
+    }
+    if (f[3].type == S2A_JSON_OBJECT && s2a_json_object_get(&f[3], "user_id", &uid) &&
+        uid.type == S2A_JSON_STRING) {
+        user_id = s2a_json_string_dup(r->pool, &uid);
+    }
+    return s2a_session_key(r->pool, q->key.group_id,
+                           apr_table_get(r->headers_in, "x-claude-code-session-id"), user_id,
+                           &f[4], &f[1]);
+}
+
 /* The first account; when all that could serve are full, waits up to
- * Sub2apiSlotWait for one to free up. */
+ * Sub2apiSlotWait for one to free up. A conversation waits a little for its
+ * own account before it moves to another (and loses its prompt cache). */
 static int choose_first(request_rec *r, s2a_req *q)
 {
-    apr_time_t deadline = apr_time_now() + apr_time_from_sec(q->sconf->slot_wait);
+    apr_time_t now = apr_time_now();
+    apr_time_t deadline = now + apr_time_from_sec(q->sconf->slot_wait);
+    apr_time_t sticky = now + apr_time_from_msec(S2A_STICKY_WAIT_MSEC);
     for (;;) {
-        int rc = s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, &q->account,
+        int rc = s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, q->session,
+                                    now < sticky && now < deadline, &q->account,
                                     &q->upstream_model);
-        if (rc != -2 || apr_time_now() >= deadline || r->connection->aborted) {
+        if (rc != -2 || now >= deadline || r->connection->aborted) {
             return rc;
         }
         apr_sleep(apr_time_from_msec(50));
+        now = apr_time_now();
     }
 }
 
 static int gateway_fixups(request_rec *r)
 {
-    static const char *const fields[] = {"model", "messages", "stream", "metadata"};
+    static const char *const fields[] = {"model", "messages", "stream", "metadata", "system"};
     s2a_dir_conf *dc = ap_get_module_config(r->per_dir_config, &sub2api_module);
     s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
-    s2a_json_span f[4];
+    s2a_json_span f[5];
     s2a_req *q;
     const char *key, *err = NULL;
     char *body = NULL;
@@ -412,8 +441,12 @@ static int gateway_fixups(request_rec *r)
     q->secret = apr_atomic_casptr((volatile void **)&sc->secret, NULL, NULL);
     if (!q->secret) {
         s2a_dbc c;
+        void *h;
         apr_thread_mutex_lock(sc->catalog->mutex);
-        q->secret = s2a_dbc_acquire(r, &c) ? s2a_secret(r->pool, r->server, sc, &c) : NULL;
+        if (s2a_dbc_open(r->pool, r->server, &c, &h)) {
+            q->secret = s2a_secret(r->pool, r->server, sc, &c);
+            s2a_dbc_close(r->server, h);
+        }
         apr_thread_mutex_unlock(sc->catalog->mutex);
         if (!q->secret) {
             return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR,
@@ -424,13 +457,14 @@ static int gateway_fixups(request_rec *r)
     if (rc != OK) {
         return rc;
     }
-    if (s2a_json_scan_object(r->pool, body, body_len, fields, 4, f, &err) != 0) {
+    if (s2a_json_scan_object(r->pool, body, body_len, fields, 5, f, &err) != 0) {
         return s2a_fail(r, HTTP_BAD_REQUEST,
                         apr_pstrcat(r->pool, "The request body is not valid JSON: ", err, NULL));
     }
     if ((rc = check_fields(r, f, &q->model, &q->stream)) != OK) {
         return rc;
     }
+    q->session = session_key(r, q, f);
 
     q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
     q->attempt = 1;
@@ -516,11 +550,14 @@ static proxy_worker *find_worker(proxy_balancer *balancer, request_rec *r)
         }
         if (strncasecmp(name, q->account.endpoint, n) == 0 &&
             (name[n] == '\0' || (name[n] == '/' && name[n + 1] == '\0'))) {
-            /* a member in error comes back once its retry time has passed */
+            /* All accounts may share one member (api.anthropic.com): one
+             * failed connection must not stop them all until the member's
+             * retry time. Accounts rest on their own, so the member serves
+             * whatever state mod_proxy gave it. */
             if (!PROXY_WORKER_IS_USABLE(w) && retry_worker) {
                 retry_worker("BALANCER", w, r->server);
             }
-            return PROXY_WORKER_IS_USABLE(w) ? w : NULL;
+            return w;
         }
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -577,8 +614,9 @@ static int request_status(int *status, request_rec *r)
     q->body_served = 0;
     q->swallow = q->answered = q->replaced = q->eos = q->upstream_broken = 0;
     q->upstream_status = 0;
+    q->holding = 0;
     q->hold = NULL;
-    q->hold_len = 0;
+    q->hold_len = q->hold_cap = 0;
     q->sse = NULL;
     q->usage_json = NULL;
     q->first_byte = 0;
@@ -591,8 +629,11 @@ static int request_status(int *status, request_rec *r)
     r->status = HTTP_OK;
     r->status_line = NULL;
     apr_table_clear(r->headers_out);
-    /* mod_proxy_balancer rewrote it to the failed member's URL */
+    /* mod_proxy_balancer rewrote it to the failed member's URL; mod_proxy_http
+     * notes about the failed attempt must not count against the next one */
     r->filename = q->proxy_filename;
+    apr_table_unset(r->notes, "proxy_timedout");
+    apr_table_unset(r->notes, "proxy-100-continue");
     *status = ap_run_handler(r);
     return OK;
 }
@@ -660,13 +701,19 @@ static void mark_account_error(request_rec *r, s2a_req *q, int status)
     const char *args[2];
     const char *err = NULL;
     s2a_dbc c;
+    void *h = NULL;
+    int ok;
     s2a_state_set_error(s2a_g.state, q->account.state_key, 1);
     args[0] = apr_psprintf(r->pool, "upstream answered %d", status);
     args[1] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, q->account.id);
-    if (!s2a_dbc_acquire(r, &c) ||
-        s2a_db_exec(&c, r->pool,
-                    "UPDATE s2a_accounts SET status = 'error', error_message = %s WHERE id = %lld",
-                    2, args, NULL, &err) != 0) {
+    ok = s2a_dbc_open(r->pool, r->server, &c, &h) &&
+         s2a_db_exec(&c, r->pool,
+                     "UPDATE s2a_accounts SET status = 'error', error_message = %s WHERE id = %lld",
+                     2, args, NULL, &err) == 0;
+    if (h) {
+        s2a_dbc_close(r->server, h);
+    }
+    if (!ok) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       S2ALOGNO(0204) "account %" APR_INT64_T_FMT " error state not saved: %s",
                       q->account.id, err ? err : "no database");
@@ -739,32 +786,41 @@ static void strip_account_headers(apr_table_t *t)
     }
 }
 
+/* Answers that say something about the account, not the request: they
+ * change the account's state, are never shown, and may switch accounts.
+ * Other 4xx (400, 404, 413, 422...) describe the request and pass through. */
+static int account_failure(int status)
+{
+    return status == 401 || status == 403 || status == 429 || status >= 500;
+}
+
 static void start_answer(request_rec *r, s2a_req *q)
 {
     const char *ct = r->content_type ? r->content_type : "";
     q->answered = 1;
     q->upstream_status = r->status;
-    if (r->status >= 400 && r->status != 400) {
+    if (account_failure(r->status)) {
         take_upstream_error(r, q);
         return;
     }
     strip_account_headers(r->headers_out);
     if (r->status >= 300) {
-        q->rewrite_model = 0;
+        q->rewrite_model = 0; /* a 4xx error body names no model */
         return;
     }
     if (strncasecmp(ct, "text/event-stream", 17) == 0) {
         q->stream = 1;
+        q->holding = q->rewrite_model;
         q->sse = s2a_sse_create(r->pool, S2A_MAX_SSE_EVENT, on_sse_event, &q->usage);
         /* usage rides only on these; the text deltas are not even copied */
         s2a_sse_only(q->sse, (const char *const[]){"message_start", "message_delta", NULL});
     }
     else {
         q->stream = 0;
+        q->holding = 1;
         q->usage_json = s2a_usage_json_create(r->pool);
-        if (q->rewrite_model) {
-            apr_table_unset(r->headers_out, "Content-Length");
-        }
+        /* recomputed when the held answer goes out with its end */
+        apr_table_unset(r->headers_out, "Content-Length");
     }
 }
 
@@ -784,18 +840,20 @@ static apr_size_t first_event_len(const char *buf, apr_size_t len)
     return 0;
 }
 
-/* Tries to rename the model in the held bytes; returns 1 when the held bytes
- * may go (renamed or not), 0 to keep holding. */
-static int rewrite_held(request_rec *r, s2a_req *q, int final)
+/* Decides whether the held bytes may go, renaming the model first where
+ * needed: a stream after its first event, a JSON answer after its end (so
+ * its usage is read before the client can leave). Returns 1 to release. */
+static int release_held(request_rec *r, s2a_req *q)
 {
     char *out = NULL;
     apr_size_t out_len = 0;
+    int final = q->eos || q->hold_len > (q->stream ? S2A_MAX_HOLD : S2A_MAX_JSON_HOLD);
     if (q->stream) {
         apr_size_t ev = first_event_len(q->hold, q->hold_len);
         if (!ev && !final) {
             return 0;
         }
-        if (ev) {
+        if (ev && q->rewrite_model) {
             out = s2a_sse_rewrite_message_model(r->pool, q->hold, ev, q->model, &out_len);
         }
         if (out) {
@@ -809,11 +867,10 @@ static int rewrite_held(request_rec *r, s2a_req *q, int final)
     }
     else {
         apr_size_t off, vlen;
-        int rc = s2a_json_prefix_find_model(q->hold, q->hold_len, &off, &vlen);
-        if (rc == 0 && !final) {
+        if (!final) {
             return 0;
         }
-        if (rc == 1) {
+        if (q->rewrite_model && s2a_json_prefix_find_model(q->hold, q->hold_len, &off, &vlen) == 1) {
             s2a_json_edit e;
             e.off = off;
             e.len = vlen;
@@ -827,12 +884,20 @@ static int rewrite_held(request_rec *r, s2a_req *q, int final)
 
 static void hold_append(request_rec *r, s2a_req *q, const char *data, apr_size_t n)
 {
-    char *nb = apr_palloc(r->pool, q->hold_len + n);
-    if (q->hold_len) {
-        memcpy(nb, q->hold, q->hold_len);
+    if (q->hold_len + n > q->hold_cap) {
+        apr_size_t cap = q->hold_cap ? q->hold_cap : 16384;
+        char *nb;
+        while (cap < q->hold_len + n) {
+            cap *= 2;
+        }
+        nb = apr_palloc(r->pool, cap);
+        if (q->hold_len) {
+            memcpy(nb, q->hold, q->hold_len);
+        }
+        q->hold = nb;
+        q->hold_cap = cap;
     }
-    memcpy(nb + q->hold_len, data, n);
-    q->hold = nb;
+    memcpy(q->hold + q->hold_len, data, n);
     q->hold_len += n;
 }
 
@@ -854,7 +919,7 @@ static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         apr_brigade_cleanup(bb);
         return APR_SUCCESS;
     }
-    holding = q->rewrite_model && !q->replaced;
+    holding = q->holding && !q->replaced;
     for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = next) {
         const char *data;
         apr_size_t n;
@@ -898,9 +963,8 @@ static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             apr_bucket_delete(b);
         }
     }
-    if (holding && (rewrite_held(r, q, q->eos) || q->hold_len > S2A_MAX_HOLD)) {
-        q->rewrite_model = 0;
-        holding = 0;
+    if (holding && release_held(r, q)) {
+        q->holding = 0;
         APR_BRIGADE_INSERT_HEAD(
             bb, apr_bucket_pool_create(q->hold, q->hold_len, r->pool, bb->bucket_alloc));
     }

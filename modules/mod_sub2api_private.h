@@ -27,6 +27,10 @@ APLOG_USE_MODULE(sub2api);
 #define S2A_DEFAULT_MAX_ACCOUNTS 1024
 #define S2A_DEFAULT_MAX_SWITCHES 3
 #define S2A_DEFAULT_SLOT_WAIT 10
+#define S2A_DEFAULT_STICKY_TTL 3600
+#define S2A_DEFAULT_MAX_SESSIONS 65536
+/* how long a conversation waits for its full account before moving */
+#define S2A_STICKY_WAIT_MSEC 2000
 
 /* Per-process cache of what the database says about keys and accounts. */
 typedef struct {
@@ -50,6 +54,7 @@ typedef struct {
     int cache_ttl;
     int max_switches; /* -1 unset */
     int slot_wait;    /* seconds a request waits for a free account; -1 unset */
+    int sticky_ttl;   /* seconds a conversation stays bound to its account; -1 unset */
     const char *secret_file; /* Sub2apiUserIdSecretFile */
     void *secret;            /* key of the metadata.user_id pseudonyms (text); set once */
     char secret_buf[129];    /* holds it when it comes from the database */
@@ -67,6 +72,7 @@ typedef struct {
     apr_proc_mutex_t *mutex;
     apr_shm_t *shm;
     int max_accounts;
+    int max_sessions;
 } s2a_globals;
 
 extern s2a_globals s2a_g;
@@ -86,7 +92,8 @@ typedef struct {
     int body_served;
     const char *raw_body; /* the body as the client sent it */
     apr_size_t raw_len;
-    s2a_json_span fields[4]; /* model, messages, stream, metadata in raw_body */
+    s2a_json_span fields[5]; /* model, messages, stream, metadata, system in raw_body */
+    apr_uint64_t session;     /* the conversation's key, 0 if none */
     char *proxy_filename; /* "proxy:balancer://…", as each attempt starts */
     int attempt;              /* 1 for the first account, +1 per switch */
     apr_array_header_t *tried; /* ids of the accounts tried */
@@ -111,8 +118,10 @@ typedef struct {
     int eos;
     int upstream_broken; /* an ERROR bucket came from mod_proxy */
     int rewrite_model;   /* the answer's model is to be renamed */
-    char *hold;          /* bytes held until the model name is rewritten */
+    int holding;         /* answer bytes are held back (see release_held) */
+    char *hold;
     apr_size_t hold_len;
+    apr_size_t hold_cap;
     s2a_sse *sse;
     s2a_usage_json *usage_json;
     s2a_usage usage;
@@ -130,11 +139,14 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out);
 /* 1 found, 0 unknown, -1 database unavailable. */
 int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out);
 /* Chooses an account of the group serving the model, other than the ids in
- * `exclude` (may be NULL), counts it in flight and copies it into *out.
+ * `exclude` (may be NULL), counts it in flight and copies it into *out. A
+ * conversation (`session`, 0 for none) stays on its bound account while it
+ * can serve; see s2a_state_pick_sticky for `wait_for_bound`.
  * Returns 1 chosen, 0 none available, -1 database unavailable, -2 all that
- * could serve are at their concurrency. */
+ * could serve (or the bound one) are at their concurrency. */
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
-                       const char *model, const apr_array_header_t *exclude, s2a_account *out,
+                       const char *model, const apr_array_header_t *exclude,
+                       apr_uint64_t session, int wait_for_bound, s2a_account *out,
                        const char **upstream_model);
 
 /* The pseudonym key: from Sub2apiUserIdSecretFile, else from the database

@@ -564,6 +564,31 @@ int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const c
     return -1;
 }
 
+int s2a_json_array_next(const s2a_json_span *arr, apr_size_t *pos, s2a_json_span *out)
+{
+    const char *s, *end, *v;
+    s2a_json_type type;
+    int more;
+
+    if (!arr || arr->type != S2A_JSON_ARRAY || !arr->p || arr->len < 2)
+        return 0;
+    end = arr->p + arr->len - 1; /* the closing bracket */
+    s = skip_ws(arr->p + (*pos ? *pos : 1), end);
+    if (*pos && s < end && *s == ',')
+        s = skip_ws(s + 1, end);
+    if (s >= end)
+        return 0;
+    v = s;
+    /* end + 1: a last scalar element ends at the closing bracket */
+    if (!(s = skip_value(v, end + 1, &type, &more)))
+        return 0;
+    out->p = v;
+    out->len = (apr_size_t)(s - v);
+    out->type = type;
+    *pos = (apr_size_t)(s - arr->p);
+    return 1;
+}
+
 int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out)
 {
     const char *s, *end;

@@ -51,6 +51,11 @@ int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const c
  * Returns 1 and sets *out if found, else 0. */
 int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out);
 
+/* Walks the elements of the array span arr (as produced by the scanner):
+ * start with *pos = 0; each call sets *out to the next element and returns
+ * 1, or returns 0 at the end. */
+int s2a_json_array_next(const s2a_json_span *arr, apr_size_t *pos, s2a_json_span *out);
+
 /* Does the string span str (from the scanner or s2a_json_object_get) decode to s? Same
  * decoding as s2a_json_string_dup, without allocating. 0 if str is not a string. */
 int s2a_json_string_equals(const s2a_json_span *str, const char *s);

@@ -5,14 +5,24 @@
 #include "s2a_sha256.h"
 #include "s2a_state.h"
 
+/* A conversation bound to the account (state key) that serves it. */
+typedef struct {
+    apr_uint64_t session;
+    apr_int64_t key;
+    apr_time_t expires;
+} binding_t;
+
 typedef struct {
     apr_uint32_t generation;
     apr_uint32_t nslots;
+    apr_uint32_t nbindings;
     s2a_account_state slots[];
+    /* followed by nbindings binding_t */
 } shared_t;
 
 struct s2a_state {
     shared_t *shm;
+    binding_t *bindings;
     apr_proc_mutex_t *mutex;
 };
 
@@ -29,16 +39,20 @@ apr_int64_t s2a_state_key(const char *credential)
     return k ? (apr_int64_t)k : 1;
 }
 
-apr_size_t s2a_state_size(int nslots)
+apr_size_t s2a_state_size(int nslots, int nbindings)
 {
-    return sizeof(shared_t) + (apr_size_t)nslots * sizeof(s2a_account_state);
+    return sizeof(shared_t) + (apr_size_t)nslots * sizeof(s2a_account_state) +
+           (apr_size_t)nbindings * sizeof(binding_t);
 }
 
-s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_proc_mutex_t *mutex)
+s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings,
+                          apr_proc_mutex_t *mutex)
 {
     s2a_state *st = apr_pcalloc(p, sizeof(*st));
     st->shm = base;
     st->shm->nslots = (apr_uint32_t)nslots;
+    st->shm->nbindings = (apr_uint32_t)nbindings;
+    st->bindings = (binding_t *)(st->shm->slots + nslots);
     st->mutex = mutex;
     return st;
 }
@@ -53,10 +67,21 @@ void s2a_state_bump(s2a_state *st)
     apr_atomic_inc32(&st->shm->generation);
 }
 
-/* Open addressing on the account id; the caller holds the mutex. */
+/* A slot that holds nothing worth keeping: no request, no rest, no error. */
+static int idle(const s2a_account_state *s, apr_time_t now)
+{
+    return !s->in_flight && !s->error && s->rate_limited_until <= now &&
+           s->overloaded_until <= now;
+}
+
+/* Open addressing on the key; the caller holds the mutex. When the table is
+ * full, the idle slot used longest ago is taken over (a credential that was
+ * rotated away, say). */
 static s2a_account_state *slot(s2a_state *st, apr_int64_t id, int create)
 {
     apr_uint32_t n = st->shm->nslots, i, h = (apr_uint32_t)((apr_uint64_t)id % n);
+    s2a_account_state *reuse = NULL;
+    apr_time_t now = create ? apr_time_now() : 0;
     for (i = 0; i < n; i++) {
         s2a_account_state *s = &st->shm->slots[(h + i) % n];
         if (s->key == id) {
@@ -66,12 +91,19 @@ static s2a_account_state *slot(s2a_state *st, apr_int64_t id, int create)
             if (!create) {
                 return NULL;
             }
-            memset(s, 0, sizeof(*s));
-            s->key = id;
-            return s;
+            reuse = s;
+            break;
+        }
+        if (create && idle(s, now) && (!reuse || s->last_used < reuse->last_used)) {
+            reuse = s;
         }
     }
-    return NULL;
+    if (!reuse) {
+        return NULL;
+    }
+    memset(reuse, 0, sizeof(*reuse));
+    reuse->key = id;
+    return reuse;
 }
 
 static int lock(s2a_state *st)
@@ -134,6 +166,104 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
     }
     unlock(st);
     return bs ? best : busy ? S2A_PICK_BUSY : S2A_PICK_NONE;
+}
+
+/* Probes a few places of the binding table; the caller holds the mutex. */
+#define S2A_BINDING_PROBES 8
+
+static binding_t *binding_find(s2a_state *st, apr_uint64_t session)
+{
+    apr_uint32_t n = st->shm->nbindings, i;
+    for (i = 0; n && i < S2A_BINDING_PROBES && i < n; i++) {
+        binding_t *b = &st->bindings[(session + i) % n];
+        if (b->session == session) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* The binding's place: its own, else a free or expired one, else the one
+ * expiring first among the probed. */
+static binding_t *binding_place(s2a_state *st, apr_uint64_t session, apr_time_t now)
+{
+    apr_uint32_t n = st->shm->nbindings, i;
+    binding_t *found = binding_find(st, session), *oldest = NULL;
+    if (found || !n) {
+        return found;
+    }
+    for (i = 0; i < S2A_BINDING_PROBES && i < n; i++) {
+        binding_t *b = &st->bindings[(session + i) % n];
+        if (!b->session || b->expires <= now) {
+            return b;
+        }
+        if (!oldest || b->expires < oldest->expires) {
+            oldest = b;
+        }
+    }
+    return oldest;
+}
+
+int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
+                          apr_uint64_t session, apr_time_t ttl, int wait_for_bound)
+{
+    binding_t *b;
+    int i, pick;
+
+    if (!session || !ttl || !st->shm->nbindings) {
+        return s2a_state_pick(st, c, n, now);
+    }
+    if (!lock(st)) {
+        return S2A_PICK_NONE;
+    }
+    b = binding_find(st, session);
+    for (i = 0; b && b->expires > now && i < n; i++) {
+        s2a_account_state *s;
+        if (c[i].key != b->key || !(s = slot(st, c[i].key, 1))) {
+            continue;
+        }
+        if (s->error || s->rate_limited_until > now || s->overloaded_until > now) {
+            break; /* it cannot serve: the conversation moves */
+        }
+        if (c[i].concurrency && s->in_flight >= c[i].concurrency) {
+            if (wait_for_bound) {
+                unlock(st);
+                return S2A_PICK_BUSY;
+            }
+            break;
+        }
+        s->last_used = now;
+        s->in_flight++;
+        b->expires = now + ttl;
+        unlock(st);
+        return i;
+    }
+    unlock(st);
+    pick = s2a_state_pick(st, c, n, now);
+    if (pick >= 0 && lock(st)) {
+        if ((b = binding_place(st, session, now))) {
+            b->session = session;
+            b->key = c[pick].key;
+            b->expires = now + ttl;
+        }
+        unlock(st);
+    }
+    return pick;
+}
+
+apr_int64_t s2a_state_bound(s2a_state *st, apr_uint64_t session, apr_time_t now)
+{
+    binding_t *b;
+    apr_int64_t key = 0;
+    if (!lock(st)) {
+        return 0;
+    }
+    b = binding_find(st, session);
+    if (b && b->expires > now) {
+        key = b->key;
+    }
+    unlock(st);
+    return key;
 }
 
 void s2a_state_release(s2a_state *st, apr_int64_t key)

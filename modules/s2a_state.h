@@ -29,12 +29,14 @@ typedef struct {
 /* The state key of a credential: 63 bits of its SHA-256, never 0. */
 apr_int64_t s2a_state_key(const char *credential);
 
-/* Bytes of shared memory needed for `nslots` accounts. */
-apr_size_t s2a_state_size(int nslots);
+/* Bytes of shared memory needed for `nslots` accounts and `nbindings`
+ * conversations bound to accounts. */
+apr_size_t s2a_state_size(int nslots, int nbindings);
 /* Lays the state out over `base` (zeroed shared memory of s2a_state_size()). */
 /* mutex: a process-shared mutex every child inherits (a pthread one keeps
  * the uncontended path free of system calls). */
-s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, apr_proc_mutex_t *mutex);
+s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings,
+                          apr_proc_mutex_t *mutex);
 
 /* Counter bumped whenever cached users, keys or accounts must be reloaded. */
 apr_uint32_t s2a_state_generation(s2a_state *st);
@@ -49,6 +51,17 @@ void s2a_state_bump(s2a_state *st);
 #define S2A_PICK_NONE (-1)
 #define S2A_PICK_BUSY (-2)
 int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now);
+/* Like s2a_state_pick, for a conversation (`session`, 0 for none): the
+ * account it is bound to serves it while that account is schedulable and
+ * among the candidates; the binding is renewed for `ttl`. When the bound
+ * account is full, S2A_PICK_BUSY if `wait_for_bound`, else another account
+ * is picked. Whatever is picked becomes the binding. A full table drops the
+ * binding that expires first. */
+int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
+                          apr_uint64_t session, apr_time_t ttl, int wait_for_bound);
+/* The state key a conversation is bound to, 0 if none. */
+apr_int64_t s2a_state_bound(s2a_state *st, apr_uint64_t session, apr_time_t now);
+
 void s2a_state_release(s2a_state *st, apr_int64_t key);
 
 void s2a_state_set_rate_limited(s2a_state *st, apr_int64_t key, apr_time_t until);

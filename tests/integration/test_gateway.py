@@ -133,7 +133,9 @@ def test_pseudonyms_differ_per_user_and_per_account(gateway):
     for key, who in ((t1.api_key, "u1"), (t2["key"], "u2")) * 2:
         for _ in range(2):  # the two accounts take turns
             gateway.mock_clear()
-            gateway.post_messages(messages_body(), key=key)
+            # a new conversation each time, so no session binds it to an account
+            gateway.post_messages(messages_body(), key=key,
+                                  headers={"x-claude-code-session-id": gateway.unique("s")})
             sent = gateway.mock_requests()[0]
             seen.setdefault((who, sent["headers"]["x-api-key"]), set()).add(
                 json.loads(sent["body"])["metadata"]["user_id"])
@@ -410,6 +412,12 @@ def test_upstream_errors_are_mapped_and_not_leaked(gateway, upstream, client, ki
     no_rows(gateway, t.key["id"], settle=0.3)
 
 
+def new_conversation(gateway):
+    """Headers of a request that starts a conversation of its own, so no
+    session binds it to the account an earlier request used."""
+    return {"x-claude-code-session-id": gateway.unique("conv")}
+
+
 def test_cooling_account_is_skipped_until_cleared(gateway):
     t = gateway.new_tenant(accounts=0)
     first = gateway.create_account([t.group["id"]], priority=10)
@@ -423,12 +431,14 @@ def test_cooling_account_is_skipped_until_cleared(gateway):
     assert [r["headers"]["x-api-key"] for r in gateway.mock_requests()] == [cred1, cred2]
     gateway.mock_clear()
     for _ in range(3):
-        status, _, _ = gateway.post_messages(messages_body(), key=t.api_key)
+        status, _, _ = gateway.post_messages(messages_body(), key=t.api_key,
+                                             headers=new_conversation(gateway))
         assert status == 200
     assert {r["headers"]["x-api-key"] for r in gateway.mock_requests()} == {cred2}
     gateway.admin_ok("PATCH", "/admin/accounts/%d" % first["id"], {"status": "active"})
     gateway.mock_clear()
-    status, _, _ = gateway.post_messages(messages_body(), key=t.api_key)
+    status, _, _ = gateway.post_messages(messages_body(), key=t.api_key,
+                                         headers=new_conversation(gateway))
     assert [r["headers"]["x-api-key"] for r in gateway.mock_requests()] == [cred1]
 
 
@@ -479,7 +489,8 @@ def test_lower_priority_number_wins(gateway):
 def test_equal_priority_accounts_take_turns(gateway):
     t = gateway.new_tenant(accounts=3)
     for _ in range(6):
-        status, _, _ = gateway.post_messages(messages_body(), key=t.api_key)
+        status, _, _ = gateway.post_messages(messages_body(), key=t.api_key,
+                                             headers=new_conversation(gateway))
         assert status == 200
     used = [r["headers"]["x-api-key"] for r in gateway.mock_requests()]
     assert sorted(used) == sorted(t.credentials * 2)

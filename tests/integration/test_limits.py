@@ -11,8 +11,10 @@ from harness import messages_body
 
 
 def run_parallel(gateway, key, n, mock):
+    # each its own conversation: no session ties them to one account
     def one(_):
-        return gateway.post_messages(messages_body(mock=mock), key=key)
+        return gateway.post_messages(messages_body(mock=mock), key=key,
+                                     headers={"x-claude-code-session-id": gateway.unique("c")})
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         return list(pool.map(one, range(n)))
 

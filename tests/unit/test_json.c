@@ -763,6 +763,32 @@ static void test_prefix_find_model(void)
     S2A_CHECK_INT(find_model("{\"a\":?}", &off, &vlen), -1);
 }
 
+/* Array elements come back in order, whatever they are. */
+static void test_array_next(apr_pool_t *p)
+{
+    static const char *const keys[] = {"a", "e"};
+    const char *doc = "{\"a\": [ 1, \"x,]\" ,{\"k\":[2,3]}, [], true ,-4.5e1], \"e\": []}";
+    const char *want[] = {"1", "\"x,]\"", "{\"k\":[2,3]}", "[]", "true", "-4.5e1"};
+    s2a_json_span f[2], el;
+    apr_size_t pos = 0;
+    const char *err;
+    int n = 0;
+
+    S2A_CHECK_INT(s2a_json_scan_object(p, doc, strlen(doc), keys, 2, f, &err), 0);
+    while (s2a_json_array_next(&f[0], &pos, &el)) {
+        S2A_CHECK(n < 6);
+        if (n < 6) {
+            S2A_CHECK_STR(apr_pstrmemdup(p, el.p, el.len), want[n]);
+        }
+        n++;
+    }
+    S2A_CHECK_INT(n, 6);
+    pos = 0;
+    S2A_CHECK_INT(s2a_json_array_next(&f[1], &pos, &el), 0);
+    pos = 0;
+    S2A_CHECK_INT(s2a_json_array_next(NULL, &pos, &el), 0);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -770,6 +796,7 @@ int main(void)
     apr_initialize();
     apr_pool_create(&p, NULL);
 
+    test_array_next(p);
     test_claude_body(p);
     test_top_level_only(p);
     test_backslashes(p);

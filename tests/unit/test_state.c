@@ -9,11 +9,11 @@
 static s2a_state *make_state(apr_pool_t *p, int nslots)
 {
     apr_proc_mutex_t *m;
-    void *base = apr_pcalloc(p, s2a_state_size(nslots));
+    void *base = apr_pcalloc(p, s2a_state_size(nslots, 64));
     if (apr_proc_mutex_create(&m, NULL, APR_LOCK_PROC_PTHREAD, p) != APR_SUCCESS) {
         return NULL;
     }
-    return s2a_state_init(p, base, nslots, m);
+    return s2a_state_init(p, base, nslots, 64, m);
 }
 
 static void test_priority_then_least_recently_used(apr_pool_t *p)
@@ -133,6 +133,73 @@ static void test_lower_load_wins(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(4)), second);
 }
 
+/* A conversation stays on its account while that account can serve it. */
+static void test_sticky(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    s2a_candidate c[3] = {{41, 10, 1}, {42, 10, 1}, {43, 10, 1}};
+    apr_time_t t = apr_time_from_sec(1000), ttl = apr_time_from_sec(3600);
+    int first, i;
+
+    first = s2a_state_pick_sticky(st, c, 3, t, 777, ttl, 1);
+    S2A_CHECK(first >= 0);
+    S2A_CHECK_INT(s2a_state_bound(st, 777, t), c[first].key);
+    /* other requests move the least-recently-used order; 777 does not move */
+    for (i = 0; i < 3; i++) {
+        s2a_state_release(st, c[first].key);
+        S2A_CHECK_INT(s2a_state_pick_sticky(st, c, 3, t + i + 1, 777, ttl, 1), first);
+    }
+    /* full: wait for it, or leave it */
+    S2A_CHECK_INT(s2a_state_pick_sticky(st, c, 3, t + 10, 777, ttl, 1), S2A_PICK_BUSY);
+    i = s2a_state_pick_sticky(st, c, 3, t + 11, 777, ttl, 0);
+    S2A_CHECK(i >= 0 && i != first);
+    S2A_CHECK_INT(s2a_state_bound(st, 777, t + 11), c[i].key);
+    s2a_state_release(st, c[first].key);
+    first = i;
+    s2a_state_release(st, c[first].key);
+
+    /* resting: the conversation moves at once */
+    s2a_state_set_rate_limited(st, c[first].key, t + apr_time_from_sec(60));
+    i = s2a_state_pick_sticky(st, c, 3, t + 12, 777, ttl, 1);
+    S2A_CHECK(i >= 0 && i != first);
+    S2A_CHECK_INT(s2a_state_bound(st, 777, t + 12), c[i].key);
+    s2a_state_release(st, c[i].key);
+
+    /* not among the candidates (e.g. does not serve the model): moves */
+    first = i;
+    {
+        s2a_candidate d[1] = {c[first == 0 ? 2 : 0]};
+        S2A_CHECK_INT(s2a_state_pick_sticky(st, d, 1, t + 13, 777, ttl, 1), 0);
+        S2A_CHECK_INT(s2a_state_bound(st, 777, t + 13), d[0].key);
+        s2a_state_release(st, d[0].key);
+    }
+
+    /* expired bindings are gone; no session, no binding */
+    S2A_CHECK_INT(s2a_state_bound(st, 777, t + 14 + ttl), 0);
+    S2A_CHECK(s2a_state_pick_sticky(st, c, 3, t + 20, 0, ttl, 1) >= 0);
+    S2A_CHECK_INT(s2a_state_bound(st, 0, t + 20), 0);
+}
+
+/* A full binding table evicts what expires first, never fails. */
+static void test_binding_table_full(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    s2a_candidate c[1] = {{51, 1, 0}};
+    apr_uint64_t s;
+    int bound = 0;
+    for (s = 1; s <= 200; s++) {
+        S2A_CHECK_INT(s2a_state_pick_sticky(st, c, 1, apr_time_from_sec((apr_int64_t)s), s,
+                                            apr_time_from_sec(100), 1),
+                      0);
+    }
+    for (s = 1; s <= 200; s++) {
+        bound += s2a_state_bound(st, s, apr_time_from_sec(200)) != 0;
+    }
+    /* the newest ones are kept, up to the table's size */
+    S2A_CHECK(bound > 0 && bound <= 64);
+    S2A_CHECK_INT(s2a_state_bound(st, 200, apr_time_from_sec(200)), 51);
+}
+
 static void test_generation(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
@@ -142,7 +209,7 @@ static void test_generation(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_generation(st), g + 2);
 }
 
-/* A full table still answers: accounts without a slot are simply not chosen. */
+/* A full table takes over idle slots: every account can still be chosen. */
 static void test_full_table(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 4);
@@ -159,6 +226,19 @@ static void test_full_table(apr_pool_t *p)
         picked += k >= 0;
     }
     S2A_CHECK_INT(picked, 6);
+    /* ...but a slot with a request in flight is never taken over */
+    {
+        s2a_state *st2 = make_state(p, 2);
+        s2a_candidate a[1] = {{201, 1, 0}}, b[1] = {{202, 1, 0}}, d[1] = {{203, 1, 0}};
+        s2a_account_state s;
+        S2A_CHECK_INT(s2a_state_pick(st2, a, 1, apr_time_from_sec(1)), 0);
+        S2A_CHECK_INT(s2a_state_pick(st2, b, 1, apr_time_from_sec(2)), 0);
+        S2A_CHECK_INT(s2a_state_pick(st2, d, 1, apr_time_from_sec(3)), S2A_PICK_NONE);
+        s2a_state_release(st2, 201);
+        S2A_CHECK_INT(s2a_state_pick(st2, d, 1, apr_time_from_sec(4)), 0);
+        s2a_state_get(st2, 202, &s);
+        S2A_CHECK_INT(s.in_flight, 1);
+    }
 }
 
 int main(void)
@@ -171,6 +251,8 @@ int main(void)
     test_in_flight_counts(p);
     test_concurrency_and_load(p);
     test_lower_load_wins(p);
+    test_sticky(p);
+    test_binding_table_full(p);
     test_generation(p);
     test_full_table(p);
     apr_pool_destroy(p);
