@@ -10,6 +10,7 @@
 #include <apr_strings.h>
 
 #include "mod_sub2api_private.h"
+#include "s2a_beta.h"
 #include "s2a_errors.h"
 #include "s2a_identity.h"
 #include "s2a_json.h"
@@ -665,6 +666,9 @@ static int proxy_fixups(request_rec *r)
     else {
         apr_table_setn(h, "Authorization",
                        apr_pstrcat(r->pool, "Bearer ", q->account.credential, NULL));
+        apr_table_setn(h, "anthropic-beta",
+                       s2a_beta_for_oauth(r->pool, apr_table_get(h, "anthropic-beta"),
+                                          q->upstream_model));
     }
     if (!apr_table_get(h, "content-type")) {
         apr_table_setn(h, "Content-Type", "application/json");

@@ -513,3 +513,27 @@ def test_second_upstream_endpoint_is_chosen_by_account(gateway):
     assert status == 200
     assert gateway.mock_requests(0) == []
     assert gateway.mock_requests(1)[0]["headers"]["x-api-key"] == t.credential
+
+
+@pytest.mark.parametrize("account_type", ["oauth", "setup-token"])
+def test_oauth_accounts_send_a_bearer_token_and_the_oauth_beta(gateway, account_type):
+    t = gateway.new_tenant(type=account_type)
+    status, _, raw = gateway.post_messages(
+        messages_body(), key=t.api_key,
+        headers={"anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14"})
+    assert status == 200, raw
+    h = gateway.mock_requests()[0]["headers"]
+    assert h["authorization"] == "Bearer " + t.credential
+    assert "x-api-key" not in h
+    assert h["anthropic-beta"] == ("claude-code-20250219,oauth-2025-04-20,"
+                                   "interleaved-thinking-2025-05-14")
+    gateway.mock_clear()
+    gateway.post_messages(messages_body(model=HAIKU), key=t.api_key,
+                          headers={"x-claude-code-session-id": gateway.unique("s")})
+    assert gateway.mock_requests()[0]["headers"]["anthropic-beta"] == (
+        "oauth-2025-04-20,interleaved-thinking-2025-05-14")
+
+
+def test_apikey_accounts_keep_the_client_beta(gateway, tenant):
+    gateway.post_messages(messages_body(), key=tenant.api_key)
+    assert "anthropic-beta" not in gateway.mock_requests()[0]["headers"]
