@@ -187,6 +187,16 @@ static int is_number(const char *s)
     return 1;
 }
 
+/* 1 true, 0 false or absent, -1 not a boolean. */
+static int get_bool(admin_ctx *a, const char *k)
+{
+    json_object *v;
+    if (!a->in || !json_object_object_get_ex(a->in, k, &v)) {
+        return 0;
+    }
+    return json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) : -1;
+}
+
 static int valid_status(const char *s)
 {
     return s && (strcmp(s, "active") == 0 || strcmp(s, "disabled") == 0);
@@ -533,7 +543,7 @@ static int keys_patch(admin_ctx *a, const char *id)
 
 #define ACCOUNT_COLUMNS                                                                            \
     "SELECT id, name, type, credential, endpoint, priority, concurrency, model_mapping, status,"   \
-    " error_message, created_at FROM s2a_accounts"
+    " schedulable, error_message, created_at FROM s2a_accounts"
 
 static void decorate_account(admin_ctx *a, json_object *acc)
 {
@@ -562,6 +572,14 @@ static void decorate_account(admin_ctx *a, json_object *acc)
                            json_object_new_int64(apr_time_sec(st.overloaded_until)));
     json_object_object_add(state, "last_used_at",
                            json_object_new_int64(apr_time_sec(st.last_used)));
+    {
+        static const char *const names[] = {"unknown", "allowed", "allowed_warning", "rejected"};
+        json_object *w = json_object_new_object();
+        json_object_object_add(w, "status", json_object_new_string(names[st.window_status & 3]));
+        json_object_object_add(w, "reset_at",
+                               json_object_new_int64(apr_time_sec(st.window_reset)));
+        json_object_object_add(state, "window_5h", w);
+    }
     json_object_object_add(acc, "state", state);
     args[0] = i64(a->r->pool, id);
     if (s2a_db_rows(&a->db, a->r->pool,
@@ -586,7 +604,7 @@ static int accounts_list(admin_ctx *a, const char *id, int created)
     size_t i;
     if (s2a_db_rows(&a->db, a->r->pool,
                     id ? ACCOUNT_COLUMNS " WHERE id = %lld" : ACCOUNT_COLUMNS " ORDER BY id",
-                    "issssiijssi", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    "issssiijsbsi", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
@@ -632,6 +650,10 @@ static const char *account_fields_check(admin_ctx *a, int create)
     }
     if (has(a, "status") && !valid_status(get_str(a, "status"))) {
         return "status: active or disabled";
+    }
+    if ((has(a, "schedulable") && get_bool(a, "schedulable") < 0) ||
+        (has(a, "clear_cooldown") && get_bool(a, "clear_cooldown") < 0)) {
+        return "schedulable and clear_cooldown: true or false";
     }
     if (a->in && json_object_object_get_ex(a->in, "model_mapping", &v)) {
         if (!json_object_is_type(v, json_type_object)) {
@@ -701,7 +723,7 @@ static const char *mapping_text(admin_ctx *a)
 static int accounts_create(admin_ctx *a)
 {
     const char *bad = account_fields_check(a, 1);
-    const char *args[9], *mapping = mapping_text(a), *status = get_str(a, "status");
+    const char *args[10], *mapping = mapping_text(a), *status = get_str(a, "status");
     apr_int64_t priority = 50, concurrency = 3, id;
     apr_dbd_transaction_t *t;
     const char *sid;
@@ -720,14 +742,15 @@ static int accounts_create(admin_ctx *a)
     args[6] = mapping ? mapping : "{}";
     args[7] = status ? status : "active";
     args[8] = i64(a->r->pool, apr_time_sec(apr_time_now()));
+    args[9] = has(a, "schedulable") && !get_bool(a, "schedulable") ? "0" : "1";
     if (s2a_db_begin(&a->db, a->r->pool, &t) != 0) {
         return db_fail(a);
     }
     ok = s2a_db_insert(&a->db, a->r->pool,
                        "INSERT INTO s2a_accounts (name, type, credential, endpoint, priority,"
-                       " concurrency, model_mapping, status, created_at)"
-                       " VALUES (%s, %s, %s, %s, %d, %d, %s, %s, %lld)",
-                       9, args, &id, &a->err) == 0;
+                       " concurrency, model_mapping, status, created_at, schedulable)"
+                       " VALUES (%s, %s, %s, %s, %d, %d, %s, %s, %lld, %d)",
+                       10, args, &id, &a->err) == 0;
     sid = i64(a->r->pool, id);
     ok = ok && set_groups(a, sid) == 0;
     s2a_db_end(&a->db, a->r->pool, t, ok);
@@ -738,8 +761,9 @@ static int accounts_create(admin_ctx *a)
     return accounts_list(a, sid, 1);
 }
 
-/* Re-enabling an account lifts its cooldowns and error state. */
-static void clear_state(admin_ctx *a, const char *id)
+/* Lifts an account's rests after 429/529 and, with `error`, its error
+ * state (re-enabling it does both). */
+static void clear_state(admin_ctx *a, const char *id, int error)
 {
     json_object *rows, *cred;
     const char *args[1] = {id};
@@ -748,7 +772,13 @@ static void clear_state(admin_ctx *a, const char *id)
         return;
     }
     if (one(rows) && json_object_object_get_ex(one(rows), "credential", &cred)) {
-        s2a_state_clear(s2a_g.state, s2a_state_key(json_object_get_string(cred)));
+        apr_int64_t key = s2a_state_key(json_object_get_string(cred));
+        if (error) {
+            s2a_state_clear(s2a_g.state, key);
+        }
+        else {
+            s2a_state_clear_cooldown(s2a_g.state, key);
+        }
     }
     json_object_put(rows);
 }
@@ -788,13 +818,21 @@ static int accounts_patch(admin_ctx *a, const char *id)
     if (set_groups(a, id)) {
         return db_fail(a);
     }
+    if (has(a, "schedulable") &&
+        exec_update(a, "UPDATE s2a_accounts SET schedulable = %d WHERE id = %lld",
+                    get_bool(a, "schedulable") ? "1" : "0", id)) {
+        return db_fail(a);
+    }
+    if (get_bool(a, "clear_cooldown") == 1) {
+        clear_state(a, id, 0);
+    }
     if (get_str(a, "status") && strcmp(get_str(a, "status"), "active") == 0) {
         /* re-enabling clears the error state and any cooldown */
         if (exec_update(a, "UPDATE s2a_accounts SET error_message = '' WHERE id = %lld", NULL,
                         id)) {
             return db_fail(a);
         }
-        clear_state(a, id);
+        clear_state(a, id, 1);
     }
     s2a_state_bump(s2a_g.state);
     return accounts_list(a, id, 0);

@@ -798,11 +798,29 @@ static int account_failure(int status)
     return status == 401 || status == 403 || status == 429 || status >= 500;
 }
 
+/* The upstream's 5-hour usage window of the account, from any answer. */
+static void read_window(request_rec *r, s2a_req *q)
+{
+    const char *status = apr_table_get(r->headers_out, "anthropic-ratelimit-unified-5h-status");
+    const char *reset = apr_table_get(r->headers_out, "anthropic-ratelimit-unified-5h-reset");
+    int code;
+    if (!status) {
+        return;
+    }
+    code = strcmp(status, "allowed") == 0           ? S2A_WINDOW_ALLOWED
+           : strcmp(status, "allowed_warning") == 0 ? S2A_WINDOW_WARNING
+           : strcmp(status, "rejected") == 0        ? S2A_WINDOW_REJECTED
+                                                    : S2A_WINDOW_UNKNOWN;
+    s2a_state_set_window(s2a_g.state, q->account.state_key, code,
+                         reset ? apr_time_from_sec(apr_atoi64(reset)) : 0, apr_time_now());
+}
+
 static void start_answer(request_rec *r, s2a_req *q)
 {
     const char *ct = r->content_type ? r->content_type : "";
     q->answered = 1;
     q->upstream_status = r->status;
+    read_window(r, q);
     if (account_failure(r->status)) {
         take_upstream_error(r, q);
         return;

@@ -5,7 +5,6 @@
 #include "s2a_db.h"
 #include "s2a_state.h"
 
-#define S2A_SCHEMA_VERSION 1
 
 static int is_pgsql(const s2a_dbc *c)
 {
@@ -108,6 +107,15 @@ static const char *schema_v1[] = {
     "CREATE INDEX IF NOT EXISTS s2a_usage_account ON s2a_usage (account_id, created_at)",
     NULL};
 
+/* Version 2: an operator can take an account out of scheduling without
+ * disabling it. */
+static const char *schema_v2[] = {
+    "ALTER TABLE s2a_accounts ADD COLUMN schedulable SMALLINT NOT NULL DEFAULT 1", NULL};
+
+/* migrations[v] brings a database at version v to v + 1 */
+static const char *const *const migrations[] = {schema_v1, schema_v2};
+#define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)
 {
     const char *mark = strstr(sql, "%ID%");
@@ -125,7 +133,7 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int version = 0;
-    int i, ok = 1;
+    int i, v, ok = 1;
 
     conn_init(c);
     if (!is_pgsql(c)) {
@@ -160,13 +168,18 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
         *err = "cannot start a transaction";
         return APR_EGENERAL;
     }
-    for (i = 0; ok && schema_v1[i]; i++) {
-        ok = run(c, p, with_id_type(p, c, schema_v1[i]), err) == 0;
+    for (v = version; ok && v < S2A_SCHEMA_VERSION; v++) {
+        for (i = 0; ok && migrations[v][i]; i++) {
+            ok = run(c, p, with_id_type(p, c, migrations[v][i]), err) == 0;
+        }
     }
     if (ok) {
         ok = run(c, p,
-                 version == 0 ? "INSERT INTO s2a_meta (k, v) VALUES ('schema_version', '1')"
-                              : "UPDATE s2a_meta SET v = '1' WHERE k = 'schema_version'",
+                 apr_psprintf(p,
+                              version == 0
+                                  ? "INSERT INTO s2a_meta (k, v) VALUES ('schema_version', '%d')"
+                                  : "UPDATE s2a_meta SET v = '%d' WHERE k = 'schema_version'",
+                              S2A_SCHEMA_VERSION),
                  err) == 0;
     }
     s2a_db_end(c, p, t, ok);
@@ -268,7 +281,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
 
     if (apr_dbd_select(c->driver, p, c->handle, &res,
                        "SELECT id, name, type, credential, endpoint, priority, concurrency,"
-                       " model_mapping, status FROM s2a_accounts ORDER BY id",
+                       " model_mapping, status, schedulable FROM s2a_accounts ORDER BY id",
                        1) != 0) {
         *err = apr_dbd_error(c->driver, c->handle, 0);
         return APR_EGENERAL;
@@ -283,7 +296,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
         a->priority = (int)entry_i64(c, row, 5);
         a->concurrency = (int)entry_i64(c, row, 6);
         a->mapping = parse_mapping(p, entry_str(c, p, row, 7));
-        a->active = strcmp(entry_str(c, p, row, 8), "active") == 0;
+        a->active = strcmp(entry_str(c, p, row, 8), "active") == 0 && entry_i64(c, row, 9) != 0;
         a->state_key = s2a_state_key(a->credential);
         a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
     }

@@ -312,6 +312,38 @@ void s2a_state_clear(s2a_state *st, apr_int64_t key)
     unlock(st);
 }
 
+void s2a_state_clear_cooldown(s2a_state *st, apr_int64_t key)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = slot(st, key, 0);
+    if (s) {
+        s->rate_limited_until = 0;
+        s->overloaded_until = 0;
+    }
+    unlock(st);
+}
+
+void s2a_state_set_window(s2a_state *st, apr_int64_t key, int status, apr_time_t reset,
+                          apr_time_t now)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = slot(st, key, 1);
+    if (s) {
+        s->window_status = status;
+        s->window_reset = reset;
+        if (status == S2A_WINDOW_REJECTED && reset > now && reset > s->rate_limited_until) {
+            s->rate_limited_until = reset;
+        }
+    }
+    unlock(st);
+}
+
 void s2a_state_get(s2a_state *st, apr_int64_t key, s2a_account_state *out)
 {
     s2a_account_state *s;

@@ -18,7 +18,14 @@ typedef struct {
     apr_time_t overloaded_until;
     apr_int32_t in_flight;
     apr_int32_t error; /* 1 while the account is in error state */
+    apr_int32_t window_status; /* 5-hour window: S2A_WINDOW_* */
+    apr_time_t window_reset;   /* when the 5-hour window resets, 0 unknown */
 } s2a_account_state;
+
+#define S2A_WINDOW_UNKNOWN 0
+#define S2A_WINDOW_ALLOWED 1
+#define S2A_WINDOW_WARNING 2
+#define S2A_WINDOW_REJECTED 3
 
 typedef struct {
     apr_int64_t key;
@@ -69,6 +76,12 @@ void s2a_state_set_overloaded(s2a_state *st, apr_int64_t key, apr_time_t until);
 void s2a_state_set_error(s2a_state *st, apr_int64_t key, int error);
 /* Clears cooldowns and error (an operator re-enabled the account). */
 void s2a_state_clear(s2a_state *st, apr_int64_t key);
+/* Clears the rests after 429 and 529 only. */
+void s2a_state_clear_cooldown(s2a_state *st, apr_int64_t key);
+/* Records the upstream's 5-hour window; a rejected window rests the
+ * account until it resets. */
+void s2a_state_set_window(s2a_state *st, apr_int64_t key, int status, apr_time_t reset,
+                          apr_time_t now);
 /* Copy of an account's state; zeroed if never seen. */
 void s2a_state_get(s2a_state *st, apr_int64_t key, s2a_account_state *out);
 

@@ -1,6 +1,7 @@
 """The admin API: who may use it, what it stores, and what it never shows."""
 
 import json
+import time
 
 import pytest
 
@@ -174,3 +175,48 @@ def test_group_names_are_unique(gateway):
 def test_usage_filters_must_be_numbers(gateway):
     status, body = gateway.admin("GET", "/admin/usage?user_id=abc")
     assert status == 400 and "user_id" in body["error"]["message"]
+
+
+def test_schedulable_and_clear_cooldown(gateway):
+    t = gateway.new_tenant()
+    acct = "/admin/accounts/%d" % t.account["id"]
+    assert gateway.admin_ok("GET", acct)["schedulable"] is True
+    assert gateway.admin_ok("PATCH", acct, {"schedulable": False})["schedulable"] is False
+    status, _, _ = gateway.post_messages(harness.messages_body(), key=t.api_key)
+    assert status == 503
+    gateway.admin_ok("PATCH", acct, {"schedulable": True})
+    assert gateway.post_messages(harness.messages_body(), key=t.api_key)[0] == 200
+
+    gateway.expect_error(r"S2A0205")
+    status, _, _ = gateway.post_messages(harness.messages_body(mock={"status": 429}),
+                                         key=t.api_key)
+    assert status == 429
+    assert gateway.admin_ok("GET", acct)["state"]["rate_limited_until"] > 0
+    assert gateway.post_messages(harness.messages_body(), key=t.api_key)[0] == 503
+    state = gateway.admin_ok("PATCH", acct, {"clear_cooldown": True})["state"]
+    assert state["rate_limited_until"] == 0
+    assert gateway.post_messages(harness.messages_body(), key=t.api_key)[0] == 200
+    status, body = gateway.admin("PATCH", acct, {"schedulable": "no"})
+    assert status == 400
+
+
+def test_five_hour_window_is_tracked_and_hidden_from_clients(gateway):
+    t = gateway.new_tenant()
+    acct = "/admin/accounts/%d" % t.account["id"]
+    reset = int(time.time()) + 3000
+    status, headers, _ = gateway.post_messages(harness.messages_body(mock={"headers": {
+        "anthropic-ratelimit-unified-5h-status": "allowed_warning",
+        "anthropic-ratelimit-unified-5h-reset": str(reset)}}), key=t.api_key)
+    assert status == 200
+    assert not [h for h in headers if h.startswith("anthropic-ratelimit")]
+    window = gateway.admin_ok("GET", acct)["state"]["window_5h"]
+    assert window == {"status": "allowed_warning", "reset_at": reset}
+    # a rejected window rests the account until it resets
+    status, _, _ = gateway.post_messages(harness.messages_body(mock={"headers": {
+        "anthropic-ratelimit-unified-5h-status": "rejected",
+        "anthropic-ratelimit-unified-5h-reset": str(reset)}}), key=t.api_key)
+    assert status == 200
+    state = gateway.admin_ok("GET", acct)["state"]
+    assert state["window_5h"]["status"] == "rejected"
+    assert state["rate_limited_until"] == reset
+    assert gateway.post_messages(harness.messages_body(), key=t.api_key)[0] == 503
