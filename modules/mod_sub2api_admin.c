@@ -214,6 +214,44 @@ static int db_fail(admin_ctx *a)
     return send_error(a->r, 500, "Database error");
 }
 
+static int exec_update(admin_ctx *a, const char *sql, const char *v, const char *id)
+{
+    const char *args[2] = {v, id};
+    return s2a_db_exec(&a->db, a->r->pool, sql, v ? 2 : 1, v ? args : args + 1, NULL, &a->err);
+}
+
+/* Limits of users and keys: integers >= 0 (0: no limit). NULL if the given
+ * ones are valid, else the message. */
+static const char *limits_check(admin_ctx *a, const char *const *fields)
+{
+    for (; *fields; fields++) {
+        apr_int64_t v;
+        int rc = get_int(a, *fields, &v);
+        if (rc < 0 || (rc && (v < 0 || v > 1000000))) {
+            return apr_pstrcat(a->r->pool, *fields, ": a whole number from 0 (no limit)", NULL);
+        }
+    }
+    return NULL;
+}
+
+static int limits_set(admin_ctx *a, const char *table, const char *const *fields, const char *id)
+{
+    for (; *fields; fields++) {
+        apr_int64_t v;
+        if (get_int(a, *fields, &v) == 1 &&
+            exec_update(a,
+                        apr_pstrcat(a->r->pool, "UPDATE ", table, " SET ", *fields,
+                                    " = %d WHERE id = %lld", NULL),
+                        i64(a->r->pool, v), id)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *const user_limits[] = {"concurrency", NULL};
+static const char *const key_limits[] = {"concurrency", "rpm_limit", NULL};
+
 /* ---- users ---- */
 
 static void decorate_user(apr_pool_t *p, json_object *u)
@@ -231,11 +269,11 @@ static int users_list(admin_ctx *a, const char *id)
     const char *args[1] = {id};
     size_t i;
     if (s2a_db_rows(&a->db, a->r->pool,
-                    id ? "SELECT id, name, status, balance_nanousd, created_at FROM s2a_users"
-                         " WHERE id = %lld"
-                       : "SELECT id, name, status, balance_nanousd, created_at FROM s2a_users"
-                         " ORDER BY id",
-                    "issii", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    id ? "SELECT id, name, status, balance_nanousd, created_at, concurrency"
+                         " FROM s2a_users WHERE id = %lld"
+                       : "SELECT id, name, status, balance_nanousd, created_at, concurrency"
+                         " FROM s2a_users ORDER BY id",
+                    "issiii", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
@@ -265,6 +303,9 @@ static int users_create(admin_ctx *a)
     if (get_money(a, "balance", &balance) < 0) {
         return send_error(a->r, 400, "balance_usd: a decimal amount is required");
     }
+    if (limits_check(a, user_limits)) {
+        return send_error(a->r, 400, limits_check(a, user_limits));
+    }
     args[0] = name;
     args[1] = status ? status : "active";
     args[2] = i64(a->r->pool, balance);
@@ -272,17 +313,13 @@ static int users_create(admin_ctx *a)
     if (s2a_db_insert(&a->db, a->r->pool,
                       "INSERT INTO s2a_users (name, status, balance_nanousd, created_at)"
                       " VALUES (%s, %s, %lld, %lld)",
-                      4, args, &id, &a->err) != 0) {
+                      4, args, &id, &a->err) != 0 ||
+        limits_set(a, "s2a_users", user_limits, i64(a->r->pool, id))) {
         return db_fail(a);
     }
     return users_list(a, i64(a->r->pool, id));
 }
 
-static int exec_update(admin_ctx *a, const char *sql, const char *v, const char *id)
-{
-    const char *args[2] = {v, id};
-    return s2a_db_exec(&a->db, a->r->pool, sql, v ? 2 : 1, v ? args : args + 1, NULL, &a->err);
-}
 
 static int users_patch(admin_ctx *a, const char *id)
 {
@@ -297,6 +334,12 @@ static int users_patch(admin_ctx *a, const char *id)
     }
     if ((rc_add = get_money(a, "add_balance", &add)) < 0) {
         return send_error(a->r, 400, "add_balance_usd: a decimal amount is required");
+    }
+    if (limits_check(a, user_limits)) {
+        return send_error(a->r, 400, limits_check(a, user_limits));
+    }
+    if (limits_set(a, "s2a_users", user_limits, id)) {
+        return db_fail(a);
     }
     if (name && exec_update(a, "UPDATE s2a_users SET name = %s WHERE id = %lld", name, id)) {
         return db_fail(a);
@@ -435,7 +478,9 @@ static int groups_patch(admin_ctx *a, const char *id)
 
 /* ---- keys ---- */
 
-#define KEY_COLUMNS "SELECT id, user_id, group_id, name, prefix, status, expires_at, created_at"
+#define KEY_COLUMNS                                                                                \
+    "SELECT id, user_id, group_id, name, prefix, status, expires_at, created_at, concurrency,"     \
+    " rpm_limit"
 
 static int keys_list(admin_ctx *a, const char *id, const char *plain)
 {
@@ -444,7 +489,7 @@ static int keys_list(admin_ctx *a, const char *id, const char *plain)
     if (s2a_db_rows(&a->db, a->r->pool,
                     id ? KEY_COLUMNS " FROM s2a_api_keys WHERE id = %lld"
                        : KEY_COLUMNS " FROM s2a_api_keys ORDER BY id",
-                    "iiisssii", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    "iiisssiiii", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
@@ -489,6 +534,9 @@ static int keys_create(admin_ctx *a)
         get_int(a, "expires_at", &expires) < 0) {
         return send_error(a->r, 400, "user_id and group_id (integers) are required");
     }
+    if (limits_check(a, key_limits)) {
+        return send_error(a->r, 400, limits_check(a, key_limits));
+    }
     u = exists(a, "s2a_users", user_id);
     g = exists(a, "s2a_groups", group_id);
     if (u < 0 || g < 0) {
@@ -510,7 +558,8 @@ static int keys_create(admin_ctx *a)
     if (s2a_db_insert(&a->db, a->r->pool,
                       "INSERT INTO s2a_api_keys (user_id, group_id, name, key_hash, prefix,"
                       " expires_at, created_at) VALUES (%lld, %lld, %s, %s, %s, %lld, %lld)",
-                      7, args, &id, &a->err) != 0) {
+                      7, args, &id, &a->err) != 0 ||
+        limits_set(a, "s2a_api_keys", key_limits, i64(a->r->pool, id))) {
         return db_fail(a);
     }
     return keys_list(a, i64(a->r->pool, id), key);
@@ -523,6 +572,12 @@ static int keys_patch(admin_ctx *a, const char *id)
     int rc = get_int(a, "expires_at", &expires);
     if (rc < 0 || (has(a, "status") && !valid_status(status))) {
         return send_error(a->r, 400, "status: active or disabled; expires_at: unix seconds");
+    }
+    if (limits_check(a, key_limits)) {
+        return send_error(a->r, 400, limits_check(a, key_limits));
+    }
+    if (limits_set(a, "s2a_api_keys", key_limits, id)) {
+        return db_fail(a);
     }
     if (name && exec_update(a, "UPDATE s2a_api_keys SET name = %s WHERE id = %lld", name, id)) {
         return db_fail(a);

@@ -171,7 +171,55 @@ static apr_status_t release_account(void *data)
         s2a_state_release(s2a_g.state, q->next.state_key);
         q->have_next = 0;
     }
+    if (q->key_slot) {
+        s2a_state_release(s2a_g.state, q->key_slot);
+        q->key_slot = 0;
+    }
+    if (q->user_slot) {
+        s2a_state_release(s2a_g.state, q->user_slot);
+        q->user_slot = 0;
+    }
     return APR_SUCCESS;
+}
+
+/* Where the limits of a key and of a user are counted: the key by its hash,
+ * the user by its id within its database (whose secret tells databases
+ * apart). */
+static apr_int64_t key_state(request_rec *r, const char *key_hash)
+{
+    return s2a_state_key(apr_pstrcat(r->pool, "key:", key_hash, NULL));
+}
+
+static apr_int64_t user_state(request_rec *r, s2a_req *q)
+{
+    return s2a_state_key(
+        apr_psprintf(r->pool, "user:%s:%" APR_INT64_T_FMT, q->secret, q->key.user_id));
+}
+
+/* A place among the key's and the user's concurrent requests, waiting up to
+ * Sub2apiSlotWait; 0 when none came free. */
+static int take_places(request_rec *r, s2a_req *q, apr_int64_t kstate)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(q->sconf->slot_wait);
+    apr_int64_t ustate = user_state(r, q);
+    int need_key = q->key.concurrency > 0, need_user = q->key.user_concurrency > 0;
+    for (;;) {
+        if (need_key && !q->key_slot &&
+            s2a_state_acquire(s2a_g.state, kstate, q->key.concurrency)) {
+            q->key_slot = kstate;
+        }
+        if ((!need_key || q->key_slot) && need_user && !q->user_slot &&
+            s2a_state_acquire(s2a_g.state, ustate, q->key.user_concurrency)) {
+            q->user_slot = ustate;
+        }
+        if ((!need_key || q->key_slot) && (!need_user || q->user_slot)) {
+            return 1;
+        }
+        if (apr_time_now() >= deadline || r->connection->aborted) {
+            return 0;
+        }
+        apr_sleep(apr_time_from_msec(50));
+    }
 }
 
 /* Finds the account the request goes to next, if it may switch again. */
@@ -386,7 +434,8 @@ static int gateway_fixups(request_rec *r)
     s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
     s2a_json_span f[5];
     s2a_req *q;
-    const char *key, *err = NULL;
+    const char *key, *key_hash, *err = NULL;
+    apr_time_t retry_at;
     char *body = NULL;
     apr_size_t body_len = 0;
     int rc, found;
@@ -420,7 +469,8 @@ static int gateway_fixups(request_rec *r)
         return s2a_fail(r, HTTP_UNAUTHORIZED,
                         "An API key is required in the x-api-key or Authorization header");
     }
-    found = s2a_catalog_key(r, sc, s2a_key_hash(r->pool, key), &q->key);
+    key_hash = s2a_key_hash(r->pool, key);
+    found = s2a_catalog_key(r, sc, key_hash, &q->key);
     if (found < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0202) "key lookup: no database");
         return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
@@ -454,6 +504,17 @@ static int gateway_fixups(request_rec *r)
                             "The gateway cannot reach its database");
         }
     }
+    if (!s2a_state_rate(s2a_g.state, key_state(r, key_hash), q->key.rpm_limit, apr_time_now(),
+                        &retry_at)) {
+        apr_table_setn(r->err_headers_out, "retry-after",
+                       apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                    apr_time_sec(retry_at - apr_time_now()) + 1));
+        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                        apr_psprintf(r->pool,
+                                     "This API key may send %d requests per minute; retry "
+                                     "shortly",
+                                     q->key.rpm_limit));
+    }
     rc = read_body(r, dc->max_body > 0 ? dc->max_body : S2A_DEFAULT_MAX_BODY, &body, &body_len);
     if (rc != OK) {
         return rc;
@@ -466,6 +527,14 @@ static int gateway_fixups(request_rec *r)
         return rc;
     }
     q->session = session_key(r, q, f);
+    apr_pool_cleanup_register(r->pool, q, release_account, apr_pool_cleanup_null);
+    if (!take_places(r, q, key_state(r, key_hash))) {
+        apr_table_setn(r->err_headers_out, "retry-after", "1");
+        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                        q->key_slot || !q->key.concurrency
+                            ? "Too many concurrent requests for this user; retry shortly"
+                            : "Too many concurrent requests for this API key; retry shortly");
+    }
 
     q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
     q->attempt = 1;
@@ -488,7 +557,6 @@ static int gateway_fixups(request_rec *r)
     }
     q->in_flight = 1;
     APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
-    apr_pool_cleanup_register(r->pool, q, release_account, apr_pool_cleanup_null);
     q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
     if (!q->price) {
         return s2a_fail(r, HTTP_BAD_REQUEST,

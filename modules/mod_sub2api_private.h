@@ -110,6 +110,8 @@ typedef struct {
     apr_time_t start;
     apr_time_t first_byte;
     int in_flight; /* the account's in-flight count holds this request */
+    apr_int64_t key_slot;  /* state keys of the key's and the user's places */
+    apr_int64_t user_slot; /* taken (0: none) */
 
     /* answer side */
     int answered;        /* the output filter saw the answer's start */

@@ -112,8 +112,14 @@ static const char *schema_v1[] = {
 static const char *schema_v2[] = {
     "ALTER TABLE s2a_accounts ADD COLUMN schedulable SMALLINT NOT NULL DEFAULT 1", NULL};
 
+/* Version 3: limits per user and per key (0: none). */
+static const char *schema_v3[] = {
+    "ALTER TABLE s2a_users ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN rpm_limit INTEGER NOT NULL DEFAULT 0", NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
-static const char *const *const migrations[] = {schema_v1, schema_v2};
+static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)
@@ -232,7 +238,8 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
     apr_dbd_prepared_t *st =
         stmt(c, "s2a_key_lookup",
              "SELECT k.id, k.user_id, k.group_id, k.expires_at, u.balance_nanousd,"
-             " g.rate_multiplier_ppm, k.status, u.status FROM s2a_api_keys k"
+             " g.rate_multiplier_ppm, k.status, u.status, k.concurrency, k.rpm_limit,"
+             " u.concurrency FROM s2a_api_keys k"
              " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
              " WHERE k.key_hash = %s",
              &err);
@@ -248,6 +255,9 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
         out->multiplier_ppm = entry_i64(c, row, 5);
         out->active = strcmp(entry_str(c, p, row, 6), "active") == 0 &&
                       strcmp(entry_str(c, p, row, 7), "active") == 0;
+        out->concurrency = (int)entry_i64(c, row, 8);
+        out->rpm_limit = (int)entry_i64(c, row, 9);
+        out->user_concurrency = (int)entry_i64(c, row, 10);
         found = 1;
     }
     return found;

@@ -25,6 +25,9 @@ typedef struct {
     apr_int64_t balance_nano;
     apr_int64_t multiplier_ppm;
     int active; /* key and user both active */
+    int concurrency;      /* requests of this key at once, 0: no limit */
+    int rpm_limit;        /* requests of this key per minute, 0: no limit */
+    int user_concurrency; /* requests of its user at once, 0: no limit */
 } s2a_key_rec;
 
 typedef struct {

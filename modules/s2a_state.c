@@ -71,7 +71,7 @@ void s2a_state_bump(s2a_state *st)
 static int idle(const s2a_account_state *s, apr_time_t now)
 {
     return !s->in_flight && !s->error && s->rate_limited_until <= now &&
-           s->overloaded_until <= now;
+           s->overloaded_until <= now && s->rate_minute < apr_time_sec(now) / 60;
 }
 
 /* Open addressing on the key; the caller holds the mutex. When the table is
@@ -264,6 +264,53 @@ apr_int64_t s2a_state_bound(s2a_state *st, apr_uint64_t session, apr_time_t now)
     }
     unlock(st);
     return key;
+}
+
+int s2a_state_acquire(s2a_state *st, apr_int64_t key, int limit)
+{
+    s2a_account_state *s;
+    int ok = 0;
+    if (!limit) {
+        return 1;
+    }
+    if (!lock(st)) {
+        return 0;
+    }
+    s = slot(st, key, 1);
+    if (s && s->in_flight < limit) {
+        s->in_flight++;
+        ok = 1;
+    }
+    unlock(st);
+    return ok;
+}
+
+int s2a_state_rate(s2a_state *st, apr_int64_t key, int per_minute, apr_time_t now,
+                   apr_time_t *retry_at)
+{
+    apr_int64_t minute = apr_time_sec(now) / 60;
+    s2a_account_state *s;
+    int ok = 0;
+    if (!per_minute) {
+        return 1;
+    }
+    if (!lock(st)) {
+        return 0;
+    }
+    s = slot(st, key, 1);
+    if (s) {
+        if (s->rate_minute != minute) {
+            s->rate_minute = minute;
+            s->rate_count = 0;
+        }
+        if (s->rate_count < per_minute) {
+            s->rate_count++;
+            ok = 1;
+        }
+    }
+    unlock(st);
+    *retry_at = apr_time_from_sec((minute + 1) * 60);
+    return ok;
 }
 
 void s2a_state_release(s2a_state *st, apr_int64_t key)

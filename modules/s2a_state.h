@@ -20,6 +20,8 @@ typedef struct {
     apr_int32_t error; /* 1 while the account is in error state */
     apr_int32_t window_status; /* 5-hour window: S2A_WINDOW_* */
     apr_time_t window_reset;   /* when the 5-hour window resets, 0 unknown */
+    apr_int64_t rate_minute;   /* the minute rate_count counts */
+    apr_int32_t rate_count;
 } s2a_account_state;
 
 #define S2A_WINDOW_UNKNOWN 0
@@ -70,6 +72,15 @@ int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time
 apr_int64_t s2a_state_bound(s2a_state *st, apr_uint64_t session, apr_time_t now);
 
 void s2a_state_release(s2a_state *st, apr_int64_t key);
+
+/* Slots also count the requests of a user or a key (any state key):
+ * takes one of `limit` places (0: no limit); 0 when all are taken. Give it
+ * back with s2a_state_release. */
+int s2a_state_acquire(s2a_state *st, apr_int64_t key, int limit);
+/* Counts a request against `per_minute` (0: no limit) in the current clock
+ * minute; 0 when the minute is used up, with *retry_at its end. */
+int s2a_state_rate(s2a_state *st, apr_int64_t key, int per_minute, apr_time_t now,
+                   apr_time_t *retry_at);
 
 void s2a_state_set_rate_limited(s2a_state *st, apr_int64_t key, apr_time_t until);
 void s2a_state_set_overloaded(s2a_state *st, apr_int64_t key, apr_time_t until);

@@ -78,3 +78,55 @@ def test_busy_accounts_give_429_after_the_wait(gateway, short_wait):
     assert "concurrency" in body["error"]["message"]
     assert busy[1]["retry-after"] == "1"
     assert len(gateway.mock_requests()) == 1
+
+
+def test_key_and_user_concurrency(gateway, short_wait):
+    t = gateway.new_tenant(accounts=3)
+    gateway.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"concurrency": 1})
+    results = run_parallel(gateway, t.api_key, 2, {"delay_ms": 2500})
+    assert sorted(r[0] for r in results) == [200, 429]
+    busy = [json.loads(r[2]) for r in results if r[0] == 429][0]
+    assert busy["error"]["type"] == "rate_limit_error" and "API key" in busy["error"]["message"]
+
+    gateway.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"concurrency": 0})
+    gateway.admin_ok("PATCH", "/admin/users/%d" % t.user["id"], {"concurrency": 1})
+    second = gateway.create_key(t.user["id"], t.group["id"])
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(
+            lambda k: gateway.post_messages(messages_body(mock={"delay_ms": 2500}), key=k,
+                                            headers={"x-claude-code-session-id":
+                                                     gateway.unique("c")}),
+            [t.api_key, second["key"]]))
+    assert sorted(r[0] for r in results) == [200, 429]
+    busy = [json.loads(r[2]) for r in results if r[0] == 429][0]
+    assert "user" in busy["error"]["message"]
+    # places come back: both keys work again
+    for key in (t.api_key, second["key"]):
+        assert gateway.post_messages(messages_body(), key=key)[0] == 200
+
+
+def test_requests_per_minute_per_key(gateway):
+    t = gateway.new_tenant()
+    gateway.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"rpm_limit": 3})
+    if time.time() % 60 > 55:  # stay inside one clock minute
+        time.sleep(60 - time.time() % 60 + 0.2)
+    statuses = [gateway.post_messages(messages_body(), key=t.api_key)[0] for _ in range(3)]
+    assert statuses == [200] * 3
+    status, headers, raw = gateway.post_messages(messages_body(), key=t.api_key)
+    assert status == 429
+    assert json.loads(raw)["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(headers["retry-after"]) <= 61
+    assert len(gateway.mock_requests()) == 3
+    other = gateway.create_key(t.user["id"], t.group["id"])
+    assert gateway.post_messages(messages_body(), key=other["key"])[0] == 200
+
+
+def test_limits_are_validated(gateway, tenant):
+    status, body = gateway.admin("PATCH", "/admin/keys/%d" % tenant.key["id"],
+                                 {"rpm_limit": -1})
+    assert status == 400 and "rpm_limit" in body["error"]["message"]
+    status, body = gateway.admin("PATCH", "/admin/users/%d" % tenant.user["id"],
+                                 {"concurrency": "two"})
+    assert status == 400
+    key = gateway.admin_ok("GET", "/admin/keys/%d" % tenant.key["id"])
+    assert key["concurrency"] == 0 and key["rpm_limit"] == 0

@@ -200,6 +200,30 @@ static void test_binding_table_full(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_bound(st, 200, apr_time_from_sec(200)), 51);
 }
 
+/* Users and keys: places and requests per minute. */
+static void test_user_and_key_limits(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    apr_time_t t = apr_time_from_sec(6000030), retry = 0; /* 30 s into a minute */
+    int i;
+
+    S2A_CHECK_INT(s2a_state_acquire(st, 900, 2), 1);
+    S2A_CHECK_INT(s2a_state_acquire(st, 900, 2), 1);
+    S2A_CHECK_INT(s2a_state_acquire(st, 900, 2), 0);
+    s2a_state_release(st, 900);
+    S2A_CHECK_INT(s2a_state_acquire(st, 900, 2), 1);
+    S2A_CHECK_INT(s2a_state_acquire(st, 901, 0), 1); /* no limit */
+
+    for (i = 0; i < 3; i++) {
+        S2A_CHECK_INT(s2a_state_rate(st, 902, 3, t + i, &retry), 1);
+    }
+    S2A_CHECK_INT(s2a_state_rate(st, 902, 3, t + 5, &retry), 0);
+    S2A_CHECK_INT(retry, apr_time_from_sec(6000060));
+    /* the next minute starts afresh */
+    S2A_CHECK_INT(s2a_state_rate(st, 902, 3, apr_time_from_sec(6000060), &retry), 1);
+    S2A_CHECK_INT(s2a_state_rate(st, 903, 0, t, &retry), 1);
+}
+
 static void test_generation(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
@@ -253,6 +277,7 @@ int main(void)
     test_lower_load_wins(p);
     test_sticky(p);
     test_binding_table_full(p);
+    test_user_and_key_limits(p);
     test_generation(p);
     test_full_table(p);
     apr_pool_destroy(p);
