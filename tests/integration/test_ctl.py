@@ -5,6 +5,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -237,4 +238,87 @@ def test_account_enable_clears_error_and_disable_takes_it_out(gateway, ctl):
     line = [l for l in ctl("account", "list").stdout.splitlines() if t.account["name"] in l]
     assert line and "disabled" in line[0]
     status, _, raw = gateway.post_messages(harness.messages_body(), key=t.api_key)
+    assert status == 503, raw
+
+
+def test_limits_schedulable_and_clear_cooldown(gateway, ctl, tmp_path):
+    user = ctl.json("user", "add", "--name", gateway.unique("ctl-user"), "--balance", "10",
+                    "--concurrency", "4")
+    assert user["concurrency"] == 4
+    assert gateway.admin_ok("GET", "/admin/users/%d" % user["id"])["concurrency"] == 4
+    assert "4 in flight" in ctl("user", "show", user["id"]).stdout
+    ctl("user", "set", user["id"], "--concurrency", "0")
+    assert gateway.admin_ok("GET", "/admin/users/%d" % user["id"])["concurrency"] == 0
+    res = ctl("user", "set", user["id"], "--concurrency", "-1", code=2)
+    assert "negative" in res.stderr
+
+    group = ctl.json("group", "add", "--name", gateway.unique("ctl-group"))
+    res = ctl("key", "add", "--user", user["id"], "--group", group["id"], "--concurrency", "2")
+    api_key = [l.strip() for l in res.stdout.splitlines() if l.strip().startswith("sk-s2a-")][0]
+    key = [k for k in gateway.admin_ok("GET", "/admin/keys")["data"]
+           if k["user_id"] == user["id"]][0]
+    assert key["concurrency"] == 2 and key["rpm_limit"] == 0
+
+    # An unschedulable account keeps its status but serves nothing.
+    cred_file = write_secret(tmp_path, "cred", credential())
+    account = ctl.json("account", "add", "--name", gateway.unique("ctl-acct"),
+                       "--credential-file", cred_file, "--endpoint", gateway.mock.url,
+                       "--group", group["id"], "--schedulable", "no")
+    aid, path = account["id"], "/admin/accounts/%d" % account["id"]
+    shown = gateway.admin_ok("GET", path)
+    assert shown["schedulable"] is False and shown["status"] == "active"
+    line = [l for l in ctl("account", "list").stdout.splitlines() if account["name"] in l]
+    assert line and "unschedulable" in line[0]
+    status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
+    assert status == 503, raw
+    assert gateway.mock_requests() == []
+    ctl("account", "set", aid, "--schedulable", "yes")
+    assert gateway.admin_ok("GET", path)["schedulable"] is True
+    status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
+    assert status == 200, raw
+
+    # An upstream 429 rests the account; clear-cooldown ends the rest.
+    gateway.expect_error(r"S2A0205")
+    status, _, raw = gateway.post_messages(harness.messages_body(mock={"status": 429}),
+                                           key=api_key)
+    assert status == 429, raw
+    assert gateway.admin_ok("GET", path)["state"]["rate_limited_until"] > 0
+    shown = ctl("account", "show", aid).stdout
+    assert "rate-limited" in shown and "5-hour window" in shown
+    status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
+    assert status == 503, raw
+    cleared = ctl.json("account", "clear-cooldown", aid)
+    assert cleared["state"]["rate_limited_until"] == 0 and cleared["status"] == "active"
+    state = gateway.admin_ok("GET", path)["state"]
+    assert state["rate_limited_until"] == 0 and state["overloaded_until"] == 0
+    assert set(state["window_5h"]) == {"status", "reset_at"}
+    status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
+    assert status == 200, raw
+
+    # One request a minute for the key: the second never reaches the upstream.
+    ctl("key", "set", key["id"], "--rpm", "1", "--concurrency", "0")
+    changed = gateway.admin_ok("GET", "/admin/keys/%d" % key["id"])
+    assert changed["rpm_limit"] == 1 and changed["concurrency"] == 0
+    assert "1 per minute" in ctl("key", "show", key["id"]).stdout
+    if time.time() % 60 > 55:  # stay inside one clock minute
+        time.sleep(60 - time.time() % 60 + 0.2)
+    gateway.mock_clear()
+    status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
+    assert status == 200, raw
+    status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
+    assert status == 429, raw
+    assert json.loads(raw)["error"]["type"] == "rate_limit_error"
+    assert len(gateway.mock_requests()) == 1
+    ctl("key", "set", key["id"], "--rpm", "0")
+    assert gateway.admin_ok("GET", "/admin/keys/%d" % key["id"])["rpm_limit"] == 0
+    status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
+    assert status == 200, raw
+
+    # clear-cooldown leaves a rejected credential in error.
+    status, _, raw = gateway.post_messages(harness.messages_body(mock={"status": 401}),
+                                           key=api_key)
+    assert status == 502, raw
+    still = ctl.json("account", "clear-cooldown", aid)
+    assert still["status"] == "error" and still["state"]["error"] is True
+    status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
     assert status == 503, raw
