@@ -116,8 +116,7 @@ static const char *set_secret_file(cmd_parms *cmd, void *dc, const char *arg)
     sc->secret_file = ap_server_root_relative(cmd->pool, arg);
     if (apr_file_open(&f, sc->secret_file, APR_FOPEN_READ, 0, cmd->pool) != APR_SUCCESS ||
         apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS || fi.size > 4096) {
-        return apr_psprintf(cmd->pool, "Sub2apiUserIdSecretFile: cannot read %s",
-                            sc->secret_file);
+        return apr_psprintf(cmd->pool, "Sub2apiUserIdSecretFile: cannot read %s", sc->secret_file);
     }
     n = (apr_size_t)fi.size;
     buf = apr_palloc(cmd->pool, n + 1);
@@ -128,8 +127,7 @@ static const char *set_secret_file(cmd_parms *cmd, void *dc, const char *arg)
     }
     buf[n] = '\0';
     if (strlen(buf) < S2A_IDENTITY_SECRET_MIN) {
-        return apr_psprintf(cmd->pool,
-                            "Sub2apiUserIdSecretFile: %s holds fewer than %d characters",
+        return apr_psprintf(cmd->pool, "Sub2apiUserIdSecretFile: %s holds fewer than %d characters",
                             sc->secret_file, S2A_IDENTITY_SECRET_MIN);
     }
     sc->secret = buf;
@@ -148,34 +146,24 @@ static const char *parse_seconds(cmd_parms *cmd, const char *arg, int min, int *
     return NULL;
 }
 
-static const char *set_rate_limit_cooldown(cmd_parms *cmd, void *dc, const char *arg)
-{
-    (void)dc;
-    return parse_seconds(cmd, arg, 1, &srv_conf(cmd)->rate_limit_cooldown);
-}
+/* Directives that take seconds: where the value goes and its minimum. */
+typedef struct {
+    apr_size_t offset;
+    int min;
+} seconds_field;
 
-static const char *set_overload_cooldown(cmd_parms *cmd, void *dc, const char *arg)
-{
-    (void)dc;
-    return parse_seconds(cmd, arg, 1, &srv_conf(cmd)->overload_cooldown);
-}
+static const seconds_field rate_limit_cooldown = {APR_OFFSETOF(s2a_srv_conf, rate_limit_cooldown),
+                                                  1};
+static const seconds_field overload_cooldown = {APR_OFFSETOF(s2a_srv_conf, overload_cooldown), 1};
+static const seconds_field slot_wait = {APR_OFFSETOF(s2a_srv_conf, slot_wait), 0};
+static const seconds_field sticky_ttl = {APR_OFFSETOF(s2a_srv_conf, sticky_ttl), 0};
+static const seconds_field cache_ttl = {APR_OFFSETOF(s2a_srv_conf, cache_ttl), 0};
 
-static const char *set_slot_wait(cmd_parms *cmd, void *dc, const char *arg)
+static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
 {
+    const seconds_field *f = cmd->info;
     (void)dc;
-    return parse_seconds(cmd, arg, 0, &srv_conf(cmd)->slot_wait);
-}
-
-static const char *set_sticky_ttl(cmd_parms *cmd, void *dc, const char *arg)
-{
-    (void)dc;
-    return parse_seconds(cmd, arg, 0, &srv_conf(cmd)->sticky_ttl);
-}
-
-static const char *set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
-{
-    (void)dc;
-    return parse_seconds(cmd, arg, 0, &srv_conf(cmd)->cache_ttl);
+    return parse_seconds(cmd, arg, f->min, (int *)((char *)srv_conf(cmd) + f->offset));
 }
 
 static const char *set_max_switches(cmd_parms *cmd, void *dc, const char *arg)
@@ -184,8 +172,8 @@ static const char *set_max_switches(cmd_parms *cmd, void *dc, const char *arg)
     apr_int64_t v = apr_strtoi64(arg, &end, 10);
     (void)dc;
     if (*arg == '\0' || *end != '\0' || v < 0 || v > 10) {
-        return apr_psprintf(cmd->pool, "Sub2apiMaxAccountSwitches: '%s' is not a number from 0 to 10",
-                            arg);
+        return apr_psprintf(cmd->pool,
+                            "Sub2apiMaxAccountSwitches: '%s' is not a number from 0 to 10", arg);
     }
     srv_conf(cmd)->max_switches = (int)v;
     return NULL;
@@ -211,9 +199,8 @@ static const char *set_max_body(cmd_parms *cmd, void *dc, const char *arg)
     apr_off_t v;
     if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || *end || v < 1024 ||
         v > (apr_off_t)1024 * 1024 * 1024) {
-        return apr_psprintf(cmd->pool,
-                            "Sub2apiMaxBodySize: '%s' is not a size in bytes from 1024 to 1 GiB",
-                            arg);
+        return apr_psprintf(
+            cmd->pool, "Sub2apiMaxBodySize: '%s' is not a size in bytes from 1024 to 1 GiB", arg);
     }
     c->max_body = v;
     return NULL;
@@ -254,17 +241,17 @@ static const command_rec s2a_cmds[] = {
                   "Price table file (LiteLLM model_prices JSON format)"),
     AP_INIT_TAKE1("Sub2apiUserIdSecretFile", set_secret_file, NULL, RSRC_CONF,
                   "File with the key of the metadata.user_id pseudonyms"),
-    AP_INIT_TAKE1("Sub2apiRateLimitCooldown", set_rate_limit_cooldown, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("Sub2apiRateLimitCooldown", set_seconds, (void *)&rate_limit_cooldown, RSRC_CONF,
                   "Seconds an account rests after a 429 without a reset header"),
-    AP_INIT_TAKE1("Sub2apiOverloadCooldown", set_overload_cooldown, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("Sub2apiOverloadCooldown", set_seconds, (void *)&overload_cooldown, RSRC_CONF,
                   "Seconds an account rests after a 529"),
-    AP_INIT_TAKE1("Sub2apiSlotWait", set_slot_wait, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("Sub2apiSlotWait", set_seconds, (void *)&slot_wait, RSRC_CONF,
                   "Seconds a request waits for an account below its concurrency"),
-    AP_INIT_TAKE1("Sub2apiStickyTTL", set_sticky_ttl, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("Sub2apiStickyTTL", set_seconds, (void *)&sticky_ttl, RSRC_CONF,
                   "Seconds a conversation stays bound to its account (0: off)"),
     AP_INIT_TAKE1("Sub2apiMaxSessions", set_max_sessions, NULL, RSRC_CONF,
                   "Conversations the shared state can bind to accounts"),
-    AP_INIT_TAKE1("Sub2apiCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("Sub2apiCacheTTL", set_seconds, (void *)&cache_ttl, RSRC_CONF,
                   "Seconds keys and accounts stay cached in a process"),
     AP_INIT_TAKE1("Sub2apiMaxAccountSwitches", set_max_switches, NULL, RSRC_CONF,
                   "How many other accounts a failed request is sent to"),
@@ -318,9 +305,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
             sc->sticky_ttl = S2A_DEFAULT_STICKY_TTL;
         }
         if (sc->prices) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp,
-                         S2ALOGNO(0002) "price table %s: %d models", sc->price_file,
-                         s2a_pricing_count(sc->prices));
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp, S2ALOGNO(0002) "price table %s: %d models",
+                         sc->price_file, s2a_pricing_count(sc->prices));
         }
     }
 
@@ -340,9 +326,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     memset(apr_shm_baseaddr_get(s2a_g.shm), 0, size);
-    s2a_g.state =
-        s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts,
-                       s2a_g.max_sessions, s2a_g.mutex);
+    s2a_g.state = s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts,
+                                 s2a_g.max_sessions, s2a_g.mutex);
     return OK;
 }
 
@@ -413,8 +398,7 @@ static void migrate(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
     if (s2a_db_migrate(&c, p, &err) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, S2ALOGNO(0006) "schema migration failed: %s",
                      err);
-    }
-    else {
+    } else {
         s2a_secret(p, s, sc, &c);
     }
     apr_proc_mutex_unlock(s2a_g.mutex);
@@ -460,15 +444,14 @@ static void register_hooks(apr_pool_t *p)
     s2a_gateway_register_hooks(p);
 }
 
-module AP_MODULE_DECLARE_DATA sub2api_module = {
-    STANDARD20_MODULE_STUFF,
-    create_dir_conf,
-    merge_dir_conf,
-    create_srv_conf,
-    merge_srv_conf,
-    s2a_cmds,
-    register_hooks,
+module AP_MODULE_DECLARE_DATA sub2api_module = {STANDARD20_MODULE_STUFF,
+                                                create_dir_conf,
+                                                merge_dir_conf,
+                                                create_srv_conf,
+                                                merge_srv_conf,
+                                                s2a_cmds,
+                                                register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-    AP_MODULE_FLAG_ALWAYS_MERGE
+                                                AP_MODULE_FLAG_ALWAYS_MERGE
 #endif
 };

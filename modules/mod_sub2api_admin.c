@@ -163,8 +163,8 @@ static int get_money(admin_ctx *a, const char *base, apr_int64_t *out)
     if (rc) {
         return rc;
     }
-    if (!a->in || !json_object_object_get_ex(a->in, apr_pstrcat(a->r->pool, base, "_usd", NULL),
-                                            &v)) {
+    if (!a->in ||
+        !json_object_object_get_ex(a->in, apr_pstrcat(a->r->pool, base, "_usd", NULL), &v)) {
         return 0;
     }
     if (!json_object_is_type(v, json_type_string) && !json_object_is_type(v, json_type_int) &&
@@ -320,7 +320,6 @@ static int users_create(admin_ctx *a)
     return users_list(a, i64(a->r->pool, id));
 }
 
-
 static int users_patch(admin_ctx *a, const char *id)
 {
     const char *name = get_str(a, "name"), *status = get_str(a, "status");
@@ -381,10 +380,9 @@ static int groups_list(admin_ctx *a, const char *id)
         json_object *g = json_object_array_get_idx(rows, i), *ppm;
         if (json_object_object_get_ex(g, "rate_multiplier_ppm", &ppm)) {
             /* ppm is the same scale as micro-units: format through nano-USD */
-            json_object_object_add(
-                g, "rate_multiplier",
-                json_object_new_string(
-                    s2a_usd_format(a->r->pool, json_object_get_int64(ppm) * 1000)));
+            json_object_object_add(g, "rate_multiplier",
+                                   json_object_new_string(s2a_usd_format(
+                                       a->r->pool, json_object_get_int64(ppm) * 1000)));
         }
     }
     if (id) {
@@ -462,8 +460,9 @@ static int groups_patch(admin_ctx *a, const char *id)
         return send_error(a->r, 400, "name must be a non-empty string, rate_multiplier positive");
     }
     if (name && group_named(a, name) != 0) {
-        return group_named(a, name) < 0 ? db_fail(a)
-                                         : send_error(a->r, 409, "name: a group of that name exists");
+        return group_named(a, name) < 0
+                   ? db_fail(a)
+                   : send_error(a->r, 409, "name: a group of that name exists");
     }
     if (name && exec_update(a, "UPDATE s2a_groups SET name = %s WHERE id = %lld", name, id)) {
         return db_fail(a);
@@ -631,8 +630,7 @@ static void decorate_account(admin_ctx *a, json_object *acc)
         static const char *const names[] = {"unknown", "allowed", "allowed_warning", "rejected"};
         json_object *w = json_object_new_object();
         json_object_object_add(w, "status", json_object_new_string(names[st.window_status & 3]));
-        json_object_object_add(w, "reset_at",
-                               json_object_new_int64(apr_time_sec(st.window_reset)));
+        json_object_object_add(w, "reset_at", json_object_new_int64(apr_time_sec(st.window_reset)));
         json_object_object_add(state, "window_5h", w);
     }
     json_object_object_add(acc, "state", state);
@@ -822,18 +820,12 @@ static void clear_state(admin_ctx *a, const char *id, int error)
 {
     json_object *rows, *cred;
     const char *args[1] = {id};
-    if (s2a_db_rows(&a->db, a->r->pool, "SELECT credential FROM s2a_accounts WHERE id = %lld",
-                    "s", 1, args, &rows, &a->err) != 0) {
+    if (s2a_db_rows(&a->db, a->r->pool, "SELECT credential FROM s2a_accounts WHERE id = %lld", "s",
+                    1, args, &rows, &a->err) != 0) {
         return;
     }
     if (one(rows) && json_object_object_get_ex(one(rows), "credential", &cred)) {
-        apr_int64_t key = s2a_state_key(json_object_get_string(cred));
-        if (error) {
-            s2a_state_clear(s2a_g.state, key);
-        }
-        else {
-            s2a_state_clear_cooldown(s2a_g.state, key);
-        }
+        s2a_state_clear(s2a_g.state, s2a_state_key(json_object_get_string(cred)), error);
     }
     json_object_put(rows);
 }
@@ -857,8 +849,8 @@ static int accounts_patch(admin_ctx *a, const char *id)
         }
     }
     if (get_int(a, "priority", &n) == 1 &&
-        exec_update(a, "UPDATE s2a_accounts SET priority = %d WHERE id = %lld",
-                    i64(a->r->pool, n), id)) {
+        exec_update(a, "UPDATE s2a_accounts SET priority = %d WHERE id = %lld", i64(a->r->pool, n),
+                    id)) {
         return db_fail(a);
     }
     if (get_int(a, "concurrency", &n) == 1 &&
@@ -914,8 +906,8 @@ static int usage_list(admin_ctx *a)
             return send_error(a->r, 400, apr_pstrcat(a->r->pool, filters[i], ": a number", NULL));
         }
         if (v) {
-            where = apr_pstrcat(a->r->pool, where, n ? " AND " : " WHERE ", columns[i],
-                                " = %lld", NULL);
+            where = apr_pstrcat(a->r->pool, where, n ? " AND " : " WHERE ", columns[i], " = %lld",
+                                NULL);
             args[n++] = i64(a->r->pool, apr_atoi64(v));
         }
     }
@@ -1008,25 +1000,25 @@ int s2a_admin_handler(request_rec *r)
         }
     }
     if (strcmp(res, "users") == 0) {
-        return get ? users_list(&a, id)
+        return get           ? users_list(&a, id)
                : post && !id ? users_create(&a)
                : patch && id ? users_patch(&a, id)
                              : send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "groups") == 0) {
-        return get ? groups_list(&a, id)
+        return get           ? groups_list(&a, id)
                : post && !id ? groups_create(&a)
                : patch && id ? groups_patch(&a, id)
                              : send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "keys") == 0) {
-        return get ? keys_list(&a, id, NULL)
+        return get           ? keys_list(&a, id, NULL)
                : post && !id ? keys_create(&a)
                : patch && id ? keys_patch(&a, id)
                              : send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "accounts") == 0) {
-        return get ? accounts_list(&a, id, 0)
+        return get           ? accounts_list(&a, id, 0)
                : post && !id ? accounts_create(&a)
                : patch && id ? accounts_patch(&a, id)
                              : send_error(r, 405, "Method not allowed");

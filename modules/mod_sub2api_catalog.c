@@ -140,10 +140,9 @@ static int excluded(const apr_array_header_t *ids, apr_int64_t id)
     return 0;
 }
 
-int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
-                       const char *model, const apr_array_header_t *exclude,
-                       apr_uint64_t session, int wait_for_bound, s2a_account *out,
-                       const char **upstream_model)
+int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
+                       const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
+                       s2a_account *out, const char **upstream_model)
 {
     s2a_catalog *c = sc->catalog;
     s2a_candidate *cand;

@@ -26,7 +26,7 @@
 #define S2A_MAX_JSON_HOLD (8 * 1024 * 1024)
 #define S2A_ERROR_NOTE "sub2api-json-error"
 
-static APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) *retry_worker;
+static APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) * retry_worker;
 static ap_filter_rec_t *replay_filter_handle;
 static ap_filter_rec_t *answer_filter_handle;
 
@@ -101,9 +101,9 @@ static int read_body(request_rec *r, apr_off_t max, char **out, apr_size_t *out_
         apr_off_t n = apr_atoi64(cl);
         if (n > max) {
             r->connection->keepalive = AP_CONN_CLOSE;
-            return s2a_fail(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                            apr_psprintf(r->pool, "Request body exceeds %" APR_OFF_T_FMT " bytes",
-                                         max));
+            return s2a_fail(
+                r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                apr_psprintf(r->pool, "Request body exceeds %" APR_OFF_T_FMT " bytes", max));
         }
         /* trust the declared length only as far as 1 MiB: it grows with what arrives */
         if (n >= 0) {
@@ -136,9 +136,9 @@ static int read_body(request_rec *r, apr_off_t max, char **out, apr_size_t *out_
             }
             if ((apr_off_t)(len + n) > max) {
                 r->connection->keepalive = AP_CONN_CLOSE;
-                return s2a_fail(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                apr_psprintf(r->pool,
-                                             "Request body exceeds %" APR_OFF_T_FMT " bytes", max));
+                return s2a_fail(
+                    r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                    apr_psprintf(r->pool, "Request body exceeds %" APR_OFF_T_FMT " bytes", max));
             }
             if (len + n + 1 > cap) {
                 char *nb;
@@ -279,8 +279,8 @@ static int gateway_translate(request_rec *r)
     if (r->method_number != M_POST || !ends_with(r->uri, "/v1/messages")) {
         return DECLINED;
     }
-    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, "/v1/messages",
-                              r->args ? "?" : "", r->args ? r->args : "", NULL);
+    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, "/v1/messages", r->args ? "?" : "",
+                              r->args ? r->args : "", NULL);
     r->proxyreq = PROXYREQ_REVERSE;
     r->handler = "proxy-server";
     apr_table_setn(r->notes, "proxy-nocanon", "1");
@@ -330,8 +330,7 @@ static void user_id_edit(request_rec *r, s2a_req *q, const char *body, const s2a
         e->off = (apr_size_t)(uid.p - body);
         e->len = uid.len;
         e->text = value;
-    }
-    else if (meta->type == S2A_JSON_OBJECT) {
+    } else if (meta->type == S2A_JSON_OBJECT) {
         const char *in = meta->p + 1;
         while (*in == ' ' || *in == '\t' || *in == '\n' || *in == '\r') {
             in++;
@@ -340,8 +339,7 @@ static void user_id_edit(request_rec *r, s2a_req *q, const char *body, const s2a
         e->off = (apr_size_t)(meta->p + 1 - body);
         e->len = 0;
         e->text = apr_pstrcat(r->pool, "\"user_id\":", value, *in == '}' ? "" : ",", NULL);
-    }
-    else {
+    } else {
         value = s2a_json_quote(r->pool, s2a_identity_user_id(r->pool, ps, NULL));
         e->off = (apr_size_t)(top->p + 1 - body);
         e->len = 0;
@@ -403,8 +401,8 @@ static apr_uint64_t session_key(request_rec *r, s2a_req *q, const s2a_json_span 
         user_id = s2a_json_string_dup(r->pool, &uid);
     }
     return s2a_session_key(r->pool, q->key.group_id,
-                           apr_table_get(r->headers_in, "x-claude-code-session-id"), user_id,
-                           &f[4], &f[1]);
+                           apr_table_get(r->headers_in, "x-claude-code-session-id"), user_id, &f[4],
+                           &f[1]);
 }
 
 /* The first account; when all that could serve are full, waits up to
@@ -416,9 +414,9 @@ static int choose_first(request_rec *r, s2a_req *q)
     apr_time_t deadline = now + apr_time_from_sec(q->sconf->slot_wait);
     apr_time_t sticky = now + apr_time_from_msec(S2A_STICKY_WAIT_MSEC);
     for (;;) {
-        int rc = s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, q->session,
-                                    now < sticky && now < deadline, &q->account,
-                                    &q->upstream_model);
+        int rc =
+            s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, q->session,
+                               now < sticky && now < deadline, &q->account, &q->upstream_model);
         if (rc != -2 || now >= deadline || r->connection->aborted) {
             return rc;
         }
@@ -447,8 +445,7 @@ static int gateway_fixups(request_rec *r)
     apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
     if (!ends_with(r->uri, "/v1/messages")) {
         return s2a_fail(r, HTTP_NOT_FOUND,
-                        apr_psprintf(r->pool, "%s %s is not served here", r->method,
-                                     r->uri));
+                        apr_psprintf(r->pool, "%s %s is not served here", r->method, r->uri));
     }
     if (r->method_number != M_POST) {
         ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
@@ -500,15 +497,14 @@ static int gateway_fixups(request_rec *r)
         }
         apr_thread_mutex_unlock(sc->catalog->mutex);
         if (!q->secret) {
-            return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR,
-                            "The gateway cannot reach its database");
+            return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
         }
     }
     if (!s2a_state_rate(s2a_g.state, key_state(r, key_hash), q->key.rpm_limit, apr_time_now(),
                         &retry_at)) {
-        apr_table_setn(r->err_headers_out, "retry-after",
-                       apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
-                                    apr_time_sec(retry_at - apr_time_now()) + 1));
+        apr_table_setn(
+            r->err_headers_out, "retry-after",
+            apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(retry_at - apr_time_now()) + 1));
         return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
                         apr_psprintf(r->pool,
                                      "This API key may send %d requests per minute; retry "
@@ -551,17 +547,17 @@ static int gateway_fixups(request_rec *r)
         return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
     }
     if (!found) {
-        return s2a_fail(r, HTTP_SERVICE_UNAVAILABLE,
-                        apr_psprintf(r->pool, "No upstream account can serve model %s now",
-                                     q->model));
+        return s2a_fail(
+            r, HTTP_SERVICE_UNAVAILABLE,
+            apr_psprintf(r->pool, "No upstream account can serve model %s now", q->model));
     }
     q->in_flight = 1;
     APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
     q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
     if (!q->price) {
-        return s2a_fail(r, HTTP_BAD_REQUEST,
-                        apr_psprintf(r->pool, "model: %s has no price on this gateway",
-                                     q->upstream_model));
+        return s2a_fail(
+            r, HTTP_BAD_REQUEST,
+            apr_psprintf(r->pool, "model: %s has no price on this gateway", q->upstream_model));
     }
 
     q->raw_body = body;
@@ -642,8 +638,8 @@ static apr_status_t lb_noop(proxy_balancer *balancer, server_rec *s)
     return APR_SUCCESS;
 }
 
-static const proxy_balancer_method lbmethod = {"sub2api", find_worker, NULL, lb_noop, lb_noop,
-                                               NULL};
+static const proxy_balancer_method lbmethod = {"sub2api", find_worker, NULL,
+                                               lb_noop,   lb_noop,     NULL};
 
 /* After an attempt: when the upstream failed before the client got a byte,
  * the request goes to another account of the group. mod_proxy's handler runs
@@ -730,13 +726,12 @@ static int proxy_fixups(request_rec *r)
     }
     if (strcmp(q->account.type, "apikey") == 0) {
         apr_table_setn(h, "x-api-key", q->account.credential);
-    }
-    else {
+    } else {
         apr_table_setn(h, "Authorization",
                        apr_pstrcat(r->pool, "Bearer ", q->account.credential, NULL));
-        apr_table_setn(h, "anthropic-beta",
-                       s2a_beta_for_oauth(r->pool, apr_table_get(h, "anthropic-beta"),
-                                          q->upstream_model));
+        apr_table_setn(
+            h, "anthropic-beta",
+            s2a_beta_for_oauth(r->pool, apr_table_get(h, "anthropic-beta"), q->upstream_model));
     }
     if (!apr_table_get(h, "content-type")) {
         apr_table_setn(h, "Content-Type", "application/json");
@@ -808,17 +803,14 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
         s2a_state_set_rate_limited(s2a_g.state, q->account.state_key, until);
         retry_after = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(until - now) + 1);
         msg = "The upstream account is rate limited; retry later";
-    }
-    else if (status == 529) {
+    } else if (status == 529) {
         s2a_state_set_overloaded(s2a_g.state, q->account.state_key,
                                  now + apr_time_from_sec(q->sconf->overload_cooldown));
         msg = "The upstream is overloaded; retry later";
-    }
-    else if (status == 401 || status == 403) {
+    } else if (status == 401 || status == 403) {
         mark_account_error(r, q, status);
         msg = "The upstream rejected the gateway's credentials";
-    }
-    else {
+    } else {
         msg = "The upstream answered with an error";
     }
     if (choose_next(r, q)) {
@@ -904,8 +896,7 @@ static void start_answer(request_rec *r, s2a_req *q)
         q->sse = s2a_sse_create(r->pool, S2A_MAX_SSE_EVENT, on_sse_event, &q->usage);
         /* usage rides only on these; the text deltas are not even copied */
         s2a_sse_only(q->sse, (const char *const[]){"message_start", "message_delta", NULL});
-    }
-    else {
+    } else {
         q->stream = 0;
         q->holding = 1;
         q->usage_json = s2a_usage_json_create(r->pool);
@@ -954,13 +945,13 @@ static int release_held(request_rec *r, s2a_req *q)
             q->hold_len = out_len + q->hold_len - ev;
         }
         return 1;
-    }
-    else {
+    } else {
         apr_size_t off, vlen;
         if (!final) {
             return 0;
         }
-        if (q->rewrite_model && s2a_json_prefix_find_model(q->hold, q->hold_len, &off, &vlen) == 1) {
+        if (q->rewrite_model &&
+            s2a_json_prefix_find_model(q->hold, q->hold_len, &off, &vlen) == 1) {
             s2a_json_edit e;
             e.off = off;
             e.len = vlen;
@@ -1042,8 +1033,7 @@ static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         }
         if (q->sse) {
             s2a_sse_feed(q->sse, data, n);
-        }
-        else if (q->usage_json) {
+        } else if (q->usage_json) {
             s2a_usage_json_feed(q->usage_json, data, n);
         }
         if (q->replaced || holding) {
@@ -1167,7 +1157,7 @@ void s2a_gateway_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "sub2api", "0", &lbmethod);
     replay_filter_handle =
         ap_register_input_filter(S2A_REPLAY_FILTER, replay_filter, NULL, AP_FTYPE_CONTENT_SET);
-    answer_filter_handle = ap_register_output_filter(S2A_ANSWER_FILTER, answer_filter, NULL,
-                                                     AP_FTYPE_CONTENT_SET - 1);
+    answer_filter_handle =
+        ap_register_output_filter(S2A_ANSWER_FILTER, answer_filter, NULL, AP_FTYPE_CONTENT_SET - 1);
     ap_register_output_filter(S2A_ERROR_FILTER, error_type_filter, NULL, AP_FTYPE_PROTOCOL - 1);
 }

@@ -52,9 +52,9 @@ typedef struct {
     int rate_limit_cooldown; /* seconds, -1 unset */
     int overload_cooldown;
     int cache_ttl;
-    int max_switches; /* -1 unset */
-    int slot_wait;    /* seconds a request waits for a free account; -1 unset */
-    int sticky_ttl;   /* seconds a conversation stays bound to its account; -1 unset */
+    int max_switches;        /* -1 unset */
+    int slot_wait;           /* seconds a request waits for a free account; -1 unset */
+    int sticky_ttl;          /* seconds a conversation stays bound to its account; -1 unset */
     const char *secret_file; /* Sub2apiUserIdSecretFile */
     void *secret;            /* key of the metadata.user_id pseudonyms (text); set once */
     char secret_buf[129];    /* holds it when it comes from the database */
@@ -87,15 +87,15 @@ typedef struct {
 typedef struct {
     s2a_srv_conf *sconf;
     const char *request_id;
-    const char *secret; /* the pseudonym key */
+    const char *secret;       /* the pseudonym key */
     apr_array_header_t *body; /* s2a_piece: the edited body, pointing into the read one */
     int body_served;
     const char *raw_body; /* the body as the client sent it */
     apr_size_t raw_len;
-    s2a_json_span fields[5]; /* model, messages, stream, metadata, system in raw_body */
-    apr_uint64_t session;     /* the conversation's key, 0 if none */
-    char *proxy_filename; /* "proxy:balancer://…", as each attempt starts */
-    int attempt;              /* 1 for the first account, +1 per switch */
+    s2a_json_span fields[5];   /* model, messages, stream, metadata, system in raw_body */
+    apr_uint64_t session;      /* the conversation's key, 0 if none */
+    char *proxy_filename;      /* "proxy:balancer://…", as each attempt starts */
+    int attempt;               /* 1 for the first account, +1 per switch */
     apr_array_header_t *tried; /* ids of the accounts tried */
     s2a_account next;          /* the account to switch to, when have_next */
     const char *next_model;
@@ -109,7 +109,7 @@ typedef struct {
     int stream;
     apr_time_t start;
     apr_time_t first_byte;
-    int in_flight; /* the account's in-flight count holds this request */
+    int in_flight;         /* the account's in-flight count holds this request */
     apr_int64_t key_slot;  /* state keys of the key's and the user's places */
     apr_int64_t user_slot; /* taken (0: none) */
 
@@ -146,10 +146,9 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
  * can serve; see s2a_state_pick_sticky for `wait_for_bound`.
  * Returns 1 chosen, 0 none available, -1 database unavailable, -2 all that
  * could serve (or the bound one) are at their concurrency. */
-int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id,
-                       const char *model, const apr_array_header_t *exclude,
-                       apr_uint64_t session, int wait_for_bound, s2a_account *out,
-                       const char **upstream_model);
+int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
+                       const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
+                       s2a_account *out, const char **upstream_model);
 
 /* The pseudonym key: from Sub2apiUserIdSecretFile, else from the database
  * (made there once). NULL when the database cannot be reached. Callers

@@ -40,10 +40,10 @@ const char *s2a_beta_for_oauth(apr_pool_t *p, const char *client, const char *mo
     int placed = 0, i;
 
     if (!client || !*client) {
-        return contains_haiku(model)
-                   ? S2A_BETA_OAUTH ",interleaved-thinking-2025-05-14"
-                   : S2A_BETA_CLAUDE_CODE "," S2A_BETA_OAUTH ",interleaved-thinking-2025-05-14,"
-                                          "fine-grained-tool-streaming-2025-05-14";
+        return contains_haiku(model) ? S2A_BETA_OAUTH ",interleaved-thinking-2025-05-14"
+                                     : S2A_BETA_CLAUDE_CODE
+                   "," S2A_BETA_OAUTH ",interleaved-thinking-2025-05-14,"
+                   "fine-grained-tool-streaming-2025-05-14";
     }
     if (has_token(client, S2A_BETA_OAUTH)) {
         return client;

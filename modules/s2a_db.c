@@ -5,7 +5,6 @@
 #include "s2a_db.h"
 #include "s2a_state.h"
 
-
 static int is_pgsql(const s2a_dbc *c)
 {
     return strcmp(apr_dbd_name(c->driver), "pgsql") == 0;
@@ -36,8 +35,8 @@ static apr_dbd_prepared_t *stmt(s2a_dbc *c, const char *label, const char *sql, 
     }
     conn_init(c);
     if (apr_dbd_prepare(c->driver, c->pool, c->handle, sql, label, &st) != 0) {
-        *err = apr_psprintf(c->pool, "prepare %s: %s", label,
-                            apr_dbd_error(c->driver, c->handle, 0));
+        *err =
+            apr_psprintf(c->pool, "prepare %s: %s", label, apr_dbd_error(c->driver, c->handle, 0));
         return NULL;
     }
     apr_hash_set(c->prepared, label, APR_HASH_KEY_STRING, st);
@@ -146,8 +145,8 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
         /* Readers never block the writer thread; the setting sticks to the file.
          * The pragma answers with a row, so it goes through select. */
         if (apr_dbd_select(c->driver, p, c->handle, &res, "PRAGMA journal_mode=WAL", 1) != 0) {
-            *err = apr_pstrcat(p, "PRAGMA journal_mode=WAL: ",
-                               apr_dbd_error(c->driver, c->handle, 0), NULL);
+            *err = apr_pstrcat(
+                p, "PRAGMA journal_mode=WAL: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
             return APR_EGENERAL;
         }
         while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {

@@ -24,7 +24,7 @@ typedef struct {
     apr_int64_t expires_at; /* unix seconds, 0 = never */
     apr_int64_t balance_nano;
     apr_int64_t multiplier_ppm;
-    int active; /* key and user both active */
+    int active;           /* key and user both active */
     int concurrency;      /* requests of this key at once, 0: no limit */
     int rpm_limit;        /* requests of this key per minute, 0: no limit */
     int user_concurrency; /* requests of its user at once, 0: no limit */
@@ -38,9 +38,9 @@ typedef struct {
     const char *endpoint;
     int priority;
     int concurrency;
-    int active; /* status active and schedulable */
-    apr_int64_t state_key; /* s2a_state_key() of the credential */
-    apr_hash_t *mapping; /* client model -> upstream model; empty serves all */
+    int active;                    /* status active and schedulable */
+    apr_int64_t state_key;         /* s2a_state_key() of the credential */
+    apr_hash_t *mapping;           /* client model -> upstream model; empty serves all */
     apr_array_header_t *group_ids; /* apr_int64_t */
 } s2a_account;
 

@@ -52,8 +52,7 @@ const char *s2a_identity_session(apr_pool_t *p, const char *user_id)
             f[0].type == S2A_JSON_STRING) {
             sid = s2a_json_string_dup(p, &f[0]);
         }
-    }
-    else {
+    } else {
         const char *m = strstr(user_id, "_session_");
         sid = m ? m + 9 : NULL;
     }

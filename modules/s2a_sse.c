@@ -32,12 +32,12 @@ struct s2a_sse {
     growbuf event;
     int have_data;
     int overflow;
-    const char **only;     /* names of the events to report, NULL for all */
+    const char **only; /* names of the events to report, NULL for all */
     apr_size_t *only_len;
     int nonly;
-    int name_excluded;     /* the current event: line names an event not in only */
-    int skip;              /* a data line of this event was not kept: do not report it */
-    int no_cr;             /* the chunk being fed has no CR: lines end at LF only */
+    int name_excluded; /* the current event: line names an event not in only */
+    int skip;          /* a data line of this event was not kept: do not report it */
+    int no_cr;         /* the chunk being fed has no CR: lines end at LF only */
     apr_size_t dropped;
     apr_size_t events;
 };

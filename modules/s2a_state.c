@@ -327,13 +327,13 @@ void s2a_state_release(s2a_state *st, apr_int64_t key)
 }
 
 #define S2A_STATE_SETTER(name, field, type)                                                        \
-    void name(s2a_state *st, apr_int64_t key, type value)                                   \
+    void name(s2a_state *st, apr_int64_t key, type value)                                          \
     {                                                                                              \
         s2a_account_state *s;                                                                      \
         if (!lock(st)) {                                                                           \
             return;                                                                                \
         }                                                                                          \
-        s = slot(st, key, 1);                                                               \
+        s = slot(st, key, 1);                                                                      \
         if (s) {                                                                                   \
             s->field = value;                                                                      \
         }                                                                                          \
@@ -344,7 +344,7 @@ S2A_STATE_SETTER(s2a_state_set_rate_limited, rate_limited_until, apr_time_t)
 S2A_STATE_SETTER(s2a_state_set_overloaded, overloaded_until, apr_time_t)
 S2A_STATE_SETTER(s2a_state_set_error, error, int)
 
-void s2a_state_clear(s2a_state *st, apr_int64_t key)
+void s2a_state_clear(s2a_state *st, apr_int64_t key, int error)
 {
     s2a_account_state *s;
     if (!lock(st)) {
@@ -354,21 +354,9 @@ void s2a_state_clear(s2a_state *st, apr_int64_t key)
     if (s) {
         s->rate_limited_until = 0;
         s->overloaded_until = 0;
-        s->error = 0;
-    }
-    unlock(st);
-}
-
-void s2a_state_clear_cooldown(s2a_state *st, apr_int64_t key)
-{
-    s2a_account_state *s;
-    if (!lock(st)) {
-        return;
-    }
-    s = slot(st, key, 0);
-    if (s) {
-        s->rate_limited_until = 0;
-        s->overloaded_until = 0;
+        if (error) {
+            s->error = 0;
+        }
     }
     unlock(st);
 }

@@ -17,7 +17,7 @@ typedef struct {
     apr_time_t rate_limited_until;
     apr_time_t overloaded_until;
     apr_int32_t in_flight;
-    apr_int32_t error; /* 1 while the account is in error state */
+    apr_int32_t error;         /* 1 while the account is in error state */
     apr_int32_t window_status; /* 5-hour window: S2A_WINDOW_* */
     apr_time_t window_reset;   /* when the 5-hour window resets, 0 unknown */
     apr_int64_t rate_minute;   /* the minute rate_count counts */
@@ -85,10 +85,9 @@ int s2a_state_rate(s2a_state *st, apr_int64_t key, int per_minute, apr_time_t no
 void s2a_state_set_rate_limited(s2a_state *st, apr_int64_t key, apr_time_t until);
 void s2a_state_set_overloaded(s2a_state *st, apr_int64_t key, apr_time_t until);
 void s2a_state_set_error(s2a_state *st, apr_int64_t key, int error);
-/* Clears cooldowns and error (an operator re-enabled the account). */
-void s2a_state_clear(s2a_state *st, apr_int64_t key);
-/* Clears the rests after 429 and 529 only. */
-void s2a_state_clear_cooldown(s2a_state *st, apr_int64_t key);
+/* Ends the rests after 429 and 529 and, with `error`, the error state (an
+ * operator re-enabled the account). */
+void s2a_state_clear(s2a_state *st, apr_int64_t key, int error);
 /* Records the upstream's 5-hour window; a rejected window rests the
  * account until it resets. */
 void s2a_state_set_window(s2a_state *st, apr_int64_t key, int status, apr_time_t reset,

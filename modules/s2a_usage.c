@@ -222,8 +222,7 @@ int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const 
     }
     if (is_delta) {
         usage = root[2];
-    } else if (root[1].type != S2A_JSON_OBJECT ||
-               !s2a_json_object_get(&root[1], "usage", &usage)) {
+    } else if (root[1].type != S2A_JSON_OBJECT || !s2a_json_object_get(&root[1], "usage", &usage)) {
         return 0;
     }
     if (usage.type == S2A_JSON_OBJECT && counts_of_span(&usage, &c)) {

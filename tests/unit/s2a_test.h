@@ -25,7 +25,7 @@ static int s2a_test_failed;
             s2a_test_passed++;                                                                     \
         } else {                                                                                   \
             s2a_test_failed++;                                                                     \
-            fprintf(stderr, "%s:%d: expected \"%s\", got \"%s\"\n", __FILE__, __LINE__,           \
+            fprintf(stderr, "%s:%d: expected \"%s\", got \"%s\"\n", __FILE__, __LINE__,            \
                     s2a_b_ ? s2a_b_ : "(null)", s2a_a_ ? s2a_a_ : "(null)");                       \
         }                                                                                          \
     } while (0)
@@ -37,13 +37,13 @@ static int s2a_test_failed;
             s2a_test_passed++;                                                                     \
         } else {                                                                                   \
             s2a_test_failed++;                                                                     \
-            fprintf(stderr, "%s:%d: %s: expected %lld, got %lld\n", __FILE__, __LINE__, #a,       \
+            fprintf(stderr, "%s:%d: %s: expected %lld, got %lld\n", __FILE__, __LINE__, #a,        \
                     s2a_b_, s2a_a_);                                                               \
         }                                                                                          \
     } while (0)
 
 #define S2A_TEST_SUMMARY(name)                                                                     \
-    (printf("%s: %d passed, %d failed\n", (name), s2a_test_passed, s2a_test_failed),              \
+    (printf("%s: %d passed, %d failed\n", (name), s2a_test_passed, s2a_test_failed),               \
      s2a_test_failed ? 1 : 0)
 
 #endif

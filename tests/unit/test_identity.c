@@ -24,9 +24,9 @@ static void test_pseudonym(apr_pool_t *p)
 
 static void test_session(apr_pool_t *p)
 {
-    S2A_CHECK_STR(s2a_identity_session(
-                      p, "{\"device_id\":\"d1\",\"account_uuid\":\"a-1\","
-                         "\"session_id\":\"5f0c8e6e-1b2a-4c1e-9a8e-0d6f2b3c4d5e\"}"),
+    S2A_CHECK_STR(s2a_identity_session(p,
+                                       "{\"device_id\":\"d1\",\"account_uuid\":\"a-1\","
+                                       "\"session_id\":\"5f0c8e6e-1b2a-4c1e-9a8e-0d6f2b3c4d5e\"}"),
                   "5f0c8e6e-1b2a-4c1e-9a8e-0d6f2b3c4d5e");
     S2A_CHECK_STR(s2a_identity_session(p, "  {\"session_id\":\"ab\\u002dcd\"}"), "ab-cd");
     S2A_CHECK_STR(s2a_identity_session(p, "user_0a1b_account_1111-2222_session_3333-4444"),

@@ -25,9 +25,9 @@ static apr_uint64_t key_of(apr_int64_t group, const char *header, const char *bo
 
 static const char *turn(const char *system, const char *metadata, const char *messages)
 {
-    return apr_psprintf(pool, "{\"model\":\"m\"%s%s%s%s,\"messages\":%s}", system ? ",\"system\":" : "",
-                        system ? system : "", metadata ? ",\"metadata\":" : "",
-                        metadata ? metadata : "", messages);
+    return apr_psprintf(pool, "{\"model\":\"m\"%s%s%s%s,\"messages\":%s}",
+                        system ? ",\"system\":" : "", system ? system : "",
+                        metadata ? ",\"metadata\":" : "", metadata ? metadata : "", messages);
 }
 
 static void test_order_of_sources(void)

@@ -320,7 +320,8 @@ static void test_only(apr_pool_t *p)
     int noise;
 
     for (i = 0; i < NSTREAM; i++) {
-        if (strcmp(STREAM[i][0], "message_start") == 0 || strcmp(STREAM[i][0], "message_delta") == 0)
+        if (strcmp(STREAM[i][0], "message_start") == 0 ||
+            strcmp(STREAM[i][0], "message_delta") == 0)
             want = apr_pstrcat(p, want, STREAM[i][0], "|", STREAM[i][1], "\n", NULL);
     }
     run_only = wanted;
@@ -344,17 +345,16 @@ static void test_only(apr_pool_t *p)
                   0);
     /* Data before the event line: kept, then judged by the final name. */
     S2A_CHECK_INT(run_str(p, "data: a\nevent: ping\ndata: b\n\n", "", 1), 0);
-    S2A_CHECK_INT(run_str(p, "data: a\nevent: message_delta\ndata: b\n\n", "message_delta|a\nb\n",
-                          1),
-                  0);
+    S2A_CHECK_INT(
+        run_str(p, "data: a\nevent: message_delta\ndata: b\n\n", "message_delta|a\nb\n", 1), 0);
     S2A_CHECK_INT(run_str(p, "data: a\nevent: message_delta\nevent: ping\n\n", "", 1), 0);
     /* A wanted name replacing an unwanted one before any data: reported in full. */
     S2A_CHECK_INT(run_str(p, "event: ping\nevent: error\ndata: a\ndata: b\n\n", "error|a\nb\n", 1),
                   0);
     /* Once a data line was not kept, the event is never reported half. */
-    S2A_CHECK_INT(run_str(p, "event: ping\ndata: a\nevent: error\ndata: b\n\ndata: c\n\n",
-                          "message|c\n", 2),
-                  0);
+    S2A_CHECK_INT(
+        run_str(p, "event: ping\ndata: a\nevent: error\ndata: b\n\ndata: c\n\n", "message|c\n", 2),
+        0);
     /* The filter is per event: the name of a skipped one does not leak. */
     S2A_CHECK_INT(run_str(p, "event: ping\ndata: a\n\ndata: b\n\n", "message|b\n", 2), 0);
     /* Unwanted data is not buffered, so it cannot overflow the cap. */

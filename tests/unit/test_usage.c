@@ -243,8 +243,8 @@ static void test_malformed(void)
 static apr_int64_t delta_output(const char *figure)
 {
     s2a_usage u;
-    const char *d = apr_pstrcat(pool, "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":",
-                                figure, "}}", NULL);
+    const char *d = apr_pstrcat(
+        pool, "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":", figure, "}}", NULL);
 
     memset(&u, 0, sizeof(u));
     u.output = 77;
@@ -317,8 +317,9 @@ static void test_counts(void)
 
     /* An unnamed event's type is compared decoded too. */
     memset(&u, 0, sizeof(u));
-    S2A_CHECK_INT(sse(&u, "", "{\"type\":\"message\\u005fdelta\",\"note\":\"message_delta\","
-                              "\"usage\":{\"output_tokens\":8}}"),
+    S2A_CHECK_INT(sse(&u, "",
+                      "{\"type\":\"message\\u005fdelta\",\"note\":\"message_delta\","
+                      "\"usage\":{\"output_tokens\":8}}"),
                   1);
     S2A_CHECK_INT(u.output, 8);
 }
