@@ -597,7 +597,7 @@ static int keys_patch(admin_ctx *a, const char *id)
 
 #define ACCOUNT_COLUMNS                                                                            \
     "SELECT id, name, type, credential, endpoint, priority, concurrency, model_mapping, status,"   \
-    " schedulable, error_message, created_at FROM s2a_accounts"
+    " schedulable, error_message, created_at, custom_error_codes FROM s2a_accounts"
 
 static void decorate_account(admin_ctx *a, json_object *acc)
 {
@@ -657,7 +657,7 @@ static int accounts_list(admin_ctx *a, const char *id, int created)
     size_t i;
     if (s2a_db_rows(&a->db, a->r->pool,
                     id ? ACCOUNT_COLUMNS " WHERE id = %lld" : ACCOUNT_COLUMNS " ORDER BY id",
-                    "issssiijsbsi", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    "issssiijsbsij", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
@@ -703,6 +703,19 @@ static const char *account_fields_check(admin_ctx *a, int create)
     }
     if (has(a, "status") && !valid_status(get_str(a, "status"))) {
         return "status: active or disabled";
+    }
+    if (a->in && json_object_object_get_ex(a->in, "custom_error_codes", &v) && v) {
+        size_t j;
+        if (!json_object_is_type(v, json_type_array)) {
+            return "custom_error_codes: an array of HTTP statuses, or null";
+        }
+        for (j = 0; j < json_object_array_length(v); j++) {
+            json_object *c = json_object_array_get_idx(v, j);
+            if (!json_object_is_type(c, json_type_int) || json_object_get_int(c) < 400 ||
+                json_object_get_int(c) > 599) {
+                return "custom_error_codes: an array of HTTP statuses, or null";
+            }
+        }
     }
     if ((has(a, "schedulable") && get_bool(a, "schedulable") < 0) ||
         (has(a, "clear_cooldown") && get_bool(a, "clear_cooldown") < 0)) {
@@ -764,6 +777,19 @@ static int set_groups(admin_ctx *a, const char *id)
     return 0;
 }
 
+/* custom_error_codes as stored: the array's text, "" for none (null or []). */
+static const char *codes_text(admin_ctx *a)
+{
+    json_object *v;
+    if (!a->in || !json_object_object_get_ex(a->in, "custom_error_codes", &v)) {
+        return NULL;
+    }
+    if (!v || !json_object_array_length(v)) {
+        return "";
+    }
+    return apr_pstrdup(a->r->pool, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+}
+
 static const char *mapping_text(admin_ctx *a)
 {
     json_object *v;
@@ -806,6 +832,9 @@ static int accounts_create(admin_ctx *a)
                        10, args, &id, &a->err) == 0;
     sid = i64(a->r->pool, id);
     ok = ok && set_groups(a, sid) == 0;
+    ok = ok && (!codes_text(a) ||
+                exec_update(a, "UPDATE s2a_accounts SET custom_error_codes = %s WHERE id = %lld",
+                            codes_text(a), sid) == 0);
     s2a_db_end(&a->db, a->r->pool, t, ok);
     if (!ok) {
         return db_fail(a);
@@ -868,6 +897,12 @@ static int accounts_patch(admin_ctx *a, const char *id)
     if (has(a, "schedulable") &&
         exec_update(a, "UPDATE s2a_accounts SET schedulable = %d WHERE id = %lld",
                     get_bool(a, "schedulable") ? "1" : "0", id)) {
+        return db_fail(a);
+    }
+    if (codes_text(a) && exec_update(a,
+                                     "UPDATE s2a_accounts SET custom_error_codes = %s"
+                                     " WHERE id = %lld",
+                                     codes_text(a), id)) {
         return db_fail(a);
     }
     if (get_bool(a, "clear_cooldown") == 1) {

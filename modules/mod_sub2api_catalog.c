@@ -180,6 +180,7 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         out->credential = apr_pstrdup(r->pool, a->credential);
         out->endpoint = apr_pstrdup(r->pool, a->endpoint);
         out->mapping = NULL;
+        out->error_codes = a->error_codes ? apr_array_copy(r->pool, a->error_codes) : NULL;
         out->group_ids = NULL;
         *upstream_model = mapped ? apr_pstrdup(r->pool, mapped) : model;
     }

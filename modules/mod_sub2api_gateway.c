@@ -788,6 +788,23 @@ static void mark_account_error(request_rec *r, s2a_req *q, int status)
     s2a_state_bump(s2a_g.state);
 }
 
+/* The client gets our own error instead of the upstream's answer. */
+static void replace_answer(request_rec *r, s2a_req *q, int status, const char *msg,
+                           const char *retry_after)
+{
+    apr_table_clear(r->headers_out);
+    if (retry_after) {
+        apr_table_setn(r->headers_out, "retry-after", retry_after);
+    }
+    r->status = status;
+    r->status_line = NULL;
+    r->content_encoding = NULL;
+    ap_set_content_type(r, "application/json");
+    q->replaced = 1;
+    q->hold = s2a_error_body(r->pool, status, msg);
+    q->hold_len = strlen(q->hold);
+}
+
 /* Upstream errors: the account's state follows, and the client gets our own
  * error instead of the upstream's body. */
 static void take_upstream_error(request_rec *r, s2a_req *q)
@@ -821,17 +838,7 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                   S2ALOGNO(0205) "account %" APR_INT64_T_FMT " answered %d; client gets %d",
                   q->account.id, status, mapped);
-    apr_table_clear(r->headers_out);
-    if (retry_after) {
-        apr_table_setn(r->headers_out, "retry-after", retry_after);
-    }
-    r->status = mapped;
-    r->status_line = NULL;
-    r->content_encoding = NULL;
-    ap_set_content_type(r, "application/json");
-    q->replaced = 1;
-    q->hold = s2a_error_body(r->pool, mapped, msg);
-    q->hold_len = strlen(q->hold);
+    replace_answer(r, q, mapped, msg, retry_after);
 }
 
 static void strip_account_headers(apr_table_t *t)
@@ -875,12 +882,36 @@ static void read_window(request_rec *r, s2a_req *q)
                          reset ? apr_time_from_sec(apr_atoi64(reset)) : 0, apr_time_now());
 }
 
+/* With custom error codes, an error status outside the list changes
+ * nothing about the account: the client gets a plain 500. */
+static int outside_error_codes(const s2a_req *q, int status)
+{
+    int i;
+    if (!q->account.error_codes) {
+        return 0;
+    }
+    for (i = 0; i < q->account.error_codes->nelts; i++) {
+        if (APR_ARRAY_IDX(q->account.error_codes, i, int) == status) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void start_answer(request_rec *r, s2a_req *q)
 {
     const char *ct = r->content_type ? r->content_type : "";
     q->answered = 1;
     q->upstream_status = r->status;
     read_window(r, q);
+    if (account_failure(r->status) && outside_error_codes(q, r->status)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      S2ALOGNO(0208) "account %" APR_INT64_T_FMT " answered %d, outside its "
+                                     "custom error codes; client gets 500",
+                      q->account.id, r->status);
+        replace_answer(r, q, HTTP_INTERNAL_SERVER_ERROR, "Upstream gateway error", NULL);
+        return;
+    }
     if (account_failure(r->status)) {
         take_upstream_error(r, q);
         return;

@@ -117,8 +117,13 @@ static const char *schema_v3[] = {
     "ALTER TABLE s2a_api_keys ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE s2a_api_keys ADD COLUMN rpm_limit INTEGER NOT NULL DEFAULT 0", NULL};
 
+/* Version 4: the upstream error statuses an account's state follows
+ * (JSON array; empty: all). */
+static const char *schema_v4[] = {
+    "ALTER TABLE s2a_accounts ADD COLUMN custom_error_codes TEXT NOT NULL DEFAULT ''", NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
-static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3};
+static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)
@@ -279,6 +284,22 @@ static apr_hash_t *parse_mapping(apr_pool_t *p, const char *text)
     return h;
 }
 
+/* "[429, 529]" -> the statuses; NULL for "" or anything not such an array. */
+static apr_array_header_t *parse_codes(apr_pool_t *p, const char *text)
+{
+    apr_array_header_t *codes = NULL;
+    json_object *o = *text ? json_tokener_parse(text) : NULL;
+    size_t i;
+    if (o && json_object_is_type(o, json_type_array) && json_object_array_length(o)) {
+        codes = apr_array_make(p, (int)json_object_array_length(o), sizeof(int));
+        for (i = 0; i < json_object_array_length(o); i++) {
+            APR_ARRAY_PUSH(codes, int) = json_object_get_int(json_object_array_get_idx(o, i));
+        }
+    }
+    json_object_put(o);
+    return codes;
+}
+
 apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t **out,
                                   const char **err)
 {
@@ -290,7 +311,8 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
 
     if (apr_dbd_select(c->driver, p, c->handle, &res,
                        "SELECT id, name, type, credential, endpoint, priority, concurrency,"
-                       " model_mapping, status, schedulable FROM s2a_accounts ORDER BY id",
+                       " model_mapping, status, schedulable, custom_error_codes FROM s2a_accounts"
+                       " ORDER BY id",
                        1) != 0) {
         *err = apr_dbd_error(c->driver, c->handle, 0);
         return APR_EGENERAL;
@@ -307,6 +329,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
         a->mapping = parse_mapping(p, entry_str(c, p, row, 7));
         a->active = strcmp(entry_str(c, p, row, 8), "active") == 0 && entry_i64(c, row, 9) != 0;
         a->state_key = s2a_state_key(a->credential);
+        a->error_codes = parse_codes(p, entry_str(c, p, row, 10));
         a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
     }
     for (i = 0; i < arr->nelts; i++) {

@@ -126,3 +126,35 @@ def test_failover_keeps_the_model_mapping_of_each_account(gateway):
     assert models == ["claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"]
     [row] = gateway.wait_usage({"key_id": t.key["id"]})
     assert row["upstream_model"] == "claude-3-5-haiku-20241022"
+
+
+def test_custom_error_codes(gateway):
+    t = gateway.new_tenant(accounts=0)
+    first = gateway.create_account([t.group["id"]], priority=10, custom_error_codes=[429])
+    second = gateway.create_account([t.group["id"]], priority=20)
+    assert first["custom_error_codes"] == [429] and second["custom_error_codes"] is None
+    cred1 = gateway.credentials[first["id"]]
+    gateway.expect_error(r"S2A0208|S2A0207")
+    # outside the list: a plain 500, no state change, no other account tried
+    status, _, raw = gateway.post_messages(
+        messages_body(mock={"status_for": {cred1: 529}}), key=t.api_key)
+    assert status == 500
+    assert json.loads(raw)["error"] == {"type": "api_error", "message": "Upstream gateway error"}
+    assert upstream_keys(gateway) == [cred1]
+    state = gateway.admin_ok("GET", "/admin/accounts/%d" % first["id"])["state"]
+    assert state["overloaded_until"] == 0
+    # in the list: handled as usual, with failover
+    gateway.mock_clear()
+    status, _, _ = gateway.post_messages(
+        messages_body("again", mock={"status_for": {cred1: 429}}), key=t.api_key)
+    assert status == 200
+    assert upstream_keys(gateway) == [cred1, gateway.credentials[second["id"]]]
+    assert gateway.admin_ok("GET", "/admin/accounts/%d" % first["id"])["state"][
+        "rate_limited_until"] > time.time()
+    # null switches the list off
+    acct = gateway.admin_ok("PATCH", "/admin/accounts/%d" % first["id"],
+                            {"custom_error_codes": None})
+    assert acct["custom_error_codes"] is None
+    status, body = gateway.admin("PATCH", "/admin/accounts/%d" % first["id"],
+                                 {"custom_error_codes": [200]})
+    assert status == 400
