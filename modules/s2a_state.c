@@ -1,4 +1,7 @@
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <apr_atomic.h>
 
@@ -116,6 +119,70 @@ static void unlock(s2a_state *st)
     apr_proc_mutex_unlock(st->mutex);
 }
 
+/* Counts one more request of this process in flight. */
+static void hold(s2a_account_state *s)
+{
+    apr_int32_t me = (apr_int32_t)getpid();
+    int i, free_at = -1;
+    s->in_flight++;
+    for (i = 0; i < S2A_STATE_OWNERS; i++) {
+        if (s->owner_pid[i] == me) {
+            s->owner_count[i]++;
+            return;
+        }
+        if (free_at < 0 && !s->owner_count[i]) {
+            free_at = i;
+        }
+    }
+    /* with no room left the place is counted but cannot be reclaimed */
+    if (free_at >= 0) {
+        s->owner_pid[free_at] = me;
+        s->owner_count[free_at] = 1;
+    }
+}
+
+static void unhold(s2a_account_state *s)
+{
+    apr_int32_t me = (apr_int32_t)getpid();
+    int i;
+    if (s->in_flight > 0) {
+        s->in_flight--;
+    }
+    for (i = 0; i < S2A_STATE_OWNERS; i++) {
+        if (s->owner_pid[i] == me && s->owner_count[i] > 0) {
+            s->owner_count[i]--;
+            return;
+        }
+    }
+}
+
+/* Gives back the places of processes that are gone (a crashed child never
+ * released them). Only run on a full slot: it costs a kill(pid, 0) each. */
+static void reclaim(s2a_account_state *s)
+{
+    int i;
+    for (i = 0; i < S2A_STATE_OWNERS; i++) {
+        if (s->owner_count[i] > 0 && kill((pid_t)s->owner_pid[i], 0) != 0 && errno == ESRCH) {
+            s->in_flight -= s->owner_count[i];
+            if (s->in_flight < 0) {
+                s->in_flight = 0;
+            }
+            s->owner_count[i] = 0;
+        }
+    }
+}
+
+/* Room for one more request: after giving back the places of dead processes
+ * if it looks full. */
+static int has_room(s2a_account_state *s, int limit)
+{
+    if (!limit || s->in_flight < limit) {
+        return 1;
+    }
+    reclaim(s);
+    return s->in_flight < limit;
+}
+
 /* <0, 0, >0 as a's load (in flight / concurrency) is below, equal to or
  * above b's; no limit counts as no load. */
 static int load_cmp(const s2a_account_state *a, int ca, const s2a_account_state *b, int cb)
@@ -151,7 +218,7 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
         if (s->error || s->rate_limited_until > now || s->overloaded_until > now) {
             continue;
         }
-        if (c[i].concurrency && s->in_flight >= c[i].concurrency) {
+        if (!has_room(s, c[i].concurrency)) {
             busy = 1;
             continue;
         }
@@ -162,7 +229,7 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
     }
     if (bs) {
         bs->last_used = now;
-        bs->in_flight++;
+        hold(bs);
     }
     unlock(st);
     return bs ? best : busy ? S2A_PICK_BUSY : S2A_PICK_NONE;
@@ -225,7 +292,7 @@ int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time
         if (s->error || s->rate_limited_until > now || s->overloaded_until > now) {
             break; /* it cannot serve: the conversation moves */
         }
-        if (c[i].concurrency && s->in_flight >= c[i].concurrency) {
+        if (!has_room(s, c[i].concurrency)) {
             if (wait_for_bound) {
                 unlock(st);
                 return S2A_PICK_BUSY;
@@ -233,7 +300,7 @@ int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time
             break;
         }
         s->last_used = now;
-        s->in_flight++;
+        hold(s);
         b->expires = now + ttl;
         unlock(st);
         return i;
@@ -277,8 +344,8 @@ int s2a_state_acquire(s2a_state *st, apr_int64_t key, int limit)
         return 0;
     }
     s = slot(st, key, 1);
-    if (s && s->in_flight < limit) {
-        s->in_flight++;
+    if (s && has_room(s, limit)) {
+        hold(s);
         ok = 1;
     }
     unlock(st);
@@ -320,8 +387,8 @@ void s2a_state_release(s2a_state *st, apr_int64_t key)
         return;
     }
     s = slot(st, key, 0);
-    if (s && s->in_flight > 0) {
-        s->in_flight--;
+    if (s) {
+        unhold(s);
     }
     unlock(st);
 }

@@ -11,6 +11,10 @@
 
 typedef struct s2a_state s2a_state;
 
+/* Which processes hold a slot's requests in flight, so that the places a
+ * crashed process held can be given back. */
+#define S2A_STATE_OWNERS 16
+
 typedef struct {
     apr_int64_t key;
     apr_time_t last_used;
@@ -22,6 +26,8 @@ typedef struct {
     apr_time_t window_reset;   /* when the 5-hour window resets, 0 unknown */
     apr_int64_t rate_minute;   /* the minute rate_count counts */
     apr_int32_t rate_count;
+    apr_int32_t owner_pid[S2A_STATE_OWNERS]; /* in_flight, split by process */
+    apr_int32_t owner_count[S2A_STATE_OWNERS];
 } s2a_account_state;
 
 #define S2A_WINDOW_UNKNOWN 0

@@ -2,7 +2,12 @@
 over, and a request waits a bounded time for a free one."""
 
 import concurrent.futures
+import http.client
 import json
+import os
+import signal
+import subprocess
+import threading
 import time
 
 import pytest
@@ -130,3 +135,36 @@ def test_limits_are_validated(gateway, tenant):
     assert status == 400
     key = gateway.admin_ok("GET", "/admin/keys/%d" % tenant.key["id"])
     assert key["concurrency"] == 0 and key["rpm_limit"] == 0
+
+
+def children_of(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_places_of_a_crashed_child_come_back(gateway):
+    t = gateway.new_tenant(accounts=1, concurrency=1)
+    gateway.expect_error(r"exit signal|AH00052|AH00046|AH02804|AH01102|proxy_http:error")
+    parent = gateway.httpd.proc.pid
+    def slow_request():
+        try:
+            gateway.post_messages(messages_body(mock={"delay_ms": 4000}), key=t.api_key,
+                                  timeout=20)
+        except (OSError, http.client.HTTPException):
+            pass  # its child is killed under it
+    slow = threading.Thread(target=slow_request)
+    slow.start()
+    deadline = time.monotonic() + 5
+    while gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])[
+            "state"]["in_flight"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # every child dies at once, the one serving the slow request with them
+    for pid in children_of(parent):
+        os.kill(pid, signal.SIGKILL)
+    slow.join()
+    gateway.httpd.wait_ready()
+    start = time.monotonic()
+    status, _, raw = gateway.post_messages(messages_body(), key=t.api_key)
+    assert status == 200, raw
+    assert time.monotonic() - start < 5  # not after waiting out Sub2apiSlotWait

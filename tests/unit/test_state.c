@@ -1,7 +1,10 @@
 /* Shared account state: which account a request gets and when one rests. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <apr_general.h>
+#include <apr_shm.h>
+#include <apr_thread_proc.h>
 
 #include "s2a_state.h"
 #include "s2a_test.h"
@@ -227,6 +230,39 @@ static void test_user_and_key_limits(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_rate(st, 903, 0, t, &retry), 1);
 }
 
+/* A process that dies holding places gives them back: the next request
+ * that finds the account full reclaims them. */
+static void test_dead_process_places_come_back(apr_pool_t *p)
+{
+    apr_shm_t *shm;
+    apr_proc_mutex_t *m;
+    apr_proc_t proc;
+    s2a_state *st;
+    s2a_candidate c[1] = {{61, 1, 1}};
+    int code;
+    apr_exit_why_e why;
+
+    if (apr_shm_create(&shm, s2a_state_size(8, 64), NULL, p) != APR_SUCCESS ||
+        apr_proc_mutex_create(&m, NULL, APR_LOCK_PROC_PTHREAD, p) != APR_SUCCESS) {
+        S2A_CHECK(!"shared memory");
+        return;
+    }
+    memset(apr_shm_baseaddr_get(shm), 0, s2a_state_size(8, 64));
+    st = s2a_state_init(p, apr_shm_baseaddr_get(shm), 8, 64, m);
+    if (apr_proc_fork(&proc, p) == APR_INCHILD) {
+        /* takes the only place and dies without giving it back */
+        _exit(s2a_state_pick(st, c, 1, apr_time_from_sec(1)) == 0 ? 0 : 1);
+    }
+    apr_proc_wait(&proc, &code, &why, APR_WAIT);
+    S2A_CHECK_INT(code, 0);
+    S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(2)), 0);
+    /* a live holder (this process) keeps its place */
+    S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(3)), S2A_PICK_BUSY);
+    s2a_state_release(st, 61);
+    S2A_CHECK_INT(s2a_state_acquire(st, 61, 1), 1);
+    S2A_CHECK_INT(s2a_state_acquire(st, 61, 1), 0);
+}
+
 static void test_generation(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
@@ -281,6 +317,7 @@ int main(void)
     test_sticky(p);
     test_binding_table_full(p);
     test_user_and_key_limits(p);
+    test_dead_process_places_come_back(p);
     test_generation(p);
     test_full_table(p);
     apr_pool_destroy(p);
