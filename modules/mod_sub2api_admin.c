@@ -249,6 +249,21 @@ static int limits_set(admin_ctx *a, const char *table, const char *const *fields
     return 0;
 }
 
+/* A new row and its limits, in one transaction: a failure leaves no row. */
+static int insert_with_limits(admin_ctx *a, const char *sql, int nargs, const char **args,
+                              const char *table, const char *const *fields, apr_int64_t *id)
+{
+    apr_dbd_transaction_t *t;
+    int ok;
+    if (s2a_db_begin(&a->db, a->r->pool, &t) != 0) {
+        return 0;
+    }
+    ok = s2a_db_insert(&a->db, a->r->pool, sql, nargs, args, id, &a->err) == 0 &&
+         limits_set(a, table, fields, i64(a->r->pool, *id)) == 0;
+    s2a_db_end(&a->db, a->r->pool, t, ok);
+    return ok;
+}
+
 static const char *const user_limits[] = {"concurrency", NULL};
 static const char *const key_limits[] = {"concurrency", "rpm_limit", NULL};
 
@@ -310,11 +325,10 @@ static int users_create(admin_ctx *a)
     args[1] = status ? status : "active";
     args[2] = i64(a->r->pool, balance);
     args[3] = i64(a->r->pool, apr_time_sec(apr_time_now()));
-    if (s2a_db_insert(&a->db, a->r->pool,
-                      "INSERT INTO s2a_users (name, status, balance_nanousd, created_at)"
-                      " VALUES (%s, %s, %lld, %lld)",
-                      4, args, &id, &a->err) != 0 ||
-        limits_set(a, "s2a_users", user_limits, i64(a->r->pool, id))) {
+    if (!insert_with_limits(a,
+                            "INSERT INTO s2a_users (name, status, balance_nanousd, created_at)"
+                            " VALUES (%s, %s, %lld, %lld)",
+                            4, args, "s2a_users", user_limits, &id)) {
         return db_fail(a);
     }
     return users_list(a, i64(a->r->pool, id));
@@ -554,11 +568,10 @@ static int keys_create(admin_ctx *a)
     args[4] = s2a_key_prefix(a->r->pool, key);
     args[5] = i64(a->r->pool, expires);
     args[6] = i64(a->r->pool, apr_time_sec(apr_time_now()));
-    if (s2a_db_insert(&a->db, a->r->pool,
-                      "INSERT INTO s2a_api_keys (user_id, group_id, name, key_hash, prefix,"
-                      " expires_at, created_at) VALUES (%lld, %lld, %s, %s, %s, %lld, %lld)",
-                      7, args, &id, &a->err) != 0 ||
-        limits_set(a, "s2a_api_keys", key_limits, i64(a->r->pool, id))) {
+    if (!insert_with_limits(a,
+                            "INSERT INTO s2a_api_keys (user_id, group_id, name, key_hash, prefix,"
+                            " expires_at, created_at) VALUES (%lld, %lld, %s, %s, %s, %lld, %lld)",
+                            7, args, "s2a_api_keys", key_limits, &id)) {
         return db_fail(a);
     }
     return keys_list(a, i64(a->r->pool, id), key);
@@ -698,8 +711,9 @@ static const char *account_fields_check(admin_ctx *a, int create)
         return account_type_check(get_str(a, "type"));
     }
     if (get_int(a, "priority", &n) < 0 || get_int(a, "concurrency", &n) < 0 ||
-        (get_int(a, "concurrency", &n) == 1 && n < 1)) {
-        return "priority and concurrency: integers (concurrency >= 1)";
+        (get_int(a, "concurrency", &n) == 1 && (n < 1 || n > 1000000)) ||
+        (get_int(a, "priority", &n) == 1 && (n < -1000000 || n > 1000000))) {
+        return "priority and concurrency: integers (concurrency from 1 to 1000000)";
     }
     if (has(a, "status") && !valid_status(get_str(a, "status"))) {
         return "status: active or disabled";

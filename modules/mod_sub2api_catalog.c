@@ -147,14 +147,17 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
     s2a_catalog *c = sc->catalog;
     s2a_candidate *cand;
     s2a_account **acc;
+    apr_pool_t *tmp;
     int i, n = 0, pick;
 
     if (!refresh_accounts(r, sc)) {
         return -1;
     }
+    /* scratch: a waiting request calls this every 50 ms */
+    apr_pool_create(&tmp, r->pool);
     apr_thread_mutex_lock(c->mutex);
-    cand = apr_palloc(r->pool, sizeof(*cand) * (apr_size_t)(c->accounts->nelts + 1));
-    acc = apr_palloc(r->pool, sizeof(*acc) * (apr_size_t)(c->accounts->nelts + 1));
+    cand = apr_palloc(tmp, sizeof(*cand) * (apr_size_t)(c->accounts->nelts + 1));
+    acc = apr_palloc(tmp, sizeof(*acc) * (apr_size_t)(c->accounts->nelts + 1));
     for (i = 0; i < c->accounts->nelts; i++) {
         s2a_account *a = &APR_ARRAY_IDX(c->accounts, i, s2a_account);
         if (!a->active || !in_group(a, group_id) || excluded(exclude, a->id)) {
@@ -185,5 +188,6 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         *upstream_model = mapped ? apr_pstrdup(r->pool, mapped) : model;
     }
     apr_thread_mutex_unlock(c->mutex);
+    apr_pool_destroy(tmp);
     return pick >= 0 ? 1 : pick == S2A_PICK_BUSY ? -2 : 0;
 }

@@ -172,11 +172,11 @@ static apr_status_t release_account(void *data)
         q->have_next = 0;
     }
     if (q->key_slot) {
-        s2a_state_release(s2a_g.state, q->key_slot);
+        s2a_state_release_limit(s2a_g.state, q->key_slot);
         q->key_slot = 0;
     }
     if (q->user_slot) {
-        s2a_state_release(s2a_g.state, q->user_slot);
+        s2a_state_release_limit(s2a_g.state, q->user_slot);
         q->user_slot = 0;
     }
     return APR_SUCCESS;
@@ -197,26 +197,29 @@ static apr_int64_t user_state(request_rec *r, s2a_req *q)
 }
 
 /* A place among the key's and the user's concurrent requests, waiting up to
- * Sub2apiSlotWait; 0 when none came free. */
+ * Sub2apiSlotWait: 1 taken, 0 the key's are all taken, -1 the user's. */
 static int take_places(request_rec *r, s2a_req *q, apr_int64_t kstate)
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_sec(q->sconf->slot_wait);
     apr_int64_t ustate = user_state(r, q);
     int need_key = q->key.concurrency > 0, need_user = q->key.user_concurrency > 0;
+    int rc;
     for (;;) {
         if (need_key && !q->key_slot &&
-            s2a_state_acquire(s2a_g.state, kstate, q->key.concurrency)) {
-            q->key_slot = kstate;
+            (rc = s2a_state_acquire(s2a_g.state, kstate, q->key.concurrency))) {
+            q->key_slot = rc > 0 ? kstate : 0;
+            need_key = 0;
         }
-        if ((!need_key || q->key_slot) && need_user && !q->user_slot &&
-            s2a_state_acquire(s2a_g.state, ustate, q->key.user_concurrency)) {
-            q->user_slot = ustate;
+        if (!need_key && need_user && !q->user_slot &&
+            (rc = s2a_state_acquire(s2a_g.state, ustate, q->key.user_concurrency))) {
+            q->user_slot = rc > 0 ? ustate : 0;
+            need_user = 0;
         }
-        if ((!need_key || q->key_slot) && (!need_user || q->user_slot)) {
+        if (!need_key && !need_user) {
             return 1;
         }
         if (apr_time_now() >= deadline || r->connection->aborted) {
-            return 0;
+            return need_key ? 0 : -1;
         }
         apr_sleep(apr_time_from_msec(50));
     }
@@ -400,7 +403,7 @@ static apr_uint64_t session_key(request_rec *r, s2a_req *q, const s2a_json_span 
         uid.type == S2A_JSON_STRING) {
         user_id = s2a_json_string_dup(r->pool, &uid);
     }
-    return s2a_session_key(r->pool, q->key.group_id,
+    return s2a_session_key(r->pool, q->key.group_id, q->key.user_id,
                            apr_table_get(r->headers_in, "x-claude-code-session-id"), user_id, &f[4],
                            &f[1]);
 }
@@ -500,17 +503,6 @@ static int gateway_fixups(request_rec *r)
             return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
         }
     }
-    if (!s2a_state_rate(s2a_g.state, key_state(r, key_hash), q->key.rpm_limit, apr_time_now(),
-                        &retry_at)) {
-        apr_table_setn(
-            r->err_headers_out, "retry-after",
-            apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(retry_at - apr_time_now()) + 1));
-        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
-                        apr_psprintf(r->pool,
-                                     "This API key may send %d requests per minute; retry "
-                                     "shortly",
-                                     q->key.rpm_limit));
-    }
     rc = read_body(r, dc->max_body > 0 ? dc->max_body : S2A_DEFAULT_MAX_BODY, &body, &body_len);
     if (rc != OK) {
         return rc;
@@ -523,13 +515,23 @@ static int gateway_fixups(request_rec *r)
         return rc;
     }
     q->session = session_key(r, q, f);
+    if (!s2a_state_rate(s2a_g.state, key_state(r, key_hash), q->key.rpm_limit, apr_time_now(),
+                        &retry_at)) {
+        apr_table_setn(
+            r->err_headers_out, "retry-after",
+            apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(retry_at - apr_time_now()) + 1));
+        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                        apr_psprintf(r->pool,
+                                     "This API key may send %d requests per minute; retry "
+                                     "shortly",
+                                     q->key.rpm_limit));
+    }
     apr_pool_cleanup_register(r->pool, q, release_account, apr_pool_cleanup_null);
-    if (!take_places(r, q, key_state(r, key_hash))) {
+    if ((rc = take_places(r, q, key_state(r, key_hash))) != 1) {
         apr_table_setn(r->err_headers_out, "retry-after", "1");
         return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
-                        q->key_slot || !q->key.concurrency
-                            ? "Too many concurrent requests for this user; retry shortly"
-                            : "Too many concurrent requests for this API key; retry shortly");
+                        rc < 0 ? "Too many concurrent requests for this user; retry shortly"
+                               : "Too many concurrent requests for this API key; retry shortly");
     }
 
     q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));

@@ -38,11 +38,11 @@ typedef struct {
     const char *endpoint;
     int priority;
     int concurrency;
-    int active;                    /* status active and schedulable */
-    apr_int64_t state_key;         /* s2a_state_key() of the credential */
-    apr_hash_t *mapping;           /* client model -> upstream model; empty serves all */
+    int active;                      /* status active and schedulable */
+    apr_int64_t state_key;           /* s2a_state_key() of the credential */
+    apr_hash_t *mapping;             /* client model -> upstream model; empty serves all */
     apr_array_header_t *error_codes; /* int: error statuses it reacts to; NULL: all */
-    apr_array_header_t *group_ids; /* apr_int64_t */
+    apr_array_header_t *group_ids;   /* apr_int64_t */
 } s2a_account;
 
 /* One answered attempt to bill. */

@@ -69,14 +69,14 @@ static void add_first_message(hasher *k, const s2a_json_span *messages)
     }
 }
 
-apr_uint64_t s2a_session_key(apr_pool_t *p, apr_int64_t group_id, const char *header,
-                             const char *user_id, const s2a_json_span *system,
+apr_uint64_t s2a_session_key(apr_pool_t *p, apr_int64_t group_id, apr_int64_t owner,
+                             const char *header, const char *user_id, const s2a_json_span *system,
                              const s2a_json_span *messages)
 {
     static const char *const kinds[] = {"header", "user_id", "cached", "system", "first"};
     unsigned char d[S2A_SHA256_LEN];
     const char *sid = s2a_identity_session(p, user_id);
-    const char *group = apr_psprintf(p, "%" APR_INT64_T_FMT, group_id);
+    const char *group = apr_psprintf(p, "%" APR_INT64_T_FMT ":%" APR_INT64_T_FMT, group_id, owner);
     apr_uint64_t key = 0;
     hasher k;
     int kind, i;

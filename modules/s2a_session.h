@@ -7,8 +7,8 @@
  *   4. the whole system text;
  *   5. the first message.
  * Each is the same on every turn of a conversation.
- * The key is a hash of the group and that value: bindings never cross
- * groups. */
+ * The key is a hash of the group, the user and that value: bindings never
+ * cross groups or users. */
 #ifndef S2A_SESSION_H
 #define S2A_SESSION_H
 
@@ -16,11 +16,13 @@
 
 #include "s2a_json.h"
 
-/* 0 when the request carries nothing to bind by. `header` and `user_id`
+/* 0 when the request carries nothing to bind by. Conversations belong to one
+ * user of one group: users with the same system prompt or first message do
+ * not share a binding. `header` and `user_id`
  * (decoded metadata.user_id) may be NULL; `system` and `messages` are the
  * spans of those top-level fields (type NONE when absent). */
-apr_uint64_t s2a_session_key(apr_pool_t *p, apr_int64_t group_id, const char *header,
-                             const char *user_id, const s2a_json_span *system,
+apr_uint64_t s2a_session_key(apr_pool_t *p, apr_int64_t group_id, apr_int64_t owner,
+                             const char *header, const char *user_id, const s2a_json_span *system,
                              const s2a_json_span *messages);
 
 #endif

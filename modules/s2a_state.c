@@ -15,16 +15,27 @@ typedef struct {
     apr_time_t expires;
 } binding_t;
 
+/* Accounts and the limits of users and keys live in tables of their own, so
+ * that many limited keys can never push an account out. */
+#define S2A_LIMITS_PER_ACCOUNT 4
+
 typedef struct {
     apr_uint32_t generation;
     apr_uint32_t nslots;
     apr_uint32_t nbindings;
     s2a_account_state slots[];
-    /* followed by nbindings binding_t */
+    /* followed by nslots * S2A_LIMITS_PER_ACCOUNT limit slots, then nbindings binding_t */
 } shared_t;
+
+typedef struct {
+    s2a_account_state *base;
+    apr_uint32_t n;
+} table_t;
 
 struct s2a_state {
     shared_t *shm;
+    table_t accounts;
+    table_t limits;
     binding_t *bindings;
     apr_proc_mutex_t *mutex;
 };
@@ -44,7 +55,8 @@ apr_int64_t s2a_state_key(const char *credential)
 
 apr_size_t s2a_state_size(int nslots, int nbindings)
 {
-    return sizeof(shared_t) + (apr_size_t)nslots * sizeof(s2a_account_state) +
+    return sizeof(shared_t) +
+           (apr_size_t)nslots * (1 + S2A_LIMITS_PER_ACCOUNT) * sizeof(s2a_account_state) +
            (apr_size_t)nbindings * sizeof(binding_t);
 }
 
@@ -55,7 +67,11 @@ s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings,
     st->shm = base;
     st->shm->nslots = (apr_uint32_t)nslots;
     st->shm->nbindings = (apr_uint32_t)nbindings;
-    st->bindings = (binding_t *)(st->shm->slots + nslots);
+    st->accounts.base = st->shm->slots;
+    st->accounts.n = (apr_uint32_t)nslots;
+    st->limits.base = st->shm->slots + nslots;
+    st->limits.n = (apr_uint32_t)nslots * S2A_LIMITS_PER_ACCOUNT;
+    st->bindings = (binding_t *)(st->limits.base + st->limits.n);
     st->mutex = mutex;
     return st;
 }
@@ -80,13 +96,13 @@ static int idle(const s2a_account_state *s, apr_time_t now)
 /* Open addressing on the key; the caller holds the mutex. When the table is
  * full, the idle slot used longest ago is taken over (a credential that was
  * rotated away, say). */
-static s2a_account_state *slot(s2a_state *st, apr_int64_t id, int create)
+static s2a_account_state *table_slot(table_t *t, apr_int64_t id, int create)
 {
-    apr_uint32_t n = st->shm->nslots, i, h = (apr_uint32_t)((apr_uint64_t)id % n);
+    apr_uint32_t n = t->n, i, h = (apr_uint32_t)((apr_uint64_t)id % n);
     s2a_account_state *reuse = NULL;
     apr_time_t now = create ? apr_time_now() : 0;
     for (i = 0; i < n; i++) {
-        s2a_account_state *s = &st->shm->slots[(h + i) % n];
+        s2a_account_state *s = &t->base[(h + i) % n];
         if (s->key == id) {
             return s;
         }
@@ -117,6 +133,16 @@ static int lock(s2a_state *st)
 static void unlock(s2a_state *st)
 {
     apr_proc_mutex_unlock(st->mutex);
+}
+
+static s2a_account_state *slot(s2a_state *st, apr_int64_t id, int create)
+{
+    return table_slot(&st->accounts, id, create);
+}
+
+static s2a_account_state *limit_slot(s2a_state *st, apr_int64_t id)
+{
+    return table_slot(&st->limits, id, 1);
 }
 
 /* Counts one more request of this process in flight. */
@@ -160,7 +186,13 @@ static void unhold(s2a_account_state *s)
  * released them). Only run on a full slot: it costs a kill(pid, 0) each. */
 static void reclaim(s2a_account_state *s)
 {
+    apr_time_t now = apr_time_now();
     int i;
+    /* at most once a second a slot: waiting requests re-check every 50 ms */
+    if (now - s->reclaimed_at < apr_time_from_sec(1)) {
+        return;
+    }
+    s->reclaimed_at = now;
     for (i = 0; i < S2A_STATE_OWNERS; i++) {
         if (s->owner_count[i] > 0 && kill((pid_t)s->owner_pid[i], 0) != 0 && errno == ESRCH) {
             s->in_flight -= s->owner_count[i];
@@ -338,13 +370,15 @@ int s2a_state_acquire(s2a_state *st, apr_int64_t key, int limit)
     s2a_account_state *s;
     int ok = 0;
     if (!limit) {
-        return 1;
+        return -1;
     }
     if (!lock(st)) {
         return 0;
     }
-    s = slot(st, key, 1);
-    if (s && has_room(s, limit)) {
+    s = limit_slot(st, key);
+    if (!s) {
+        ok = -1; /* no room to count it: the limit does not hold the request back */
+    } else if (has_room(s, limit)) {
         hold(s);
         ok = 1;
     }
@@ -364,7 +398,8 @@ int s2a_state_rate(s2a_state *st, apr_int64_t key, int per_minute, apr_time_t no
     if (!lock(st)) {
         return 0;
     }
-    s = slot(st, key, 1);
+    s = limit_slot(st, key);
+    ok = !s; /* no room to count it: let it through */
     if (s) {
         if (s->rate_minute != minute) {
             s->rate_minute = minute;
@@ -378,6 +413,19 @@ int s2a_state_rate(s2a_state *st, apr_int64_t key, int per_minute, apr_time_t no
     unlock(st);
     *retry_at = apr_time_from_sec((minute + 1) * 60);
     return ok;
+}
+
+void s2a_state_release_limit(s2a_state *st, apr_int64_t key)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = table_slot(&st->limits, key, 0);
+    if (s) {
+        unhold(s);
+    }
+    unlock(st);
 }
 
 void s2a_state_release(s2a_state *st, apr_int64_t key)

@@ -28,6 +28,7 @@ typedef struct {
     apr_int32_t rate_count;
     apr_int32_t owner_pid[S2A_STATE_OWNERS]; /* in_flight, split by process */
     apr_int32_t owner_count[S2A_STATE_OWNERS];
+    apr_time_t reclaimed_at; /* last look for dead owners */
 } s2a_account_state;
 
 #define S2A_WINDOW_UNKNOWN 0
@@ -79,12 +80,15 @@ apr_int64_t s2a_state_bound(s2a_state *st, apr_uint64_t session, apr_time_t now)
 
 void s2a_state_release(s2a_state *st, apr_int64_t key);
 
-/* Slots also count the requests of a user or a key (any state key):
- * takes one of `limit` places (0: no limit); 0 when all are taken. Give it
- * back with s2a_state_release. */
+/* The requests of a user or a key (any state key), counted in a table of
+ * their own (four times Sub2apiMaxAccounts): takes one of `limit` places
+ * (0: no limit). 1 taken (give it back with s2a_state_release_limit), 0 all
+ * taken, -1 let through uncounted (table full, or no limit). */
 int s2a_state_acquire(s2a_state *st, apr_int64_t key, int limit);
+void s2a_state_release_limit(s2a_state *st, apr_int64_t key);
 /* Counts a request against `per_minute` (0: no limit) in the current clock
- * minute; 0 when the minute is used up, with *retry_at its end. */
+ * minute; 0 when the minute is used up, with *retry_at its end. A full
+ * table lets requests through. */
 int s2a_state_rate(s2a_state *st, apr_int64_t key, int per_minute, apr_time_t now,
                    apr_time_t *retry_at);
 

@@ -20,7 +20,7 @@ static apr_uint64_t key_of(apr_int64_t group, const char *header, const char *bo
     if (f[2].type == S2A_JSON_OBJECT && s2a_json_object_get(&f[2], "user_id", &uid)) {
         user_id = s2a_json_string_dup(pool, &uid);
     }
-    return s2a_session_key(pool, group, header, user_id, &f[0], &f[1]);
+    return s2a_session_key(pool, group, 7, header, user_id, &f[0], &f[1]);
 }
 
 static const char *turn(const char *system, const char *metadata, const char *messages)
@@ -82,6 +82,15 @@ static void test_order_of_sources(void)
 
 static void test_groups_and_sources_do_not_mix(void)
 {
+    static const char *const keys[] = {"system", "messages"};
+    const char *body = "{\"system\":\"be brief\",\"messages\":[]}";
+    s2a_json_span f[2];
+    const char *err;
+    /* the same system prompt from two users: two conversations */
+    S2A_CHECK_INT(s2a_json_scan_object(pool, body, strlen(body), keys, 2, f, &err), 0);
+    S2A_CHECK(s2a_session_key(pool, 1, 7, NULL, NULL, &f[0], &f[1]) !=
+              s2a_session_key(pool, 1, 8, NULL, NULL, &f[0], &f[1]));
+    S2A_CHECK(s2a_session_key(pool, 1, 7, NULL, NULL, &f[0], &f[1]) != 0);
     const char *msgs = "[{\"role\":\"user\",\"content\":\"hi\"}]";
     S2A_CHECK(key_of(1, "s", turn(NULL, NULL, msgs)) != key_of(2, "s", turn(NULL, NULL, msgs)));
     /* a header value equal to a user_id session is a different key */

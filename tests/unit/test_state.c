@@ -206,6 +206,21 @@ static void test_binding_table_full(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_bound(st, 200, apr_time_from_sec(200)), 51);
 }
 
+/* Many limited keys never push an account out of the shared state. */
+static void test_limits_do_not_evict_accounts(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    s2a_candidate c[1] = {{77, 1, 0}};
+    apr_time_t retry;
+    apr_int64_t k;
+    S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(1)), 0);
+    for (k = 1000; k < 1200; k++) {
+        S2A_CHECK(s2a_state_rate(st, k, 5, apr_time_from_sec(2), &retry) == 1);
+    }
+    s2a_state_release(st, 77);
+    S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(3)), 0);
+}
+
 /* Users and keys: places and requests per minute. */
 static void test_user_and_key_limits(apr_pool_t *p)
 {
@@ -216,9 +231,14 @@ static void test_user_and_key_limits(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_acquire(st, 900, 2), 1);
     S2A_CHECK_INT(s2a_state_acquire(st, 900, 2), 1);
     S2A_CHECK_INT(s2a_state_acquire(st, 900, 2), 0);
-    s2a_state_release(st, 900);
+    s2a_state_release_limit(st, 900);
     S2A_CHECK_INT(s2a_state_acquire(st, 900, 2), 1);
-    S2A_CHECK_INT(s2a_state_acquire(st, 901, 0), 1); /* no limit */
+    S2A_CHECK_INT(s2a_state_acquire(st, 901, 0), -1); /* no limit: through, uncounted */
+    /* limits and accounts keep to their own tables */
+    {
+        s2a_candidate c[1] = {{900, 1, 1}};
+        S2A_CHECK_INT(s2a_state_pick(st, c, 1, t), 0);
+    }
 
     for (i = 0; i < 3; i++) {
         S2A_CHECK_INT(s2a_state_rate(st, 902, 3, t + i, &retry), 1);
@@ -317,6 +337,7 @@ int main(void)
     test_sticky(p);
     test_binding_table_full(p);
     test_user_and_key_limits(p);
+    test_limits_do_not_evict_accounts(p);
     test_dead_process_places_come_back(p);
     test_generation(p);
     test_full_table(p);
