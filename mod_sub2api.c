@@ -9,10 +9,12 @@
 #include <http_core.h>
 #include <http_main.h>
 #include <apr_atomic.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "mod_sub2api_private.h"
 #include <mod_dbd.h>
+#include "s2a_aead.h"
 #include "s2a_identity.h"
 #include "s2a_sha256.h"
 
@@ -40,6 +42,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(price_file, NULL);
     MERGE(prices, NULL);
     MERGE(secret_file, NULL);
+    MERGE(cred_key, NULL);
     MERGE(secret, NULL);
     MERGE(rate_limit_cooldown, -1);
     MERGE(overload_cooldown, -1);
@@ -132,6 +135,59 @@ static const char *set_secret_file(cmd_parms *cmd, void *dc, const char *arg)
     }
     sc->secret = buf;
     return NULL;
+}
+
+/* 64 hex characters: the AES-256 key upstream credentials are sealed with. */
+static const char *set_credential_key(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    unsigned char *key = apr_palloc(cmd->pool, S2A_AEAD_KEY_LEN);
+    char hex[S2A_AEAD_KEY_LEN * 2 + 2];
+    apr_size_t n = 0, i;
+    apr_file_t *f;
+    (void)dc;
+    if (apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->pool) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "Sub2apiCredentialKeyFile: cannot read %s", path);
+    }
+    apr_file_read_full(f, hex, sizeof(hex), &n);
+    apr_file_close(f);
+    while (n && (hex[n - 1] == '\n' || hex[n - 1] == '\r')) {
+        n--;
+    }
+    for (i = 0; n == S2A_AEAD_KEY_LEN * 2 && i < S2A_AEAD_KEY_LEN; i++) {
+        if (!apr_isxdigit(hex[2 * i]) || !apr_isxdigit(hex[2 * i + 1])) {
+            break;
+        }
+        key[i] = (unsigned char)((apr_isdigit(hex[2 * i]) ? hex[2 * i] - '0'
+                                                          : (apr_tolower(hex[2 * i]) - 'a' + 10))
+                                     << 4 |
+                                 (apr_isdigit(hex[2 * i + 1])
+                                      ? hex[2 * i + 1] - '0'
+                                      : (apr_tolower(hex[2 * i + 1]) - 'a' + 10)));
+    }
+    if (n != S2A_AEAD_KEY_LEN * 2 || i != S2A_AEAD_KEY_LEN) {
+        return apr_psprintf(cmd->pool,
+                            "Sub2apiCredentialKeyFile: %s must hold 64 hex characters "
+                            "(e.g. from: openssl rand -hex 32)",
+                            path);
+    }
+    srv_conf(cmd)->cred_key = key;
+    return NULL;
+}
+
+static const char *const credential_aad = "s2a-account-credential";
+
+const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, const char *plain)
+{
+    return sc->cred_key ? s2a_aead_seal_text(p, sc->cred_key, credential_aad, plain) : plain;
+}
+
+const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, const char *stored)
+{
+    if (!s2a_aead_is_sealed(stored)) {
+        return stored; /* written before a key was set */
+    }
+    return sc->cred_key ? s2a_aead_open_text(p, sc->cred_key, credential_aad, stored) : NULL;
 }
 
 static const char *parse_seconds(cmd_parms *cmd, const char *arg, int min, int *out)
@@ -239,6 +295,8 @@ static const command_rec s2a_cmds[] = {
                   "Bearer token that opens the admin API"),
     AP_INIT_TAKE1("Sub2apiPriceTable", set_price_table, NULL, RSRC_CONF,
                   "Price table file (LiteLLM model_prices JSON format)"),
+    AP_INIT_TAKE1("Sub2apiCredentialKeyFile", set_credential_key, NULL, RSRC_CONF,
+                  "File with the AES-256 key (64 hex) upstream credentials are sealed with"),
     AP_INIT_TAKE1("Sub2apiUserIdSecretFile", set_secret_file, NULL, RSRC_CONF,
                   "File with the key of the metadata.user_id pseudonyms"),
     AP_INIT_TAKE1("Sub2apiRateLimitCooldown", set_seconds, (void *)&rate_limit_cooldown, RSRC_CONF,

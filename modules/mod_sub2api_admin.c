@@ -14,6 +14,7 @@
 
 typedef struct {
     request_rec *r;
+    s2a_srv_conf *sc;
     s2a_dbc db;
     json_object *in; /* request body, NULL if none */
     const char *err;
@@ -622,10 +623,13 @@ static void decorate_account(admin_ctx *a, json_object *acc)
 
     memset(&st, 0, sizeof(st));
     if (json_object_object_get_ex(acc, "credential", &v)) {
-        s2a_state_get(s2a_g.state, s2a_state_key(json_object_get_string(v)), &st);
-        json_object_object_add(
-            acc, "credential",
-            json_object_new_string(s2a_secret_mask(a->r->pool, json_object_get_string(v))));
+        const char *plain = s2a_credential_open(a->r->pool, a->sc, json_object_get_string(v));
+        if (plain) {
+            s2a_state_get(s2a_g.state, s2a_state_key(plain), &st);
+        }
+        json_object_object_add(acc, "credential",
+                               json_object_new_string(plain ? s2a_secret_mask(a->r->pool, plain)
+                                                            : "(sealed with another key)"));
     }
     if (json_object_object_get_ex(acc, "id", &v)) {
         id = json_object_get_int64(v);
@@ -828,7 +832,7 @@ static int accounts_create(admin_ctx *a)
     get_int(a, "concurrency", &concurrency);
     args[0] = get_str(a, "name");
     args[1] = get_str(a, "type");
-    args[2] = get_str(a, "credential");
+    args[2] = s2a_credential_seal(a->r->pool, a->sc, get_str(a, "credential"));
     args[3] = get_str(a, "endpoint");
     args[4] = i64(a->r->pool, priority);
     args[5] = i64(a->r->pool, concurrency);
@@ -862,27 +866,33 @@ static int accounts_create(admin_ctx *a)
 static void clear_state(admin_ctx *a, const char *id, int error)
 {
     json_object *rows, *cred;
-    const char *args[1] = {id};
+    const char *args[1] = {id}, *plain;
     if (s2a_db_rows(&a->db, a->r->pool, "SELECT credential FROM s2a_accounts WHERE id = %lld", "s",
                     1, args, &rows, &a->err) != 0) {
         return;
     }
-    if (one(rows) && json_object_object_get_ex(one(rows), "credential", &cred)) {
-        s2a_state_clear(s2a_g.state, s2a_state_key(json_object_get_string(cred)), error);
+    if (one(rows) && json_object_object_get_ex(one(rows), "credential", &cred) &&
+        (plain = s2a_credential_open(a->r->pool, a->sc, json_object_get_string(cred)))) {
+        s2a_state_clear(s2a_g.state, s2a_state_key(plain), error);
     }
     json_object_put(rows);
 }
 
 static int accounts_patch(admin_ctx *a, const char *id)
 {
-    static const char *const strs[] = {"name", "type", "credential", "endpoint", "status"};
+    static const char *const strs[] = {"name", "type", "endpoint", "status"};
     const char *bad = account_fields_check(a, 0), *mapping = mapping_text(a);
     apr_int64_t n;
     int i;
     if (bad) {
         return send_error(a->r, 400, bad);
     }
-    for (i = 0; i < 5; i++) {
+    if (get_str(a, "credential") &&
+        exec_update(a, "UPDATE s2a_accounts SET credential = %s WHERE id = %lld",
+                    s2a_credential_seal(a->r->pool, a->sc, get_str(a, "credential")), id)) {
+        return db_fail(a);
+    }
+    for (i = 0; i < 4; i++) {
         const char *v = get_str(a, strs[i]);
         if (v && exec_update(a,
                              apr_pstrcat(a->r->pool, "UPDATE s2a_accounts SET ", strs[i],
@@ -1019,6 +1029,7 @@ int s2a_admin_handler(request_rec *r)
 
     memset(&a, 0, sizeof(a));
     a.r = r;
+    a.sc = sc;
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!sc->admin_token_hash) {
         return send_error(r, 403, "The admin API is off: no Sub2apiAdminToken is set");

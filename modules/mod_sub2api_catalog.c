@@ -73,6 +73,28 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     return found;
 }
 
+/* Credentials come out of the database sealed or plain; an account whose
+ * credential cannot be opened does not serve. */
+static void open_credentials(request_rec *r, s2a_srv_conf *sc, apr_pool_t *p,
+                             apr_array_header_t *list)
+{
+    int i;
+    for (i = 0; i < list->nelts; i++) {
+        s2a_account *a = &APR_ARRAY_IDX(list, i, s2a_account);
+        const char *plain = s2a_credential_open(p, sc, a->credential);
+        if (!plain) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          S2ALOGNO(0102) "account %" APR_INT64_T_FMT " credential cannot be "
+                                         "opened: another or no Sub2apiCredentialKeyFile",
+                          a->id);
+            a->active = 0;
+            plain = "";
+        }
+        a->credential = plain;
+        a->state_key = s2a_state_key(plain);
+    }
+}
+
 /* Reloads the account list when stale; the database is read without the
  * mutex held, then the new list replaces the old one under it. */
 static int refresh_accounts(request_rec *r, s2a_srv_conf *sc)
@@ -106,6 +128,7 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc)
         apr_pool_destroy(np);
         return 0;
     }
+    open_credentials(r, sc, np, list);
     apr_thread_mutex_lock(c->mutex);
     if (c->accounts_pool) {
         apr_pool_destroy(c->accounts_pool);

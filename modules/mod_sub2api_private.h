@@ -52,12 +52,13 @@ typedef struct {
     int rate_limit_cooldown; /* seconds, -1 unset */
     int overload_cooldown;
     int cache_ttl;
-    int max_switches;        /* -1 unset */
-    int slot_wait;           /* seconds a request waits for a free account; -1 unset */
-    int sticky_ttl;          /* seconds a conversation stays bound to its account; -1 unset */
-    const char *secret_file; /* Sub2apiUserIdSecretFile */
-    void *secret;            /* key of the metadata.user_id pseudonyms (text); set once */
-    char secret_buf[129];    /* holds it when it comes from the database */
+    int max_switches;              /* -1 unset */
+    int slot_wait;                 /* seconds a request waits for a free account; -1 unset */
+    int sticky_ttl;                /* seconds a conversation stays bound to its account; -1 unset */
+    const unsigned char *cred_key; /* Sub2apiCredentialKeyFile: 32 bytes; NULL: none */
+    const char *secret_file;       /* Sub2apiUserIdSecretFile */
+    void *secret;                  /* key of the metadata.user_id pseudonyms (text); set once */
+    char secret_buf[129];          /* holds it when it comes from the database */
     s2a_catalog *catalog;
 } s2a_srv_conf;
 
@@ -154,6 +155,12 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
  * (made there once). NULL when the database cannot be reached. Callers
  * serialize: child_init, or request threads under the catalog mutex. */
 const char *s2a_secret(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *c);
+
+/* Upstream credentials as stored: sealed with AES-256-GCM when a
+ * Sub2apiCredentialKeyFile is set. open gives NULL for a sealed value that
+ * cannot be opened (no key, another key, tampered). */
+const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, const char *plain);
+const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, const char *stored);
 
 /* Gateway (mod_sub2api_gateway.c). */
 void s2a_gateway_register_hooks(apr_pool_t *p);

@@ -328,7 +328,6 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
         a->concurrency = (int)entry_i64(c, row, 6);
         a->mapping = parse_mapping(p, entry_str(c, p, row, 7));
         a->active = strcmp(entry_str(c, p, row, 8), "active") == 0 && entry_i64(c, row, 9) != 0;
-        a->state_key = s2a_state_key(a->credential);
         a->error_codes = parse_codes(p, entry_str(c, p, row, 10));
         a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
     }

@@ -39,7 +39,7 @@ typedef struct {
     int priority;
     int concurrency;
     int active;                      /* status active and schedulable */
-    apr_int64_t state_key;           /* s2a_state_key() of the credential */
+    apr_int64_t state_key;           /* s2a_state_key() of the credential: the caller's */
     apr_hash_t *mapping;             /* client model -> upstream model; empty serves all */
     apr_array_header_t *error_codes; /* int: error statuses it reacts to; NULL: all */
     apr_array_header_t *group_ids;   /* apr_int64_t */

@@ -331,6 +331,11 @@ class Httpd:
         self.port = free_port()
         # a balancer member nothing listens on, for connection failures
         self.dead_upstream = "http://127.0.0.1:%d" % free_port()
+        # the key upstream credentials are sealed with in the database
+        self.cred_key_file = self.root / "credential.key"
+        if not self.cred_key_file.exists():
+            self.cred_key_file.write_text(secrets.token_hex(32) + "\n")
+            self.cred_key_file.chmod(0o600)
         self.proc = None
         self.env = dict(os.environ)
         if not plain:
@@ -351,6 +356,7 @@ class Httpd:
             "MODULES_DIR": APACHE_MODULES,
             "S2A_MODULE": self.module,
             "DEAD_UPSTREAM": self.dead_upstream,
+            "CRED_KEY_FILE": self.cred_key_file,
             "DBD_DRIVER": self.dbd_driver or "sqlite3",
             "DBD_PARAMS": self.dbd_params,
             "PRICES": self.prices,

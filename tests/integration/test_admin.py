@@ -220,3 +220,34 @@ def test_five_hour_window_is_tracked_and_hidden_from_clients(gateway):
     assert state["window_5h"]["status"] == "rejected"
     assert state["rate_limited_until"] == reset
     assert gateway.post_messages(harness.messages_body(), key=t.api_key)[0] == 503
+
+
+def test_credentials_are_sealed_at_rest(gateway):
+    t = gateway.new_tenant()
+    [(stored,)] = gateway.db_query(
+        "SELECT credential FROM s2a_accounts WHERE id = %d" % t.account["id"])
+    assert stored.startswith("s2a-gcm1:")
+    assert t.credential not in stored and t.credential[-20:] not in stored
+    status, _, _ = gateway.post_messages(harness.messages_body(), key=t.api_key)
+    assert status == 200
+    assert gateway.mock_requests()[0]["headers"]["x-api-key"] == t.credential
+    assert gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])[
+        "credential"].endswith(t.credential[-4:])
+
+
+def test_credentials_sealed_with_another_key_do_not_serve(gateway):
+    t = gateway.new_tenant()
+    other = gateway.httpd.root / "other.key"
+    other.write_text("ab" * 32 + "\n")
+    gateway.expect_error(r"S2A0102")
+    try:
+        gateway.reload('Sub2apiCredentialKeyFile "%s"' % other)
+        status, _, _ = gateway.post_messages(harness.messages_body(), key=t.api_key)
+        assert status == 503
+        acct = gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])
+        assert acct["credential"] == "(sealed with another key)"
+        assert gateway.mock_requests() == []
+    finally:
+        gateway.reload("")
+    status, _, _ = gateway.post_messages(harness.messages_body(), key=t.api_key)
+    assert status == 200
