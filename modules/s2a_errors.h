@@ -18,8 +18,4 @@ char *s2a_error_body(apr_pool_t *p, int status, const char *message);
    Statuses below 400 are returned unchanged; anything past 599 -> 502. */
 int s2a_upstream_status_map(int upstream_status);
 
-/* Contents of a JSON string literal (no quotes) for s, from p: quotes, backslashes and
-   control characters escaped, valid UTF-8 kept, invalid bytes replaced by U+FFFD. */
-char *s2a_json_escape(apr_pool_t *p, const char *s);
-
 #endif

@@ -668,69 +668,110 @@ char *s2a_json_string_dup(apr_pool_t *p, const s2a_json_span *str)
     return out;
 }
 
-char *s2a_json_quote(apr_pool_t *p, const char *s)
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one. */
+static apr_size_t utf8_seq_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    apr_size_t n, i;
+    unsigned long cp;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    /* Reject overlong forms, surrogates and code points past U+10FFFF. */
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+char *s2a_json_escape(apr_pool_t *p, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *u;
-    apr_size_t n = 2;
-    char *out, *o;
+    const unsigned char *in = (const unsigned char *)(s ? s : "");
+    apr_size_t len = strlen((const char *)in);
+    /* Worst case: every byte becomes a 6-char \u00XX escape. */
+    char *out = apr_palloc(p, 6 * len + 1);
+    char *o = out;
 
-    if (!s)
-        return NULL;
-    for (u = (const unsigned char *)s; *u; u++) {
-        if (*u == '"' || *u == '\\' || *u == '\b' || *u == '\f' || *u == '\n' || *u == '\r' ||
-            *u == '\t')
-            n += 2;
-        else if (*u < 0x20)
-            n += 6;
-        else
-            n++;
-    }
-    o = out = apr_palloc(p, n + 1);
-    *o++ = '"';
-    for (u = (const unsigned char *)s; *u; u++) {
-        char esc = 0;
+    while (*in) {
+        unsigned char c = *in;
+        apr_size_t n;
 
-        switch (*u) {
-        case '"':
-            esc = '"';
-            break;
-        case '\\':
-            esc = '\\';
-            break;
-        case '\b':
-            esc = 'b';
-            break;
-        case '\f':
-            esc = 'f';
-            break;
-        case '\n':
-            esc = 'n';
-            break;
-        case '\r':
-            esc = 'r';
-            break;
-        case '\t':
-            esc = 't';
-            break;
-        default:
-            break;
-        }
-        if (esc) {
+        if (c == '"' || c == '\\') {
             *o++ = '\\';
-            *o++ = esc;
-        } else if (*u < 0x20) {
-            memcpy(o, "\\u00", 4);
-            o[4] = hex[*u >> 4];
-            o[5] = hex[*u & 0xF];
-            o += 6;
-        } else {
-            *o++ = (char)*u;
+            *o++ = (char)c;
+            in++;
+            continue;
         }
+        if (c < 0x20) {
+            *o++ = '\\';
+            switch (c) {
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 0x0f];
+                break;
+            }
+            in++;
+            continue;
+        }
+        n = utf8_seq_len(in);
+        if (n == 0) {
+            /* U+FFFD in UTF-8: three bytes, less than the 6 reserved for this byte. */
+            *o++ = (char)0xef;
+            *o++ = (char)0xbf;
+            *o++ = (char)0xbd;
+            in++;
+            continue;
+        }
+        memcpy(o, in, n);
+        o += n;
+        in += n;
     }
-    *o++ = '"';
     *o = '\0';
     return out;
+}
+
+char *s2a_json_quote(apr_pool_t *p, const char *s)
+{
+    return s ? apr_pstrcat(p, "\"", s2a_json_escape(p, s), "\"", NULL) : NULL;
 }
 
 /* Order by offset; at one offset insertions first; then the caller's order (the pointers

@@ -64,8 +64,12 @@ int s2a_json_string_equals(const s2a_json_span *str, const char *s);
  * pairs. NULL if the span is not a valid string, holds an unpaired surrogate or a NUL. */
 char *s2a_json_string_dup(apr_pool_t *p, const s2a_json_span *str);
 
-/* JSON string literal (with the quotes) for the UTF-8 text s: '"', '\\' and control
- * characters are escaped. NULL if s is NULL. */
+/* Contents of a JSON string literal (no quotes) for s, from p: quotes, backslashes and
+   control characters escaped, valid UTF-8 kept, invalid bytes replaced by U+FFFD. */
+char *s2a_json_escape(apr_pool_t *p, const char *s);
+
+/* JSON string literal (with the quotes) for s, escaped as by s2a_json_escape. NULL if s
+ * is NULL. */
 char *s2a_json_quote(apr_pool_t *p, const char *s);
 
 /* One replacement of buf[off..off+len) by text[0..text_len). len 0 inserts; text_len 0

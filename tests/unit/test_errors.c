@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "s2a_errors.h"
+#include "s2a_json.h"
 #include "s2a_test.h"
 
 static apr_pool_t *pool;
