@@ -437,6 +437,7 @@ static int gateway_fixups(request_rec *r)
     s2a_req *q;
     const char *key, *key_hash, *err = NULL;
     apr_time_t retry_at;
+    apr_int64_t kstate;
     char *body = NULL;
     apr_size_t body_len = 0;
     int rc, found;
@@ -515,8 +516,8 @@ static int gateway_fixups(request_rec *r)
         return rc;
     }
     q->session = session_key(r, q, f);
-    if (!s2a_state_rate(s2a_g.state, key_state(r, key_hash), q->key.rpm_limit, apr_time_now(),
-                        &retry_at)) {
+    kstate = key_state(r, key_hash);
+    if (!s2a_state_rate(s2a_g.state, kstate, q->key.rpm_limit, apr_time_now(), &retry_at)) {
         apr_table_setn(
             r->err_headers_out, "retry-after",
             apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(retry_at - apr_time_now()) + 1));
@@ -527,7 +528,7 @@ static int gateway_fixups(request_rec *r)
                                      q->key.rpm_limit));
     }
     apr_pool_cleanup_register(r->pool, q, release_account, apr_pool_cleanup_null);
-    if ((rc = take_places(r, q, key_state(r, key_hash))) != 1) {
+    if ((rc = take_places(r, q, kstate)) != 1) {
         apr_table_setn(r->err_headers_out, "retry-after", "1");
         return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
                         rc < 0 ? "Too many concurrent requests for this user; retry shortly"
