@@ -276,6 +276,23 @@ static const char *set_max_accounts(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_store(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = NULL;
+    (void)dc;
+    if (ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    }
+    if (strcmp(arg, "shm") == 0) {
+        s2a_g.store_url = NULL;
+        return NULL;
+    }
+    s2a_g.store_url = s2a_redis_url_parse(cmd->pool, arg, &err);
+    return s2a_g.store_url ? NULL
+                           : apr_pstrcat(cmd->pool, "Sub2apiStore: shm or redis://host:port/db (",
+                                         err, ")", NULL);
+}
+
 static const char *set_max_sessions(cmd_parms *cmd, void *dc, const char *arg)
 {
     int v = atoi(arg);
@@ -319,6 +336,8 @@ static const command_rec s2a_cmds[] = {
                   "Largest request body accepted, in bytes"),
     AP_INIT_TAKE1("Sub2apiMaxAccounts", set_max_accounts, NULL, RSRC_CONF,
                   "Accounts the shared state has room for"),
+    AP_INIT_TAKE1("Sub2apiStore", set_store, NULL, RSRC_CONF,
+                  "Where the account pool's state lives: shm, or redis://host:port/db"),
     {NULL}};
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -328,6 +347,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)pconf;
     s2a_g.max_accounts = S2A_DEFAULT_MAX_ACCOUNTS;
     s2a_g.max_sessions = S2A_DEFAULT_MAX_SESSIONS;
+    s2a_g.store_url = NULL;
     return OK;
 }
 
@@ -463,9 +483,45 @@ static void migrate(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
     s2a_dbc_close(s, h);
 }
 
+void s2a_store_failed(request_rec *r, const char *doing)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0012) "%s store failed %s: %s",
+                  s2a_g.store->ops->name, doing,
+                  s2a_g.store->ops->last_error(s2a_g.store, r->pool));
+}
+
+void s2a_bump(server_rec *s, apr_pool_t *p)
+{
+    if (s2a_g.store->ops->bump(s2a_g.store) != APR_SUCCESS) {
+        /* other hosts reload within Sub2apiCacheTTL anyway */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     S2ALOGNO(0013) "%s store failed telling other hosts to reload: %s",
+                     s2a_g.store->ops->name, s2a_g.store->ops->last_error(s2a_g.store, p));
+    }
+}
+
+/* Connections to Redis are made by the process that uses them. */
+static int store_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+    if (!s2a_g.store_url) {
+        s2a_g.store = s2a_store_shm(pchild, s2a_g.state);
+        return 1;
+    }
+    rv = s2a_store_redis(pchild, s2a_g.store_url, s2a_g.state, &s2a_g.store);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, S2ALOGNO(0014) "redis store not set up");
+        return 0;
+    }
+    return 1;
+}
+
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
     server_rec *sp;
+    if (!store_init(pchild, s)) {
+        return;
+    }
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
         if (sc->catalog) {

@@ -371,7 +371,7 @@ static int users_patch(admin_ctx *a, const char *id)
                               i64(a->r->pool, add), id)) {
         return db_fail(a);
     }
-    s2a_state_bump(s2a_g.state);
+    s2a_bump(a->r->server, a->r->pool);
     return users_list(a, id);
 }
 
@@ -486,7 +486,7 @@ static int groups_patch(admin_ctx *a, const char *id)
                           i64(a->r->pool, ppm), id)) {
         return db_fail(a);
     }
-    s2a_state_bump(s2a_g.state);
+    s2a_bump(a->r->server, a->r->pool);
     return groups_list(a, id);
 }
 
@@ -603,7 +603,7 @@ static int keys_patch(admin_ctx *a, const char *id)
                           i64(a->r->pool, expires), id)) {
         return db_fail(a);
     }
-    s2a_state_bump(s2a_g.state);
+    s2a_bump(a->r->server, a->r->pool);
     return keys_list(a, id, NULL);
 }
 
@@ -620,12 +620,15 @@ static void decorate_account(admin_ctx *a, json_object *acc)
     apr_int64_t id = 0;
     const char *args[1];
     size_t i;
+    int state_known = 1;
 
     memset(&st, 0, sizeof(st));
     if (json_object_object_get_ex(acc, "credential", &v)) {
         const char *plain = s2a_credential_open(a->r->pool, a->sc, json_object_get_string(v));
-        if (plain) {
-            s2a_state_get(s2a_g.state, s2a_state_key(plain), &st);
+        if (plain && s2a_g.store->ops->get(s2a_g.store, s2a_state_key(plain), apr_time_now(),
+                                           &st) != APR_SUCCESS) {
+            s2a_store_failed(a->r, "reading an account's state");
+            state_known = 0;
         }
         json_object_object_add(acc, "credential",
                                json_object_new_string(plain ? s2a_secret_mask(a->r->pool, plain)
@@ -650,7 +653,10 @@ static void decorate_account(admin_ctx *a, json_object *acc)
         json_object_object_add(w, "reset_at", json_object_new_int64(apr_time_sec(st.window_reset)));
         json_object_object_add(state, "window_5h", w);
     }
-    json_object_object_add(acc, "state", state);
+    json_object_object_add(acc, "state", state_known ? state : NULL);
+    if (!state_known) {
+        json_object_put(state);
+    }
     args[0] = i64(a->r->pool, id);
     if (s2a_db_rows(&a->db, a->r->pool,
                     "SELECT group_id FROM s2a_account_groups WHERE account_id = %lld"
@@ -857,25 +863,34 @@ static int accounts_create(admin_ctx *a)
     if (!ok) {
         return db_fail(a);
     }
-    s2a_state_bump(s2a_g.state);
+    s2a_bump(a->r->server, a->r->pool);
     return accounts_list(a, sid, 1);
 }
 
 /* Lifts an account's rests after 429/529 and, with `error`, its error
- * state (re-enabling it does both). */
-static void clear_state(admin_ctx *a, const char *id, int error)
+ * state (re-enabling it does both). 0 when the store failed. */
+static int clear_state(admin_ctx *a, const char *id, int error)
 {
     json_object *rows, *cred;
     const char *args[1] = {id}, *plain;
+    int ok = 1;
     if (s2a_db_rows(&a->db, a->r->pool, "SELECT credential FROM s2a_accounts WHERE id = %lld", "s",
                     1, args, &rows, &a->err) != 0) {
-        return;
+        return ok;
     }
     if (one(rows) && json_object_object_get_ex(one(rows), "credential", &cred) &&
-        (plain = s2a_credential_open(a->r->pool, a->sc, json_object_get_string(cred)))) {
-        s2a_state_clear(s2a_g.state, s2a_state_key(plain), error);
+        (plain = s2a_credential_open(a->r->pool, a->sc, json_object_get_string(cred))) &&
+        s2a_g.store->ops->clear(s2a_g.store, s2a_state_key(plain), error) != APR_SUCCESS) {
+        s2a_store_failed(a->r, "clearing an account's state");
+        ok = 0;
     }
     json_object_put(rows);
+    return ok;
+}
+
+static int store_fail(admin_ctx *a)
+{
+    return send_error(a->r, 503, "The shared state store cannot be reached; retry shortly");
 }
 
 static int accounts_patch(admin_ctx *a, const char *id)
@@ -929,8 +944,8 @@ static int accounts_patch(admin_ctx *a, const char *id)
                                      codes_text(a), id)) {
         return db_fail(a);
     }
-    if (get_bool(a, "clear_cooldown") == 1) {
-        clear_state(a, id, 0);
+    if (get_bool(a, "clear_cooldown") == 1 && !clear_state(a, id, 0)) {
+        return store_fail(a);
     }
     if (get_str(a, "status") && strcmp(get_str(a, "status"), "active") == 0) {
         /* re-enabling clears the error state and any cooldown */
@@ -938,9 +953,11 @@ static int accounts_patch(admin_ctx *a, const char *id)
                         id)) {
             return db_fail(a);
         }
-        clear_state(a, id, 1);
+        if (!clear_state(a, id, 1)) {
+            return store_fail(a);
+        }
     }
-    s2a_state_bump(s2a_g.state);
+    s2a_bump(a->r->server, a->r->pool);
     return accounts_list(a, id, 0);
 }
 
@@ -1042,6 +1059,9 @@ int s2a_admin_handler(request_rec *r)
     }
     if (!s2a_dbc_acquire(r, &a.db)) {
         return send_error(r, 500, "The gateway cannot reach its database");
+    }
+    if (!s2a_g.store || !sc->catalog) {
+        return send_error(r, 500, "The gateway did not start in this process (see the error log)");
     }
     route(r, &res, &id);
     if (patch && id) {

@@ -23,7 +23,7 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
 
 static int stale(s2a_srv_conf *sc, apr_uint32_t gen, apr_time_t loaded, apr_time_t now)
 {
-    return gen != s2a_state_generation(s2a_g.state) ||
+    return gen != s2a_g.store->ops->generation(s2a_g.store) ||
            now - loaded >= apr_time_from_sec(sc->cache_ttl);
 }
 
@@ -31,7 +31,7 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
 {
     s2a_catalog *c = sc->catalog;
     apr_time_t now = apr_time_now();
-    apr_uint32_t gen = s2a_state_generation(s2a_g.state);
+    apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store);
     s2a_key_rec *hit;
     s2a_dbc dbc;
     void *h;
@@ -101,7 +101,7 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc)
 {
     s2a_catalog *c = sc->catalog;
     apr_time_t now = apr_time_now();
-    apr_uint32_t gen = s2a_state_generation(s2a_g.state);
+    apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store);
     apr_pool_t *np;
     apr_array_header_t *list;
     const char *err = NULL;
@@ -165,13 +165,14 @@ static int excluded(const apr_array_header_t *ids, apr_int64_t id)
 
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       s2a_account *out, const char **upstream_model)
+                       s2a_account *out, const char **upstream_model, s2a_place *place)
 {
     s2a_catalog *c = sc->catalog;
     s2a_candidate *cand;
     s2a_account **acc;
     apr_pool_t *tmp;
-    int i, n = 0, pick;
+    int i, n = 0, pick = S2A_PICK_NONE;
+    apr_status_t rv = APR_SUCCESS;
 
     if (!refresh_accounts(r, sc)) {
         return -1;
@@ -194,9 +195,11 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         cand[n].concurrency = a->concurrency;
         acc[n++] = a;
     }
-    pick = n ? s2a_state_pick_sticky(s2a_g.state, cand, n, apr_time_now(), session,
-                                     apr_time_from_sec(sc->sticky_ttl), wait_for_bound)
-             : S2A_PICK_NONE;
+    if (n) {
+        rv =
+            s2a_g.store->ops->pick(s2a_g.store, cand, n, apr_time_now(), session,
+                                   apr_time_from_sec(sc->sticky_ttl), wait_for_bound, &pick, place);
+    }
     if (pick >= 0) {
         const s2a_account *a = acc[pick];
         const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);
@@ -212,5 +215,9 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
     }
     apr_thread_mutex_unlock(c->mutex);
     apr_pool_destroy(tmp);
+    if (rv != APR_SUCCESS) {
+        s2a_store_failed(r, "choosing an account");
+        return -3;
+    }
     return pick >= 0 ? 1 : pick == S2A_PICK_BUSY ? -2 : 0;
 }

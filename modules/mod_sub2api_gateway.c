@@ -160,25 +160,37 @@ static int read_body(request_rec *r, apr_off_t max, char **out, apr_size_t *out_
     return OK;
 }
 
-static apr_status_t release_account(void *data)
+static void give_back(request_rec *r, s2a_place *place)
 {
-    s2a_req *q = data;
-    if (q->in_flight) {
-        s2a_state_release(s2a_g.state, q->account.state_key);
-        q->in_flight = 0;
+    if (place->key) {
+        if (s2a_g.store->ops->release(s2a_g.store, place) != APR_SUCCESS) {
+            /* the place frees itself when its lease ends */
+            s2a_store_failed(r, "giving a place back");
+        }
+        place->key = 0;
     }
-    if (q->have_next) {
-        s2a_state_release(s2a_g.state, q->next.state_key);
-        q->have_next = 0;
-    }
-    if (q->key_slot) {
-        s2a_state_release_limit(s2a_g.state, q->key_slot);
-        q->key_slot = 0;
-    }
-    if (q->user_slot) {
-        s2a_state_release_limit(s2a_g.state, q->user_slot);
-        q->user_slot = 0;
-    }
+}
+
+typedef struct {
+    request_rec *r;
+    s2a_req *q;
+} places_owner;
+
+static int store_unavailable(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "retry-after", "1");
+    return s2a_fail(r, HTTP_SERVICE_UNAVAILABLE,
+                    "The gateway's shared state cannot be reached; retry shortly");
+}
+
+static apr_status_t release_places(void *data)
+{
+    places_owner *o = data;
+    give_back(o->r, &o->q->account_place);
+    give_back(o->r, &o->q->next_place);
+    o->q->have_next = 0;
+    give_back(o->r, &o->q->key_place);
+    give_back(o->r, &o->q->user_place);
     return APR_SUCCESS;
 }
 
@@ -197,28 +209,37 @@ static apr_int64_t user_state(request_rec *r, s2a_req *q)
 }
 
 /* A place among the key's and the user's concurrent requests, waiting up to
- * Sub2apiSlotWait: 1 taken, 0 the key's are all taken, -1 the user's. */
+ * Sub2apiSlotWait: 1 taken, 0 the key's are all taken, -1 the user's, -3
+ * the store failed. */
 static int take_places(request_rec *r, s2a_req *q, apr_int64_t kstate)
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_sec(q->sconf->slot_wait);
     apr_int64_t ustate = user_state(r, q);
     int need_key = q->key.concurrency > 0, need_user = q->key.user_concurrency > 0;
-    int rc;
+    s2a_store *st = s2a_g.store;
+    int taken;
     for (;;) {
-        if (need_key && !q->key_slot &&
-            (rc = s2a_state_acquire(s2a_g.state, kstate, q->key.concurrency))) {
-            q->key_slot = rc > 0 ? kstate : 0;
-            need_key = 0;
+        apr_time_t now = apr_time_now();
+        if (need_key) {
+            if (st->ops->acquire(st, kstate, q->key.concurrency, now, &taken, &q->key_place) !=
+                APR_SUCCESS) {
+                s2a_store_failed(r, "counting the key's requests");
+                return -3;
+            }
+            need_key = !taken;
         }
-        if (!need_key && need_user && !q->user_slot &&
-            (rc = s2a_state_acquire(s2a_g.state, ustate, q->key.user_concurrency))) {
-            q->user_slot = rc > 0 ? ustate : 0;
-            need_user = 0;
+        if (!need_key && need_user) {
+            if (st->ops->acquire(st, ustate, q->key.user_concurrency, now, &taken,
+                                 &q->user_place) != APR_SUCCESS) {
+                s2a_store_failed(r, "counting the user's requests");
+                return -3;
+            }
+            need_user = !taken;
         }
         if (!need_key && !need_user) {
             return 1;
         }
-        if (apr_time_now() >= deadline || r->connection->aborted) {
+        if (now >= deadline || r->connection->aborted) {
             return need_key ? 0 : -1;
         }
         apr_sleep(apr_time_from_msec(50));
@@ -233,12 +254,12 @@ static int choose_next(request_rec *r, s2a_req *q)
     }
     if (q->attempt > q->sconf->max_switches ||
         s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, q->tried, q->session, 0,
-                           &q->next, &q->next_model) != 1) {
+                           &q->next, &q->next_model, &q->next_place) != 1) {
         return 0;
     }
     q->have_next = 1;
     if (!s2a_pricing_lookup(q->sconf->prices, q->next_model)) {
-        s2a_state_release(s2a_g.state, q->next.state_key);
+        give_back(r, &q->next_place);
         q->have_next = 0;
     }
     return q->have_next;
@@ -417,9 +438,9 @@ static int choose_first(request_rec *r, s2a_req *q)
     apr_time_t deadline = now + apr_time_from_sec(q->sconf->slot_wait);
     apr_time_t sticky = now + apr_time_from_msec(S2A_STICKY_WAIT_MSEC);
     for (;;) {
-        int rc =
-            s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, q->session,
-                               now < sticky && now < deadline, &q->account, &q->upstream_model);
+        int rc = s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, q->session,
+                                    now < sticky && now < deadline, &q->account, &q->upstream_model,
+                                    &q->account_place);
         if (rc != -2 || now >= deadline || r->connection->aborted) {
             return rc;
         }
@@ -438,9 +459,10 @@ static int gateway_fixups(request_rec *r)
     const char *key, *key_hash, *err = NULL;
     apr_time_t retry_at;
     apr_int64_t kstate;
+    places_owner *owner;
     char *body = NULL;
     apr_size_t body_len = 0;
-    int rc, found;
+    int rc, found, allowed = 0;
 
     if (!dc->balancer || !ap_is_initial_req(r)) {
         return DECLINED;
@@ -517,7 +539,12 @@ static int gateway_fixups(request_rec *r)
     }
     q->session = session_key(r, q, f);
     kstate = key_state(r, key_hash);
-    if (!s2a_state_rate(s2a_g.state, kstate, q->key.rpm_limit, apr_time_now(), &retry_at)) {
+    if (s2a_g.store->ops->rate(s2a_g.store, kstate, q->key.rpm_limit, apr_time_now(), &allowed,
+                               &retry_at) != APR_SUCCESS) {
+        s2a_store_failed(r, "counting the key's requests per minute");
+        return store_unavailable(r);
+    }
+    if (!allowed) {
         apr_table_setn(
             r->err_headers_out, "retry-after",
             apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(retry_at - apr_time_now()) + 1));
@@ -527,8 +554,14 @@ static int gateway_fixups(request_rec *r)
                                      "shortly",
                                      q->key.rpm_limit));
     }
-    apr_pool_cleanup_register(r->pool, q, release_account, apr_pool_cleanup_null);
-    if ((rc = take_places(r, q, kstate)) != 1) {
+    owner = apr_palloc(r->pool, sizeof(*owner));
+    owner->r = r;
+    owner->q = q;
+    apr_pool_cleanup_register(r->pool, owner, release_places, apr_pool_cleanup_null);
+    if ((rc = take_places(r, q, kstate)) == -3) {
+        return store_unavailable(r);
+    }
+    if (rc != 1) {
         apr_table_setn(r->err_headers_out, "retry-after", "1");
         return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
                         rc < 0 ? "Too many concurrent requests for this user; retry shortly"
@@ -538,6 +571,9 @@ static int gateway_fixups(request_rec *r)
     q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
     q->attempt = 1;
     found = choose_first(r, q);
+    if (found == -3) {
+        return store_unavailable(r);
+    }
     if (found == -2) {
         apr_table_setn(r->err_headers_out, "retry-after", "1");
         return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
@@ -554,7 +590,6 @@ static int gateway_fixups(request_rec *r)
             r, HTTP_SERVICE_UNAVAILABLE,
             apr_psprintf(r->pool, "No upstream account can serve model %s now", q->model));
     }
-    q->in_flight = 1;
     APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
     q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
     if (!q->price) {
@@ -671,7 +706,9 @@ static int request_status(int *status, request_rec *r)
                                  "sending the request to account %" APR_INT64_T_FMT,
                   q->attempt, failed.id, q->answered ? "answered" : "could not be reached:",
                   q->answered ? q->upstream_status : *status, q->next.id);
-    s2a_state_release(s2a_g.state, failed.state_key);
+    give_back(r, &q->account_place);
+    q->account_place = q->next_place;
+    q->next_place.key = 0;
     q->account = q->next;
     q->upstream_model = q->next_model;
     q->price = s2a_pricing_lookup(q->sconf->prices, q->upstream_model);
@@ -773,7 +810,9 @@ static void mark_account_error(request_rec *r, s2a_req *q, int status)
     s2a_dbc c;
     void *h = NULL;
     int ok;
-    s2a_state_set_error(s2a_g.state, q->account.state_key, 1);
+    if (s2a_g.store->ops->set_error(s2a_g.store, q->account.state_key, 1) != APR_SUCCESS) {
+        s2a_store_failed(r, "marking an account in error");
+    }
     args[0] = apr_psprintf(r->pool, "upstream answered %d", status);
     args[1] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, q->account.id);
     ok = s2a_dbc_open(r->pool, r->server, &c, &h) &&
@@ -788,7 +827,7 @@ static void mark_account_error(request_rec *r, s2a_req *q, int status)
                       S2ALOGNO(0204) "account %" APR_INT64_T_FMT " error state not saved: %s",
                       q->account.id, err ? err : "no database");
     }
-    s2a_state_bump(s2a_g.state);
+    s2a_bump(r->server, r->pool);
 }
 
 /* The client gets our own error instead of the upstream's answer. */
@@ -820,12 +859,18 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
 
     if (status == 429) {
         apr_time_t until = reset_time(r, q->sconf, now);
-        s2a_state_set_rate_limited(s2a_g.state, q->account.state_key, until);
+        if (s2a_g.store->ops->set_rate_limited(s2a_g.store, q->account.state_key, until) !=
+            APR_SUCCESS) {
+            s2a_store_failed(r, "resting a rate-limited account");
+        }
         retry_after = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(until - now) + 1);
         msg = "The upstream account is rate limited; retry later";
     } else if (status == 529) {
-        s2a_state_set_overloaded(s2a_g.state, q->account.state_key,
-                                 now + apr_time_from_sec(q->sconf->overload_cooldown));
+        if (s2a_g.store->ops->set_overloaded(
+                s2a_g.store, q->account.state_key,
+                now + apr_time_from_sec(q->sconf->overload_cooldown)) != APR_SUCCESS) {
+            s2a_store_failed(r, "resting an overloaded account");
+        }
         msg = "The upstream is overloaded; retry later";
     } else if (status == 401 || status == 403) {
         mark_account_error(r, q, status);
@@ -881,8 +926,11 @@ static void read_window(request_rec *r, s2a_req *q)
            : strcmp(status, "allowed_warning") == 0 ? S2A_WINDOW_WARNING
            : strcmp(status, "rejected") == 0        ? S2A_WINDOW_REJECTED
                                                     : S2A_WINDOW_UNKNOWN;
-    s2a_state_set_window(s2a_g.state, q->account.state_key, code,
-                         reset ? apr_time_from_sec(apr_atoi64(reset)) : 0, apr_time_now());
+    if (s2a_g.store->ops->set_window(s2a_g.store, q->account.state_key, code,
+                                     reset ? apr_time_from_sec(apr_atoi64(reset)) : 0,
+                                     apr_time_now()) != APR_SUCCESS) {
+        s2a_store_failed(r, "recording an account's 5-hour window");
+    }
 }
 
 /* With custom error codes, an error status outside the list changes
@@ -1016,6 +1064,23 @@ static void hold_append(request_rec *r, s2a_req *q, const char *data, apr_size_t
     q->hold_len += n;
 }
 
+/* A long answer (a stream of many minutes) keeps its places past their
+ * lease. */
+static void renew_places(request_rec *r, s2a_req *q)
+{
+    s2a_place *const places[] = {&q->account_place, &q->key_place, &q->user_place};
+    apr_time_t now = apr_time_now();
+    size_t i;
+    for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+        s2a_place *pl = places[i];
+        if (pl->key && now - pl->renewed > S2A_STORE_LEASE / 2 &&
+            s2a_g.store->ops->renew(s2a_g.store, pl, now) != APR_SUCCESS) {
+            s2a_store_failed(r, "renewing a place");
+            pl->renewed = now; /* tried again half a lease later */
+        }
+    }
+}
+
 static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
@@ -1030,6 +1095,7 @@ static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     if (!q->answered) {
         start_answer(r, q);
     }
+    renew_places(r, q);
     if (q->swallow) {
         apr_brigade_cleanup(bb);
         return APR_SUCCESS;

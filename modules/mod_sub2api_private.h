@@ -13,6 +13,7 @@
 #include "s2a_pricing.h"
 #include "s2a_sse.h"
 #include "s2a_state.h"
+#include "s2a_store.h"
 #include "s2a_usage.h"
 
 APLOG_USE_MODULE(sub2api);
@@ -69,7 +70,9 @@ typedef struct {
 
 /* Process-wide state set up in post_config and child_init. */
 typedef struct {
-    s2a_state *state;
+    s2a_state *state; /* this host's shared memory */
+    s2a_store *store; /* the account pool's state: shm, or redis (Sub2apiStore) */
+    const s2a_redis_url *store_url; /* NULL: shm */
     apr_proc_mutex_t *mutex;
     apr_shm_t *shm;
     int max_accounts;
@@ -110,9 +113,10 @@ typedef struct {
     int stream;
     apr_time_t start;
     apr_time_t first_byte;
-    int in_flight;         /* the account's in-flight count holds this request */
-    apr_int64_t key_slot;  /* state keys of the key's and the user's places */
-    apr_int64_t user_slot; /* taken (0: none) */
+    s2a_place account_place; /* the places this request holds (key 0: none) */
+    s2a_place next_place;
+    s2a_place key_place;
+    s2a_place user_place;
 
     /* answer side */
     int answered;        /* the output filter saw the answer's start */
@@ -145,11 +149,17 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
  * `exclude` (may be NULL), counts it in flight and copies it into *out. A
  * conversation (`session`, 0 for none) stays on its bound account while it
  * can serve; see s2a_state_pick_sticky for `wait_for_bound`.
- * Returns 1 chosen, 0 none available, -1 database unavailable, -2 all that
- * could serve (or the bound one) are at their concurrency. */
+ * Returns 1 chosen (its place in *place), 0 none available, -1 database
+ * unavailable, -2 all that could serve (or the bound one) are at their
+ * concurrency, -3 the store failed (logged). */
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       s2a_account *out, const char **upstream_model);
+                       s2a_account *out, const char **upstream_model, s2a_place *place);
+
+/* Logs a failed store operation (what was being done, and why). */
+void s2a_store_failed(request_rec *r, const char *doing);
+/* Moves the store's generation: caches of every process reload. */
+void s2a_bump(server_rec *s, apr_pool_t *p);
 
 /* The pseudonym key: from Sub2apiUserIdSecretFile, else from the database
  * (made there once). NULL when the database cannot be reached. Callers

@@ -38,7 +38,7 @@ static void write_group(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows,
             s2a_dbc_close(s, h);
             if (rv == APR_SUCCESS) {
                 if (depleted->nelts) {
-                    s2a_state_bump(s2a_g.state);
+                    s2a_bump(s, p);
                 }
                 return;
             }

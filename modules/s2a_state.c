@@ -90,7 +90,8 @@ void s2a_state_bump(s2a_state *st)
 static int idle(const s2a_account_state *s, apr_time_t now)
 {
     return !s->in_flight && !s->error && s->rate_limited_until <= now &&
-           s->overloaded_until <= now && s->rate_minute < apr_time_sec(now) / 60;
+           s->overloaded_until <= now && s->rate_minute < apr_time_sec(now) / 60 &&
+           s->locked_until <= now;
 }
 
 /* Open addressing on the key; the caller holds the mutex. When the table is
@@ -490,6 +491,35 @@ void s2a_state_set_window(s2a_state *st, apr_int64_t key, int status, apr_time_t
         if (status == S2A_WINDOW_REJECTED && reset > now && reset > s->rate_limited_until) {
             s->rate_limited_until = reset;
         }
+    }
+    unlock(st);
+}
+
+int s2a_state_lock(s2a_state *st, apr_int64_t key, apr_time_t ttl, apr_time_t now)
+{
+    s2a_account_state *s;
+    int got = 0;
+    if (!lock(st)) {
+        return 0;
+    }
+    s = limit_slot(st, key);
+    if (s && s->locked_until <= now) {
+        s->locked_until = now + ttl;
+        got = 1;
+    }
+    unlock(st);
+    return got;
+}
+
+void s2a_state_unlock(s2a_state *st, apr_int64_t key)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = table_slot(&st->limits, key, 0);
+    if (s) {
+        s->locked_until = 0;
     }
     unlock(st);
 }

@@ -29,6 +29,7 @@ typedef struct {
     apr_int32_t owner_pid[S2A_STATE_OWNERS]; /* in_flight, split by process */
     apr_int32_t owner_count[S2A_STATE_OWNERS];
     apr_time_t reclaimed_at; /* last look for dead owners */
+    apr_time_t locked_until; /* s2a_state_lock */
 } s2a_account_state;
 
 #define S2A_WINDOW_UNKNOWN 0
@@ -102,6 +103,10 @@ void s2a_state_clear(s2a_state *st, apr_int64_t key, int error);
  * account until it resets. */
 void s2a_state_set_window(s2a_state *st, apr_int64_t key, int status, apr_time_t reset,
                           apr_time_t now);
+/* A lock named by a state key, in the limits table, held until `now + ttl`
+ * or s2a_state_unlock: 1 taken, 0 held by someone else (or no room). */
+int s2a_state_lock(s2a_state *st, apr_int64_t key, apr_time_t ttl, apr_time_t now);
+void s2a_state_unlock(s2a_state *st, apr_int64_t key);
 /* Copy of an account's state; zeroed if never seen. */
 void s2a_state_get(s2a_state *st, apr_int64_t key, s2a_account_state *out);
 

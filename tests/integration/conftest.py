@@ -1,8 +1,9 @@
-"""Fixtures: the whole suite runs once per database (sqlite, pgsql) against a
-real httpd with the module, two mock upstreams and, for pgsql, a private
-PostgreSQL cluster.
+"""Fixtures: the whole suite runs once per configuration against a real httpd
+with the module and two mock upstreams: `sqlite` (SQLite, shm store),
+`pgsql` (a private PostgreSQL cluster, shm store) and `redis` (PostgreSQL and
+a private redis-server as the store, as several nodes would run).
 
-Run: /usr/bin/python3 -m pytest tests/integration   (-k sqlite or -k pgsql for one database)
+Run: /usr/bin/python3 -m pytest tests/integration   (-k sqlite, -k pgsql or -k redis for one)
 Environment: S2A_MODULE (module path), S2A_KEEP=1 keeps the run's
 directories (they are also kept when a test failed).
 """
@@ -48,16 +49,22 @@ def mock_upstreams(request):
         _cleanup(request, root)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "pgsql"])
+CONFIGS = {"sqlite": ("sqlite", "shm"), "pgsql": ("pgsql", "shm"), "redis": ("pgsql", "redis")}
+
+
+@pytest.fixture(scope="session", params=list(CONFIGS))
 def gateway(request, mock_upstreams):
-    db = request.param
+    db, store = CONFIGS[request.param]
     if db == "pgsql" and not harness.Postgres.available():
-        pytest.skip("PostgreSQL server binaries not found in %s" % harness.PG_BIN)
+        pytest.fail("PostgreSQL server binaries not found in %s" % harness.PG_BIN,
+                    pytrace=False)
+    if store == "redis" and not harness.Redis.available():
+        pytest.fail("redis-server not found", pytrace=False)
     if not harness.module_path().exists():
         pytest.fail("module %s not found: build it with make or set S2A_MODULE"
                     % harness.module_path(), pytrace=False)
-    root = harness.new_root("s2a-%s-" % db)
-    gw = harness.Gateway(root, db, mock_upstreams)
+    root = harness.new_root("s2a-%s-" % request.param)
+    gw = harness.Gateway(root, db, mock_upstreams, store=store)
     try:
         gw.start()
     except harness.HarnessError as exc:
@@ -73,7 +80,7 @@ def gateway(request, mock_upstreams):
         _cleanup(request, root)
         if bad:
             pytest.fail("error log of the %s gateway has unexpected lines:\n%s"
-                        % (db, "\n".join(bad)), pytrace=False)
+                        % (request.param, "\n".join(bad)), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

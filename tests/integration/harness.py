@@ -303,6 +303,85 @@ class Postgres:
             self.started = False
 
 
+class Redis:
+    """A private redis-server on a free loopback port (kept across restart())."""
+
+    def __init__(self, base_dir):
+        self.dir = make_dir(base_dir)
+        self.log = self.dir / "redis.log"
+        self.port = free_port()
+        self.proc = None
+
+    @staticmethod
+    def available():
+        return shutil.which("redis-server") is not None
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    def start(self, timeout=10):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.log)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.command("PING") == "PONG":
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise HarnessError("redis-server did not start:\n%s" % tail(self.log))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self, down_seconds=0.0):
+        """Stop (all state is lost: no persistence), stay down a while, start again."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+
+    def command(self, *args):
+        """One command on a fresh connection; the decoded reply."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(out)
+            reader = conn.makefile("rb")
+            return self._reply(reader)
+
+    def _reply(self, reader):
+        line = reader.readline().rstrip(b"\r\n")
+        kind, rest = line[:1], line[1:].decode()
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise HarnessError("redis: " + rest)
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = reader.read(n + 2)[:-2]
+            return data.decode()
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply(reader) for _ in range(n)]
+        raise HarnessError("redis: unexpected reply %r" % line)
+
+
 class Httpd:
     """httpd with a configuration generated from httpd.conf.in.
 
@@ -311,7 +390,7 @@ class Httpd:
     """
 
     def __init__(self, root, upstreams, plain=False, module=None, dbd_driver="",
-                 dbd_params="", admin_token="", prices=None, extra_conf=""):
+                 dbd_params="", admin_token="", prices=None, extra_conf="", cred_key_file=None):
         self.root = Path(root)
         self.conf_dir = make_dir(self.root / "conf")
         self.log_dir = make_dir(self.root / "logs")
@@ -332,7 +411,7 @@ class Httpd:
         # a balancer member nothing listens on, for connection failures
         self.dead_upstream = "http://127.0.0.1:%d" % free_port()
         # the key upstream credentials are sealed with in the database
-        self.cred_key_file = self.root / "credential.key"
+        self.cred_key_file = Path(cred_key_file or self.root / "credential.key")
         if not self.cred_key_file.exists():
             self.cred_key_file.write_text(secrets.token_hex(32) + "\n")
             self.cred_key_file.chmod(0o600)
@@ -470,13 +549,20 @@ class Gateway:
 
     _names = itertools.count(1)
 
-    def __init__(self, root, db, mocks, extra_conf=""):
+    def __init__(self, root, db, mocks, extra_conf="", store="shm", peer=None):
+        """store: "shm" or "redis" (a private redis-server). peer: another
+        Gateway whose database, Redis, admin token and credential key this
+        one shares (a second node)."""
         self.root = make_dir(root, 0o755)
         self.db = db
+        self.store = store
         self.mocks = mocks
         self.mock = mocks[0]
-        self.admin_token = "s2a-admin-" + secrets.token_hex(16)
+        self.peer = peer
+        self.admin_token = peer.admin_token if peer else "s2a-admin-" + secrets.token_hex(16)
         self.pg = None
+        self.redis = None
+        self.store_conf = ""
         self.sqlite_path = None
         self.expected = []
         self.test_offset = 0
@@ -487,7 +573,17 @@ class Gateway:
     # -- life cycle -------------------------------------------------------
 
     def start(self):
-        if self.db == "pgsql":
+        if self.peer:
+            self.pg, self.redis, self.sqlite_path = (self.peer.pg, self.peer.redis,
+                                                     self.peer.sqlite_path)
+        elif self.store == "redis":
+            self.redis = Redis(self.root / "redis").start()
+        self.store_conf = "Sub2apiStore %s\n" % self.redis.url if self.redis else ""
+        if self.peer and self.pg:
+            driver, params = "pgsql", self.pg.dbd_params
+        elif self.peer:
+            driver, params = "sqlite3", str(self.sqlite_path)
+        elif self.db == "pgsql":
             self.pg = Postgres(self.root / "pg").start()
             driver, params = "pgsql", self.pg.dbd_params
         else:
@@ -498,7 +594,8 @@ class Gateway:
             driver, params = "sqlite3", str(self.sqlite_path)
         self.httpd = Httpd(self.root / "httpd", [m.url for m in self.mocks],
                            dbd_driver=driver, dbd_params=params, admin_token=self.admin_token,
-                           extra_conf=self.extra_conf)
+                           extra_conf=self.store_conf + self.extra_conf,
+                           cred_key_file=self.peer.httpd.cred_key_file if self.peer else None)
         try:
             self.httpd.start()
         except Exception:
@@ -511,12 +608,16 @@ class Gateway:
             if self.httpd:
                 self.httpd.stop()
         finally:
-            if self.pg:
+            if self.redis and not self.peer:
+                self.redis.stop()
+            if self.pg and not self.peer:
                 self.pg.stop()
 
     def reload(self, extra_conf=None):
         """Graceful restart; extra_conf (if given) replaces the extra configuration."""
-        self.httpd.graceful(extra_conf)
+        if extra_conf is not None:
+            self.extra_conf = extra_conf
+        self.httpd.graceful(self.store_conf + self.extra_conf)
 
     @property
     def port(self):
