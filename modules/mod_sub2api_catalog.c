@@ -1,6 +1,8 @@
-/* Per-process cache of keys and accounts. Entries are dropped when the shared
- * generation counter moves (an admin change on this host, a balance reaching
- * zero) or after Sub2apiCacheTTL seconds (changes made by other hosts). */
+/* Per-process cache of keys and accounts. Entries are dropped when the
+ * store's generation counter moves (an admin change, a balance reaching zero)
+ * or after Sub2apiCacheTTL seconds. A miss (an unknown key, no account for a
+ * group) asks the store afresh before it is believed, so that what another
+ * node just created is found at once. */
 #include <http_request.h>
 #include <apr_strings.h>
 
@@ -21,9 +23,9 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
     return APR_SUCCESS;
 }
 
-static int stale(s2a_srv_conf *sc, apr_uint32_t gen, apr_time_t loaded, apr_time_t now)
+static int stale(s2a_srv_conf *sc, apr_uint32_t gen, apr_time_t loaded, apr_time_t now, int fresh)
 {
-    return gen != s2a_g.store->ops->generation(s2a_g.store) ||
+    return gen != s2a_g.store->ops->generation(s2a_g.store, fresh) ||
            now - loaded >= apr_time_from_sec(sc->cache_ttl);
 }
 
@@ -31,14 +33,14 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
 {
     s2a_catalog *c = sc->catalog;
     apr_time_t now = apr_time_now();
-    apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store);
+    apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store, 0);
     s2a_key_rec *hit;
     s2a_dbc dbc;
     void *h;
     int found;
 
     apr_thread_mutex_lock(c->mutex);
-    if (stale(sc, c->keys_gen, c->keys_loaded, now) || apr_hash_count(c->keys) > 100000) {
+    if (stale(sc, c->keys_gen, c->keys_loaded, now, 0) || apr_hash_count(c->keys) > 100000) {
         apr_pool_clear(c->keys_pool);
         c->keys = apr_hash_make(c->keys_pool);
         c->keys_gen = gen;
@@ -49,6 +51,10 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
         *out = *hit;
     }
     apr_thread_mutex_unlock(c->mutex);
+    if (hit && !hit->id && stale(sc, gen, now, now, 1)) {
+        hit = NULL; /* unknown when cached: maybe created since */
+        gen = s2a_g.store->ops->generation(s2a_g.store, 0);
+    }
     if (hit) {
         return out->id ? 1 : 0;
     }
@@ -97,11 +103,11 @@ static void open_credentials(request_rec *r, s2a_srv_conf *sc, apr_pool_t *p,
 
 /* Reloads the account list when stale; the database is read without the
  * mutex held, then the new list replaces the old one under it. */
-static int refresh_accounts(request_rec *r, s2a_srv_conf *sc)
+static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
 {
     s2a_catalog *c = sc->catalog;
     apr_time_t now = apr_time_now();
-    apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store);
+    apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store, fresh);
     apr_pool_t *np;
     apr_array_header_t *list;
     const char *err = NULL;
@@ -111,7 +117,7 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc)
     int need;
 
     apr_thread_mutex_lock(c->mutex);
-    need = !c->accounts || stale(sc, c->accounts_gen, c->accounts_loaded, now);
+    need = !c->accounts || stale(sc, c->accounts_gen, c->accounts_loaded, now, 0);
     apr_thread_mutex_unlock(c->mutex);
     if (!need) {
         return 1;
@@ -163,7 +169,7 @@ static int excluded(const apr_array_header_t *ids, apr_int64_t id)
     return 0;
 }
 
-int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
+static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
                        s2a_account *out, const char **upstream_model, s2a_place *place)
 {
@@ -174,9 +180,6 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
     int i, n = 0, pick = S2A_PICK_NONE;
     apr_status_t rv = APR_SUCCESS;
 
-    if (!refresh_accounts(r, sc)) {
-        return -1;
-    }
     /* scratch: a waiting request calls this every 50 ms */
     apr_pool_create(&tmp, r->pool);
     apr_thread_mutex_lock(c->mutex);
@@ -220,4 +223,32 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         return -3;
     }
     return pick >= 0 ? 1 : pick == S2A_PICK_BUSY ? -2 : 0;
+}
+
+int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
+                       const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
+                       s2a_account *out, const char **upstream_model, s2a_place *place)
+{
+    apr_pool_t *seen;
+    int rc;
+    if (!refresh_accounts(r, sc, 0)) {
+        return -1;
+    }
+    rc = choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, out, upstream_model,
+                     place);
+    if (rc != 0) {
+        return rc;
+    }
+    apr_thread_mutex_lock(sc->catalog->mutex);
+    seen = sc->catalog->accounts_pool;
+    apr_thread_mutex_unlock(sc->catalog->mutex);
+    if (!refresh_accounts(r, sc, 1)) {
+        return -1;
+    }
+    apr_thread_mutex_lock(sc->catalog->mutex);
+    rc = seen != sc->catalog->accounts_pool; /* reloaded */
+    apr_thread_mutex_unlock(sc->catalog->mutex);
+    return rc ? choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, out,
+                            upstream_model, place)
+              : 0;
 }

@@ -70,8 +70,8 @@ typedef struct {
 
 /* Process-wide state set up in post_config and child_init. */
 typedef struct {
-    s2a_state *state; /* this host's shared memory */
-    s2a_store *store; /* the account pool's state: shm, or redis (Sub2apiStore) */
+    s2a_state *state;               /* this host's shared memory */
+    s2a_store *store;               /* the account pool's state: shm, or redis (Sub2apiStore) */
     const s2a_redis_url *store_url; /* NULL: shm */
     apr_proc_mutex_t *mutex;
     apr_shm_t *shm;

@@ -28,8 +28,9 @@ typedef struct {
 typedef struct {
     const char *name;
     /* Counter that moves whenever cached users, keys or accounts must be
-     * reloaded; never fails (the last value read stands in). */
-    apr_uint32_t (*generation)(s2a_store *st);
+     * reloaded; never fails (the last value read stands in). A provider may
+     * answer from a short-lived copy unless `fresh`. */
+    apr_uint32_t (*generation)(s2a_store *st, int fresh);
     apr_status_t (*bump)(s2a_store *st);
     /* s2a_state_pick_sticky semantics; *picked gets the index or S2A_PICK_*,
      * *place the account's place when one was picked. */
@@ -89,7 +90,8 @@ s2a_redis_url *s2a_redis_url_parse(apr_pool_t *p, const char *url, const char **
 /* The redis provider: a per-process pool of connections (made in the
  * process that uses them). `local` (may be NULL) is this host's shared
  * state: its generation moves at once for this host's processes, while
- * other hosts see a change within S2A_REDIS_GENERATION_MSEC. */
+ * other hosts see a change within S2A_REDIS_GENERATION_MSEC (at once when
+ * asked for a fresh one). */
 #define S2A_REDIS_GENERATION_MSEC 100
 apr_status_t s2a_store_redis(apr_pool_t *p, const s2a_redis_url *url, s2a_state *local,
                              s2a_store **out);

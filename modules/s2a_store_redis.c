@@ -494,7 +494,7 @@ static void member(redis_store *rs, args_t *a, apr_uint64_t token)
     args_fmt(a, "%s:%" APR_UINT64_T_FMT, rs->instance, token);
 }
 
-static apr_uint32_t redis_generation(s2a_store *st)
+static apr_uint32_t redis_generation(s2a_store *st, int fresh)
 {
     redis_store *rs = impl(st);
     apr_time_t now = apr_time_now();
@@ -505,7 +505,7 @@ static apr_uint32_t redis_generation(s2a_store *st)
     long long v;
 
     apr_thread_mutex_lock(rs->mutex);
-    if (now - rs->gen_read >= apr_time_from_msec(S2A_REDIS_GENERATION_MSEC) &&
+    if ((fresh || now - rs->gen_read >= apr_time_from_msec(S2A_REDIS_GENERATION_MSEC)) &&
         now >= rs->down_until) {
         rs->gen_read = now; /* one thread reads; the others use the last value */
         read = 1;

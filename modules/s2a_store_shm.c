@@ -8,8 +8,9 @@ static s2a_state *state_of(s2a_store *st)
     return st->impl;
 }
 
-static apr_uint32_t shm_generation(s2a_store *st)
+static apr_uint32_t shm_generation(s2a_store *st, int fresh)
 {
+    (void)fresh;
     return s2a_state_generation(state_of(st));
 }
 

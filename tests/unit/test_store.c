@@ -323,9 +323,9 @@ static void test_lock(s2a_store *st)
 
 static void test_generation(s2a_store *st)
 {
-    apr_uint32_t g = st->ops->generation(st);
+    apr_uint32_t g = st->ops->generation(st, 0);
     S2A_CHECK_INT(st->ops->bump(st), APR_SUCCESS);
-    S2A_CHECK(st->ops->generation(st) != g);
+    S2A_CHECK(st->ops->generation(st, 0) != g);
 }
 
 static void run_common(apr_pool_t *root, const provider *pv)
@@ -367,6 +367,7 @@ static void test_two_nodes(apr_pool_t *p)
     apr_time_t now = apr_time_now();
     s2a_place pa, pb;
     const char *err = NULL;
+    apr_uint32_t gen;
     int bound;
     s2a_store_redis(
         p, s2a_redis_url_parse(p, apr_psprintf(p, "redis://127.0.0.1:%d/3", redis_port), &err),
@@ -381,6 +382,10 @@ static void test_two_nodes(apr_pool_t *p)
     bound = pa.key == c[0].key ? 0 : 1;
     a->ops->release(a, &pa);
     S2A_CHECK_INT(pick(b, c, 2, now + 4, 5, 1, &pa), bound);
+    /* a change made through one is seen by the other when it asks afresh */
+    gen = b->ops->generation(b, 1);
+    S2A_CHECK_INT(a->ops->bump(a), APR_SUCCESS);
+    S2A_CHECK(b->ops->generation(b, 1) != gen);
 }
 
 /* A place whose process died (never released) frees itself when its lease
