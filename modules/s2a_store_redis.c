@@ -37,8 +37,6 @@
 #define POOL_SOFT_MAX 4
 #define POOL_HARD_MAX 64
 #define ARG_MAX_LEN 64
-#define S2A_STR_(x) #x
-#define S2A_STR(x) S2A_STR_(x)
 /* a process's places are taken back this long after its last heartbeat */
 #define ALIVE_MSEC 3000
 #define HEARTBEAT_MSEC 1000
@@ -55,42 +53,41 @@ enum {
 };
 
 /* Shared by the scripts that take places. count: the places held in a busy
- * set, without those whose lease ended and, when it looks full, those of
- * processes whose heartbeat stopped (a crashed child). alive: marks the
- * taker's process alive until its heartbeat takes over. */
+ * set; only when it looks full are those whose lease ended dropped, then
+ * those of processes whose heartbeat stopped (a crashed child). */
 #define RECLAIM                                                                                    \
     "local function owner(m) return 's2a:alive:' .. string.match(m, '^[^:]*') end\n"               \
     "local function count(busy, now, limit)\n"                                                     \
-    "  redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)\n"                                        \
     "  local n = redis.call('ZCARD', busy)\n"                                                      \
-    "  if limit == 0 or n < limit then return n end\n"                                             \
+    "  if n < limit then return n end\n"                                                           \
+    "  redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)\n"                                        \
     "  for _, m in ipairs(redis.call('ZRANGE', busy, 0, -1)) do\n"                                 \
     "    if redis.call('EXISTS', owner(m)) == 0 then redis.call('ZREM', busy, m) end\n"            \
     "  end\n"                                                                                      \
     "  return redis.call('ZCARD', busy)\n"                                                         \
-    "end\n"                                                                                        \
-    "local function alive(m) redis.call('SET', owner(m), '1', 'PX', " S2A_STR(                     \
-        ALIVE_MSEC) ") end\n"
+    "end\n"
 
 static const char *const scripts[SCRIPT_COUNT] = {
     /* pick: KEYS bind, then per candidate acct, busy; ARGV now, ttl (ms),
      * wait_for_bound, lease end, lease (ms), member, then per candidate
-     * key, priority, concurrency. */
+     * key, priority, concurrency. An account without a concurrency limit
+     * counts as unloaded, so its places are not even counted. */
     "local now = tonumber(ARGV[1])\n"
     "local ttl = tonumber(ARGV[2])\n"
     "local n = (#ARGV - 6) / 3\n"
     "local function arg(i, k) return ARGV[6 + (i - 1) * 3 + k] end\n"
-    "local function resting(i)\n"
-    "  local h = redis.call('HMGET', KEYS[2 * i], 'err', 'rl', 'ov')\n"
-    "  return h[1] == '1' or tonumber(h[2] or '0') > now or tonumber(h[3] or '0') > now\n"
-    "end\n" RECLAIM "local function load(i)\n"
-    "  return count(KEYS[2 * i + 1], ARGV[1], tonumber(arg(i, 3)))\n"
+    "local function state(i)\n"
+    "  local h = redis.call('HMGET', KEYS[2 * i], 'err', 'rl', 'ov', 'used')\n"
+    "  local resting = h[1] == '1' or tonumber(h[2] or '0') > now or tonumber(h[3] or '0') > now\n"
+    "  return resting, tonumber(h[4] or '0')\n"
+    "end\n" RECLAIM "local function load(i, conc)\n"
+    "  if conc == 0 then return 0 end\n"
+    "  return count(KEYS[2 * i + 1], ARGV[1], conc)\n"
     "end\n"
     "local function take(i)\n"
     "  redis.call('HSET', KEYS[2 * i], 'used', ARGV[1])\n"
     "  redis.call('ZADD', KEYS[2 * i + 1], ARGV[4], ARGV[6])\n"
     "  redis.call('PEXPIRE', KEYS[2 * i + 1], ARGV[5])\n"
-    "  alive(ARGV[6])\n"
     "  if ttl > 0 then redis.call('SET', KEYS[1], arg(i, 1), 'PX', ttl) end\n"
     "  return i - 1\n"
     "end\n"
@@ -98,9 +95,9 @@ static const char *const scripts[SCRIPT_COUNT] = {
     "  local bound = redis.call('GET', KEYS[1])\n"
     "  for i = 1, bound and n or 0 do\n"
     "    if arg(i, 1) == bound then\n"
-    "      if not resting(i) then\n"
+    "      if not state(i) then\n"
     "        local conc = tonumber(arg(i, 3))\n"
-    "        if conc == 0 or load(i) < conc then return take(i) end\n"
+    "        if load(i, conc) < conc or conc == 0 then return take(i) end\n"
     "        if ARGV[3] == '1' then return -2 end\n"
     "      end\n"
     "      break\n"
@@ -110,13 +107,13 @@ static const char *const scripts[SCRIPT_COUNT] = {
     "local best, bprio, bconc, bload, bused\n"
     "local busy = false\n"
     "for i = 1, n do\n"
-    "  if not resting(i) then\n"
+    "  local resting, used = state(i)\n"
+    "  if not resting then\n"
     "    local prio, conc = tonumber(arg(i, 2)), tonumber(arg(i, 3))\n"
-    "    local inflight = load(i)\n"
+    "    local inflight = load(i, conc)\n"
     "    if conc > 0 and inflight >= conc then\n"
     "      busy = true\n"
     "    else\n"
-    "      local used = tonumber(redis.call('HGET', KEYS[2 * i], 'used') or '0')\n"
     "      local better = best == nil\n"
     "      if not better then\n"
     "        if prio ~= bprio then\n"
@@ -138,7 +135,6 @@ static const char *const scripts[SCRIPT_COUNT] = {
     RECLAIM "if count(KEYS[1], ARGV[1], tonumber(ARGV[2])) >= tonumber(ARGV[2]) then return 0 end\n"
             "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[5])\n"
             "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-            "alive(ARGV[5])\n"
             "return 1\n",
     /* renew: KEYS busy; ARGV lease end, lease (ms), member */
     "if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[3]) == 1 then\n"
@@ -869,23 +865,28 @@ static const s2a_store_ops redis_ops = {
     redis_last_error,
 };
 
-/* Keeps s2a:alive:<instance> while this process lives; a failed beat is
- * simply tried again a beat later. */
+/* Marks this process alive for ALIVE_MSEC; a failed beat is simply tried
+ * again a beat later. */
+static void heartbeat(redis_store *rs)
+{
+    args_t a;
+    if (args_init(&a, 5)) {
+        args_str(&a, "SET");
+        args_fmt(&a, "s2a:alive:%s", rs->instance);
+        args_str(&a, "1");
+        args_str(&a, "PX");
+        args_fmt(&a, "%d", ALIVE_MSEC);
+        run_int(rs, &a, NULL);
+    }
+}
+
 static void *APR_THREAD_FUNC beat(apr_thread_t *t, void *data)
 {
     redis_store *rs = data;
     apr_thread_mutex_lock(rs->mutex);
     while (!rs->stopping) {
-        args_t a;
         apr_thread_mutex_unlock(rs->mutex);
-        if (args_init(&a, 5)) {
-            args_str(&a, "SET");
-            args_fmt(&a, "s2a:alive:%s", rs->instance);
-            args_str(&a, "1");
-            args_str(&a, "PX");
-            args_fmt(&a, "%d", ALIVE_MSEC);
-            run_int(rs, &a, NULL);
-        }
+        heartbeat(rs);
         apr_thread_mutex_lock(rs->mutex);
         if (!rs->stopping) {
             apr_thread_cond_timedwait(rs->wake, rs->mutex, apr_time_from_msec(HEARTBEAT_MSEC));
@@ -935,6 +936,8 @@ apr_status_t s2a_store_redis(apr_pool_t *p, const s2a_redis_url *url, s2a_state 
         return rv;
     }
     apr_reslist_timeout_set(rs->conns, apr_time_from_msec(COMMAND_MSEC));
+    /* alive before it holds its first place */
+    heartbeat(rs);
     if ((rv = apr_thread_cond_create(&rs->wake, p)) != APR_SUCCESS ||
         (rv = apr_thread_create(&rs->heartbeat, NULL, beat, rs, p)) != APR_SUCCESS) {
         return rv;
