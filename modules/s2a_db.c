@@ -355,26 +355,47 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
 
 #define I64(p, v) apr_psprintf((p), "%" APR_INT64_T_FMT, (apr_int64_t)(v))
 
-static int insert_row(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *r, int *inserted,
-                      const char **err)
+#define USAGE_COLUMNS 27
+
+/* One INSERT of `n` rows that returns the (request id, attempt) of the rows
+ * it added: a row billed before (a batch written again after an uncertain
+ * commit) conflicts and is left out. Prepared once per size. */
+static apr_dbd_prepared_t *insert_stmt(s2a_dbc *c, int n, const char *label, const char **err)
 {
-    int nrows = 0;
-    apr_dbd_prepared_t *ins = stmt(
-        c, "s2a_usage_insert",
+    static const char *const values =
+        "(%s, %d, %lld, %lld, %lld, %lld, %s, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld,"
+        " %lld, %lld, %lld, %lld, %lld, %s, %d, %d, %s, %lld, %lld, %lld)";
+    apr_dbd_prepared_t *st = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
+    struct iovec *parts;
+    const char *sql;
+    int i;
+
+    if (st) {
+        return st;
+    }
+    parts = apr_palloc(c->pool, sizeof(*parts) * (apr_size_t)(2 * n + 1));
+    parts[0].iov_base =
         "INSERT INTO s2a_usage (request_id, attempt, user_id, api_key_id, account_id, group_id,"
         " model, upstream_model, input_tokens, output_tokens, cache_creation_tokens,"
         " cache_creation_1h_tokens, cache_read_tokens, input_cost_nanousd, output_cost_nanousd,"
         " cache_creation_cost_nanousd, cache_read_cost_nanousd, total_cost_nanousd,"
         " actual_cost_nanousd, rate_multiplier_ppm, billing_type, stream, status, outcome,"
-        " duration_ms, first_token_ms, created_at) VALUES (%s, %d, %lld, %lld, %lld, %lld, %s,"
-        " %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %s, %d,"
-        " %d, %s, %lld, %lld, %lld) ON CONFLICT (request_id, attempt) DO NOTHING",
-        err);
-    const char *args[27];
-
-    if (!ins) {
-        return -1;
+        " duration_ms, first_token_ms, created_at) VALUES ";
+    parts[0].iov_len = strlen(parts[0].iov_base);
+    for (i = 0; i < n; i++) {
+        parts[1 + 2 * i].iov_base = (void *)(i ? ", " : "");
+        parts[1 + 2 * i].iov_len = i ? 2 : 0;
+        parts[2 + 2 * i].iov_base = (void *)values;
+        parts[2 + 2 * i].iov_len = strlen(values);
     }
+    sql = apr_pstrcat(c->pool, apr_pstrcatv(c->pool, parts, (apr_size_t)(2 * n + 1), NULL),
+                      " ON CONFLICT (request_id, attempt) DO NOTHING RETURNING request_id, attempt",
+                      NULL);
+    return stmt(c, label, sql, err);
+}
+
+static void row_args(apr_pool_t *p, const s2a_usage_row *r, const char **args)
+{
     args[0] = r->request_id;
     args[1] = apr_itoa(p, r->attempt);
     args[2] = I64(p, r->user_id);
@@ -402,11 +423,37 @@ static int insert_row(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *r, int *in
     args[24] = I64(p, r->duration_ms);
     args[25] = I64(p, r->first_token_ms);
     args[26] = I64(p, r->created_at);
-    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, ins, 27, args) != 0) {
+}
+
+/* Inserts rows[0..n-1]; inserted[i] is set to 1 for each row added. */
+static int insert_rows(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
+                       const char *label, char *inserted, const char **err)
+{
+    apr_dbd_prepared_t *ins = insert_stmt(c, n, label, err);
+    const char **args = apr_palloc(p, sizeof(*args) * (apr_size_t)(n * USAGE_COLUMNS));
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int i;
+
+    if (!ins) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        row_args(p, &rows[i], args + i * USAGE_COLUMNS);
+    }
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, ins, 1, n * USAGE_COLUMNS, args) != 0) {
         *err = apr_pstrcat(p, "usage insert: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return -1;
     }
-    *inserted = nrows; /* 0: this attempt was billed before */
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        const char *id = apr_dbd_get_entry(c->driver, row, 0);
+        apr_int64_t attempt = entry_i64(c, row, 1);
+        for (i = 0; id && i < n; i++) {
+            if (rows[i].attempt == attempt && strcmp(rows[i].request_id, id) == 0) {
+                inserted[i] = 1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -451,18 +498,29 @@ static int deduct(s2a_dbc *c, apr_pool_t *p, const deduction *d, apr_array_heade
 apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
                                 apr_array_header_t *depleted, const char **err)
 {
+    static const int chunks[] = {64, 16, 4, 1};
+    static const char *const labels[] = {"s2a_usage_insert_64", "s2a_usage_insert_16",
+                                         "s2a_usage_insert_4", "s2a_usage_insert_1"};
     apr_dbd_transaction_t *t;
     apr_hash_t *per_user = apr_hash_make(p);
     apr_hash_index_t *hi;
-    int i, ok = 1, inserted;
+    char *inserted = apr_pcalloc(p, (apr_size_t)n + 1);
+    int i, k, ok = 1;
 
     if (s2a_db_begin(c, p, &t) != 0) {
         *err = apr_pstrcat(p, "begin: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return APR_EGENERAL;
     }
+    /* a few statements of fixed sizes (each prepared once) per batch */
+    for (i = 0, k = 0; ok && i < n;) {
+        while (chunks[k] > n - i) {
+            k++;
+        }
+        ok = insert_rows(c, p, rows + i, chunks[k], labels[k], inserted + i, err) == 0;
+        i += chunks[k];
+    }
     for (i = 0; ok && i < n; i++) {
-        ok = insert_row(c, p, &rows[i], &inserted, err) == 0;
-        if (ok && inserted) {
+        if (inserted[i]) {
             deduction *d = apr_hash_get(per_user, &rows[i].user_id, sizeof(apr_int64_t));
             if (!d) {
                 d = apr_pcalloc(p, sizeof(*d));

@@ -4,6 +4,7 @@ users and accounts, and an account's cooldown hold across both."""
 
 import concurrent.futures
 import json
+import shutil
 import time
 
 import pytest
@@ -37,10 +38,9 @@ def nodes(request, mock_upstreams):
     for gw, offset in zip(reversed(started), reversed(offsets)):
         gw.stop()
         bad += gw.bad_log_lines(offset)
-    if request.session.testsfailed:
+    if request.session.testsfailed or bad:
         print("kept for inspection:", root)
     else:
-        import shutil
         shutil.rmtree(root, ignore_errors=True)
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
 
