@@ -43,6 +43,53 @@ int s2a_fail(request_rec *r, int status, const char *message)
     return status;
 }
 
+/* An error event on a stream already begun (see ping). */
+static void send_error_event(request_rec *r, int status, const char *message)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_brigade_printf(bb, NULL, NULL, "event: error\ndata: %s\n\n",
+                       s2a_error_body(r->pool, status, message));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(r->connection->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+}
+
+/* Refuses a request: an Anthropic error status, or on a stream that pings
+ * began (its 200 is sent), an error event that ends it. */
+static int refuse(request_rec *r, s2a_req *q, int status, const char *message)
+{
+    if (!q->committed) {
+        return s2a_fail(r, status, message);
+    }
+    send_error_event(r, status, message);
+    return DONE;
+}
+
+/* While a streamed request waits for a place, the client gets SSE pings, as
+ * from the upstream itself, so that it and proxies between see it alive. The
+ * first one sends the 200 and the event-stream headers. */
+static void ping(request_rec *r, s2a_req *q)
+{
+    static const char event[] = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+    apr_time_t now = apr_time_now();
+    apr_bucket_brigade *bb;
+    if (!q->stream ||
+        now - (q->pinged ? q->pinged : q->start) < apr_time_from_msec(S2A_PING_MSEC)) {
+        return;
+    }
+    if (!q->committed) {
+        r->status = HTTP_OK;
+        ap_set_content_type(r, "text/event-stream");
+        apr_table_setn(r->headers_out, "cache-control", "no-cache");
+        q->committed = 1;
+    }
+    q->pinged = now;
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(
+        bb, apr_bucket_immortal_create(event, sizeof(event) - 1, r->connection->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(r->connection->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+}
+
 /* Headers a client may pass to the upstream; everything else stays here. */
 static const char *const allowed_headers[] = {"accept",
                                               "accept-language",
@@ -176,11 +223,11 @@ typedef struct {
     s2a_req *q;
 } places_owner;
 
-static int store_unavailable(request_rec *r)
+static int store_unavailable(request_rec *r, s2a_req *q)
 {
     apr_table_setn(r->err_headers_out, "retry-after", "1");
-    return s2a_fail(r, HTTP_SERVICE_UNAVAILABLE,
-                    "The gateway's shared state cannot be reached; retry shortly");
+    return refuse(r, q, HTTP_SERVICE_UNAVAILABLE,
+                  "The gateway's shared state cannot be reached; retry shortly");
 }
 
 static apr_status_t release_places(void *data)
@@ -242,6 +289,7 @@ static int take_places(request_rec *r, s2a_req *q, apr_int64_t kstate)
         if (now >= deadline || r->connection->aborted) {
             return need_key ? 0 : -1;
         }
+        ping(r, q);
         apr_sleep(apr_time_from_msec(50));
     }
 }
@@ -444,6 +492,7 @@ static int choose_first(request_rec *r, s2a_req *q)
         if (rc != -2 || now >= deadline || r->connection->aborted) {
             return rc;
         }
+        ping(r, q);
         apr_sleep(apr_time_from_msec(50));
         now = apr_time_now();
     }
@@ -542,7 +591,7 @@ static int gateway_fixups(request_rec *r)
     if (s2a_g.store->ops->rate(s2a_g.store, kstate, q->key.rpm_limit, apr_time_now(), &allowed,
                                &retry_at) != APR_SUCCESS) {
         s2a_store_failed(r, "counting the key's requests per minute");
-        return store_unavailable(r);
+        return store_unavailable(r, q);
     }
     if (!allowed) {
         apr_table_setn(
@@ -558,43 +607,46 @@ static int gateway_fixups(request_rec *r)
     owner->r = r;
     owner->q = q;
     apr_pool_cleanup_register(r->pool, owner, release_places, apr_pool_cleanup_null);
+    /* set now: a stream that waits below sends its headers with the first ping */
+    q->request_id = new_request_id(r->pool);
+    apr_table_setn(r->err_headers_out, "x-sub2api-request-id", q->request_id);
     if ((rc = take_places(r, q, kstate)) == -3) {
-        return store_unavailable(r);
+        return store_unavailable(r, q);
     }
     if (rc != 1) {
         apr_table_setn(r->err_headers_out, "retry-after", "1");
-        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
-                        rc < 0 ? "Too many concurrent requests for this user; retry shortly"
-                               : "Too many concurrent requests for this API key; retry shortly");
+        return refuse(r, q, HTTP_TOO_MANY_REQUESTS,
+                      rc < 0 ? "Too many concurrent requests for this user; retry shortly"
+                             : "Too many concurrent requests for this API key; retry shortly");
     }
 
     q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
     q->attempt = 1;
     found = choose_first(r, q);
     if (found == -3) {
-        return store_unavailable(r);
+        return store_unavailable(r, q);
     }
     if (found == -2) {
         apr_table_setn(r->err_headers_out, "retry-after", "1");
-        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
-                        apr_psprintf(r->pool,
-                                     "Every account serving model %s is at its concurrency "
-                                     "limit; retry shortly",
-                                     q->model));
+        return refuse(r, q, HTTP_TOO_MANY_REQUESTS,
+                      apr_psprintf(r->pool,
+                                   "Every account serving model %s is at its concurrency "
+                                   "limit; retry shortly",
+                                   q->model));
     }
     if (found < 0) {
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+        return refuse(r, q, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
     }
     if (!found) {
-        return s2a_fail(
-            r, HTTP_SERVICE_UNAVAILABLE,
+        return refuse(
+            r, q, HTTP_SERVICE_UNAVAILABLE,
             apr_psprintf(r->pool, "No upstream account can serve model %s now", q->model));
     }
     APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
     q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
     if (!q->price) {
-        return s2a_fail(
-            r, HTTP_BAD_REQUEST,
+        return refuse(
+            r, q, HTTP_BAD_REQUEST,
             apr_psprintf(r->pool, "model: %s has no price on this gateway", q->upstream_model));
     }
 
@@ -607,8 +659,6 @@ static int gateway_fixups(request_rec *r)
     ap_set_module_config(r->request_config, &sub2api_module, q);
     ap_add_input_filter_handle(replay_filter_handle, NULL, r, r->connection);
     ap_add_output_filter_handle(answer_filter_handle, NULL, r, r->connection);
-    q->request_id = new_request_id(r->pool);
-    apr_table_setn(r->err_headers_out, "x-sub2api-request-id", q->request_id);
     return OK;
 }
 
@@ -697,6 +747,11 @@ static int request_status(int *status, request_rec *r)
             return OK;
         }
         if (!choose_next(r, q)) {
+            if (q->committed) {
+                /* the 200 is out: the error goes as an event, not a page */
+                send_error_event(r, *status, default_message(*status));
+                *status = DONE;
+            }
             return OK;
         }
     }
@@ -841,9 +896,13 @@ static void replace_answer(request_rec *r, s2a_req *q, int status, const char *m
     r->status = status;
     r->status_line = NULL;
     r->content_encoding = NULL;
-    ap_set_content_type(r, "application/json");
     q->replaced = 1;
     q->hold = s2a_error_body(r->pool, status, msg);
+    if (q->committed) {
+        q->hold = apr_pstrcat(r->pool, "event: error\ndata: ", q->hold, "\n\n", NULL);
+    } else {
+        ap_set_content_type(r, "application/json");
+    }
     q->hold_len = strlen(q->hold);
 }
 

@@ -32,6 +32,8 @@ APLOG_USE_MODULE(sub2api);
 #define S2A_DEFAULT_MAX_SESSIONS 65536
 /* how long a conversation waits for its full account before moving */
 #define S2A_STICKY_WAIT_MSEC 2000
+/* a streamed request that waits for a place gets a ping this often */
+#define S2A_PING_MSEC 1000
 
 /* Per-process cache of what the database says about keys and accounts. */
 typedef struct {
@@ -111,6 +113,8 @@ typedef struct {
     const char *model;          /* as the client asked */
     const char *upstream_model; /* as sent upstream */
     int stream;
+    int committed;     /* a 200 event stream was begun with pings while waiting */
+    apr_time_t pinged; /* when the last ping went out */
     apr_time_t start;
     apr_time_t first_byte;
     s2a_place account_place; /* the places this request holds (key 0: none) */

@@ -168,3 +168,59 @@ def test_places_of_a_crashed_child_come_back(gateway):
     status, _, raw = gateway.post_messages(messages_body(), key=t.api_key)
     assert status == 200, raw
     assert time.monotonic() - start < 5  # not after waiting out Sub2apiSlotWait
+
+
+def hold_the_account(gateway, t, delay_ms):
+    """Starts a request that keeps the tenant's only account busy."""
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    slow = pool.submit(gateway.post_messages, messages_body(mock={"delay_ms": delay_ms}),
+                       key=t.api_key, headers={"x-claude-code-session-id": gateway.unique("h")})
+    deadline = time.monotonic() + 5
+    while gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])[
+            "state"]["in_flight"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pool.shutdown(wait=False)
+    return slow
+
+
+def test_waiting_stream_gets_pings_then_its_answer(gateway):
+    t = gateway.new_tenant(accounts=1, concurrency=1)
+    slow = hold_the_account(gateway, t, 2800)
+    res = gateway.stream_messages(messages_body("waiting", mock={"usage": {"output_tokens": 7}}),
+                                  key=t.api_key)
+    assert slow.result()[0] == 200
+    assert res.status == 200
+    assert res.headers["content-type"].startswith("text/event-stream")
+    assert res.headers["x-sub2api-request-id"].startswith("req_")
+    names = [n for n, _ in res.events]
+    # pings while it waited, then the upstream's stream, whole
+    assert names[0] == "ping" and names.index("message_start") >= 1
+    assert set(names[:names.index("message_start")]) == {"ping"}
+    assert names[-1] == "message_stop"
+    assert res.chunks[0][0] < 1.6  # the first ping came while waiting
+    rows = gateway.wait_usage({"key_id": t.key["id"]}, count=2)
+    assert sorted(r["output_tokens"] for r in rows) == [5, 7]
+
+
+@pytest.fixture
+def two_second_wait(gateway):
+    gateway.reload("Sub2apiSlotWait 2")
+    yield
+    gateway.reload("")
+
+
+def test_waiting_stream_that_gets_no_place_ends_with_an_error_event(gateway, two_second_wait):
+    t = gateway.new_tenant(accounts=1, concurrency=1)
+    slow = hold_the_account(gateway, t, 3500)
+    res = gateway.stream_messages(messages_body("waiting"), key=t.api_key)
+    assert res.status == 200  # sent with the first ping
+    names = [n for n, d in res.events]
+    assert names[0] == "ping" and names[-1] == "error"
+    error = res.events[-1][1]
+    assert error["type"] == "error" and error["error"]["type"] == "rate_limit_error"
+    assert "concurrency" in error["error"]["message"]
+    assert "message_start" not in names
+    assert slow.result()[0] == 200
+    time.sleep(0.3)
+    rows = gateway.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]
+    assert len(rows) == 1  # the one that was answered
