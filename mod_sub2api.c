@@ -11,6 +11,7 @@
 #include <apr_atomic.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
+#include <apr_uri.h>
 
 #include "mod_sub2api_private.h"
 #include <mod_dbd.h>
@@ -50,6 +51,8 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_switches, -1);
     MERGE(slot_wait, -1);
     MERGE(sticky_ttl, -1);
+    MERGE(oauth_token_url, NULL);
+    MERGE(oauth_client_id, NULL);
     return c;
 }
 
@@ -105,6 +108,49 @@ static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
                                     "skipped (first: %s)",
                      sc->price_file, nskipped, skipped);
     }
+    return NULL;
+}
+
+/* The token endpoint is reached with the module's own small HTTP client,
+ * which speaks no TLS: https endpoints go through a local location that
+ * proxies to them (mod_proxy + mod_ssl). */
+static const char *set_oauth_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_uri_t u;
+    (void)dc;
+    if (apr_uri_parse(cmd->pool, arg, &u) != APR_SUCCESS || !u.scheme || !u.hostname) {
+        return "Sub2apiOAuthTokenURL: an http:// URL is required";
+    }
+    if (strcmp(u.scheme, "http") != 0) {
+        return "Sub2apiOAuthTokenURL: only http:// is spoken; point it at a local location that "
+               "proxies to the https endpoint (see docs/directives.md)";
+    }
+    srv_conf(cmd)->oauth_token_url = arg;
+    return NULL;
+}
+
+static const char *set_oauth_interval(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    (void)dc;
+    if (ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
+        return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    }
+    if (*end || end == arg || v < 1 || v > 3600) {
+        return "Sub2apiOAuthRefreshInterval must be between 1 and 3600 seconds";
+    }
+    s2a_g.oauth_watch_sec = (int)v;
+    return NULL;
+}
+
+static const char *set_oauth_client(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    if (!*arg) {
+        return "Sub2apiOAuthClientID: a client id is required";
+    }
+    srv_conf(cmd)->oauth_client_id = arg;
     return NULL;
 }
 
@@ -336,6 +382,12 @@ static const command_rec s2a_cmds[] = {
                   "Largest request body accepted, in bytes"),
     AP_INIT_TAKE1("Sub2apiMaxAccounts", set_max_accounts, NULL, RSRC_CONF,
                   "Accounts the shared state has room for"),
+    AP_INIT_TAKE1("Sub2apiOAuthTokenURL", set_oauth_url, NULL, RSRC_CONF,
+                  "http:// URL of the OAuth token endpoint that refreshes account tokens"),
+    AP_INIT_TAKE1("Sub2apiOAuthRefreshInterval", set_oauth_interval, NULL, RSRC_CONF,
+                  "Seconds between looks for account tokens that end soon"),
+    AP_INIT_TAKE1("Sub2apiOAuthClientID", set_oauth_client, NULL, RSRC_CONF,
+                  "OAuth client id sent with token refreshes"),
     AP_INIT_TAKE1("Sub2apiStore", set_store, NULL, RSRC_CONF,
                   "Where the account pool's state lives: shm, or redis://host:port/db"),
     {NULL}};
@@ -348,6 +400,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     s2a_g.max_accounts = S2A_DEFAULT_MAX_ACCOUNTS;
     s2a_g.max_sessions = S2A_DEFAULT_MAX_SESSIONS;
     s2a_g.store_url = NULL;
+    s2a_g.oauth_watch_sec = S2A_DEFAULT_OAUTH_WATCH;
     return OK;
 }
 
@@ -404,6 +457,13 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     memset(apr_shm_baseaddr_get(s2a_g.shm), 0, size);
+    for (sp = s; sp; sp = sp->next) {
+        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
+        if (sc->oauth_token_url && sc->oauth_client_id) {
+            s2a_oauth_watch(pconf, s);
+            break;
+        }
+    }
     s2a_g.state = s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts,
                                  s2a_g.max_sessions, s2a_g.mutex);
     return OK;

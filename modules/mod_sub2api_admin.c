@@ -611,7 +611,8 @@ static int keys_patch(admin_ctx *a, const char *id)
 
 #define ACCOUNT_COLUMNS                                                                            \
     "SELECT id, name, type, credential, endpoint, priority, concurrency, model_mapping, status,"   \
-    " schedulable, error_message, created_at, custom_error_codes FROM s2a_accounts"
+    " schedulable, error_message, created_at, custom_error_codes, expires_at,"                     \
+    " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END AS refresh_token_set FROM s2a_accounts"
 
 static void decorate_account(admin_ctx *a, json_object *acc)
 {
@@ -680,7 +681,7 @@ static int accounts_list(admin_ctx *a, const char *id, int created)
     size_t i;
     if (s2a_db_rows(&a->db, a->r->pool,
                     id ? ACCOUNT_COLUMNS " WHERE id = %lld" : ACCOUNT_COLUMNS " ORDER BY id",
-                    "issssiijsbsij", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    "issssiijsbsijib", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
@@ -727,6 +728,13 @@ static const char *account_fields_check(admin_ctx *a, int create)
     }
     if (has(a, "status") && !valid_status(get_str(a, "status"))) {
         return "status: active or disabled";
+    }
+    if (has(a, "refresh_token") &&
+        (!get_str(a, "refresh_token") || !*get_str(a, "refresh_token"))) {
+        return "refresh_token: a non-empty string is required";
+    }
+    if (get_int(a, "expires_at", &n) < 0 || (get_int(a, "expires_at", &n) == 1 && n < 0)) {
+        return "expires_at: Unix seconds when the access token ends (0: unknown)";
     }
     if (a->in && json_object_object_get_ex(a->in, "custom_error_codes", &v) && v) {
         size_t j;
@@ -801,6 +809,23 @@ static int set_groups(admin_ctx *a, const char *id)
     return 0;
 }
 
+/* The refresh token (sealed like the credential) and the access token's end. */
+static int set_oauth(admin_ctx *a, const char *id)
+{
+    apr_int64_t n;
+    if (get_str(a, "refresh_token") &&
+        exec_update(a, "UPDATE s2a_accounts SET refresh_token = %s WHERE id = %lld",
+                    s2a_credential_seal(a->r->pool, a->sc, get_str(a, "refresh_token")), id)) {
+        return -1;
+    }
+    if (get_int(a, "expires_at", &n) == 1 &&
+        exec_update(a, "UPDATE s2a_accounts SET expires_at = %lld WHERE id = %lld",
+                    i64(a->r->pool, n), id)) {
+        return -1;
+    }
+    return 0;
+}
+
 /* custom_error_codes as stored: the array's text, "" for none (null or []). */
 static const char *codes_text(admin_ctx *a)
 {
@@ -859,6 +884,7 @@ static int accounts_create(admin_ctx *a)
     ok = ok && (!codes_text(a) ||
                 exec_update(a, "UPDATE s2a_accounts SET custom_error_codes = %s WHERE id = %lld",
                             codes_text(a), sid) == 0);
+    ok = ok && set_oauth(a, sid) == 0;
     s2a_db_end(&a->db, a->r->pool, t, ok);
     if (!ok) {
         return db_fail(a);
@@ -905,6 +931,9 @@ static int accounts_patch(admin_ctx *a, const char *id)
     if (get_str(a, "credential") &&
         exec_update(a, "UPDATE s2a_accounts SET credential = %s WHERE id = %lld",
                     s2a_credential_seal(a->r->pool, a->sc, get_str(a, "credential")), id)) {
+        return db_fail(a);
+    }
+    if (set_oauth(a, id)) {
         return db_fail(a);
     }
     for (i = 0; i < 4; i++) {

@@ -10,6 +10,7 @@
 #include <apr_strings.h>
 
 #include "mod_sub2api_private.h"
+#include "s2a_oauth.h"
 #include "s2a_beta.h"
 #include "s2a_errors.h"
 #include "s2a_identity.h"
@@ -294,6 +295,19 @@ static int take_places(request_rec *r, s2a_req *q, apr_int64_t kstate)
     }
 }
 
+/* An OAuth account whose token ends soon gets a new one before it serves
+ * (S2A_OAUTH_MARGIN_SEC); when that fails the old token is tried still. */
+static void freshen(request_rec *r, s2a_req *q, s2a_account *a)
+{
+    const char *plain;
+    if (a->refreshable && a->expires_at &&
+        a->expires_at <= apr_time_sec(apr_time_now()) + S2A_OAUTH_MARGIN_SEC &&
+        s2a_oauth_ensure(r->pool, r->server, q->sconf, a->id, NULL, &plain)) {
+        a->credential = plain;
+        a->state_key = s2a_state_key(plain);
+    }
+}
+
 /* Finds the account the request goes to next, if it may switch again. */
 static int choose_next(request_rec *r, s2a_req *q)
 {
@@ -309,6 +323,9 @@ static int choose_next(request_rec *r, s2a_req *q)
     if (!s2a_pricing_lookup(q->sconf->prices, q->next_model)) {
         give_back(r, &q->next_place);
         q->have_next = 0;
+    }
+    if (q->have_next) {
+        freshen(r, q, &q->next);
     }
     return q->have_next;
 }
@@ -643,6 +660,7 @@ static int gateway_fixups(request_rec *r)
             apr_psprintf(r->pool, "No upstream account can serve model %s now", q->model));
     }
     APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
+    freshen(r, q, &q->account);
     q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
     if (!q->price) {
         return refuse(
@@ -906,6 +924,19 @@ static void replace_answer(request_rec *r, s2a_req *q, int status, const char *m
     q->hold_len = strlen(q->hold);
 }
 
+static void untry(s2a_req *q, apr_int64_t id)
+{
+    int i;
+    for (i = 0; i < q->tried->nelts; i++) {
+        if (APR_ARRAY_IDX(q->tried, i, apr_int64_t) == id) {
+            APR_ARRAY_IDX(q->tried, i, apr_int64_t) =
+                APR_ARRAY_IDX(q->tried, q->tried->nelts - 1, apr_int64_t);
+            q->tried->nelts--;
+            return;
+        }
+    }
+}
+
 /* Upstream errors: the account's state follows, and the client gets our own
  * error instead of the upstream's body. */
 static void take_upstream_error(request_rec *r, s2a_req *q)
@@ -931,6 +962,18 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
             s2a_store_failed(r, "resting an overloaded account");
         }
         msg = "The upstream is overloaded; retry later";
+    } else if (status == 401 && q->account.refreshable && !q->refreshed) {
+        /* a token the upstream no longer takes: refreshed once, and the
+         * account may serve this request again with the new one */
+        const char *plain;
+        q->refreshed = 1;
+        if (s2a_oauth_ensure(r->pool, r->server, q->sconf, q->account.id, q->account.credential,
+                             &plain)) {
+            untry(q, q->account.id);
+        } else {
+            mark_account_error(r, q, status);
+        }
+        msg = "The upstream rejected the gateway's credentials";
     } else if (status == 401 || status == 403) {
         mark_account_error(r, q, status);
         msg = "The upstream rejected the gateway's credentials";

@@ -30,6 +30,7 @@ APLOG_USE_MODULE(sub2api);
 #define S2A_DEFAULT_SLOT_WAIT 10
 #define S2A_DEFAULT_STICKY_TTL 3600
 #define S2A_DEFAULT_MAX_SESSIONS 65536
+#define S2A_DEFAULT_OAUTH_WATCH 30
 /* how long a conversation waits for its full account before moving */
 #define S2A_STICKY_WAIT_MSEC 2000
 /* a streamed request that waits for a place gets a ping this often */
@@ -59,6 +60,8 @@ typedef struct {
     int slot_wait;                 /* seconds a request waits for a free account; -1 unset */
     int sticky_ttl;                /* seconds a conversation stays bound to its account; -1 unset */
     const unsigned char *cred_key; /* Sub2apiCredentialKeyFile: 32 bytes; NULL: none */
+    const char *oauth_token_url;   /* Sub2apiOAuthTokenURL */
+    const char *oauth_client_id;   /* Sub2apiOAuthClientID */
     const char *secret_file;       /* Sub2apiUserIdSecretFile */
     void *secret;                  /* key of the metadata.user_id pseudonyms (text); set once */
     char secret_buf[129];          /* holds it when it comes from the database */
@@ -79,6 +82,7 @@ typedef struct {
     apr_shm_t *shm;
     int max_accounts;
     int max_sessions;
+    int oauth_watch_sec; /* Sub2apiOAuthRefreshInterval */
 } s2a_globals;
 
 extern s2a_globals s2a_g;
@@ -121,6 +125,7 @@ typedef struct {
     s2a_place next_place;
     s2a_place key_place;
     s2a_place user_place;
+    int refreshed; /* the account's token was refreshed after a 401 */
 
     /* answer side */
     int answered;        /* the output filter saw the answer's start */
@@ -175,6 +180,15 @@ const char *s2a_secret(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
  * cannot be opened (no key, another key, tampered). */
 const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, const char *plain);
 const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, const char *stored);
+
+/* OAuth refresh (mod_sub2api_oauth.c). Makes sure account `id` has a usable
+ * access token: refreshed when it ends within S2A_OAUTH_MARGIN_SEC, or when
+ * it is `rejected` (the token the upstream answered 401 to; NULL: none).
+ * 1 with the plain token in *plain; 0 when none can be had (logged). */
+int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t id,
+                     const char *rejected, const char **plain);
+/* Registers the background refresher with mod_watchdog. */
+void s2a_oauth_watch(apr_pool_t *pconf, server_rec *s);
 
 /* Gateway (mod_sub2api_gateway.c). */
 void s2a_gateway_register_hooks(apr_pool_t *p);

@@ -122,8 +122,15 @@ static const char *schema_v3[] = {
 static const char *schema_v4[] = {
     "ALTER TABLE s2a_accounts ADD COLUMN custom_error_codes TEXT NOT NULL DEFAULT ''", NULL};
 
+/* OAuth and setup-token accounts: the refresh token (sealed like the
+ * credential) and when the access token expires (Unix seconds, 0 unknown). */
+static const char *schema_v5[] = {
+    "ALTER TABLE s2a_accounts ADD COLUMN refresh_token TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE s2a_accounts ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0", NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
-static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4};
+static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
+                                                schema_v5};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)
@@ -311,8 +318,9 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
 
     if (apr_dbd_select(c->driver, p, c->handle, &res,
                        "SELECT id, name, type, credential, endpoint, priority, concurrency,"
-                       " model_mapping, status, schedulable, custom_error_codes FROM s2a_accounts"
-                       " ORDER BY id",
+                       " model_mapping, status, schedulable, custom_error_codes,"
+                       " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END, expires_at"
+                       " FROM s2a_accounts ORDER BY id",
                        1) != 0) {
         *err = apr_dbd_error(c->driver, c->handle, 0);
         return APR_EGENERAL;
@@ -329,6 +337,8 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
         a->mapping = parse_mapping(p, entry_str(c, p, row, 7));
         a->active = strcmp(entry_str(c, p, row, 8), "active") == 0 && entry_i64(c, row, 9) != 0;
         a->error_codes = parse_codes(p, entry_str(c, p, row, 10));
+        a->refreshable = entry_i64(c, row, 11) != 0;
+        a->expires_at = entry_i64(c, row, 12);
         a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
     }
     for (i = 0; i < arr->nelts; i++) {
@@ -638,4 +648,79 @@ int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const c
         return -1;
     }
     return 0;
+}
+
+apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **credential,
+                              const char **refresh_token, apr_int64_t *expires_at, const char **err)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[1];
+    apr_dbd_prepared_t *st =
+        stmt(c, "s2a_oauth_get",
+             "SELECT credential, refresh_token, expires_at FROM s2a_accounts WHERE id = %lld", err);
+    apr_status_t rv = APR_NOTFOUND;
+    if (!st) {
+        return APR_EGENERAL;
+    }
+    args[0] = I64(p, id);
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, 1, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        *credential = entry_str(c, p, row, 0);
+        *refresh_token = entry_str(c, p, row, 1);
+        *expires_at = entry_i64(c, row, 2);
+        rv = APR_SUCCESS;
+    }
+    return rv;
+}
+
+apr_status_t s2a_db_oauth_save(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char *credential,
+                               const char *refresh_token, apr_int64_t expires_at, const char **err)
+{
+    const char *args[4];
+    int nrows = 0;
+    apr_dbd_prepared_t *st = stmt(c, "s2a_oauth_save",
+                                  "UPDATE s2a_accounts SET credential = %s, refresh_token = %s,"
+                                  " expires_at = %lld WHERE id = %lld",
+                                  err);
+    if (!st) {
+        return APR_EGENERAL;
+    }
+    args[0] = credential;
+    args[1] = refresh_token;
+    args[2] = I64(p, expires_at);
+    args[3] = I64(p, id);
+    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, st, 4, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return APR_EGENERAL;
+    }
+    return nrows == 1 ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,
+                              apr_array_header_t **ids, const char **err)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[1];
+    apr_dbd_prepared_t *st = stmt(c, "s2a_oauth_due",
+                                  "SELECT id FROM s2a_accounts WHERE refresh_token <> ''"
+                                  " AND expires_at > 0 AND expires_at < %lld AND status = 'active'",
+                                  err);
+    if (!st) {
+        return APR_EGENERAL;
+    }
+    args[0] = I64(p, before);
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, 1, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return APR_EGENERAL;
+    }
+    *ids = apr_array_make(p, 4, sizeof(apr_int64_t));
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        APR_ARRAY_PUSH(*ids, apr_int64_t) = entry_i64(c, row, 0);
+    }
+    return APR_SUCCESS;
 }

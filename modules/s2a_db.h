@@ -43,6 +43,8 @@ typedef struct {
     apr_hash_t *mapping;             /* client model -> upstream model; empty serves all */
     apr_array_header_t *error_codes; /* int: error statuses it reacts to; NULL: all */
     apr_array_header_t *group_ids;   /* apr_int64_t */
+    int refreshable;                 /* has a refresh token */
+    apr_int64_t expires_at;          /* the access token's end, Unix seconds; 0 unknown */
 } s2a_account;
 
 /* One answered attempt to bill. */
@@ -99,5 +101,17 @@ int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const c
 
 int s2a_db_begin(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t **t);
 int s2a_db_end(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t *t, int ok);
+
+/* OAuth tokens of one account, as stored (sealed or plain). APR_NOTFOUND
+ * when there is no such account. */
+apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **credential,
+                              const char **refresh_token, apr_int64_t *expires_at,
+                              const char **err);
+apr_status_t s2a_db_oauth_save(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char *credential,
+                               const char *refresh_token, apr_int64_t expires_at, const char **err);
+/* Active accounts with a refresh token whose access token ends before
+ * `before` (Unix seconds). */
+apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,
+                              apr_array_header_t **ids, const char **err);
 
 #endif

@@ -250,6 +250,11 @@ class MockUpstream:
         assert status == 200, raw
         return json.loads(raw)
 
+    def token_calls(self):
+        status, _, raw = http_request(self.port, "GET", "/_mock/token_calls")
+        assert status == 200, raw
+        return json.loads(raw)
+
 
 class Postgres:
     """A throw-away PostgreSQL cluster owned by the postgres OS user."""

@@ -21,7 +21,15 @@ the rest is a JSON object of options:
   text            the answer text
 
 Control endpoints: GET /_mock/health, GET|DELETE /_mock/requests (the recorded
-requests), GET /_mock/stats (in-flight counters; reset by DELETE /_mock/requests).
+requests), GET /_mock/stats (in-flight counters; reset by DELETE /_mock/requests),
+GET /_mock/token_calls (calls of the OAuth token endpoint, also reset by DELETE
+/_mock/requests).
+
+OAuth token endpoint: POST /v1/oauth/token with {"grant_type": "refresh_token",
+"refresh_token": "sk-ant-ort01-...", "client_id": ...} answers after 300 ms with a
+new access token, a new refresh token and expires_in 28800; a refresh token works
+once (it rotates, as Anthropic's do), a used or malformed one gets 400
+invalid_grant. Its calls are kept apart from the API requests.
 """
 
 import argparse
@@ -74,6 +82,9 @@ class Recorder:
         self.max_in_flight = 0
         self.in_flight_by_key = {}
         self.max_in_flight_by_key = {}
+        self.token_calls = []
+        self.used_refresh_tokens = set()
+        self.issued = 0
 
     def record(self, entry):
         with self.lock:
@@ -82,6 +93,7 @@ class Recorder:
     def clear(self):
         with self.lock:
             self.requests = []
+            self.token_calls = []
             self.max_in_flight = self.in_flight
             self.max_in_flight_by_key = dict(self.in_flight_by_key)
 
@@ -248,6 +260,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"cleared": True})
         elif path == "/_mock/stats" and self.command == "GET":
             self.send_json(200, rec.stats())
+        elif path == "/_mock/token_calls" and self.command == "GET":
+            with rec.lock:
+                calls = list(rec.token_calls)
+            self.send_json(200, calls)
         else:
             self.send_json(404, {"error": "unknown control endpoint"})
 
@@ -258,6 +274,9 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path.startswith("/_mock/"):
             self.control(path)
+            return
+        if path == "/v1/oauth/token":
+            self.token(body)
             return
         headers = {}
         for name, value in self.headers.items():
@@ -279,6 +298,33 @@ class Handler(BaseHTTPRequestHandler):
             self.api(path, body, key)
         finally:
             self.server.recorder.leave(key)
+
+    def token(self, body):
+        rec = self.server.recorder
+        try:
+            grant = json.loads(body)
+        except ValueError:
+            grant = None
+        with rec.lock:
+            rec.token_calls.append({"body": body.decode("utf-8", "replace"), "time": time.time()})
+        time.sleep(0.3)
+        refresh = grant.get("refresh_token") if isinstance(grant, dict) else None
+        with rec.lock:
+            ok = (self.command == "POST" and grant.get("grant_type") == "refresh_token"
+                  and isinstance(refresh, str) and refresh.startswith("sk-ant-ort01-")
+                  and refresh not in rec.used_refresh_tokens and grant.get("client_id"))
+            if ok:
+                rec.used_refresh_tokens.add(refresh)
+                rec.issued += 1
+                n = rec.issued
+        if not ok:
+            self.send_json(400, {"error": "invalid_grant",
+                                 "error_description": "refresh token invalid or used"})
+            return
+        self.send_json(200, {"token_type": "Bearer", "expires_in": 28800,
+                             "access_token": "sk-ant-oat01-mock-%d-%s" % (n, new_id("")),
+                             "refresh_token": "sk-ant-ort01-mock-%d-%s" % (n, new_id("")),
+                             "scope": "user:inference"})
 
     def api(self, path, body, key):
         request_id = new_id("req_")

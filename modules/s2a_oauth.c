@@ -1,0 +1,65 @@
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include <apr_strings.h>
+
+#include "s2a_json.h"
+#include "s2a_oauth.h"
+
+const char *s2a_oauth_refresh_body(apr_pool_t *p, const char *refresh_token, const char *client_id)
+{
+    return apr_pstrcat(
+        p, "{\"grant_type\":\"refresh_token\",\"refresh_token\":", s2a_json_quote(p, refresh_token),
+        ",\"client_id\":", s2a_json_quote(p, client_id), "}", NULL);
+}
+
+static const char *string_field(apr_pool_t *p, json_object *o, const char *name)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string) ||
+        !json_object_get_string_len(v)) {
+        return NULL;
+    }
+    return apr_pstrdup(p, json_object_get_string(v));
+}
+
+int s2a_oauth_parse(apr_pool_t *p, const char *body, apr_size_t len, s2a_oauth_tokens *out,
+                    const char **err)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *o = NULL, *v;
+    int rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    if (!tok) {
+        *err = "out of memory";
+        return -1;
+    }
+    o = json_tokener_parse_ex(tok, body, (int)len);
+    if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+        !json_object_is_type(o, json_type_object)) {
+        *err = "the answer is not a JSON object";
+        goto done;
+    }
+    out->access_token = string_field(p, o, "access_token");
+    out->refresh_token = string_field(p, o, "refresh_token");
+    if (!out->access_token) {
+        *err = "the answer has no access_token";
+        goto done;
+    }
+    if (json_object_object_get_ex(o, "expires_in", &v)) {
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
+            *err = "expires_in is not a number of seconds";
+            goto done;
+        }
+        out->expires_in = json_object_get_int64(v);
+    }
+    rc = 0;
+done:
+    if (o) {
+        json_object_put(o);
+    }
+    json_tokener_free(tok);
+    return rc;
+}
