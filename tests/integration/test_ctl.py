@@ -215,6 +215,25 @@ def test_account_credential_sources_and_changes(gateway, ctl, tmp_path):
     assert "--map" in res.stderr
 
 
+def test_oauth_account_with_refresh_token(gateway, ctl):
+    t = gateway.new_tenant(accounts=0)
+    refresh = "sk-ant-ort01-" + secrets.token_hex(12)
+    ends = int(time.time()) + 7200
+    account = ctl.json("account", "add", "--name", gateway.unique("ctl-oauth"), "--type", "oauth",
+                       "--credential-env", "S2A_TEST_CRED", "--refresh-token-env",
+                       "S2A_TEST_REFRESH", "--expires-at", str(ends), "--endpoint",
+                       gateway.mock.url, "--group", t.group["id"],
+                       env={"S2A_TEST_CRED": "sk-ant-oat01-" + secrets.token_hex(12),
+                            "S2A_TEST_REFRESH": refresh})
+    assert account["refresh_token_set"] is True and account["expires_at"] == ends
+    assert refresh not in json.dumps(account)
+    shown = ctl("account", "show", account["id"]).stdout
+    assert "refresh token" in shown and "set" in shown and refresh not in shown
+    res = ctl("account", "set", account["id"], "--refresh-token-env", "S2A_TEST_UNSET",
+              env={"S2A_TEST_UNSET": None}, code=1)
+    assert "S2A_TEST_UNSET" in res.stderr
+
+
 def test_account_enable_clears_error_and_disable_takes_it_out(gateway, ctl):
     t = gateway.new_tenant()
     aid = t.account["id"]
