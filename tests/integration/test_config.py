@@ -1,0 +1,37 @@
+"""`apachectl configtest` refuses bad values of the store and OAuth
+directives with a message naming the directive, and accepts good ones."""
+
+import pytest
+
+import harness
+
+
+def configured(tmp_path, extra):
+    return harness.Httpd(harness.make_dir(tmp_path / "h"), ["http://127.0.0.1:9"],
+                         dbd_params=str(tmp_path / "s2a.sqlite"), admin_token="t" * 32,
+                         extra_conf=extra)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("Sub2apiStore http://127.0.0.1:6379", "Sub2apiStore: shm or redis://"),
+    ("Sub2apiStore redis://h:99999/0", "port must be a number"),
+    ("Sub2apiStore redis://:s3cret-pw@h:x/0", "Sub2apiStore"),
+    ("Sub2apiOAuthTokenURL https://console.anthropic.com/v1/oauth/token",
+     "only http:// is spoken"),
+    ("Sub2apiOAuthTokenURL not a url", "Sub2apiOAuthTokenURL"),
+    ("Sub2apiOAuthRefreshInterval 0", "Sub2apiOAuthRefreshInterval must be between"),
+])
+def test_bad_values_are_refused(tmp_path, line, message):
+    httpd = configured(tmp_path, line)
+    httpd.render()
+    with pytest.raises(harness.HarnessError) as exc:
+        httpd.check_config()
+    assert message in str(exc.value)
+    assert "s3cret-pw" not in str(exc.value)
+
+
+def test_good_values_pass(tmp_path):
+    httpd = configured(tmp_path, "Sub2apiStore redis://gw:pw@127.0.0.1:6380/3\n"
+                                 "Sub2apiOAuthRefreshInterval 60\nSub2apiStore shm\n")
+    httpd.render()
+    httpd.check_config()
