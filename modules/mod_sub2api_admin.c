@@ -3,6 +3,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_script.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "mod_sub2api_private.h"
@@ -612,7 +613,8 @@ static int keys_patch(admin_ctx *a, const char *id)
 #define ACCOUNT_COLUMNS                                                                            \
     "SELECT id, name, type, credential, endpoint, priority, concurrency, model_mapping, status,"   \
     " schedulable, error_message, created_at, custom_error_codes, expires_at,"                     \
-    " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END AS refresh_token_set FROM s2a_accounts"
+    " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END AS refresh_token_set, headers"               \
+    " FROM s2a_accounts"
 
 static void decorate_account(admin_ctx *a, json_object *acc)
 {
@@ -681,7 +683,7 @@ static int accounts_list(admin_ctx *a, const char *id, int created)
     size_t i;
     if (s2a_db_rows(&a->db, a->r->pool,
                     id ? ACCOUNT_COLUMNS " WHERE id = %lld" : ACCOUNT_COLUMNS " ORDER BY id",
-                    "issssiijsbsijib", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    "issssiijsbsijibj", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
@@ -701,6 +703,59 @@ static const char *account_type_check(const char *t)
 {
     if (!t || (strcmp(t, "apikey") && strcmp(t, "oauth") && strcmp(t, "setup-token"))) {
         return "type: apikey, oauth or setup-token";
+    }
+    return NULL;
+}
+
+/* Headers an operator may not fix for an account: the credential, the
+ * framing and the connection are the gateway's. */
+static const char *const reserved_headers[] = {"authorization",
+                                               "x-api-key",
+                                               "host",
+                                               "content-length",
+                                               "content-type",
+                                               "transfer-encoding",
+                                               "connection",
+                                               "keep-alive",
+                                               "te",
+                                               "trailer",
+                                               "upgrade",
+                                               "expect",
+                                               "proxy-authorization",
+                                               "proxy-connection",
+                                               "cookie",
+                                               NULL};
+
+static const char *headers_check(apr_pool_t *p, json_object *v)
+{
+    if (!json_object_is_type(v, json_type_object)) {
+        return "headers: an object of header name to value";
+    }
+    json_object_object_foreach(v, k, val)
+    {
+        const char *c;
+        int i;
+        if (!*k || strlen(k) > 64) {
+            return "headers: names of 1 to 64 characters";
+        }
+        for (c = k; *c; c++) {
+            if (!apr_isalnum(*c) && *c != '-' && *c != '_') {
+                return apr_psprintf(p, "headers: %s is not a header name", k);
+            }
+        }
+        for (i = 0; reserved_headers[i]; i++) {
+            if (strcasecmp(k, reserved_headers[i]) == 0) {
+                return apr_psprintf(p, "headers: %s is set by the gateway", k);
+            }
+        }
+        if (!json_object_is_type(val, json_type_string) || json_object_get_string_len(val) > 4096) {
+            return "headers: values must be strings of up to 4096 characters";
+        }
+        for (c = json_object_get_string(val); *c; c++) {
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                return apr_psprintf(p, "headers: the value of %s has control characters", k);
+            }
+        }
     }
     return NULL;
 }
@@ -752,6 +807,12 @@ static const char *account_fields_check(admin_ctx *a, int create)
     if ((has(a, "schedulable") && get_bool(a, "schedulable") < 0) ||
         (has(a, "clear_cooldown") && get_bool(a, "clear_cooldown") < 0)) {
         return "schedulable and clear_cooldown: true or false";
+    }
+    if (a->in && json_object_object_get_ex(a->in, "headers", &v)) {
+        const char *bad = headers_check(a->r->pool, v);
+        if (bad) {
+            return bad;
+        }
     }
     if (a->in && json_object_object_get_ex(a->in, "model_mapping", &v)) {
         if (!json_object_is_type(v, json_type_object)) {
@@ -809,10 +870,19 @@ static int set_groups(admin_ctx *a, const char *id)
     return 0;
 }
 
-/* The refresh token (sealed like the credential) and the access token's end. */
-static int set_oauth(admin_ctx *a, const char *id)
+/* The refresh token (sealed like the credential), the access token's end
+ * and the fixed headers. */
+static int set_account_extras(admin_ctx *a, const char *id)
 {
     apr_int64_t n;
+    json_object *v;
+    if (a->in && json_object_object_get_ex(a->in, "headers", &v) &&
+        exec_update(
+            a, "UPDATE s2a_accounts SET headers = %s WHERE id = %lld",
+            apr_pstrdup(a->r->pool, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)),
+            id)) {
+        return -1;
+    }
     if (get_str(a, "refresh_token") &&
         exec_update(a, "UPDATE s2a_accounts SET refresh_token = %s WHERE id = %lld",
                     s2a_credential_seal(a->r->pool, a->sc, get_str(a, "refresh_token")), id)) {
@@ -884,7 +954,7 @@ static int accounts_create(admin_ctx *a)
     ok = ok && (!codes_text(a) ||
                 exec_update(a, "UPDATE s2a_accounts SET custom_error_codes = %s WHERE id = %lld",
                             codes_text(a), sid) == 0);
-    ok = ok && set_oauth(a, sid) == 0;
+    ok = ok && set_account_extras(a, sid) == 0;
     s2a_db_end(&a->db, a->r->pool, t, ok);
     if (!ok) {
         return db_fail(a);
@@ -933,7 +1003,7 @@ static int accounts_patch(admin_ctx *a, const char *id)
                     s2a_credential_seal(a->r->pool, a->sc, get_str(a, "credential")), id)) {
         return db_fail(a);
     }
-    if (set_oauth(a, id)) {
+    if (set_account_extras(a, id)) {
         return db_fail(a);
     }
     for (i = 0; i < 4; i++) {

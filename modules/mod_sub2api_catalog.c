@@ -169,6 +169,20 @@ static int excluded(const apr_array_header_t *ids, apr_int64_t id)
     return 0;
 }
 
+/* The catalog's list may be replaced while the request runs: nothing of it
+ * is kept by pointer. */
+static apr_table_t *deep_copy(apr_pool_t *p, const apr_table_t *t)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_table_t *out = apr_table_make(p, arr->nelts);
+    int i;
+    for (i = 0; i < arr->nelts; i++) {
+        apr_table_set(out, e[i].key, e[i].val);
+    }
+    return out;
+}
+
 static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
                        s2a_account *out, const char **upstream_model, s2a_place *place)
@@ -213,6 +227,7 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         out->endpoint = apr_pstrdup(r->pool, a->endpoint);
         out->mapping = NULL;
         out->error_codes = a->error_codes ? apr_array_copy(r->pool, a->error_codes) : NULL;
+        out->headers = a->headers ? deep_copy(r->pool, a->headers) : NULL;
         out->group_ids = NULL;
         *upstream_model = mapped ? apr_pstrdup(r->pool, mapped) : model;
     }

@@ -846,6 +846,10 @@ static int proxy_fixups(request_rec *r)
             h, "anthropic-beta",
             s2a_beta_for_oauth(r->pool, apr_table_get(h, "anthropic-beta"), q->upstream_model));
     }
+    if (q->account.headers) {
+        /* the operator's fixed headers (checked by the admin API) win */
+        apr_table_overlap(h, q->account.headers, APR_OVERLAP_TABLES_SET);
+    }
     if (!apr_table_get(h, "content-type")) {
         apr_table_setn(h, "Content-Type", "application/json");
     }

@@ -126,7 +126,9 @@ static const char *schema_v4[] = {
  * credential) and when the access token expires (Unix seconds, 0 unknown). */
 static const char *schema_v5[] = {
     "ALTER TABLE s2a_accounts ADD COLUMN refresh_token TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE s2a_accounts ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0", NULL};
+    "ALTER TABLE s2a_accounts ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0",
+    /* headers the operator fixes for every request of the account (JSON object) */
+    "ALTER TABLE s2a_accounts ADD COLUMN headers TEXT NOT NULL DEFAULT '{}'", NULL};
 
 /* migrations[v] brings a database at version v to v + 1 */
 static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
@@ -291,6 +293,22 @@ static apr_hash_t *parse_mapping(apr_pool_t *p, const char *text)
     return h;
 }
 
+/* {"name": "value", ...} -> a table; NULL when empty. */
+static apr_table_t *parse_headers(apr_pool_t *p, const char *text)
+{
+    apr_hash_t *h = parse_mapping(p, text);
+    apr_hash_index_t *hi;
+    apr_table_t *t;
+    if (!apr_hash_count(h)) {
+        return NULL;
+    }
+    t = apr_table_make(p, (int)apr_hash_count(h));
+    for (hi = apr_hash_first(p, h); hi; hi = apr_hash_next(hi)) {
+        apr_table_setn(t, apr_hash_this_key(hi), apr_hash_this_val(hi));
+    }
+    return t;
+}
+
 /* "[429, 529]" -> the statuses; NULL for "" or anything not such an array. */
 static apr_array_header_t *parse_codes(apr_pool_t *p, const char *text)
 {
@@ -319,7 +337,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
     if (apr_dbd_select(c->driver, p, c->handle, &res,
                        "SELECT id, name, type, credential, endpoint, priority, concurrency,"
                        " model_mapping, status, schedulable, custom_error_codes,"
-                       " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END, expires_at"
+                       " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END, expires_at, headers"
                        " FROM s2a_accounts ORDER BY id",
                        1) != 0) {
         *err = apr_dbd_error(c->driver, c->handle, 0);
@@ -339,6 +357,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
         a->error_codes = parse_codes(p, entry_str(c, p, row, 10));
         a->refreshable = entry_i64(c, row, 11) != 0;
         a->expires_at = entry_i64(c, row, 12);
+        a->headers = parse_headers(p, entry_str(c, p, row, 13));
         a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
     }
     for (i = 0; i < arr->nelts; i++) {

@@ -45,6 +45,7 @@ typedef struct {
     apr_array_header_t *group_ids;   /* apr_int64_t */
     int refreshable;                 /* has a refresh token */
     apr_int64_t expires_at;          /* the access token's end, Unix seconds; 0 unknown */
+    apr_table_t *headers;            /* fixed upstream headers; NULL: none */
 } s2a_account;
 
 /* One answered attempt to bill. */

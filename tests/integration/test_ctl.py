@@ -232,6 +232,13 @@ def test_oauth_account_with_refresh_token(gateway, ctl):
     res = ctl("account", "set", account["id"], "--refresh-token-env", "S2A_TEST_UNSET",
               env={"S2A_TEST_UNSET": None}, code=1)
     assert "S2A_TEST_UNSET" in res.stderr
+    changed = ctl.json("account", "set", account["id"], "--header", "x-team=blue",
+                       "--header", "anthropic-beta=a,b")
+    assert changed["headers"] == {"x-team": "blue", "anthropic-beta": "a,b"}
+    assert "x-team: blue" in ctl("account", "show", account["id"]).stdout
+    assert ctl.json("account", "set", account["id"], "--clear-headers")["headers"] == {}
+    res = ctl("account", "set", account["id"], "--header", "Authorization=x", code=1)
+    assert "set by the gateway" in res.stderr
 
 
 def test_account_enable_clears_error_and_disable_takes_it_out(gateway, ctl):

@@ -537,3 +537,28 @@ def test_oauth_accounts_send_a_bearer_token_and_the_oauth_beta(gateway, account_
 def test_apikey_accounts_keep_the_client_beta(gateway, tenant):
     gateway.post_messages(messages_body(), key=tenant.api_key)
     assert "anthropic-beta" not in gateway.mock_requests()[0]["headers"]
+
+
+def test_account_fixed_headers_go_upstream(gateway):
+    t = gateway.new_tenant(headers={"x-team": "blue", "anthropic-beta": "fixed-beta-1"})
+    assert t.account["headers"] == {"x-team": "blue", "anthropic-beta": "fixed-beta-1"}
+    status, _, _ = gateway.post_messages(messages_body(), key=t.api_key,
+                                         headers={"anthropic-beta": "client-beta",
+                                                  "x-team": "red"})
+    assert status == 200
+    sent = gateway.mock_requests()[0]["headers"]
+    assert sent["x-team"] == "blue" and sent["anthropic-beta"] == "fixed-beta-1"
+    assert sent["x-api-key"] == t.credential
+    for headers, word in (({"Authorization": "Bearer x"}, "set by the gateway"),
+                          ({"x-api-key": "k"}, "set by the gateway"),
+                          ({"bad name": "v"}, "not a header name"),
+                          ({"x-ok": "a\r\nInjected: 1"}, "control characters"),
+                          ({"x-ok": 5}, "strings"),
+                          (["x"], "an object")):
+        status, body = gateway.admin("PATCH", "/admin/accounts/%d" % t.account["id"],
+                                     {"headers": headers})
+        assert status == 400 and word in body["error"]["message"], body
+    gateway.admin_ok("PATCH", "/admin/accounts/%d" % t.account["id"], {"headers": {}})
+    gateway.mock_clear()
+    assert gateway.post_messages(messages_body(), key=t.api_key)[0] == 200
+    assert "x-team" not in gateway.mock_requests()[0]["headers"]

@@ -9,6 +9,8 @@ import json
 import secrets
 import time
 
+import pytest
+
 from harness import messages_body
 
 
@@ -31,8 +33,9 @@ def token_calls(gateway):
     return gateway.mock.token_calls()
 
 
-def test_token_ending_soon_is_refreshed_once_for_many_requests(gateway):
-    t = oauth_tenant(gateway, 60, concurrency=20)
+@pytest.mark.parametrize("ends_in", [60, -600], ids=["ending", "expired"])
+def test_token_ending_soon_is_refreshed_once_for_many_requests(gateway, ends_in):
+    t = oauth_tenant(gateway, ends_in, concurrency=20)
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         results = list(pool.map(
             lambda i: gateway.post_messages(messages_body("q%d" % i), key=t.api_key,
