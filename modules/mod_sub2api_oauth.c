@@ -14,6 +14,8 @@
 #define S2A_OAUTH_LOCK_SEC 30
 #define S2A_OAUTH_CALL_SEC 10
 #define S2A_OAUTH_WAIT_SEC 15
+/* after a failed refresh, no other try for the account this long */
+#define S2A_OAUTH_BACKOFF_SEC 30
 
 static int still_good(apr_int64_t expires_at, apr_int64_t now)
 {
@@ -66,6 +68,22 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
     return 1;
 }
 
+/* A failed refresh leaves a marker in the store for S2A_OAUTH_BACKOFF_SEC,
+ * so that a token endpoint that is down is not called by every request. A
+ * lock of 1 ms taken is the test that no marker is there; only the holder
+ * of the refresh lock tests, so tests never meet each other. */
+static int failed_recently(s2a_store *st, const char *marker)
+{
+    int got = 0;
+    return st->ops->lock(st, marker, apr_time_from_msec(1), &got) != APR_SUCCESS || !got;
+}
+
+static void mark_failed(s2a_store *st, const char *marker)
+{
+    int got;
+    st->ops->lock(st, marker, apr_time_from_sec(S2A_OAUTH_BACKOFF_SEC), &got);
+}
+
 int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t id,
                      const char *rejected, const char **plain)
 {
@@ -73,6 +91,7 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
     /* the pseudonym key tells databases sharing one store apart */
     const char *lock = apr_psprintf(p, "oauth:%s:%" APR_INT64_T_FMT,
                                     sc->secret ? (const char *)sc->secret : "", id);
+    const char *marker = apr_pstrcat(p, lock, ":failed", NULL);
     if (!sc->oauth_token_url || !sc->oauth_client_id) {
         return 0;
     }
@@ -119,15 +138,21 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
                            : still_good(expires_at, apr_time_sec(apr_time_now())));
             if (ok) {
                 *plain = current;
-            } else {
+            } else if (!failed_recently(s2a_g.store, marker)) {
                 ok = *refresh && (refresh = s2a_credential_open(p, sc, refresh)) &&
                      refresh_now(p, s, sc, &db, id, refresh, plain);
+                if (!ok) {
+                    mark_failed(s2a_g.store, marker);
+                }
             }
             s2a_g.store->ops->unlock(s2a_g.store, lock);
             s2a_dbc_close(s, h);
             return ok;
         }
         s2a_dbc_close(s, h);
+        if (!rejected && expires_at > apr_time_sec(apr_time_now())) {
+            return 0; /* another refreshes it; meanwhile the old token still works */
+        }
         if (apr_time_now() >= deadline) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                          S2ALOGNO(0506) "account %" APR_INT64_T_FMT " refresh by another process "
@@ -141,12 +166,15 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
 
 /* Refreshes, in one child of the host, the accounts whose tokens end soon
  * though no request asked for them. */
-static apr_status_t watch(int state, void *data, apr_pool_t *p)
+static apr_status_t watch(int state, void *data, apr_pool_t *wp)
 {
     server_rec *s = data, *sp;
+    apr_pool_t *p;
     if (state != AP_WATCHDOG_STATE_RUNNING || !s2a_g.store) {
         return APR_SUCCESS;
     }
+    /* mod_watchdog may hand the same pool to every run */
+    apr_pool_create(&p, wp);
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
         apr_array_header_t *due = NULL;
@@ -171,6 +199,8 @@ static apr_status_t watch(int state, void *data, apr_pool_t *p)
             s2a_oauth_ensure(p, sp, sc, APR_ARRAY_IDX(due, i, apr_int64_t), NULL, &plain);
         }
     }
+    apr_pool_destroy(p);
+    /* anything else would end the callback for good */
     return APR_SUCCESS;
 }
 
