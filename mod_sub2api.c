@@ -582,6 +582,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     if (!store_init(pchild, s)) {
         return;
     }
+    s2a_oauth_child_init(pchild);
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
         if (sc->catalog) {

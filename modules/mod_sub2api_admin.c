@@ -626,19 +626,24 @@ static void decorate_account(admin_ctx *a, json_object *acc)
     int state_known = 1;
 
     memset(&st, 0, sizeof(st));
+    if (json_object_object_get_ex(acc, "id", &v)) {
+        id = json_object_get_int64(v);
+    }
     if (json_object_object_get_ex(acc, "credential", &v)) {
         const char *plain = s2a_credential_open(a->r->pool, a->sc, json_object_get_string(v));
-        if (plain && s2a_g.store->ops->get(s2a_g.store, s2a_state_key(plain), apr_time_now(),
-                                           &st) != APR_SUCCESS) {
+        json_object *rt = NULL;
+        int refreshable =
+            json_object_object_get_ex(acc, "refresh_token_set", &rt) && json_object_get_boolean(rt);
+        if (plain &&
+            s2a_g.store->ops->get(s2a_g.store,
+                                  s2a_account_state_key(a->r->pool, a->sc, id, refreshable, plain),
+                                  apr_time_now(), &st) != APR_SUCCESS) {
             s2a_store_failed(a->r, "reading an account's state");
             state_known = 0;
         }
         json_object_object_add(acc, "credential",
                                json_object_new_string(plain ? s2a_secret_mask(a->r->pool, plain)
                                                             : "(sealed with another key)"));
-    }
-    if (json_object_object_get_ex(acc, "id", &v)) {
-        id = json_object_get_int64(v);
     }
     state = json_object_new_object();
     json_object_object_add(state, "in_flight", json_object_new_int(st.in_flight));
@@ -967,16 +972,22 @@ static int accounts_create(admin_ctx *a)
  * state (re-enabling it does both). 0 when the store failed. */
 static int clear_state(admin_ctx *a, const char *id, int error)
 {
-    json_object *rows, *cred;
+    json_object *rows, *cred, *refreshable;
     const char *args[1] = {id}, *plain;
     int ok = 1;
-    if (s2a_db_rows(&a->db, a->r->pool, "SELECT credential FROM s2a_accounts WHERE id = %lld", "s",
-                    1, args, &rows, &a->err) != 0) {
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    "SELECT credential, CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END AS r"
+                    " FROM s2a_accounts WHERE id = %lld",
+                    "sb", 1, args, &rows, &a->err) != 0) {
         return ok;
     }
     if (one(rows) && json_object_object_get_ex(one(rows), "credential", &cred) &&
+        json_object_object_get_ex(one(rows), "r", &refreshable) &&
         (plain = s2a_credential_open(a->r->pool, a->sc, json_object_get_string(cred))) &&
-        s2a_g.store->ops->clear(s2a_g.store, s2a_state_key(plain), error) != APR_SUCCESS) {
+        s2a_g.store->ops->clear(s2a_g.store,
+                                s2a_account_state_key(a->r->pool, a->sc, apr_atoi64(id),
+                                                      json_object_get_boolean(refreshable), plain),
+                                error) != APR_SUCCESS) {
         s2a_store_failed(a->r, "clearing an account's state");
         ok = 0;
     }

@@ -4,6 +4,7 @@
  * group) asks the store afresh before it is believed, so that what another
  * node just created is found at once. */
 #include <http_request.h>
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include "mod_sub2api_private.h"
@@ -40,7 +41,7 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     int found;
 
     apr_thread_mutex_lock(c->mutex);
-    if (stale(sc, c->keys_gen, c->keys_loaded, now, 0) || apr_hash_count(c->keys) > 100000) {
+    if (stale(sc, c->keys_gen, c->keys_loaded, now, gen) || apr_hash_count(c->keys) > 100000) {
         apr_pool_clear(c->keys_pool);
         c->keys = apr_hash_make(c->keys_pool);
         c->keys_gen = gen;
@@ -51,7 +52,7 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
         *out = *hit;
     }
     apr_thread_mutex_unlock(c->mutex);
-    if (hit && !hit->id && stale(sc, gen, now, now, 1)) {
+    if (hit && !out->id && gen != s2a_g.store->ops->generation(s2a_g.store, 1)) {
         hit = NULL; /* unknown when cached: maybe created since */
         gen = s2a_g.store->ops->generation(s2a_g.store, 0);
     }
@@ -79,6 +80,16 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     return found;
 }
 
+apr_int64_t s2a_account_state_key(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id, int refreshable,
+                                  const char *plain)
+{
+    if (refreshable) {
+        return s2a_state_key(apr_psprintf(p, "account:%s:%" APR_INT64_T_FMT,
+                                          sc->secret ? (const char *)sc->secret : "", id));
+    }
+    return s2a_state_key(plain);
+}
+
 /* Credentials come out of the database sealed or plain; an account whose
  * credential cannot be opened does not serve. */
 static void open_credentials(request_rec *r, s2a_srv_conf *sc, apr_pool_t *p,
@@ -97,7 +108,26 @@ static void open_credentials(request_rec *r, s2a_srv_conf *sc, apr_pool_t *p,
             plain = "";
         }
         a->credential = plain;
-        a->state_key = s2a_state_key(plain);
+        a->state_key = s2a_account_state_key(p, sc, a->id, a->refreshable, plain);
+    }
+}
+
+static s2a_account_list *list_get(s2a_catalog *c)
+{
+    s2a_account_list *l;
+    apr_thread_mutex_lock(c->mutex);
+    l = c->list;
+    if (l) {
+        apr_atomic_inc32(&l->refs);
+    }
+    apr_thread_mutex_unlock(c->mutex);
+    return l;
+}
+
+static void list_put(s2a_account_list *l)
+{
+    if (l && apr_atomic_dec32(&l->refs) == 0) {
+        apr_pool_destroy(l->pool);
     }
 }
 
@@ -108,8 +138,8 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
     s2a_catalog *c = sc->catalog;
     apr_time_t now = apr_time_now();
     apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store, fresh);
+    s2a_account_list *l, *old;
     apr_pool_t *np;
-    apr_array_header_t *list;
     const char *err = NULL;
     s2a_dbc dbc;
     void *h;
@@ -117,7 +147,7 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
     int need;
 
     apr_thread_mutex_lock(c->mutex);
-    need = !c->accounts || stale(sc, c->accounts_gen, c->accounts_loaded, now, 0);
+    need = !c->list || stale(sc, c->list->gen, c->list->loaded, now, gen);
     apr_thread_mutex_unlock(c->mutex);
     if (!need) {
         return 1;
@@ -127,23 +157,25 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
     }
     /* unmanaged: request threads create and destroy it concurrently */
     apr_pool_create_unmanaged(&np);
-    rv = s2a_db_accounts_load(&dbc, np, &list, &err);
+    l = apr_pcalloc(np, sizeof(*l));
+    l->pool = np;
+    l->refs = 1;
+    l->gen = gen;
+    l->loaded = now;
+    rv = s2a_db_accounts_load(&dbc, np, &l->accounts, &err);
     s2a_dbc_close(r->server, h);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0101) "loading accounts: %s", err);
         apr_pool_destroy(np);
         return 0;
     }
-    open_credentials(r, sc, np, list);
+    open_credentials(r, sc, np, l->accounts);
     apr_thread_mutex_lock(c->mutex);
-    if (c->accounts_pool) {
-        apr_pool_destroy(c->accounts_pool);
-    }
-    c->accounts_pool = np;
-    c->accounts = list;
-    c->accounts_gen = gen;
-    c->accounts_loaded = now;
+    old = c->list;
+    c->list = l;
+    c->loads++;
     apr_thread_mutex_unlock(c->mutex);
+    list_put(old);
     return 1;
 }
 
@@ -187,20 +219,22 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
                        s2a_account *out, const char **upstream_model, s2a_place *place)
 {
-    s2a_catalog *c = sc->catalog;
+    s2a_account_list *l = list_get(sc->catalog);
     s2a_candidate *cand;
     s2a_account **acc;
     apr_pool_t *tmp;
     int i, n = 0, pick = S2A_PICK_NONE;
     apr_status_t rv = APR_SUCCESS;
 
+    if (!l) {
+        return -1;
+    }
     /* scratch: a waiting request calls this every 50 ms */
     apr_pool_create(&tmp, r->pool);
-    apr_thread_mutex_lock(c->mutex);
-    cand = apr_palloc(tmp, sizeof(*cand) * (apr_size_t)(c->accounts->nelts + 1));
-    acc = apr_palloc(tmp, sizeof(*acc) * (apr_size_t)(c->accounts->nelts + 1));
-    for (i = 0; i < c->accounts->nelts; i++) {
-        s2a_account *a = &APR_ARRAY_IDX(c->accounts, i, s2a_account);
+    cand = apr_palloc(tmp, sizeof(*cand) * (apr_size_t)(l->accounts->nelts + 1));
+    acc = apr_palloc(tmp, sizeof(*acc) * (apr_size_t)(l->accounts->nelts + 1));
+    for (i = 0; i < l->accounts->nelts; i++) {
+        s2a_account *a = &APR_ARRAY_IDX(l->accounts, i, s2a_account);
         if (!a->active || !in_group(a, group_id) || excluded(exclude, a->id)) {
             continue;
         }
@@ -217,7 +251,7 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
             s2a_g.store->ops->pick(s2a_g.store, cand, n, apr_time_now(), session,
                                    apr_time_from_sec(sc->sticky_ttl), wait_for_bound, &pick, place);
     }
-    if (pick >= 0) {
+    if (rv == APR_SUCCESS && pick >= 0) {
         const s2a_account *a = acc[pick];
         const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);
         *out = *a;
@@ -231,8 +265,8 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         out->group_ids = NULL;
         *upstream_model = mapped ? apr_pstrdup(r->pool, mapped) : model;
     }
-    apr_thread_mutex_unlock(c->mutex);
     apr_pool_destroy(tmp);
+    list_put(l);
     if (rv != APR_SUCCESS) {
         s2a_store_failed(r, "choosing an account");
         return -3;
@@ -244,7 +278,7 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
                        s2a_account *out, const char **upstream_model, s2a_place *place)
 {
-    apr_pool_t *seen;
+    apr_uint32_t seen;
     int rc;
     if (!refresh_accounts(r, sc, 0)) {
         return -1;
@@ -255,13 +289,13 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         return rc;
     }
     apr_thread_mutex_lock(sc->catalog->mutex);
-    seen = sc->catalog->accounts_pool;
+    seen = sc->catalog->loads;
     apr_thread_mutex_unlock(sc->catalog->mutex);
     if (!refresh_accounts(r, sc, 1)) {
         return -1;
     }
     apr_thread_mutex_lock(sc->catalog->mutex);
-    rc = seen != sc->catalog->accounts_pool; /* reloaded */
+    rc = seen != sc->catalog->loads; /* reloaded */
     apr_thread_mutex_unlock(sc->catalog->mutex);
     return rc ? choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, out,
                             upstream_model, place)

@@ -303,8 +303,7 @@ static void freshen(request_rec *r, s2a_req *q, s2a_account *a)
     if (a->refreshable && a->expires_at &&
         a->expires_at <= apr_time_sec(apr_time_now()) + S2A_OAUTH_MARGIN_SEC &&
         s2a_oauth_ensure(r->pool, r->server, q->sconf, a->id, NULL, &plain)) {
-        a->credential = plain;
-        a->state_key = s2a_state_key(plain);
+        a->credential = plain; /* its state key is its id's: unchanged */
     }
 }
 
@@ -793,6 +792,7 @@ static int request_status(int *status, request_rec *r)
     q->swallow = q->answered = q->replaced = q->eos = q->upstream_broken = 0;
     q->upstream_status = 0;
     q->holding = 0;
+    q->as_event = 0;
     q->hold = NULL;
     q->hold_len = q->hold_cap = 0;
     q->sse = NULL;
@@ -948,7 +948,7 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
     int status = q->upstream_status;
     int mapped = s2a_upstream_status_map(status);
     apr_time_t now = apr_time_now();
-    const char *retry_after = NULL;
+    const char *retry_after = NULL, *refreshed = NULL;
     const char *msg;
 
     if (status == 429) {
@@ -968,12 +968,13 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
         msg = "The upstream is overloaded; retry later";
     } else if (status == 401 && q->account.refreshable && !q->refreshed) {
         /* a token the upstream no longer takes: refreshed once, and the
-         * account may serve this request again with the new one */
-        const char *plain;
+         * account may serve this request again with the new one (its place
+         * is given up first, so a full account can take it again) */
         q->refreshed = 1;
         if (s2a_oauth_ensure(r->pool, r->server, q->sconf, q->account.id, q->account.credential,
-                             &plain)) {
+                             &refreshed)) {
             untry(q, q->account.id);
+            give_back(r, &q->account_place);
         } else {
             mark_account_error(r, q, status);
         }
@@ -985,6 +986,10 @@ static void take_upstream_error(request_rec *r, s2a_req *q)
         msg = "The upstream answered with an error";
     }
     if (choose_next(r, q)) {
+        if (refreshed && q->next.id == q->account.id) {
+            /* this process's list may not have the new token yet */
+            q->next.credential = refreshed;
+        }
         /* nothing reaches the client; request_status sends the request on */
         q->swallow = 1;
         return;
@@ -1076,6 +1081,13 @@ static void start_answer(request_rec *r, s2a_req *q)
     strip_account_headers(r->headers_out);
     if (r->status >= 300) {
         q->rewrite_model = 0; /* a 4xx error body names no model */
+        if (q->committed) {
+            /* the client already has a 200 event stream: the error body
+             * goes as an error event, whole */
+            q->stream = 0;
+            q->holding = 1;
+            q->as_event = 1;
+        }
         return;
     }
     if (strncasecmp(ct, "text/event-stream", 17) == 0) {
@@ -1109,6 +1121,33 @@ static apr_size_t first_event_len(const char *buf, apr_size_t len)
     return 0;
 }
 
+/* The held error body as one SSE error event; a line break in it starts
+ * another data line, as SSE joins them. */
+static void as_error_event(request_rec *r, s2a_req *q)
+{
+    apr_size_t i, n = q->hold_len;
+    char *out, *o;
+    while (n && (q->hold[n - 1] == '\n' || q->hold[n - 1] == '\r')) {
+        n--;
+    }
+    out = apr_palloc(r->pool, n * 7 + 32); /* every byte a line break at worst */
+    o = apr_cpystrn(out, "event: error\ndata: ", 32);
+    for (i = 0; i < n; i++) {
+        if (q->hold[i] == '\r') {
+            continue;
+        }
+        if (q->hold[i] == '\n') {
+            memcpy(o, "\ndata: ", 7);
+            o += 7;
+        } else {
+            *o++ = q->hold[i];
+        }
+    }
+    memcpy(o, "\n\n", 2);
+    q->hold = out;
+    q->hold_len = (apr_size_t)(o + 2 - out);
+}
+
 /* Decides whether the held bytes may go, renaming the model first where
  * needed: a stream after its first event, a JSON answer after its end (so
  * its usage is read before the client can leave). Returns 1 to release. */
@@ -1137,6 +1176,10 @@ static int release_held(request_rec *r, s2a_req *q)
         apr_size_t off, vlen;
         if (!final) {
             return 0;
+        }
+        if (q->as_event) {
+            as_error_event(r, q);
+            return 1;
         }
         if (q->rewrite_model &&
             s2a_json_prefix_find_model(q->hold, q->hold_len, &off, &vlen) == 1) {

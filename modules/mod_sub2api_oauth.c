@@ -4,6 +4,7 @@
  * runs once across all processes and nodes: whoever takes the store's lock
  * for the account calls the token endpoint; the others wait and read the
  * new token from the database. */
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <mod_watchdog.h>
 
@@ -12,9 +13,10 @@
 #include "s2a_oauth.h"
 
 #define S2A_OAUTH_LOCK_SEC 30
-#define S2A_OAUTH_CALL_SEC 10
+/* per connect, send and read: the three stay within the lock's time */
+#define S2A_OAUTH_CALL_SEC 5
 #define S2A_OAUTH_WAIT_SEC 15
-/* after a failed refresh, no other try for the account this long */
+/* after a failed call, the endpoint is not asked for the account this long */
 #define S2A_OAUTH_BACKOFF_SEC 30
 
 static int still_good(apr_int64_t expires_at, apr_int64_t now)
@@ -22,10 +24,30 @@ static int still_good(apr_int64_t expires_at, apr_int64_t now)
     return expires_at == 0 || expires_at > now + S2A_OAUTH_MARGIN_SEC;
 }
 
-/* Calls the token endpoint and stores what it gives. The caller holds the
- * account's lock. */
+/* A refresh token the endpoint refused is dead: the account waits for an
+ * operator (re-authorization), as after a 401 it cannot recover from. */
+static void refused(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db, apr_int64_t id,
+                    const char *words)
+{
+    const char *args[2], *err = NULL;
+    args[0] = apr_pstrcat(p, "token refresh refused: ", words, NULL);
+    args[1] = apr_psprintf(p, "%" APR_INT64_T_FMT, id);
+    if (s2a_db_exec(db, p,
+                    "UPDATE s2a_accounts SET status = 'error', error_message = %s WHERE id = %lld",
+                    2, args, NULL, &err) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     S2ALOGNO(0503) "account %" APR_INT64_T_FMT " error state not saved: %s", id,
+                     err);
+    }
+    s2a_g.store->ops->set_error(s2a_g.store, s2a_account_state_key(p, sc, id, 1, NULL), 1);
+    s2a_bump(s, p);
+}
+
+/* Calls the token endpoint and stores what it gives: 1 done, 0 failed (the
+ * endpoint unreachable or broken: try later), -1 refused (account in error).
+ * The caller holds the account's lock. */
 static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db, apr_int64_t id,
-                       const char *refresh_token, const char **plain)
+                       const char *refresh_token, const char **plain, apr_int64_t *expires_in)
 {
     const char *answer = NULL, *err = NULL, *grant;
     apr_size_t len = 0;
@@ -41,13 +63,19 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
                      err);
         return 0;
     }
-    if (status != 200 || s2a_oauth_parse(p, answer, len, &t, &err) != 0) {
-        /* the endpoint's own words say why (invalid_grant...); tokens are
-         * never in them */
+    if (status >= 400 && status < 500) {
+        const char *words = s2a_oauth_error_words(p, answer, len);
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     S2ALOGNO(0502) "account %" APR_INT64_T_FMT " token refresh refused (%d): %s",
-                     id, status,
-                     status != 200 ? apr_pstrmemdup(p, answer, len > 200 ? 200 : len) : err);
+                     S2ALOGNO(0502) "account %" APR_INT64_T_FMT " token refresh refused (%d): %s; "
+                                    "the account is in error state",
+                     id, status, words);
+        refused(p, s, sc, db, id, words);
+        return -1;
+    }
+    if (status != 200 || s2a_oauth_parse(p, answer, len, &t, &err) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     S2ALOGNO(0501) "account %" APR_INT64_T_FMT " token refresh failed (%d): %s",
+                     id, status, status != 200 ? s2a_oauth_error_words(p, answer, len) : err);
         return 0;
     }
     if (s2a_db_oauth_save(
@@ -65,36 +93,45 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
                  id, t.expires_in);
     s2a_bump(s, p);
     *plain = t.access_token;
+    *expires_in = t.expires_in;
     return 1;
 }
 
-/* A failed refresh leaves a marker in the store for S2A_OAUTH_BACKOFF_SEC,
- * so that a token endpoint that is down is not called by every request. A
- * lock of 1 ms taken is the test that no marker is there; only the holder
- * of the refresh lock tests, so tests never meet each other. */
-static int failed_recently(s2a_store *st, const char *marker)
+/* The refresh itself, by the holder of the account's lock. Each call of the
+ * endpoint first takes the account's attempt marker for
+ * S2A_OAUTH_BACKOFF_SEC: a failure leaves it there, so the endpoint is not
+ * asked again before then; a success removes it (unless the new token is
+ * itself so short-lived that it would be refreshed at once). */
+static int refresh_locked(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db,
+                          apr_int64_t id, const char *refresh, const char *attempt,
+                          const char **plain)
 {
-    int got = 0;
-    return st->ops->lock(st, marker, apr_time_from_msec(1), &got) != APR_SUCCESS || !got;
-}
-
-static void mark_failed(s2a_store *st, const char *marker)
-{
-    int got;
-    st->ops->lock(st, marker, apr_time_from_sec(S2A_OAUTH_BACKOFF_SEC), &got);
+    s2a_store *st = s2a_g.store;
+    apr_int64_t expires_in = 0;
+    int first = 0, rc;
+    if (st->ops->lock(st, attempt, apr_time_from_sec(S2A_OAUTH_BACKOFF_SEC), &first) !=
+            APR_SUCCESS ||
+        !first) {
+        return 0;
+    }
+    rc = refresh_now(p, s, sc, db, id, refresh, plain, &expires_in);
+    if (rc > 0 && (expires_in == 0 || expires_in > 2 * S2A_OAUTH_MARGIN_SEC)) {
+        st->ops->unlock(st, attempt);
+    }
+    return rc > 0;
 }
 
 int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t id,
                      const char *rejected, const char **plain)
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_sec(S2A_OAUTH_WAIT_SEC);
-    /* the pseudonym key tells databases sharing one store apart */
-    const char *lock = apr_psprintf(p, "oauth:%s:%" APR_INT64_T_FMT,
-                                    sc->secret ? (const char *)sc->secret : "", id);
-    const char *marker = apr_pstrcat(p, lock, ":failed", NULL);
-    if (!sc->oauth_token_url || !sc->oauth_client_id) {
+    const char *secret = sc->secret, *lock, *attempt;
+    if (!sc->oauth_token_url || !sc->oauth_client_id || !secret) {
         return 0;
     }
+    /* the pseudonym key tells databases sharing one store apart */
+    lock = apr_psprintf(p, "oauth:%s:%" APR_INT64_T_FMT, secret, id);
+    attempt = apr_pstrcat(p, lock, ":attempt", NULL);
     for (;;) {
         const char *cred = NULL, *refresh = NULL, *err = NULL, *current;
         apr_int64_t expires_at = 0;
@@ -110,7 +147,6 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
             return 0;
         }
         current = s2a_credential_open(p, sc, cred);
-        refresh = *refresh ? s2a_credential_open(p, sc, refresh) : NULL;
         /* fresh enough, or already replaced since the upstream refused it */
         if (current && (rejected ? strcmp(current, rejected) != 0
                                  : still_good(expires_at, apr_time_sec(apr_time_now())))) {
@@ -118,7 +154,7 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
             *plain = current;
             return 1;
         }
-        if (!refresh) {
+        if (!*refresh) {
             s2a_dbc_close(s, h);
             return 0;
         }
@@ -138,12 +174,9 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
                            : still_good(expires_at, apr_time_sec(apr_time_now())));
             if (ok) {
                 *plain = current;
-            } else if (!failed_recently(s2a_g.store, marker)) {
-                ok = *refresh && (refresh = s2a_credential_open(p, sc, refresh)) &&
-                     refresh_now(p, s, sc, &db, id, refresh, plain);
-                if (!ok) {
-                    mark_failed(s2a_g.store, marker);
-                }
+            } else {
+                refresh = *refresh ? s2a_credential_open(p, sc, refresh) : NULL;
+                ok = refresh && refresh_locked(p, s, sc, &db, id, refresh, attempt, plain);
             }
             s2a_g.store->ops->unlock(s2a_g.store, lock);
             s2a_dbc_close(s, h);
@@ -153,7 +186,7 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
         if (!rejected && expires_at > apr_time_sec(apr_time_now())) {
             return 0; /* another refreshes it; meanwhile the old token still works */
         }
-        if (apr_time_now() >= deadline) {
+        if (apr_time_now() >= deadline || s2a_oauth_stopping()) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                          S2ALOGNO(0506) "account %" APR_INT64_T_FMT " refresh by another process "
                                         "did not finish in time",
@@ -164,13 +197,47 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
     }
 }
 
+/* The background refresher runs in mod_watchdog's thread, which may outlive
+ * this child's pool: the child waits for a run in progress before its
+ * store and database connections go. */
+static volatile apr_uint32_t watch_stop;
+static volatile apr_uint32_t watch_busy;
+
+int s2a_oauth_stopping(void)
+{
+    return apr_atomic_read32(&watch_stop) != 0;
+}
+
+static apr_status_t stop_watch(void *data)
+{
+    int i;
+    (void)data;
+    apr_atomic_set32(&watch_stop, 1);
+    for (i = 0; i < 2000 && apr_atomic_read32(&watch_busy); i++) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+    return APR_SUCCESS;
+}
+
+void s2a_oauth_child_init(apr_pool_t *pchild)
+{
+    apr_atomic_set32(&watch_stop, 0);
+    apr_pool_pre_cleanup_register(pchild, NULL, stop_watch);
+}
+
 /* Refreshes, in one child of the host, the accounts whose tokens end soon
  * though no request asked for them. */
 static apr_status_t watch(int state, void *data, apr_pool_t *wp)
 {
     server_rec *s = data, *sp;
     apr_pool_t *p;
-    if (state != AP_WATCHDOG_STATE_RUNNING || !s2a_g.store) {
+    if (state != AP_WATCHDOG_STATE_RUNNING) {
+        return APR_SUCCESS;
+    }
+    /* busy first, then the check: stop_watch sets the flag, then waits */
+    apr_atomic_inc32(&watch_busy);
+    if (s2a_oauth_stopping() || !s2a_g.store) {
+        apr_atomic_dec32(&watch_busy);
         return APR_SUCCESS;
     }
     /* mod_watchdog may hand the same pool to every run */
@@ -195,11 +262,12 @@ static apr_status_t watch(int state, void *data, apr_pool_t *wp)
             due = NULL;
         }
         s2a_dbc_close(sp, h);
-        for (i = 0; due && i < due->nelts; i++) {
+        for (i = 0; due && i < due->nelts && !s2a_oauth_stopping(); i++) {
             s2a_oauth_ensure(p, sp, sc, APR_ARRAY_IDX(due, i, apr_int64_t), NULL, &plain);
         }
     }
     apr_pool_destroy(p);
+    apr_atomic_dec32(&watch_busy);
     /* anything else would end the callback for good */
     return APR_SUCCESS;
 }

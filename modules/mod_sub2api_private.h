@@ -36,13 +36,22 @@ APLOG_USE_MODULE(sub2api);
 /* a streamed request that waits for a place gets a ping this often */
 #define S2A_PING_MSEC 1000
 
+/* One load of the account list. Requests use it without the catalog's
+ * mutex (a store call may take a while) and hold a reference meanwhile; the
+ * last reference destroys it. */
+typedef struct {
+    apr_pool_t *pool;             /* holds the list and this struct */
+    apr_array_header_t *accounts; /* s2a_account */
+    volatile apr_uint32_t refs;   /* the catalog's own while current, plus users */
+    apr_uint32_t gen;
+    apr_time_t loaded;
+} s2a_account_list;
+
 /* Per-process cache of what the database says about keys and accounts. */
 typedef struct {
     apr_thread_mutex_t *mutex;
-    apr_pool_t *accounts_pool;
-    apr_array_header_t *accounts; /* s2a_account */
-    apr_uint32_t accounts_gen;
-    apr_time_t accounts_loaded;
+    s2a_account_list *list;
+    apr_uint32_t loads; /* lists loaded so far */
     apr_pool_t *keys_pool;
     apr_hash_t *keys; /* key hash -> s2a_key_rec */
     apr_uint32_t keys_gen;
@@ -135,6 +144,7 @@ typedef struct {
     int upstream_broken; /* an ERROR bucket came from mod_proxy */
     int rewrite_model;   /* the answer's model is to be renamed */
     int holding;         /* answer bytes are held back (see release_held) */
+    int as_event;        /* the held body goes out as an SSE error event */
     char *hold;
     apr_size_t hold_len;
     apr_size_t hold_cap;
@@ -189,6 +199,15 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
                      const char *rejected, const char **plain);
 /* Registers the background refresher with mod_watchdog. */
 void s2a_oauth_watch(apr_pool_t *pconf, server_rec *s);
+/* The child stops: runs of the refresher end, and a child's pool does not
+ * go while one is in progress. */
+void s2a_oauth_child_init(apr_pool_t *pchild);
+int s2a_oauth_stopping(void);
+/* Where an account's state lives in the store: its credential's key, or for
+ * an account with a refresh token (its credential changes) its id within
+ * its database. `plain` may be NULL for such accounts. */
+apr_int64_t s2a_account_state_key(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id, int refreshable,
+                                  const char *plain);
 
 /* Gateway (mod_sub2api_gateway.c). */
 void s2a_gateway_register_hooks(apr_pool_t *p);

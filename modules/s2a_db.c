@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -156,6 +157,19 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
 
     conn_init(c);
     if (!is_pgsql(c)) {
+        const char *have;
+        int major = 0, minor = 0;
+        /* usage rows are written with INSERT ... RETURNING (3.35) */
+        if (apr_dbd_select(c->driver, p, c->handle, &res, "SELECT sqlite_version()", 1) == 0 &&
+            apr_dbd_get_row(c->driver, p, res, &row, -1) == 0 &&
+            (have = apr_dbd_get_entry(c->driver, row, 0)) &&
+            sscanf(have, "%d.%d", &major, &minor) == 2 &&
+            (major < 3 || (major == 3 && minor < 35))) {
+            *err = apr_psprintf(p, "SQLite 3.35 or later is needed; this is %s", have);
+            return APR_EGENERAL;
+        }
+        res = NULL;
+        row = NULL;
         /* Readers never block the writer thread; the setting sticks to the file.
          * The pragma answers with a row, so it goes through select. */
         if (apr_dbd_select(c->driver, p, c->handle, &res, "PRAGMA journal_mode=WAL", 1) != 0) {

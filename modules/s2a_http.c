@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_network_io.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
@@ -87,10 +88,11 @@ int s2a_http_parse_response(apr_pool_t *p, const char *raw, apr_size_t len, int 
 {
     const char *head_end = find_crlfcrlf(raw, len), *v;
     apr_size_t head_len, rest;
-    if (!head_end || len < 12 || strncmp(raw, "HTTP/1.", 7) != 0 || raw[8] != ' ') {
+    if (!head_end || len < 12 || strncmp(raw, "HTTP/1.", 7) != 0 || raw[8] != ' ' ||
+        !apr_isdigit(raw[9]) || !apr_isdigit(raw[10]) || !apr_isdigit(raw[11])) {
         return -1;
     }
-    *status = atoi(raw + 9);
+    *status = (raw[9] - '0') * 100 + (raw[10] - '0') * 10 + (raw[11] - '0');
     if (*status < 100 || *status > 599) {
         return -1;
     }

@@ -54,6 +54,9 @@ int s2a_oauth_parse(apr_pool_t *p, const char *body, apr_size_t len, s2a_oauth_t
             goto done;
         }
         out->expires_in = json_object_get_int64(v);
+        if (out->expires_in > S2A_OAUTH_MAX_EXPIRES_IN) {
+            out->expires_in = S2A_OAUTH_MAX_EXPIRES_IN;
+        }
     }
     rc = 0;
 done:
@@ -62,4 +65,39 @@ done:
     }
     json_tokener_free(tok);
     return rc;
+}
+
+/* Printable ASCII only, at most 120 characters: a log line of our own. */
+static const char *clean(apr_pool_t *p, const char *s)
+{
+    apr_size_t n = strlen(s), i;
+    char *out = apr_pstrndup(p, s, n > 120 ? 120 : n);
+    for (i = 0; out[i]; i++) {
+        if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e) {
+            out[i] = '?';
+        }
+    }
+    return out;
+}
+
+const char *s2a_oauth_error_words(apr_pool_t *p, const char *body, apr_size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
+    const char *error = NULL, *desc = NULL, *out;
+    if (o && json_object_is_type(o, json_type_object)) {
+        error = string_field(p, o, "error");
+        desc = string_field(p, o, "error_description");
+    }
+    if (o) {
+        json_object_put(o);
+    }
+    if (tok) {
+        json_tokener_free(tok);
+    }
+    if (!error) {
+        return "no error named in the answer";
+    }
+    out = clean(p, error);
+    return desc ? apr_pstrcat(p, out, ": ", clean(p, desc), NULL) : out;
 }

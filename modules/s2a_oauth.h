@@ -17,9 +17,16 @@ typedef struct {
 /* {"grant_type":"refresh_token","refresh_token":...,"client_id":...} */
 const char *s2a_oauth_refresh_body(apr_pool_t *p, const char *refresh_token, const char *client_id);
 
+/* Longest validity believed (a larger expires_in is cut to it). */
+#define S2A_OAUTH_MAX_EXPIRES_IN (366 * 24 * 3600)
+
 /* Reads a token endpoint's answer. 0 with *out filled; -1 with *err (never
  * holding a token) when it is not a usable grant. */
 int s2a_oauth_parse(apr_pool_t *p, const char *body, apr_size_t len, s2a_oauth_tokens *out,
                     const char **err);
+
+/* What a refusing endpoint says, for the log: its "error" and
+ * "error_description" fields, never anything else of the answer. */
+const char *s2a_oauth_error_words(apr_pool_t *p, const char *body, apr_size_t len);
 
 #endif

@@ -85,6 +85,9 @@ static const char *const scripts[SCRIPT_COUNT] = {
     "  return count(KEYS[2 * i + 1], ARGV[1], conc)\n"
     "end\n"
     "local function take(i)\n"
+    "  if tonumber(arg(i, 3)) == 0 then\n"
+    "    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i + 1], '-inf', ARGV[1])\n"
+    "  end\n"
     "  redis.call('HSET', KEYS[2 * i], 'used', ARGV[1])\n"
     "  redis.call('ZADD', KEYS[2 * i + 1], ARGV[4], ARGV[6])\n"
     "  redis.call('PEXPIRE', KEYS[2 * i + 1], ARGV[5])\n"
@@ -192,6 +195,7 @@ typedef struct {
 typedef struct {
     int argc;
     int script; /* an EVALSHA of this script, -1 for other commands */
+    int resent; /* run() sent it a second time: the first may have run */
     const char **argv;
     size_t *len;
     char *buf;
@@ -201,6 +205,7 @@ static int args_init(args_t *a, int max)
 {
     a->argc = 0;
     a->script = -1;
+    a->resent = 0;
     a->argv = malloc(sizeof(*a->argv) * (size_t)max);
     a->len = malloc(sizeof(*a->len) * (size_t)max);
     a->buf = malloc((size_t)max * ARG_MAX_LEN);
@@ -414,6 +419,7 @@ static redisReply *run(redis_store *rs, args_t *a)
         if (!conn) {
             return NULL;
         }
+        a->resent = attempt > 0;
         if (a->script >= 0) {
             set_sha(rs, a);
         }
@@ -554,6 +560,23 @@ static apr_time_t lease_msec(void)
     return apr_time_as_msec(S2A_STORE_LEASE);
 }
 
+/* Removes this pick's member from the busy sets of the candidates other
+ * than `kept` (-1: all); best effort, the lease ends it otherwise. */
+static void forget(redis_store *rs, const s2a_candidate *c, int n, int kept, apr_uint64_t token)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        args_t a;
+        if (i == kept || !args_init(&a, 3)) {
+            continue;
+        }
+        args_str(&a, "ZREM");
+        args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, c[i].key);
+        member(rs, &a, token);
+        run_int(rs, &a, NULL);
+    }
+}
+
 static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr_time_t now,
                                apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
                                int *picked, s2a_place *place)
@@ -561,10 +584,11 @@ static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr
     redis_store *rs = impl(st);
     apr_uint64_t token = new_token(rs);
     apr_time_t ttl_ms = session ? apr_time_as_msec(ttl) : 0;
+    redisReply *r;
     long long v;
     apr_status_t rv;
     args_t a;
-    int i;
+    int i, resent;
 
     if (!eval_init(rs, &a, SCRIPT_PICK, 1 + 2 * n, 1 + 2 * n + 6 + 3 * n)) {
         return APR_ENOMEM;
@@ -585,13 +609,24 @@ static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr
         args_fmt(&a, "%d", c[i].priority);
         args_fmt(&a, "%d", c[i].concurrency);
     }
-    rv = run_int(rs, &a, &v);
+    r = run(rs, &a);
+    resent = a.resent;
+    args_free(&a);
+    rv = r && r->type == REDIS_REPLY_INTEGER ? APR_SUCCESS : APR_EGENERAL;
+    v = rv == APR_SUCCESS ? r->integer : S2A_PICK_NONE;
+    if (r) {
+        freeReplyObject(r);
+    }
+    if (rv == APR_SUCCESS && (v >= n || v < S2A_PICK_BUSY)) {
+        set_err(rs, "unexpected reply", NULL);
+        rv = APR_EGENERAL;
+    }
+    if (resent) {
+        /* the first sending may have taken a place the answer never named */
+        forget(rs, c, n, rv == APR_SUCCESS ? (int)v : -1, token);
+    }
     if (rv != APR_SUCCESS) {
         return rv;
-    }
-    if (v >= n || v < S2A_PICK_BUSY) {
-        set_err(rs, "unexpected reply", NULL);
-        return APR_EGENERAL;
     }
     *picked = (int)v;
     if (v >= 0) {

@@ -29,7 +29,8 @@ OAuth token endpoint: POST /v1/oauth/token with {"grant_type": "refresh_token",
 "refresh_token": "sk-ant-ort01-...", "client_id": ...} answers after 300 ms with a
 new access token, a new refresh token and expires_in 28800; a refresh token works
 once (it rotates, as Anthropic's do), a used or malformed one gets 400
-invalid_grant. Its calls are kept apart from the API requests.
+invalid_grant, one containing "unavailable" gets 503 (the endpoint down). Its
+calls are kept apart from the API requests.
 """
 
 import argparse
@@ -309,6 +310,9 @@ class Handler(BaseHTTPRequestHandler):
             rec.token_calls.append({"body": body.decode("utf-8", "replace"), "time": time.time()})
         time.sleep(0.3)
         refresh = grant.get("refresh_token") if isinstance(grant, dict) else None
+        if isinstance(refresh, str) and "unavailable" in refresh:
+            self.send_json(503, {"error": "temporarily_unavailable"})
+            return
         with rec.lock:
             ok = (self.command == "POST" and grant.get("grant_type") == "refresh_token"
                   and isinstance(refresh, str) and refresh.startswith("sk-ant-ort01-")

@@ -121,7 +121,7 @@ def test_user_id_becomes_a_pseudonym_keeping_the_session(gateway, tenant, metada
     for k, v in (metadata or {}).items():
         if k != "user_id":
             assert sent["metadata"][k] == v
-    for secret in ("alice", "dev-1", "acc-2", "abab"):
+    for secret in ("alice", "dev-1", "acc-2", "ab" * 32):
         assert secret not in sent["metadata"]["user_id"]
     assert sent["messages"] == body["messages"]
 

@@ -224,3 +224,15 @@ def test_waiting_stream_that_gets_no_place_ends_with_an_error_event(gateway, two
     time.sleep(0.3)
     rows = gateway.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]
     assert len(rows) == 1  # the one that was answered
+
+
+def test_waiting_stream_gets_the_upstreams_own_error_as_an_event(gateway):
+    t = gateway.new_tenant(accounts=1, concurrency=1)
+    slow = hold_the_account(gateway, t, 2000)
+    res = gateway.stream_messages(messages_body("bad", mock={"status": 400}), key=t.api_key)
+    assert slow.result()[0] == 200
+    assert res.status == 200
+    names = [n for n, _ in res.events]
+    assert names[0] == "ping" and names[-1] == "error"
+    error = res.events[-1][1]
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"

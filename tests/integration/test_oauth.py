@@ -70,7 +70,8 @@ def test_token_ending_soon_is_refreshed_once_for_many_requests(gateway, ends_in)
 
 def test_401_refreshes_once_and_the_account_answers(gateway):
     gateway.expect_error(r"S2A0207")
-    t = oauth_tenant(gateway, 8 * 3600)
+    # one place only: the retry on the same account must not wait for itself
+    t = oauth_tenant(gateway, 8 * 3600, concurrency=1)
     status, _, raw = gateway.post_messages(
         messages_body(mock={"status_for": {t.old: 401}}), key=t.api_key)
     assert status == 200, raw
@@ -128,12 +129,32 @@ def test_oauth_fields_are_validated(gateway, tenant):
     assert "refresh_token" not in account
 
 
-def test_failed_refresh_is_not_retried_by_every_request(gateway):
-    gateway.expect_error(r"S2A0502")
-    t = oauth_tenant(gateway, 120, refresh="not-a-refresh-token")
+def test_endpoint_down_is_not_asked_by_every_request(gateway):
+    gateway.expect_error(r"S2A0501")
+    t = oauth_tenant(gateway, 120, refresh="sk-ant-ort01-unavailable-" + secrets.token_hex(4))
     for i in range(5):
         status, _, raw = gateway.post_messages(messages_body("q%d" % i), key=t.api_key)
         assert status == 200, raw  # the old token still works
     time.sleep(1.5)  # the background refresher looked too
-    assert len(token_calls(gateway)) == 1
+    assert len(token_calls(gateway)) == 1  # then 30 s of rest
     assert bearer_tokens(gateway) == [t.old] * 5
+    account = gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])
+    assert account["status"] == "active"
+    assert "temporarily_unavailable" in gateway.error_log(gateway.test_offset)
+    # out of the background refresher's way for the tests after this one
+    gateway.admin_ok("PATCH", "/admin/accounts/%d" % t.account["id"], {"status": "disabled"})
+
+
+def test_refused_refresh_takes_the_account_out(gateway):
+    gateway.expect_error(r"S2A0502")
+    t = oauth_tenant(gateway, 120, refresh="not-a-refresh-token")
+    # the token that still works serves the request that found it ending
+    status, _, raw = gateway.post_messages(messages_body("first"), key=t.api_key)
+    assert status == 200, raw
+    account = gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])
+    assert account["status"] == "error"
+    assert account["error_message"].startswith("token refresh refused: invalid_grant")
+    assert account["state"]["error"] is True
+    status, _, raw = gateway.post_messages(messages_body("second"), key=t.api_key)
+    assert status == 503, raw
+    assert len(token_calls(gateway)) == 1

@@ -56,6 +56,25 @@ static void test_parse(apr_pool_t *p)
     }
 }
 
+static void test_error_words(apr_pool_t *p)
+{
+    const char *a = "{\"error\":\"invalid_grant\",\"error_description\":\"Refresh token "
+                    "not found\",\"refresh_token\":\"sk-ant-ort01-leak\"}";
+    const char *b = "{\"error\":\"x\\nFAKE LOG LINE\"}";
+    s2a_oauth_tokens t;
+    const char *err;
+    S2A_CHECK_STR(s2a_oauth_error_words(p, a, strlen(a)), "invalid_grant: Refresh token not found");
+    S2A_CHECK_STR(s2a_oauth_error_words(p, b, strlen(b)), "x?FAKE LOG LINE");
+    S2A_CHECK_STR(s2a_oauth_error_words(p, "<html>sk-ant-ort01-leak</html>", 30),
+                  "no error named in the answer");
+    S2A_CHECK_STR(s2a_oauth_error_words(p, "{\"error\":5}", 11), "no error named in the answer");
+    /* an absurd validity is cut to a year and a day */
+    S2A_CHECK_INT(s2a_oauth_parse(p, "{\"access_token\":\"a\",\"expires_in\":9223372036854775807}",
+                                  55, &t, &err),
+                  0);
+    S2A_CHECK_INT(t.expires_in, S2A_OAUTH_MAX_EXPIRES_IN);
+}
+
 static void test_parse_response(apr_pool_t *p)
 {
     const char *body;
@@ -83,6 +102,10 @@ static void test_parse_response(apr_pool_t *p)
     S2A_CHECK_INT(s2a_http_parse_response(p, ch, strlen(ch) - 12, &status, &body, &len), -1);
     S2A_CHECK_INT(s2a_http_parse_response(p, "SMTP 220 hi\r\n\r\n", 15, &status, &body, &len), -1);
     S2A_CHECK_INT(s2a_http_parse_response(p, "HTTP/1.1 999 x\r\n\r\n", 18, &status, &body, &len),
+                  -1);
+    /* no digits where the status goes: never read past the bytes given */
+    S2A_CHECK_INT(s2a_http_parse_response(p, "HTTP/1.1 \r\n\r\n", 13, &status, &body, &len), -1);
+    S2A_CHECK_INT(s2a_http_parse_response(p, "HTTP/1.1 2x0 OK\r\n\r\n", 19, &status, &body, &len),
                   -1);
 }
 
@@ -166,6 +189,7 @@ int main(void)
     apr_pool_create(&p, NULL);
     test_body(p);
     test_parse(p);
+    test_error_words(p);
     test_parse_response(p);
     test_post(p);
     rc = S2A_TEST_SUMMARY("oauth");
