@@ -129,21 +129,6 @@ static const char *set_oauth_url(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *set_oauth_interval(cmd_parms *cmd, void *dc, const char *arg)
-{
-    char *end;
-    long v = strtol(arg, &end, 10);
-    (void)dc;
-    if (ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
-        return ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    }
-    if (*end || end == arg || v < 1 || v > 3600) {
-        return "Sub2apiOAuthRefreshInterval must be between 1 and 3600 seconds";
-    }
-    s2a_g.oauth_watch_sec = (int)v;
-    return NULL;
-}
-
 static const char *set_oauth_client(cmd_parms *cmd, void *dc, const char *arg)
 {
     (void)dc;
@@ -308,17 +293,31 @@ static const char *set_max_body(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *set_max_accounts(cmd_parms *cmd, void *dc, const char *arg)
+/* Whole-server numbers: where they go and the range they may take. */
+typedef struct {
+    int *field;
+    int min;
+    int max;
+} global_int;
+
+static const global_int max_accounts = {&s2a_g.max_accounts, 16, 1000000};
+static const global_int max_sessions = {&s2a_g.max_sessions, 64, 100000000};
+static const global_int oauth_watch = {&s2a_g.oauth_watch_sec, 1, 3600};
+
+static const char *set_global_int(cmd_parms *cmd, void *dc, const char *arg)
 {
-    int v = atoi(arg);
+    const global_int *g = cmd->info;
+    char *end;
+    long v = strtol(arg, &end, 10);
     (void)dc;
     if (ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return ap_check_cmd_context(cmd, GLOBAL_ONLY);
     }
-    if (v < 16 || v > 1000000) {
-        return "Sub2apiMaxAccounts must be between 16 and 1000000";
+    if (*end || end == arg || v < g->min || v > g->max) {
+        return apr_psprintf(cmd->pool, "%s must be between %d and %d", cmd->cmd->name, g->min,
+                            g->max);
     }
-    s2a_g.max_accounts = v;
+    *g->field = (int)v;
     return NULL;
 }
 
@@ -339,20 +338,6 @@ static const char *set_store(cmd_parms *cmd, void *dc, const char *arg)
                                          err, ")", NULL);
 }
 
-static const char *set_max_sessions(cmd_parms *cmd, void *dc, const char *arg)
-{
-    int v = atoi(arg);
-    (void)dc;
-    if (ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
-        return ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    }
-    if (v < 64 || v > 100000000) {
-        return "Sub2apiMaxSessions must be between 64 and 100000000";
-    }
-    s2a_g.max_sessions = v;
-    return NULL;
-}
-
 static const command_rec s2a_cmds[] = {
     AP_INIT_TAKE1("Sub2apiAdminToken", set_admin_token, NULL, RSRC_CONF,
                   "Bearer token that opens the admin API"),
@@ -370,7 +355,7 @@ static const command_rec s2a_cmds[] = {
                   "Seconds a request waits for an account below its concurrency"),
     AP_INIT_TAKE1("Sub2apiStickyTTL", set_seconds, (void *)&sticky_ttl, RSRC_CONF,
                   "Seconds a conversation stays bound to its account (0: off)"),
-    AP_INIT_TAKE1("Sub2apiMaxSessions", set_max_sessions, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("Sub2apiMaxSessions", set_global_int, (void *)&max_sessions, RSRC_CONF,
                   "Conversations the shared state can bind to accounts"),
     AP_INIT_TAKE1("Sub2apiCacheTTL", set_seconds, (void *)&cache_ttl, RSRC_CONF,
                   "Seconds keys and accounts stay cached in a process"),
@@ -380,11 +365,11 @@ static const command_rec s2a_cmds[] = {
                   "balancer://name whose members are the upstream endpoints"),
     AP_INIT_TAKE1("Sub2apiMaxBodySize", set_max_body, NULL, RSRC_CONF | ACCESS_CONF,
                   "Largest request body accepted, in bytes"),
-    AP_INIT_TAKE1("Sub2apiMaxAccounts", set_max_accounts, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("Sub2apiMaxAccounts", set_global_int, (void *)&max_accounts, RSRC_CONF,
                   "Accounts the shared state has room for"),
     AP_INIT_TAKE1("Sub2apiOAuthTokenURL", set_oauth_url, NULL, RSRC_CONF,
                   "http:// URL of the OAuth token endpoint that refreshes account tokens"),
-    AP_INIT_TAKE1("Sub2apiOAuthRefreshInterval", set_oauth_interval, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("Sub2apiOAuthRefreshInterval", set_global_int, (void *)&oauth_watch, RSRC_CONF,
                   "Seconds between looks for account tokens that end soon"),
     AP_INIT_TAKE1("Sub2apiOAuthClientID", set_oauth_client, NULL, RSRC_CONF,
                   "OAuth client id sent with token refreshes"),

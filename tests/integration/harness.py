@@ -5,6 +5,7 @@ nothing here builds the module (it is taken from $S2A_MODULE or
 build/mod_sub2api.so).
 """
 
+import concurrent.futures
 import ctypes
 import http.client
 import itertools
@@ -764,6 +765,27 @@ class Gateway:
                 raise AssertionError("%d usage rows for %s after %ss, wanted %d: %r"
                                      % (len(rows), path, timeout, count, rows))
             time.sleep(0.05)
+
+    def wait_in_flight(self, account_id, timeout=5):
+        """Wait until the account carries a request (as this node's admin API sees
+        it); returns its state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.admin_ok("GET", "/admin/accounts/%d" % account_id)["state"]
+            if state["in_flight"] or time.monotonic() >= deadline:
+                return state
+            time.sleep(0.05)
+
+    def hold_account(self, tenant, delay_ms, watcher=None):
+        """Start a request that keeps the tenant's account busy for delay_ms; returns
+        its future once `watcher` (this node by default) sees it in flight."""
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        slow = pool.submit(self.post_messages, messages_body(mock={"delay_ms": delay_ms}),
+                           key=tenant.api_key,
+                           headers={"x-claude-code-session-id": self.unique("hold")})
+        (watcher or self).wait_in_flight(tenant.account["id"])
+        pool.shutdown(wait=False)
+        return slow
 
     # -- upstream mock ----------------------------------------------------
 

@@ -155,10 +155,7 @@ def test_places_of_a_crashed_child_come_back(gateway):
             pass  # its child is killed under it
     slow = threading.Thread(target=slow_request)
     slow.start()
-    deadline = time.monotonic() + 5
-    while gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])[
-            "state"]["in_flight"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    gateway.wait_in_flight(t.account["id"])
     # every child dies at once, the one serving the slow request with them
     for pid in children_of(parent):
         os.kill(pid, signal.SIGKILL)
@@ -170,22 +167,9 @@ def test_places_of_a_crashed_child_come_back(gateway):
     assert time.monotonic() - start < 5  # not after waiting out Sub2apiSlotWait
 
 
-def hold_the_account(gateway, t, delay_ms):
-    """Starts a request that keeps the tenant's only account busy."""
-    pool = concurrent.futures.ThreadPoolExecutor(1)
-    slow = pool.submit(gateway.post_messages, messages_body(mock={"delay_ms": delay_ms}),
-                       key=t.api_key, headers={"x-claude-code-session-id": gateway.unique("h")})
-    deadline = time.monotonic() + 5
-    while gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])[
-            "state"]["in_flight"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pool.shutdown(wait=False)
-    return slow
-
-
 def test_waiting_stream_gets_pings_then_its_answer(gateway):
     t = gateway.new_tenant(accounts=1, concurrency=1)
-    slow = hold_the_account(gateway, t, 2800)
+    slow = gateway.hold_account(t, 2800)
     res = gateway.stream_messages(messages_body("waiting", mock={"usage": {"output_tokens": 7}}),
                                   key=t.api_key)
     assert slow.result()[0] == 200
@@ -211,7 +195,7 @@ def two_second_wait(gateway):
 
 def test_waiting_stream_that_gets_no_place_ends_with_an_error_event(gateway, two_second_wait):
     t = gateway.new_tenant(accounts=1, concurrency=1)
-    slow = hold_the_account(gateway, t, 3500)
+    slow = gateway.hold_account(t, 3500)
     res = gateway.stream_messages(messages_body("waiting"), key=t.api_key)
     assert res.status == 200  # sent with the first ping
     names = [n for n, d in res.events]
@@ -228,7 +212,7 @@ def test_waiting_stream_that_gets_no_place_ends_with_an_error_event(gateway, two
 
 def test_waiting_stream_gets_the_upstreams_own_error_as_an_event(gateway):
     t = gateway.new_tenant(accounts=1, concurrency=1)
-    slow = hold_the_account(gateway, t, 2000)
+    slow = gateway.hold_account(t, 2000)
     res = gateway.stream_messages(messages_body("bad", mock={"status": 400}), key=t.api_key)
     assert slow.result()[0] == 200
     assert res.status == 200

@@ -83,20 +83,14 @@ def test_conversation_stays_on_its_account_across_nodes(two):
 def test_account_concurrency_is_shared(two):
     a, b = two
     t = a.new_tenant(accounts=1, concurrency=1)
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        slow = pool.submit(a.post_messages, messages_body(mock={"delay_ms": 2500}),
-                           key=t.api_key)
-        deadline = time.monotonic() + 5
-        while b.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])[
-                "state"]["in_flight"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        # node b sees node a's request in flight, and has no place for another
-        state = b.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])["state"]
-        assert state["in_flight"] == 1
-        status, headers, raw = b.post_messages(messages_body(), key=t.api_key)
-        assert status == 429, raw
-        assert "concurrency" in json.loads(raw)["error"]["message"]
-        assert slow.result()[0] == 200
+    slow = a.hold_account(t, 2500, watcher=b)
+    # node b sees node a's request in flight, and has no place for another
+    state = b.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])["state"]
+    assert state["in_flight"] == 1
+    status, headers, raw = b.post_messages(messages_body(), key=t.api_key)
+    assert status == 429, raw
+    assert "concurrency" in json.loads(raw)["error"]["message"]
+    assert slow.result()[0] == 200
     assert b.post_messages(messages_body(), key=t.api_key)[0] == 200
     assert b.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])["state"]["in_flight"] == 0
 

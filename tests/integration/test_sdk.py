@@ -1,11 +1,9 @@
 """The official Anthropic TypeScript SDK against the gateway (tests/sdk/client.mjs)."""
 
-import concurrent.futures
 import json
 import secrets
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -102,17 +100,9 @@ def test_sdk_stream_that_waited_with_pings(gateway, sdk):
     place) are what the SDK expects of a stream."""
     t = gateway.new_tenant(accounts=1, concurrency=1)
     key = t.api_key
-    pool = concurrent.futures.ThreadPoolExecutor(1)
-    slow = pool.submit(gateway.post_messages,
-                       harness.messages_body(mock={"delay_ms": 2500}), key=key,
-                       headers={"x-claude-code-session-id": gateway.unique("h")})
-    deadline = time.monotonic() + 5
-    while gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])[
-            "state"]["in_flight"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    slow = gateway.hold_account(t, 2500)
     out = sdk(gateway.base_url, key, "stream",
               prompt='mock:{"text": "After the wait.", "events": 3}')
     assert slow.result()[0] == 200
-    pool.shutdown()
     assert out["ok"], out
     assert out["text"] == "After the wait."
