@@ -24,10 +24,12 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
     return APR_SUCCESS;
 }
 
-static int stale(s2a_srv_conf *sc, apr_uint32_t gen, apr_time_t loaded, apr_time_t now, int fresh)
+/* gen: the store's generation, read by the caller before taking the mutex
+ * (with Redis, reading it may be a network call). */
+static int stale(s2a_srv_conf *sc, apr_uint32_t cached_gen, apr_time_t loaded, apr_time_t now,
+                 apr_uint32_t gen)
 {
-    return gen != s2a_g.store->ops->generation(s2a_g.store, fresh) ||
-           now - loaded >= apr_time_from_sec(sc->cache_ttl);
+    return cached_gen != gen || now - loaded >= apr_time_from_sec(sc->cache_ttl);
 }
 
 int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out)
