@@ -53,6 +53,8 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(sticky_ttl, -1);
     MERGE(oauth_token_url, NULL);
     MERGE(oauth_client_id, NULL);
+    /* not inherited: a virtual host may bill to a database of its own */
+    c->journal = add->journal;
     return c;
 }
 
@@ -136,6 +138,13 @@ static const char *set_oauth_client(cmd_parms *cmd, void *dc, const char *arg)
         return "Sub2apiOAuthClientID: a client id is required";
     }
     srv_conf(cmd)->oauth_client_id = arg;
+    return NULL;
+}
+
+static const char *set_journal(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    srv_conf(cmd)->journal = ap_server_root_relative(cmd->pool, arg);
     return NULL;
 }
 
@@ -357,6 +366,8 @@ static const command_rec s2a_cmds[] = {
                   "Seconds a conversation stays bound to its account (0: off)"),
     AP_INIT_TAKE1("Sub2apiMaxSessions", set_global_int, (void *)&max_sessions, RSRC_CONF,
                   "Conversations the shared state can bind to accounts"),
+    AP_INIT_TAKE1("Sub2apiJournal", set_journal, NULL, RSRC_CONF,
+                  "File keeping the virtual host's usage rows while its database is away"),
     AP_INIT_TAKE1("Sub2apiCacheTTL", set_seconds, (void *)&cache_ttl, RSRC_CONF,
                   "Seconds keys and accounts stay cached in a process"),
     AP_INIT_TAKE1("Sub2apiMaxAccountSwitches", set_max_switches, NULL, RSRC_CONF,
@@ -451,7 +462,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     }
     s2a_g.state = s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts,
                                  s2a_g.max_sessions, s2a_g.mutex);
-    return OK;
+    return s2a_writer_journals(pconf, s);
 }
 
 static int from_dbd(ap_dbd_t *d, s2a_dbc *c)
@@ -463,14 +474,18 @@ static int from_dbd(ap_dbd_t *d, s2a_dbc *c)
     c->handle = d->handle;
     c->prepared = d->prepared;
     c->pool = d->pool;
-    return 1;
+    return s2a_db_alive(c, d->pool);
 }
 
 int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle)
 {
     ap_dbd_t *d = ap_dbd_open(p, s);
     *handle = d;
-    return from_dbd(d, c);
+    if (d && !from_dbd(d, c)) {
+        ap_dbd_close(s, d); /* back to the pool: its next user gets it reconnected */
+        return 0;
+    }
+    return d != NULL;
 }
 
 void s2a_dbc_close(server_rec *s, void *handle)

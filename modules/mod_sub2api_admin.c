@@ -255,14 +255,13 @@ static int limits_set(admin_ctx *a, const char *table, const char *const *fields
 static int insert_with_limits(admin_ctx *a, const char *sql, int nargs, const char **args,
                               const char *table, const char *const *fields, apr_int64_t *id)
 {
-    apr_dbd_transaction_t *t;
     int ok;
-    if (s2a_db_begin(&a->db, a->r->pool, &t) != 0) {
+    if (s2a_db_begin(&a->db) != 0) {
         return 0;
     }
     ok = s2a_db_insert(&a->db, a->r->pool, sql, nargs, args, id, &a->err) == 0 &&
          limits_set(a, table, fields, i64(a->r->pool, *id)) == 0;
-    s2a_db_end(&a->db, a->r->pool, t, ok);
+    s2a_db_end(&a->db, ok);
     return ok;
 }
 
@@ -928,7 +927,6 @@ static int accounts_create(admin_ctx *a)
     const char *bad = account_fields_check(a, 1);
     const char *args[10], *mapping = mapping_text(a), *status = get_str(a, "status");
     apr_int64_t priority = 50, concurrency = 3, id;
-    apr_dbd_transaction_t *t;
     const char *sid;
     int ok;
     if (bad) {
@@ -946,7 +944,7 @@ static int accounts_create(admin_ctx *a)
     args[7] = status ? status : "active";
     args[8] = i64(a->r->pool, apr_time_sec(apr_time_now()));
     args[9] = has(a, "schedulable") && !get_bool(a, "schedulable") ? "0" : "1";
-    if (s2a_db_begin(&a->db, a->r->pool, &t) != 0) {
+    if (s2a_db_begin(&a->db) != 0) {
         return db_fail(a);
     }
     ok = s2a_db_insert(&a->db, a->r->pool,
@@ -960,7 +958,7 @@ static int accounts_create(admin_ctx *a)
                 exec_update(a, "UPDATE s2a_accounts SET custom_error_codes = %s WHERE id = %lld",
                             codes_text(a), sid) == 0);
     ok = ok && set_account_extras(a, sid) == 0;
-    s2a_db_end(&a->db, a->r->pool, t, ok);
+    s2a_db_end(&a->db, ok);
     if (!ok) {
         return db_fail(a);
     }

@@ -16,10 +16,12 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if ((rv = apr_pool_create(&c->keys_pool, p)) != APR_SUCCESS) {
+    if ((rv = apr_pool_create(&c->keys_pool, p)) != APR_SUCCESS ||
+        (rv = apr_pool_create(&c->old_keys_pool, p)) != APR_SUCCESS) {
         return rv;
     }
     c->keys = apr_hash_make(c->keys_pool);
+    c->old_keys = apr_hash_make(c->old_keys_pool);
     *out = c;
     return APR_SUCCESS;
 }
@@ -30,6 +32,25 @@ static int stale(s2a_srv_conf *sc, apr_uint32_t cached_gen, apr_time_t loaded, a
                  apr_uint32_t gen)
 {
     return cached_gen != gen || now - loaded >= apr_time_from_sec(sc->cache_ttl);
+}
+
+/* The database is away: a key known before the cache was last emptied still
+ * serves, as it was then, and is cached again (an outage may outlast
+ * several Sub2apiCacheTTL). */
+static int stale_key(s2a_catalog *c, const char *key_hash, s2a_key_rec *out)
+{
+    s2a_key_rec *hit;
+    int found = 0;
+    apr_thread_mutex_lock(c->mutex);
+    hit = apr_hash_get(c->old_keys, key_hash, APR_HASH_KEY_STRING);
+    if (hit && hit->id) {
+        *out = *hit;
+        hit = apr_pmemdup(c->keys_pool, out, sizeof(*out));
+        apr_hash_set(c->keys, apr_pstrdup(c->keys_pool, key_hash), APR_HASH_KEY_STRING, hit);
+        found = 1;
+    }
+    apr_thread_mutex_unlock(c->mutex);
+    return found ? 1 : -1;
 }
 
 int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out)
@@ -44,7 +65,11 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
 
     apr_thread_mutex_lock(c->mutex);
     if (stale(sc, c->keys_gen, c->keys_loaded, now, gen) || apr_hash_count(c->keys) > 100000) {
-        apr_pool_clear(c->keys_pool);
+        apr_pool_t *emptied = c->old_keys_pool;
+        apr_pool_clear(emptied);
+        c->old_keys_pool = c->keys_pool;
+        c->old_keys = c->keys;
+        c->keys_pool = emptied;
         c->keys = apr_hash_make(c->keys_pool);
         c->keys_gen = gen;
         c->keys_loaded = now;
@@ -62,13 +87,13 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
         return out->id ? 1 : 0;
     }
 
-    if (!s2a_dbc_open(r->pool, r->server, &dbc, &h)) {
-        return -1;
+    found = -1;
+    if (s2a_dbc_open(r->pool, r->server, &dbc, &h)) {
+        found = s2a_db_key_lookup(&dbc, r->pool, key_hash, out);
+        s2a_dbc_close(r->server, h);
     }
-    found = s2a_db_key_lookup(&dbc, r->pool, key_hash, out);
-    s2a_dbc_close(r->server, h);
     if (found < 0) {
-        return -1;
+        return stale_key(c, key_hash, out);
     }
     if (!found) {
         memset(out, 0, sizeof(*out)); /* cached as unknown: id 0 */
@@ -133,6 +158,22 @@ static void list_put(s2a_account_list *l)
     }
 }
 
+/* The database is away: the list loaded last serves another Sub2apiCacheTTL
+ * before the next try. */
+static int keep_list(s2a_srv_conf *sc, apr_uint32_t gen, apr_time_t now)
+{
+    s2a_catalog *c = sc->catalog;
+    int have;
+    apr_thread_mutex_lock(c->mutex);
+    have = c->list != NULL;
+    if (have) {
+        c->list->gen = gen;
+        c->list->loaded = now;
+    }
+    apr_thread_mutex_unlock(c->mutex);
+    return have;
+}
+
 /* Reloads the account list when stale; the database is read without the
  * mutex held, then the new list replaces the old one under it. */
 static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
@@ -155,7 +196,7 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
         return 1;
     }
     if (!s2a_dbc_open(r->pool, r->server, &dbc, &h)) {
-        return 0;
+        return keep_list(sc, gen, now);
     }
     /* unmanaged: request threads create and destroy it concurrently */
     apr_pool_create_unmanaged(&np);
@@ -169,7 +210,7 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0101) "loading accounts: %s", err);
         apr_pool_destroy(np);
-        return 0;
+        return keep_list(sc, gen, now);
     }
     open_credentials(r, sc, np, l->accounts);
     apr_thread_mutex_lock(c->mutex);

@@ -1094,8 +1094,10 @@ static void start_answer(request_rec *r, s2a_req *q)
         q->stream = 1;
         q->holding = q->rewrite_model;
         q->sse = s2a_sse_create(r->pool, S2A_MAX_SSE_EVENT, on_sse_event, &q->usage);
-        /* usage rides only on these; the text deltas are not even copied */
-        s2a_sse_only(q->sse, (const char *const[]){"message_start", "message_delta", NULL});
+        /* usage rides on the message events; the text deltas are measured for the
+         * estimate a stream cut short is billed by */
+        s2a_sse_only(q->sse, (const char *const[]){"message_start", "message_delta",
+                                                   "content_block_delta", NULL});
     } else {
         q->stream = 0;
         q->holding = 1;
@@ -1355,6 +1357,10 @@ static int log_usage(request_rec *r)
                                      "; nothing billed",
                       q->account.id);
         return DECLINED;
+    }
+    if (q->stream && !q->usage.seen_delta) {
+        /* cut short: the final count never came; bill the text that went out */
+        q->usage.output = s2a_usage_output_estimate(&q->usage);
     }
     s2a_cost_compute(q->price, &q->usage, q->key.multiplier_ppm, &cost);
     memset(&row, 0, sizeof(row));

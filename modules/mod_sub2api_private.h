@@ -54,6 +54,9 @@ typedef struct {
     apr_uint32_t loads; /* lists loaded so far */
     apr_pool_t *keys_pool;
     apr_hash_t *keys; /* key hash -> s2a_key_rec */
+    /* the set before the last reset: answers while the database is away */
+    apr_pool_t *old_keys_pool;
+    apr_hash_t *old_keys;
     apr_uint32_t keys_gen;
     apr_time_t keys_loaded;
 } s2a_catalog;
@@ -72,6 +75,7 @@ typedef struct {
     const char *oauth_token_url;   /* Sub2apiOAuthTokenURL */
     const char *oauth_client_id;   /* Sub2apiOAuthClientID */
     const char *secret_file;       /* Sub2apiUserIdSecretFile */
+    const char *journal;           /* Sub2apiJournal: this host's usage rows while its database is away */
     void *secret;                  /* key of the metadata.user_id pseudonyms (text); set once */
     char secret_buf[129];          /* holds it when it comes from the database */
     s2a_catalog *catalog;
@@ -217,6 +221,8 @@ int s2a_admin_handler(request_rec *r);
 
 /* Usage writer (mod_sub2api_writer.c). */
 apr_status_t s2a_writer_child_init(apr_pool_t *pchild, server_rec *s);
+/* post_config: each virtual host's journal file, made for the child user. */
+int s2a_writer_journals(apr_pool_t *pconf, server_rec *s);
 void s2a_writer_enqueue(request_rec *r, const s2a_usage_row *row);
 
 /* Anthropic-shaped error for a status the gateway decides itself. */

@@ -1,15 +1,25 @@
 /* Usage rows leave the request thread through a per-process queue; one
- * writer thread stores them in batches, each batch one transaction. */
+ * writer thread stores them in batches, each batch one transaction. While a
+ * database is away, rows go to the virtual host's journal file, and come back
+ * from it once the database answers again. */
 #include <apr_thread_cond.h>
 #include <apr_thread_proc.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
+#include <unistd.h>
+#include <unixd.h>
 
 #include "mod_sub2api_private.h"
+#include "s2a_journal.h"
 
 #define S2A_QUEUE_CAP 8192
 #define S2A_BATCH 256
 #define S2A_WRITE_TRIES 3
 #define S2A_LINGER_MS 20
+/* after a failed batch, rows go straight to the journal this long */
+#define S2A_DB_AWAY_SEC 5
+/* how often a writer looks for rows journaled by any process */
+#define S2A_JOURNAL_CHECK_SEC 5
 
 typedef struct {
     server_rec *s;
@@ -22,37 +32,115 @@ static struct {
     apr_thread_t *thread;
     queued_row *ring;
     int head, count, stopping;
+    server_rec *servers;
+    /* the writer thread's own */
+    apr_time_t away_until;
+    apr_time_t journal_checked;
 } wq;
+
+typedef struct {
+    apr_pool_t *p;
+    server_rec *s;
+    const char *err;
+} sink_ctx;
+
+/* One transaction: the rows and their users' deductions. */
+static apr_status_t write_once(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows, int n,
+                               const char **err)
+{
+    apr_array_header_t *depleted = apr_array_make(p, 4, sizeof(apr_int64_t));
+    apr_status_t rv = APR_EGENERAL;
+    s2a_dbc c;
+    void *h;
+
+    *err = "no database connection";
+    if (s2a_dbc_open(p, s, &c, &h)) {
+        rv = s2a_db_usage_write(&c, p, rows, n, depleted, err);
+        s2a_dbc_close(s, h);
+        if (rv == APR_SUCCESS && depleted->nelts) {
+            s2a_bump(s, p);
+        }
+    }
+    return rv;
+}
+
+static apr_status_t sink(void *baton, const s2a_usage_row *rows, int n)
+{
+    sink_ctx *k = baton;
+    return write_once(k->p, k->s, rows, n, &k->err);
+}
+
+static s2a_srv_conf *conf_of(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &sub2api_module);
+}
+
+/* Rows journaled by any process of the host go to their databases. */
+static void replay_journals(apr_pool_t *p)
+{
+    server_rec *s;
+    for (s = wq.servers; s; s = s->next) {
+        const char *path = conf_of(s)->journal;
+        sink_ctx k = {p, s, NULL};
+        apr_finfo_t fi;
+        apr_status_t rv;
+        int taken, unreadable;
+        if (!path || apr_stat(&fi, path, APR_FINFO_SIZE, p) != APR_SUCCESS || fi.size == 0) {
+            continue;
+        }
+        rv = s2a_journal_replay(p, path, S2A_BATCH, sink, &k, &taken, &unreadable);
+        if (unreadable) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                         S2ALOGNO(0306) "journal %s: %d lines could not be read and were dropped",
+                         path, unreadable);
+        }
+        if (rv == APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                         S2ALOGNO(0305) "journal %s: %d usage rows written to the database", path,
+                         taken);
+        } else {
+            wq.away_until = apr_time_now() + apr_time_from_sec(S2A_DB_AWAY_SEC);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                         S2ALOGNO(0307) "journal %s: %d rows written, the rest kept: %s", path,
+                         taken, k.err ? k.err : "cannot read the file");
+        }
+    }
+}
 
 static void write_group(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows, int n)
 {
-    apr_array_header_t *depleted = apr_array_make(p, 4, sizeof(apr_int64_t));
-    const char *err = "no database connection";
-    int attempt;
+    const char *err = "the database was away moments ago";
+    const char *journal = conf_of(s)->journal;
+    apr_status_t rv;
+    int attempt, i;
 
-    for (attempt = 1; attempt <= S2A_WRITE_TRIES; attempt++) {
-        s2a_dbc c;
-        void *h;
-        if (s2a_dbc_open(p, s, &c, &h)) {
-            apr_status_t rv = s2a_db_usage_write(&c, p, rows, n, depleted, &err);
-            s2a_dbc_close(s, h);
-            if (rv == APR_SUCCESS) {
-                if (depleted->nelts) {
-                    s2a_bump(s, p);
-                }
-                return;
-            }
+    for (attempt = 1; attempt <= S2A_WRITE_TRIES && apr_time_now() >= wq.away_until; attempt++) {
+        if (write_once(p, s, rows, n, &err) == APR_SUCCESS) {
+            return;
         }
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      S2ALOGNO(0301) "usage write attempt %d of %d failed: %s", attempt,
                      S2A_WRITE_TRIES, err);
-        apr_sleep(apr_time_from_msec(200 * attempt));
+        if (attempt < S2A_WRITE_TRIES) {
+            apr_sleep(apr_time_from_msec(200 * attempt));
+        } else {
+            wq.away_until = apr_time_now() + apr_time_from_sec(S2A_DB_AWAY_SEC);
+        }
     }
-    for (attempt = 0; attempt < n; attempt++) {
+    if (journal && (rv = s2a_journal_append(p, journal, rows, n)) == APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     S2ALOGNO(0304) "database away (%s): %d usage rows kept in %s", err, n,
+                     journal);
+        return;
+    } else if (journal) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     S2ALOGNO(0308) "journal %s cannot be written", journal);
+    }
+    for (i = 0; i < n; i++) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0302) "usage row %s not written (user %" APR_INT64_T_FMT
                                     ", %" APR_INT64_T_FMT " nano-USD)",
-                     rows[attempt].request_id, rows[attempt].user_id, rows[attempt].actual_cost);
+                     rows[i].request_id, rows[i].user_id, rows[i].actual_cost);
     }
 }
 
@@ -77,13 +165,14 @@ static void *APR_THREAD_FUNC writer_main(apr_thread_t *t, void *data)
     (void)data;
     apr_pool_create(&p, apr_thread_pool_get(t));
     for (;;) {
-        int n = 0;
+        int n = 0, stopping;
         apr_thread_mutex_lock(wq.mutex);
-        while (wq.count == 0 && !wq.stopping) {
+        /* at least once a second the journals get a look */
+        if (wq.count == 0 && !wq.stopping) {
             apr_thread_cond_timedwait(wq.cond, wq.mutex, apr_time_from_sec(1));
         }
         /* Let a few more rows arrive: one transaction per batch, not per row. */
-        if (wq.count < S2A_BATCH && !wq.stopping) {
+        if (wq.count > 0 && wq.count < S2A_BATCH && !wq.stopping) {
             apr_thread_cond_timedwait(wq.cond, wq.mutex, apr_time_from_msec(S2A_LINGER_MS));
         }
         while (n < S2A_BATCH && wq.count > 0) {
@@ -92,13 +181,21 @@ static void *APR_THREAD_FUNC writer_main(apr_thread_t *t, void *data)
             wq.count--;
         }
         apr_thread_cond_broadcast(wq.cond);
-        if (n == 0 && wq.stopping) {
-            apr_thread_mutex_unlock(wq.mutex);
+        stopping = wq.stopping;
+        apr_thread_mutex_unlock(wq.mutex);
+        if (n == 0 && stopping) {
             break;
         }
-        apr_thread_mutex_unlock(wq.mutex);
-        write_batch(p, batch, n);
-        apr_pool_clear(p);
+        if (n) {
+            write_batch(p, batch, n);
+            apr_pool_clear(p);
+        }
+        if (!stopping && apr_time_now() >= wq.away_until &&
+            apr_time_now() - wq.journal_checked >= apr_time_from_sec(S2A_JOURNAL_CHECK_SEC)) {
+            wq.journal_checked = apr_time_now();
+            replay_journals(p);
+            apr_pool_clear(p);
+        }
     }
     free(batch);
     apr_thread_exit(t, APR_SUCCESS);
@@ -126,8 +223,8 @@ apr_status_t s2a_writer_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
     apr_threadattr_t *attr;
-    (void)s;
     memset(&wq, 0, sizeof(wq));
+    wq.servers = s;
     wq.ring = apr_palloc(pchild, sizeof(*wq.ring) * S2A_QUEUE_CAP);
     if ((rv = apr_thread_mutex_create(&wq.mutex, APR_THREAD_MUTEX_DEFAULT, pchild)) ||
         (rv = apr_thread_cond_create(&wq.cond, pchild)) ||
@@ -164,4 +261,44 @@ void s2a_writer_enqueue(request_rec *r, const s2a_usage_row *row)
         apr_thread_cond_broadcast(wq.cond);
     }
     apr_thread_mutex_unlock(wq.mutex);
+}
+
+/* Default: sub2api-usage-<host>-<port>.journal in DefaultRuntimeDir. */
+int s2a_writer_journals(apr_pool_t *pconf, server_rec *s)
+{
+    server_rec *sp;
+    for (sp = s; sp; sp = sp->next) {
+        s2a_srv_conf *sc = conf_of(sp);
+        apr_file_t *f;
+        apr_status_t rv;
+        if (!sc->journal) {
+            char *name = apr_psprintf(pconf, "sub2api-usage-%s-%u.journal",
+                                      sp->server_hostname ? sp->server_hostname : "main",
+                                      (unsigned)(sp->port ? sp->port
+                                                          : sp->addrs ? sp->addrs->host_port : 0));
+            char *c;
+            for (c = name; *c; c++) {
+                if (!apr_isalnum(*c) && *c != '.' && *c != '-') {
+                    *c = '_';
+                }
+            }
+            sc->journal = ap_runtime_dir_relative(pconf, name);
+        }
+        rv = apr_file_open(&f, sc->journal, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE, pconf);
+        if (rv == APR_SUCCESS) {
+            apr_file_close(f);
+            if (geteuid() == 0 &&
+                chown(sc->journal, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+                rv = errno;
+            }
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, sp,
+                         S2ALOGNO(0309) "Sub2apiJournal: cannot create %s for the child processes",
+                         sc->journal);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
 }

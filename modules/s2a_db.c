@@ -56,19 +56,31 @@ static int run(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
     return rv;
 }
 
-int s2a_db_begin(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t **t)
+int s2a_db_alive(s2a_dbc *c, apr_pool_t *p)
 {
-    *t = NULL;
-    conn_init(c);
-    return apr_dbd_transaction_start(c->driver, p, c->handle, t);
+    int nrows = 0;
+    if (!is_pgsql(c) || apr_dbd_query(c->driver, c->handle, &nrows, "SELECT 1") == 0) {
+        return 1;
+    }
+    /* the failed query marked the connection broken: this reconnects */
+    return apr_dbd_check_conn(c->driver, p, c->handle) == APR_SUCCESS;
 }
 
-int s2a_db_end(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t *t, int ok)
+/* Plain statements, not apr_dbd_transaction_start: apr-util's pgsql driver
+ * dereferences NULL when BEGIN fails on a connection the server dropped.
+ * SQLite takes its write lock at BEGIN: two processes that both began
+ * reading would otherwise deadlock on the upgrade. */
+int s2a_db_begin(s2a_dbc *c)
 {
-    if (!ok) {
-        apr_dbd_transaction_mode_set(c->driver, t, APR_DBD_TRANSACTION_ROLLBACK);
-    }
-    return apr_dbd_transaction_end(c->driver, p, t);
+    int nrows = 0;
+    conn_init(c);
+    return apr_dbd_query(c->driver, c->handle, &nrows, is_pgsql(c) ? "BEGIN" : "BEGIN IMMEDIATE");
+}
+
+int s2a_db_end(s2a_dbc *c, int ok)
+{
+    int nrows = 0;
+    return apr_dbd_query(c->driver, c->handle, &nrows, ok ? "COMMIT" : "ROLLBACK");
 }
 
 static const char *schema_v1[] = {
@@ -149,7 +161,6 @@ static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql
 
 apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
 {
-    apr_dbd_transaction_t *t;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int version = 0;
@@ -197,7 +208,7 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
     if (version >= S2A_SCHEMA_VERSION) {
         return APR_SUCCESS;
     }
-    if (s2a_db_begin(c, p, &t) != 0) {
+    if (s2a_db_begin(c) != 0) {
         *err = "cannot start a transaction";
         return APR_EGENERAL;
     }
@@ -215,7 +226,7 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
                               S2A_SCHEMA_VERSION),
                  err) == 0;
     }
-    s2a_db_end(c, p, t, ok);
+    s2a_db_end(c, ok);
     return ok ? APR_SUCCESS : APR_EGENERAL;
 }
 
@@ -544,13 +555,12 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
     static const int chunks[] = {64, 16, 4, 1};
     static const char *const labels[] = {"s2a_usage_insert_64", "s2a_usage_insert_16",
                                          "s2a_usage_insert_4", "s2a_usage_insert_1"};
-    apr_dbd_transaction_t *t;
     apr_hash_t *per_user = apr_hash_make(p);
     apr_hash_index_t *hi;
     char *inserted = apr_pcalloc(p, (apr_size_t)n + 1);
     int i, k, ok = 1;
 
-    if (s2a_db_begin(c, p, &t) != 0) {
+    if (s2a_db_begin(c) != 0) {
         *err = apr_pstrcat(p, "begin: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return APR_EGENERAL;
     }
@@ -576,7 +586,7 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
     for (hi = apr_hash_first(p, per_user); ok && hi; hi = apr_hash_next(hi)) {
         ok = deduct(c, p, apr_hash_this_val(hi), depleted, err) == 0;
     }
-    if (s2a_db_end(c, p, t, ok) != 0 && ok) {
+    if (s2a_db_end(c, ok) != 0 && ok) {
         *err = apr_pstrcat(p, "commit: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         ok = 0;
     }

@@ -100,8 +100,15 @@ int s2a_db_rows(s2a_dbc *c, apr_pool_t *p, const char *sql, const char *types, i
 int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
                   apr_int64_t *id, const char **err);
 
-int s2a_db_begin(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t **t);
-int s2a_db_end(s2a_dbc *c, apr_pool_t *p, apr_dbd_transaction_t *t, int ok);
+/* A pooled PostgreSQL connection looks fine after the server restarted until
+ * a statement fails on it: one cheap statement finds out, and reconnects.
+ * 0 if the database cannot be reached. */
+int s2a_db_alive(s2a_dbc *c, apr_pool_t *p);
+
+/* A transaction on the connection; s2a_db_end commits when ok, else rolls
+ * back. 0 on success. */
+int s2a_db_begin(s2a_dbc *c);
+int s2a_db_end(s2a_dbc *c, int ok);
 
 /* OAuth tokens of one account, as stored (sealed or plain). APR_NOTFOUND
  * when there is no such account. */

@@ -1,35 +1,17 @@
-/* Token usage extraction. Stream events go through the allocation-free scanner; the
-   non-stream body, which arrives in pieces, through an incremental json-c parser. */
+/* Token usage extraction with the allocation-free scanner: stream events one by one, the
+   non-stream body once it is complete. */
 #include <limits.h>
 #include <string.h>
 
 #include <apr_strings.h>
-#include <json-c/json.h>
 
 #include "s2a_json.h"
 #include "s2a_usage.h"
-
-/* Answers can carry deeply nested tool input; an answer the parser refuses is not billed,
-   so the default depth of 32 is too tight. */
-#define JSON_DEPTH 256
 
 /* The figures of one usage object; -1 where absent or not a usable count. */
 typedef struct {
     apr_int64_t in, out, cc, cr, c5m, c1h;
 } counts;
-
-/* Non-negative integer member, or -1 when absent or not a usable count. */
-static apr_int64_t count_of(json_object *obj, const char *key)
-{
-    json_object *v;
-    int64_t n;
-
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int)) {
-        return -1;
-    }
-    n = json_object_get_int64(v);
-    return n < 0 ? -1 : (apr_int64_t)n;
-}
 
 static int usage_differs(const s2a_usage *a, const s2a_usage *b)
 {
@@ -39,25 +21,8 @@ static int usage_differs(const s2a_usage *a, const s2a_usage *b)
            a->seen_delta != b->seen_delta;
 }
 
-static void counts_of_json(json_object *usage, counts *c)
-{
-    json_object *split;
-
-    c->in = count_of(usage, "input_tokens");
-    c->out = count_of(usage, "output_tokens");
-    c->cc = count_of(usage, "cache_creation_input_tokens");
-    c->cr = count_of(usage, "cache_read_input_tokens");
-    c->c5m = c->c1h = -1;
-    if (json_object_object_get_ex(usage, "cache_creation", &split) &&
-        json_object_is_type(split, json_type_object)) {
-        c->c5m = count_of(split, "ephemeral_5m_input_tokens");
-        c->c1h = count_of(split, "ephemeral_1h_input_tokens");
-    }
-}
-
-/* The scanner's counterpart of count_of, read from the raw number text: integers only (no
-   fraction or exponent), none below zero ("-0" is 0), saturating at APR_INT64_MAX like
-   json-c does. */
+/* A count from the raw number text: integers only (no fraction or exponent), none below
+   zero ("-0" is 0), saturating at APR_INT64_MAX. */
 static apr_int64_t count_of_span(const s2a_json_span *v)
 {
     const char *s = v->p, *end = v->p + v->len;
@@ -168,16 +133,29 @@ static int contains(const char *hay, apr_size_t hlen, const char *needle)
     return 0;
 }
 
-static int all_space(const char *s, apr_size_t len)
+/* The generated text of a content_block_delta: text, thinking or tool input. */
+static void count_delta_text(s2a_usage *u, const s2a_json_span *delta)
 {
-    apr_size_t i;
+    static const char *const fields[] = {"text", "thinking", "partial_json"};
+    s2a_json_span v;
+    int i;
 
-    for (i = 0; i < len; i++) {
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
-            return 0;
+    if (delta->type != S2A_JSON_OBJECT) {
+        return;
+    }
+    for (i = 0; i < 3; i++) {
+        if (s2a_json_object_get(delta, fields[i], &v) && v.type == S2A_JSON_STRING) {
+            u->delta_bytes += (apr_int64_t)v.len - 2;
+            return;
         }
     }
-    return 1;
+}
+
+apr_int64_t s2a_usage_output_estimate(const s2a_usage *u)
+{
+    apr_int64_t est = (u->delta_bytes + S2A_BYTES_PER_TOKEN - 1) / S2A_BYTES_PER_TOKEN;
+
+    return est > u->output ? est : u->output;
 }
 
 int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const char *data,
@@ -197,11 +175,14 @@ int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const 
             is_delta = 1;
         } else if (name_is(event, elen, "message_start")) {
             is_delta = 0;
+        } else if (name_is(event, elen, "content_block_delta")) {
+            is_delta = 2;
         } else {
             return 0;
         }
     } else if (!contains(data, dlen, "\"message_start\"") &&
-               !contains(data, dlen, "\"message_delta\"")) {
+               !contains(data, dlen, "\"message_delta\"") &&
+               !contains(data, dlen, "\"content_block_delta\"")) {
         return 0;
     } else {
         is_delta = -1;
@@ -216,9 +197,15 @@ int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const 
             is_delta = 1;
         } else if (s2a_json_string_equals(&root[0], "message_start")) {
             is_delta = 0;
+        } else if (s2a_json_string_equals(&root[0], "content_block_delta")) {
+            is_delta = 2;
         } else {
             return 0;
         }
+    }
+    if (is_delta == 2) {
+        count_delta_text(u, &root[3]);
+        return 0;
     }
     if (is_delta) {
         usage = root[2];
@@ -233,96 +220,66 @@ int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const 
 
 struct s2a_usage_json {
     apr_pool_t *pool;
-    json_tokener *tok; /* NULL once parsing has ended */
-    json_object *root; /* the complete document, if one was parsed */
-    int failed;        /* invalid JSON, or data after the document */
+    char *buf;
+    apr_size_t len, cap;
+    int failed; /* larger than S2A_USAGE_JSON_MAX */
 };
-
-static apr_status_t usage_json_cleanup(void *data)
-{
-    s2a_usage_json *j = data;
-
-    if (j->tok) {
-        json_tokener_free(j->tok);
-        j->tok = NULL;
-    }
-    if (j->root) {
-        json_object_put(j->root);
-        j->root = NULL;
-    }
-    return APR_SUCCESS;
-}
 
 s2a_usage_json *s2a_usage_json_create(apr_pool_t *p)
 {
     s2a_usage_json *j = apr_pcalloc(p, sizeof(*j));
 
     j->pool = p;
-    j->tok = json_tokener_new_ex(JSON_DEPTH);
-    if (j->tok) {
-        json_tokener_set_flags(j->tok, JSON_TOKENER_STRICT);
-    } else {
-        j->failed = 1;
-    }
-    apr_pool_cleanup_register(p, j, usage_json_cleanup, apr_pool_cleanup_null);
     return j;
 }
 
 void s2a_usage_json_feed(s2a_usage_json *j, const char *buf, apr_size_t len)
 {
-    while (len && !j->failed) {
-        int n = len > INT_MAX ? INT_MAX : (int)len;
-        enum json_tokener_error err;
-        apr_size_t used;
-
-        if (!j->tok) {
-            /* The document is complete: only trailing whitespace may follow. */
-            j->failed = !all_space(buf, len);
-            return;
-        }
-        j->root = json_tokener_parse_ex(j->tok, buf, n);
-        err = json_tokener_get_error(j->tok);
-        if (err == json_tokener_continue) {
-            buf += n;
-            len -= (apr_size_t)n;
-            continue;
-        }
-        if (err != json_tokener_success || !j->root) {
-            j->failed = 1;
-            return;
-        }
-        used = json_tokener_get_parse_end(j->tok);
-        json_tokener_free(j->tok);
-        j->tok = NULL;
-        buf += used;
-        len -= used;
+    if (j->failed || !len) {
+        return;
     }
+    if (len > S2A_USAGE_JSON_MAX - j->len) {
+        j->failed = 1;
+        return;
+    }
+    if (j->len + len > j->cap) {
+        apr_size_t cap = j->cap ? j->cap : 4096;
+        char *nb;
+
+        while (cap < j->len + len) {
+            cap *= 2;
+        }
+        nb = apr_palloc(j->pool, cap);
+        if (j->len) {
+            memcpy(nb, j->buf, j->len);
+        }
+        j->buf = nb;
+        j->cap = cap;
+    }
+    memcpy(j->buf + j->len, buf, len);
+    j->len += len;
 }
 
 int s2a_usage_json_finish(s2a_usage_json *j, s2a_usage *u, const char **model)
 {
-    json_object *usage, *m;
-    int found = 0;
+    static const char *const keys[] = {"usage", "model"};
+    s2a_json_span v[2];
+    const char *err;
+    counts c;
 
     if (model) {
         *model = NULL;
     }
     memset(u, 0, sizeof(*u));
-    if (j->failed || j->tok || !j->root || !json_object_is_type(j->root, json_type_object)) {
+    if (j->failed || !j->len || s2a_json_scan_object(NULL, j->buf, j->len, keys, 2, v, &err) != 0) {
         return 0;
     }
-    if (json_object_object_get_ex(j->root, "usage", &usage) &&
-        json_object_is_type(usage, json_type_object)) {
-        counts c;
-
-        counts_of_json(usage, &c);
-        apply_counts(u, &c, 0);
-        found = 1;
+    if (model && v[1].type == S2A_JSON_STRING) {
+        *model = s2a_json_string_dup(j->pool, &v[1]);
     }
-    if (model && json_object_object_get_ex(j->root, "model", &m) &&
-        json_object_is_type(m, json_type_string)) {
-        *model = apr_pstrmemdup(j->pool, json_object_get_string(m),
-                                (apr_size_t)json_object_get_string_len(m));
+    if (v[0].type != S2A_JSON_OBJECT || !counts_of_span(&v[0], &c)) {
+        return 0;
     }
-    return found;
+    apply_counts(u, &c, 0);
+    return 1;
 }

@@ -12,13 +12,23 @@ typedef struct {
     apr_int64_t cache_read;     /* cache_read_input_tokens */
     int seen_start;             /* a message_start (or full JSON body) with usage was seen */
     int seen_delta;             /* a message_delta with usage was seen */
+    apr_int64_t delta_bytes;    /* generated text seen in content_block_delta events (raw) */
 } s2a_usage;
+
+/* Output tokens of a stream that ended before its final message_delta: the text the
+   content_block_delta events carried (text, thinking, tool input; as raw JSON string
+   bytes) at S2A_BYTES_PER_TOKEN bytes per token, rounded up, and never less than the
+   output already reported. */
+#define S2A_BYTES_PER_TOKEN 4
+apr_int64_t s2a_usage_output_estimate(const s2a_usage *u);
 
 /* Apply one SSE event (name, data JSON; neither needs a NUL terminator).
    message_start: message.usage sets input, cache_creation, cache_read and the initial output.
    message_delta: usage.output_tokens is cumulative and overwrites; non-zero input and cache
    figures there overwrite too. usage.cache_creation.ephemeral_1h_input_tokens gives cache_1h;
    when cache_creation_input_tokens is absent, cache_creation = 5m + 1h split.
+   content_block_delta: the length of delta.text, .thinking or .partial_json is added to
+   delta_bytes (the return value stays 0).
    An event without a name is recognised by its data's "type". Other events are skipped
    without parsing. Counts are JSON integers (no fraction or exponent) and not negative;
    larger than APR_INT64_MAX saturates; anything else counts as absent. Returns 1 if usage
@@ -28,8 +38,10 @@ typedef struct {
 int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const char *data,
                         apr_size_t dlen);
 
-/* Incremental parse of a non-stream JSON answer, fed chunk by chunk. The parser's memory
-   is released by a cleanup of p, whether or not the body is finished. */
+/* A non-stream JSON answer, fed chunk by chunk: kept (in p) until it is complete, then
+   scanned once. An answer larger than S2A_USAGE_JSON_MAX is not read for usage. */
+#define S2A_USAGE_JSON_MAX (64 * 1024 * 1024)
+
 typedef struct s2a_usage_json s2a_usage_json;
 
 s2a_usage_json *s2a_usage_json_create(apr_pool_t *p);

@@ -295,14 +295,18 @@ class Postgres:
         self._run(PG_BIN + "/initdb", "-D", str(self.data), "-A", "trust", "-U", self.user,
                   "-E", "UTF8", "--no-sync")
         self.port = free_port()
+        self.resume()
+        self._run(PG_BIN + "/createdb", "-h", "127.0.0.1", "-p", str(self.port),
+                  "-U", self.user, self.dbname)
+        return self
+
+    def resume(self):
+        """Start the cluster again after stop(), on the same port with its data."""
         options = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off" % (self.port, self.dir))
         self._run(PG_BIN + "/pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", "60", "start")
         self.started = True
-        self._run(PG_BIN + "/createdb", "-h", "127.0.0.1", "-p", str(self.port),
-                  "-U", self.user, self.dbname)
-        return self
 
     def psql(self, sql):
         out = self._run(PG_BIN + "/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U",

@@ -208,7 +208,8 @@ def test_upstream_cut_mid_stream_bills_what_was_read(gateway, tenant):
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
     conn.request("POST", "/v1/messages",
                  body=json.dumps(messages_body(stream=True,
-                                               mock={"events": 6, "cut_after": 3})),
+                                               mock={"events": 6, "cut_after": 6,
+                                                     "text": "x" * 120})),
                  headers={"x-api-key": tenant.api_key, "content-type": "application/json",
                           "anthropic-version": harness.ANTHROPIC_VERSION})
     resp = conn.getresponse()
@@ -223,15 +224,22 @@ def test_upstream_cut_mid_stream_bills_what_was_read(gateway, tenant):
     [row] = gateway.wait_usage({"key_id": tenant.key["id"]})
     assert row["outcome"] == "upstream_cut"
     assert row["input_tokens"] == 10
+    # three of six 20-character pieces went out: 60 bytes at 4 per token
+    assert row["output_tokens"] == 15
 
 
 def test_client_abort_mid_stream_is_marked(gateway, tenant):
-    res = gateway.stream_messages(messages_body(mock={"events": 8, "event_delay_ms": 200}),
-                                  key=tenant.api_key, abort_after_events=2)
+    res = gateway.stream_messages(
+        messages_body(mock={"events": 8, "event_delay_ms": 200, "text": "y" * 80,
+                            "usage": {"input_tokens": 10, "output_tokens": 500}}),
+        key=tenant.api_key, abort_after_events=5)
     assert res.status == 200
     [row] = gateway.wait_usage({"key_id": tenant.key["id"]}, timeout=15)
     assert row["outcome"] == "client_aborted"
     assert row["input_tokens"] == 10
+    # billed for the 10-character pieces it was sent (two read, one or two more in
+    # flight when it left), not for the 500 tokens the whole answer would have had
+    assert 5 <= row["output_tokens"] <= 10, row
 
 
 # ---- model mapping ----

@@ -197,6 +197,50 @@ static void test_unnamed_and_slices(void)
     S2A_CHECK_INT(u.output, 43);
 }
 
+/* A stream cut before message_delta: output estimated from the text sent. */
+static void test_output_estimate(void)
+{
+    s2a_usage u;
+
+    memset(&u, 0, sizeof(u));
+    S2A_CHECK_INT(sse(&u, "message_start", START), 1);
+    S2A_CHECK_INT(s2a_usage_output_estimate(&u), 2); /* nothing sent yet: the reported 2 */
+    S2A_CHECK_INT(sse(&u, "content_block_delta",
+                      "{\"type\":\"content_block_delta\",\"index\":0,"
+                      "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello, world\"}}"),
+                  0);
+    S2A_CHECK_INT(u.delta_bytes, 12);
+    S2A_CHECK_INT(s2a_usage_output_estimate(&u), 3);
+    S2A_CHECK_INT(sse(&u, "content_block_delta",
+                      "{\"type\":\"content_block_delta\",\"index\":1,"
+                      "\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"abcdefghi\"}}"),
+                  0);
+    /* unnamed event, tool input */
+    S2A_CHECK_INT(s2a_usage_apply_sse(&u, NULL, 0,
+                                      "{\"type\":\"content_block_delta\",\"index\":2,"
+                                      "\"delta\":{\"type\":\"input_json_delta\","
+                                      "\"partial_json\":\"{\\\"a\\\":1\"}}",
+                                      strlen("{\"type\":\"content_block_delta\",\"index\":2,"
+                                             "\"delta\":{\"type\":\"input_json_delta\","
+                                             "\"partial_json\":\"{\\\"a\\\":1\"}}")),
+                  0);
+    S2A_CHECK_INT(u.delta_bytes, 12 + 9 + 8);
+    S2A_CHECK_INT(s2a_usage_output_estimate(&u), 8);
+    /* signature deltas, broken events and other types add nothing */
+    S2A_CHECK_INT(sse(&u, "content_block_delta",
+                      "{\"type\":\"content_block_delta\",\"index\":1,"
+                      "\"delta\":{\"type\":\"signature_delta\",\"signature\":\"xyz\"}}"),
+                  0);
+    S2A_CHECK_INT(sse(&u, "content_block_delta",
+                      "{\"type\":\"content_block_delta\",\"delta\":{\"text\":\"abc"),
+                  0);
+    S2A_CHECK_INT(sse(&u, "ping", "{\"type\":\"ping\",\"delta\":{\"text\":\"abcd\"}}"), 0);
+    S2A_CHECK_INT(u.delta_bytes, 29);
+    /* the final count, when it comes, is what counts */
+    S2A_CHECK_INT(sse(&u, "message_delta", delta(5)), 1);
+    S2A_CHECK_INT(u.output, 5);
+}
+
 static void test_malformed(void)
 {
     static const char *bad[] = {
@@ -394,6 +438,29 @@ static void test_json_body(void)
     }
     S2A_CHECK_INT(wrong, 0);
 
+    /* A long answer (tool input and text far larger than a read) in 8 KB pieces. */
+    {
+        apr_size_t big = 3 * 1024 * 1024, at;
+        const char *head = "{\"model\":\"claude-\\u0073onnet\",\"content\":[{\"type\":\"text\","
+                           "\"text\":\"";
+        const char *tail = "\"}],\"usage\":{\"input_tokens\":7,\"output_tokens\":65000}}";
+        char *doc = apr_palloc(pool, big + 200);
+        at = strlen(head);
+        memcpy(doc, head, at);
+        while (at < big) {
+            memcpy(doc + at, "ab \\\" {[", 8);
+            at += 8;
+        }
+        memcpy(doc + at, tail, strlen(tail));
+        at += strlen(tail);
+        model = NULL;
+        S2A_CHECK_INT(body_in_chunks(doc, at, 8192, &u, &model), 1);
+        S2A_CHECK_INT(u.input, 7);
+        S2A_CHECK_INT(u.output, 65000);
+        S2A_CHECK_STR(model, "claude-sonnet");
+        S2A_CHECK_INT(body_in_chunks(doc, at - 1, 8192, &u, NULL), 0);
+    }
+
     /* Data after the document, invalid JSON, no usage, not an object. */
     S2A_CHECK_INT(body_in_chunks("{\"usage\":{\"input_tokens\":1}} x", 31, 5, &u, NULL), 0);
     S2A_CHECK_INT(body_in_chunks("{\"usage\":{\"input_tokens\":1},}", 29, 5, &u, NULL), 0);
@@ -413,8 +480,8 @@ static void test_json_abandoned(void)
     apr_pool_t *sub;
     s2a_usage_json *j;
 
-    /* Never finished: the pool cleanup releases the parser and partial document (the
-       leak check under valgrind is what verifies this). */
+    /* Never finished: everything lives in the pool (the leak check under valgrind is what
+       verifies this). */
     apr_pool_create(&sub, pool);
     j = s2a_usage_json_create(sub);
     s2a_usage_json_feed(j, BODY, 100);
@@ -436,6 +503,7 @@ int main(void)
     test_split();
     test_delta_with_input();
     test_unnamed_and_slices();
+    test_output_estimate();
     test_malformed();
     test_counts();
     test_json_body();
