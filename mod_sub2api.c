@@ -42,6 +42,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(admin_token_hash, NULL);
     MERGE(price_file, NULL);
     MERGE(prices, NULL);
+    MERGE(unpriced_model, NULL);
     MERGE(secret_file, NULL);
     MERGE(cred_key, NULL);
     MERGE(secret, NULL);
@@ -93,16 +94,47 @@ static const char *set_admin_token(cmd_parms *cmd, void *dc, const char *arg)
 
 /* Loaded while the configuration is read, so `apachectl configtest` rejects
  * a broken table. */
+/* The text of the last good table of each file, kept in the process pool
+ * (the module itself is unloaded at a restart), so that a file broken at a
+ * graceful restart leaves the table loaded before in use. */
+typedef struct {
+    apr_pool_t *pool;
+    const char *text;
+    apr_size_t len;
+} kept_table;
+
 static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
 {
     s2a_srv_conf *sc = srv_conf(cmd);
-    const char *err = NULL, *skipped = NULL;
+    const char *err = NULL, *skipped = NULL, *key, *text, *again = NULL;
+    kept_table *k = NULL;
+    void *data = NULL;
     int nskipped;
     (void)dc;
     sc->price_file = ap_server_root_relative(cmd->pool, arg);
-    if (s2a_pricing_load(cmd->pool, sc->price_file, &sc->prices, &err) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "Sub2apiPriceTable: %s", err);
+    key = apr_pstrcat(cmd->temp_pool, "s2a-prices:", sc->price_file, NULL);
+    if (apr_pool_userdata_get(&data, key, ap_pglobal) == APR_SUCCESS) {
+        k = data;
     }
+    if (s2a_pricing_load(cmd->pool, sc->price_file, &sc->prices, &err) != APR_SUCCESS) {
+        if (!k || s2a_pricing_parse(cmd->pool, k->text, k->len, &sc->prices, &again) !=
+                      APR_SUCCESS) {
+            return apr_psprintf(cmd->pool, "Sub2apiPriceTable: %s", err);
+        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+                     S2ALOGNO(0015) "Sub2apiPriceTable: %s; the table loaded before stays in use",
+                     err);
+        return NULL;
+    }
+    if (!k) {
+        k = apr_pcalloc(ap_pglobal, sizeof(*k));
+        apr_pool_create(&k->pool, ap_pglobal);
+        apr_pool_userdata_set(k, key, apr_pool_cleanup_null, ap_pglobal);
+    } else {
+        apr_pool_clear(k->pool);
+    }
+    text = s2a_pricing_source(sc->prices, &k->len);
+    k->text = apr_pmemdup(k->pool, text, k->len + 1);
     nskipped = s2a_pricing_skipped(sc->prices, &skipped);
     if (nskipped) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
@@ -110,6 +142,14 @@ static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
                                     "skipped (first: %s)",
                      sc->price_file, nskipped, skipped);
     }
+    return NULL;
+}
+
+/* Sub2apiUnpricedModel reject | <model of the price table> */
+static const char *set_unpriced(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    srv_conf(cmd)->unpriced_model = strcasecmp(arg, "reject") == 0 ? "" : arg;
     return NULL;
 }
 
@@ -352,6 +392,9 @@ static const command_rec s2a_cmds[] = {
                   "Bearer token that opens the admin API"),
     AP_INIT_TAKE1("Sub2apiPriceTable", set_price_table, NULL, RSRC_CONF,
                   "Price table file (LiteLLM model_prices JSON format)"),
+    AP_INIT_TAKE1("Sub2apiUnpricedModel", set_unpriced, NULL, RSRC_CONF,
+                  "reject (default), or the model of the price table whose prices apply to "
+                  "models the table lacks"),
     AP_INIT_TAKE1("Sub2apiCredentialKeyFile", set_credential_key, NULL, RSRC_CONF,
                   "File with the AES-256 key (64 hex) upstream credentials are sealed with"),
     AP_INIT_TAKE1("Sub2apiUserIdSecretFile", set_secret_file, NULL, RSRC_CONF,
@@ -397,6 +440,27 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     s2a_g.max_sessions = S2A_DEFAULT_MAX_SESSIONS;
     s2a_g.store_url = NULL;
     s2a_g.oauth_watch_sec = S2A_DEFAULT_OAUTH_WATCH;
+    return OK;
+}
+
+/* Checks that need the whole configuration; they run under configtest too. */
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *sp;
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    for (sp = s; sp; sp = sp->next) {
+        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
+        if (sc->unpriced_model && *sc->unpriced_model &&
+            (!sc->prices || !s2a_pricing_lookup(sc->prices, sc->unpriced_model))) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, sp,
+                         S2ALOGNO(0016) "Sub2apiUnpricedModel %s: the virtual host's price table "
+                                        "has no such model",
+                         sc->unpriced_model);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
     return OK;
 }
 
@@ -613,6 +677,7 @@ static void register_hooks(apr_pool_t *p)
 {
     static const char *const pre_dbd[] = {"mod_dbd.c", NULL};
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, pre_dbd, NULL, APR_HOOK_LAST);
     ap_hook_handler(handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -335,6 +335,9 @@ static int users_create(admin_ctx *a)
     return users_list(a, i64(a->r->pool, id));
 }
 
+static const char *ledger_check(admin_ctx *a);
+static int balance_change(admin_ctx *a, const char *id, const char *kind, apr_int64_t amount);
+
 static int users_patch(admin_ctx *a, const char *id)
 {
     const char *name = get_str(a, "name"), *status = get_str(a, "status");
@@ -361,18 +364,129 @@ static int users_patch(admin_ctx *a, const char *id)
     if (status && exec_update(a, "UPDATE s2a_users SET status = %s WHERE id = %lld", status, id)) {
         return db_fail(a);
     }
-    if (rc_set && exec_update(a, "UPDATE s2a_users SET balance_nanousd = %lld WHERE id = %lld",
-                              i64(a->r->pool, set), id)) {
+    if ((rc_set || rc_add) && ledger_check(a)) {
+        return send_error(a->r, 400, ledger_check(a));
+    }
+    if (rc_set && balance_change(a, id, "set", set)) {
         return db_fail(a);
     }
-    if (rc_add && exec_update(a,
-                              "UPDATE s2a_users SET balance_nanousd = balance_nanousd + %lld"
-                              " WHERE id = %lld",
-                              i64(a->r->pool, add), id)) {
+    if (rc_add && balance_change(a, id, "add", add)) {
         return db_fail(a);
     }
     s2a_bump(a->r->server, a->r->pool);
     return users_list(a, id);
+}
+
+/* ---- the balance ledger ---- */
+
+static const char *ledger_check(admin_ctx *a)
+{
+    const char *actor = get_str(a, "actor"), *reason = get_str(a, "reason");
+    if ((has(a, "actor") && (!actor || strlen(actor) > 100)) ||
+        (has(a, "reason") && (!reason || strlen(reason) > 500))) {
+        return "actor: a string of at most 100 characters, reason: at most 500";
+    }
+    return NULL;
+}
+
+/* Sets (kind "set") or adds to (kind "add") a balance and records the change
+ * with its actor and reason, in one transaction. The row is locked first
+ * (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the database), so that
+ * the recorded delta is exact even while charges are written. */
+static int balance_change(admin_ctx *a, const char *id, const char *kind, apr_int64_t amount)
+{
+    apr_pool_t *p = a->r->pool;
+    const char *actor = get_str(a, "actor"), *reason = get_str(a, "reason");
+    const char *args[7];
+    json_object *rows;
+    apr_int64_t before, delta;
+    int ok;
+
+    if (s2a_db_begin(&a->db) != 0) {
+        a->err = "begin failed";
+        return -1;
+    }
+    args[0] = id;
+    ok = s2a_db_exec(&a->db, p,
+                     "UPDATE s2a_users SET balance_nanousd = balance_nanousd WHERE id = %lld", 1,
+                     args, NULL, &a->err) == 0 &&
+         s2a_db_rows(&a->db, p, "SELECT balance_nanousd FROM s2a_users WHERE id = %lld", "i", 1,
+                     args, &rows, &a->err) == 0 &&
+         json_object_array_length(pool_json(p, rows)) == 1;
+    if (ok) {
+        json_object *v;
+        json_object_object_get_ex(json_object_array_get_idx(rows, 0), "balance_nanousd", &v);
+        before = json_object_get_int64(v);
+        delta = strcmp(kind, "set") == 0 ? amount - before : amount;
+        args[0] = i64(p, delta);
+        args[1] = id;
+        args[2] = i64(p, before + delta);
+        args[3] = kind;
+        args[4] = actor ? actor : "admin";
+        args[5] = reason ? reason : "";
+        args[6] = i64(p, apr_time_sec(apr_time_now()));
+        ok = s2a_db_exec(&a->db, p,
+                         "UPDATE s2a_users SET balance_nanousd = balance_nanousd + %lld"
+                         " WHERE id = %lld",
+                         2, args, NULL, &a->err) == 0 &&
+             s2a_db_exec(&a->db, p,
+                         "INSERT INTO s2a_balance_log (user_id, delta_nanousd,"
+                         " balance_after_nanousd, kind, actor, reason, created_at)"
+                         " VALUES (%lld, %lld, %lld, %s, %s, %s, %lld)",
+                         7, (const char *[]){id, args[0], args[2], kind, args[4], args[5], args[6]},
+                         NULL, &a->err) == 0;
+    }
+    if (s2a_db_end(&a->db, ok) != 0 && ok) {
+        a->err = "commit failed";
+        ok = 0;
+    }
+    return ok ? 0 : -1;
+}
+
+/* GET /admin/balance_log?user_id=&before_id=&limit= : newest first. */
+static int balance_log_list(admin_ctx *a)
+{
+    apr_table_t *q = NULL;
+    const char *where = "", *args[3], *v;
+    json_object *rows, *out;
+    apr_int64_t limit = 100;
+    int n = 0;
+
+    if (a->r->args) {
+        ap_args_to_table(a->r, &q);
+    }
+    if (q && (v = apr_table_get(q, "user_id"))) {
+        if (!is_number(v)) {
+            return send_error(a->r, 400, "user_id: a number");
+        }
+        where = " WHERE user_id = %lld";
+        args[n++] = v;
+    }
+    if (q && (v = apr_table_get(q, "before_id"))) {
+        if (!is_number(v)) {
+            return send_error(a->r, 400, "before_id: a number");
+        }
+        where = apr_pstrcat(a->r->pool, where, n ? " AND" : " WHERE", " id < %lld", NULL);
+        args[n++] = v;
+    }
+    if (q && (v = apr_table_get(q, "limit"))) {
+        limit = is_number(v) ? apr_atoi64(v) : 0;
+        if (limit < 1 || limit > 10000) {
+            return send_error(a->r, 400, "limit: 1 to 10000");
+        }
+    }
+    args[n++] = i64(a->r->pool, limit);
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    apr_pstrcat(a->r->pool,
+                                "SELECT id, user_id, delta_nanousd, balance_after_nanousd, kind,"
+                                " actor, reason, created_at FROM s2a_balance_log",
+                                where, " ORDER BY id DESC LIMIT %d", NULL),
+                    "iiiisssi", n, args, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "data", rows);
+    return send_json(a->r, 200, out);
 }
 
 /* ---- groups ---- */
@@ -1071,32 +1185,59 @@ static int accounts_patch(admin_ctx *a, const char *id)
 
 /* ---- usage ---- */
 
+/* The filters GET /admin/usage and its summary share: a WHERE clause with
+ * its arguments (at most 7). NULL, or an error message for a 400. */
+static const char *usage_where(admin_ctx *a, apr_table_t *q, const char **where, const char **args,
+                               int *n)
+{
+    static const char *const params[] = {"user_id", "key_id", "account_id", "group_id",
+                                         "from",    "to",     "before_id"};
+    static const char *const conds[] = {"user_id = %lld",     "api_key_id = %lld",
+                                        "account_id = %lld",  "group_id = %lld",
+                                        "created_at >= %lld", "created_at < %lld",
+                                        "(created_at, id) < (SELECT created_at, id FROM"
+                                        " s2a_usage WHERE id = %lld)"};
+    const char *v;
+    size_t i;
+
+    *where = "";
+    *n = 0;
+    for (i = 0; q && i < sizeof(params) / sizeof(params[0]); i++) {
+        if (!(v = apr_table_get(q, params[i]))) {
+            continue;
+        }
+        if (!is_number(v)) {
+            return apr_pstrcat(a->r->pool, params[i], ": a number", NULL);
+        }
+        *where = apr_pstrcat(a->r->pool, *where, *n ? " AND " : " WHERE ", conds[i], NULL);
+        args[(*n)++] = v;
+    }
+    if (q && (v = apr_table_get(q, "model"))) {
+        if (!*v || strlen(v) > 127) {
+            return "model: a model name";
+        }
+        *where = apr_pstrcat(a->r->pool, *where, *n ? " AND " : " WHERE ", "model = %s", NULL);
+        args[(*n)++] = v;
+    }
+    return NULL;
+}
+
 static int usage_list(admin_ctx *a)
 {
-    static const char *const filters[] = {"user_id", "key_id", "account_id"};
-    static const char *const columns[] = {"user_id", "api_key_id", "account_id"};
     apr_table_t *q = NULL;
-    const char *args[4], *where = "";
+    const char *args[9], *where, *bad, *v;
     apr_int64_t limit = 100;
     json_object *rows, *out;
-    int i, n = 0;
+    int n;
 
     if (a->r->args) {
         ap_args_to_table(a->r, &q);
     }
-    for (i = 0; q && i < 3; i++) {
-        const char *v = apr_table_get(q, filters[i]);
-        if (v && !is_number(v)) {
-            return send_error(a->r, 400, apr_pstrcat(a->r->pool, filters[i], ": a number", NULL));
-        }
-        if (v) {
-            where = apr_pstrcat(a->r->pool, where, n ? " AND " : " WHERE ", columns[i], " = %lld",
-                                NULL);
-            args[n++] = i64(a->r->pool, apr_atoi64(v));
-        }
+    if ((bad = usage_where(a, q, &where, args, &n))) {
+        return send_error(a->r, 400, bad);
     }
-    if (q && apr_table_get(q, "limit")) {
-        limit = is_number(apr_table_get(q, "limit")) ? apr_atoi64(apr_table_get(q, "limit")) : 0;
+    if (q && (v = apr_table_get(q, "limit"))) {
+        limit = is_number(v) ? apr_atoi64(v) : 0;
         if (limit < 1 || limit > 10000) {
             return send_error(a->r, 400, "limit: 1 to 10000");
         }
@@ -1112,7 +1253,7 @@ static int usage_list(admin_ctx *a)
                                 " total_cost_nanousd, actual_cost_nanousd, rate_multiplier_ppm,"
                                 " billing_type, stream, status, outcome, duration_ms,"
                                 " first_token_ms, created_at FROM s2a_usage",
-                                where, " ORDER BY id DESC LIMIT %d", NULL),
+                                where, " ORDER BY created_at DESC, id DESC LIMIT %d", NULL),
                     "isiiiiissiiiiiiiiiiiisbisiii", n, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
@@ -1121,7 +1262,79 @@ static int usage_list(admin_ctx *a)
     return send_json(a->r, 200, out);
 }
 
+/* GET /admin/usage/summary?by=day|model|account|key|user and the filters of
+ * GET /admin/usage: sums per day (UTC) or per model, account, key or user. */
+static int usage_summary(admin_ctx *a)
+{
+    static const char *const bys[][3] = {{"day", "(created_at / 86400) * 86400", "i"},
+                                         {"model", "model", "s"},
+                                         {"account", "account_id", "i"},
+                                         {"key", "api_key_id", "i"},
+                                         {"user", "user_id", "i"}};
+    apr_table_t *q = NULL;
+    const char *args[8], *where, *bad, *by;
+    json_object *rows, *out;
+    size_t i, k;
+    int n;
+
+    if (a->r->args) {
+        ap_args_to_table(a->r, &q);
+    }
+    by = q ? apr_table_get(q, "by") : NULL;
+    for (k = 0; by && k < sizeof(bys) / sizeof(bys[0]) && strcmp(by, bys[k][0]) != 0; k++) {
+    }
+    if (!by || k == sizeof(bys) / sizeof(bys[0])) {
+        return send_error(a->r, 400, "by: day, model, account, key or user");
+    }
+    if ((bad = usage_where(a, q, &where, args, &n))) {
+        return send_error(a->r, 400, bad);
+    }
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    apr_pstrcat(a->r->pool, "SELECT ", bys[k][1],
+                                " AS k, COUNT(*) AS requests,"
+                                " SUM(input_tokens) AS input_tokens,"
+                                " SUM(output_tokens) AS output_tokens,"
+                                " SUM(cache_creation_tokens) AS cache_creation_tokens,"
+                                " SUM(cache_read_tokens) AS cache_read_tokens,"
+                                " SUM(total_cost_nanousd) AS total_cost_nanousd,"
+                                " SUM(actual_cost_nanousd) AS actual_cost_nanousd"
+                                " FROM s2a_usage",
+                                where, " GROUP BY k ORDER BY k", NULL),
+                    apr_pstrcat(a->r->pool, bys[k][2], "iiiiiii", NULL), n, args, &rows,
+                    &a->err) != 0) {
+        return db_fail(a);
+    }
+    pool_json(a->r->pool, rows);
+    for (i = 0; i < json_object_array_length(rows); i++) {
+        json_object *row = json_object_array_get_idx(rows, i), *key;
+        json_object_object_get_ex(row, "k", &key);
+        json_object_object_add(row, bys[k][0], json_object_get(key));
+        if (k == 0) {
+            char date[16];
+            apr_time_exp_t tm;
+            apr_size_t len;
+            apr_time_exp_gmt(&tm, apr_time_from_sec(json_object_get_int64(key)));
+            apr_strftime(date, &len, sizeof(date), "%Y-%m-%d", &tm);
+            json_object_object_add(row, "date", json_object_new_string(date));
+        }
+        json_object_object_del(row, "k");
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "by", json_object_new_string(bys[k][0]));
+    json_object_object_add(out, "data", json_object_get(rows));
+    return send_json(a->r, 200, out);
+}
+
 /* ---- routing ---- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    apr_size_t n = strlen(s), k = strlen(suffix);
+    while (n > 1 && s[n - 1] == '/') {
+        n--;
+    }
+    return n >= k && strncmp(s + n - k, suffix, k) == 0;
+}
 
 /* The last one or two path segments name the resource: ".../users" or
  * ".../users/12", wherever the admin location is mounted. */
@@ -1213,6 +1426,12 @@ int s2a_admin_handler(request_rec *r)
     }
     if (strcmp(res, "usage") == 0 && !id) {
         return get ? usage_list(&a) : send_error(r, 405, "Method not allowed");
+    }
+    if (strcmp(res, "summary") == 0 && !id && ends_with(r->uri, "/usage/summary")) {
+        return get ? usage_summary(&a) : send_error(r, 405, "Method not allowed");
+    }
+    if (strcmp(res, "balance_log") == 0 && !id) {
+        return get ? balance_log_list(&a) : send_error(r, 405, "Method not allowed");
     }
     return send_error(r, 404, "No such admin resource");
 }

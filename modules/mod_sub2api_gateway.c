@@ -661,6 +661,9 @@ static int gateway_fixups(request_rec *r)
     APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
     freshen(r, q, &q->account);
     q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
+    if (!q->price && sc->unpriced_model && *sc->unpriced_model) {
+        q->price = s2a_pricing_lookup(sc->prices, sc->unpriced_model);
+    }
     if (!q->price) {
         return refuse(
             r, q, HTTP_BAD_REQUEST,

@@ -65,6 +65,7 @@ typedef struct {
     const char *admin_token_hash; /* SHA-256 hex; the token itself is not kept */
     const char *price_file;
     s2a_pricing *prices;
+    const char *unpriced_model;    /* Sub2apiUnpricedModel: "" reject, NULL unset */
     int rate_limit_cooldown; /* seconds, -1 unset */
     int overload_cooldown;
     int cache_ttl;

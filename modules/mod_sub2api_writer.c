@@ -13,7 +13,8 @@
 #include "s2a_journal.h"
 
 #define S2A_QUEUE_CAP 8192
-#define S2A_BATCH 256
+/* rows per transaction when the queue has them: fewer, larger commits keep up */
+#define S2A_BATCH 1024
 #define S2A_WRITE_TRIES 3
 #define S2A_LINGER_MS 20
 /* after a failed batch, rows go straight to the journal this long */

@@ -23,6 +23,9 @@ static void conn_init(s2a_dbc *c)
     if (!is_pgsql(c)) {
         apr_dbd_query(c->driver, c->handle, &nrows, "PRAGMA busy_timeout = 5000");
         apr_dbd_query(c->driver, c->handle, &nrows, "PRAGMA synchronous = NORMAL");
+        /* the usage writer commits often: a longer log before each checkpoint
+         * writes its hot pages to the database file once, not per commit */
+        apr_dbd_query(c->driver, c->handle, &nrows, "PRAGMA wal_autocheckpoint = 10000");
     }
     apr_hash_set(c->prepared, "s2a:init", APR_HASH_KEY_STRING, c);
 }
@@ -143,9 +146,28 @@ static const char *schema_v5[] = {
     /* headers the operator fixes for every request of the account (JSON object) */
     "ALTER TABLE s2a_accounts ADD COLUMN headers TEXT NOT NULL DEFAULT '{}'", NULL};
 
+/* Version 6: who changed a balance, by how much and why. Usage is read
+ * newest first, per user, key or account or overall, and paged by the last
+ * row seen: every index ends in (created_at, id). (SQLite's indexes end in the
+ * rowid anyway; PostgreSQL's need it spelled out.) Each index costs the
+ * writer, so there are no more than these. */
+static const char *schema_v6[] = {
+    "CREATE TABLE IF NOT EXISTS s2a_balance_log (id %ID%, user_id BIGINT NOT NULL,"
+    " delta_nanousd BIGINT NOT NULL, balance_after_nanousd BIGINT NOT NULL,"
+    " kind VARCHAR(16) NOT NULL, actor VARCHAR(100) NOT NULL, reason VARCHAR(500) NOT NULL,"
+    " created_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS s2a_balance_log_user ON s2a_balance_log (user_id, id)",
+    "DROP INDEX IF EXISTS s2a_usage_user",
+    "DROP INDEX IF EXISTS s2a_usage_key",
+    "DROP INDEX IF EXISTS s2a_usage_account",
+    "CREATE INDEX IF NOT EXISTS s2a_usage_user_time ON s2a_usage (user_id, created_at, id)",
+    "CREATE INDEX IF NOT EXISTS s2a_usage_key_time ON s2a_usage (api_key_id, created_at, id)",
+    "CREATE INDEX IF NOT EXISTS s2a_usage_account_time ON s2a_usage (account_id, created_at, id)",
+    "CREATE INDEX IF NOT EXISTS s2a_usage_time ON s2a_usage (created_at, id)", NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
 static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
-                                                schema_v5};
+                                                schema_v5, schema_v6};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)
@@ -516,34 +538,30 @@ typedef struct {
     apr_int64_t amount;
 } deduction;
 
-/* One balance update per user and batch, not per row. */
+/* One balance update per user and batch, not per row; it reads the new
+ * balance back in the same statement. */
 static int deduct(s2a_dbc *c, apr_pool_t *p, const deduction *d, apr_array_header_t *depleted,
                   const char **err)
 {
-    int nrows = 0;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[2];
     apr_dbd_prepared_t *upd = stmt(c, "s2a_usage_deduct",
                                    "UPDATE s2a_users SET balance_nanousd = balance_nanousd - %lld"
-                                   " WHERE id = %lld",
+                                   " WHERE id = %lld RETURNING balance_nanousd",
                                    err);
-    apr_dbd_prepared_t *bal =
-        stmt(c, "s2a_user_balance", "SELECT balance_nanousd FROM s2a_users WHERE id = %lld", err);
-    if (!upd || !bal) {
+    if (!upd) {
         return -1;
     }
     args[0] = I64(p, d->amount);
     args[1] = I64(p, d->user_id);
-    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, upd, 2, args) != 0) {
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, upd, 1, 2, args) != 0) {
         *err = apr_pstrcat(p, "balance update: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return -1;
     }
-    if (depleted && apr_dbd_pselect(c->driver, p, c->handle, &res, bal, 1, 1, args + 1) == 0) {
-        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
-            if (entry_i64(c, row, 0) <= 0) {
-                APR_ARRAY_PUSH(depleted, apr_int64_t) = d->user_id;
-            }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        if (depleted && entry_i64(c, row, 0) <= 0) {
+            APR_ARRAY_PUSH(depleted, apr_int64_t) = d->user_id;
         }
     }
     return 0;
@@ -552,9 +570,10 @@ static int deduct(s2a_dbc *c, apr_pool_t *p, const deduction *d, apr_array_heade
 apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
                                 apr_array_header_t *depleted, const char **err)
 {
-    static const int chunks[] = {64, 16, 4, 1};
-    static const char *const labels[] = {"s2a_usage_insert_64", "s2a_usage_insert_16",
-                                         "s2a_usage_insert_4", "s2a_usage_insert_1"};
+    static const int chunks[] = {256, 64, 16, 4, 1};
+    static const char *const labels[] = {"s2a_usage_insert_256", "s2a_usage_insert_64",
+                                         "s2a_usage_insert_16", "s2a_usage_insert_4",
+                                         "s2a_usage_insert_1"};
     apr_hash_t *per_user = apr_hash_make(p);
     apr_hash_index_t *hi;
     char *inserted = apr_pcalloc(p, (apr_size_t)n + 1);

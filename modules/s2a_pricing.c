@@ -21,6 +21,8 @@ struct s2a_pricing {
     apr_hash_t *models; /* name -> s2a_price */
     int skipped;
     const char *first_skipped;
+    const char *source; /* the file's text, when loaded from a file */
+    apr_size_t source_len;
 };
 
 enum { DEC_OK = 0, DEC_SYNTAX = -1, DEC_INEXACT = -2, DEC_RANGE = -3 };
@@ -370,8 +372,17 @@ apr_status_t s2a_pricing_load(apr_pool_t *p, const char *path, s2a_pricing **out
     rv = s2a_pricing_parse(p, buf, got, out, err);
     if (rv != APR_SUCCESS) {
         *err = apr_psprintf(p, "%s: %s", path, *err);
+    } else {
+        (*out)->source = buf;
+        (*out)->source_len = got;
     }
     return rv;
+}
+
+const char *s2a_pricing_source(const s2a_pricing *t, apr_size_t *len)
+{
+    *len = t->source_len;
+    return t->source;
 }
 
 const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model)

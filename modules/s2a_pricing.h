@@ -19,6 +19,10 @@ typedef struct s2a_pricing s2a_pricing;
    naming the file and the problem. */
 apr_status_t s2a_pricing_load(apr_pool_t *p, const char *path, s2a_pricing **out, const char **err);
 
+/* The text a table was loaded from (NULL for a parsed one), e.g. to parse it
+   again later. */
+const char *s2a_pricing_source(const s2a_pricing *t, apr_size_t *len);
+
 /* Parse a price table from memory. Prices are read from the number's decimal text, exactly.
    Entries without input or output cost are skipped, as is "sample_spec". A negative, non-numeric
    or absurdly large price fails the whole table; a price with more precision than pico-USD

@@ -121,16 +121,23 @@ static int name_is(const char *s, apr_size_t len, const char *name)
     return len == strlen(name) && memcmp(s, name, len) == 0;
 }
 
+static const char *find(const char *hay, apr_size_t hlen, const char *needle)
+{
+    apr_size_t nlen = strlen(needle);
+    const char *p = hay, *end = hay + hlen;
+
+    while (end - p >= (apr_ssize_t)nlen && (p = memchr(p, needle[0], (size_t)(end - p)))) {
+        if (end - p >= (apr_ssize_t)nlen && memcmp(p, needle, nlen) == 0) {
+            return p;
+        }
+        p++;
+    }
+    return NULL;
+}
+
 static int contains(const char *hay, apr_size_t hlen, const char *needle)
 {
-    apr_size_t nlen = strlen(needle), i;
-
-    for (i = 0; i + nlen <= hlen; i++) {
-        if (hay[i] == needle[0] && memcmp(hay + i, needle, nlen) == 0) {
-            return 1;
-        }
-    }
-    return 0;
+    return find(hay, hlen, needle) != NULL;
 }
 
 /* The generated text of a content_block_delta: text, thinking or tool input. */
@@ -148,6 +155,36 @@ static void count_delta_text(s2a_usage *u, const s2a_json_span *delta)
             u->delta_bytes += (apr_int64_t)v.len - 2;
             return;
         }
+    }
+}
+
+/* The same for a named content_block_delta event, without reading the whole
+ * event: it comes dozens of times per answer and only feeds an estimate. The
+ * member is found by its raw text: inside a string every quote is escaped,
+ * so `"text":"` cannot occur there. */
+static void count_delta_raw(s2a_usage *u, const char *data, apr_size_t dlen)
+{
+    static const char *const fields[] = {"\"text\":\"", "\"thinking\":\"",
+                                         "\"partial_json\":\""};
+    const char *end = data + dlen;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        apr_size_t flen = strlen(fields[i]);
+        const char *at = find(data, dlen, fields[i]);
+        const char *p;
+        if (!at) {
+            continue;
+        }
+        for (p = at + flen; p < end; p++) {
+            if (*p == '\\') {
+                p++;
+            } else if (*p == '"') {
+                u->delta_bytes += p - (at + flen);
+                return;
+            }
+        }
+        return;
     }
 }
 
@@ -176,7 +213,8 @@ int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const 
         } else if (name_is(event, elen, "message_start")) {
             is_delta = 0;
         } else if (name_is(event, elen, "content_block_delta")) {
-            is_delta = 2;
+            count_delta_raw(u, data, dlen);
+            return 0;
         } else {
             return 0;
         }

@@ -517,12 +517,15 @@ class Httpd:
         except FileNotFoundError:
             return 0
 
-    def graceful(self, extra_conf=None, timeout=30):
-        """Graceful restart (SIGUSR1, like -k graceful), optionally with new extra config."""
+    def graceful(self, extra_conf=None, timeout=30, check=True):
+        """Graceful restart (SIGUSR1, like -k graceful), optionally with new extra config.
+        check=False sends the signal without the configuration check first, as
+        `kill -USR1` does."""
         if extra_conf is not None:
             self.extra_conf = extra_conf
         self.render()
-        self.check_config()
+        if check:
+            self.check_config()
         offset = self.log_size()
         self.proc.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + timeout
@@ -570,7 +573,7 @@ class Gateway:
 
     _names = itertools.count(1)
 
-    def __init__(self, root, db, mocks, extra_conf="", store="shm", peer=None):
+    def __init__(self, root, db, mocks, extra_conf="", store="shm", peer=None, prices=None):
         """store: "shm" or "redis" (a private redis-server). peer: another
         Gateway whose database, Redis, admin token and credential key this
         one shares (a second node)."""
@@ -589,6 +592,7 @@ class Gateway:
         self.test_offset = 0
         self.credentials = {}
         self.extra_conf = extra_conf
+        self.prices = prices
         self.httpd = None
 
     # -- life cycle -------------------------------------------------------
@@ -615,7 +619,7 @@ class Gateway:
             driver, params = "sqlite3", str(self.sqlite_path)
         self.httpd = Httpd(self.root / "httpd", [m.url for m in self.mocks],
                            dbd_driver=driver, dbd_params=params, admin_token=self.admin_token,
-                           extra_conf=self.store_conf + self.extra_conf,
+                           extra_conf=self.store_conf + self.extra_conf, prices=self.prices,
                            cred_key_file=self.peer.httpd.cred_key_file if self.peer else None)
         try:
             self.httpd.start()
@@ -634,11 +638,11 @@ class Gateway:
             if self.pg and not self.peer:
                 self.pg.stop()
 
-    def reload(self, extra_conf=None):
+    def reload(self, extra_conf=None, check=True):
         """Graceful restart; extra_conf (if given) replaces the extra configuration."""
         if extra_conf is not None:
             self.extra_conf = extra_conf
-        self.httpd.graceful(self.store_conf + self.extra_conf)
+        self.httpd.graceful(self.store_conf + self.extra_conf, check=check)
 
     @property
     def port(self):

@@ -251,3 +251,91 @@ def test_credentials_sealed_with_another_key_do_not_serve(gateway):
         gateway.reload("")
     status, _, _ = gateway.post_messages(harness.messages_body(), key=t.api_key)
     assert status == 200
+
+
+# ---- the balance ledger ----
+
+def test_balance_changes_are_recorded_with_actor_and_reason(gateway):
+    user = gateway.create_user(balance_usd="10")
+    uid = user["id"]
+    gateway.admin_ok("PATCH", "/admin/users/%d" % uid,
+                     {"add_balance_usd": "2.5", "actor": "ops:alice",
+                      "reason": "refund for ticket 4711"})
+    user = gateway.admin_ok("PATCH", "/admin/users/%d" % uid, {"balance_usd": "3"})
+    assert user["balance_nanousd"] == 3_000_000_000
+    log = gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"]
+    assert [(e["kind"], e["delta_nanousd"], e["balance_after_nanousd"], e["actor"], e["reason"])
+            for e in log] == [
+        ("set", -9_500_000_000, 3_000_000_000, "admin", ""),
+        ("add", 2_500_000_000, 12_500_000_000, "ops:alice", "refund for ticket 4711"),
+    ]
+    # pages, newest first
+    older = gateway.admin_ok("GET", "/admin/balance_log?user_id=%d&before_id=%d&limit=5"
+                             % (uid, log[0]["id"]))["data"]
+    assert [e["id"] for e in older] == [log[1]["id"]]
+    # a refused change changes nothing
+    for bad in ({"add_balance_usd": "1", "actor": 5}, {"add_balance_usd": "1", "reason": "x" * 501},
+                {"add_balance_usd": "1", "actor": "y" * 101}):
+        status, body = gateway.admin("PATCH", "/admin/users/%d" % uid, bad)
+        assert status == 400, body
+    assert gateway.admin_ok("GET", "/admin/users/%d" % uid)["balance_nanousd"] == 3_000_000_000
+    assert len(gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"]) == 2
+    for query in ("user_id=x", "before_id=1.5", "limit=0"):
+        status, _ = gateway.admin("GET", "/admin/balance_log?" + query)
+        assert status == 400
+
+
+# ---- usage queries ----
+
+def test_usage_filters_pages_and_sums(gateway):
+    t = gateway.new_tenant()
+    sonnet, haiku = "claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"
+    sent = []
+    for i, model in enumerate([sonnet, sonnet, haiku, sonnet, haiku]):
+        body = harness.messages_body("q%d" % i, model=model,
+                                     mock={"usage": {"input_tokens": 100 * (i + 1),
+                                                     "output_tokens": 10 * (i + 1)}})
+        status, _, raw = gateway.post_messages(body, key=t.api_key)
+        assert status == 200, raw
+        sent.append((model, 100 * (i + 1), 10 * (i + 1)))
+    rows = gateway.wait_usage({"key_id": t.key["id"]}, count=5)
+    kid = t.key["id"]
+
+    only_haiku = gateway.admin_ok("GET", "/admin/usage?key_id=%d&model=%s" % (kid, haiku))["data"]
+    assert sorted(r["input_tokens"] for r in only_haiku) == [300, 500]
+    # keyset pages: two rows, then the three before them
+    page1 = gateway.admin_ok("GET", "/admin/usage?key_id=%d&limit=2" % kid)["data"]
+    page2 = gateway.admin_ok("GET", "/admin/usage?key_id=%d&before_id=%d"
+                             % (kid, page1[-1]["id"]))["data"]
+    assert [r["id"] for r in page1 + page2] == [r["id"] for r in rows]
+    assert len(page2) == 3
+    # time range: nothing before the rows, all of them up to now
+    first = min(r["created_at"] for r in rows)
+    assert gateway.admin_ok("GET", "/admin/usage?key_id=%d&to=%d" % (kid, first))["data"] == []
+    assert len(gateway.admin_ok("GET", "/admin/usage?key_id=%d&from=%d&to=%d"
+                                % (kid, first, int(time.time()) + 1))["data"]) == 5
+
+    by_model = gateway.admin_ok("GET", "/admin/usage/summary?by=model&key_id=%d" % kid)
+    assert by_model["by"] == "model"
+    sums = {r["model"]: r for r in by_model["data"]}
+    assert set(sums) == {sonnet, haiku}
+    for model in (sonnet, haiku):
+        mine = [r for r in rows if r["model"] == model]
+        assert sums[model]["requests"] == len(mine)
+        assert sums[model]["input_tokens"] == sum(r["input_tokens"] for r in mine)
+        assert sums[model]["output_tokens"] == sum(r["output_tokens"] for r in mine)
+        assert sums[model]["actual_cost_nanousd"] == sum(r["actual_cost_nanousd"] for r in mine)
+    by_day = gateway.admin_ok("GET", "/admin/usage/summary?by=day&key_id=%d" % kid)["data"]
+    assert len(by_day) == 1
+    assert by_day[0]["date"] == time.strftime("%Y-%m-%d", time.gmtime(first))
+    assert by_day[0]["day"] == first - first % 86400
+    assert by_day[0]["requests"] == 5
+    assert by_day[0]["total_cost_nanousd"] == sum(r["total_cost_nanousd"] for r in rows)
+    by_key = gateway.admin_ok("GET", "/admin/usage/summary?by=key&user_id=%d"
+                              % t.user["id"])["data"]
+    assert [(r["key"], r["requests"]) for r in by_key] == [(kid, 5)]
+    for query in ("by=week", "", "by=model&from=yesterday", "by=model&model="):
+        status, body = gateway.admin("GET", "/admin/usage/summary?" + query)
+        assert status == 400, (query, body)
+    status, _ = gateway.admin("POST", "/admin/usage/summary", {})
+    assert status == 405

@@ -1,4 +1,4 @@
-"""`apachectl configtest` refuses bad values of the store and OAuth
+"""`apachectl configtest` refuses bad values of the store, OAuth and pricing
 directives with a message naming the directive, and accepts good ones."""
 
 import pytest
@@ -20,6 +20,8 @@ def configured(tmp_path, extra):
      "only http:// is spoken"),
     ("Sub2apiOAuthTokenURL not a url", "Sub2apiOAuthTokenURL"),
     ("Sub2apiOAuthRefreshInterval 0", "Sub2apiOAuthRefreshInterval must be between"),
+    ("Sub2apiUnpricedModel claude-nonexistent-1", "Sub2apiUnpricedModel claude-nonexistent-1:"
+     " the virtual host's price table has no such model"),
 ])
 def test_bad_values_are_refused(tmp_path, line, message):
     httpd = configured(tmp_path, line)
@@ -32,6 +34,8 @@ def test_bad_values_are_refused(tmp_path, line, message):
 
 def test_good_values_pass(tmp_path):
     httpd = configured(tmp_path, "Sub2apiStore redis://gw:pw@127.0.0.1:6380/3\n"
-                                 "Sub2apiOAuthRefreshInterval 60\nSub2apiStore shm\n")
+                                 "Sub2apiOAuthRefreshInterval 60\nSub2apiStore shm\n"
+                                 "Sub2apiUnpricedModel claude-sonnet-4-20250514\n"
+                                 "Sub2apiUnpricedModel reject\n")
     httpd.render()
     httpd.check_config()

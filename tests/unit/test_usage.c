@@ -236,6 +236,12 @@ static void test_output_estimate(void)
                   0);
     S2A_CHECK_INT(sse(&u, "ping", "{\"type\":\"ping\",\"delta\":{\"text\":\"abcd\"}}"), 0);
     S2A_CHECK_INT(u.delta_bytes, 29);
+    /* escaped quotes and backslashes inside the text do not end it early */
+    S2A_CHECK_INT(sse(&u, "content_block_delta",
+                      "{\"type\":\"content_block_delta\",\"index\":0,"
+                      "\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\\"b\\\\\"}}"),
+                  0);
+    S2A_CHECK_INT(u.delta_bytes, 29 + 6);
     /* the final count, when it comes, is what counts */
     S2A_CHECK_INT(sse(&u, "message_delta", delta(5)), 1);
     S2A_CHECK_INT(u.output, 5);
