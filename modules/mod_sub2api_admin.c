@@ -336,6 +336,21 @@ static int users_create(admin_ctx *a)
 }
 
 static const char *ledger_check(admin_ctx *a);
+
+/* Requests charge the balance the store keeps ahead of the database: after
+ * an operator's change the next request brings the database's figure. */
+static void forget_balance(admin_ctx *a, const char *id)
+{
+    const char *secret = s2a_secret(a->r->pool, a->r->server, a->sc, &a->db);
+    if (!secret || s2a_g.store->ops->forget_balance(
+                       s2a_g.store, s2a_user_state_key(a->r->pool, secret, apr_atoi64(id))) !=
+                       APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, a->r,
+                      S2ALOGNO(0402) "user %s: the new balance applies to requests only once "
+                                     "the store can be told (or after 10 idle minutes)",
+                      id);
+    }
+}
 static int balance_change(admin_ctx *a, const char *id, const char *kind, apr_int64_t amount);
 
 static int users_patch(admin_ctx *a, const char *id)
@@ -372,6 +387,9 @@ static int users_patch(admin_ctx *a, const char *id)
     }
     if (rc_add && balance_change(a, id, "add", add)) {
         return db_fail(a);
+    }
+    if (rc_set || rc_add) {
+        forget_balance(a, id);
     }
     s2a_bump(a->r->server, a->r->pool);
     return users_list(a, id);

@@ -117,6 +117,11 @@ apr_int64_t s2a_account_state_key(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t i
     return s2a_state_key(plain);
 }
 
+apr_int64_t s2a_user_state_key(apr_pool_t *p, const char *secret, apr_int64_t user_id)
+{
+    return s2a_state_key(apr_psprintf(p, "user:%s:%" APR_INT64_T_FMT, secret, user_id));
+}
+
 /* Credentials come out of the database sealed or plain; an account whose
  * credential cannot be opened does not serve. */
 static void open_credentials(request_rec *r, s2a_srv_conf *sc, apr_pool_t *p,

@@ -252,8 +252,55 @@ static apr_int64_t key_state(request_rec *r, const char *key_hash)
 
 static apr_int64_t user_state(request_rec *r, s2a_req *q)
 {
-    return s2a_state_key(
-        apr_psprintf(r->pool, "user:%s:%" APR_INT64_T_FMT, q->secret, q->key.user_id));
+    return s2a_user_state_key(r->pool, q->secret, q->key.user_id);
+}
+
+static apr_status_t settle_balance(void *data)
+{
+    s2a_req *q = data;
+    if (s2a_g.store->ops->settle(s2a_g.store, q->balance_key, q->held, q->charged) !=
+        APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
+                     S2ALOGNO(0209) "a balance hold was not settled (%" APR_INT64_T_FMT
+                                    " nano-USD held); it ends with the user's idle balance",
+                     q->held);
+    }
+    return APR_SUCCESS;
+}
+
+/* A request holds its estimated cost of the user's balance until it is
+ * billed: input at S2A_BYTES_PER_TOKEN bytes of body per token, output up
+ * to max_tokens. */
+static int reserve_balance(request_rec *r, s2a_req *q, const s2a_json_span *max_tokens)
+{
+    s2a_usage u;
+    s2a_cost cost;
+    int ok;
+    memset(&u, 0, sizeof(u));
+    u.input = (apr_int64_t)q->raw_len / S2A_BYTES_PER_TOKEN;
+    u.output = S2A_ESTIMATE_MAX_TOKENS;
+    if (max_tokens->type == S2A_JSON_NUMBER && max_tokens->len < 9) {
+        apr_int64_t v = apr_atoi64(apr_pstrmemdup(r->pool, max_tokens->p, max_tokens->len));
+        if (v > 0) {
+            u.output = v;
+        }
+    }
+    s2a_cost_compute(q->price, &u, q->key.multiplier_ppm, &cost);
+    q->balance_key = user_state(r, q);
+    if (s2a_g.store->ops->reserve(s2a_g.store, q->balance_key, q->key.balance_nano, cost.actual,
+                                  apr_time_now(), &ok) != APR_SUCCESS) {
+        s2a_store_failed(r, "holding the user's balance");
+        return store_unavailable(r, q);
+    }
+    if (!ok) {
+        return refuse(r, q, HTTP_PAYMENT_REQUIRED,
+                      "Your credit balance is too low to access the API");
+    }
+    if (ok == 1) {
+        q->held = cost.actual;
+        apr_pool_cleanup_register(r->pool, q, settle_balance, apr_pool_cleanup_null);
+    }
+    return OK;
 }
 
 /* A place among the key's and the user's concurrent requests, waiting up to
@@ -516,10 +563,11 @@ static int choose_first(request_rec *r, s2a_req *q)
 
 static int gateway_fixups(request_rec *r)
 {
-    static const char *const fields[] = {"model", "messages", "stream", "metadata", "system"};
+    static const char *const fields[] = {"model",    "messages", "stream",
+                                         "metadata", "system",   "max_tokens"};
     s2a_dir_conf *dc = ap_get_module_config(r->per_dir_config, &sub2api_module);
     s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
-    s2a_json_span f[5];
+    s2a_json_span f[6];
     s2a_req *q;
     const char *key, *key_hash, *err = NULL;
     apr_time_t retry_at;
@@ -595,7 +643,7 @@ static int gateway_fixups(request_rec *r)
     if (rc != OK) {
         return rc;
     }
-    if (s2a_json_scan_object(r->pool, body, body_len, fields, 5, f, &err) != 0) {
+    if (s2a_json_scan_object(r->pool, body, body_len, fields, 6, f, &err) != 0) {
         return s2a_fail(r, HTTP_BAD_REQUEST,
                         apr_pstrcat(r->pool, "The request body is not valid JSON: ", err, NULL));
     }
@@ -672,6 +720,9 @@ static int gateway_fixups(request_rec *r)
 
     q->raw_body = body;
     q->raw_len = body_len;
+    if ((rc = reserve_balance(r, q, &f[5])) != OK) {
+        return rc;
+    }
     q->proxy_filename = r->filename;
     memcpy(q->fields, f, sizeof(q->fields));
     edit_body(r, q);
@@ -1366,6 +1417,7 @@ static int log_usage(request_rec *r)
         q->usage.output = s2a_usage_output_estimate(&q->usage);
     }
     s2a_cost_compute(q->price, &q->usage, q->key.multiplier_ppm, &cost);
+    q->charged = cost.actual;
     memset(&row, 0, sizeof(row));
     apr_cpystrn(row.request_id, q->request_id, sizeof(row.request_id));
     row.attempt = q->attempt;

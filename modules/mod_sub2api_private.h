@@ -22,6 +22,8 @@ APLOG_USE_MODULE(sub2api);
 #define S2ALOGNO(n) "S2A" #n ": "
 
 #define S2A_DEFAULT_MAX_BODY (32 * 1024 * 1024)
+/* output a request without max_tokens is expected to cost, for its balance hold */
+#define S2A_ESTIMATE_MAX_TOKENS 4096
 #define S2A_DEFAULT_RATE_LIMIT_COOLDOWN 300
 #define S2A_DEFAULT_OVERLOAD_COOLDOWN 600
 #define S2A_DEFAULT_CACHE_TTL 5
@@ -116,7 +118,10 @@ typedef struct {
     int body_served;
     const char *raw_body; /* the body as the client sent it */
     apr_size_t raw_len;
-    s2a_json_span fields[5];   /* model, messages, stream, metadata, system in raw_body */
+    s2a_json_span fields[6];   /* model, messages, stream, metadata, system, max_tokens */
+    apr_int64_t balance_key;   /* the user's balance in the store */
+    apr_int64_t held;          /* of it, for this request (0: nothing held) */
+    apr_int64_t charged;       /* what the billed attempt cost */
     apr_uint64_t session;      /* the conversation's key, 0 if none */
     char *proxy_filename;      /* "proxy:balancer://…", as each attempt starts */
     int attempt;               /* 1 for the first account, +1 per switch */
@@ -213,6 +218,9 @@ int s2a_oauth_stopping(void);
  * its database. `plain` may be NULL for such accounts. */
 apr_int64_t s2a_account_state_key(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id, int refreshable,
                                   const char *plain);
+/* Where a user's limits and balance live in the store: its id within its
+ * database, told apart from other databases by their pseudonym keys. */
+apr_int64_t s2a_user_state_key(apr_pool_t *p, const char *secret, apr_int64_t user_id);
 
 /* Gateway (mod_sub2api_gateway.c). */
 void s2a_gateway_register_hooks(apr_pool_t *p);

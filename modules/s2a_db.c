@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -59,14 +60,44 @@ static int run(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
     return rv;
 }
 
+/* The server process of the connection, -1 if the statement failed. */
+static long backend_pid(s2a_dbc *c, apr_pool_t *p)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *v;
+    if (apr_dbd_select(c->driver, p, c->handle, &res, "SELECT pg_backend_pid()", 1) != 0 ||
+        apr_dbd_get_row(c->driver, p, res, &row, -1) != 0 ||
+        !(v = apr_dbd_get_entry(c->driver, row, 0))) {
+        return -1;
+    }
+    return atol(v);
+}
+
 int s2a_db_alive(s2a_dbc *c, apr_pool_t *p)
 {
-    int nrows = 0;
-    if (!is_pgsql(c) || apr_dbd_query(c->driver, c->handle, &nrows, "SELECT 1") == 0) {
+    long pid, *known;
+    if (!is_pgsql(c)) {
         return 1;
     }
-    /* the failed query marked the connection broken: this reconnects */
-    return apr_dbd_check_conn(c->driver, p, c->handle) == APR_SUCCESS;
+    pid = backend_pid(c, p);
+    if (pid < 0) {
+        /* the failed statement marked the connection broken: this reconnects */
+        if (apr_dbd_check_conn(c->driver, p, c->handle) != APR_SUCCESS ||
+            (pid = backend_pid(c, p)) < 0) {
+            return 0;
+        }
+    }
+    /* A new server session (ours or mod_dbd's reconnect) knows none of the
+     * statements prepared on the old one. */
+    known = apr_hash_get(c->prepared, "s2a:backend", APR_HASH_KEY_STRING);
+    if (!known || *known != pid) {
+        apr_hash_clear(c->prepared);
+        known = apr_palloc(c->pool, sizeof(*known));
+        *known = pid;
+        apr_hash_set(c->prepared, "s2a:backend", APR_HASH_KEY_STRING, known);
+    }
+    return 1;
 }
 
 /* Plain statements, not apr_dbd_transaction_start: apr-util's pgsql driver

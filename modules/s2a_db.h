@@ -101,7 +101,8 @@ int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const c
                   apr_int64_t *id, const char **err);
 
 /* A pooled PostgreSQL connection looks fine after the server restarted until
- * a statement fails on it: one cheap statement finds out, and reconnects.
+ * a statement fails on it: one cheap statement finds out, and reconnects;
+ * statements prepared on an earlier server session are prepared again.
  * 0 if the database cannot be reached. */
 int s2a_db_alive(s2a_dbc *c, apr_pool_t *p);
 

@@ -91,7 +91,7 @@ static int idle(const s2a_account_state *s, apr_time_t now)
 {
     return !s->in_flight && !s->error && s->rate_limited_until <= now &&
            s->overloaded_until <= now && s->rate_minute < apr_time_sec(now) / 60 &&
-           s->locked_until <= now;
+           s->locked_until <= now && !s->held;
 }
 
 /* Open addressing on the key; the caller holds the mutex. When the table is
@@ -414,6 +414,61 @@ int s2a_state_rate(s2a_state *st, apr_int64_t key, int per_minute, apr_time_t no
     unlock(st);
     *retry_at = apr_time_from_sec((minute + 1) * 60);
     return ok;
+}
+
+int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t amount,
+                      apr_time_t now)
+{
+    s2a_account_state *s;
+    int ok;
+    if (!lock(st)) {
+        return known > 0 ? -1 : 0;
+    }
+    s = limit_slot(st, key);
+    if (!s) {
+        unlock(st);
+        return known > 0 ? -1 : 0;
+    }
+    if (!s->balance_used) {
+        s->balance = known; /* new, or forgotten: holds in flight stay */
+    } else if (now - s->balance_used > S2A_BALANCE_IDLE) {
+        s->balance = known;
+        s->held = 0; /* what a crashed process held, say */
+    }
+    s->balance_used = now;
+    ok = s->balance - s->held > 0;
+    if (ok) {
+        s->held += amount;
+    }
+    unlock(st);
+    return ok;
+}
+
+void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t charged)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = table_slot(&st->limits, key, 0);
+    if (s) {
+        s->held = s->held > held ? s->held - held : 0;
+        s->balance -= charged;
+    }
+    unlock(st);
+}
+
+void s2a_state_forget_balance(s2a_state *st, apr_int64_t key)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = table_slot(&st->limits, key, 0);
+    if (s) {
+        s->balance_used = 0;
+    }
+    unlock(st);
 }
 
 void s2a_state_release_limit(s2a_state *st, apr_int64_t key)

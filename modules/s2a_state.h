@@ -30,6 +30,11 @@ typedef struct {
     apr_int32_t owner_count[S2A_STATE_OWNERS];
     apr_time_t reclaimed_at; /* last look for dead owners */
     apr_time_t locked_until; /* s2a_state_lock */
+    /* a user's balance (nano-USD) as charged so far, and what requests in
+     * flight hold of it; see s2a_state_reserve */
+    apr_int64_t balance;
+    apr_int64_t held;
+    apr_time_t balance_used; /* 0: balance unknown */
 } s2a_account_state;
 
 #define S2A_WINDOW_UNKNOWN 0
@@ -107,6 +112,25 @@ void s2a_state_set_window(s2a_state *st, apr_int64_t key, int status, apr_time_t
  * or s2a_state_unlock: 1 taken, 0 held by someone else (or no room). */
 int s2a_state_lock(s2a_state *st, apr_int64_t key, apr_time_t ttl, apr_time_t now);
 void s2a_state_unlock(s2a_state *st, apr_int64_t key);
+/* A user's balance while requests spend it (in the limits table, keyed by
+ * the user's state key). The first request after S2A_BALANCE_IDLE without
+ * any (or ever) brings `known`, the balance the database had; from then on
+ * the shared figure is charged directly, ahead of the database. A request
+ * is let in while the balance minus what requests in flight hold is above
+ * zero, and then holds `amount` (its estimated cost) until it settles: so
+ * many requests at once overdraw a balance by at most about one request's
+ * cost. Holds are forgotten with the balance after S2A_BALANCE_IDLE (those
+ * of a crashed process). Returns 1 let in and held, 0 refused, -1 let in
+ * uncounted (no room: `known` decides). */
+#define S2A_BALANCE_IDLE apr_time_from_sec(600)
+int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t amount,
+                      apr_time_t now);
+/* The request that held `held` cost `charged`: both move the balance. */
+void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t charged);
+/* The database's balance changed outside the requests (an operator): the
+ * next request brings it again. */
+void s2a_state_forget_balance(s2a_state *st, apr_int64_t key);
+
 /* Copy of an account's state; zeroed if never seen. */
 void s2a_state_get(s2a_state *st, apr_int64_t key, s2a_account_state *out);
 

@@ -60,6 +60,13 @@ typedef struct {
      * taken (the caller owns it until unlock or the ttl ends). */
     apr_status_t (*lock)(s2a_store *st, const char *name, apr_time_t ttl, int *got);
     apr_status_t (*unlock)(s2a_store *st, const char *name);
+    /* s2a_state_reserve semantics in *ok (1, 0 or -1); the balance is shared
+     * by every process (shm) or node (redis). */
+    apr_status_t (*reserve)(s2a_store *st, apr_int64_t key, apr_int64_t known,
+                            apr_int64_t amount, apr_time_t now, int *ok);
+    apr_status_t (*settle)(s2a_store *st, apr_int64_t key, apr_int64_t held,
+                           apr_int64_t charged);
+    apr_status_t (*forget_balance)(s2a_store *st, apr_int64_t key);
     /* Why the last failed operation of this process failed, for the log;
      * never holds a secret. */
     const char *(*last_error)(s2a_store *st, apr_pool_t *p);

@@ -49,6 +49,8 @@ enum {
     SCRIPT_WINDOW,
     SCRIPT_GET,
     SCRIPT_UNLOCK,
+    SCRIPT_RESERVE,
+    SCRIPT_SETTLE,
     SCRIPT_COUNT
 };
 
@@ -165,6 +167,30 @@ static const char *const scripts[SCRIPT_COUNT] = {
     "return out\n",
     /* unlock: KEYS lock; ARGV holder */
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "return 1\n",
+    /* reserve: KEYS balance; ARGV known, amount, idle (ms). b: the balance,
+     * h: held by requests in flight; the key ends after `idle` unused. */
+    "local v = redis.call('HMGET', KEYS[1], 'b', 'h')\n"
+    "local held = tonumber(v[2] or '0')\n"
+    "if not v[1] then\n"
+    "  redis.call('HSET', KEYS[1], 'b', ARGV[1])\n"
+    "  v[1] = ARGV[1]\n"
+    "end\n"
+    "local ok = 0\n"
+    "if tonumber(v[1]) - held > 0 then\n"
+    "  redis.call('HINCRBY', KEYS[1], 'h', ARGV[2])\n"
+    "  ok = 1\n"
+    "end\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "return ok\n",
+    /* settle: KEYS balance; ARGV -held, -charged (integers) */
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "if redis.call('HINCRBY', KEYS[1], 'h', ARGV[1]) < 0 then\n"
+    "  redis.call('HSET', KEYS[1], 'h', 0)\n"
+    "end\n"
+    "if redis.call('HEXISTS', KEYS[1], 'b') == 1 then\n"
+    "  redis.call('HINCRBY', KEYS[1], 'b', ARGV[2])\n"
+    "end\n"
     "return 1\n",
 };
 
@@ -870,6 +896,55 @@ static apr_status_t redis_unlock(s2a_store *st, const char *name)
     return run_int(rs, &a, NULL);
 }
 
+static apr_status_t redis_reserve(s2a_store *st, apr_int64_t key, apr_int64_t known,
+                                  apr_int64_t amount, apr_time_t now, int *ok)
+{
+    redis_store *rs = impl(st);
+    long long v;
+    apr_status_t rv;
+    args_t a;
+    (void)now;
+    if (!eval_init(rs, &a, SCRIPT_RESERVE, 1, 4)) {
+        return APR_ENOMEM;
+    }
+    args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, key);
+    args_fmt(&a, "%" APR_INT64_T_FMT, known);
+    args_fmt(&a, "%" APR_INT64_T_FMT, amount);
+    args_fmt(&a, "%" APR_INT64_T_FMT, apr_time_as_msec(S2A_BALANCE_IDLE));
+    rv = run_int(rs, &a, &v);
+    if (rv == APR_SUCCESS) {
+        *ok = v ? 1 : 0;
+    }
+    return rv;
+}
+
+static apr_status_t redis_settle(s2a_store *st, apr_int64_t key, apr_int64_t held,
+                                 apr_int64_t charged)
+{
+    redis_store *rs = impl(st);
+    args_t a;
+    if (!eval_init(rs, &a, SCRIPT_SETTLE, 1, 3)) {
+        return APR_ENOMEM;
+    }
+    args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, key);
+    args_fmt(&a, "%" APR_INT64_T_FMT, -held);
+    args_fmt(&a, "%" APR_INT64_T_FMT, -charged);
+    return run_int(rs, &a, NULL);
+}
+
+static apr_status_t redis_forget_balance(s2a_store *st, apr_int64_t key)
+{
+    redis_store *rs = impl(st);
+    args_t a;
+    if (!args_init(&a, 3)) {
+        return APR_ENOMEM;
+    }
+    args_str(&a, "HDEL");
+    args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, key);
+    args_str(&a, "b");
+    return run_int(rs, &a, NULL);
+}
+
 static const char *redis_last_error(s2a_store *st, apr_pool_t *p)
 {
     redis_store *rs = impl(st);
@@ -897,6 +972,9 @@ static const s2a_store_ops redis_ops = {
     redis_get,
     redis_lock,
     redis_unlock,
+    redis_reserve,
+    redis_settle,
+    redis_forget_balance,
     redis_last_error,
 };
 

@@ -122,6 +122,26 @@ static apr_status_t shm_unlock(s2a_store *st, const char *name)
     return APR_SUCCESS;
 }
 
+static apr_status_t shm_reserve(s2a_store *st, apr_int64_t key, apr_int64_t known,
+                                apr_int64_t amount, apr_time_t now, int *ok)
+{
+    *ok = s2a_state_reserve(state_of(st), key, known, amount, now);
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_settle(s2a_store *st, apr_int64_t key, apr_int64_t held,
+                               apr_int64_t charged)
+{
+    s2a_state_settle(state_of(st), key, held, charged);
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_forget_balance(s2a_store *st, apr_int64_t key)
+{
+    s2a_state_forget_balance(state_of(st), key);
+    return APR_SUCCESS;
+}
+
 static const char *shm_last_error(s2a_store *st, apr_pool_t *p)
 {
     (void)st;
@@ -146,6 +166,9 @@ static const s2a_store_ops shm_ops = {
     shm_get,
     shm_lock,
     shm_unlock,
+    shm_reserve,
+    shm_settle,
+    shm_forget_balance,
     shm_last_error,
 };
 

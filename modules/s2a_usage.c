@@ -158,29 +158,42 @@ static void count_delta_text(s2a_usage *u, const s2a_json_span *delta)
     }
 }
 
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
+        p++;
+    }
+    return p;
+}
+
 /* The same for a named content_block_delta event, without reading the whole
  * event: it comes dozens of times per answer and only feeds an estimate. The
- * member is found by its raw text: inside a string every quote is escaped,
- * so `"text":"` cannot occur there. */
+ * member is found by its raw name: inside a string every quote is escaped,
+ * so `"text"` followed by a colon cannot occur there. */
 static void count_delta_raw(s2a_usage *u, const char *data, apr_size_t dlen)
 {
-    static const char *const fields[] = {"\"text\":\"", "\"thinking\":\"",
-                                         "\"partial_json\":\""};
+    static const char *const fields[] = {"\"text\"", "\"thinking\"", "\"partial_json\""};
     const char *end = data + dlen;
     int i;
 
     for (i = 0; i < 3; i++) {
-        apr_size_t flen = strlen(fields[i]);
-        const char *at = find(data, dlen, fields[i]);
-        const char *p;
+        const char *at = find(data, dlen, fields[i]), *p, *start;
         if (!at) {
             continue;
         }
-        for (p = at + flen; p < end; p++) {
+        p = skip_space(at + strlen(fields[i]), end);
+        if (p >= end || *p != ':') {
+            continue;
+        }
+        p = skip_space(p + 1, end);
+        if (p >= end || *p != '"') {
+            return;
+        }
+        for (start = ++p; p < end; p++) {
             if (*p == '\\') {
                 p++;
             } else if (*p == '"') {
-                u->delta_bytes += p - (at + flen);
+                u->delta_bytes += p - start;
                 return;
             }
         }

@@ -164,6 +164,16 @@ def sse_text(events):
                    if n == "content_block_delta" and isinstance(d, dict))
 
 
+def body_of_size(size, **kwargs):
+    """messages_body(**kwargs) padded with an extra field to exactly `size`
+    bytes as sent (the gateway estimates input tokens from the size)."""
+    body = messages_body(**kwargs)
+    body["padding"] = ""
+    body["padding"] = "p" * (size - len(json.dumps(body)))
+    assert len(json.dumps(body)) == size
+    return body
+
+
 def messages_body(text="Hello", model=DEFAULT_MODEL, stream=False, mock=None, max_tokens=64,
                   **extra):
     """A Messages API request body; `mock` options ride in the user text."""

@@ -324,6 +324,25 @@ static void test_full_table(apr_pool_t *p)
     }
 }
 
+/* A balance unused for S2A_BALANCE_IDLE is brought from the database again,
+ * and what was held then (a crashed process's requests) is let go; a user
+ * with a hold is never pushed out of a full table. */
+static void test_balance_idle(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 1);
+    apr_time_t now = apr_time_now();
+    int i;
+    S2A_CHECK_INT(s2a_state_reserve(st, 77, 100, 500, now), 1);
+    S2A_CHECK_INT(s2a_state_reserve(st, 77, 100, 1, now + 1), 0);
+    S2A_CHECK_INT(s2a_state_reserve(st, 77, 300, 1, now + 1 + S2A_BALANCE_IDLE), 0);
+    S2A_CHECK_INT(s2a_state_reserve(st, 77, 300, 1, now + 2 + 2 * S2A_BALANCE_IDLE), 1);
+    /* the table (4 limit slots) fills with others: the held one stays */
+    for (i = 0; i < 8; i++) {
+        s2a_state_reserve(st, 1000 + i, 10, 0, now);
+    }
+    S2A_CHECK_INT(s2a_state_reserve(st, 77, 0, 1, now + 3 + 2 * S2A_BALANCE_IDLE), 1);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -341,6 +360,7 @@ int main(void)
     test_dead_process_places_come_back(p);
     test_generation(p);
     test_full_table(p);
+    test_balance_idle(p);
     apr_pool_destroy(p);
     apr_terminate();
     return S2A_TEST_SUMMARY("test_state");

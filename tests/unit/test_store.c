@@ -321,6 +321,46 @@ static void test_lock(s2a_store *st)
     S2A_CHECK_INT(got, 1);
 }
 
+/* A balance spent by requests in flight: let in while something is left
+ * unheld, charged on settling, brought again after an operator's change. */
+static int let_in(s2a_store *st, apr_int64_t user, apr_int64_t known, apr_int64_t amount)
+{
+    int ok = -2;
+    S2A_CHECK_INT(st->ops->reserve(st, user, known, amount, apr_time_now(), &ok), APR_SUCCESS);
+    return ok;
+}
+
+static void test_balance(s2a_store *st)
+{
+    /* the first request brings the database's figure, 1000 */
+    S2A_CHECK_INT(let_in(st, 501, 1000, 600), 1);
+    /* 400 unheld: the next is let in, though it holds more than that */
+    S2A_CHECK_INT(let_in(st, 501, 999999, 600), 1);
+    S2A_CHECK_INT(let_in(st, 501, 1000, 1), 0);
+    /* the first cost 300: balance 700, 600 held */
+    S2A_CHECK_INT(st->ops->settle(st, 501, 600, 300), APR_SUCCESS);
+    S2A_CHECK_INT(let_in(st, 501, 1000, 50), 1);
+    /* the second cost 700: balance 0, 50 held */
+    st->ops->settle(st, 501, 600, 700);
+    S2A_CHECK_INT(let_in(st, 501, 1000, 50), 0);
+    st->ops->settle(st, 501, 50, 0);
+    S2A_CHECK_INT(let_in(st, 501, 1000, 1), 0);
+    /* an operator topped it up: the next request brings the new figure */
+    S2A_CHECK_INT(st->ops->forget_balance(st, 501), APR_SUCCESS);
+    S2A_CHECK_INT(let_in(st, 501, 500, 100), 1);
+    /* ... and holds in flight survive a second change */
+    st->ops->forget_balance(st, 501);
+    S2A_CHECK_INT(let_in(st, 501, 60, 10), 0);
+    st->ops->settle(st, 501, 100, 0);
+    S2A_CHECK_INT(let_in(st, 501, 1, 10), 1);
+    /* users are apart; nothing known at zero lets nothing in */
+    S2A_CHECK_INT(let_in(st, 502, 0, 10), 0);
+    S2A_CHECK_INT(let_in(st, 503, 5, 10), 1);
+    /* settling a user never seen changes nothing */
+    S2A_CHECK_INT(st->ops->settle(st, 504, 10, 10), APR_SUCCESS);
+    S2A_CHECK_INT(let_in(st, 504, 20, 10), 1);
+}
+
 static void test_generation(s2a_store *st)
 {
     apr_uint32_t g = st->ops->generation(st, 0);
@@ -339,6 +379,7 @@ static void run_common(apr_pool_t *root, const provider *pv)
                                           test_rate,
                                           test_window,
                                           test_lock,
+                                          test_balance,
                                           test_generation};
     size_t i;
     for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
