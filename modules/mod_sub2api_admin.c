@@ -509,22 +509,76 @@ static int balance_log_list(admin_ctx *a)
 
 /* ---- groups ---- */
 
+#define GROUP_COLUMNS                                                                              \
+    "SELECT id, name, rate_multiplier_ppm, created_at, billing_type, daily_limit_nanousd,"         \
+    " weekly_limit_nanousd, monthly_limit_nanousd"
+
+/* billing_type and the allowances of a subscription group: NULL if the
+ * request's fields are good, else why not. */
+static const char *group_billing_check(admin_ctx *a)
+{
+    const char *type = get_str(a, "billing_type");
+    apr_int64_t v;
+    int w;
+    if (has(a, "billing_type") && (!type || (strcmp(type, "balance") != 0 &&
+                                             strcmp(type, "subscription") != 0))) {
+        return "billing_type: balance or subscription";
+    }
+    for (w = 0; w < S2A_WINDOWS; w++) {
+        const char *base = apr_pstrcat(a->r->pool, s2a_window_names[w], "_limit", NULL);
+        if (get_money(a, base, &v) < 0 || v < 0) {
+            return apr_pstrcat(a->r->pool, base, "_usd: an amount of 0 or more (0: no limit)",
+                               NULL);
+        }
+    }
+    return NULL;
+}
+
+static int group_billing_apply(admin_ctx *a, const char *id)
+{
+    const char *type = get_str(a, "billing_type");
+    apr_int64_t v;
+    int w;
+    if (type && exec_update(a, "UPDATE s2a_groups SET billing_type = %s WHERE id = %lld", type,
+                            id)) {
+        return -1;
+    }
+    for (w = 0; w < S2A_WINDOWS; w++) {
+        const char *base = apr_pstrcat(a->r->pool, s2a_window_names[w], "_limit", NULL);
+        if (get_money(a, base, &v) == 1 &&
+            exec_update(a,
+                        apr_pstrcat(a->r->pool, "UPDATE s2a_groups SET ", base,
+                                    "_nanousd = %lld WHERE id = %lld", NULL),
+                        i64(a->r->pool, v), id)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int groups_list(admin_ctx *a, const char *id)
 {
     json_object *rows, *out;
     const char *args[1] = {id};
     size_t i;
     if (s2a_db_rows(&a->db, a->r->pool,
-                    id ? "SELECT id, name, rate_multiplier_ppm, created_at FROM s2a_groups"
-                         " WHERE id = %lld"
-                       : "SELECT id, name, rate_multiplier_ppm, created_at FROM s2a_groups"
-                         " ORDER BY id",
-                    "isii", id ? 1 : 0, args, &rows, &a->err) != 0) {
+                    apr_pstrcat(a->r->pool, GROUP_COLUMNS " FROM s2a_groups",
+                                id ? " WHERE id = %lld" : " ORDER BY id", NULL),
+                    "isiisiii", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
     for (i = 0; i < json_object_array_length(rows); i++) {
-        json_object *g = json_object_array_get_idx(rows, i), *ppm;
+        json_object *g = json_object_array_get_idx(rows, i), *ppm, *v;
+        int w;
+        for (w = 0; w < S2A_WINDOWS; w++) {
+            const char *k = apr_pstrcat(a->r->pool, s2a_window_names[w], "_limit_nanousd", NULL);
+            if (json_object_object_get_ex(g, k, &v)) {
+                json_object_object_add(
+                    g, apr_pstrcat(a->r->pool, s2a_window_names[w], "_limit_usd", NULL),
+                    json_object_new_string(s2a_usd_format(a->r->pool, json_object_get_int64(v))));
+            }
+        }
         if (json_object_object_get_ex(g, "rate_multiplier_ppm", &ppm)) {
             /* ppm is the same scale as micro-units: format through nano-USD */
             json_object_object_add(g, "rate_multiplier",
@@ -580,6 +634,9 @@ static int groups_create(admin_ctx *a)
     if (get_multiplier(a, &ppm) < 0) {
         return send_error(a->r, 400, "rate_multiplier: a positive decimal is required");
     }
+    if (group_billing_check(a)) {
+        return send_error(a->r, 400, group_billing_check(a));
+    }
     switch (group_named(a, name)) {
     case -1:
         return db_fail(a);
@@ -592,7 +649,8 @@ static int groups_create(admin_ctx *a)
     if (s2a_db_insert(&a->db, a->r->pool,
                       "INSERT INTO s2a_groups (name, rate_multiplier_ppm, created_at)"
                       " VALUES (%s, %lld, %lld)",
-                      3, args, &id, &a->err) != 0) {
+                      3, args, &id, &a->err) != 0 ||
+        group_billing_apply(a, i64(a->r->pool, id)) != 0) {
         return db_fail(a);
     }
     return groups_list(a, i64(a->r->pool, id));
@@ -606,6 +664,9 @@ static int groups_patch(admin_ctx *a, const char *id)
     if (rc < 0 || (has(a, "name") && (!name || !*name))) {
         return send_error(a->r, 400, "name must be a non-empty string, rate_multiplier positive");
     }
+    if (group_billing_check(a)) {
+        return send_error(a->r, 400, group_billing_check(a));
+    }
     if (name && group_named(a, name) != 0) {
         return group_named(a, name) < 0
                    ? db_fail(a)
@@ -616,6 +677,9 @@ static int groups_patch(admin_ctx *a, const char *id)
     }
     if (rc && exec_update(a, "UPDATE s2a_groups SET rate_multiplier_ppm = %lld WHERE id = %lld",
                           i64(a->r->pool, ppm), id)) {
+        return db_fail(a);
+    }
+    if (group_billing_apply(a, id) != 0) {
         return db_fail(a);
     }
     s2a_bump(a->r->server, a->r->pool);
@@ -1201,6 +1265,118 @@ static int accounts_patch(admin_ctx *a, const char *id)
     return accounts_list(a, id, 0);
 }
 
+/* ---- subscriptions ---- */
+
+#define SUB_COLUMNS                                                                                \
+    "SELECT id, user_id, group_id, expires_at, status, daily_usage_nanousd, daily_start,"          \
+    " weekly_usage_nanousd, weekly_start, monthly_usage_nanousd, monthly_start, created_at"
+
+static int subs_list(admin_ctx *a, const char *id)
+{
+    apr_table_t *q = NULL;
+    const char *args[1], *v, *sql;
+    json_object *rows, *out;
+    int n = 0;
+    if (a->r->args) {
+        ap_args_to_table(a->r, &q);
+    }
+    if (id) {
+        args[n++] = id;
+        sql = SUB_COLUMNS " FROM s2a_subscriptions WHERE id = %lld";
+    } else if (q && (v = apr_table_get(q, "user_id"))) {
+        if (!is_number(v)) {
+            return send_error(a->r, 400, "user_id: a number");
+        }
+        args[n++] = v;
+        sql = SUB_COLUMNS " FROM s2a_subscriptions WHERE user_id = %lld ORDER BY id";
+    } else {
+        sql = SUB_COLUMNS " FROM s2a_subscriptions ORDER BY id";
+    }
+    if (s2a_db_rows(&a->db, a->r->pool, sql, "iiiisiiiiiii", n, args, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    pool_json(a->r->pool, rows);
+    if (id) {
+        return one(rows) ? send_json(a->r, a->r->method_number == M_GET ? 200 : 201, one(rows))
+                         : send_error(a->r, 404, "No such subscription");
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "data", json_object_get(rows));
+    return send_json(a->r, 200, out);
+}
+
+/* POST: {user_id, group_id, days}: a new subscription, or the running one
+ * extended by that many days (from now if it had ended). */
+static int subs_create(admin_ctx *a)
+{
+    apr_int64_t user, group, days, now = apr_time_sec(apr_time_now()), id = 0;
+    const char *args[5];
+    json_object *rows;
+    int e;
+    if (get_int(a, "user_id", &user) != 1 || get_int(a, "group_id", &group) != 1 ||
+        get_int(a, "days", &days) != 1 || days < 1 || days > 36500) {
+        return send_error(a->r, 400, "user_id, group_id and days (1 to 36500) are required");
+    }
+    if ((e = exists(a, "s2a_users", user)) <= 0 || (e = exists(a, "s2a_groups", group)) <= 0) {
+        return e < 0 ? db_fail(a) : send_error(a->r, 404, "No such user or group");
+    }
+    args[0] = i64(a->r->pool, user);
+    args[1] = i64(a->r->pool, group);
+    if (s2a_db_rows(&a->db, a->r->pool,
+                    "SELECT id FROM s2a_subscriptions WHERE user_id = %lld AND group_id = %lld",
+                    "i", 2, args, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    if (one(pool_json(a->r->pool, rows))) {
+        json_object *v;
+        json_object_object_get_ex(one(rows), "id", &v);
+        id = json_object_get_int64(v);
+        args[0] = i64(a->r->pool, now);
+        args[1] = args[0];
+        args[2] = i64(a->r->pool, days * 86400);
+        args[3] = i64(a->r->pool, id);
+        if (s2a_db_exec(&a->db, a->r->pool,
+                        "UPDATE s2a_subscriptions SET status = 'active', expires_at ="
+                        " CASE WHEN expires_at > %lld THEN expires_at ELSE %lld END + %lld"
+                        " WHERE id = %lld",
+                        4, args, NULL, &a->err) != 0) {
+            return db_fail(a);
+        }
+    } else {
+        args[2] = i64(a->r->pool, now + days * 86400);
+        args[3] = i64(a->r->pool, now);
+        if (s2a_db_insert(&a->db, a->r->pool,
+                          "INSERT INTO s2a_subscriptions (user_id, group_id, expires_at,"
+                          " created_at) VALUES (%lld, %lld, %lld, %lld)",
+                          4, args, &id, &a->err) != 0) {
+            return db_fail(a);
+        }
+    }
+    s2a_bump(a->r->server, a->r->pool);
+    return subs_list(a, i64(a->r->pool, id));
+}
+
+/* PATCH: status (active or disabled) and expires_at (Unix seconds). */
+static int subs_patch(admin_ctx *a, const char *id)
+{
+    const char *status = get_str(a, "status");
+    apr_int64_t expires;
+    int rc = get_int(a, "expires_at", &expires);
+    if ((has(a, "status") && !valid_status(status)) || rc < 0 || (rc && expires < 0)) {
+        return send_error(a->r, 400, "status active or disabled, expires_at Unix seconds");
+    }
+    if (status &&
+        exec_update(a, "UPDATE s2a_subscriptions SET status = %s WHERE id = %lld", status, id)) {
+        return db_fail(a);
+    }
+    if (rc && exec_update(a, "UPDATE s2a_subscriptions SET expires_at = %lld WHERE id = %lld",
+                          i64(a->r->pool, expires), id)) {
+        return db_fail(a);
+    }
+    s2a_bump(a->r->server, a->r->pool);
+    return subs_list(a, id);
+}
+
 /* ---- usage ---- */
 
 /* The filters GET /admin/usage and its summary share: a WHERE clause with
@@ -1407,9 +1583,10 @@ int s2a_admin_handler(request_rec *r)
         static const char *const tables[][2] = {{"users", "s2a_users"},
                                                 {"groups", "s2a_groups"},
                                                 {"keys", "s2a_api_keys"},
-                                                {"accounts", "s2a_accounts"}};
+                                                {"accounts", "s2a_accounts"},
+                                                {"subscriptions", "s2a_subscriptions"}};
         int i;
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < 5; i++) {
             if (strcmp(res, tables[i][0]) == 0) {
                 int e = exists(&a, tables[i][1], apr_atoi64(id));
                 if (e <= 0) {
@@ -1440,6 +1617,12 @@ int s2a_admin_handler(request_rec *r)
         return get           ? accounts_list(&a, id, 0)
                : post && !id ? accounts_create(&a)
                : patch && id ? accounts_patch(&a, id)
+                             : send_error(r, 405, "Method not allowed");
+    }
+    if (strcmp(res, "subscriptions") == 0) {
+        return get           ? subs_list(&a, id)
+               : post && !id ? subs_create(&a)
+               : patch && id ? subs_patch(&a, id)
                              : send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "usage") == 0 && !id) {

@@ -268,6 +268,38 @@ static apr_status_t settle_balance(void *data)
     return APR_SUCCESS;
 }
 
+/* A key of a subscription group needs a running subscription with room left
+ * in each of its windows (as the key cache last read them). */
+static int check_subscription(request_rec *r, s2a_req *q)
+{
+    apr_int64_t now = apr_time_sec(apr_time_now()), reset;
+    char when[APR_RFC822_DATE_LEN];
+    int w;
+    if (!q->key.sub_id || !q->key.sub_active) {
+        return s2a_fail(r, HTTP_FORBIDDEN,
+                        "This API key's group is used by subscription, and there is no "
+                        "active subscription to it");
+    }
+    if (q->key.sub_expires_at <= now) {
+        apr_rfc822_date(when, apr_time_from_sec(q->key.sub_expires_at));
+        return s2a_fail(r, HTTP_FORBIDDEN,
+                        apr_pstrcat(r->pool, "The subscription to this API key's group ended on ",
+                                    when, NULL));
+    }
+    w = s2a_windows_exhausted(&q->key.windows, now, &reset);
+    if (w >= 0) {
+        apr_rfc822_date(when, apr_time_from_sec(reset));
+        apr_table_setn(r->err_headers_out, "retry-after",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, reset - now));
+        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                        apr_psprintf(r->pool,
+                                     "The %s allowance of this subscription is used up; it "
+                                     "starts again on %s",
+                                     s2a_window_names[w], when));
+    }
+    return OK;
+}
+
 /* A request holds its estimated cost of the user's balance until it is
  * billed: input at S2A_BYTES_PER_TOKEN bytes of body per token, output up
  * to max_tokens. */
@@ -620,7 +652,11 @@ static int gateway_fixups(request_rec *r)
     if (q->key.expires_at && q->key.expires_at <= apr_time_sec(apr_time_now())) {
         return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key has expired");
     }
-    if (q->key.balance_nano <= 0) {
+    if (q->key.subscription) {
+        if ((rc = check_subscription(r, q)) != OK) {
+            return rc;
+        }
+    } else if (q->key.balance_nano <= 0) {
         return s2a_fail(r, HTTP_PAYMENT_REQUIRED,
                         "Your credit balance is too low to access the API");
     }
@@ -720,7 +756,7 @@ static int gateway_fixups(request_rec *r)
 
     q->raw_body = body;
     q->raw_len = body_len;
-    if ((rc = reserve_balance(r, q, &f[5])) != OK) {
+    if (!q->key.subscription && (rc = reserve_balance(r, q, &f[5])) != OK) {
         return rc;
     }
     q->proxy_filename = r->filename;
@@ -1439,6 +1475,7 @@ static int log_usage(request_rec *r)
     row.total_cost = cost.total;
     row.actual_cost = cost.actual;
     row.multiplier_ppm = q->key.multiplier_ppm;
+    row.subscription = q->key.subscription;
     row.stream = q->stream;
     row.status = r->status;
     apr_cpystrn(row.outcome, outcome(r, q), sizeof(row.outcome));

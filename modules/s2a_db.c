@@ -196,9 +196,25 @@ static const char *schema_v6[] = {
     "CREATE INDEX IF NOT EXISTS s2a_usage_account_time ON s2a_usage (account_id, created_at, id)",
     "CREATE INDEX IF NOT EXISTS s2a_usage_time ON s2a_usage (created_at, id)", NULL};
 
+/* Version 7: groups billed by subscription, with daily, weekly and monthly
+ * allowances (0: none), and the subscriptions of users to them. */
+static const char *schema_v7[] = {
+    "ALTER TABLE s2a_groups ADD COLUMN billing_type VARCHAR(16) NOT NULL DEFAULT 'balance'",
+    "ALTER TABLE s2a_groups ADD COLUMN daily_limit_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_groups ADD COLUMN weekly_limit_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_groups ADD COLUMN monthly_limit_nanousd BIGINT NOT NULL DEFAULT 0",
+    "CREATE TABLE IF NOT EXISTS s2a_subscriptions (id %ID%, user_id BIGINT NOT NULL,"
+    " group_id BIGINT NOT NULL, expires_at BIGINT NOT NULL,"
+    " status VARCHAR(16) NOT NULL DEFAULT 'active',"
+    " daily_usage_nanousd BIGINT NOT NULL DEFAULT 0, daily_start BIGINT NOT NULL DEFAULT 0,"
+    " weekly_usage_nanousd BIGINT NOT NULL DEFAULT 0, weekly_start BIGINT NOT NULL DEFAULT 0,"
+    " monthly_usage_nanousd BIGINT NOT NULL DEFAULT 0, monthly_start BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL, UNIQUE (user_id, group_id))",
+    NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
 static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
-                                                schema_v5, schema_v6};
+                                                schema_v5, schema_v6, schema_v7};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)
@@ -325,13 +341,19 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
     const char *err = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    int found = 0;
+    int found = 0, i;
     apr_dbd_prepared_t *st =
         stmt(c, "s2a_key_lookup",
              "SELECT k.id, k.user_id, k.group_id, k.expires_at, u.balance_nanousd,"
              " g.rate_multiplier_ppm, k.status, u.status, k.concurrency, k.rpm_limit,"
-             " u.concurrency FROM s2a_api_keys k"
+             " u.concurrency, g.billing_type, COALESCE(s.id, 0), COALESCE(s.expires_at, 0),"
+             " COALESCE(s.status, ''), g.daily_limit_nanousd, g.weekly_limit_nanousd,"
+             " g.monthly_limit_nanousd, COALESCE(s.daily_usage_nanousd, 0),"
+             " COALESCE(s.weekly_usage_nanousd, 0), COALESCE(s.monthly_usage_nanousd, 0),"
+             " COALESCE(s.daily_start, 0), COALESCE(s.weekly_start, 0),"
+             " COALESCE(s.monthly_start, 0) FROM s2a_api_keys k"
              " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
+             " LEFT JOIN s2a_subscriptions s ON s.user_id = k.user_id AND s.group_id = k.group_id"
              " WHERE k.key_hash = %s",
              &err);
     if (!st || apr_dbd_pvselect(c->driver, p, c->handle, &res, st, 1, key_hash, NULL) != 0) {
@@ -349,6 +371,15 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
         out->concurrency = (int)entry_i64(c, row, 8);
         out->rpm_limit = (int)entry_i64(c, row, 9);
         out->user_concurrency = (int)entry_i64(c, row, 10);
+        out->subscription = strcmp(entry_str(c, p, row, 11), "subscription") == 0;
+        out->sub_id = entry_i64(c, row, 12);
+        out->sub_expires_at = entry_i64(c, row, 13);
+        out->sub_active = strcmp(entry_str(c, p, row, 14), "active") == 0;
+        for (i = 0; i < S2A_WINDOWS; i++) {
+            out->windows.limit[i] = entry_i64(c, row, 15 + i);
+            out->windows.usage[i] = entry_i64(c, row, 18 + i);
+            out->windows.start[i] = entry_i64(c, row, 21 + i);
+        }
         found = 1;
     }
     return found;
@@ -523,7 +554,7 @@ static void row_args(apr_pool_t *p, const s2a_usage_row *r, const char **args)
     args[17] = I64(p, r->total_cost);
     args[18] = I64(p, r->actual_cost);
     args[19] = I64(p, r->multiplier_ppm);
-    args[20] = "balance";
+    args[20] = r->subscription ? "subscription" : "balance";
     args[21] = apr_itoa(p, r->stream);
     args[22] = apr_itoa(p, r->status);
     args[23] = r->outcome;
@@ -566,8 +597,72 @@ static int insert_rows(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int
 
 typedef struct {
     apr_int64_t user_id;
+    apr_int64_t group_id; /* subscription rows */
     apr_int64_t amount;
+    apr_int64_t at; /* the latest row's time: where a new window starts */
 } deduction;
+
+/* Adds to the windows of a subscription, starting again those past their
+ * end; a window now used up is reported like a depleted balance. (SQLite
+ * binds the arguments as text: each is compared with a column, never with an
+ * expression, so that the column's type applies.) */
+static int add_to_windows(s2a_dbc *c, apr_pool_t *p, const deduction *d,
+                          apr_array_header_t *depleted, const char **err)
+{
+    static const char *const upd_sql =
+        "UPDATE s2a_subscriptions SET"
+        " daily_usage_nanousd = CASE WHEN daily_start = 0 OR daily_start <= %lld - 86400"
+        " THEN %lld ELSE daily_usage_nanousd + %lld END,"
+        " daily_start = CASE WHEN daily_start = 0 OR daily_start <= %lld - 86400"
+        " THEN %lld ELSE daily_start END,"
+        " weekly_usage_nanousd = CASE WHEN weekly_start = 0 OR weekly_start <= %lld - 604800"
+        " THEN %lld ELSE weekly_usage_nanousd + %lld END,"
+        " weekly_start = CASE WHEN weekly_start = 0 OR weekly_start <= %lld - 604800"
+        " THEN %lld ELSE weekly_start END,"
+        " monthly_usage_nanousd = CASE WHEN monthly_start = 0 OR monthly_start <= %lld - 2592000"
+        " THEN %lld ELSE monthly_usage_nanousd + %lld END,"
+        " monthly_start = CASE WHEN monthly_start = 0 OR monthly_start <= %lld - 2592000"
+        " THEN %lld ELSE monthly_start END"
+        " WHERE user_id = %lld AND group_id = %lld";
+    apr_dbd_prepared_t *upd = stmt(c, "s2a_windows_add", upd_sql, err);
+    apr_dbd_prepared_t *full = stmt(
+        c, "s2a_windows_full",
+        "SELECT COUNT(*) FROM s2a_subscriptions s JOIN s2a_groups g ON g.id = s.group_id"
+        " WHERE s.user_id = %lld AND s.group_id = %lld AND"
+        " ((g.daily_limit_nanousd > 0 AND s.daily_usage_nanousd >= g.daily_limit_nanousd) OR"
+        " (g.weekly_limit_nanousd > 0 AND s.weekly_usage_nanousd >= g.weekly_limit_nanousd) OR"
+        " (g.monthly_limit_nanousd > 0 AND s.monthly_usage_nanousd >= g.monthly_limit_nanousd))",
+        err);
+    const char *args[17], *at = I64(p, d->at), *amount = I64(p, d->amount);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int i, nrows = 0;
+    if (!upd || !full) {
+        return -1;
+    }
+    for (i = 0; i < 3; i++) {
+        args[5 * i] = at;
+        args[5 * i + 1] = amount;
+        args[5 * i + 2] = amount;
+        args[5 * i + 3] = at;
+        args[5 * i + 4] = at;
+    }
+    args[15] = I64(p, d->user_id);
+    args[16] = I64(p, d->group_id);
+    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, upd, 17, args) != 0) {
+        *err = apr_pstrcat(p, "subscription update: ", apr_dbd_error(c->driver, c->handle, 0),
+                           NULL);
+        return -1;
+    }
+    if (depleted && apr_dbd_pselect(c->driver, p, c->handle, &res, full, 1, 2, args + 15) == 0) {
+        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+            if (entry_i64(c, row, 0) > 0) {
+                APR_ARRAY_PUSH(depleted, apr_int64_t) = d->user_id;
+            }
+        }
+    }
+    return 0;
+}
 
 /* One balance update per user and batch, not per row; it reads the new
  * balance back in the same statement. */
@@ -624,17 +719,23 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
     }
     for (i = 0; ok && i < n; i++) {
         if (inserted[i]) {
-            deduction *d = apr_hash_get(per_user, &rows[i].user_id, sizeof(apr_int64_t));
+            /* balances by user; windows by user and group */
+            apr_int64_t k[2] = {rows[i].user_id, rows[i].subscription ? rows[i].group_id : 0};
+            deduction *d = apr_hash_get(per_user, k, sizeof(k));
             if (!d) {
                 d = apr_pcalloc(p, sizeof(*d));
-                d->user_id = rows[i].user_id;
-                apr_hash_set(per_user, &d->user_id, sizeof(apr_int64_t), d);
+                d->user_id = k[0];
+                d->group_id = k[1];
+                apr_hash_set(per_user, apr_pmemdup(p, k, sizeof(k)), sizeof(k), d);
             }
-            d->amount += rows[i].actual_cost;
+            d->amount += rows[i].subscription ? rows[i].total_cost : rows[i].actual_cost;
+            d->at = rows[i].created_at > d->at ? rows[i].created_at : d->at;
         }
     }
     for (hi = apr_hash_first(p, per_user); ok && hi; hi = apr_hash_next(hi)) {
-        ok = deduct(c, p, apr_hash_this_val(hi), depleted, err) == 0;
+        const deduction *d = apr_hash_this_val(hi);
+        ok = (d->group_id ? add_to_windows(c, p, d, depleted, err)
+                          : deduct(c, p, d, depleted, err)) == 0;
     }
     if (s2a_db_end(c, ok) != 0 && ok) {
         *err = apr_pstrcat(p, "commit: ", apr_dbd_error(c->driver, c->handle, 0), NULL);

@@ -8,6 +8,8 @@
 #include <apr_tables.h>
 #include <json-c/json.h>
 
+#include "s2a_subscription.h"
+
 /* A connection as mod_dbd hands it out; prepared statements are cached in
  * `prepared`, which lives as long as the connection. */
 typedef struct {
@@ -28,6 +30,11 @@ typedef struct {
     int concurrency;      /* requests of this key at once, 0: no limit */
     int rpm_limit;        /* requests of this key per minute, 0: no limit */
     int user_concurrency; /* requests of its user at once, 0: no limit */
+    int subscription;     /* its group bills by subscription, not balance */
+    apr_int64_t sub_id;   /* the user's subscription to the group, 0: none */
+    apr_int64_t sub_expires_at;
+    int sub_active;
+    s2a_windows windows; /* the group's allowances, the subscription's use */
 } s2a_key_rec;
 
 typedef struct {
@@ -64,6 +71,7 @@ typedef struct {
     int status;
     char outcome[24];
     apr_int64_t duration_ms, first_token_ms, created_at;
+    int subscription; /* billed to the subscription's windows (total), not the balance */
 } s2a_usage_row;
 
 /* Creates or upgrades the schema. */
@@ -82,9 +90,11 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
 apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t **out,
                                   const char **err);
 
-/* Writes rows and deducts each row's actual cost from its user's balance, all
+/* Writes rows and deducts each row's actual cost from its user's balance (a
+ * subscription row: adds its total cost to the subscription's windows), all
  * in one transaction. A row whose (request_id, attempt) exists is skipped.
- * *depleted receives the ids of users whose balance is now <= 0. */
+ * *depleted receives the ids of users whose balance is now <= 0 or whose
+ * subscription window is now used up. */
 apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
                                 apr_array_header_t *depleted, const char **err);
 

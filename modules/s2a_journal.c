@@ -7,8 +7,10 @@
 
 #include "s2a_journal.h"
 
-#define TAG "s2a1"
-#define FIELDS 26
+/* s2a2 added the billing type; s2a1 lines (balance rows) are still read */
+#define TAG "s2a2"
+#define TAG_V1 "s2a1"
+#define FIELDS 27
 #define READ_CHUNK (1024 * 1024)
 
 /* Strings go between tabs: %, tab, CR, LF and the other control bytes are
@@ -61,7 +63,8 @@ char *s2a_journal_line(apr_pool_t *p, const s2a_usage_row *row)
                                  row->multiplier_ppm,
                                  row->stream,
                                  row->status};
-    const apr_int64_t nums3[] = {row->duration_ms, row->first_token_ms, row->created_at};
+    const apr_int64_t nums3[] = {row->duration_ms, row->first_token_ms, row->created_at,
+                                 row->subscription};
     apr_array_header_t *out = apr_array_make(p, 512, 1);
     size_t i;
 
@@ -186,7 +189,8 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
             start = i + 1;
         }
     }
-    if (n != FIELDS + 1 || fl[0] != strlen(TAG) || memcmp(f[0], TAG, fl[0]) != 0) {
+    if (!((n == FIELDS + 1 && fl[0] == strlen(TAG) && memcmp(f[0], TAG, fl[0]) == 0) ||
+          (n == FIELDS && fl[0] == strlen(TAG_V1) && memcmp(f[0], TAG_V1, fl[0]) == 0))) {
         return 0;
     }
     memset(row, 0, sizeof(*row));
@@ -203,7 +207,9 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
            get_str(f[23], fl[23], row->outcome, sizeof(row->outcome)) &&
            get_i64(f[24], fl[24], &row->duration_ms) &&
            get_i64(f[25], fl[25], &row->first_token_ms) &&
-           get_i64(f[26], fl[26], &row->created_at);
+           get_i64(f[26], fl[26], &row->created_at) &&
+           (n == FIELDS || (get_int(f[27], fl[27], &row->subscription) &&
+                            (row->subscription == 0 || row->subscription == 1)));
 }
 
 apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage_row *rows,

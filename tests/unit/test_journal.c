@@ -45,6 +45,7 @@ static s2a_usage_row make_row(int i)
     r.duration_ms = 1234;
     r.first_token_ms = 56;
     r.created_at = 1790000000 + i;
+    r.subscription = i % 7 == 3;
     return r;
 }
 
@@ -63,7 +64,8 @@ static int same(const s2a_usage_row *a, const s2a_usage_row *b)
            a->actual_cost == b->actual_cost && a->multiplier_ppm == b->multiplier_ppm &&
            a->stream == b->stream && a->status == b->status &&
            strcmp(a->outcome, b->outcome) == 0 && a->duration_ms == b->duration_ms &&
-           a->first_token_ms == b->first_token_ms && a->created_at == b->created_at;
+           a->first_token_ms == b->first_token_ms && a->created_at == b->created_at &&
+           a->subscription == b->subscription;
 }
 
 typedef struct {
@@ -140,8 +142,17 @@ static void test_line(void)
         /* the same line with the number right is read */
         const char *good = "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
                            "12\t0\t200\tok\t1\t2\t3\n";
+        /* a line of the first format (no billing type) is a balance row */
         S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 1);
         S2A_CHECK_INT(b.multiplier_ppm, 12);
+        S2A_CHECK_INT(b.subscription, 0);
+        good = "s2a2\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t1\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 1);
+        S2A_CHECK_INT(b.subscription, 1);
+        good = "s2a2\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t2\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 0);
     }
     /* a model name longer than the row holds is refused, not cut */
     {

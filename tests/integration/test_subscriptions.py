@@ -1,0 +1,111 @@
+"""Groups billed by subscription: a key of such a group needs a running
+subscription, its requests add their total cost to the subscription's daily,
+weekly and monthly windows instead of touching the balance, and a used-up
+window answers 429 naming itself and when it starts again."""
+
+import json
+import time
+
+from harness import messages_body
+
+SONNET = "claude-sonnet-4-20250514"
+USAGE = {"input_tokens": 1000, "output_tokens": 100}
+COST = 4_500_000  # 1,000 x 3,000 + 100 x 15,000 nano-USD, multiplier 1
+
+
+def error_of(raw):
+    body = json.loads(raw)
+    return body["error"]["type"], body["error"]["message"]
+
+
+def test_subscription_windows(gateway):
+    gw = gateway
+    group = gw.create_group(billing_type="subscription", daily_limit_usd="0.01",
+                            monthly_limit_usd="100")
+    assert group["billing_type"] == "subscription"
+    assert group["daily_limit_nanousd"] == 10_000_000 and group["daily_limit_usd"] == "0.01"
+    assert group["weekly_limit_nanousd"] == 0
+    user = gw.create_user(balance_usd="0")
+    key = gw.create_key(user["id"], group["id"])["key"]
+    gw.create_account([group["id"]])
+    body = messages_body("x", model=SONNET, mock={"usage": USAGE})
+
+    status, _, raw = gw.post_messages(body, key=key)
+    assert status == 403, raw
+    kind, message = error_of(raw)
+    assert kind == "permission_error" and "no active subscription" in message
+    assert gw.mock_requests() == []
+
+    sub = gw.admin_ok("POST", "/admin/subscriptions",
+                      {"user_id": user["id"], "group_id": group["id"], "days": 30}, 201)
+    assert abs(sub["expires_at"] - (time.time() + 30 * 86400)) < 60
+    assert sub["status"] == "active" and sub["daily_usage_nanousd"] == 0
+
+    # answered on a zero balance: the window pays
+    status, _, raw = gw.post_messages(body, key=key)
+    assert status == 200, raw
+    [row] = gw.wait_usage({"user_id": user["id"]})
+    assert row["billing_type"] == "subscription" and row["total_cost_nanousd"] == COST
+
+    # requests until the daily window is used up (the third takes it past 0.01)
+    answered, refused = 1, None
+    for _ in range(6):
+        gw.wait_usage({"user_id": user["id"]}, count=answered)
+        time.sleep(0.3)
+        status, headers, raw = gw.post_messages(body, key=key)
+        if status == 429:
+            refused = (headers, raw)
+            break
+        assert status == 200, raw
+        answered += 1
+    assert refused, "the daily allowance never ran out"
+    assert answered == 3
+    kind, message = error_of(refused[1])
+    assert kind == "rate_limit_error"
+    assert "daily allowance of this subscription is used up" in message
+    assert 86000 < int(refused[0]["retry-after"]) <= 86400
+
+    sub = gw.admin_ok("GET", "/admin/subscriptions/%d" % sub["id"])
+    rows = gw.admin_ok("GET", "/admin/usage?user_id=%d" % user["id"])["data"]
+    assert len(rows) == answered
+    assert sub["daily_usage_nanousd"] == COST * answered
+    assert sub["monthly_usage_nanousd"] == COST * answered
+    assert sub["weekly_usage_nanousd"] == COST * answered
+    first = min(r["created_at"] for r in rows)
+    assert abs(sub["daily_start"] - first) <= 1
+    assert gw.admin_ok("GET", "/admin/users/%d" % user["id"])["balance_nanousd"] == 0
+
+    # extended by a day; then ended; then disabled
+    longer = gw.admin_ok("POST", "/admin/subscriptions",
+                         {"user_id": user["id"], "group_id": group["id"], "days": 1}, 201)
+    assert longer["id"] == sub["id"] and longer["expires_at"] == sub["expires_at"] + 86400
+    gw.admin_ok("PATCH", "/admin/subscriptions/%d" % sub["id"],
+                {"expires_at": int(time.time()) - 10})
+    status, _, raw = gw.post_messages(body, key=key)
+    assert status == 403 and "ended on" in error_of(raw)[1]
+    gw.admin_ok("PATCH", "/admin/subscriptions/%d" % sub["id"],
+                {"expires_at": int(time.time()) + 3600, "status": "disabled"})
+    status, _, raw = gw.post_messages(body, key=key)
+    assert status == 403 and "no active subscription" in error_of(raw)[1]
+    listed = gw.admin_ok("GET", "/admin/subscriptions?user_id=%d" % user["id"])["data"]
+    assert [s["id"] for s in listed] == [sub["id"]]
+
+
+def test_subscription_admin_refusals(gateway):
+    gw = gateway
+    for bad in ({"billing_type": "credit"}, {"daily_limit_usd": "-1"},
+                {"weekly_limit_usd": "lots"}):
+        status, body = gw.admin("POST", "/admin/groups", dict(bad, name=gw.unique("g")))
+        assert status == 400, (bad, body)
+    user = gw.create_user()
+    group = gw.create_group()
+    for bad in ({"user_id": user["id"], "group_id": group["id"]},
+                {"user_id": user["id"], "group_id": group["id"], "days": 0},
+                {"user_id": user["id"], "group_id": group["id"], "days": "7"}):
+        status, body = gw.admin("POST", "/admin/subscriptions", bad)
+        assert status == 400, (bad, body)
+    status, _ = gw.admin("POST", "/admin/subscriptions",
+                         {"user_id": 999999, "group_id": group["id"], "days": 3})
+    assert status == 404
+    status, _ = gw.admin("PATCH", "/admin/subscriptions/999999", {"status": "disabled"})
+    assert status == 404
