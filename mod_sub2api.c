@@ -667,10 +667,19 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
 
 static int handler(request_rec *r)
 {
-    if (!r->handler || strcmp(r->handler, "sub2api-admin") != 0) {
+    if (!r->handler) {
         return DECLINED;
     }
-    return s2a_admin_handler(r);
+    if (strcmp(r->handler, "sub2api-admin") == 0) {
+        return s2a_admin_handler(r);
+    }
+    if (strcmp(r->handler, S2A_USAGE_HANDLER) == 0) {
+        return s2a_usage_handler(r);
+    }
+    if (strcmp(r->handler, S2A_REDEEM_HANDLER) == 0) {
+        return s2a_redeem_handler(r);
+    }
+    return DECLINED;
 }
 
 static void register_hooks(apr_pool_t *p)

@@ -74,7 +74,7 @@ static int authorized(request_rec *r, s2a_srv_conf *sc)
     return s2a_ct_equal(hex, sc->admin_token_hash, 64);
 }
 
-static int read_json(request_rec *r, json_object **out)
+int s2a_read_json(request_rec *r, json_object **out)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     json_tokener *tok = json_tokener_new();
@@ -1377,6 +1377,77 @@ static int subs_patch(admin_ctx *a, const char *id)
     return subs_list(a, id);
 }
 
+/* ---- redeem codes ---- */
+
+#define CODE_COLUMNS                                                                               \
+    "SELECT id, prefix, kind, amount_nanousd, group_id, days, used_by, used_at, created_at"
+
+static int codes_list(admin_ctx *a)
+{
+    json_object *rows, *out;
+    if (s2a_db_rows(&a->db, a->r->pool, CODE_COLUMNS " FROM s2a_redeem_codes ORDER BY id",
+                    "issiiiiii", 0, NULL, &rows, &a->err) != 0) {
+        return db_fail(a);
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    json_object_object_add(out, "data", rows);
+    return send_json(a->r, 200, out);
+}
+
+/* POST {count, balance_usd} or {count, group_id, days}: the codes, shown this
+ * once (the database keeps their hashes). */
+static int codes_create(admin_ctx *a)
+{
+    apr_int64_t count = 1, amount = 0, group = 0, days = 0, id;
+    int money = get_money(a, "balance", &amount), i, ok;
+    const char *args[7];
+    json_object *out, *codes;
+    if (get_int(a, "count", &count) < 0 || count < 1 || count > 1000) {
+        return send_error(a->r, 400, "count: 1 to 1000");
+    }
+    if (money < 0 || (money && amount <= 0) ||
+        (!money && (get_int(a, "group_id", &group) != 1 || get_int(a, "days", &days) != 1 ||
+                    days < 1 || days > 36500))) {
+        return send_error(a->r, 400,
+                          "either balance_usd (above 0) or group_id and days (1 to 36500)");
+    }
+    if (!money && (ok = exists(a, "s2a_groups", group)) <= 0) {
+        return ok < 0 ? db_fail(a) : send_error(a->r, 404, "No such group");
+    }
+    if (s2a_db_begin(&a->db) != 0) {
+        a->err = "begin failed";
+        return db_fail(a);
+    }
+    out = pool_json(a->r->pool, json_object_new_object());
+    codes = json_object_new_array();
+    json_object_object_add(out, "codes", codes);
+    ok = 1;
+    for (i = 0; ok && i < count; i++) {
+        char *code;
+        ok = s2a_redeem_code_generate(a->r->pool, &code) == APR_SUCCESS;
+        args[0] = ok ? s2a_key_hash(a->r->pool, code) : "";
+        args[1] = ok ? s2a_key_prefix(a->r->pool, code) : "";
+        args[2] = money ? "balance" : "subscription";
+        args[3] = i64(a->r->pool, amount);
+        args[4] = i64(a->r->pool, group);
+        args[5] = i64(a->r->pool, days);
+        args[6] = i64(a->r->pool, apr_time_sec(apr_time_now()));
+        ok = ok && s2a_db_insert(&a->db, a->r->pool,
+                                 "INSERT INTO s2a_redeem_codes (code_hash, prefix, kind,"
+                                 " amount_nanousd, group_id, days, created_at)"
+                                 " VALUES (%s, %s, %s, %lld, %lld, %d, %lld)",
+                                 7, args, &id, &a->err) == 0;
+        if (ok) {
+            json_object_array_add(codes, json_object_new_string(code));
+        }
+    }
+    if (s2a_db_end(&a->db, ok) != 0 || !ok) {
+        return db_fail(a);
+    }
+    json_object_object_add(out, "kind", json_object_new_string(money ? "balance" : "subscription"));
+    return send_json(a->r, 201, out);
+}
+
 /* ---- usage ---- */
 
 /* The filters GET /admin/usage and its summary share: a WHERE clause with
@@ -1569,7 +1640,7 @@ int s2a_admin_handler(request_rec *r)
     if (!authorized(r, sc)) {
         return send_error(r, 401, "A valid admin token is required (Authorization: Bearer)");
     }
-    if ((post || patch) && !read_json(r, &a.in)) {
+    if ((post || patch) && !s2a_read_json(r, &a.in)) {
         return send_error(r, 400, "The body must be a JSON object");
     }
     if (!s2a_dbc_acquire(r, &a.db)) {
@@ -1624,6 +1695,10 @@ int s2a_admin_handler(request_rec *r)
                : post && !id ? subs_create(&a)
                : patch && id ? subs_patch(&a, id)
                              : send_error(r, 405, "Method not allowed");
+    }
+    if (strcmp(res, "redeem_codes") == 0 && !id) {
+        return get ? codes_list(&a) : post ? codes_create(&a) : send_error(r, 405,
+                                                                           "Method not allowed");
     }
     if (strcmp(res, "usage") == 0 && !id) {
         return get ? usage_list(&a) : send_error(r, 405, "Method not allowed");

@@ -268,6 +268,33 @@ static apr_status_t settle_balance(void *data)
     return APR_SUCCESS;
 }
 
+int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const char **key_hash)
+{
+    const char *key = s2a_key_from_headers(r->pool, apr_table_get(r->headers_in, "x-api-key"),
+                                           apr_table_get(r->headers_in, "Authorization"));
+    int found;
+    if (!key) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED,
+                        "An API key is required in the x-api-key or Authorization header");
+    }
+    *key_hash = s2a_key_hash(r->pool, key);
+    found = s2a_catalog_key(r, sc, *key_hash, out);
+    if (found < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0202) "key lookup: no database");
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    if (!found) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "invalid x-api-key");
+    }
+    if (!out->active) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key is disabled");
+    }
+    if (out->expires_at && out->expires_at <= apr_time_sec(apr_time_now())) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key has expired");
+    }
+    return OK;
+}
+
 /* A key of a subscription group needs a running subscription with room left
  * in each of its windows (as the key cache last read them). */
 static int check_subscription(request_rec *r, s2a_req *q)
@@ -601,7 +628,7 @@ static int gateway_fixups(request_rec *r)
     s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
     s2a_json_span f[6];
     s2a_req *q;
-    const char *key, *key_hash, *err = NULL;
+    const char *key_hash, *err = NULL;
     apr_time_t retry_at;
     apr_int64_t kstate;
     places_owner *owner;
@@ -614,6 +641,10 @@ static int gateway_fixups(request_rec *r)
     }
     /* every answer of the gateway location is Anthropic-shaped */
     apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
+    if (ends_with(r->uri, "/v1/usage") || ends_with(r->uri, "/v1/redeem")) {
+        r->handler = ends_with(r->uri, "/v1/usage") ? S2A_USAGE_HANDLER : S2A_REDEEM_HANDLER;
+        return OK;
+    }
     if (!ends_with(r->uri, "/v1/messages")) {
         return s2a_fail(r, HTTP_NOT_FOUND,
                         apr_psprintf(r->pool, "%s %s is not served here", r->method, r->uri));
@@ -631,26 +662,8 @@ static int gateway_fixups(request_rec *r)
     q = apr_pcalloc(r->pool, sizeof(*q));
     q->sconf = sc;
     q->start = r->request_time;
-    key = s2a_key_from_headers(r->pool, apr_table_get(r->headers_in, "x-api-key"),
-                               apr_table_get(r->headers_in, "Authorization"));
-    if (!key) {
-        return s2a_fail(r, HTTP_UNAUTHORIZED,
-                        "An API key is required in the x-api-key or Authorization header");
-    }
-    key_hash = s2a_key_hash(r->pool, key);
-    found = s2a_catalog_key(r, sc, key_hash, &q->key);
-    if (found < 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0202) "key lookup: no database");
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
-    }
-    if (!found) {
-        return s2a_fail(r, HTTP_UNAUTHORIZED, "invalid x-api-key");
-    }
-    if (!q->key.active) {
-        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key is disabled");
-    }
-    if (q->key.expires_at && q->key.expires_at <= apr_time_sec(apr_time_now())) {
-        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key has expired");
+    if ((rc = s2a_authenticate(r, sc, &q->key, &key_hash)) != OK) {
+        return rc;
     }
     if (q->key.subscription) {
         if ((rc = check_subscription(r, q)) != OK) {

@@ -224,6 +224,18 @@ apr_int64_t s2a_user_state_key(apr_pool_t *p, const char *secret, apr_int64_t us
 
 /* Gateway (mod_sub2api_gateway.c). */
 void s2a_gateway_register_hooks(apr_pool_t *p);
+/* The client's API key (x-api-key or Authorization: Bearer) found and usable:
+ * OK with *out, else the status of the error it has set. */
+int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const char **key_hash);
+
+/* What clients call besides /v1/messages (mod_sub2api_client.c). */
+#define S2A_USAGE_HANDLER "sub2api-usage"
+#define S2A_REDEEM_HANDLER "sub2api-redeem"
+int s2a_usage_handler(request_rec *r);
+int s2a_redeem_handler(request_rec *r);
+/* A request body that is one JSON object (or empty: {}), at most 1 MiB;
+ * released with the request. 0 if it is not. (mod_sub2api_admin.c) */
+int s2a_read_json(request_rec *r, json_object **out);
 
 /* Admin API (mod_sub2api_admin.c). */
 int s2a_admin_handler(request_rec *r);

@@ -212,9 +212,19 @@ static const char *schema_v7[] = {
     " created_at BIGINT NOT NULL, UNIQUE (user_id, group_id))",
     NULL};
 
+/* Version 8: redeem codes, each good once: a balance amount, or days of a
+ * group's subscription. used_by 0: not used yet. */
+static const char *schema_v8[] = {
+    "CREATE TABLE IF NOT EXISTS s2a_redeem_codes (id %ID%, code_hash VARCHAR(64) NOT NULL UNIQUE,"
+    " prefix VARCHAR(32) NOT NULL, kind VARCHAR(16) NOT NULL,"
+    " amount_nanousd BIGINT NOT NULL DEFAULT 0, group_id BIGINT NOT NULL DEFAULT 0,"
+    " days INTEGER NOT NULL DEFAULT 0, used_by BIGINT NOT NULL DEFAULT 0,"
+    " used_at BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)",
+    NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
 static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
-                                                schema_v5, schema_v6, schema_v7};
+                                                schema_v5, schema_v6, schema_v7, schema_v8};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)
@@ -351,7 +361,7 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
              " g.monthly_limit_nanousd, COALESCE(s.daily_usage_nanousd, 0),"
              " COALESCE(s.weekly_usage_nanousd, 0), COALESCE(s.monthly_usage_nanousd, 0),"
              " COALESCE(s.daily_start, 0), COALESCE(s.weekly_start, 0),"
-             " COALESCE(s.monthly_start, 0) FROM s2a_api_keys k"
+             " COALESCE(s.monthly_start, 0), g.name FROM s2a_api_keys k"
              " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
              " LEFT JOIN s2a_subscriptions s ON s.user_id = k.user_id AND s.group_id = k.group_id"
              " WHERE k.key_hash = %s",
@@ -375,6 +385,7 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
         out->sub_id = entry_i64(c, row, 12);
         out->sub_expires_at = entry_i64(c, row, 13);
         out->sub_active = strcmp(entry_str(c, p, row, 14), "active") == 0;
+        apr_cpystrn(out->group_name, entry_str(c, p, row, 24), sizeof(out->group_name));
         for (i = 0; i < S2A_WINDOWS; i++) {
             out->windows.limit[i] = entry_i64(c, row, 15 + i);
             out->windows.usage[i] = entry_i64(c, row, 18 + i);
@@ -494,6 +505,12 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
 #define I64(p, v) apr_psprintf((p), "%" APR_INT64_T_FMT, (apr_int64_t)(v))
 
 #define USAGE_COLUMNS 27
+#define USAGE_COLUMN_NAMES                                                                         \
+    "request_id, attempt, user_id, api_key_id, account_id, group_id, model, upstream_model,"       \
+    " input_tokens, output_tokens, cache_creation_tokens, cache_creation_1h_tokens,"               \
+    " cache_read_tokens, input_cost_nanousd, output_cost_nanousd, cache_creation_cost_nanousd,"    \
+    " cache_read_cost_nanousd, total_cost_nanousd, actual_cost_nanousd, rate_multiplier_ppm,"      \
+    " billing_type, stream, status, outcome, duration_ms, first_token_ms, created_at"
 
 /* One INSERT of `n` rows that returns the (request id, attempt) of the rows
  * it added: a row billed before (a batch written again after an uncertain
@@ -513,12 +530,7 @@ static apr_dbd_prepared_t *insert_stmt(s2a_dbc *c, int n, const char *label, con
     }
     parts = apr_palloc(c->pool, sizeof(*parts) * (apr_size_t)(2 * n + 1));
     parts[0].iov_base =
-        "INSERT INTO s2a_usage (request_id, attempt, user_id, api_key_id, account_id, group_id,"
-        " model, upstream_model, input_tokens, output_tokens, cache_creation_tokens,"
-        " cache_creation_1h_tokens, cache_read_tokens, input_cost_nanousd, output_cost_nanousd,"
-        " cache_creation_cost_nanousd, cache_read_cost_nanousd, total_cost_nanousd,"
-        " actual_cost_nanousd, rate_multiplier_ppm, billing_type, stream, status, outcome,"
-        " duration_ms, first_token_ms, created_at) VALUES ";
+        "INSERT INTO s2a_usage (" USAGE_COLUMN_NAMES ") VALUES ";
     parts[0].iov_len = strlen(parts[0].iov_base);
     for (i = 0; i < n; i++) {
         parts[1 + 2 * i].iov_base = (void *)(i ? ", " : "");
@@ -563,6 +575,30 @@ static void row_args(apr_pool_t *p, const s2a_usage_row *r, const char **args)
     args[26] = I64(p, r->created_at);
 }
 
+/* inserted[i] = 1 for each of rows[0..n-1] the RETURNING rows name. */
+static void mark_inserted(s2a_dbc *c, apr_pool_t *p, apr_dbd_results_t *res,
+                          const s2a_usage_row *rows, int n, char *inserted)
+{
+    apr_hash_t *at = apr_hash_make(p);
+    apr_dbd_row_t *row = NULL;
+    int i;
+    for (i = 0; i < n; i++) {
+        apr_hash_set(at, apr_psprintf(p, "%s/%d", rows[i].request_id, rows[i].attempt),
+                     APR_HASH_KEY_STRING, &inserted[i]);
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        const char *id = apr_dbd_get_entry(c->driver, row, 0);
+        char *mark = id ? apr_hash_get(at,
+                                       apr_psprintf(p, "%s/%" APR_INT64_T_FMT, id,
+                                                    entry_i64(c, row, 1)),
+                                       APR_HASH_KEY_STRING)
+                        : NULL;
+        if (mark) {
+            *mark = 1;
+        }
+    }
+}
+
 /* Inserts rows[0..n-1]; inserted[i] is set to 1 for each row added. */
 static int insert_rows(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
                        const char *label, char *inserted, const char **err)
@@ -570,7 +606,6 @@ static int insert_rows(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int
     apr_dbd_prepared_t *ins = insert_stmt(c, n, label, err);
     const char **args = apr_palloc(p, sizeof(*args) * (apr_size_t)(n * USAGE_COLUMNS));
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     int i;
 
     if (!ins) {
@@ -583,15 +618,78 @@ static int insert_rows(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int
         *err = apr_pstrcat(p, "usage insert: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return -1;
     }
-    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
-        const char *id = apr_dbd_get_entry(c->driver, row, 0);
-        apr_int64_t attempt = entry_i64(c, row, 1);
-        for (i = 0; id && i < n; i++) {
-            if (rows[i].attempt == attempt && strcmp(rows[i].request_id, id) == 0) {
-                inserted[i] = 1;
+    mark_inserted(c, p, res, rows, n, inserted);
+    return 0;
+}
+
+/* PostgreSQL: one statement of one array per column, whatever the number of
+ * rows: planning a VALUES list of thousands of parameters costs more than
+ * storing the rows. */
+static int insert_rows_pg(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
+                          char *inserted, const char **err)
+{
+    static const char *const types[USAGE_COLUMNS] = {
+        "text",   "int",    "bigint", "bigint", "bigint", "bigint", "text",
+        "text",   "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
+        "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "text",
+        "int",    "int",    "text",   "bigint", "bigint", "bigint"};
+    apr_dbd_prepared_t *ins = apr_hash_get(c->prepared, "s2a_usage_unnest", APR_HASH_KEY_STRING);
+    const char *one[USAGE_COLUMNS], *arrays[USAGE_COLUMNS];
+    apr_array_header_t *buf[USAGE_COLUMNS];
+    apr_dbd_results_t *res = NULL;
+    int i, k;
+
+    if (!ins) {
+        const char *sql = "INSERT INTO s2a_usage (" USAGE_COLUMN_NAMES ") SELECT * FROM unnest(";
+        for (k = 0; k < USAGE_COLUMNS; k++) {
+            sql = apr_pstrcat(p, sql, k ? ", " : "", "%s::", types[k], "[]", NULL);
+        }
+        sql = apr_pstrcat(p, sql,
+                          ") ON CONFLICT (request_id, attempt) DO NOTHING"
+                          " RETURNING request_id, attempt",
+                          NULL);
+        if (!(ins = stmt(c, "s2a_usage_unnest", sql, err))) {
+            return -1;
+        }
+    }
+    for (k = 0; k < USAGE_COLUMNS; k++) {
+        buf[k] = apr_array_make(p, n * 24 + 2, 1);
+        *(char *)apr_array_push(buf[k]) = '{';
+    }
+    for (i = 0; i < n; i++) {
+        row_args(p, &rows[i], one);
+        for (k = 0; k < USAGE_COLUMNS; k++) {
+            const char *v = one[k];
+            if (i) {
+                *(char *)apr_array_push(buf[k]) = ',';
+            }
+            if (types[k][0] == 't') {
+                /* an array element in quotes: backslash before " and \ */
+                *(char *)apr_array_push(buf[k]) = '"';
+                for (; *v; v++) {
+                    if (*v == '"' || *v == '\\') {
+                        *(char *)apr_array_push(buf[k]) = '\\';
+                    }
+                    *(char *)apr_array_push(buf[k]) = *v;
+                }
+                *(char *)apr_array_push(buf[k]) = '"';
+            } else {
+                for (; *v; v++) {
+                    *(char *)apr_array_push(buf[k]) = *v;
+                }
             }
         }
     }
+    for (k = 0; k < USAGE_COLUMNS; k++) {
+        *(char *)apr_array_push(buf[k]) = '}';
+        *(char *)apr_array_push(buf[k]) = '\0';
+        arrays[k] = buf[k]->elts;
+    }
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, ins, 1, USAGE_COLUMNS, arrays) != 0) {
+        *err = apr_pstrcat(p, "usage insert: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return -1;
+    }
+    mark_inserted(c, p, res, rows, n, inserted);
     return 0;
 }
 
@@ -709,8 +807,12 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
         *err = apr_pstrcat(p, "begin: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return APR_EGENERAL;
     }
-    /* a few statements of fixed sizes (each prepared once) per batch */
-    for (i = 0, k = 0; ok && i < n;) {
+    if (is_pgsql(c)) {
+        ok = insert_rows_pg(c, p, rows, n, inserted, err) == 0;
+        i = n;
+    }
+    /* SQLite: a few statements of fixed sizes (each prepared once) per batch */
+    for (i = is_pgsql(c) ? n : 0, k = 0; ok && i < n;) {
         while (chunks[k] > n - i) {
             k++;
         }
@@ -917,4 +1019,92 @@ apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,
         APR_ARRAY_PUSH(*ids, apr_int64_t) = entry_i64(c, row, 0);
     }
     return APR_SUCCESS;
+}
+
+int s2a_db_redeem(s2a_dbc *c, apr_pool_t *p, const char *code_hash, apr_int64_t user_id,
+                  s2a_redeemed *out, const char **err)
+{
+    const char *now = I64(p, apr_time_sec(apr_time_now())), *user = I64(p, user_id);
+    const char *args[7];
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_dbd_prepared_t *get;
+    int nrows = 0, rc = -2, ok;
+
+    memset(out, 0, sizeof(*out));
+    if (s2a_db_begin(c) != 0) {
+        *err = apr_pstrcat(p, "begin: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return -2;
+    }
+    args[0] = user;
+    args[1] = now;
+    args[2] = code_hash;
+    /* the code is taken by whoever changes used_by from 0: once */
+    get = stmt(c, "s2a_redeem_get",
+               "SELECT kind, amount_nanousd, group_id, days FROM s2a_redeem_codes"
+               " WHERE code_hash = %s",
+               err);
+    ok = get &&
+         s2a_db_exec(c, p,
+                     "UPDATE s2a_redeem_codes SET used_by = %lld, used_at = %lld"
+                     " WHERE code_hash = %s AND used_by = 0",
+                     3, args, &nrows, err) == 0 &&
+         apr_dbd_pvselect(c->driver, p, c->handle, &res, get, 1, code_hash, NULL) == 0;
+    while (ok && apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        out->subscription = strcmp(entry_str(c, p, row, 0), "subscription") == 0;
+        out->amount = entry_i64(c, row, 1);
+        out->group_id = entry_i64(c, row, 2);
+        out->days = entry_i64(c, row, 3);
+        rc = nrows == 1 ? 1 : -1;
+    }
+    if (ok && rc == -2) {
+        rc = 0; /* no such code */
+    }
+    if (ok && rc == 1 && !out->subscription) {
+        args[0] = I64(p, out->amount);
+        args[1] = user;
+        args[2] = "redeem";
+        args[3] = "redeem code";
+        args[4] = now;
+        ok = s2a_db_exec(c, p,
+                         "UPDATE s2a_users SET balance_nanousd = balance_nanousd + %lld"
+                         " WHERE id = %lld",
+                         2, args, NULL, err) == 0 &&
+             s2a_db_exec(c, p,
+                         "INSERT INTO s2a_balance_log (user_id, delta_nanousd,"
+                         " balance_after_nanousd, kind, actor, reason, created_at)"
+                         " SELECT id, %lld, balance_nanousd, %s, %s, '', %lld FROM s2a_users"
+                         " WHERE id = %lld",
+                         5, (const char *[]){args[0], args[2], args[3], now, user}, NULL,
+                         err) == 0;
+    } else if (ok && rc == 1) {
+        args[0] = user;
+        args[1] = I64(p, out->group_id);
+        args[2] = now;
+        args[3] = now;
+        args[4] = I64(p, out->days * 86400);
+        /* a running subscription is extended from its end, an ended one from now */
+        ok = s2a_db_exec(c, p,
+                         "UPDATE s2a_subscriptions SET status = 'active', expires_at ="
+                         " CASE WHEN expires_at > %lld THEN expires_at ELSE %lld END + %lld"
+                         " WHERE user_id = %lld AND group_id = %lld",
+                         5, (const char *[]){now, now, args[4], user, args[1]}, &nrows,
+                         err) == 0;
+        if (ok && nrows == 0) {
+            ok = s2a_db_exec(c, p,
+                             "INSERT INTO s2a_subscriptions (user_id, group_id, expires_at,"
+                             " created_at) VALUES (%lld, %lld, %lld, %lld)",
+                             4,
+                             (const char *[]){user, args[1],
+                                              I64(p, apr_time_sec(apr_time_now()) +
+                                                         out->days * 86400),
+                                              now},
+                             NULL, err) == 0;
+        }
+    }
+    if (s2a_db_end(c, ok && rc == 1) != 0 && ok && rc == 1) {
+        *err = apr_pstrcat(p, "commit: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        ok = 0;
+    }
+    return ok ? rc : -2;
 }

@@ -35,6 +35,7 @@ typedef struct {
     apr_int64_t sub_expires_at;
     int sub_active;
     s2a_windows windows; /* the group's allowances, the subscription's use */
+    char group_name[256];
 } s2a_key_rec;
 
 typedef struct {
@@ -115,6 +116,21 @@ int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const c
  * statements prepared on an earlier server session are prepared again.
  * 0 if the database cannot be reached. */
 int s2a_db_alive(s2a_dbc *c, apr_pool_t *p);
+
+/* What a redeem code gave. */
+typedef struct {
+    int subscription;      /* days of a group's subscription, else a balance amount */
+    apr_int64_t amount;    /* nano-USD added to the balance */
+    apr_int64_t group_id;  /* the subscription's group */
+    apr_int64_t days;
+} s2a_redeemed;
+
+/* Redeems the code (by its hash) for the user, once across all processes and
+ * nodes: adds the amount to the balance (recorded in the balance log) or
+ * starts or extends the subscription, in one transaction. 1 redeemed, 0 no
+ * such code, -1 used already, -2 database error (*err). */
+int s2a_db_redeem(s2a_dbc *c, apr_pool_t *p, const char *code_hash, apr_int64_t user_id,
+                  s2a_redeemed *out, const char **err);
 
 /* A transaction on the connection; s2a_db_end commits when ok, else rolls
  * back. 0 on success. */

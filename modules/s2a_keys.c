@@ -25,6 +25,14 @@ apr_status_t s2a_key_generate(apr_pool_t *p, char **key)
     return APR_SUCCESS;
 }
 
+apr_status_t s2a_redeem_code_generate(apr_pool_t *p, char **code)
+{
+    unsigned char rnd[16];
+    apr_status_t rv = apr_generate_random_bytes(rnd, sizeof(rnd));
+    *code = rv == APR_SUCCESS ? apr_pstrcat(p, "rc-", s2a_hex(p, rnd, sizeof(rnd)), NULL) : NULL;
+    return rv;
+}
+
 char *s2a_key_hash(apr_pool_t *p, const char *key)
 {
     unsigned char d[S2A_SHA256_LEN];

@@ -11,6 +11,10 @@
 /* New random key: "sk-s2a-" + 48 lowercase hex chars (24 random bytes). */
 apr_status_t s2a_key_generate(apr_pool_t *p, char **key);
 
+/* New redeem code: "rc-" + 32 lowercase hex chars (16 random bytes); stored
+   hashed like keys (s2a_key_hash), shown with s2a_key_prefix. */
+apr_status_t s2a_redeem_code_generate(apr_pool_t *p, char **code);
+
 /* SHA-256 hex of the key: what the database stores instead of the key. */
 char *s2a_key_hash(apr_pool_t *p, const char *key);
 

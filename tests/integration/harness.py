@@ -825,6 +825,11 @@ class Gateway:
         hdrs.update(headers or {})
         return {k: v for k, v in hdrs.items() if v is not None}
 
+    def get(self, path, key=None, headers=None, timeout=30):
+        """GET a client path with the client's headers: (status, headers, raw body)."""
+        return http_request(self.port, "GET", path, headers=self._client_headers(key, headers),
+                            timeout=timeout)
+
     def post_messages(self, body, headers=None, key=None, path="/v1/messages", timeout=60):
         """(status, lowercased headers, raw body). A header set to None is left out."""
         return http_request(self.port, "POST", path, body=body,

@@ -109,3 +109,4 @@ def test_subscription_admin_refusals(gateway):
     assert status == 404
     status, _ = gw.admin("PATCH", "/admin/subscriptions/999999", {"status": "disabled"})
     assert status == 404
+

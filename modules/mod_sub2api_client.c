@@ -1,0 +1,149 @@
+/* What clients call besides /v1/messages: GET /v1/usage, the key's own
+ * standing, and POST /v1/redeem, a redeem code for the key's user. */
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_strings.h>
+
+#include "mod_sub2api_private.h"
+#include "s2a_keys.h"
+
+/* USD as a JSON number written from its exact decimal text. */
+static json_object *usd(apr_pool_t *p, apr_int64_t nano)
+{
+    return json_object_new_double_s((double)nano / 1e9, s2a_usd_format(p, nano));
+}
+
+/* The method the endpoint takes, a configured gateway and a usable key. */
+static int admit(request_rec *r, int method, const char *name, s2a_srv_conf *sc,
+                 s2a_key_rec *key, const char **key_hash)
+{
+    if (r->method_number != method) {
+        ap_allow_methods(r, REPLACE_ALLOW, name, NULL);
+        return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED,
+                        apr_psprintf(r->pool, "Use %s for %s", name, r->uri));
+    }
+    if (!sc->catalog) {
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway is not configured");
+    }
+    return s2a_authenticate(r, sc, key, key_hash);
+}
+
+static int answer(request_rec *r, json_object *o)
+{
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), r);
+    ap_rputs("\n", r);
+    json_object_put(o);
+    return OK;
+}
+
+int s2a_usage_handler(request_rec *r)
+{
+    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    apr_int64_t now = apr_time_sec(apr_time_now()), reset, left = -1;
+    const char *key_hash;
+    s2a_key_rec key;
+    json_object *o;
+    int rc, valid, i;
+
+    if ((rc = admit(r, M_GET, "GET", sc, &key, &key_hash)) != OK) {
+        return rc;
+    }
+    /* the standing as the database has it now, not as the key cache last
+     * read it; the cached one when the database is away */
+    {
+        s2a_dbc c;
+        void *h;
+        s2a_key_rec fresh;
+        if (s2a_dbc_open(r->pool, r->server, &c, &h)) {
+            if (s2a_db_key_lookup(&c, r->pool, key_hash, &fresh) == 1) {
+                key = fresh;
+            }
+            s2a_dbc_close(r->server, h);
+        }
+    }
+    o = json_object_new_object();
+    if (key.subscription) {
+        valid = key.sub_id && key.sub_active && key.sub_expires_at > now &&
+                s2a_windows_exhausted(&key.windows, now, &reset) < 0;
+        /* the smallest allowance left in a window with a limit */
+        for (i = 0; i < S2A_WINDOWS; i++) {
+            apr_int64_t used = key.windows.start[i] &&
+                                       now < key.windows.start[i] + s2a_window_seconds[i]
+                                   ? key.windows.usage[i]
+                                   : 0;
+            if (key.windows.limit[i] > 0 &&
+                (left < 0 || key.windows.limit[i] - used < left)) {
+                left = key.windows.limit[i] - used;
+            }
+        }
+        json_object_object_add(o, "isValid", json_object_new_boolean(valid));
+        json_object_object_add(o, "planName", json_object_new_string(key.group_name));
+        json_object_object_add(o, "remaining", left < 0 ? NULL : usd(r->pool, left > 0 ? left : 0));
+        json_object_object_add(o, "expiresAt", json_object_new_int64(key.sub_expires_at));
+    } else {
+        json_object_object_add(o, "isValid", json_object_new_boolean(key.balance_nano > 0));
+        json_object_object_add(o, "planName", json_object_new_string(key.group_name));
+        json_object_object_add(o, "remaining", usd(r->pool, key.balance_nano));
+    }
+    json_object_object_add(o, "unit", json_object_new_string("USD"));
+    return answer(r, o);
+}
+
+int s2a_redeem_handler(request_rec *r)
+{
+    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    const char *key_hash, *code = NULL, *err = NULL, *secret;
+    json_object *in = NULL, *v, *o;
+    s2a_key_rec key;
+    s2a_redeemed got;
+    s2a_dbc c;
+    void *h;
+    int rc;
+
+    if ((rc = admit(r, M_POST, "POST", sc, &key, &key_hash)) != OK) {
+        return rc;
+    }
+    if (s2a_read_json(r, &in) && in && json_object_object_get_ex(in, "code", &v) &&
+        json_object_is_type(v, json_type_string)) {
+        code = json_object_get_string(v);
+    }
+    if (!code || !*code) {
+        return s2a_fail(r, HTTP_BAD_REQUEST, "code: the redeem code, a string");
+    }
+    if (!s2a_dbc_open(r->pool, r->server, &c, &h)) {
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    rc = s2a_db_redeem(&c, r->pool, s2a_key_hash(r->pool, code), key.user_id, &got, &err);
+    secret = rc == 1 && !got.subscription ? s2a_secret(r->pool, r->server, sc, &c) : NULL;
+    s2a_dbc_close(r->server, h);
+    if (rc == -2) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0210) "redeem: %s", err);
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    if (rc == 0) {
+        return s2a_fail(r, HTTP_NOT_FOUND, "No such redeem code");
+    }
+    if (rc == -1) {
+        return s2a_fail(r, HTTP_BAD_REQUEST, "This redeem code was used already");
+    }
+    if (secret) {
+        /* requests charge the store's figure: it brings the new balance */
+        s2a_g.store->ops->forget_balance(s2a_g.store,
+                                         s2a_user_state_key(r->pool, secret, key.user_id));
+    }
+    s2a_bump(r->server, r->pool);
+    o = json_object_new_object();
+    json_object_object_add(o, "redeemed", json_object_new_boolean(1));
+    json_object_object_add(o, "kind",
+                           json_object_new_string(got.subscription ? "subscription" : "balance"));
+    if (got.subscription) {
+        json_object_object_add(o, "group_id", json_object_new_int64(got.group_id));
+        json_object_object_add(o, "days", json_object_new_int64(got.days));
+    } else {
+        json_object_object_add(o, "amount", usd(r->pool, got.amount));
+        json_object_object_add(o, "unit", json_object_new_string("USD"));
+    }
+    return answer(r, o);
+}
