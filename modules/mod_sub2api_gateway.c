@@ -231,14 +231,31 @@ static int store_unavailable(request_rec *r, s2a_req *q)
                   "The gateway's shared state cannot be reached; retry shortly");
 }
 
+/* The request's end: its places back and its balance hold settled, in one
+ * call to the store (one round trip with Redis). */
 static apr_status_t release_places(void *data)
 {
     places_owner *o = data;
-    give_back(o->r, &o->q->account_place);
-    give_back(o->r, &o->q->next_place);
-    o->q->have_next = 0;
-    give_back(o->r, &o->q->key_place);
-    give_back(o->r, &o->q->user_place);
+    s2a_req *q = o->q;
+    s2a_place *const places[] = {&q->account_place, &q->next_place, &q->key_place,
+                                 &q->user_place};
+    size_t i;
+    if (s2a_g.store->ops->finish(s2a_g.store, places, 4, q->held ? q->balance_key : 0, q->held,
+                                 q->charged) != APR_SUCCESS) {
+        /* places free themselves when their lease ends */
+        s2a_store_failed(o->r, "giving places back");
+        if (q->held) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, o->r,
+                          S2ALOGNO(0209) "a balance hold was not settled (%" APR_INT64_T_FMT
+                                         " nano-USD held); it ends with the user's idle balance",
+                          q->held);
+        }
+    }
+    for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+        places[i]->key = 0;
+    }
+    q->have_next = 0;
+    q->held = 0;
     return APR_SUCCESS;
 }
 
@@ -253,19 +270,6 @@ static apr_int64_t key_state(request_rec *r, const char *key_hash)
 static apr_int64_t user_state(request_rec *r, s2a_req *q)
 {
     return s2a_user_state_key(r->pool, q->secret, q->key.user_id);
-}
-
-static apr_status_t settle_balance(void *data)
-{
-    s2a_req *q = data;
-    if (s2a_g.store->ops->settle(s2a_g.store, q->balance_key, q->held, q->charged) !=
-        APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
-                     S2ALOGNO(0209) "a balance hold was not settled (%" APR_INT64_T_FMT
-                                    " nano-USD held); it ends with the user's idle balance",
-                     q->held);
-    }
-    return APR_SUCCESS;
 }
 
 int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const char **key_hash)
@@ -356,8 +360,7 @@ static int reserve_balance(request_rec *r, s2a_req *q, const s2a_json_span *max_
                       "Your credit balance is too low to access the API");
     }
     if (ok == 1) {
-        q->held = cost.actual;
-        apr_pool_cleanup_register(r->pool, q, settle_balance, apr_pool_cleanup_null);
+        q->held = cost.actual; /* settled by release_places */
     }
     return OK;
 }

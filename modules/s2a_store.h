@@ -64,9 +64,12 @@ typedef struct {
      * by every process (shm) or node (redis). */
     apr_status_t (*reserve)(s2a_store *st, apr_int64_t key, apr_int64_t known,
                             apr_int64_t amount, apr_time_t now, int *ok);
-    apr_status_t (*settle)(s2a_store *st, apr_int64_t key, apr_int64_t held,
-                           apr_int64_t charged);
     apr_status_t (*forget_balance)(s2a_store *st, apr_int64_t key);
+    /* The end of a request, in one go: gives back places[0..n-1] (those
+     * with key 0 hold nothing) and, when `balance_key` is not 0, settles
+     * its balance hold (s2a_state_settle semantics). */
+    apr_status_t (*finish)(s2a_store *st, s2a_place *const *places, int n,
+                           apr_int64_t balance_key, apr_int64_t held, apr_int64_t charged);
     /* Why the last failed operation of this process failed, for the log;
      * never holds a secret. */
     const char *(*last_error)(s2a_store *st, apr_pool_t *p);

@@ -50,7 +50,7 @@ enum {
     SCRIPT_GET,
     SCRIPT_UNLOCK,
     SCRIPT_RESERVE,
-    SCRIPT_SETTLE,
+    SCRIPT_FINISH,
     SCRIPT_COUNT
 };
 
@@ -183,13 +183,14 @@ static const char *const scripts[SCRIPT_COUNT] = {
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
     "return ok\n",
-    /* settle: KEYS balance; ARGV -held, -charged (integers) */
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-    "if redis.call('HINCRBY', KEYS[1], 'h', ARGV[1]) < 0 then\n"
-    "  redis.call('HSET', KEYS[1], 'h', 0)\n"
-    "end\n"
-    "if redis.call('HEXISTS', KEYS[1], 'b') == 1 then\n"
-    "  redis.call('HINCRBY', KEYS[1], 'b', ARGV[2])\n"
+    /* finish: KEYS n busy sets, then maybe a balance; ARGV n, n members, then
+     * -held, -charged (integers) with the balance */
+    "local n = tonumber(ARGV[1])\n"
+    "for i = 1, n do redis.call('ZREM', KEYS[i], ARGV[1 + i]) end\n"
+    "local b = KEYS[n + 1]\n"
+    "if b and redis.call('EXISTS', b) == 1 then\n"
+    "  if redis.call('HINCRBY', b, 'h', ARGV[n + 2]) < 0 then redis.call('HSET', b, 'h', 0) end\n"
+    "  if redis.call('HEXISTS', b, 'b') == 1 then redis.call('HINCRBY', b, 'b', ARGV[n + 3]) end\n"
     "end\n"
     "return 1\n",
 };
@@ -918,20 +919,6 @@ static apr_status_t redis_reserve(s2a_store *st, apr_int64_t key, apr_int64_t kn
     return rv;
 }
 
-static apr_status_t redis_settle(s2a_store *st, apr_int64_t key, apr_int64_t held,
-                                 apr_int64_t charged)
-{
-    redis_store *rs = impl(st);
-    args_t a;
-    if (!eval_init(rs, &a, SCRIPT_SETTLE, 1, 3)) {
-        return APR_ENOMEM;
-    }
-    args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, key);
-    args_fmt(&a, "%" APR_INT64_T_FMT, -held);
-    args_fmt(&a, "%" APR_INT64_T_FMT, -charged);
-    return run_int(rs, &a, NULL);
-}
-
 static apr_status_t redis_forget_balance(s2a_store *st, apr_int64_t key)
 {
     redis_store *rs = impl(st);
@@ -942,6 +929,42 @@ static apr_status_t redis_forget_balance(s2a_store *st, apr_int64_t key)
     args_str(&a, "HDEL");
     args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, key);
     args_str(&a, "b");
+    return run_int(rs, &a, NULL);
+}
+
+static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
+                                 apr_int64_t balance_key, apr_int64_t held, apr_int64_t charged)
+{
+    redis_store *rs = impl(st);
+    int i, taken = 0;
+    args_t a;
+    for (i = 0; i < n; i++) {
+        taken += places[i]->key != 0;
+    }
+    if (!taken && !balance_key) {
+        return APR_SUCCESS;
+    }
+    if (!eval_init(rs, &a, SCRIPT_FINISH, taken + (balance_key != 0), 2 * taken + 4)) {
+        return APR_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if (places[i]->key) {
+            args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, places[i]->key);
+        }
+    }
+    if (balance_key) {
+        args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, balance_key);
+    }
+    args_fmt(&a, "%d", taken);
+    for (i = 0; i < n; i++) {
+        if (places[i]->key) {
+            member(rs, &a, places[i]->token);
+        }
+    }
+    if (balance_key) {
+        args_fmt(&a, "%" APR_INT64_T_FMT, -held);
+        args_fmt(&a, "%" APR_INT64_T_FMT, -charged);
+    }
     return run_int(rs, &a, NULL);
 }
 
@@ -973,8 +996,8 @@ static const s2a_store_ops redis_ops = {
     redis_lock,
     redis_unlock,
     redis_reserve,
-    redis_settle,
     redis_forget_balance,
+    redis_finish,
     redis_last_error,
 };
 

@@ -129,16 +129,24 @@ static apr_status_t shm_reserve(s2a_store *st, apr_int64_t key, apr_int64_t know
     return APR_SUCCESS;
 }
 
-static apr_status_t shm_settle(s2a_store *st, apr_int64_t key, apr_int64_t held,
-                               apr_int64_t charged)
-{
-    s2a_state_settle(state_of(st), key, held, charged);
-    return APR_SUCCESS;
-}
-
 static apr_status_t shm_forget_balance(s2a_store *st, apr_int64_t key)
 {
     s2a_state_forget_balance(state_of(st), key);
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_finish(s2a_store *st, s2a_place *const *places, int n,
+                               apr_int64_t balance_key, apr_int64_t held, apr_int64_t charged)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        if (places[i]->key) {
+            shm_release(st, places[i]);
+        }
+    }
+    if (balance_key) {
+        s2a_state_settle(state_of(st), balance_key, held, charged);
+    }
     return APR_SUCCESS;
 }
 
@@ -167,8 +175,8 @@ static const s2a_store_ops shm_ops = {
     shm_lock,
     shm_unlock,
     shm_reserve,
-    shm_settle,
     shm_forget_balance,
+    shm_finish,
     shm_last_error,
 };
 

@@ -330,6 +330,13 @@ static int let_in(s2a_store *st, apr_int64_t user, apr_int64_t known, apr_int64_
     return ok;
 }
 
+/* A request that held `held` ends having cost `charged`, with no place. */
+static apr_status_t settle(s2a_store *st, apr_int64_t user, apr_int64_t held,
+                           apr_int64_t charged)
+{
+    return st->ops->finish(st, NULL, 0, user, held, charged);
+}
+
 static void test_balance(s2a_store *st)
 {
     /* the first request brings the database's figure, 1000 */
@@ -338,12 +345,12 @@ static void test_balance(s2a_store *st)
     S2A_CHECK_INT(let_in(st, 501, 999999, 600), 1);
     S2A_CHECK_INT(let_in(st, 501, 1000, 1), 0);
     /* the first cost 300: balance 700, 600 held */
-    S2A_CHECK_INT(st->ops->settle(st, 501, 600, 300), APR_SUCCESS);
+    S2A_CHECK_INT(settle(st, 501, 600, 300), APR_SUCCESS);
     S2A_CHECK_INT(let_in(st, 501, 1000, 50), 1);
     /* the second cost 700: balance 0, 50 held */
-    st->ops->settle(st, 501, 600, 700);
+    settle(st, 501, 600, 700);
     S2A_CHECK_INT(let_in(st, 501, 1000, 50), 0);
-    st->ops->settle(st, 501, 50, 0);
+    settle(st, 501, 50, 0);
     S2A_CHECK_INT(let_in(st, 501, 1000, 1), 0);
     /* an operator topped it up: the next request brings the new figure */
     S2A_CHECK_INT(st->ops->forget_balance(st, 501), APR_SUCCESS);
@@ -351,13 +358,32 @@ static void test_balance(s2a_store *st)
     /* ... and holds in flight survive a second change */
     st->ops->forget_balance(st, 501);
     S2A_CHECK_INT(let_in(st, 501, 60, 10), 0);
-    st->ops->settle(st, 501, 100, 0);
+    settle(st, 501, 100, 0);
     S2A_CHECK_INT(let_in(st, 501, 1, 10), 1);
     /* users are apart; nothing known at zero lets nothing in */
     S2A_CHECK_INT(let_in(st, 502, 0, 10), 0);
     S2A_CHECK_INT(let_in(st, 503, 5, 10), 1);
+    /* places and the hold go back together */
+    {
+        s2a_place kp, none;
+        s2a_place *const both[] = {&kp, &none};
+        int taken = 0;
+        memset(&none, 0, sizeof(none));
+        S2A_CHECK_INT(st->ops->acquire(st, 601, 1, apr_time_now(), &taken, &kp), APR_SUCCESS);
+        S2A_CHECK_INT(taken, 1);
+        S2A_CHECK_INT(let_in(st, 602, 100, 100), 1);
+        S2A_CHECK_INT(let_in(st, 602, 100, 1), 0);
+        st->ops->acquire(st, 601, 1, apr_time_now(), &taken, &none);
+        S2A_CHECK_INT(taken, 0);
+        memset(&none, 0, sizeof(none));
+        S2A_CHECK_INT(st->ops->finish(st, both, 2, 602, 100, 40), APR_SUCCESS);
+        st->ops->acquire(st, 601, 1, apr_time_now(), &taken, &kp);
+        S2A_CHECK_INT(taken, 1);
+        S2A_CHECK_INT(let_in(st, 602, 100, 1), 1);
+        S2A_CHECK_INT(st->ops->finish(st, both, 1, 0, 0, 0), APR_SUCCESS);
+    }
     /* settling a user never seen changes nothing */
-    S2A_CHECK_INT(st->ops->settle(st, 504, 10, 10), APR_SUCCESS);
+    S2A_CHECK_INT(settle(st, 504, 10, 10), APR_SUCCESS);
     S2A_CHECK_INT(let_in(st, 504, 20, 10), 1);
 }
 
