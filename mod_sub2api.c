@@ -646,6 +646,10 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     if (!store_init(pchild, s)) {
         return;
     }
+    if (s2a_db_child_init(pchild) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, S2ALOGNO(0008) "catalog init failed");
+        return;
+    }
     s2a_oauth_child_init(pchild);
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);

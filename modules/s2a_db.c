@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 
 #include "s2a_db.h"
 #include "s2a_state.h"
@@ -100,21 +101,51 @@ int s2a_db_alive(s2a_dbc *c, apr_pool_t *p)
     return 1;
 }
 
+/* apr-util's SQLite driver runs every call of a process under one mutex,
+ * and SQLite waits for a busy database inside the call: a thread waiting to
+ * begin would hold up the thread of the same process whose transaction it
+ * waits for, up to the busy timeout each time. One write transaction per
+ * process at a time avoids that; other processes still wait their turn. */
+static apr_thread_mutex_t *sqlite_writes;
+
+apr_status_t s2a_db_child_init(apr_pool_t *p)
+{
+    return apr_thread_mutex_create(&sqlite_writes, APR_THREAD_MUTEX_DEFAULT, p);
+}
+
 /* Plain statements, not apr_dbd_transaction_start: apr-util's pgsql driver
  * dereferences NULL when BEGIN fails on a connection the server dropped.
  * SQLite takes its write lock at BEGIN: two processes that both began
  * reading would otherwise deadlock on the upgrade. */
 int s2a_db_begin(s2a_dbc *c)
 {
-    int nrows = 0;
+    int nrows = 0, rc;
     conn_init(c);
-    return apr_dbd_query(c->driver, c->handle, &nrows, is_pgsql(c) ? "BEGIN" : "BEGIN IMMEDIATE");
+    if (is_pgsql(c)) {
+        return apr_dbd_query(c->driver, c->handle, &nrows, "BEGIN");
+    }
+    if (sqlite_writes) {
+        apr_thread_mutex_lock(sqlite_writes);
+    }
+    rc = apr_dbd_query(c->driver, c->handle, &nrows, "BEGIN IMMEDIATE");
+    if (rc != 0 && sqlite_writes) {
+        apr_thread_mutex_unlock(sqlite_writes);
+    }
+    return rc;
 }
 
 int s2a_db_end(s2a_dbc *c, int ok)
 {
     int nrows = 0;
-    return apr_dbd_query(c->driver, c->handle, &nrows, ok ? "COMMIT" : "ROLLBACK");
+    int rc = apr_dbd_query(c->driver, c->handle, &nrows, ok ? "COMMIT" : "ROLLBACK");
+    if (rc != 0 && ok) {
+        /* a failed COMMIT leaves the transaction open: end it */
+        apr_dbd_query(c->driver, c->handle, &nrows, "ROLLBACK");
+    }
+    if (!is_pgsql(c) && sqlite_writes) {
+        apr_thread_mutex_unlock(sqlite_writes);
+    }
+    return rc;
 }
 
 static const char *schema_v1[] = {

@@ -132,8 +132,13 @@ typedef struct {
 int s2a_db_redeem(s2a_dbc *c, apr_pool_t *p, const char *code_hash, apr_int64_t user_id,
                   s2a_redeemed *out, const char **err);
 
+/* Once per process before transactions are used (see s2a_db_begin). */
+apr_status_t s2a_db_child_init(apr_pool_t *p);
+
 /* A transaction on the connection; s2a_db_end commits when ok, else rolls
- * back. 0 on success. */
+ * back (also after a failed commit). 0 on success. Each s2a_db_begin that
+ * returns 0 must be followed by s2a_db_end: on SQLite it holds the process's
+ * write turn. */
 int s2a_db_begin(s2a_dbc *c);
 int s2a_db_end(s2a_dbc *c, int ok);
 
