@@ -461,13 +461,21 @@ static int balance_change(admin_ctx *a, const char *id, const char *kind, apr_in
     return ok ? 0 : -1;
 }
 
+/* The rows a page may have: `limit`, 1 to 10000, default 100; -1 if bad. */
+static apr_int64_t page_limit(apr_table_t *q)
+{
+    const char *v = q ? apr_table_get(q, "limit") : NULL;
+    apr_int64_t limit = v ? (is_number(v) ? apr_atoi64(v) : 0) : 100;
+    return limit < 1 || limit > 10000 ? -1 : limit;
+}
+
 /* GET /admin/balance_log?user_id=&before_id=&limit= : newest first. */
 static int balance_log_list(admin_ctx *a)
 {
     apr_table_t *q = NULL;
     const char *where = "", *args[3], *v;
     json_object *rows, *out;
-    apr_int64_t limit = 100;
+    apr_int64_t limit;
     int n = 0;
 
     if (a->r->args) {
@@ -487,11 +495,8 @@ static int balance_log_list(admin_ctx *a)
         where = apr_pstrcat(a->r->pool, where, n ? " AND" : " WHERE", " id < %lld", NULL);
         args[n++] = v;
     }
-    if (q && (v = apr_table_get(q, "limit"))) {
-        limit = is_number(v) ? apr_atoi64(v) : 0;
-        if (limit < 1 || limit > 10000) {
-            return send_error(a->r, 400, "limit: 1 to 10000");
-        }
+    if ((limit = page_limit(q)) < 0) {
+        return send_error(a->r, 400, "limit: 1 to 10000");
     }
     args[n++] = i64(a->r->pool, limit);
     if (s2a_db_rows(&a->db, a->r->pool,
@@ -1490,8 +1495,8 @@ static const char *usage_where(admin_ctx *a, apr_table_t *q, const char **where,
 static int usage_list(admin_ctx *a)
 {
     apr_table_t *q = NULL;
-    const char *args[9], *where, *bad, *v;
-    apr_int64_t limit = 100;
+    const char *args[9], *where, *bad;
+    apr_int64_t limit;
     json_object *rows, *out;
     int n;
 
@@ -1501,11 +1506,8 @@ static int usage_list(admin_ctx *a)
     if ((bad = usage_where(a, q, &where, args, &n))) {
         return send_error(a->r, 400, bad);
     }
-    if (q && (v = apr_table_get(q, "limit"))) {
-        limit = is_number(v) ? apr_atoi64(v) : 0;
-        if (limit < 1 || limit > 10000) {
-            return send_error(a->r, 400, "limit: 1 to 10000");
-        }
+    if ((limit = page_limit(q)) < 0) {
+        return send_error(a->r, 400, "limit: 1 to 10000");
     }
     args[n++] = i64(a->r->pool, limit);
     if (s2a_db_rows(&a->db, a->r->pool,

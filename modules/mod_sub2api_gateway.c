@@ -349,7 +349,6 @@ static int reserve_balance(request_rec *r, s2a_req *q, const s2a_json_span *max_
         }
     }
     s2a_cost_compute(q->price, &u, q->key.multiplier_ppm, &cost);
-    q->balance_key = user_state(r, q);
     if (s2a_g.store->ops->reserve(s2a_g.store, q->balance_key, q->key.balance_nano, cost.actual,
                                   apr_time_now(), &ok) != APR_SUCCESS) {
         s2a_store_failed(r, "holding the user's balance");
@@ -371,7 +370,7 @@ static int reserve_balance(request_rec *r, s2a_req *q, const s2a_json_span *max_
 static int take_places(request_rec *r, s2a_req *q, apr_int64_t kstate)
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_sec(q->sconf->slot_wait);
-    apr_int64_t ustate = user_state(r, q);
+    apr_int64_t ustate = q->balance_key;
     int need_key = q->key.concurrency > 0, need_user = q->key.user_concurrency > 0;
     s2a_store *st = s2a_g.store;
     int taken;
@@ -726,6 +725,8 @@ static int gateway_fixups(request_rec *r)
     /* set now: a stream that waits below sends its headers with the first ping */
     q->request_id = new_request_id(r->pool);
     apr_table_setn(r->err_headers_out, "x-sub2api-request-id", q->request_id);
+    /* the user's limits and balance live under one key */
+    q->balance_key = user_state(r, q);
     if ((rc = take_places(r, q, kstate)) == -3) {
         return store_unavailable(r, q);
     }

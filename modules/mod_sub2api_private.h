@@ -119,7 +119,7 @@ typedef struct {
     const char *raw_body; /* the body as the client sent it */
     apr_size_t raw_len;
     s2a_json_span fields[6];   /* model, messages, stream, metadata, system, max_tokens */
-    apr_int64_t balance_key;   /* the user's balance in the store */
+    apr_int64_t balance_key;   /* the user's limits and balance in the store */
     apr_int64_t held;          /* of it, for this request (0: nothing held) */
     apr_int64_t charged;       /* what the billed attempt cost */
     apr_uint64_t session;      /* the conversation's key, 0 if none */
