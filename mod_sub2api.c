@@ -64,6 +64,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     s2a_dir_conf *c = apr_pcalloc(p, sizeof(*c));
     (void)dir;
     c->max_body = -1;
+    c->server_timing = -1;
     return c;
 }
 
@@ -72,6 +73,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     s2a_dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
     MERGE(balancer, NULL);
     MERGE(max_body, -1);
+    MERGE(server_timing, -1);
     return c;
 }
 
@@ -417,6 +419,10 @@ static const command_rec s2a_cmds[] = {
                   "How many other accounts a failed request is sent to"),
     AP_INIT_TAKE1("Sub2apiGateway", set_gateway, NULL, ACCESS_CONF,
                   "balancer://name whose members are the upstream endpoints"),
+    AP_INIT_FLAG("Sub2apiServerTiming", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(s2a_dir_conf, server_timing), RSRC_CONF | ACCESS_CONF,
+                 "On: answers carry Server-Timing with the gateway's own time before the "
+                 "upstream"),
     AP_INIT_TAKE1("Sub2apiMaxBodySize", set_max_body, NULL, RSRC_CONF | ACCESS_CONF,
                   "Largest request body accepted, in bytes"),
     AP_INIT_TAKE1("Sub2apiMaxAccounts", set_global_int, (void *)&max_accounts, RSRC_CONF,
@@ -464,11 +470,63 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     return OK;
 }
 
+/* The account pool's state and its mutex outlive a graceful restart: they
+ * live in the process pool, made once, so that the old generation's requests
+ * give their places back where the new generation counts them. A new
+ * Sub2apiMaxAccounts or Sub2apiMaxSessions starts a fresh segment. */
+typedef struct {
+    apr_shm_t *shm;
+    apr_proc_mutex_t *mutex;
+    int max_accounts, max_sessions;
+} kept_state;
+
+static apr_status_t keep_state(server_rec *s)
+{
+    apr_pool_t *pproc = s->process->pool;
+    apr_size_t size = s2a_state_size(s2a_g.max_accounts, s2a_g.max_sessions);
+    kept_state *k = NULL;
+    apr_status_t rv;
+    apr_pool_userdata_get((void **)&k, "sub2api-state", pproc);
+    if (!k) {
+        k = apr_pcalloc(pproc, sizeof(*k));
+        apr_pool_userdata_set(k, "sub2api-state", apr_pool_cleanup_null, pproc);
+    }
+    if (!k->mutex) {
+        /* Taken twice per request: a robust process-shared pthread mutex costs no
+         * system call unless contended, unlike the file locks httpd defaults to. */
+        rv = apr_proc_mutex_create(&k->mutex, NULL, APR_LOCK_PROC_PTHREAD, pproc);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, S2ALOGNO(0003) "cannot create mutex");
+            return rv;
+        }
+    }
+    if (!k->shm || k->max_accounts != s2a_g.max_accounts ||
+        k->max_sessions != s2a_g.max_sessions) {
+        apr_shm_t *shm;
+        rv = apr_shm_create(&shm, size, NULL, pproc);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         S2ALOGNO(0004) "cannot create %" APR_SIZE_T_FMT " bytes of shared memory",
+                         size);
+            return rv;
+        }
+        if (k->shm) {
+            apr_shm_destroy(k->shm); /* the old generation keeps its mapping */
+        }
+        memset(apr_shm_baseaddr_get(shm), 0, size);
+        k->shm = shm;
+        k->max_accounts = s2a_g.max_accounts;
+        k->max_sessions = s2a_g.max_sessions;
+    }
+    s2a_g.shm = k->shm;
+    s2a_g.mutex = k->mutex;
+    return APR_SUCCESS;
+}
+
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *sp;
     apr_status_t rv;
-    apr_size_t size;
     (void)plog;
     (void)ptemp;
 
@@ -501,22 +559,10 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         }
     }
 
-    /* Taken twice per request: a robust process-shared pthread mutex costs no
-     * system call unless contended, unlike the file locks httpd defaults to. */
-    rv = apr_proc_mutex_create(&s2a_g.mutex, NULL, APR_LOCK_PROC_PTHREAD, pconf);
+    rv = keep_state(s);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, S2ALOGNO(0003) "cannot create mutex");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    size = s2a_state_size(s2a_g.max_accounts, s2a_g.max_sessions);
-    rv = apr_shm_create(&s2a_g.shm, size, NULL, pconf);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     S2ALOGNO(0004) "cannot create %" APR_SIZE_T_FMT " bytes of shared memory",
-                     size);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    memset(apr_shm_baseaddr_get(s2a_g.shm), 0, size);
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
         if (sc->oauth_token_url && sc->oauth_client_id) {
@@ -526,6 +572,9 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     }
     s2a_g.state = s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts,
                                  s2a_g.max_sessions, s2a_g.mutex);
+    if (s2a_metrics_post_config(s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return s2a_writer_journals(pconf, s);
 }
 
@@ -547,7 +596,10 @@ int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle)
     *handle = d;
     if (d && !from_dbd(d, c)) {
         ap_dbd_close(s, d); /* back to the pool: its next user gets it reconnected */
-        return 0;
+        d = NULL;
+    }
+    if (!d) {
+        s2a_metrics_note(S2A_COUNT_DB_ERRORS);
     }
     return d != NULL;
 }
@@ -559,7 +611,11 @@ void s2a_dbc_close(server_rec *s, void *handle)
 
 int s2a_dbc_acquire(request_rec *r, s2a_dbc *c)
 {
-    return from_dbd(ap_dbd_acquire(r), c);
+    if (!from_dbd(ap_dbd_acquire(r), c)) {
+        s2a_metrics_note(S2A_COUNT_DB_ERRORS);
+        return 0;
+    }
+    return 1;
 }
 
 /* Without Sub2apiUserIdSecretFile the pseudonym key lives in the database,
@@ -609,6 +665,7 @@ static void migrate(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
 
 void s2a_store_failed(request_rec *r, const char *doing)
 {
+    s2a_metrics_note(S2A_COUNT_STORE_ERRORS);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0012) "%s store failed %s: %s",
                   s2a_g.store->ops->name, doing,
                   s2a_g.store->ops->last_error(s2a_g.store, r->pool));
@@ -682,6 +739,18 @@ static int handler(request_rec *r)
     }
     if (strcmp(r->handler, S2A_REDEEM_HANDLER) == 0) {
         return s2a_redeem_handler(r);
+    }
+    if (strcmp(r->handler, S2A_MODELS_HANDLER) == 0) {
+        return s2a_models_handler(r);
+    }
+    if (strcmp(r->handler, S2A_METRICS_HANDLER) == 0) {
+        return s2a_metrics_handler(r);
+    }
+    if (strcmp(r->handler, S2A_HEALTH_HANDLER) == 0) {
+        return s2a_health_handler(r);
+    }
+    if (strcmp(r->handler, S2A_DASHBOARD_HANDLER) == 0) {
+        return s2a_dashboard_handler(r);
     }
     return DECLINED;
 }

@@ -1529,8 +1529,27 @@ static int usage_list(admin_ctx *a)
     return send_json(a->r, 200, out);
 }
 
+/* Renames a summary row's column `col` to the name of its grouping (`day`
+ * also gets its `date`). */
+static void summary_key(json_object *row, const char *col, const char *name)
+{
+    json_object *key;
+    json_object_object_get_ex(row, col, &key);
+    json_object_object_add(row, name, json_object_get(key));
+    if (strcmp(name, "day") == 0) {
+        char date[16];
+        apr_time_exp_t tm;
+        apr_size_t len;
+        apr_time_exp_gmt(&tm, apr_time_from_sec(json_object_get_int64(key)));
+        apr_strftime(date, &len, sizeof(date), "%Y-%m-%d", &tm);
+        json_object_object_add(row, "date", json_object_new_string(date));
+    }
+    json_object_object_del(row, col);
+}
+
 /* GET /admin/usage/summary?by=day|model|account|key|user and the filters of
- * GET /admin/usage: sums per day (UTC) or per model, account, key or user. */
+ * GET /admin/usage: sums per day (UTC) or per model, account, key or user;
+ * with split= another of these, per pair (a chart's series per day). */
 static int usage_summary(admin_ctx *a)
 {
     static const char *const bys[][3] = {{"day", "(created_at / 86400) * 86400", "i"},
@@ -1538,27 +1557,37 @@ static int usage_summary(admin_ctx *a)
                                          {"account", "account_id", "i"},
                                          {"key", "api_key_id", "i"},
                                          {"user", "user_id", "i"}};
+    const size_t nbys = sizeof(bys) / sizeof(bys[0]);
     apr_table_t *q = NULL;
-    const char *args[8], *where, *bad, *by;
+    const char *args[8], *where, *bad, *by, *split, *keys, *group;
     json_object *rows, *out;
-    size_t i, k;
+    size_t i, k, s;
     int n;
 
     if (a->r->args) {
         ap_args_to_table(a->r, &q);
     }
     by = q ? apr_table_get(q, "by") : NULL;
-    for (k = 0; by && k < sizeof(bys) / sizeof(bys[0]) && strcmp(by, bys[k][0]) != 0; k++) {
+    for (k = 0; by && k < nbys && strcmp(by, bys[k][0]) != 0; k++) {
     }
-    if (!by || k == sizeof(bys) / sizeof(bys[0])) {
+    if (!by || k == nbys) {
         return send_error(a->r, 400, "by: day, model, account, key or user");
+    }
+    split = apr_table_get(q, "split");
+    for (s = 0; split && s < nbys && strcmp(split, bys[s][0]) != 0; s++) {
+    }
+    if (split && (s == nbys || s == k)) {
+        return send_error(a->r, 400, "split: day, model, account, key or user, other than by");
     }
     if ((bad = usage_where(a, q, &where, args, &n))) {
         return send_error(a->r, 400, bad);
     }
+    keys = split ? apr_pstrcat(a->r->pool, bys[k][1], " AS k, ", bys[s][1], " AS k2", NULL)
+                 : apr_pstrcat(a->r->pool, bys[k][1], " AS k", NULL);
+    group = split ? " GROUP BY k, k2 ORDER BY k, k2" : " GROUP BY k ORDER BY k";
     if (s2a_db_rows(&a->db, a->r->pool,
-                    apr_pstrcat(a->r->pool, "SELECT ", bys[k][1],
-                                " AS k, COUNT(*) AS requests,"
+                    apr_pstrcat(a->r->pool, "SELECT ", keys,
+                                ", COUNT(*) AS requests,"
                                 " SUM(input_tokens) AS input_tokens,"
                                 " SUM(output_tokens) AS output_tokens,"
                                 " SUM(cache_creation_tokens) AS cache_creation_tokens,"
@@ -1566,28 +1595,24 @@ static int usage_summary(admin_ctx *a)
                                 " SUM(total_cost_nanousd) AS total_cost_nanousd,"
                                 " SUM(actual_cost_nanousd) AS actual_cost_nanousd"
                                 " FROM s2a_usage",
-                                where, " GROUP BY k ORDER BY k", NULL),
-                    apr_pstrcat(a->r->pool, bys[k][2], "iiiiiii", NULL), n, args, &rows,
-                    &a->err) != 0) {
+                                where, group, NULL),
+                    apr_pstrcat(a->r->pool, bys[k][2], split ? bys[s][2] : "", "iiiiiii", NULL), n,
+                    args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
     pool_json(a->r->pool, rows);
     for (i = 0; i < json_object_array_length(rows); i++) {
-        json_object *row = json_object_array_get_idx(rows, i), *key;
-        json_object_object_get_ex(row, "k", &key);
-        json_object_object_add(row, bys[k][0], json_object_get(key));
-        if (k == 0) {
-            char date[16];
-            apr_time_exp_t tm;
-            apr_size_t len;
-            apr_time_exp_gmt(&tm, apr_time_from_sec(json_object_get_int64(key)));
-            apr_strftime(date, &len, sizeof(date), "%Y-%m-%d", &tm);
-            json_object_object_add(row, "date", json_object_new_string(date));
+        json_object *row = json_object_array_get_idx(rows, i);
+        summary_key(row, "k", bys[k][0]);
+        if (split) {
+            summary_key(row, "k2", bys[s][0]);
         }
-        json_object_object_del(row, "k");
     }
     out = pool_json(a->r->pool, json_object_new_object());
     json_object_object_add(out, "by", json_object_new_string(bys[k][0]));
+    if (split) {
+        json_object_object_add(out, "split", json_object_new_string(bys[s][0]));
+    }
     json_object_object_add(out, "data", json_object_get(rows));
     return send_json(a->r, 200, out);
 }

@@ -124,7 +124,7 @@ apr_int64_t s2a_user_state_key(apr_pool_t *p, const char *secret, apr_int64_t us
 
 /* Credentials come out of the database sealed or plain; an account whose
  * credential cannot be opened does not serve. */
-static void open_credentials(request_rec *r, s2a_srv_conf *sc, apr_pool_t *p,
+static void open_credentials(server_rec *s, s2a_srv_conf *sc, apr_pool_t *p,
                              apr_array_header_t *list)
 {
     int i;
@@ -132,10 +132,10 @@ static void open_credentials(request_rec *r, s2a_srv_conf *sc, apr_pool_t *p,
         s2a_account *a = &APR_ARRAY_IDX(list, i, s2a_account);
         const char *plain = s2a_credential_open(p, sc, a->credential);
         if (!plain) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          S2ALOGNO(0102) "account %" APR_INT64_T_FMT " credential cannot be "
-                                         "opened: another or no Sub2apiCredentialKeyFile",
-                          a->id);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                         S2ALOGNO(0102) "account %" APR_INT64_T_FMT " credential cannot be "
+                                        "opened: another or no Sub2apiCredentialKeyFile",
+                         a->id);
             a->active = 0;
             plain = "";
         }
@@ -181,7 +181,7 @@ static int keep_list(s2a_srv_conf *sc, apr_uint32_t gen, apr_time_t now)
 
 /* Reloads the account list when stale; the database is read without the
  * mutex held, then the new list replaces the old one under it. */
-static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
+static int refresh_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, int fresh)
 {
     s2a_catalog *c = sc->catalog;
     apr_time_t now = apr_time_now();
@@ -200,7 +200,7 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
     if (!need) {
         return 1;
     }
-    if (!s2a_dbc_open(r->pool, r->server, &dbc, &h)) {
+    if (!s2a_dbc_open(p, s, &dbc, &h)) {
         return keep_list(sc, gen, now);
     }
     /* unmanaged: request threads create and destroy it concurrently */
@@ -211,13 +211,14 @@ static int refresh_accounts(request_rec *r, s2a_srv_conf *sc, int fresh)
     l->gen = gen;
     l->loaded = now;
     rv = s2a_db_accounts_load(&dbc, np, &l->accounts, &err);
-    s2a_dbc_close(r->server, h);
+    s2a_dbc_close(s, h);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0101) "loading accounts: %s", err);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, S2ALOGNO(0101) "loading accounts: %s", err);
+        s2a_metrics_note(S2A_COUNT_DB_ERRORS);
         apr_pool_destroy(np);
         return keep_list(sc, gen, now);
     }
-    open_credentials(r, sc, np, l->accounts);
+    open_credentials(s, sc, np, l->accounts);
     apr_thread_mutex_lock(c->mutex);
     old = c->list;
     c->list = l;
@@ -265,7 +266,8 @@ static apr_table_t *deep_copy(apr_pool_t *p, const apr_table_t *t)
 
 static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       s2a_account *out, const char **upstream_model, s2a_place *place)
+                       int no_limit, s2a_account *out, const char **upstream_model,
+                       s2a_place *place)
 {
     s2a_account_list *l = list_get(sc->catalog);
     s2a_candidate *cand;
@@ -291,7 +293,7 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         }
         cand[n].key = a->state_key;
         cand[n].priority = a->priority;
-        cand[n].concurrency = a->concurrency;
+        cand[n].concurrency = no_limit ? 0 : a->concurrency;
         acc[n++] = a;
     }
     if (n) {
@@ -324,28 +326,68 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
 
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       s2a_account *out, const char **upstream_model, s2a_place *place)
+                       int no_limit, s2a_account *out, const char **upstream_model,
+                       s2a_place *place)
 {
     apr_uint32_t seen;
     int rc;
-    if (!refresh_accounts(r, sc, 0)) {
+    if (!refresh_accounts(r->pool, r->server, sc, 0)) {
         return -1;
     }
-    rc = choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, out, upstream_model,
-                     place);
+    rc = choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit, out,
+                     upstream_model, place);
     if (rc != 0) {
         return rc;
     }
     apr_thread_mutex_lock(sc->catalog->mutex);
     seen = sc->catalog->loads;
     apr_thread_mutex_unlock(sc->catalog->mutex);
-    if (!refresh_accounts(r, sc, 1)) {
+    if (!refresh_accounts(r->pool, r->server, sc, 1)) {
         return -1;
     }
     apr_thread_mutex_lock(sc->catalog->mutex);
     rc = seen != sc->catalog->loads; /* reloaded */
     apr_thread_mutex_unlock(sc->catalog->mutex);
-    return rc ? choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, out,
-                            upstream_model, place)
+    return rc ? choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit,
+                            out, upstream_model, place)
               : 0;
+}
+
+s2a_account_list *s2a_catalog_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
+{
+    refresh_accounts(p, s, sc, 0);
+    return list_get(sc->catalog);
+}
+
+void s2a_catalog_release(s2a_account_list *l)
+{
+    list_put(l);
+}
+
+apr_array_header_t *s2a_catalog_models(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id)
+{
+    apr_array_header_t *out = apr_array_make(r->pool, 16, sizeof(const char *));
+    s2a_account_list *l = s2a_catalog_accounts(r->pool, r->server, sc);
+    int i, every = 0;
+    if (!l) {
+        return NULL;
+    }
+    for (i = 0; i < l->accounts->nelts; i++) {
+        const s2a_account *a = &APR_ARRAY_IDX(l->accounts, i, s2a_account);
+        apr_hash_index_t *hi;
+        if (!a->active || !in_group(a, group_id)) {
+            continue;
+        }
+        if (!apr_hash_count(a->mapping)) {
+            every = 1;
+        }
+        for (hi = apr_hash_first(r->pool, a->mapping); hi; hi = apr_hash_next(hi)) {
+            APR_ARRAY_PUSH(out, const char *) = apr_pstrdup(r->pool, apr_hash_this_key(hi));
+        }
+    }
+    list_put(l);
+    if (every) {
+        apr_array_cat(out, s2a_pricing_anthropic(sc->prices));
+    }
+    return out;
 }

@@ -1,11 +1,14 @@
 /* What clients call besides /v1/messages: GET /v1/usage, the key's own
- * standing, and POST /v1/redeem, a redeem code for the key's user. */
+ * standing, POST /v1/redeem, a redeem code for the key's user, and GET
+ * /v1/models[/{id}], the models the key's group may use. */
 #include <http_protocol.h>
 #include <http_request.h>
+#include <util_script.h>
 #include <apr_strings.h>
 
 #include "mod_sub2api_private.h"
 #include "s2a_keys.h"
+#include "s2a_models.h"
 
 /* USD as a JSON number written from its exact decimal text. */
 static json_object *usd(apr_pool_t *p, apr_int64_t nano)
@@ -146,4 +149,50 @@ int s2a_redeem_handler(request_rec *r)
         json_object_object_add(o, "unit", json_object_new_string("USD"));
     }
     return answer(r, o);
+}
+
+int s2a_models_handler(request_rec *r)
+{
+    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    const char *key_hash, *one = strstr(r->uri, "/v1/models/"), *v;
+    apr_array_header_t *ids;
+    apr_table_t *args;
+    s2a_key_rec key;
+    int rc, i, limit = S2A_MODELS_DEFAULT_LIMIT;
+
+    if ((rc = admit(r, M_GET, "GET", sc, &key, &key_hash)) != OK) {
+        return rc;
+    }
+    if (!(ids = s2a_catalog_models(r, sc, key.group_id))) {
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    s2a_models_sort(ids);
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (one) {
+        one += strlen("/v1/models/");
+        for (i = 0; i < ids->nelts; i++) {
+            if (strcmp(APR_ARRAY_IDX(ids, i, const char *), one) == 0) {
+                ap_rputs(s2a_model_json(r->pool, one), r);
+                return OK;
+            }
+        }
+        return s2a_fail(r, HTTP_NOT_FOUND,
+                        apr_psprintf(r->pool, "model: %s is not served to this key", one));
+    }
+    ap_args_to_table(r, &args);
+    if ((v = apr_table_get(args, "limit")) != NULL) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > S2A_MODELS_MAX_LIMIT) {
+            return s2a_fail(r, HTTP_BAD_REQUEST,
+                            apr_psprintf(r->pool, "limit: a number from 1 to %d",
+                                         S2A_MODELS_MAX_LIMIT));
+        }
+        limit = (int)n;
+    }
+    ap_rputs(s2a_models_page(r->pool, ids, apr_table_get(args, "after_id"),
+                             apr_table_get(args, "before_id"), limit),
+             r);
+    return OK;
 }

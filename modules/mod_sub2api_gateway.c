@@ -26,6 +26,8 @@
 #define S2A_MAX_HOLD (256 * 1024)
 #define S2A_MAX_JSON_HOLD (8 * 1024 * 1024)
 #define S2A_ERROR_NOTE "sub2api-json-error"
+#define MESSAGES_PATH "/v1/messages"
+#define COUNT_TOKENS_PATH "/v1/messages/count_tokens"
 
 static APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) * retry_worker;
 static ap_filter_rec_t *replay_filter_handle;
@@ -400,6 +402,7 @@ static int take_places(request_rec *r, s2a_req *q, apr_int64_t kstate)
         }
         ping(r, q);
         apr_sleep(apr_time_from_msec(50));
+        q->waited += apr_time_from_msec(50);
     }
 }
 
@@ -423,11 +426,14 @@ static int choose_next(request_rec *r, s2a_req *q)
     }
     if (q->attempt > q->sconf->max_switches ||
         s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, q->tried, q->session, 0,
-                           &q->next, &q->next_model, &q->next_place) != 1) {
+                           q->count_only, &q->next, &q->next_model, &q->next_place) != 1) {
         return 0;
     }
+    if (q->count_only) {
+        give_back(r, &q->next_place); /* counting takes no place */
+    }
     q->have_next = 1;
-    if (!s2a_pricing_lookup(q->sconf->prices, q->next_model)) {
+    if (!q->count_only && !s2a_pricing_lookup(q->sconf->prices, q->next_model)) {
         give_back(r, &q->next_place);
         q->have_next = 0;
     }
@@ -467,15 +473,21 @@ static const char *default_message(int status)
 static int gateway_translate(request_rec *r)
 {
     s2a_dir_conf *dc = ap_get_module_config(r->per_dir_config, &sub2api_module);
+    const char *path = MESSAGES_PATH;
     if (!dc->balancer || !ap_is_initial_req(r)) {
         return DECLINED;
     }
     /* errors from here on (access checks included) are Anthropic-shaped */
     apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
-    if (r->method_number != M_POST || !ends_with(r->uri, "/v1/messages")) {
+    if (r->method_number != M_POST) {
         return DECLINED;
     }
-    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, "/v1/messages", r->args ? "?" : "",
+    if (ends_with(r->uri, COUNT_TOKENS_PATH)) {
+        path = COUNT_TOKENS_PATH;
+    } else if (!ends_with(r->uri, MESSAGES_PATH)) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, path, r->args ? "?" : "",
                               r->args ? r->args : "", NULL);
     r->proxyreq = PROXYREQ_REVERSE;
     r->handler = "proxy-server";
@@ -569,7 +581,10 @@ static void edit_body(request_rec *r, s2a_req *q)
         n++;
         q->rewrite_model = 1;
     }
-    user_id_edit(r, q, body, &top, &f[3], &e[n++]);
+    /* the count_tokens API takes no metadata: added only to a request's */
+    if (!q->count_only || f[3].type == S2A_JSON_OBJECT) {
+        user_id_edit(r, q, body, &top, &f[3], &e[n++]);
+    }
     qsort(e, (size_t)n, sizeof(e[0]), edit_before);
     q->body = apr_array_make(r->pool, 2 * n + 1, sizeof(s2a_piece));
     for (i = 0; i < n; i++) {
@@ -611,13 +626,17 @@ static int choose_first(request_rec *r, s2a_req *q)
     apr_time_t sticky = now + apr_time_from_msec(S2A_STICKY_WAIT_MSEC);
     for (;;) {
         int rc = s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, q->session,
-                                    now < sticky && now < deadline, &q->account, &q->upstream_model,
-                                    &q->account_place);
+                                    now < sticky && now < deadline, q->count_only, &q->account,
+                                    &q->upstream_model, &q->account_place);
+        if (q->count_only) {
+            give_back(r, &q->account_place); /* counting takes no place */
+        }
         if (rc != -2 || now >= deadline || r->connection->aborted) {
             return rc;
         }
         ping(r, q);
         apr_sleep(apr_time_from_msec(50));
+        q->waited += apr_time_from_msec(50);
         now = apr_time_now();
     }
 }
@@ -636,7 +655,7 @@ static int gateway_fixups(request_rec *r)
     places_owner *owner;
     char *body = NULL;
     apr_size_t body_len = 0;
-    int rc, found, allowed = 0;
+    int rc, found, count_only, allowed = 0;
 
     if (!dc->balancer || !ap_is_initial_req(r)) {
         return DECLINED;
@@ -647,13 +666,20 @@ static int gateway_fixups(request_rec *r)
         r->handler = ends_with(r->uri, "/v1/usage") ? S2A_USAGE_HANDLER : S2A_REDEEM_HANDLER;
         return OK;
     }
-    if (!ends_with(r->uri, "/v1/messages")) {
+    if (ends_with(r->uri, "/v1/models") || strstr(r->uri, "/v1/models/")) {
+        r->handler = S2A_MODELS_HANDLER;
+        return OK;
+    }
+    count_only = ends_with(r->uri, COUNT_TOKENS_PATH);
+    if (!count_only && !ends_with(r->uri, MESSAGES_PATH)) {
         return s2a_fail(r, HTTP_NOT_FOUND,
                         apr_psprintf(r->pool, "%s %s is not served here", r->method, r->uri));
     }
     if (r->method_number != M_POST) {
         ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
-        return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED, "Use POST for /v1/messages");
+        return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED,
+                        apr_pstrcat(r->pool, "Use POST for ",
+                                    count_only ? COUNT_TOKENS_PATH : MESSAGES_PATH, NULL));
     }
     if (!sc->prices || !sc->catalog) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -664,14 +690,19 @@ static int gateway_fixups(request_rec *r)
     q = apr_pcalloc(r->pool, sizeof(*q));
     q->sconf = sc;
     q->start = r->request_time;
+    q->fixups_at = apr_time_now();
+    q->count_only = count_only;
+    /* set now: a request refused below is counted and logged with what is known */
+    ap_set_module_config(r->request_config, &sub2api_module, q);
     if ((rc = s2a_authenticate(r, sc, &q->key, &key_hash)) != OK) {
         return rc;
     }
-    if (q->key.subscription) {
+    /* counting tokens is free: no balance, allowance or limit is asked */
+    if (!count_only && q->key.subscription) {
         if ((rc = check_subscription(r, q)) != OK) {
             return rc;
         }
-    } else if (q->key.balance_nano <= 0) {
+    } else if (!count_only && q->key.balance_nano <= 0) {
         return s2a_fail(r, HTTP_PAYMENT_REQUIRED,
                         "Your credit balance is too low to access the API");
     }
@@ -701,10 +732,12 @@ static int gateway_fixups(request_rec *r)
     if ((rc = check_fields(r, f, &q->model, &q->stream)) != OK) {
         return rc;
     }
-    q->session = session_key(r, q, f);
+    q->session = count_only ? 0 : session_key(r, q, f);
     kstate = key_state(r, key_hash);
-    if (s2a_g.store->ops->rate(s2a_g.store, kstate, q->key.rpm_limit, apr_time_now(), &allowed,
-                               &retry_at) != APR_SUCCESS) {
+    if (count_only) {
+        allowed = 1;
+    } else if (s2a_g.store->ops->rate(s2a_g.store, kstate, q->key.rpm_limit, apr_time_now(),
+                                      &allowed, &retry_at) != APR_SUCCESS) {
         s2a_store_failed(r, "counting the key's requests per minute");
         return store_unavailable(r, q);
     }
@@ -727,7 +760,9 @@ static int gateway_fixups(request_rec *r)
     apr_table_setn(r->err_headers_out, "x-sub2api-request-id", q->request_id);
     /* the user's limits and balance live under one key */
     q->balance_key = user_state(r, q);
-    if ((rc = take_places(r, q, kstate)) == -3) {
+    if (count_only) {
+        rc = 1;
+    } else if ((rc = take_places(r, q, kstate)) == -3) {
         return store_unavailable(r, q);
     }
     if (rc != 1) {
@@ -765,7 +800,7 @@ static int gateway_fixups(request_rec *r)
     if (!q->price && sc->unpriced_model && *sc->unpriced_model) {
         q->price = s2a_pricing_lookup(sc->prices, sc->unpriced_model);
     }
-    if (!q->price) {
+    if (!q->price && !count_only) {
         return refuse(
             r, q, HTTP_BAD_REQUEST,
             apr_psprintf(r->pool, "model: %s has no price on this gateway", q->upstream_model));
@@ -773,14 +808,13 @@ static int gateway_fixups(request_rec *r)
 
     q->raw_body = body;
     q->raw_len = body_len;
-    if (!q->key.subscription && (rc = reserve_balance(r, q, &f[5])) != OK) {
+    if (!count_only && !q->key.subscription && (rc = reserve_balance(r, q, &f[5])) != OK) {
         return rc;
     }
     q->proxy_filename = r->filename;
     memcpy(q->fields, f, sizeof(q->fields));
     edit_body(r, q);
 
-    ap_set_module_config(r->request_config, &sub2api_module, q);
     ap_add_input_filter_handle(replay_filter_handle, NULL, r, r->connection);
     ap_add_output_filter_handle(answer_filter_handle, NULL, r, r->connection);
     return OK;
@@ -931,11 +965,17 @@ static int proxy_fixups(request_rec *r)
     const apr_array_header_t *arr;
     const apr_table_entry_t *e;
     apr_table_t *h;
+    apr_time_t now;
     int i;
 
     if (!q) {
         return OK;
     }
+    now = apr_time_now();
+    if (!q->sent_at) {
+        q->own_time = now - q->fixups_at - q->waited;
+    }
+    q->sent_at = now;
     arr = apr_table_elts(r->headers_in);
     e = (const apr_table_entry_t *)arr->elts;
     h = apr_table_make(r->pool, arr->nelts + 2);
@@ -1186,6 +1226,10 @@ static void start_answer(request_rec *r, s2a_req *q)
         return;
     }
     strip_account_headers(r->headers_out);
+    if (q->count_only) {
+        q->stream = 0; /* {"input_tokens": n}: nothing to read or rename */
+        return;
+    }
     if (r->status >= 300) {
         q->rewrite_model = 0; /* a 4xx error body names no model */
         if (q->committed) {
@@ -1339,11 +1383,25 @@ static void renew_places(request_rec *r, s2a_req *q)
     }
 }
 
+/* Sub2apiServerTiming: the gateway's time before the upstream, and the
+ * upstream's until its headers, in the header browsers and tools read. */
+static void server_timing(request_rec *r, s2a_req *q)
+{
+    s2a_dir_conf *dc = ap_get_module_config(r->per_dir_config, &sub2api_module);
+    if (dc->server_timing == 1 && q->sent_at) {
+        apr_table_setn(r->headers_out, "Server-Timing",
+                       apr_psprintf(r->pool, "sub2api;dur=%.3f, upstream;dur=%.3f",
+                                    (double)q->own_time / 1000.0,
+                                    (double)(q->headers_at - q->sent_at) / 1000.0));
+    }
+}
+
 static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
     s2a_req *q = s2a_req_get(r);
     apr_bucket *b, *next;
+    apr_time_t t0 = apr_time_now();
     int holding;
 
     if (!q) {
@@ -1351,7 +1409,9 @@ static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         return ap_pass_brigade(f->next, bb);
     }
     if (!q->answered) {
+        q->headers_at = t0;
         start_answer(r, q);
+        server_timing(r, q);
     }
     renew_places(r, q);
     if (q->swallow) {
@@ -1411,6 +1471,7 @@ static apr_status_t answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             bb, apr_bucket_pool_create(q->hold, q->hold_len, r->pool, bb->bucket_alloc));
         q->hold = NULL;
     }
+    q->filter_time += apr_time_now() - t0;
     return ap_pass_brigade(f->next, bb);
 }
 
@@ -1446,16 +1507,15 @@ static const char *outcome(request_rec *r, s2a_req *q)
 }
 
 /* One usage row per answered attempt, handed to the writer thread. */
-static int log_usage(request_rec *r)
+static void bill(request_rec *r, s2a_req *q)
 {
-    s2a_req *q = s2a_req_get(r);
     s2a_usage_row row;
     s2a_cost cost;
     int have;
 
-    if (!q || !q->answered || q->replaced || q->upstream_status < 200 ||
+    if (q->count_only || !q->answered || q->replaced || q->upstream_status < 200 ||
         q->upstream_status >= 300) {
-        return DECLINED;
+        return;
     }
     have = q->stream ? q->usage.seen_start : s2a_usage_json_finish(q->usage_json, &q->usage, NULL);
     if (!have) {
@@ -1463,7 +1523,7 @@ static int log_usage(request_rec *r)
                       S2ALOGNO(0206) "answer without usage from account %" APR_INT64_T_FMT
                                      "; nothing billed",
                       q->account.id);
-        return DECLINED;
+        return;
     }
     if (q->stream && !q->usage.seen_delta) {
         /* cut short: the final count never came; bill the text that went out */
@@ -1500,6 +1560,62 @@ static int log_usage(request_rec *r)
     row.first_token_ms = q->first_byte ? apr_time_as_msec(q->first_byte - q->start) : 0;
     row.created_at = apr_time_sec(apr_time_now());
     s2a_writer_enqueue(r, &row);
+    q->billed = 1;
+}
+
+static void note(request_rec *r, const char *name, const char *value)
+{
+    apr_table_setn(r->notes, name, value);
+}
+
+static void note_int(request_rec *r, const char *name, apr_int64_t value)
+{
+    note(r, name, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, value));
+}
+
+/* What LogFormat's %{sub2api-...}n fields show; unset ones log as "-". */
+static void set_notes(request_rec *r, s2a_req *q)
+{
+    if (q->key.id) {
+        note_int(r, "sub2api-user", q->key.user_id);
+        note_int(r, "sub2api-key", q->key.id);
+    }
+    if (q->model) {
+        note(r, "sub2api-model", q->model);
+    }
+    if (q->request_id) {
+        note(r, "sub2api-request-id", q->request_id);
+    }
+    if (q->attempt) {
+        note_int(r, "sub2api-attempts", q->attempt);
+    }
+    if (q->sent_at) {
+        note_int(r, "sub2api-account", q->account.id);
+        note(r, "sub2api-upstream-model", q->upstream_model);
+        note_int(r, "sub2api-added-us", q->own_time + q->filter_time);
+    }
+    if (q->billed) {
+        note_int(r, "sub2api-input-tokens", q->usage.input);
+        note_int(r, "sub2api-output-tokens", q->usage.output);
+        note_int(r, "sub2api-cache-write-tokens", q->usage.cache_creation);
+        note_int(r, "sub2api-cache-read-tokens", q->usage.cache_read);
+        note(r, "sub2api-cost", s2a_usd_format(r->pool, q->charged));
+        note(r, "sub2api-outcome", outcome(r, q));
+    }
+}
+
+/* Runs before mod_log_config, so that the notes are there for LogFormat. */
+static int log_request(request_rec *r)
+{
+    s2a_req *q = s2a_req_get(r);
+    if (!q && !apr_table_get(r->notes, S2A_ERROR_NOTE)) {
+        return DECLINED; /* not a request of a gateway location */
+    }
+    if (q) {
+        bill(r, q);
+        set_notes(r, q);
+    }
+    s2a_metrics_request_done(r, q);
     return OK;
 }
 
@@ -1511,11 +1627,12 @@ static void retrieve_optional_fns(void)
 void s2a_gateway_register_hooks(apr_pool_t *p)
 {
     static const char *const before_proxy[] = {"mod_proxy.c", NULL};
+    static const char *const before_log[] = {"mod_log_config.c", NULL};
     ap_hook_optional_fn_retrieve(retrieve_optional_fns, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(gateway_translate, NULL, before_proxy, APR_HOOK_FIRST);
     ap_hook_fixups(gateway_fixups, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_log_transaction(log_usage, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(log_request, NULL, before_log, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(proxy, fixups, proxy_fixups, NULL, NULL, APR_HOOK_LAST);
     APR_OPTIONAL_HOOK(proxy, request_status, request_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_provider(p, PROXY_LBMETHOD, "sub2api", "0", &lbmethod);

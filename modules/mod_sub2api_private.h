@@ -10,6 +10,7 @@
 
 #include "s2a_db.h"
 #include "s2a_json.h"
+#include "s2a_metrics.h"
 #include "s2a_pricing.h"
 #include "s2a_sse.h"
 #include "s2a_state.h"
@@ -87,6 +88,7 @@ typedef struct {
 typedef struct {
     const char *balancer; /* "balancer://name" serving this location */
     apr_off_t max_body;   /* -1 unset */
+    int server_timing;    /* Sub2apiServerTiming; -1 unset */
 } s2a_dir_conf;
 
 /* Process-wide state set up in post_config and child_init. */
@@ -136,10 +138,19 @@ typedef struct {
     const char *model;          /* as the client asked */
     const char *upstream_model; /* as sent upstream */
     int stream;
+    int count_only;    /* POST /v1/messages/count_tokens: no place, no hold, no usage row */
     int committed;     /* a 200 event stream was begun with pings while waiting */
     apr_time_t pinged; /* when the last ping went out */
     apr_time_t start;
     apr_time_t first_byte;
+    /* the gateway's own time (metrics, Server-Timing, notes) */
+    apr_time_t fixups_at;            /* the gateway's fixups began */
+    apr_interval_time_t waited;      /* of it, waiting for a free place */
+    apr_time_t sent_at;              /* the answering attempt went upstream */
+    apr_time_t headers_at;           /* its answer's headers came */
+    apr_interval_time_t own_time;    /* before the first attempt went upstream */
+    apr_interval_time_t filter_time; /* reading the answer */
+    int billed;                      /* a usage row was queued: usage and charged hold */
     s2a_place account_place; /* the places this request holds (key 0: none) */
     s2a_place next_place;
     s2a_place key_place;
@@ -177,13 +188,25 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
 /* Chooses an account of the group serving the model, other than the ids in
  * `exclude` (may be NULL), counts it in flight and copies it into *out. A
  * conversation (`session`, 0 for none) stays on its bound account while it
- * can serve; see s2a_state_pick_sticky for `wait_for_bound`.
+ * can serve; see s2a_state_pick_sticky for `wait_for_bound`. `no_limit`:
+ * accounts at their concurrency count as free (for a caller that gives the
+ * place back at once).
  * Returns 1 chosen (its place in *place), 0 none available, -1 database
  * unavailable, -2 all that could serve (or the bound one) are at their
  * concurrency, -3 the store failed (logged). */
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       s2a_account *out, const char **upstream_model, s2a_place *place);
+                       int no_limit, s2a_account *out, const char **upstream_model,
+                       s2a_place *place);
+
+/* The account list (loaded when stale), held until s2a_catalog_release;
+ * NULL when the database was never reached. */
+s2a_account_list *s2a_catalog_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc);
+void s2a_catalog_release(s2a_account_list *l);
+/* The model names the group's schedulable accounts serve (unsorted, may
+ * repeat): their mappings' names, and the price table's Anthropic models
+ * when one serves every model. NULL when the database was never reached. */
+apr_array_header_t *s2a_catalog_models(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id);
 
 /* Logs a failed store operation (what was being done, and why). */
 void s2a_store_failed(request_rec *r, const char *doing);
@@ -231,14 +254,33 @@ int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const c
 /* What clients call besides /v1/messages (mod_sub2api_client.c). */
 #define S2A_USAGE_HANDLER "sub2api-usage"
 #define S2A_REDEEM_HANDLER "sub2api-redeem"
+#define S2A_MODELS_HANDLER "sub2api-models"
 int s2a_usage_handler(request_rec *r);
 int s2a_redeem_handler(request_rec *r);
+int s2a_models_handler(request_rec *r);
 /* A request body that is one JSON object (or empty: {}), at most 1 MiB;
  * released with the request. 0 if it is not. (mod_sub2api_admin.c) */
 int s2a_read_json(request_rec *r, json_object **out);
 
 /* Admin API (mod_sub2api_admin.c). */
 int s2a_admin_handler(request_rec *r);
+
+/* Prometheus metrics and the health check (mod_sub2api_metrics.c). */
+#define S2A_METRICS_HANDLER "sub2api-metrics"
+#define S2A_HEALTH_HANDLER "sub2api-health"
+int s2a_metrics_handler(request_rec *r);
+int s2a_health_handler(request_rec *r);
+/* post_config: the shared memory of the metrics, kept across restarts. */
+int s2a_metrics_post_config(server_rec *s);
+/* Counts one of the unlabelled counters (S2A_COUNT_*), or moves a gauge. */
+void s2a_metrics_note(int counter);
+void s2a_metrics_move(int gauge, apr_int64_t delta);
+/* log_transaction: a finished request of a gateway location. */
+void s2a_metrics_request_done(request_rec *r, s2a_req *q);
+
+/* Admin page (mod_sub2api_dashboard.c). */
+#define S2A_DASHBOARD_HANDLER "sub2api-dashboard"
+int s2a_dashboard_handler(request_rec *r);
 
 /* Usage writer (mod_sub2api_writer.c). */
 apr_status_t s2a_writer_child_init(apr_pool_t *pchild, server_rec *s);

@@ -1,7 +1,13 @@
 /* Usage rows leave the request thread through a per-process queue; one
  * writer thread stores them in batches, each batch one transaction. While a
  * database is away, rows go to the virtual host's journal file, and come back
- * from it once the database answers again. */
+ * from it once the database answers again.
+ *
+ * The thread is the child's own, not a mod_watchdog callback: a child
+ * watchdog stops as soon as the MPM begins a graceful stop or restart, while
+ * the child's open streams go on for minutes and bill when they end. This
+ * thread ends in the child pool's pre-cleanup, after the last request,
+ * having written what the queue holds. */
 #include <apr_thread_cond.h>
 #include <apr_thread_proc.h>
 #include <apr_lib.h>
@@ -108,27 +114,31 @@ static void replay_journals(apr_pool_t *p)
     }
 }
 
-static void write_group(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows, int n)
+/* A stopping child has seconds left: rows it cannot write at once are journaled. */
+static void write_group(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows, int n,
+                        int stopping)
 {
     const char *err = "the database was away moments ago";
     const char *journal = conf_of(s)->journal;
     apr_status_t rv;
-    int attempt, i;
+    int tries = stopping ? 1 : S2A_WRITE_TRIES, attempt, i;
 
-    for (attempt = 1; attempt <= S2A_WRITE_TRIES && apr_time_now() >= wq.away_until; attempt++) {
+    for (attempt = 1; attempt <= tries && apr_time_now() >= wq.away_until; attempt++) {
         if (write_once(p, s, rows, n, &err) == APR_SUCCESS) {
             return;
         }
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      S2ALOGNO(0301) "usage write attempt %d of %d failed: %s", attempt,
-                     S2A_WRITE_TRIES, err);
-        if (attempt < S2A_WRITE_TRIES) {
+                     tries, err);
+        s2a_metrics_note(S2A_COUNT_DB_ERRORS);
+        if (attempt < tries) {
             apr_sleep(apr_time_from_msec(200 * attempt));
         } else {
             wq.away_until = apr_time_now() + apr_time_from_sec(S2A_DB_AWAY_SEC);
         }
     }
     if (journal && (rv = s2a_journal_append(p, journal, rows, n)) == APR_SUCCESS) {
+        s2a_metrics_move(S2A_COUNT_JOURNALED, n);
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      S2ALOGNO(0304) "database away (%s): %d usage rows kept in %s", err, n,
                      journal);
@@ -145,7 +155,7 @@ static void write_group(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows,
     }
 }
 
-static void write_batch(apr_pool_t *p, queued_row *batch, int n)
+static void write_batch(apr_pool_t *p, queued_row *batch, int n, int stopping)
 {
     s2a_usage_row *rows = apr_palloc(p, sizeof(*rows) * (apr_size_t)n);
     int i = 0;
@@ -155,7 +165,7 @@ static void write_batch(apr_pool_t *p, queued_row *batch, int n)
         while (i < n && batch[i].s == s) {
             rows[k++] = batch[i++].row;
         }
-        write_group(p, s, rows, k);
+        write_group(p, s, rows, k, stopping);
     }
 }
 
@@ -184,11 +194,14 @@ static void *APR_THREAD_FUNC writer_main(apr_thread_t *t, void *data)
         apr_thread_cond_broadcast(wq.cond);
         stopping = wq.stopping;
         apr_thread_mutex_unlock(wq.mutex);
+        if (n) {
+            s2a_metrics_move(S2A_GAUGE_QUEUE, -n);
+        }
         if (n == 0 && stopping) {
             break;
         }
         if (n) {
-            write_batch(p, batch, n);
+            write_batch(p, batch, n, stopping);
             apr_pool_clear(p);
         }
         if (!stopping && apr_time_now() >= wq.away_until &&
@@ -256,6 +269,7 @@ void s2a_writer_enqueue(request_rec *r, const s2a_usage_row *row)
     wq.ring[(wq.head + wq.count) % S2A_QUEUE_CAP].s = r->server;
     wq.ring[(wq.head + wq.count) % S2A_QUEUE_CAP].row = *row;
     wq.count++;
+    s2a_metrics_move(S2A_GAUGE_QUEUE, 1);
     /* wake the writer when it sleeps on an empty queue or a batch is full;
      * otherwise it is lingering for more rows anyway */
     if (wq.count == 1 || wq.count >= S2A_BATCH) {

@@ -1,5 +1,6 @@
 /* Price table and exact cost arithmetic. */
 #include <limits.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ __extension__ typedef unsigned __int128 u128;
 
 struct s2a_pricing {
     apr_hash_t *models; /* name -> s2a_price */
+    apr_array_header_t *anthropic; /* const char *: Anthropic's own models, by name */
     int skipped;
     const char *first_skipped;
     const char *source; /* the file's text, when loaded from a file */
@@ -272,11 +274,24 @@ static apr_status_t add_models(apr_pool_t *p, s2a_pricing *t, json_object *root,
                 t->first_skipped = apr_pstrdup(p, name);
             }
         } else if (r == PRICE_SET) {
-            apr_hash_set(t->models, apr_pstrdup(p, name), APR_HASH_KEY_STRING,
-                         apr_pmemdup(p, &pr, sizeof(pr)));
+            json_object *provider;
+            const char *key = apr_pstrdup(p, name);
+            apr_hash_set(t->models, key, APR_HASH_KEY_STRING, apr_pmemdup(p, &pr, sizeof(pr)));
+            /* the names Anthropic's API takes: not "anthropic/…" aliases, not
+             * other providers' copies (Bedrock, Vertex) */
+            if (json_object_object_get_ex(entry, "litellm_provider", &provider) &&
+                json_object_is_type(provider, json_type_string) &&
+                strcmp(json_object_get_string(provider), "anthropic") == 0 && !strchr(name, '/')) {
+                APR_ARRAY_PUSH(t->anthropic, const char *) = key;
+            }
         }
     }
     return APR_SUCCESS;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, s2a_pricing **out,
@@ -324,9 +339,11 @@ apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, 
 
     t = apr_pcalloc(p, sizeof(*t));
     t->models = apr_hash_make(p);
+    t->anthropic = apr_array_make(p, 16, sizeof(const char *));
     if (add_models(p, t, root, err) != APR_SUCCESS) {
         goto done;
     }
+    qsort(t->anthropic->elts, (size_t)t->anthropic->nelts, sizeof(const char *), by_name);
     *out = t;
     rv = APR_SUCCESS;
 done:
@@ -406,6 +423,11 @@ const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model)
     memcpy(key, vendor, sizeof(vendor) - 1);
     memcpy(key + sizeof(vendor) - 1, model, len);
     return apr_hash_get(t->models, key, (apr_ssize_t)(sizeof(vendor) - 1 + len));
+}
+
+const apr_array_header_t *s2a_pricing_anthropic(const s2a_pricing *t)
+{
+    return t->anthropic;
 }
 
 int s2a_pricing_count(const s2a_pricing *t)

@@ -6,6 +6,7 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <apr_tables.h>
 
 #include "s2a_usage.h"
 
@@ -33,6 +34,11 @@ apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, 
 
 /* Exact name; else "anthropic/" + name; else NULL. */
 const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model);
+
+/* The models of Anthropic's own API in the table (litellm_provider "anthropic",
+   no "vendor/" prefix), sorted by name: what a gateway account serving every
+   model offers. */
+const apr_array_header_t *s2a_pricing_anthropic(const s2a_pricing *t);
 
 /* Number of models loaded. */
 int s2a_pricing_count(const s2a_pricing *t);

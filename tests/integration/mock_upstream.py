@@ -18,12 +18,18 @@ the rest is a JSON object of options:
   delay_ms        pause before answering
   event_delay_ms  pause between stream events
   cut_after       close the connection abruptly after this many stream events
+  gate            name of a gate that holds the answer until it is opened: a
+                  stream pauses after `gate_after` events (default 1), a JSON
+                  answer before it is sent (a gate closed for 300 s cuts it)
   text            the answer text
 
 Control endpoints: GET /_mock/health, GET|DELETE /_mock/requests (the recorded
 requests), GET /_mock/stats (in-flight counters; reset by DELETE /_mock/requests),
 GET /_mock/token_calls (calls of the OAuth token endpoint, also reset by DELETE
-/_mock/requests).
+/_mock/requests), GET /_mock/gates/<name> ({"waiting": streams paused at the
+gate, "open": ...}) and POST /_mock/gates/<name> (open it: paused streams go on,
+later ones pass; DELETE /_mock/requests forgets all gates, letting
+their streams go on).
 
 OAuth token endpoint: POST /v1/oauth/token with {"grant_type": "refresh_token",
 "refresh_token": "sk-ant-ort01-...", "client_id": ...} answers after 300 ms with a
@@ -47,6 +53,11 @@ from urllib.parse import urlsplit
 DEFAULT_TEXT = "Hello from the mock upstream."
 ORGANIZATION_ID = "6f1c2a4e-0b7d-4c55-9d1e-6a0f5e8b2c31"
 INVALID_KEY = "sk-ant-invalid"
+# what the count_tokens endpoint takes; anything else is refused, as upstream
+COUNT_TOKENS_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking",
+                       "mcp_servers"}
+# longest pause of a stream at a closed gate
+GATE_WAIT = 300
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -86,6 +97,7 @@ class Recorder:
         self.token_calls = []
         self.used_refresh_tokens = set()
         self.issued = 0
+        self.gates = {}  # name -> {"open": threading.Event, "waiting": int}
 
     def record(self, entry):
         with self.lock:
@@ -95,6 +107,9 @@ class Recorder:
         with self.lock:
             self.requests = []
             self.token_calls = []
+            for gate in self.gates.values():
+                gate["open"].set()  # nothing stays paused at a forgotten gate
+            self.gates = {}
             self.max_in_flight = self.in_flight
             self.max_in_flight_by_key = dict(self.in_flight_by_key)
 
@@ -110,6 +125,21 @@ class Recorder:
                 "in_flight_by_key": dict(self.in_flight_by_key),
                 "max_in_flight_by_key": dict(self.max_in_flight_by_key),
             }
+
+    def gate(self, name):
+        with self.lock:
+            return self.gates.setdefault(name, {"open": threading.Event(), "waiting": 0})
+
+    def pass_gate(self, name):
+        """Pause until the gate is open; False when it stayed closed too long."""
+        gate = self.gate(name)
+        with self.lock:
+            gate["waiting"] += 1
+        try:
+            return gate["open"].wait(GATE_WAIT)
+        finally:
+            with self.lock:
+                gate["waiting"] -= 1
 
     def enter(self, key):
         with self.lock:
@@ -265,6 +295,13 @@ class Handler(BaseHTTPRequestHandler):
             with rec.lock:
                 calls = list(rec.token_calls)
             self.send_json(200, calls)
+        elif path.startswith("/_mock/gates/") and self.command in ("GET", "POST"):
+            gate = rec.gate(path[len("/_mock/gates/"):])
+            if self.command == "POST":
+                gate["open"].set()
+            with rec.lock:
+                state = {"waiting": gate["waiting"], "open": gate["open"].is_set()}
+            self.send_json(200, state)
         else:
             self.send_json(404, {"error": "unknown control endpoint"})
 
@@ -361,9 +398,19 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_body(400, "invalid_request_error", "model and messages are required",
                                  base_headers)
             return
+        if path == "/v1/messages/count_tokens":
+            extra = sorted(set(payload) - COUNT_TOKENS_FIELDS)
+            if extra:
+                self.send_error_body(400, "invalid_request_error",
+                                     "%s: Extra inputs are not permitted" % extra[0],
+                                     base_headers)
+                return
         headers = self.anthropic_headers(request_id, opts.get("headers"))
         if opts.get("delay_ms"):
             time.sleep(opts["delay_ms"] / 1000.0)
+        if (opts.get("gate") is not None and payload.get("stream") is not True
+                and not self.server.recorder.pass_gate(str(opts["gate"]))):
+            self.cut()
         status = int(opts.get("status", 200))
         # per-credential answers, e.g. {"status_for": {"<credential>": 529}}
         status = int((opts.get("status_for") or {}).get(key, status))
@@ -431,6 +478,8 @@ class Handler(BaseHTTPRequestHandler):
         ]
         cut_after = opts.get("cut_after")
         event_delay = float(opts.get("event_delay_ms", 0)) / 1000.0
+        gate = opts.get("gate")
+        gate_after = int(opts.get("gate_after", 1))
 
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -442,6 +491,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         for sent, (name, data) in enumerate(events):
             if cut_after is not None and sent >= int(cut_after):
+                self.cut()
+            if gate is not None and sent == gate_after and not self.server.recorder.pass_gate(
+                    str(gate)):
                 self.cut()
             if sent and event_delay:
                 time.sleep(event_delay)

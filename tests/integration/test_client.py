@@ -117,3 +117,56 @@ def test_redeem_codes(gateway):
     assert status == 404
     status, _, raw = gw.post_messages({}, key=t.api_key, path="/v1/redeem")
     assert status == 400
+
+
+def test_count_tokens_endpoint(gateway):
+    gw = gateway
+    gw.expect_error(r"S2A0207")
+    t = gw.new_tenant(balance_usd="0", accounts=2)
+    body = {"model": SONNET, "messages": [{"role": "user", "content": "mock:" + json.dumps(
+        {"usage": {"input_tokens": 77}, "status_for": {t.credentials[0]: 529}})}]}
+    # free even at a zero balance; an overloaded account is passed over
+    status, headers, raw = gw.post_messages(body, key=t.api_key,
+                                            path="/v1/messages/count_tokens")
+    assert status == 200, raw
+    assert json.loads(raw) == {"input_tokens": 77}
+    assert headers["x-sub2api-request-id"]
+    # a client's own metadata goes on, with its user id made a pseudonym
+    body["metadata"] = {"user_id": "me@example.com"}
+    gw.mock_clear()
+    status, _, raw = gw.post_messages(body, key=t.api_key, path="/v1/messages/count_tokens")
+    assert status == 400 and "metadata" in raw.decode()  # as upstream refuses it
+    sent = json.loads(gw.mock_requests()[-1]["body"])
+    assert sent["metadata"]["user_id"] != "me@example.com"
+    assert gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"] == []
+    status, _, raw = gw.post_messages(body, key=None, path="/v1/messages/count_tokens")
+    assert status == 401 and error_of(raw)[0] == "authentication_error"
+    status, _, raw = gw.get("/v1/messages/count_tokens", key=t.api_key)
+    assert status == 405 and "POST" in error_of(raw)[1]
+    status, _, raw = gw.post_messages({"model": SONNET}, key=t.api_key,
+                                      path="/v1/messages/count_tokens")
+    assert status == 400 and error_of(raw) == ("invalid_request_error",
+                                               "messages: an array is required")
+
+
+def test_models_endpoint(gateway):
+    gw = gateway
+    t = gw.new_tenant(model_mapping={"alias-a": SONNET, "alias-b": SONNET})
+    status, _, raw = gw.get("/v1/models?limit=1", key=t.api_key)
+    assert status == 200, raw
+    page = json.loads(raw)
+    assert [m["id"] for m in page["data"]] == ["alias-a"] and page["has_more"] is True
+    assert page["first_id"] == page["last_id"] == "alias-a"
+    status, _, raw = gw.get("/v1/models?limit=5&after_id=alias-a", key=t.api_key)
+    assert [m["id"] for m in json.loads(raw)["data"]] == ["alias-b"]
+    for bad in ("0", "1001", "x"):
+        status, _, raw = gw.get("/v1/models?limit=" + bad, key=t.api_key)
+        assert status == 400 and error_of(raw)[0] == "invalid_request_error"
+    # a disabled account's models are not offered
+    gw.admin_ok("PATCH", "/admin/accounts/%d" % t.account["id"], {"status": "disabled"})
+    status, _, raw = gw.get("/v1/models", key=t.api_key)
+    assert json.loads(raw)["data"] == []
+    status, _, raw = gw.get("/v1/models", key="sk-s2a-nope")
+    assert status == 401
+    status, _, raw = gw.get("/v1/nothing-here", key=t.api_key)
+    assert status == 404 and error_of(raw)[0] == "not_found_error"

@@ -106,3 +106,49 @@ def test_sdk_stream_that_waited_with_pings(gateway, sdk):
     assert slow.result()[0] == 200
     assert out["ok"], out
     assert out["text"] == "After the wait."
+
+
+def test_sdk_count_tokens(gateway, sdk):
+    """countTokens goes to an account of the key's group with the mapped
+    model and nothing the endpoint refuses; it takes no place (the only
+    account is busy at its concurrency of 1), costs nothing, writes no row."""
+    upstream_model = "claude-3-5-haiku-20241022"
+    t = gateway.new_tenant(balance_usd="0.001", concurrency=1,
+                           model_mapping={MODEL: upstream_model})
+    slow = gateway.hold_account(t, 1500)
+    out = sdk(gateway.base_url, t.api_key, "count", prompt='mock:{"usage": {"input_tokens": 321}}')
+    assert out == {"ok": True, "input_tokens": 321}, out
+    assert slow.result()[0] == 200
+    counted = [r for r in gateway.mock_requests() if r["path"].endswith("/count_tokens")]
+    assert len(counted) == 1
+    sent = json.loads(counted[0]["body"])
+    assert sent["model"] == upstream_model and "metadata" not in sent
+    assert t.credential == counted[0]["headers"].get("x-api-key")
+    assert len(gateway.wait_usage({"key_id": t.key["id"]})) == 1  # the held request's only
+    user = gateway.admin_ok("GET", "/admin/users/%d" % t.user["id"])
+    assert user["balance_nanousd"] == 1_000_000 - gateway.wait_usage(
+        {"key_id": t.key["id"]})[0]["actual_cost_nanousd"]
+
+
+def test_sdk_models(gateway, sdk):
+    """models.list pages through what the key's group serves (newest first);
+    models.retrieve finds one, and a model outside the group is not found."""
+    t = gateway.new_tenant(model_mapping={"claude-sonnet-4-5-20250929": MODEL,
+                                          "claude-3-5-haiku-20241022": MODEL,
+                                          "my-team-model": MODEL})
+    out = sdk(gateway.base_url, t.api_key, "models", model="claude-3-5-haiku-20241022")
+    assert out["ok"], out
+    assert out["ids"] == ["claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022",
+                          "my-team-model"]
+    assert out["retrieved"] == {"type": "model", "id": "claude-3-5-haiku-20241022",
+                                "display_name": "Claude 3.5 Haiku",
+                                "created_at": "2024-10-22T00:00:00Z"}
+    out = sdk(gateway.base_url, t.api_key, "models", model="claude-opus-4-20250514")
+    assert not out["ok"] and out["status"] == 404 and out["errorType"] == "not_found_error"
+    # an account serving every model offers the price table's Anthropic models
+    every = gateway.new_tenant()
+    out = sdk(gateway.base_url, every.api_key, "models", model=MODEL)
+    assert out["ok"], out
+    assert out["ids"] == ["claude-opus-4-20250514", "claude-sonnet-4-20250514",
+                          "claude-3-5-haiku-20241022"]
+    assert gateway.mock_requests() == []
