@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include <apr_general.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 
@@ -324,53 +325,57 @@ static void decimal(s2a_metrics_out out, void *baton, apr_int64_t v, apr_int64_t
     put(out, baton, buf);
 }
 
+/* One line per label set of `h`: the sum at `field` of its sum_t, after a
+ * `class` label when given; in US dollars for `usd` (nano-USD sums). */
+static void lines(s2a_metrics_out out, void *baton, apr_pool_t *p, apr_hash_t *h,
+                  const char *name, const char *cls, apr_size_t field, int usd)
+{
+    apr_hash_index_t *hi;
+    for (hi = apr_hash_first(p, h); hi; hi = apr_hash_next(hi)) {
+        const sum_t *t = apr_hash_this_val(hi);
+        apr_int64_t v = *(const apr_int64_t *)((const char *)t + field);
+        put(out, baton, name);
+        labels(out, baton, t);
+        if (cls) {
+            put(out, baton, ",class=\"");
+            put(out, baton, cls);
+            put(out, baton, "\"");
+        }
+        put(out, baton, "}");
+        if (usd) {
+            decimal(out, baton, v, 1000000000, 9);
+        } else {
+            value(out, baton, v);
+        }
+    }
+}
+
 void s2a_metrics_render(s2a_metrics *m, apr_pool_t *p, s2a_metrics_out out, void *baton)
 {
     static const char *const classes[] = {"input", "output", "cache_write", "cache_read"};
+    static const apr_size_t class_fields[] = {APR_OFFSETOF(sum_t, input),
+                                              APR_OFFSETOF(sum_t, output),
+                                              APR_OFFSETOF(sum_t, cache_write),
+                                              APR_OFFSETOF(sum_t, cache_read)};
     apr_hash_t *by_status = sums(p, m, 1), *by_model = sums(p, m, 0);
-    apr_hash_index_t *hi;
     int i, c;
 
     header(out, baton, "sub2api_requests_total", "counter",
            "Requests of gateway locations by virtual host, model asked, account and status.");
-    for (hi = apr_hash_first(p, by_status); hi; hi = apr_hash_next(hi)) {
-        const sum_t *t = apr_hash_this_val(hi);
-        put(out, baton, "sub2api_requests_total");
-        labels(out, baton, t);
-        put(out, baton, "}");
-        value(out, baton, t->requests);
-    }
+    lines(out, baton, p, by_status, "sub2api_requests_total", NULL, APR_OFFSETOF(sum_t, requests),
+          0);
     header(out, baton, "sub2api_tokens_total", "counter", "Tokens billed, by class.");
-    for (hi = apr_hash_first(p, by_model); hi; hi = apr_hash_next(hi)) {
-        const sum_t *t = apr_hash_this_val(hi);
-        const apr_int64_t n[] = {t->input, t->output, t->cache_write, t->cache_read};
-        for (c = 0; c < 4; c++) {
-            put(out, baton, "sub2api_tokens_total");
-            labels(out, baton, t);
-            put(out, baton, ",class=\"");
-            put(out, baton, classes[c]);
-            put(out, baton, "\"}");
-            value(out, baton, n[c]);
-        }
+    for (c = 0; c < 4; c++) {
+        lines(out, baton, p, by_model, "sub2api_tokens_total", classes[c], class_fields[c], 0);
     }
     header(out, baton, "sub2api_cost_usd_total", "counter",
            "Cost charged (after group multipliers), in US dollars.");
-    for (hi = apr_hash_first(p, by_model); hi; hi = apr_hash_next(hi)) {
-        const sum_t *t = apr_hash_this_val(hi);
-        put(out, baton, "sub2api_cost_usd_total");
-        labels(out, baton, t);
-        put(out, baton, "}");
-        decimal(out, baton, t->cost_nano, 1000000000, 9);
-    }
+    lines(out, baton, p, by_model, "sub2api_cost_usd_total", NULL, APR_OFFSETOF(sum_t, cost_nano),
+          1);
     header(out, baton, "sub2api_account_switches_total", "counter",
            "Requests sent to another account after one failed before answering.");
-    for (hi = apr_hash_first(p, by_model); hi; hi = apr_hash_next(hi)) {
-        const sum_t *t = apr_hash_this_val(hi);
-        put(out, baton, "sub2api_account_switches_total");
-        labels(out, baton, t);
-        put(out, baton, "}");
-        value(out, baton, t->switches);
-    }
+    lines(out, baton, p, by_model, "sub2api_account_switches_total", NULL,
+          APR_OFFSETOF(sum_t, switches), 0);
     for (i = 0; i < S2A_HISTS; i++) {
         const hist_t *hs = &m->hists[i];
         apr_int64_t cum = 0;

@@ -52,8 +52,10 @@ def mock_upstreams(request):
 CONFIGS = {"sqlite": ("sqlite", "shm"), "pgsql": ("pgsql", "shm"), "redis": ("pgsql", "redis")}
 
 
-@pytest.fixture(scope="session", params=list(CONFIGS))
-def gateway(request, mock_upstreams):
+def serve_gateway(request, mocks, name, configure=None):
+    """Starts a gateway of the configuration request.param, yields it, stops
+    it and fails on unexpected error-log lines. configure(gw, root) may set
+    it up before it starts."""
     db, store = CONFIGS[request.param]
     if db == "pgsql" and not harness.Postgres.available():
         pytest.fail("PostgreSQL server binaries not found in %s" % harness.PG_BIN,
@@ -63,8 +65,10 @@ def gateway(request, mock_upstreams):
     if not harness.module_path().exists():
         pytest.fail("module %s not found: build it with make or set S2A_MODULE"
                     % harness.module_path(), pytrace=False)
-    root = harness.new_root("s2a-%s-" % request.param)
-    gw = harness.Gateway(root, db, mock_upstreams, store=store)
+    root = harness.new_root("s2a-%s%s-" % (name, request.param))
+    gw = harness.Gateway(root, db, mocks, store=store)
+    if configure:
+        configure(gw, root)
     try:
         gw.start()
     except harness.HarnessError as exc:
@@ -81,6 +85,11 @@ def gateway(request, mock_upstreams):
         if bad:
             pytest.fail("error log of the %s gateway has unexpected lines:\n%s"
                         % (request.param, "\n".join(bad)), pytrace=False)
+
+
+@pytest.fixture(scope="session", params=list(CONFIGS))
+def gateway(request, mock_upstreams):
+    yield from serve_gateway(request, mock_upstreams, "")
 
 
 @pytest.fixture(autouse=True)

@@ -65,32 +65,11 @@ SMALLER_BODIES = """
 def gateway(request, mock_upstreams):
     """The suite's gateway with the roomier process limits above, one per
     configuration (it replaces the session-wide one for this module)."""
-    db, store = conftest.CONFIGS[request.param]
-    if db == "pgsql" and not harness.Postgres.available():
-        pytest.fail("PostgreSQL server binaries not found in %s" % harness.PG_BIN,
-                    pytrace=False)
-    if store == "redis" and not harness.Redis.available():
-        pytest.fail("redis-server not found", pytrace=False)
-    root = harness.new_root("s2a-restart-%s-" % request.param)
-    (root / "user-id.key").write_text(os.urandom(24).hex() + "\n")
-    gw = harness.Gateway(root, db, mock_upstreams, store=store)
-    gw.extra_conf = roomy(gw)
-    try:
-        gw.start()
-    except harness.HarnessError as exc:
-        conftest._cleanup(request, root)
-        pytest.fail(str(exc), pytrace=False)
-    offset = gw.log_offset()
-    try:
-        yield gw
-    finally:
-        offset = gw.test_offset or offset
-        gw.stop()
-        bad = gw.bad_log_lines(offset)
-        conftest._cleanup(request, root)
-        if bad:
-            pytest.fail("error log of the %s gateway has unexpected lines:\n%s"
-                        % (request.param, "\n".join(bad)), pytrace=False)
+    def configure(gw, root):
+        (root / "user-id.key").write_text(os.urandom(24).hex() + "\n")
+        gw.extra_conf = roomy(gw)
+
+    yield from conftest.serve_gateway(request, mock_upstreams, "restart-", configure)
 
 
 def roomy(gw):
