@@ -97,6 +97,11 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     }
     if (!found) {
         memset(out, 0, sizeof(*out)); /* cached as unknown: id 0 */
+    } else {
+        /* hashed once per key and cache period, not per request */
+        const char *secret = apr_atomic_casptr((volatile void **)&sc->secret, NULL, NULL);
+        out->key_state = s2a_state_key(apr_pstrcat(r->pool, "key:", key_hash, NULL));
+        out->user_state = secret ? s2a_user_state_key(r->pool, secret, out->user_id) : 0;
     }
     apr_thread_mutex_lock(c->mutex);
     if (c->keys_gen == gen) {

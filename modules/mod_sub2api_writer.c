@@ -22,7 +22,7 @@
 /* rows per transaction when the queue has them: fewer, larger commits keep up */
 #define S2A_BATCH 1024
 #define S2A_WRITE_TRIES 3
-#define S2A_LINGER_MS 20
+#define S2A_LINGER_MS 100
 /* after a failed batch, rows go straight to the journal this long */
 #define S2A_DB_AWAY_SEC 5
 /* how often a writer looks for rows journaled by any process */

@@ -26,6 +26,10 @@ typedef struct {
     apr_int64_t expires_at; /* unix seconds, 0 = never */
     apr_int64_t balance_nano;
     apr_int64_t multiplier_ppm;
+    /* where the key's and the user's limits live in the store (set by the
+     * cache the record comes from; 0: not known) */
+    apr_int64_t key_state;
+    apr_int64_t user_state;
     int active;           /* key and user both active */
     int concurrency;      /* requests of this key at once, 0: no limit */
     int rpm_limit;        /* requests of this key per minute, 0: no limit */
