@@ -1,5 +1,8 @@
 /* Token usage extraction with the allocation-free scanner: stream events one by one, the
    non-stream body once it is complete. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <limits.h>
 #include <string.h>
 
@@ -170,14 +173,37 @@ static const char *skip_space(const char *p, const char *end)
  * event: it comes dozens of times per answer and only feeds an estimate. The
  * member is found by its raw name: inside a string every quote is escaped,
  * so `"text"` followed by a colon cannot occur there. */
+static void count_string(s2a_usage *u, const char *p, const char *end)
+{
+    const char *start = p;
+    for (; p < end; p++) {
+        if (*p == '\\') {
+            p++;
+        } else if (*p == '"') {
+            u->delta_bytes += p - start;
+            return;
+        }
+    }
+}
+
 static void count_delta_raw(s2a_usage *u, const char *data, apr_size_t dlen)
 {
     static const char *const fields[] = {"\"text\"", "\"thinking\"", "\"partial_json\""};
+    /* as the API writes them, without spaces: one search finds the text */
+    static const char *const tight[] = {"\"text\":\"", "\"thinking\":\"",
+                                        "\"partial_json\":\""};
     const char *end = data + dlen;
     int i;
 
     for (i = 0; i < 3; i++) {
-        const char *at = find(data, dlen, fields[i]), *p, *start;
+        const char *at = memmem(data, dlen, tight[i], strlen(tight[i]));
+        if (at) {
+            count_string(u, at + strlen(tight[i]), end);
+            return;
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        const char *at = find(data, dlen, fields[i]), *p;
         if (!at) {
             continue;
         }
@@ -186,16 +212,8 @@ static void count_delta_raw(s2a_usage *u, const char *data, apr_size_t dlen)
             continue;
         }
         p = skip_space(p + 1, end);
-        if (p >= end || *p != '"') {
-            return;
-        }
-        for (start = ++p; p < end; p++) {
-            if (*p == '\\') {
-                p++;
-            } else if (*p == '"') {
-                u->delta_bytes += p - start;
-                return;
-            }
+        if (p < end && *p == '"') {
+            count_string(u, p + 1, end);
         }
         return;
     }

@@ -248,10 +248,16 @@ static void test_output_estimate(void)
                       "\"delta\": {\"type\": \"text_delta\", \"text\" :  \"abcd\"}}"),
                   0);
     S2A_CHECK_INT(u.delta_bytes, 29 + 6 + 4);
+    /* thinking that quotes a "text" member: the thinking is what is measured */
+    S2A_CHECK_INT(sse(&u, "content_block_delta",
+                      "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                      "\"thinking_delta\",\"thinking\":\"x\\\"text\\\":\\\"y\"}}"),
+                  0);
+    S2A_CHECK_INT(u.delta_bytes, 29 + 6 + 4 + 13);
     /* the final count, when it comes, is what counts */
     S2A_CHECK_INT(sse(&u, "message_delta", delta(5)), 1);
     S2A_CHECK_INT(u.output, 5);
-    S2A_CHECK_INT(s2a_usage_output_estimate(&u), 10);
+    S2A_CHECK_INT(s2a_usage_output_estimate(&u), 13);
 }
 
 static void test_malformed(void)
