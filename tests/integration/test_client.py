@@ -138,7 +138,17 @@ def test_count_tokens_endpoint(gateway):
     assert status == 400 and "metadata" in raw.decode()  # as upstream refuses it
     sent = json.loads(gw.mock_requests()[-1]["body"])
     assert sent["metadata"]["user_id"] != "me@example.com"
-    assert gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"] == []
+    # no usage row: a message sent after the counts is the key's only row
+    message = {"model": SONNET, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    status, _, raw = gw.post_messages(message, key=t.api_key)
+    assert status == 402  # a zero balance: messages are not free
+    gw.admin_ok("PATCH", "/admin/users/%d" % t.user["id"], {"balance_usd": "1"})
+    status, _, raw = gw.post_messages(message, key=t.api_key)
+    assert status == 200, raw
+    gw.wait_usage({"key_id": t.key["id"]})
+    time.sleep(0.3)
+    rows = gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]
+    assert len(rows) == 1 and rows[0]["output_tokens"] > 0
     status, _, raw = gw.post_messages(body, key=None, path="/v1/messages/count_tokens")
     assert status == 401 and error_of(raw)[0] == "authentication_error"
     status, _, raw = gw.get("/v1/messages/count_tokens", key=t.api_key)

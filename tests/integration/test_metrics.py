@@ -31,6 +31,17 @@ def scrape(gw):
     return samples, types
 
 
+def scrape_until(gw, ready, timeout=5):
+    """Scrapes until ready(samples) holds: a request is counted as it is
+    logged, just after its answer went out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples, types = scrape(gw)
+        if ready(samples) or time.monotonic() > deadline:
+            return samples, types
+        time.sleep(0.05)
+
+
 def value(samples, metric, **labels):
     return samples.get((metric, tuple(sorted(labels.items()))), 0)
 
@@ -58,14 +69,16 @@ def test_scrape_counts_requests_tokens_cost_and_times(gateway):
     assert status == 401
     gw.wait_usage({"key_id": t.key["id"]}, count=2)
     rows = gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]
-    after, types = scrape(gw)
-
     ok = dict(server=server, model=SONNET, account=acc)
+    refused = dict(server=server, model="", account="", status="401")
+    after, types = scrape_until(gw, lambda s: (
+        value(s, "sub2api_requests_total", status="200", **ok) == 2
+        and value(s, "sub2api_requests_total", **refused)
+        > value(before, "sub2api_requests_total", **refused)))
+
     assert value(after, "sub2api_requests_total", status="200", **ok) == 2
-    assert (value(after, "sub2api_requests_total", server=server, model="", account="",
-                  status="401")
-            - value(before, "sub2api_requests_total", server=server, model="", account="",
-                    status="401")) == 1
+    assert (value(after, "sub2api_requests_total", **refused)
+            - value(before, "sub2api_requests_total", **refused)) == 1
     # tokens by class and the cost agree with the usage rows
     for cls, field in (("input", "input_tokens"), ("output", "output_tokens"),
                        ("cache_read", "cache_read_tokens"),
@@ -115,7 +128,7 @@ def test_scrape_shows_account_states(gateway):
         key=t.api_key)
     assert status == 200, raw
     gw.admin_ok("PATCH", "/admin/accounts/%s" % b, {"schedulable": False})
-    samples, _ = scrape(gw)
+    samples, _ = scrape_until(gw, lambda s: series(s, "sub2api_requests_total", account=b))
     assert series(samples, "sub2api_account_state", account=a, state="rate_limited")
     assert not series(samples, "sub2api_account_state", account=a, state="active")
     [left] = series(samples, "sub2api_account_cooldown_seconds", account=a).values()
@@ -188,13 +201,22 @@ def test_log_notes(gateway):
     assert f["attempts"] == "1" and f["outcome"] == "ok"
     assert int(f["added"]) >= 0
     # a refused request logs what is known, "-" for the rest; no key in the log
+    path = gw.httpd.log_dir / "notes_log"
+    seen = len(path.read_text())
     status, headers, _ = gw.post_messages(messages_body("x", model=SONNET),
                                           key="sk-s2a-not-a-key")
     assert status == 401
-    text = (gw.httpd.log_dir / "notes_log").read_text()
+    deadline = time.monotonic() + 5
+    while True:  # the line is written just after the answer went out
+        refused = [line.split() for line in path.read_text()[seen:].splitlines()
+                   if line.split()[1:2] == ["401"]]
+        if refused or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert refused, "no access-log line for the refused request"
+    assert "user=-" in refused[0] and "account=-" in refused[0] and "cost=-" in refused[0]
+    text = path.read_text()
     assert "sk-s2a-not-a-key" not in text and t.api_key not in text
-    last = text.splitlines()[-1].split()
-    assert last[1] == "401" and "user=-" in last and "account=-" in last and "cost=-" in last
 
 
 def test_server_timing(gateway):
