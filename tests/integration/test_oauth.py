@@ -48,24 +48,35 @@ def test_token_ending_soon_is_refreshed_once_for_many_requests(gateway, ends_in)
     assert grant == {"grant_type": "refresh_token", "refresh_token": t.refresh,
                      "client_id": "s2a-test-client"}
     used = bearer_tokens(gateway)
-    new = [u for u in used if u != t.old]
-    assert len(used) == 20 and len(set(new)) == 1 and new[0].startswith("sk-ant-oat01-mock-")
+    new = set(u for u in used if u != t.old)
+    # a token still valid serves whoever comes while it is being replaced (the
+    # background refresher may be the one replacing it): all of them, maybe
+    assert len(used) == 20 and len(new) <= 1
     if ends_in < 0:
         assert t.old not in used  # an ended token waits for the new one
-    # a token still valid serves whoever comes while it is being replaced
-    account = gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])
+    deadline = time.monotonic() + 10
+    while True:  # the refresh is saved once the endpoint answered
+        account = gateway.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])
+        if t.old[-4:] not in account["credential"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert account["refresh_token_set"] is True
     assert abs(account["expires_at"] - (time.time() + 28800)) < 60
     assert t.old[-4:] not in account["credential"]
-    assert len(gateway.wait_usage({"key_id": t.key["id"]}, count=20)) == 20
+    gateway.mock_clear()
+    status, _, raw = gateway.post_messages(messages_body("after"), key=t.api_key)
+    assert status == 200, raw
+    [after] = bearer_tokens(gateway)
+    assert after.startswith("sk-ant-oat01-mock-") and new <= {after}
+    assert len(gateway.wait_usage({"key_id": t.key["id"]}, count=21)) == 21
     # later requests use the saved token without calling the endpoint again
     gateway.mock_clear()
     assert gateway.post_messages(messages_body("later"), key=t.api_key)[0] == 200
-    assert bearer_tokens(gateway) == [new[0]]
+    assert bearer_tokens(gateway) == [after]
     assert token_calls(gateway) == []
     # no token of any kind reaches the log
     log = gateway.error_log(gateway.test_offset)
-    assert t.refresh not in log and t.old not in log and new[0] not in log
+    assert t.refresh not in log and t.old not in log and after not in log
 
 
 def test_401_refreshes_once_and_the_account_answers(gateway):
