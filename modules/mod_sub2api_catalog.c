@@ -319,6 +319,13 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         out->headers = a->headers ? deep_copy(r->pool, a->headers) : NULL;
         out->group_ids = NULL;
         *upstream_model = mapped ? apr_pstrdup(r->pool, mapped) : model;
+        if (no_limit) {
+            /* a place not given back frees itself when its lease ends */
+            if (s2a_g.store->ops->release(s2a_g.store, place) != APR_SUCCESS) {
+                s2a_store_failed(r, "giving a place back");
+            }
+            place->key = 0;
+        }
     }
     apr_pool_destroy(tmp);
     list_put(l);

@@ -426,9 +426,6 @@ static int choose_next(request_rec *r, s2a_req *q)
                            q->count_only, &q->next, &q->next_model, &q->next_place) != 1) {
         return 0;
     }
-    if (q->count_only) {
-        give_back(r, &q->next_place); /* counting takes no place */
-    }
     q->have_next = 1;
     if (!q->count_only && !s2a_pricing_lookup(q->sconf->prices, q->next_model)) {
         give_back(r, &q->next_place);
@@ -625,9 +622,6 @@ static int choose_first(request_rec *r, s2a_req *q)
         int rc = s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, q->session,
                                     now < sticky && now < deadline, q->count_only, &q->account,
                                     &q->upstream_model, &q->account_place);
-        if (q->count_only) {
-            give_back(r, &q->account_place); /* counting takes no place */
-        }
         if (rc != -2 || now >= deadline || r->connection->aborted) {
             return rc;
         }

@@ -148,6 +148,19 @@ static const char *account_state(const account_row *x, apr_time_t now)
     return "active";
 }
 
+/* The configuration of a gateway virtual host, once: NULL for other hosts
+ * and for one that shares the main server's. */
+static s2a_srv_conf *gateway_host(server_rec *sp)
+{
+    s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
+    if (!sc->catalog || !sc->prices ||
+        (sp != ap_server_conf &&
+         sc == ap_get_module_config(ap_server_conf->module_config, &sub2api_module))) {
+        return NULL;
+    }
+    return sc;
+}
+
 /* The accounts of every gateway virtual host, with their state in the store. */
 static apr_array_header_t *account_rows(request_rec *r, apr_array_header_t *held)
 {
@@ -155,16 +168,14 @@ static apr_array_header_t *account_rows(request_rec *r, apr_array_header_t *held
     apr_time_t now = apr_time_now();
     server_rec *sp;
     for (sp = ap_server_conf; sp; sp = sp->next) {
-        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
-        const char *server = server_label(r->pool, sp);
+        s2a_srv_conf *sc = gateway_host(sp);
         s2a_account_list *l;
+        const char *server;
         int i;
-        if (!sc->catalog || !sc->prices) {
+        if (!sc || !(l = s2a_catalog_accounts(r->pool, sp, sc))) {
             continue;
         }
-        if (!(l = s2a_catalog_accounts(r->pool, sp, sc))) {
-            continue;
-        }
+        server = server_label(r->pool, sp);
         APR_ARRAY_PUSH(held, s2a_account_list *) = l;
         for (i = 0; i < l->accounts->nelts; i++) {
             account_row *x = apr_array_push(rows);
@@ -245,9 +256,9 @@ static void render_journals(request_rec *r)
     header(r, "sub2api_journal_bytes",
            "Size of a virtual host's journal: usage rows waiting for its database.");
     for (sp = ap_server_conf; sp; sp = sp->next) {
-        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
+        s2a_srv_conf *sc = gateway_host(sp);
         apr_finfo_t fi;
-        if (!sc->catalog || !sc->prices || !sc->journal) {
+        if (!sc || !sc->journal) {
             continue;
         }
         if (apr_stat(&fi, sc->journal, APR_FINFO_SIZE, r->pool) != APR_SUCCESS) {
@@ -311,6 +322,7 @@ int s2a_health_handler(request_rec *r)
     if (db_ok) {
         s2a_dbc_close(r->server, h);
     }
+    /* any key: a read shows the store answers */
     store_ok = s2a_g.store &&
                s2a_g.store->ops->get(s2a_g.store, 1, apr_time_now(), &st) == APR_SUCCESS;
     r->status = db_ok && store_ok ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE;

@@ -189,8 +189,8 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
  * `exclude` (may be NULL), counts it in flight and copies it into *out. A
  * conversation (`session`, 0 for none) stays on its bound account while it
  * can serve; see s2a_state_pick_sticky for `wait_for_bound`. `no_limit`:
- * accounts at their concurrency count as free (for a caller that gives the
- * place back at once).
+ * accounts at their concurrency count as free and no place is kept (*place
+ * has key 0): for requests that take none.
  * Returns 1 chosen (its place in *place), 0 none available, -1 database
  * unavailable, -2 all that could serve (or the bound one) are at their
  * concurrency, -3 the store failed (logged). */
