@@ -470,10 +470,11 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     return OK;
 }
 
-/* The account pool's state and its mutex outlive a graceful restart: they
- * live in the process pool, made once, so that the old generation's requests
- * give their places back where the new generation counts them. A new
- * Sub2apiMaxAccounts or Sub2apiMaxSessions starts a fresh segment. */
+/* The account pool's state (with its lock) outlives a graceful restart: it
+ * lives in the process pool, made once, so that the old generation's
+ * requests give their places back where the new generation counts them. A
+ * new Sub2apiMaxAccounts or Sub2apiMaxSessions starts a fresh segment. The
+ * mutex only keeps children from migrating the schema at once. */
 typedef struct {
     apr_shm_t *shm;
     apr_proc_mutex_t *mutex;
@@ -492,8 +493,6 @@ static apr_status_t keep_state(server_rec *s)
         apr_pool_userdata_set(k, "sub2api-state", apr_pool_cleanup_null, pproc);
     }
     if (!k->mutex) {
-        /* Taken twice per request: a robust process-shared pthread mutex costs no
-         * system call unless contended, unlike the file locks httpd defaults to. */
         rv = apr_proc_mutex_create(&k->mutex, NULL, APR_LOCK_PROC_PTHREAD, pproc);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, S2ALOGNO(0003) "cannot create mutex");
@@ -571,7 +570,12 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         }
     }
     s2a_g.state = s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts,
-                                 s2a_g.max_sessions, s2a_g.mutex);
+                                 s2a_g.max_sessions);
+    if (!s2a_g.state) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     S2ALOGNO(0018) "cannot make the shared state's lock");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (s2a_metrics_post_config(s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

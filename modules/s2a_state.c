@@ -5,6 +5,7 @@
 
 #include <apr_atomic.h>
 
+#include "s2a_lock.h"
 #include "s2a_sha256.h"
 #include "s2a_state.h"
 
@@ -20,6 +21,8 @@ typedef struct {
 #define S2A_LIMITS_PER_ACCOUNT 4
 
 typedef struct {
+    s2a_lock lock;
+    apr_uint32_t lock_ready; /* the lock outlives a graceful restart: made once */
     apr_uint32_t generation;
     apr_uint32_t nslots;
     apr_uint32_t nbindings;
@@ -37,7 +40,6 @@ struct s2a_state {
     table_t accounts;
     table_t limits;
     binding_t *bindings;
-    apr_proc_mutex_t *mutex;
 };
 
 apr_int64_t s2a_state_key(const char *credential)
@@ -60,11 +62,16 @@ apr_size_t s2a_state_size(int nslots, int nbindings)
            (apr_size_t)nbindings * sizeof(binding_t);
 }
 
-s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings,
-                          apr_proc_mutex_t *mutex)
+s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings)
 {
     s2a_state *st = apr_pcalloc(p, sizeof(*st));
     st->shm = base;
+    if (!st->shm->lock_ready) {
+        if (s2a_lock_init(&st->shm->lock) != APR_SUCCESS) {
+            return NULL;
+        }
+        st->shm->lock_ready = 1;
+    }
     st->shm->nslots = (apr_uint32_t)nslots;
     st->shm->nbindings = (apr_uint32_t)nbindings;
     st->accounts.base = st->shm->slots;
@@ -72,7 +79,6 @@ s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings,
     st->limits.base = st->shm->slots + nslots;
     st->limits.n = (apr_uint32_t)nslots * S2A_LIMITS_PER_ACCOUNT;
     st->bindings = (binding_t *)(st->limits.base + st->limits.n);
-    st->mutex = mutex;
     return st;
 }
 
@@ -128,12 +134,12 @@ static s2a_account_state *table_slot(table_t *t, apr_int64_t id, int create)
 
 static int lock(s2a_state *st)
 {
-    return apr_proc_mutex_lock(st->mutex) == APR_SUCCESS;
+    return s2a_lock_take(&st->shm->lock);
 }
 
 static void unlock(s2a_state *st)
 {
-    apr_proc_mutex_unlock(st->mutex);
+    s2a_lock_give(&st->shm->lock);
 }
 
 static s2a_account_state *slot(s2a_state *st, apr_int64_t id, int create)

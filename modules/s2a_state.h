@@ -5,7 +5,6 @@
 #ifndef S2A_STATE_H
 #define S2A_STATE_H
 
-#include <apr_proc_mutex.h>
 #include <apr_shm.h>
 #include <apr_time.h>
 
@@ -54,11 +53,10 @@ apr_int64_t s2a_state_key(const char *credential);
 /* Bytes of shared memory needed for `nslots` accounts and `nbindings`
  * conversations bound to accounts. */
 apr_size_t s2a_state_size(int nslots, int nbindings);
-/* Lays the state out over `base` (zeroed shared memory of s2a_state_size()). */
-/* mutex: a process-shared mutex every child inherits (a pthread one keeps
- * the uncontended path free of system calls). */
-s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings,
-                          apr_proc_mutex_t *mutex);
+/* Lays the state out over `base`: shared memory of s2a_state_size(), zeroed
+ * when new; one laid out before keeps its contents and its lock (a graceful
+ * restart). NULL when its lock cannot be made. */
+s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings);
 
 /* Counter bumped whenever cached users, keys or accounts must be reloaded. */
 apr_uint32_t s2a_state_generation(s2a_state *st);

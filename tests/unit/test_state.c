@@ -11,12 +11,7 @@
 
 static s2a_state *make_state(apr_pool_t *p, int nslots)
 {
-    apr_proc_mutex_t *m;
-    void *base = apr_pcalloc(p, s2a_state_size(nslots, 64));
-    if (apr_proc_mutex_create(&m, NULL, APR_LOCK_PROC_PTHREAD, p) != APR_SUCCESS) {
-        return NULL;
-    }
-    return s2a_state_init(p, base, nslots, 64, m);
+    return s2a_state_init(p, apr_pcalloc(p, s2a_state_size(nslots, 64)), nslots, 64);
 }
 
 static void test_priority_then_least_recently_used(apr_pool_t *p)
@@ -255,20 +250,18 @@ static void test_user_and_key_limits(apr_pool_t *p)
 static void test_dead_process_places_come_back(apr_pool_t *p)
 {
     apr_shm_t *shm;
-    apr_proc_mutex_t *m;
     apr_proc_t proc;
     s2a_state *st;
     s2a_candidate c[1] = {{61, 1, 1}};
     int code;
     apr_exit_why_e why;
 
-    if (apr_shm_create(&shm, s2a_state_size(8, 64), NULL, p) != APR_SUCCESS ||
-        apr_proc_mutex_create(&m, NULL, APR_LOCK_PROC_PTHREAD, p) != APR_SUCCESS) {
+    if (apr_shm_create(&shm, s2a_state_size(8, 64), NULL, p) != APR_SUCCESS) {
         S2A_CHECK(!"shared memory");
         return;
     }
     memset(apr_shm_baseaddr_get(shm), 0, s2a_state_size(8, 64));
-    st = s2a_state_init(p, apr_shm_baseaddr_get(shm), 8, 64, m);
+    st = s2a_state_init(p, apr_shm_baseaddr_get(shm), 8, 64);
     if (apr_proc_fork(&proc, p) == APR_INCHILD) {
         /* takes the only place and dies without giving it back */
         _exit(s2a_state_pick(st, c, 1, apr_time_from_sec(1)) == 0 ? 0 : 1);

@@ -100,12 +100,7 @@ typedef struct {
 
 static s2a_state *make_state(apr_pool_t *p)
 {
-    apr_proc_mutex_t *m;
-    void *base = apr_pcalloc(p, s2a_state_size(64, 64));
-    if (apr_proc_mutex_create(&m, NULL, APR_LOCK_PROC_PTHREAD, p) != APR_SUCCESS) {
-        return NULL;
-    }
-    return s2a_state_init(p, base, 64, 64, m);
+    return s2a_state_init(p, apr_pcalloc(p, s2a_state_size(64, 64)), 64, 64);
 }
 
 static s2a_store *make_shm(apr_pool_t *p)
