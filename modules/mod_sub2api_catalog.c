@@ -269,16 +269,40 @@ static apr_table_t *deep_copy(apr_pool_t *p, const apr_table_t *t)
     return out;
 }
 
+const s2a_price *s2a_price_of(s2a_srv_conf *sc, const char *upstream_model)
+{
+    const s2a_price *price = s2a_pricing_lookup(sc->prices, upstream_model);
+    if (!price && sc->unpriced_model && *sc->unpriced_model) {
+        price = s2a_pricing_lookup(sc->prices, sc->unpriced_model);
+    }
+    return price;
+}
+
+/* What the request holds should this account serve it: nothing when its
+ * model has no price (the request is refused then). */
+static apr_int64_t hold_for(s2a_srv_conf *sc, const s2a_hold *hold, const s2a_account *a,
+                            const char *model)
+{
+    const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);
+    const s2a_price *price = s2a_price_of(sc, mapped ? mapped : model);
+    s2a_cost cost;
+    if (!price) {
+        return 0;
+    }
+    s2a_cost_compute(price, &hold->estimate, hold->multiplier_ppm, &cost);
+    return cost.actual;
+}
+
 static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       int no_limit, s2a_account *out, const char **upstream_model,
-                       s2a_place *place)
+                       int no_limit, s2a_hold *hold, s2a_account *out,
+                       const char **upstream_model, s2a_place *place)
 {
     s2a_account_list *l = list_get(sc->catalog);
     s2a_candidate *cand;
     s2a_account **acc;
     apr_pool_t *tmp;
-    int i, n = 0, pick = S2A_PICK_NONE;
+    int i, n = 0, pick = S2A_PICK_NONE, held = 0;
     apr_status_t rv = APR_SUCCESS;
 
     if (!l) {
@@ -299,12 +323,17 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         cand[n].key = a->state_key;
         cand[n].priority = a->priority;
         cand[n].concurrency = no_limit ? 0 : a->concurrency;
+        cand[n].hold = hold ? hold_for(sc, hold, a, model) : 0;
         acc[n++] = a;
     }
     if (n) {
-        rv =
-            s2a_g.store->ops->pick(s2a_g.store, cand, n, apr_time_now(), session,
-                                   apr_time_from_sec(sc->sticky_ttl), wait_for_bound, &pick, place);
+        rv = s2a_g.store->ops->pick(s2a_g.store, cand, n, apr_time_now(), session,
+                                    apr_time_from_sec(sc->sticky_ttl), wait_for_bound,
+                                    hold ? &hold->balance : NULL, &pick, place, &held);
+    }
+    if (rv == APR_SUCCESS && pick >= 0 && hold) {
+        hold->held = held;
+        hold->amount = held == 1 ? cand[pick].hold : 0;
     }
     if (rv == APR_SUCCESS && pick >= 0) {
         const s2a_account *a = acc[pick];
@@ -333,21 +362,21 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
         s2a_store_failed(r, "choosing an account");
         return -3;
     }
-    return pick >= 0 ? 1 : pick == S2A_PICK_BUSY ? -2 : 0;
+    return pick >= 0 ? 1 : pick == S2A_PICK_BUSY ? -2 : pick == S2A_PICK_BROKE ? -4 : 0;
 }
 
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       int no_limit, s2a_account *out, const char **upstream_model,
-                       s2a_place *place)
+                       int no_limit, s2a_hold *hold, s2a_account *out,
+                       const char **upstream_model, s2a_place *place)
 {
     apr_uint32_t seen;
     int rc;
     if (!refresh_accounts(r->pool, r->server, sc, 0)) {
         return -1;
     }
-    rc = choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit, out,
-                     upstream_model, place);
+    rc = choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit, hold,
+                     out, upstream_model, place);
     if (rc != 0) {
         return rc;
     }
@@ -361,7 +390,7 @@ int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
     rc = seen != sc->catalog->loads; /* reloaded */
     apr_thread_mutex_unlock(sc->catalog->mutex);
     return rc ? choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit,
-                            out, upstream_model, place)
+                            hold, out, upstream_model, place)
               : 0;
 }
 

@@ -332,35 +332,22 @@ static int check_subscription(request_rec *r, s2a_req *q)
 
 /* A request holds its estimated cost of the user's balance until it is
  * billed: input at S2A_BYTES_PER_TOKEN bytes of body per token, output up
- * to max_tokens. */
-static int reserve_balance(request_rec *r, s2a_req *q, const s2a_json_span *max_tokens)
+ * to max_tokens; the account chosen decides the prices. */
+static void estimate_hold(request_rec *r, s2a_req *q, apr_size_t body_len,
+                          const s2a_json_span *max_tokens, s2a_hold *hold)
 {
-    s2a_usage u;
-    s2a_cost cost;
-    int ok;
-    memset(&u, 0, sizeof(u));
-    u.input = (apr_int64_t)q->raw_len / S2A_BYTES_PER_TOKEN;
-    u.output = S2A_ESTIMATE_MAX_TOKENS;
+    memset(hold, 0, sizeof(*hold));
+    hold->balance.key = q->balance_key;
+    hold->balance.known = q->key.balance_nano;
+    hold->multiplier_ppm = q->key.multiplier_ppm;
+    hold->estimate.input = (apr_int64_t)body_len / S2A_BYTES_PER_TOKEN;
+    hold->estimate.output = S2A_ESTIMATE_MAX_TOKENS;
     if (max_tokens->type == S2A_JSON_NUMBER && max_tokens->len < 9) {
         apr_int64_t v = apr_atoi64(apr_pstrmemdup(r->pool, max_tokens->p, max_tokens->len));
         if (v > 0) {
-            u.output = v;
+            hold->estimate.output = v;
         }
     }
-    s2a_cost_compute(q->price, &u, q->key.multiplier_ppm, &cost);
-    if (s2a_g.store->ops->reserve(s2a_g.store, q->balance_key, q->key.balance_nano, cost.actual,
-                                  apr_time_now(), &ok) != APR_SUCCESS) {
-        s2a_store_failed(r, "holding the user's balance");
-        return store_unavailable(r, q);
-    }
-    if (!ok) {
-        return refuse(r, q, HTTP_PAYMENT_REQUIRED,
-                      "Your credit balance is too low to access the API");
-    }
-    if (ok == 1) {
-        q->held = cost.actual; /* settled by release_places */
-    }
-    return OK;
 }
 
 /* A place among the key's and the user's concurrent requests, waiting up to
@@ -423,11 +410,11 @@ static int choose_next(request_rec *r, s2a_req *q)
     }
     if (q->attempt > q->sconf->max_switches ||
         s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, q->tried, q->session, 0,
-                           q->count_only, &q->next, &q->next_model, &q->next_place) != 1) {
+                           q->count_only, NULL, &q->next, &q->next_model, &q->next_place) != 1) {
         return 0;
     }
     q->have_next = 1;
-    if (!q->count_only && !s2a_pricing_lookup(q->sconf->prices, q->next_model)) {
+    if (!q->count_only && !s2a_price_of(q->sconf, q->next_model)) {
         give_back(r, &q->next_place);
         q->have_next = 0;
     }
@@ -610,18 +597,19 @@ static apr_uint64_t session_key(request_rec *r, s2a_req *q, const s2a_json_span 
                            &f[1]);
 }
 
-/* The first account; when all that could serve are full, waits up to
- * Sub2apiSlotWait for one to free up. A conversation waits a little for its
- * own account before it moves to another (and loses its prompt cache). */
-static int choose_first(request_rec *r, s2a_req *q)
+/* The first account, holding `hold` (may be NULL) of the balance; when all
+ * that could serve are full, waits up to Sub2apiSlotWait for one to free
+ * up. A conversation waits a little for its own account before it moves to
+ * another (and loses its prompt cache). */
+static int choose_first(request_rec *r, s2a_req *q, s2a_hold *hold)
 {
     apr_time_t now = apr_time_now();
     apr_time_t deadline = now + apr_time_from_sec(q->sconf->slot_wait);
     apr_time_t sticky = now + apr_time_from_msec(S2A_STICKY_WAIT_MSEC);
     for (;;) {
         int rc = s2a_catalog_choose(r, q->sconf, q->key.group_id, q->model, NULL, q->session,
-                                    now < sticky && now < deadline, q->count_only, &q->account,
-                                    &q->upstream_model, &q->account_place);
+                                    now < sticky && now < deadline, q->count_only, hold,
+                                    &q->account, &q->upstream_model, &q->account_place);
         if (rc != -2 || now >= deadline || r->connection->aborted) {
             return rc;
         }
@@ -646,7 +634,8 @@ static int gateway_fixups(request_rec *r)
     places_owner *owner;
     char *body = NULL;
     apr_size_t body_len = 0;
-    int rc, found, count_only, allowed = 0;
+    s2a_hold hold;
+    int rc, found, count_only, with_hold, allowed = 0;
 
     if (!dc->balancer || !ap_is_initial_req(r)) {
         return DECLINED;
@@ -765,9 +754,20 @@ static int gateway_fixups(request_rec *r)
 
     q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
     q->attempt = 1;
-    found = choose_first(r, q);
+    with_hold = !count_only && !q->key.subscription;
+    if (with_hold) {
+        estimate_hold(r, q, body_len, &f[5], &hold);
+    }
+    found = choose_first(r, q, with_hold ? &hold : NULL);
     if (found == -3) {
         return store_unavailable(r, q);
+    }
+    if (found == -4) {
+        return refuse(r, q, HTTP_PAYMENT_REQUIRED,
+                      "Your credit balance is too low to access the API");
+    }
+    if (found == 1 && with_hold && hold.held == 1) {
+        q->held = hold.amount; /* settled by release_places */
     }
     if (found == -2) {
         apr_table_setn(r->err_headers_out, "retry-after", "1");
@@ -787,10 +787,7 @@ static int gateway_fixups(request_rec *r)
     }
     APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;
     freshen(r, q, &q->account);
-    q->price = s2a_pricing_lookup(sc->prices, q->upstream_model);
-    if (!q->price && sc->unpriced_model && *sc->unpriced_model) {
-        q->price = s2a_pricing_lookup(sc->prices, sc->unpriced_model);
-    }
+    q->price = s2a_price_of(sc, q->upstream_model);
     if (!q->price && !count_only) {
         return refuse(
             r, q, HTTP_BAD_REQUEST,
@@ -799,9 +796,6 @@ static int gateway_fixups(request_rec *r)
 
     q->raw_body = body;
     q->raw_len = body_len;
-    if (!count_only && !q->key.subscription && (rc = reserve_balance(r, q, &f[5])) != OK) {
-        return rc;
-    }
     q->proxy_filename = r->filename;
     memcpy(q->fields, f, sizeof(q->fields));
     edit_body(r, q);

@@ -185,19 +185,33 @@ void s2a_dbc_close(server_rec *s, void *handle);
 apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out);
 /* 1 found, 0 unknown, -1 database unavailable. */
 int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out);
+/* What a request holds of its user's balance while it runs: its estimated
+ * tokens at the prices of the model the chosen account maps it to. */
+typedef struct {
+    s2a_balance balance;
+    s2a_usage estimate;
+    apr_int64_t multiplier_ppm;
+    int held;           /* set by the choice: as the store's pick */
+    apr_int64_t amount; /* set by the choice: what is held */
+} s2a_hold;
+
 /* Chooses an account of the group serving the model, other than the ids in
  * `exclude` (may be NULL), counts it in flight and copies it into *out. A
  * conversation (`session`, 0 for none) stays on its bound account while it
  * can serve; see s2a_state_pick_sticky for `wait_for_bound`. `no_limit`:
  * accounts at their concurrency count as free and no place is kept (*place
- * has key 0): for requests that take none.
+ * has key 0): for requests that take none. `hold` (may be NULL): the
+ * balance is held from in the same step.
  * Returns 1 chosen (its place in *place), 0 none available, -1 database
  * unavailable, -2 all that could serve (or the bound one) are at their
- * concurrency, -3 the store failed (logged). */
+ * concurrency, -3 the store failed (logged), -4 the balance is spent. */
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       int no_limit, s2a_account *out, const char **upstream_model,
-                       s2a_place *place);
+                       int no_limit, s2a_hold *hold, s2a_account *out,
+                       const char **upstream_model, s2a_place *place);
+/* The prices of an upstream model: its own, else Sub2apiUnpricedModel's;
+ * NULL when neither is in the table. */
+const s2a_price *s2a_price_of(s2a_srv_conf *sc, const char *upstream_model);
 
 /* The account list (loaded when stale), held until s2a_catalog_release;
  * NULL when the database was never reached. */

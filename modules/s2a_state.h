@@ -45,6 +45,7 @@ typedef struct {
     apr_int64_t key;
     int priority;
     int concurrency; /* requests it may carry at once; 0: no limit */
+    apr_int64_t hold; /* of the user's balance, should it serve (see s2a_store pick) */
 } s2a_candidate;
 
 /* The state key of a credential: 63 bits of its SHA-256, never 0. */
@@ -70,6 +71,8 @@ void s2a_state_bump(s2a_state *st);
  * but all are full; S2A_PICK_NONE when none can serve. */
 #define S2A_PICK_NONE (-1)
 #define S2A_PICK_BUSY (-2)
+/* (stores only) the user's balance is spent: nothing picked */
+#define S2A_PICK_BROKE (-3)
 int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now);
 /* Like s2a_state_pick, for a conversation (`session`, 0 for none): the
  * account it is bound to serves it while that account is schedulable and

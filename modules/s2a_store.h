@@ -25,6 +25,13 @@ typedef struct {
     apr_time_t renewed;
 } s2a_place;
 
+/* A user's balance as a pick holds from it; shared by every process (shm)
+ * or node (redis). `known`: the figure the database last told. */
+typedef struct {
+    apr_int64_t key;
+    apr_int64_t known;
+} s2a_balance;
+
 typedef struct {
     const char *name;
     /* Counter that moves whenever cached users, keys or accounts must be
@@ -33,10 +40,15 @@ typedef struct {
     apr_uint32_t (*generation)(s2a_store *st, int fresh);
     apr_status_t (*bump)(s2a_store *st);
     /* s2a_state_pick_sticky semantics; *picked gets the index or S2A_PICK_*,
-     * *place the account's place when one was picked. */
+     * *place the account's place when one was picked. With a balance (`bal`
+     * not NULL, its key not 0) the pick also holds the picked candidate's
+     * `hold` of it, in the same step (s2a_state_reserve semantics): *held 1
+     * when held, -1 when let in without a hold; a balance already spent by
+     * what requests in flight hold picks nothing (S2A_PICK_BROKE). *held 0
+     * otherwise. */
     apr_status_t (*pick)(s2a_store *st, const s2a_candidate *c, int n, apr_time_t now,
-                         apr_uint64_t session, apr_time_t ttl, int wait_for_bound, int *picked,
-                         s2a_place *place);
+                         apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
+                         const s2a_balance *bal, int *picked, s2a_place *place, int *held);
     /* s2a_state_acquire semantics in *taken; *place when taken (1). */
     apr_status_t (*acquire)(s2a_store *st, apr_int64_t key, int limit, apr_time_t now, int *taken,
                             s2a_place *place);
@@ -60,10 +72,6 @@ typedef struct {
      * taken (the caller owns it until unlock or the ttl ends). */
     apr_status_t (*lock)(s2a_store *st, const char *name, apr_time_t ttl, int *got);
     apr_status_t (*unlock)(s2a_store *st, const char *name);
-    /* s2a_state_reserve semantics in *ok (1, 0 or -1); the balance is shared
-     * by every process (shm) or node (redis). */
-    apr_status_t (*reserve)(s2a_store *st, apr_int64_t key, apr_int64_t known,
-                            apr_int64_t amount, apr_time_t now, int *ok);
     apr_status_t (*forget_balance)(s2a_store *st, apr_int64_t key);
     /* The end of a request, in one go: gives back places[0..n-1] (those
      * with key 0 hold nothing) and, when `balance_key` is not 0, settles

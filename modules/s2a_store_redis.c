@@ -8,6 +8,8 @@
  *   busy:<state key>   sorted set of the places held, scored by lease end
  *   rpm:<key>:<minute> requests counted in one clock minute
  *   bind:<session>     the account a conversation is bound to (with a TTL)
+ *   bal:<state key>    hash of a user's balance: b (the balance), h (held
+ *                      by requests in flight); gone after S2A_BALANCE_IDLE
  *   lock:<name>        a lock, valued by its holder
  *   alive:<instance>   there while the process that holds places under
  *                      this name lives (a heartbeat renews it)
@@ -49,7 +51,6 @@ enum {
     SCRIPT_WINDOW,
     SCRIPT_GET,
     SCRIPT_UNLOCK,
-    SCRIPT_RESERVE,
     SCRIPT_FINISH,
     SCRIPT_COUNT
 };
@@ -70,14 +71,28 @@ enum {
     "end\n"
 
 static const char *const scripts[SCRIPT_COUNT] = {
-    /* pick: KEYS bind, then per candidate acct, busy; ARGV now, ttl (ms),
-     * wait_for_bound, lease end, lease (ms), member, then per candidate
-     * key, priority, concurrency. An account without a concurrency limit
-     * counts as unloaded, so its places are not even counted. */
+    /* pick: KEYS bind, then per candidate acct, busy, then the balance (with
+     * one); ARGV now, ttl (ms), wait_for_bound, lease end, lease (ms), member,
+     * the balance known ('' for none), its idle time (ms), then per
+     * candidate key, priority, concurrency, hold. An account without a
+     * concurrency limit counts as unloaded, so its places are not even
+     * counted. The balance hash holds b, the balance, and h, what requests
+     * in flight hold of it; it is checked before anything is picked, and
+     * the picked candidate's hold is added to h. */
     "local now = tonumber(ARGV[1])\n"
     "local ttl = tonumber(ARGV[2])\n"
-    "local n = (#ARGV - 6) / 3\n"
-    "local function arg(i, k) return ARGV[6 + (i - 1) * 3 + k] end\n"
+    "local n = (#ARGV - 8) / 4\n"
+    "local function arg(i, k) return ARGV[8 + (i - 1) * 4 + k] end\n"
+    "local bal = ARGV[7] ~= '' and KEYS[2 * n + 2] or nil\n"
+    "if bal then\n"
+    "  local v = redis.call('HMGET', bal, 'b', 'h')\n"
+    "  if not v[1] then\n"
+    "    redis.call('HSET', bal, 'b', ARGV[7])\n"
+    "    v[1] = ARGV[7]\n"
+    "  end\n"
+    "  redis.call('PEXPIRE', bal, ARGV[8])\n"
+    "  if tonumber(v[1]) - tonumber(v[2] or '0') <= 0 then return -3 end\n"
+    "end\n"
     "local function state(i)\n"
     "  local h = redis.call('HMGET', KEYS[2 * i], 'err', 'rl', 'ov', 'used')\n"
     "  local resting = h[1] == '1' or tonumber(h[2] or '0') > now or tonumber(h[3] or '0') > now\n"
@@ -94,6 +109,7 @@ static const char *const scripts[SCRIPT_COUNT] = {
     "  redis.call('ZADD', KEYS[2 * i + 1], ARGV[4], ARGV[6])\n"
     "  redis.call('PEXPIRE', KEYS[2 * i + 1], ARGV[5])\n"
     "  if ttl > 0 then redis.call('SET', KEYS[1], arg(i, 1), 'PX', ttl) end\n"
+    "  if bal then redis.call('HINCRBY', bal, 'h', arg(i, 4)) end\n"
     "  return i - 1\n"
     "end\n"
     "if ttl > 0 then\n"
@@ -168,21 +184,6 @@ static const char *const scripts[SCRIPT_COUNT] = {
     /* unlock: KEYS lock; ARGV holder */
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
     "return 1\n",
-    /* reserve: KEYS balance; ARGV known, amount, idle (ms). b: the balance,
-     * h: held by requests in flight; the key ends after `idle` unused. */
-    "local v = redis.call('HMGET', KEYS[1], 'b', 'h')\n"
-    "local held = tonumber(v[2] or '0')\n"
-    "if not v[1] then\n"
-    "  redis.call('HSET', KEYS[1], 'b', ARGV[1])\n"
-    "  v[1] = ARGV[1]\n"
-    "end\n"
-    "local ok = 0\n"
-    "if tonumber(v[1]) - held > 0 then\n"
-    "  redis.call('HINCRBY', KEYS[1], 'h', ARGV[2])\n"
-    "  ok = 1\n"
-    "end\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-    "return ok\n",
     /* finish: KEYS n busy sets, then maybe a balance; ARGV n, n members, then
      * -held, -charged (integers) with the balance */
     "local n = tonumber(ARGV[1])\n"
@@ -606,18 +607,20 @@ static void forget(redis_store *rs, const s2a_candidate *c, int n, int kept, apr
 
 static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr_time_t now,
                                apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
-                               int *picked, s2a_place *place)
+                               const s2a_balance *bal, int *picked, s2a_place *place, int *held)
 {
     redis_store *rs = impl(st);
     apr_uint64_t token = new_token(rs);
     apr_time_t ttl_ms = session ? apr_time_as_msec(ttl) : 0;
+    int with_balance = bal && bal->key;
     redisReply *r;
     long long v;
     apr_status_t rv;
     args_t a;
     int i, resent;
 
-    if (!eval_init(rs, &a, SCRIPT_PICK, 1 + 2 * n, 1 + 2 * n + 6 + 3 * n)) {
+    *held = 0;
+    if (!eval_init(rs, &a, SCRIPT_PICK, 2 + 2 * n, 2 + 2 * n + 8 + 4 * n)) {
         return APR_ENOMEM;
     }
     args_fmt(&a, "s2a:bind:%" APR_UINT64_T_FMT, session);
@@ -625,16 +628,25 @@ static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr
         args_fmt(&a, "s2a:acct:%" APR_INT64_T_FMT, c[i].key);
         args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, c[i].key);
     }
+    /* a key is named either way: the key count stays what the script expects */
+    args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, with_balance ? bal->key : 0);
     args_fmt(&a, "%" APR_TIME_T_FMT, now);
     args_fmt(&a, "%" APR_TIME_T_FMT, ttl_ms);
     args_str(&a, wait_for_bound ? "1" : "0");
     args_fmt(&a, "%" APR_TIME_T_FMT, now + S2A_STORE_LEASE);
     args_fmt(&a, "%" APR_TIME_T_FMT, lease_msec());
     member(rs, &a, token);
+    if (with_balance) {
+        args_fmt(&a, "%" APR_INT64_T_FMT, bal->known);
+    } else {
+        args_str(&a, "");
+    }
+    args_fmt(&a, "%" APR_INT64_T_FMT, apr_time_as_msec(S2A_BALANCE_IDLE));
     for (i = 0; i < n; i++) {
         args_fmt(&a, "%" APR_INT64_T_FMT, c[i].key);
         args_fmt(&a, "%d", c[i].priority);
         args_fmt(&a, "%d", c[i].concurrency);
+        args_fmt(&a, "%" APR_INT64_T_FMT, c[i].hold);
     }
     r = run(rs, &a);
     resent = a.resent;
@@ -644,12 +656,13 @@ static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr
     if (r) {
         freeReplyObject(r);
     }
-    if (rv == APR_SUCCESS && (v >= n || v < S2A_PICK_BUSY)) {
+    if (rv == APR_SUCCESS && (v >= n || v < S2A_PICK_BROKE)) {
         set_err(rs, "unexpected reply", NULL);
         rv = APR_EGENERAL;
     }
     if (resent) {
-        /* the first sending may have taken a place the answer never named */
+        /* the first sending may have taken a place the answer never named
+         * (a hold it took stays until the balance idles) */
         forget(rs, c, n, rv == APR_SUCCESS ? (int)v : -1, token);
     }
     if (rv != APR_SUCCESS) {
@@ -661,6 +674,7 @@ static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr
         place->token = token;
         place->account = 1;
         place->renewed = now;
+        *held = with_balance;
     }
     return APR_SUCCESS;
 }
@@ -897,28 +911,6 @@ static apr_status_t redis_unlock(s2a_store *st, const char *name)
     return run_int(rs, &a, NULL);
 }
 
-static apr_status_t redis_reserve(s2a_store *st, apr_int64_t key, apr_int64_t known,
-                                  apr_int64_t amount, apr_time_t now, int *ok)
-{
-    redis_store *rs = impl(st);
-    long long v;
-    apr_status_t rv;
-    args_t a;
-    (void)now;
-    if (!eval_init(rs, &a, SCRIPT_RESERVE, 1, 4)) {
-        return APR_ENOMEM;
-    }
-    args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, key);
-    args_fmt(&a, "%" APR_INT64_T_FMT, known);
-    args_fmt(&a, "%" APR_INT64_T_FMT, amount);
-    args_fmt(&a, "%" APR_INT64_T_FMT, apr_time_as_msec(S2A_BALANCE_IDLE));
-    rv = run_int(rs, &a, &v);
-    if (rv == APR_SUCCESS) {
-        *ok = v ? 1 : 0;
-    }
-    return rv;
-}
-
 static apr_status_t redis_forget_balance(s2a_store *st, apr_int64_t key)
 {
     redis_store *rs = impl(st);
@@ -995,7 +987,6 @@ static const s2a_store_ops redis_ops = {
     redis_get,
     redis_lock,
     redis_unlock,
-    redis_reserve,
     redis_forget_balance,
     redis_finish,
     redis_last_error,

@@ -20,17 +20,27 @@ static apr_status_t shm_bump(s2a_store *st)
     return APR_SUCCESS;
 }
 
+/* The balance is held after the pick (one lock fewer than checking it
+ * first); a pick the balance refuses is given back. */
 static apr_status_t shm_pick(s2a_store *st, const s2a_candidate *c, int n, apr_time_t now,
-                             apr_uint64_t session, apr_time_t ttl, int wait_for_bound, int *picked,
-                             s2a_place *place)
+                             apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
+                             const s2a_balance *bal, int *picked, s2a_place *place, int *held)
 {
+    *held = 0;
     *picked = s2a_state_pick_sticky(state_of(st), c, n, now, session, ttl, wait_for_bound);
-    if (*picked >= 0) {
-        place->key = c[*picked].key;
-        place->token = 0;
-        place->account = 1;
-        place->renewed = now;
+    if (*picked < 0) {
+        return APR_SUCCESS;
     }
+    if (bal && bal->key &&
+        !(*held = s2a_state_reserve(state_of(st), bal->key, bal->known, c[*picked].hold, now))) {
+        s2a_state_release(state_of(st), c[*picked].key);
+        *picked = S2A_PICK_BROKE;
+        return APR_SUCCESS;
+    }
+    place->key = c[*picked].key;
+    place->token = 0;
+    place->account = 1;
+    place->renewed = now;
     return APR_SUCCESS;
 }
 
@@ -122,13 +132,6 @@ static apr_status_t shm_unlock(s2a_store *st, const char *name)
     return APR_SUCCESS;
 }
 
-static apr_status_t shm_reserve(s2a_store *st, apr_int64_t key, apr_int64_t known,
-                                apr_int64_t amount, apr_time_t now, int *ok)
-{
-    *ok = s2a_state_reserve(state_of(st), key, known, amount, now);
-    return APR_SUCCESS;
-}
-
 static apr_status_t shm_forget_balance(s2a_store *st, apr_int64_t key)
 {
     s2a_state_forget_balance(state_of(st), key);
@@ -174,7 +177,6 @@ static const s2a_store_ops shm_ops = {
     shm_get,
     shm_lock,
     shm_unlock,
-    shm_reserve,
     shm_forget_balance,
     shm_finish,
     shm_last_error,

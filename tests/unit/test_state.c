@@ -17,7 +17,7 @@ static s2a_state *make_state(apr_pool_t *p, int nslots)
 static void test_priority_then_least_recently_used(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[3] = {{1, 50, 0}, {2, 10, 0}, {3, 10, 0}};
+    s2a_candidate c[3] = {{1, 50, 0, 0}, {2, 10, 0, 0}, {3, 10, 0, 0}};
     apr_time_t t = apr_time_from_sec(1000);
     int first, second, third;
 
@@ -34,7 +34,7 @@ static void test_priority_then_least_recently_used(apr_pool_t *p)
 static void test_cooling_and_error_accounts_are_skipped(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[2] = {{7, 10, 0}, {8, 20, 0}};
+    s2a_candidate c[2] = {{7, 10, 0, 0}, {8, 20, 0, 0}};
     apr_time_t now = apr_time_from_sec(5000);
     s2a_account_state a;
 
@@ -62,7 +62,7 @@ static void test_cooling_and_error_accounts_are_skipped(apr_pool_t *p)
 static void test_in_flight_counts(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[1] = {{42, 1, 0}};
+    s2a_candidate c[1] = {{42, 1, 0, 0}};
     s2a_account_state a;
     int i;
 
@@ -85,7 +85,7 @@ static void test_in_flight_counts(apr_pool_t *p)
 static void test_concurrency_and_load(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[2] = {{11, 10, 2}, {12, 10, 4}};
+    s2a_candidate c[2] = {{11, 10, 2, 0}, {12, 10, 4, 0}};
     s2a_account_state a, b;
     int i, picks[6];
 
@@ -107,7 +107,7 @@ static void test_concurrency_and_load(apr_pool_t *p)
 
     /* a full account with better priority does not block a free one */
     {
-        s2a_candidate d[2] = {{21, 1, 1}, {22, 9, 1}};
+        s2a_candidate d[2] = {{21, 1, 1, 0}, {22, 9, 1, 0}};
         S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(300)), 0);
         S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(301)), 1);
         S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(302)), S2A_PICK_BUSY);
@@ -120,7 +120,7 @@ static void test_concurrency_and_load(apr_pool_t *p)
 static void test_lower_load_wins(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[2] = {{31, 5, 10}, {32, 5, 10}};
+    s2a_candidate c[2] = {{31, 5, 10, 0}, {32, 5, 10, 0}};
     int first = s2a_state_pick(st, c, 2, apr_time_from_sec(1));
     /* the other one is idle, so it comes next... */
     int second = s2a_state_pick(st, c, 2, apr_time_from_sec(2));
@@ -138,7 +138,7 @@ static void test_lower_load_wins(apr_pool_t *p)
 static void test_sticky(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[3] = {{41, 10, 1}, {42, 10, 1}, {43, 10, 1}};
+    s2a_candidate c[3] = {{41, 10, 1, 0}, {42, 10, 1, 0}, {43, 10, 1, 0}};
     apr_time_t t = apr_time_from_sec(1000), ttl = apr_time_from_sec(3600);
     int first, i;
 
@@ -185,7 +185,7 @@ static void test_sticky(apr_pool_t *p)
 static void test_binding_table_full(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[1] = {{51, 1, 0}};
+    s2a_candidate c[1] = {{51, 1, 0, 0}};
     apr_uint64_t s;
     int bound = 0;
     for (s = 1; s <= 200; s++) {
@@ -205,7 +205,7 @@ static void test_binding_table_full(apr_pool_t *p)
 static void test_limits_do_not_evict_accounts(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
-    s2a_candidate c[1] = {{77, 1, 0}};
+    s2a_candidate c[1] = {{77, 1, 0, 0}};
     apr_time_t retry;
     apr_int64_t k;
     S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(1)), 0);
@@ -231,7 +231,7 @@ static void test_user_and_key_limits(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_acquire(st, 901, 0), -1); /* no limit: through, uncounted */
     /* limits and accounts keep to their own tables */
     {
-        s2a_candidate c[1] = {{900, 1, 1}};
+        s2a_candidate c[1] = {{900, 1, 1, 0}};
         S2A_CHECK_INT(s2a_state_pick(st, c, 1, t), 0);
     }
 
@@ -252,7 +252,7 @@ static void test_dead_process_places_come_back(apr_pool_t *p)
     apr_shm_t *shm;
     apr_proc_t proc;
     s2a_state *st;
-    s2a_candidate c[1] = {{61, 1, 1}};
+    s2a_candidate c[1] = {{61, 1, 1, 0}};
     int code;
     apr_exit_why_e why;
 
@@ -305,7 +305,7 @@ static void test_full_table(apr_pool_t *p)
     /* ...but a slot with a request in flight is never taken over */
     {
         s2a_state *st2 = make_state(p, 2);
-        s2a_candidate a[1] = {{201, 1, 0}}, b[1] = {{202, 1, 0}}, d[1] = {{203, 1, 0}};
+        s2a_candidate a[1] = {{201, 1, 0, 0}}, b[1] = {{202, 1, 0, 0}}, d[1] = {{203, 1, 0, 0}};
         s2a_account_state s;
         S2A_CHECK_INT(s2a_state_pick(st2, a, 1, apr_time_from_sec(1)), 0);
         S2A_CHECK_INT(s2a_state_pick(st2, b, 1, apr_time_from_sec(2)), 0);

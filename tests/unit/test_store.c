@@ -124,16 +124,17 @@ static s2a_store *make_redis(apr_pool_t *p)
 static int pick(s2a_store *st, const s2a_candidate *c, int n, apr_time_t now, apr_uint64_t session,
                 int wait, s2a_place *place)
 {
-    int picked = -99;
+    int picked = -99, held = -99;
     s2a_place unused;
     apr_status_t rv = st->ops->pick(st, c, n, now, session, session ? apr_time_from_sec(60) : 0,
-                                    wait, &picked, place ? place : &unused);
+                                    wait, NULL, &picked, place ? place : &unused, &held);
+    S2A_CHECK_INT(held, 0);
     return rv == APR_SUCCESS ? picked : -99;
 }
 
 static void test_priority_then_least_recently_used(s2a_store *st)
 {
-    s2a_candidate c[3] = {{11, 50, 0}, {12, 10, 0}, {13, 10, 0}};
+    s2a_candidate c[3] = {{11, 50, 0, 0}, {12, 10, 0, 0}, {13, 10, 0, 0}};
     apr_time_t t = apr_time_now();
     int first = pick(st, c, 3, t, 0, 0, NULL);
     int second = pick(st, c, 3, t + 1, 0, 0, NULL);
@@ -146,7 +147,7 @@ static void test_priority_then_least_recently_used(s2a_store *st)
 
 static void test_rests_and_errors(s2a_store *st)
 {
-    s2a_candidate c[2] = {{21, 10, 0}, {22, 20, 0}};
+    s2a_candidate c[2] = {{21, 10, 0, 0}, {22, 20, 0, 0}};
     apr_time_t now = apr_time_now();
     s2a_account_state a;
 
@@ -170,7 +171,7 @@ static void test_rests_and_errors(s2a_store *st)
 
 static void test_concurrency(s2a_store *st)
 {
-    s2a_candidate c[2] = {{31, 10, 1}, {32, 10, 2}};
+    s2a_candidate c[2] = {{31, 10, 1, 0}, {32, 10, 2, 0}};
     apr_time_t now = apr_time_now();
     s2a_place p[4];
     s2a_account_state a;
@@ -198,7 +199,7 @@ static void test_concurrency(s2a_store *st)
 
 static void test_lower_load_wins(s2a_store *st)
 {
-    s2a_candidate c[2] = {{41, 10, 10}, {42, 10, 2}};
+    s2a_candidate c[2] = {{41, 10, 10, 0}, {42, 10, 2, 0}};
     apr_time_t now = apr_time_now();
     s2a_place p;
     /* one request on each: 1/10 is less loaded than 1/2 */
@@ -210,7 +211,7 @@ static void test_lower_load_wins(s2a_store *st)
 
 static void test_sticky(s2a_store *st)
 {
-    s2a_candidate c[3] = {{51, 10, 1}, {52, 10, 0}, {53, 10, 0}};
+    s2a_candidate c[3] = {{51, 10, 1, 0}, {52, 10, 0, 0}, {53, 10, 0, 0}};
     apr_time_t now = apr_time_now();
     apr_uint64_t session = 0xabcdef12345ULL;
     s2a_place p, q;
@@ -284,7 +285,7 @@ static void test_rate(s2a_store *st)
 
 static void test_window(s2a_store *st)
 {
-    s2a_candidate c[1] = {{81, 10, 0}};
+    s2a_candidate c[1] = {{81, 10, 0, 0}};
     apr_time_t now = apr_time_now();
     s2a_account_state a;
     st->ops->set_window(st, 81, S2A_WINDOW_WARNING, now + apr_time_from_sec(3600), now);
@@ -317,12 +318,59 @@ static void test_lock(s2a_store *st)
 }
 
 /* A balance spent by requests in flight: let in while something is left
- * unheld, charged on settling, brought again after an operator's change. */
+ * unheld, charged on settling, brought again after an operator's change.
+ * The pick holds it; an account without limit serves, its place is given
+ * back at once. */
 static int let_in(s2a_store *st, apr_int64_t user, apr_int64_t known, apr_int64_t amount)
 {
-    int ok = -2;
-    S2A_CHECK_INT(st->ops->reserve(st, user, known, amount, apr_time_now(), &ok), APR_SUCCESS);
-    return ok;
+    s2a_candidate c = {700, 1, 0, amount};
+    s2a_balance bal = {user, known};
+    s2a_place pl;
+    s2a_place *const one[] = {&pl};
+    int picked = -99, held = -99;
+    S2A_CHECK_INT(st->ops->pick(st, &c, 1, apr_time_now(), 0, 0, 0, &bal, &picked, &pl, &held),
+                  APR_SUCCESS);
+    if (picked == 0) {
+        S2A_CHECK_INT(st->ops->finish(st, one, 1, 0, 0, 0), APR_SUCCESS);
+        return held;
+    }
+    S2A_CHECK_INT(picked, S2A_PICK_BROKE);
+    S2A_CHECK_INT(held, 0);
+    return 0;
+}
+
+/* A pick the balance refuses takes no place; one that finds every account
+ * full holds nothing; the hold is the picked candidate's own. */
+static void test_balance_and_places(s2a_store *st)
+{
+    s2a_candidate c[2] = {{710, 1, 1, 400}, {711, 2, 1, 30}};
+    s2a_balance broke = {520, 0}, rich = {521, 1000};
+    s2a_place a, b, none;
+    s2a_place *const both[] = {&a, &b};
+    apr_time_t now = apr_time_now();
+    int picked = -99, held = -99;
+
+    S2A_CHECK_INT(st->ops->pick(st, c, 2, now, 0, 0, 0, &broke, &picked, &a, &held), APR_SUCCESS);
+    S2A_CHECK_INT(picked, S2A_PICK_BROKE);
+    /* the refused pick left both accounts free */
+    S2A_CHECK_INT(pick(st, c, 2, now, 0, 0, &a), 0);
+    S2A_CHECK_INT(pick(st, c, 2, now, 0, 0, &b), 1);
+    S2A_CHECK_INT(st->ops->pick(st, c, 2, now, 0, 0, 0, &rich, &picked, &none, &held),
+                  APR_SUCCESS);
+    S2A_CHECK_INT(picked, S2A_PICK_BUSY);
+    S2A_CHECK_INT(held, 0);
+    S2A_CHECK_INT(st->ops->finish(st, both, 1, 0, 0, 0), APR_SUCCESS);
+    /* the first is free again: it serves and 400 of 1000 are held */
+    S2A_CHECK_INT(st->ops->pick(st, c, 2, now, 0, 0, 0, &rich, &picked, &a, &held), APR_SUCCESS);
+    S2A_CHECK_INT(picked, 0);
+    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(let_in(st, 521, 1000, 599), 1);
+    S2A_CHECK_INT(let_in(st, 521, 1000, 1), 1);
+    S2A_CHECK_INT(let_in(st, 521, 1000, 1), 0);
+    /* settled at 100: 900 left, 600 held */
+    S2A_CHECK_INT(st->ops->finish(st, both, 2, 521, 400, 100), APR_SUCCESS);
+    S2A_CHECK_INT(let_in(st, 521, 1000, 300), 1);
+    S2A_CHECK_INT(let_in(st, 521, 1000, 1), 0);
 }
 
 /* A request that held `held` ends having cost `charged`, with no place. */
@@ -401,6 +449,7 @@ static void run_common(apr_pool_t *root, const provider *pv)
                                           test_window,
                                           test_lock,
                                           test_balance,
+                                          test_balance_and_places,
                                           test_generation};
     size_t i;
     for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
@@ -425,7 +474,7 @@ static void run_common(apr_pool_t *root, const provider *pv)
 static void test_two_nodes(apr_pool_t *p)
 {
     s2a_store *a = make_redis(p), *b;
-    s2a_candidate c[2] = {{91, 10, 1}, {92, 10, 1}};
+    s2a_candidate c[2] = {{91, 10, 1, 0}, {92, 10, 1, 0}};
     apr_time_t now = apr_time_now();
     s2a_place pa, pb;
     const char *err = NULL;
@@ -455,7 +504,7 @@ static void test_two_nodes(apr_pool_t *p)
 static void test_lease(apr_pool_t *p)
 {
     s2a_store *st = make_redis(p);
-    s2a_candidate c[1] = {{101, 10, 1}};
+    s2a_candidate c[1] = {{101, 10, 1, 0}};
     apr_time_t now = apr_time_now();
     s2a_place held;
     S2A_CHECK_INT(pick(st, c, 1, now, 0, 0, &held), 0);
@@ -471,7 +520,7 @@ static void test_lease(apr_pool_t *p)
  * account full; a live process's places stay. */
 static void test_dead_process_places(apr_pool_t *p)
 {
-    s2a_candidate c[1] = {{121, 10, 2}};
+    s2a_candidate c[1] = {{121, 10, 2, 0}};
     s2a_store *live = make_redis(p), *dead;
     apr_time_t now = apr_time_now();
     apr_pool_t *dp;
@@ -496,7 +545,7 @@ static void test_dead_process_places(apr_pool_t *p)
 static void test_server_lost(apr_pool_t *p)
 {
     s2a_store *st = make_redis(p);
-    s2a_candidate c[1] = {{111, 10, 0}};
+    s2a_candidate c[1] = {{111, 10, 0, 0}};
     apr_time_t now = apr_time_now();
     s2a_place pl;
     int picked = -99, ok = -1;
@@ -507,7 +556,7 @@ static void test_server_lost(apr_pool_t *p)
     S2A_CHECK_INT(pick(st, c, 1, now, 0, 0, &pl), 0);
 
     redis_stop();
-    S2A_CHECK(st->ops->pick(st, c, 1, now, 0, 0, 0, &picked, &pl) != APR_SUCCESS);
+    S2A_CHECK(st->ops->pick(st, c, 1, now, 0, 0, 0, NULL, &picked, &pl, &ok) != APR_SUCCESS);
     S2A_CHECK(st->ops->rate(st, 5, 10, now, &ok, &retry) != APR_SUCCESS);
     S2A_CHECK(strstr(st->ops->last_error(st, p), "127.0.0.1") != NULL);
     /* the password never shows; the port does */
