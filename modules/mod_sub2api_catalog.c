@@ -295,8 +295,8 @@ static apr_int64_t hold_for(s2a_srv_conf *sc, const s2a_hold *hold, const s2a_ac
 
 static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       int no_limit, s2a_hold *hold, s2a_account *out,
-                       const char **upstream_model, s2a_place *place)
+                       int no_limit, s2a_hold *hold, s2a_account *out, const char **upstream_model,
+                       s2a_place *place)
 {
     s2a_account_list *l = list_get(sc->catalog);
     s2a_candidate *cand;
@@ -367,16 +367,16 @@ static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, c
 
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       int no_limit, s2a_hold *hold, s2a_account *out,
-                       const char **upstream_model, s2a_place *place)
+                       int no_limit, s2a_hold *hold, s2a_account *out, const char **upstream_model,
+                       s2a_place *place)
 {
     apr_uint32_t seen;
     int rc;
     if (!refresh_accounts(r->pool, r->server, sc, 0)) {
         return -1;
     }
-    rc = choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit, hold,
-                     out, upstream_model, place);
+    rc = choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit, hold, out,
+                     upstream_model, place);
     if (rc != 0) {
         return rc;
     }

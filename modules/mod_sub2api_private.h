@@ -207,8 +207,8 @@ typedef struct {
  * concurrency, -3 the store failed (logged), -4 the balance is spent. */
 int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
                        const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       int no_limit, s2a_hold *hold, s2a_account *out,
-                       const char **upstream_model, s2a_place *place);
+                       int no_limit, s2a_hold *hold, s2a_account *out, const char **upstream_model,
+                       s2a_place *place);
 /* The prices of an upstream model: its own, else Sub2apiUnpricedModel's;
  * NULL when neither is in the table. */
 const s2a_price *s2a_price_of(s2a_srv_conf *sc, const char *upstream_model);

@@ -44,7 +44,7 @@ typedef struct {
 typedef struct {
     apr_int64_t key;
     int priority;
-    int concurrency; /* requests it may carry at once; 0: no limit */
+    int concurrency;  /* requests it may carry at once; 0: no limit */
     apr_int64_t hold; /* of the user's balance, should it serve (see s2a_store pick) */
 } s2a_candidate;
 

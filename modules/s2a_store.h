@@ -76,8 +76,8 @@ typedef struct {
     /* The end of a request, in one go: gives back places[0..n-1] (those
      * with key 0 hold nothing) and, when `balance_key` is not 0, settles
      * its balance hold (s2a_state_settle semantics). */
-    apr_status_t (*finish)(s2a_store *st, s2a_place *const *places, int n,
-                           apr_int64_t balance_key, apr_int64_t held, apr_int64_t charged);
+    apr_status_t (*finish)(s2a_store *st, s2a_place *const *places, int n, apr_int64_t balance_key,
+                           apr_int64_t held, apr_int64_t charged);
     /* Why the last failed operation of this process failed, for the log;
      * never holds a secret. */
     const char *(*last_error)(s2a_store *st, apr_pool_t *p);

@@ -355,8 +355,7 @@ static void test_balance_and_places(s2a_store *st)
     /* the refused pick left both accounts free */
     S2A_CHECK_INT(pick(st, c, 2, now, 0, 0, &a), 0);
     S2A_CHECK_INT(pick(st, c, 2, now, 0, 0, &b), 1);
-    S2A_CHECK_INT(st->ops->pick(st, c, 2, now, 0, 0, 0, &rich, &picked, &none, &held),
-                  APR_SUCCESS);
+    S2A_CHECK_INT(st->ops->pick(st, c, 2, now, 0, 0, 0, &rich, &picked, &none, &held), APR_SUCCESS);
     S2A_CHECK_INT(picked, S2A_PICK_BUSY);
     S2A_CHECK_INT(held, 0);
     S2A_CHECK_INT(st->ops->finish(st, both, 1, 0, 0, 0), APR_SUCCESS);
@@ -374,8 +373,7 @@ static void test_balance_and_places(s2a_store *st)
 }
 
 /* A request that held `held` ends having cost `charged`, with no place. */
-static apr_status_t settle(s2a_store *st, apr_int64_t user, apr_int64_t held,
-                           apr_int64_t charged)
+static apr_status_t settle(s2a_store *st, apr_int64_t user, apr_int64_t held, apr_int64_t charged)
 {
     return st->ops->finish(st, NULL, 0, user, held, charged);
 }
