@@ -473,8 +473,9 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 /* The account pool's state (with its lock) outlives a graceful restart: it
  * lives in the process pool, made once, so that the old generation's
  * requests give their places back where the new generation counts them. A
- * new Sub2apiMaxAccounts or Sub2apiMaxSessions starts a fresh segment. The
- * mutex only keeps children from migrating the schema at once. */
+ * new Sub2apiMaxAccounts or Sub2apiMaxSessions, or a module laying the
+ * state out otherwise, starts a fresh segment. The mutex only keeps
+ * children from migrating the schema at once. */
 typedef struct {
     apr_shm_t *shm;
     apr_proc_mutex_t *mutex;
@@ -500,7 +501,9 @@ static apr_status_t keep_state(server_rec *s)
         }
     }
     if (!k->shm || k->max_accounts != s2a_g.max_accounts ||
-        k->max_sessions != s2a_g.max_sessions) {
+        k->max_sessions != s2a_g.max_sessions ||
+        !s2a_state_fits(apr_shm_baseaddr_get(k->shm), apr_shm_size_get(k->shm),
+                        s2a_g.max_accounts, s2a_g.max_sessions)) {
         apr_shm_t *shm;
         rv = apr_shm_create(&shm, size, NULL, pproc);
         if (rv != APR_SUCCESS) {

@@ -909,7 +909,7 @@ static int request_status(int *status, request_rec *r)
     q->next_place.key = 0;
     q->account = q->next;
     q->upstream_model = q->next_model;
-    q->price = s2a_pricing_lookup(q->sconf->prices, q->upstream_model);
+    q->price = s2a_price_of(q->sconf, q->upstream_model);
     q->have_next = 0;
     q->attempt++;
     APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->account.id;

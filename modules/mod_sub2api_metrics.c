@@ -16,17 +16,24 @@ static s2a_metrics *metrics;
 
 /* The metrics' memory is made once per httpd run and kept by the parent
  * across restarts, so counters go on over graceful restarts and the old
- * generation's children still count the requests they finish. */
+ * generation's children still count the requests they finish. A restart
+ * into a build that lays them out otherwise starts new memory (the old
+ * generation keeps its own). */
 int s2a_metrics_post_config(server_rec *s)
 {
-    apr_shm_t *shm = NULL;
+    apr_size_t size = s2a_metrics_size(S2A_METRICS_SERIES);
+    apr_shm_t *shm = NULL, *old = NULL;
     apr_status_t rv;
     void *data = NULL;
 
     apr_pool_userdata_get(&data, METRICS_KEY, s->process->pool);
     shm = data;
+    if (shm && !s2a_metrics_attach(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm),
+                                   S2A_METRICS_SERIES)) {
+        old = shm;
+        shm = NULL;
+    }
     if (!shm) {
-        apr_size_t size = s2a_metrics_size(S2A_METRICS_SERIES);
         rv = apr_shm_create(&shm, size, NULL, s->process->pool);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
@@ -38,8 +45,11 @@ int s2a_metrics_post_config(server_rec *s)
         memset(apr_shm_baseaddr_get(shm), 0, size);
         s2a_metrics_init(apr_shm_baseaddr_get(shm), S2A_METRICS_SERIES);
         apr_pool_userdata_set(shm, METRICS_KEY, apr_pool_cleanup_null, s->process->pool);
+        if (old) {
+            apr_shm_destroy(old);
+        }
     }
-    metrics = s2a_metrics_attach(apr_shm_baseaddr_get(shm), S2A_METRICS_SERIES);
+    metrics = s2a_metrics_attach(apr_shm_baseaddr_get(shm), size, S2A_METRICS_SERIES);
     return OK;
 }
 

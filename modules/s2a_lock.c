@@ -41,8 +41,9 @@ int s2a_lock_take(s2a_lock *l)
     if (rc == EBUSY) {
         rc = pthread_mutex_lock(&l->mutex);
     }
-    if (rc == EOWNERDEAD) {
-        rc = pthread_mutex_consistent(&l->mutex);
+    if (rc == EOWNERDEAD && (rc = pthread_mutex_consistent(&l->mutex)) != 0) {
+        /* given back unrecovered: every later take fails rather than waits */
+        pthread_mutex_unlock(&l->mutex);
     }
     return rc == 0;
 }

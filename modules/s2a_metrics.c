@@ -106,10 +106,13 @@ s2a_metrics *s2a_metrics_init(void *base, int nseries)
     return m;
 }
 
-s2a_metrics *s2a_metrics_attach(void *base, int nseries)
+s2a_metrics *s2a_metrics_attach(void *base, apr_size_t size, int nseries)
 {
     s2a_metrics *m = base;
-    return m->magic == MAGIC && m->nseries == (apr_uint32_t)nseries ? m : NULL;
+    return size == s2a_metrics_size(nseries) && m->magic == MAGIC &&
+                   m->nseries == (apr_uint32_t)nseries
+               ? m
+               : NULL;
 }
 
 /* Label text: printable ASCII only (whatever a client sends, the output

@@ -47,9 +47,10 @@ enum {
 apr_size_t s2a_metrics_size(int nseries);
 /* Lays the metrics over `base`: zeroed memory of s2a_metrics_size(). */
 s2a_metrics *s2a_metrics_init(void *base, int nseries);
-/* The metrics laid over `base` before (same nseries), e.g. by an earlier
- * generation of httpd: counters go on. NULL if it does not hold them. */
-s2a_metrics *s2a_metrics_attach(void *base, int nseries);
+/* The metrics laid over `base` (`size` bytes) before, e.g. by an earlier
+ * generation of httpd: counters go on. NULL if it does not hold them as
+ * this build lays them out for `nseries`. */
+s2a_metrics *s2a_metrics_attach(void *base, apr_size_t size, int nseries);
 
 void s2a_metrics_count(s2a_metrics *m, const s2a_metrics_request *req);
 void s2a_metrics_observe(s2a_metrics *m, int hist, apr_interval_time_t t);

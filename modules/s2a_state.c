@@ -20,9 +20,14 @@ typedef struct {
  * that many limited keys can never push an account out. */
 #define S2A_LIMITS_PER_ACCOUNT 4
 
+/* Tells a segment laid out by this build from one another build left (a
+ * graceful restart into a new module keeps the parent's memory). */
+#define S2A_STATE_LAYOUT 0x53324131u /* "S2A1" */
+
 typedef struct {
-    s2a_lock lock;
+    apr_uint32_t layout;
     apr_uint32_t lock_ready; /* the lock outlives a graceful restart: made once */
+    s2a_lock lock;
     apr_uint32_t generation;
     apr_uint32_t nslots;
     apr_uint32_t nbindings;
@@ -55,6 +60,13 @@ apr_int64_t s2a_state_key(const char *credential)
     return k ? (apr_int64_t)k : 1;
 }
 
+int s2a_state_fits(const void *base, apr_size_t size, int nslots, int nbindings)
+{
+    const shared_t *shm = base;
+    return size == s2a_state_size(nslots, nbindings) && shm->layout == S2A_STATE_LAYOUT &&
+           shm->lock_ready;
+}
+
 apr_size_t s2a_state_size(int nslots, int nbindings)
 {
     return sizeof(shared_t) +
@@ -70,6 +82,7 @@ s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings)
         if (s2a_lock_init(&st->shm->lock) != APR_SUCCESS) {
             return NULL;
         }
+        st->shm->layout = S2A_STATE_LAYOUT;
         st->shm->lock_ready = 1;
     }
     st->shm->nslots = (apr_uint32_t)nslots;
@@ -100,7 +113,7 @@ static int idle(const s2a_account_state *s, apr_time_t now)
            s->locked_until <= now && !s->held;
 }
 
-/* Open addressing on the key; the caller holds the mutex. When the table is
+/* Open addressing on the key; the caller holds the lock. When the table is
  * full, the idle slot used longest ago is taken over (a credential that was
  * rotated away, say). */
 static s2a_account_state *table_slot(table_t *t, apr_int64_t id, int create)
@@ -274,7 +287,7 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
     return bs ? best : busy ? S2A_PICK_BUSY : S2A_PICK_NONE;
 }
 
-/* Probes a few places of the binding table; the caller holds the mutex. */
+/* Probes a few places of the binding table; the caller holds the lock. */
 #define S2A_BINDING_PROBES 8
 
 static binding_t *binding_find(s2a_state *st, apr_uint64_t session)

@@ -57,6 +57,9 @@ apr_size_t s2a_state_size(int nslots, int nbindings);
 /* Lays the state out over `base`: shared memory of s2a_state_size(), zeroed
  * when new; one laid out before keeps its contents and its lock (a graceful
  * restart). NULL when its lock cannot be made. */
+/* 1 when the `size` bytes at `base` hold a state this build laid out for
+ * these sizes (else a restart must start new memory). */
+int s2a_state_fits(const void *base, apr_size_t size, int nslots, int nbindings);
 s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings);
 
 /* Counter bumped whenever cached users, keys or accounts must be reloaded. */

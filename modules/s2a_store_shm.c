@@ -20,13 +20,18 @@ static apr_status_t shm_bump(s2a_store *st)
     return APR_SUCCESS;
 }
 
-/* The balance is held after the pick (one lock fewer than checking it
- * first); a pick the balance refuses is given back. */
+/* As the redis store: a spent balance is refused before anything is
+ * picked; the hold follows the pick, and a pick it then refuses (the
+ * balance was spent meanwhile) is given back. */
 static apr_status_t shm_pick(s2a_store *st, const s2a_candidate *c, int n, apr_time_t now,
                              apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
                              const s2a_balance *bal, int *picked, s2a_place *place, int *held)
 {
     *held = 0;
+    if (bal && bal->key && !s2a_state_reserve(state_of(st), bal->key, bal->known, 0, now)) {
+        *picked = S2A_PICK_BROKE;
+        return APR_SUCCESS;
+    }
     *picked = s2a_state_pick_sticky(state_of(st), c, n, now, session, ttl, wait_for_bound);
     if (*picked < 0) {
         return APR_SUCCESS;

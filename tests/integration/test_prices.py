@@ -76,3 +76,22 @@ def test_unpriced_model_refused_by_default(gateway):
     assert body["error"]["type"] == "invalid_request_error"
     assert "claude-some-future-model has no price" in body["error"]["message"]
     assert gateway.mock_requests() == []
+
+
+def test_failover_to_an_account_priced_like_the_chosen_model(priced):
+    """The account a request moves to maps the model to one the table lacks:
+    that attempt is priced like Sub2apiUnpricedModel, as a first choice is."""
+    gw, _ = priced
+    t = gw.new_tenant(accounts=0)
+    first = gw.create_account([t.group["id"]], priority=10)
+    gw.create_account([t.group["id"]], priority=20,
+                      model_mapping={SONNET: "claude-some-future-model"})
+    gw.expect_error(r"S2A0207")
+    status, _, raw = gw.post_messages(
+        messages_body("x", model=SONNET,
+                      mock={"usage": USAGE, "status_for": {gw.credentials[first["id"]]: 529}}),
+        key=t.api_key)
+    assert status == 200, raw
+    [row] = gw.wait_usage({"key_id": t.key["id"]})
+    assert row["upstream_model"] == "claude-some-future-model"
+    assert (row["input_cost_nanousd"], row["output_cost_nanousd"]) == (800_000, 400_000)

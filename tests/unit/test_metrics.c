@@ -197,14 +197,18 @@ static void test_attach(apr_pool_t *p)
 {
     void *base = apr_pcalloc(p, s2a_metrics_size(8));
     s2a_metrics *m;
-    S2A_CHECK(s2a_metrics_attach(base, 8) == NULL); /* nothing laid out yet */
+    S2A_CHECK(s2a_metrics_attach(base, s2a_metrics_size(8), 8) == NULL); /* nothing laid out yet */
     m = s2a_metrics_init(base, 8);
     s2a_metrics_add(m, S2A_COUNT_STORE_ERRORS, 2);
     /* a later generation goes on counting where the last left off */
-    S2A_CHECK(s2a_metrics_attach(base, 8) == m);
-    S2A_CHECK_INT(s2a_metrics_get(s2a_metrics_attach(base, 8), S2A_COUNT_STORE_ERRORS), 2);
+    S2A_CHECK(s2a_metrics_attach(base, s2a_metrics_size(8), 8) == m);
+    S2A_CHECK_INT(
+        s2a_metrics_get(s2a_metrics_attach(base, s2a_metrics_size(8), 8), S2A_COUNT_STORE_ERRORS),
+        2);
+    /* memory of another size (another build's layout) is not taken for them */
+    S2A_CHECK(s2a_metrics_attach(base, s2a_metrics_size(8) - 8, 8) == NULL);
     /* laid out for another size: not taken */
-    S2A_CHECK(s2a_metrics_attach(base, 16) == NULL);
+    S2A_CHECK(s2a_metrics_attach(base, s2a_metrics_size(8), 16) == NULL);
 }
 
 #define THREADS 4

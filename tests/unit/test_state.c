@@ -276,6 +276,26 @@ static void test_dead_process_places_come_back(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_acquire(st, 61, 1), 0);
 }
 
+/* A graceful restart keeps the parent's memory: only a state this build
+ * laid out, for the same sizes, is taken up again. */
+static void test_fits(apr_pool_t *p)
+{
+    apr_size_t size = s2a_state_size(8, 64);
+    void *base = apr_pcalloc(p, size);
+    S2A_CHECK_INT(s2a_state_fits(base, size, 8, 64), 0);
+    S2A_CHECK(s2a_state_init(p, base, 8, 64) != NULL);
+    S2A_CHECK_INT(s2a_state_fits(base, size, 8, 64), 1);
+    S2A_CHECK_INT(s2a_state_fits(base, size, 8, 32), 0);
+    S2A_CHECK_INT(s2a_state_fits(base, size - 16, 8, 64), 0);
+    /* laid out again: its lock and contents are kept */
+    S2A_CHECK_INT(s2a_state_pick(s2a_state_init(p, base, 8, 64), (s2a_candidate[]){{7, 1, 1, 0}}, 1,
+                                 apr_time_from_sec(1)),
+                  0);
+    S2A_CHECK_INT(s2a_state_pick(s2a_state_init(p, base, 8, 64), (s2a_candidate[]){{7, 1, 1, 0}}, 1,
+                                 apr_time_from_sec(2)),
+                  S2A_PICK_BUSY);
+}
+
 static void test_generation(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
@@ -352,6 +372,7 @@ int main(void)
     test_limits_do_not_evict_accounts(p);
     test_dead_process_places_come_back(p);
     test_generation(p);
+    test_fits(p);
     test_full_table(p);
     test_balance_idle(p);
     apr_pool_destroy(p);
