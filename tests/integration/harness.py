@@ -836,11 +836,12 @@ class Gateway:
                             headers=self._client_headers(key, headers), timeout=timeout)
 
     def stream_messages(self, body, key=None, headers=None, path="/v1/messages", timeout=60,
-                        abort_after_events=None):
+                        abort_after_events=None, arrived=None, arrived_after_events=1):
         """Send a streaming request and read the answer chunk by chunk.
 
         abort_after_events closes the client connection once that many
-        complete SSE events have arrived.
+        complete SSE events have arrived; `arrived` (a threading.Event) is
+        set once arrived_after_events have.
         """
         if isinstance(body, dict) and "stream" not in body:
             body = dict(body, stream=True)
@@ -858,6 +859,9 @@ class Gateway:
                     break
                 chunks.append((time.monotonic() - start, piece))
                 raw += piece
+                if (arrived is not None
+                        and len(re.findall(rb"\r?\n\r?\n", raw)) >= arrived_after_events):
+                    arrived.set()
                 if (abort_after_events is not None
                         and len(re.findall(rb"\r?\n\r?\n", raw)) >= abort_after_events):
                     break

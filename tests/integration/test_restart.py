@@ -6,7 +6,6 @@ writer still holds rows it could not store yet; the places requests hold on
 an account still count."""
 
 import concurrent.futures
-import http.client
 import json
 import os
 import select
@@ -122,23 +121,12 @@ def wait_at_gate(mock, name, count, futures):
 def send(gw, key, body, first_events=None, arrived=None):
     """POST /v1/messages: (status, request id, raw body). For a stream,
     arrived is set once first_events whole events came."""
-    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=TIMEOUT)
-    try:
-        conn.request("POST", "/v1/messages", body=json.dumps(body),
-                     headers={"x-api-key": key, "content-type": "application/json",
-                              "anthropic-version": harness.ANTHROPIC_VERSION})
-        resp = conn.getresponse()
-        raw = b""
-        while True:
-            piece = resp.read1(65536)
-            if not piece:
-                break
-            raw += piece
-            if arrived is not None and raw.count(b"\n\n") >= first_events:
-                arrived.set()
-        return resp.status, resp.getheader("x-sub2api-request-id"), raw
-    finally:
-        conn.close()
+    if body.get("stream"):
+        res = gw.stream_messages(body, key=key, timeout=TIMEOUT, arrived=arrived,
+                                 arrived_after_events=first_events or 1)
+        return res.status, res.headers.get("x-sub2api-request-id"), res.raw
+    status, headers, raw = gw.post_messages(body, key=key, timeout=TIMEOUT)
+    return status, headers.get("x-sub2api-request-id"), raw
 
 
 def usage_rows(gw, key_id):
