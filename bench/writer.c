@@ -16,7 +16,8 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 
-#include "s2a_db.h"
+#include "s2a_db_billing.h"
+#include "s2a_db_schema.h"
 
 #define BATCH 1024  /* S2A_BATCH: the writer takes this many when the queue has them */
 #define USERS 50

@@ -407,58 +407,15 @@ static const char *ledger_check(admin_ctx *a)
     return NULL;
 }
 
-/* Sets (kind "set") or adds to (kind "add") a balance and records the change
- * with its actor and reason, in one transaction. The row is locked first
- * (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the database), so that
- * the recorded delta is exact even while charges are written. */
 static int balance_change(admin_ctx *a, const char *id, const char *kind, apr_int64_t amount)
 {
-    apr_pool_t *p = a->r->pool;
     const char *actor = get_str(a, "actor"), *reason = get_str(a, "reason");
-    const char *args[7];
-    json_object *rows;
-    apr_int64_t before, delta;
-    int ok;
-
-    if (s2a_db_begin(&a->db) != 0) {
-        a->err = "begin failed";
-        return -1;
-    }
-    args[0] = id;
-    ok = s2a_db_exec(&a->db, p,
-                     "UPDATE s2a_users SET balance_nanousd = balance_nanousd WHERE id = %lld", 1,
-                     args, NULL, &a->err) == 0 &&
-         s2a_db_rows(&a->db, p, "SELECT balance_nanousd FROM s2a_users WHERE id = %lld", "i", 1,
-                     args, &rows, &a->err) == 0 &&
-         json_object_array_length(pool_json(p, rows)) == 1;
-    if (ok) {
-        json_object *v;
-        json_object_object_get_ex(json_object_array_get_idx(rows, 0), "balance_nanousd", &v);
-        before = json_object_get_int64(v);
-        delta = strcmp(kind, "set") == 0 ? amount - before : amount;
-        args[0] = i64(p, delta);
-        args[1] = id;
-        args[2] = i64(p, before + delta);
-        args[3] = kind;
-        args[4] = actor ? actor : "admin";
-        args[5] = reason ? reason : "";
-        args[6] = i64(p, apr_time_sec(apr_time_now()));
-        ok = s2a_db_exec(&a->db, p,
-                         "UPDATE s2a_users SET balance_nanousd = balance_nanousd + %lld"
-                         " WHERE id = %lld",
-                         2, args, NULL, &a->err) == 0 &&
-             s2a_db_exec(&a->db, p,
-                         "INSERT INTO s2a_balance_log (user_id, delta_nanousd,"
-                         " balance_after_nanousd, kind, actor, reason, created_at)"
-                         " VALUES (%lld, %lld, %lld, %s, %s, %s, %lld)",
-                         7, (const char *[]){id, args[0], args[2], kind, args[4], args[5], args[6]},
-                         NULL, &a->err) == 0;
-    }
-    if (s2a_db_end(&a->db, ok) != 0 && ok) {
-        a->err = "commit failed";
-        ok = 0;
-    }
-    return ok ? 0 : -1;
+    apr_int64_t after;
+    return s2a_db_balance_change(&a->db, a->r->pool, apr_atoi64(id), strcmp(kind, "set") == 0,
+                                 amount, actor ? actor : "admin", reason ? reason : "", &after,
+                                 &a->err) == 1
+               ? 0
+               : -1;
 }
 
 /* The rows a page may have: `limit`, 1 to 10000, default 100; -1 if bad. */
@@ -1314,9 +1271,7 @@ static int subs_list(admin_ctx *a, const char *id)
  * extended by that many days (from now if it had ended). */
 static int subs_create(admin_ctx *a)
 {
-    apr_int64_t user, group, days, now = apr_time_sec(apr_time_now()), id = 0;
-    const char *args[5];
-    json_object *rows;
+    apr_int64_t user, group, days, id = 0;
     int e;
     if (get_int(a, "user_id", &user) != 1 || get_int(a, "group_id", &group) != 1 ||
         get_int(a, "days", &days) != 1 || days < 1 || days > 36500) {
@@ -1325,37 +1280,8 @@ static int subs_create(admin_ctx *a)
     if ((e = exists(a, "s2a_users", user)) <= 0 || (e = exists(a, "s2a_groups", group)) <= 0) {
         return e < 0 ? db_fail(a) : send_error(a->r, 404, "No such user or group");
     }
-    args[0] = i64(a->r->pool, user);
-    args[1] = i64(a->r->pool, group);
-    if (s2a_db_rows(&a->db, a->r->pool,
-                    "SELECT id FROM s2a_subscriptions WHERE user_id = %lld AND group_id = %lld",
-                    "i", 2, args, &rows, &a->err) != 0) {
+    if (s2a_db_subscription_extend(&a->db, a->r->pool, user, group, days, &id, &a->err) != 0) {
         return db_fail(a);
-    }
-    if (one(pool_json(a->r->pool, rows))) {
-        json_object *v;
-        json_object_object_get_ex(one(rows), "id", &v);
-        id = json_object_get_int64(v);
-        args[0] = i64(a->r->pool, now);
-        args[1] = args[0];
-        args[2] = i64(a->r->pool, days * 86400);
-        args[3] = i64(a->r->pool, id);
-        if (s2a_db_exec(&a->db, a->r->pool,
-                        "UPDATE s2a_subscriptions SET status = 'active', expires_at ="
-                        " CASE WHEN expires_at > %lld THEN expires_at ELSE %lld END + %lld"
-                        " WHERE id = %lld",
-                        4, args, NULL, &a->err) != 0) {
-            return db_fail(a);
-        }
-    } else {
-        args[2] = i64(a->r->pool, now + days * 86400);
-        args[3] = i64(a->r->pool, now);
-        if (s2a_db_insert(&a->db, a->r->pool,
-                          "INSERT INTO s2a_subscriptions (user_id, group_id, expires_at,"
-                          " created_at) VALUES (%lld, %lld, %lld, %lld)",
-                          4, args, &id, &a->err) != 0) {
-            return db_fail(a);
-        }
     }
     s2a_bump(a->r->server, a->r->pool);
     return subs_list(a, i64(a->r->pool, id));

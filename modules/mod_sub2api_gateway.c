@@ -1014,7 +1014,6 @@ static apr_time_t reset_time(request_rec *r, s2a_srv_conf *sc, apr_time_t now)
 
 static void mark_account_error(request_rec *r, s2a_req *q, int status)
 {
-    const char *args[2];
     const char *err = NULL;
     s2a_dbc c;
     void *h = NULL;
@@ -1022,12 +1021,10 @@ static void mark_account_error(request_rec *r, s2a_req *q, int status)
     if (s2a_g.store->ops->set_error(s2a_g.store, q->account.state_key, 1) != APR_SUCCESS) {
         s2a_store_failed(r, "marking an account in error");
     }
-    args[0] = apr_psprintf(r->pool, "upstream answered %d", status);
-    args[1] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, q->account.id);
     ok = s2a_dbc_open(r->pool, r->server, &c, &h) &&
-         s2a_db_exec(&c, r->pool,
-                     "UPDATE s2a_accounts SET status = 'error', error_message = %s WHERE id = %lld",
-                     2, args, NULL, &err) == 0;
+         s2a_db_account_error(&c, r->pool, q->account.id,
+                              apr_psprintf(r->pool, "upstream answered %d", status),
+                              &err) == APR_SUCCESS;
     if (h) {
         s2a_dbc_close(r->server, h);
     }

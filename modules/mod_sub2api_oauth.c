@@ -29,12 +29,9 @@ static int still_good(apr_int64_t expires_at, apr_int64_t now)
 static void refused(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db, apr_int64_t id,
                     const char *words)
 {
-    const char *args[2], *err = NULL;
-    args[0] = apr_pstrcat(p, "token refresh refused: ", words, NULL);
-    args[1] = apr_psprintf(p, "%" APR_INT64_T_FMT, id);
-    if (s2a_db_exec(db, p,
-                    "UPDATE s2a_accounts SET status = 'error', error_message = %s WHERE id = %lld",
-                    2, args, NULL, &err) != 0) {
+    const char *err = NULL;
+    if (s2a_db_account_error(db, p, id, apr_pstrcat(p, "token refresh refused: ", words, NULL),
+                             &err) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0503) "account %" APR_INT64_T_FMT " error state not saved: %s", id,
                      err);

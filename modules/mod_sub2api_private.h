@@ -8,7 +8,10 @@
 #include <apr_proc_mutex.h>
 #include <apr_thread_mutex.h>
 
-#include "s2a_db.h"
+#include "s2a_db_billing.h"
+#include "s2a_db_catalog.h"
+#include "s2a_db_oauth.h"
+#include "s2a_db_schema.h"
 #include "s2a_json.h"
 #include "s2a_metrics.h"
 #include "s2a_pricing.h"

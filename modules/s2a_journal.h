@@ -9,7 +9,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
-#include "s2a_db.h"
+#include "s2a_db_billing.h"
 
 /* Appends rows[0..n-1] with one write, creating the file (mode 0600). */
 apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage_row *rows,

@@ -1,0 +1,77 @@
+/* The tokens of OAuth accounts: see s2a_db_oauth.h. */
+#include "s2a_db_oauth.h"
+
+apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **credential,
+                              const char **refresh_token, apr_int64_t *expires_at, const char **err)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[1];
+    apr_dbd_prepared_t *st =
+        s2a_db_stmt(c, "s2a_oauth_get",
+             "SELECT credential, refresh_token, expires_at FROM s2a_accounts WHERE id = %lld", err);
+    apr_status_t rv = APR_NOTFOUND;
+    if (!st) {
+        return APR_EGENERAL;
+    }
+    args[0] = S2A_DB_I64(p, id);
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, 1, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        *credential = s2a_db_str(c, p, row, 0);
+        *refresh_token = s2a_db_str(c, p, row, 1);
+        *expires_at = s2a_db_i64(c, row, 2);
+        rv = APR_SUCCESS;
+    }
+    return rv;
+}
+
+apr_status_t s2a_db_oauth_save(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char *credential,
+                               const char *refresh_token, apr_int64_t expires_at, const char **err)
+{
+    const char *args[4];
+    int nrows = 0;
+    apr_dbd_prepared_t *st = s2a_db_stmt(c, "s2a_oauth_save",
+                                  "UPDATE s2a_accounts SET credential = %s, refresh_token = %s,"
+                                  " expires_at = %lld WHERE id = %lld",
+                                  err);
+    if (!st) {
+        return APR_EGENERAL;
+    }
+    args[0] = credential;
+    args[1] = refresh_token;
+    args[2] = S2A_DB_I64(p, expires_at);
+    args[3] = S2A_DB_I64(p, id);
+    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, st, 4, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return APR_EGENERAL;
+    }
+    return nrows == 1 ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,
+                              apr_array_header_t **ids, const char **err)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[1];
+    apr_dbd_prepared_t *st = s2a_db_stmt(c, "s2a_oauth_due",
+                                  "SELECT id FROM s2a_accounts WHERE refresh_token <> ''"
+                                  " AND expires_at > 0 AND expires_at < %lld AND status = 'active'",
+                                  err);
+    if (!st) {
+        return APR_EGENERAL;
+    }
+    args[0] = S2A_DB_I64(p, before);
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, 1, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return APR_EGENERAL;
+    }
+    *ids = apr_array_make(p, 4, sizeof(apr_int64_t));
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        APR_ARRAY_PUSH(*ids, apr_int64_t) = s2a_db_i64(c, row, 0);
+    }
+    return APR_SUCCESS;
+}
