@@ -4,22 +4,18 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
+#include <http_main.h>
 #include <http_request.h>
 #include <ap_provider.h>
-#include <http_core.h>
-#include <http_main.h>
-#include <apr_atomic.h>
+#include <mod_proxy.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 
-#include "mod_sub2api_private.h"
-#include <mod_dbd.h>
+#include "mod_sub2api_shared.h"
 #include "s2a_aead.h"
 #include "s2a_identity.h"
 #include "s2a_sha256.h"
-
-s2a_globals s2a_g;
 
 static void *create_srv_conf(apr_pool_t *p, server_rec *s)
 {
@@ -257,21 +253,6 @@ static const char *set_credential_key(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *const credential_aad = "s2a-account-credential";
-
-const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, const char *plain)
-{
-    return sc->cred_key ? s2a_aead_seal_text(p, sc->cred_key, credential_aad, plain) : plain;
-}
-
-const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, const char *stored)
-{
-    if (!s2a_aead_is_sealed(stored)) {
-        return stored; /* written before a key was set */
-    }
-    return sc->cred_key ? s2a_aead_open_text(p, sc->cred_key, credential_aad, stored) : NULL;
-}
-
 static const char *parse_seconds(cmd_parms *cmd, const char *arg, int min, int *out)
 {
     char *end;
@@ -437,340 +418,49 @@ static const command_rec s2a_cmds[] = {
                   "Where the account pool's state lives: shm, or redis://host:port/db"),
     {NULL}};
 
-static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
-{
-    (void)plog;
-    (void)ptemp;
-    (void)pconf;
-    s2a_g.max_accounts = S2A_DEFAULT_MAX_ACCOUNTS;
-    s2a_g.max_sessions = S2A_DEFAULT_MAX_SESSIONS;
-    s2a_g.store_url = NULL;
-    s2a_g.oauth_watch_sec = S2A_DEFAULT_OAUTH_WATCH;
-    return OK;
-}
-
-/* Checks that need the whole configuration; they run under configtest too. */
-static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
-{
-    server_rec *sp;
-    (void)pconf;
-    (void)plog;
-    (void)ptemp;
-    for (sp = s; sp; sp = sp->next) {
-        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
-        if (sc->unpriced_model && *sc->unpriced_model &&
-            (!sc->prices || !s2a_pricing_lookup(sc->prices, sc->unpriced_model))) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, sp,
-                         S2ALOGNO(0016) "Sub2apiUnpricedModel %s: the virtual host's price table "
-                                        "has no such model",
-                         sc->unpriced_model);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    return OK;
-}
-
-/* The account pool's state (with its lock) outlives a graceful restart: it
- * lives in the process pool, made once, so that the old generation's
- * requests give their places back where the new generation counts them. A
- * new Sub2apiMaxAccounts or Sub2apiMaxSessions, or a module laying the
- * state out otherwise, starts a fresh segment. The mutex only keeps
- * children from migrating the schema at once. */
-typedef struct {
-    apr_shm_t *shm;
-    apr_proc_mutex_t *mutex;
-    int max_accounts, max_sessions;
-} kept_state;
-
-static apr_status_t keep_state(server_rec *s)
-{
-    apr_pool_t *pproc = s->process->pool;
-    apr_size_t size = s2a_state_size(s2a_g.max_accounts, s2a_g.max_sessions);
-    kept_state *k = NULL;
-    apr_status_t rv;
-    apr_pool_userdata_get((void **)&k, "sub2api-state", pproc);
-    if (!k) {
-        k = apr_pcalloc(pproc, sizeof(*k));
-        apr_pool_userdata_set(k, "sub2api-state", apr_pool_cleanup_null, pproc);
-    }
-    if (!k->mutex) {
-        rv = apr_proc_mutex_create(&k->mutex, NULL, APR_LOCK_PROC_PTHREAD, pproc);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, S2ALOGNO(0003) "cannot create mutex");
-            return rv;
-        }
-    }
-    if (!k->shm || k->max_accounts != s2a_g.max_accounts ||
-        k->max_sessions != s2a_g.max_sessions ||
-        !s2a_state_fits(apr_shm_baseaddr_get(k->shm), apr_shm_size_get(k->shm),
-                        s2a_g.max_accounts, s2a_g.max_sessions)) {
-        apr_shm_t *shm;
-        rv = apr_shm_create(&shm, size, NULL, pproc);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                         S2ALOGNO(0004) "cannot create %" APR_SIZE_T_FMT " bytes of shared memory",
-                         size);
-            return rv;
-        }
-        if (k->shm) {
-            apr_shm_destroy(k->shm); /* the old generation keeps its mapping */
-        }
-        memset(apr_shm_baseaddr_get(shm), 0, size);
-        k->shm = shm;
-        k->max_accounts = s2a_g.max_accounts;
-        k->max_sessions = s2a_g.max_sessions;
-    }
-    s2a_g.shm = k->shm;
-    s2a_g.mutex = k->mutex;
-    return APR_SUCCESS;
-}
-
-static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
-{
-    server_rec *sp;
-    apr_status_t rv;
-    (void)plog;
-    (void)ptemp;
-
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        return OK;
-    }
-    for (sp = s; sp; sp = sp->next) {
-        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
-        if (sc->rate_limit_cooldown < 0) {
-            sc->rate_limit_cooldown = S2A_DEFAULT_RATE_LIMIT_COOLDOWN;
-        }
-        if (sc->overload_cooldown < 0) {
-            sc->overload_cooldown = S2A_DEFAULT_OVERLOAD_COOLDOWN;
-        }
-        if (sc->cache_ttl < 0) {
-            sc->cache_ttl = S2A_DEFAULT_CACHE_TTL;
-        }
-        if (sc->max_switches < 0) {
-            sc->max_switches = S2A_DEFAULT_MAX_SWITCHES;
-        }
-        if (sc->slot_wait < 0) {
-            sc->slot_wait = S2A_DEFAULT_SLOT_WAIT;
-        }
-        if (sc->sticky_ttl < 0) {
-            sc->sticky_ttl = S2A_DEFAULT_STICKY_TTL;
-        }
-        if (sc->prices) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp, S2ALOGNO(0002) "price table %s: %d models",
-                         sc->price_file, s2a_pricing_count(sc->prices));
-        }
-    }
-
-    rv = keep_state(s);
-    if (rv != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    for (sp = s; sp; sp = sp->next) {
-        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
-        if (sc->oauth_token_url && sc->oauth_client_id) {
-            s2a_oauth_watch(pconf, s);
-            break;
-        }
-    }
-    s2a_g.state = s2a_state_init(pconf, apr_shm_baseaddr_get(s2a_g.shm), s2a_g.max_accounts,
-                                 s2a_g.max_sessions);
-    if (!s2a_g.state) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     S2ALOGNO(0018) "cannot make the shared state's lock");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (s2a_metrics_post_config(s) != OK) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return s2a_writer_journals(pconf, s);
-}
-
-static int from_dbd(ap_dbd_t *d, s2a_dbc *c)
-{
-    if (!d) {
-        return 0;
-    }
-    c->driver = d->driver;
-    c->handle = d->handle;
-    c->prepared = d->prepared;
-    c->pool = d->pool;
-    return s2a_db_alive(c, d->pool);
-}
-
-int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle)
-{
-    ap_dbd_t *d = ap_dbd_open(p, s);
-    *handle = d;
-    if (d && !from_dbd(d, c)) {
-        ap_dbd_close(s, d); /* back to the pool: its next user gets it reconnected */
-        d = NULL;
-    }
-    if (!d) {
-        s2a_metrics_note(S2A_COUNT_DB_ERRORS);
-    }
-    return d != NULL;
-}
-
-void s2a_dbc_close(server_rec *s, void *handle)
-{
-    ap_dbd_close(s, handle);
-}
-
-int s2a_dbc_acquire(request_rec *r, s2a_dbc *c)
-{
-    if (!from_dbd(ap_dbd_acquire(r), c)) {
-        s2a_metrics_note(S2A_COUNT_DB_ERRORS);
-        return 0;
-    }
-    return 1;
-}
-
-/* Without Sub2apiUserIdSecretFile the pseudonym key lives in the database,
- * made once by whichever process gets there first. */
-const char *s2a_secret(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *c)
-{
-    unsigned char rnd[32];
-    const char *value = NULL, *err = NULL;
-    if (sc->secret) {
-        return sc->secret;
-    }
-    if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS ||
-        s2a_db_secret(c, p, "user_id_secret", s2a_hex(p, rnd, sizeof(rnd)), &value, &err) !=
-            APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     S2ALOGNO(0011) "no key for user pseudonyms yet: %s",
-                     err ? err : "no randomness");
-        return NULL;
-    }
-    apr_cpystrn(sc->secret_buf, value, sizeof(sc->secret_buf));
-    apr_atomic_casptr((volatile void **)&sc->secret, sc->secret_buf, NULL);
-    return sc->secret;
-}
-
-/* Every child brings the schema up to date before it serves; the mutex keeps
- * children of one host from migrating at the same time. */
-static void migrate(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
-{
-    s2a_dbc c;
-    void *h;
-    const char *err = NULL;
-    if (!s2a_dbc_open(p, s, &c, &h)) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     S2ALOGNO(0005) "no database connection (check DBDriver/DBDParams)");
-        return;
-    }
-    apr_proc_mutex_lock(s2a_g.mutex);
-    if (s2a_db_migrate(&c, p, &err) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, S2ALOGNO(0006) "schema migration failed: %s",
-                     err);
-    } else {
-        s2a_secret(p, s, sc, &c);
-    }
-    apr_proc_mutex_unlock(s2a_g.mutex);
-    s2a_dbc_close(s, h);
-}
-
-void s2a_store_failed(request_rec *r, const char *doing)
-{
-    s2a_metrics_note(S2A_COUNT_STORE_ERRORS);
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0012) "%s store failed %s: %s",
-                  s2a_g.store->ops->name, doing,
-                  s2a_g.store->ops->last_error(s2a_g.store, r->pool));
-}
-
-void s2a_bump(server_rec *s, apr_pool_t *p)
-{
-    if (s2a_g.store->ops->bump(s2a_g.store) != APR_SUCCESS) {
-        /* other hosts reload within Sub2apiCacheTTL anyway */
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     S2ALOGNO(0013) "%s store failed telling other hosts to reload: %s",
-                     s2a_g.store->ops->name, s2a_g.store->ops->last_error(s2a_g.store, p));
-    }
-}
-
-/* Connections to Redis are made by the process that uses them. */
-static int store_init(apr_pool_t *pchild, server_rec *s)
-{
-    apr_status_t rv;
-    if (!s2a_g.store_url) {
-        s2a_g.store = s2a_store_shm(pchild, s2a_g.state);
-        return 1;
-    }
-    rv = s2a_store_redis(pchild, s2a_g.store_url, s2a_g.state, &s2a_g.store);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, S2ALOGNO(0014) "redis store not set up");
-        return 0;
-    }
-    return 1;
-}
-
-static void child_init(apr_pool_t *pchild, server_rec *s)
-{
-    server_rec *sp;
-    if (!store_init(pchild, s)) {
-        return;
-    }
-    if (s2a_db_child_init(pchild) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, S2ALOGNO(0008) "catalog init failed");
-        return;
-    }
-    s2a_oauth_child_init(pchild);
-    for (sp = s; sp; sp = sp->next) {
-        s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
-        if (sc->catalog) {
-            continue; /* a vhost sharing its config with the main server */
-        }
-        if (s2a_catalog_create(pchild, &sc->catalog) != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sp, S2ALOGNO(0008) "catalog init failed");
-            return;
-        }
-        if (sc->price_file) {
-            migrate(pchild, sp, sc);
-        }
-    }
-    if (s2a_writer_child_init(pchild, s) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, S2ALOGNO(0009) "usage writer did not start");
-    }
-}
-
-static int handler(request_rec *r)
-{
-    if (!r->handler) {
-        return DECLINED;
-    }
-    if (strcmp(r->handler, "sub2api-admin") == 0) {
-        return s2a_admin_handler(r);
-    }
-    if (strcmp(r->handler, S2A_USAGE_HANDLER) == 0) {
-        return s2a_usage_handler(r);
-    }
-    if (strcmp(r->handler, S2A_REDEEM_HANDLER) == 0) {
-        return s2a_redeem_handler(r);
-    }
-    if (strcmp(r->handler, S2A_MODELS_HANDLER) == 0) {
-        return s2a_models_handler(r);
-    }
-    if (strcmp(r->handler, S2A_METRICS_HANDLER) == 0) {
-        return s2a_metrics_handler(r);
-    }
-    if (strcmp(r->handler, S2A_HEALTH_HANDLER) == 0) {
-        return s2a_health_handler(r);
-    }
-    if (strcmp(r->handler, S2A_DASHBOARD_HANDLER) == 0) {
-        return s2a_dashboard_handler(r);
-    }
-    return DECLINED;
-}
-
+/* Every hook and filter of the module, in the order a request meets them;
+ * each is defined in the glue file named beside it. */
 static void register_hooks(apr_pool_t *p)
 {
     static const char *const pre_dbd[] = {"mod_dbd.c", NULL};
-    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(child_init, pre_dbd, NULL, APR_HOOK_LAST);
-    ap_hook_handler(handler, NULL, NULL, APR_HOOK_MIDDLE);
-    s2a_gateway_register_hooks(p);
+    static const char *const before_proxy[] = {"mod_proxy.c", NULL};
+    static const char *const before_log[] = {"mod_log_config.c", NULL};
+
+    /* mod_sub2api_startup.c */
+    ap_hook_pre_config(s2a_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(s2a_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(s2a_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(s2a_child_init, pre_dbd, NULL, APR_HOOK_LAST);
+    ap_hook_optional_fn_retrieve(s2a_lbmethod_retrieve, NULL, NULL, APR_HOOK_MIDDLE);
+
+    /* mod_sub2api_request.c */
+    ap_hook_translate_name(s2a_request_translate, NULL, before_proxy, APR_HOOK_FIRST);
+    ap_hook_fixups(s2a_request_fixups, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
+    s2a_g.replay_filter = ap_register_input_filter("SUB2API_REPLAY", s2a_request_replay, NULL,
+                                                   AP_FTYPE_CONTENT_SET);
+    /* mod_sub2api_lbmethod.c */
+    ap_register_provider(p, PROXY_LBMETHOD, "sub2api", "0", &s2a_lbmethod);
+    /* mod_sub2api_upstream.c */
+    APR_OPTIONAL_HOOK(proxy, fixups, s2a_upstream_fixups, NULL, NULL, APR_HOOK_LAST);
+    /* mod_sub2api_answer.c: below mod_deflate, so the answer is read as sent */
+    s2a_g.answer_filter = ap_register_output_filter("SUB2API_ANSWER", s2a_answer_filter, NULL,
+                                                    AP_FTYPE_CONTENT_SET - 1);
+    /* mod_sub2api_failover.c */
+    APR_OPTIONAL_HOOK(proxy, request_status, s2a_failover_request_status, NULL, NULL,
+                      APR_HOOK_MIDDLE);
+    /* mod_sub2api_error_page.c */
+    ap_hook_insert_error_filter(s2a_error_page_insert, NULL, NULL, APR_HOOK_MIDDLE);
+    s2a_g.error_filter = ap_register_output_filter("SUB2API_ERROR", s2a_error_page_filter, NULL,
+                                                   AP_FTYPE_PROTOCOL - 1);
+    /* mod_sub2api_billing.c */
+    ap_hook_log_transaction(s2a_billing_log_transaction, NULL, before_log, APR_HOOK_MIDDLE);
+
+    /* handlers: mod_sub2api_v1.c, _admin.c, _metrics.c, _dashboard.c */
+    ap_hook_handler(s2a_v1_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(s2a_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(s2a_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(s2a_health_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(s2a_dashboard_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA sub2api_module = {STANDARD20_MODULE_STUFF,

@@ -6,12 +6,10 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
-#include "mod_sub2api_private.h"
+#include "mod_sub2api_shared.h"
 #include "s2a_errors.h"
 #include "s2a_keys.h"
 #include "s2a_sha256.h"
-
-#define S2A_ADMIN_MAX_BODY (1024 * 1024)
 
 typedef struct {
     request_rec *r;
@@ -20,37 +18,6 @@ typedef struct {
     json_object *in; /* request body, NULL if none */
     const char *err;
 } admin_ctx;
-
-static apr_status_t put_json(void *o)
-{
-    json_object_put(o);
-    return APR_SUCCESS;
-}
-
-static json_object *pool_json(apr_pool_t *p, json_object *o)
-{
-    if (o) {
-        apr_pool_cleanup_register(p, o, put_json, apr_pool_cleanup_null);
-    }
-    return o;
-}
-
-static int send_json(request_rec *r, int status, json_object *o)
-{
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    ap_rputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), r);
-    ap_rputs("\n", r);
-    return OK;
-}
-
-static int send_error(request_rec *r, int status, const char *msg)
-{
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    ap_rputs(s2a_error_body(r->pool, status, msg), r);
-    return OK;
-}
 
 static const char *i64(apr_pool_t *p, apr_int64_t v)
 {
@@ -72,59 +39,6 @@ static int authorized(request_rec *r, s2a_srv_conf *sc)
     s2a_sha256(h, strlen(h), d);
     hex = s2a_hex(r->pool, d, sizeof(d));
     return s2a_ct_equal(hex, sc->admin_token_hash, 64);
-}
-
-int s2a_read_json(request_rec *r, json_object **out)
-{
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    json_tokener *tok = json_tokener_new();
-    json_object *o = NULL;
-    apr_size_t total = 0;
-    int done = 0, bad = 0;
-    enum json_tokener_error jerr = json_tokener_continue;
-
-    while (!done && !bad) {
-        apr_bucket *b;
-        if (ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, 65536) !=
-            APR_SUCCESS) {
-            bad = 1;
-            break;
-        }
-        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
-            const char *data;
-            apr_size_t n;
-            if (APR_BUCKET_IS_EOS(b)) {
-                done = 1;
-                break;
-            }
-            if (APR_BUCKET_IS_METADATA(b) || apr_bucket_read(b, &data, &n, APR_BLOCK_READ)) {
-                continue;
-            }
-            total += n;
-            if (total > S2A_ADMIN_MAX_BODY || o) {
-                bad = 1;
-                break;
-            }
-            o = json_tokener_parse_ex(tok, data, (int)n);
-            jerr = json_tokener_get_error(tok);
-            if (jerr != json_tokener_continue && jerr != json_tokener_success) {
-                bad = 1;
-                break;
-            }
-        }
-        apr_brigade_cleanup(bb);
-    }
-    if (!bad && total && !o) {
-        /* a bare number or literal may need the end to be seen */
-        o = json_tokener_parse_ex(tok, "", 0);
-    }
-    json_tokener_free(tok);
-    if (bad || (total && (!o || !json_object_is_type(o, json_type_object)))) {
-        json_object_put(o);
-        return 0;
-    }
-    *out = pool_json(r->pool, o);
-    return 1;
 }
 
 static const char *get_str(admin_ctx *a, const char *k)
@@ -213,7 +127,7 @@ static int db_fail(admin_ctx *a)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, a->r, S2ALOGNO(0401) "admin database error: %s",
                   a->err ? a->err : "unknown");
-    return send_error(a->r, 500, "Database error");
+    return s2a_send_error(a->r, 500, "Database error");
 }
 
 static int exec_update(admin_ctx *a, const char *sql, const char *v, const char *id)
@@ -292,17 +206,17 @@ static int users_list(admin_ctx *a, const char *id)
                     "issiii", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    pool_json(a->r->pool, rows);
+    s2a_json_pooled(a->r->pool, rows);
     for (i = 0; i < json_object_array_length(rows); i++) {
         decorate_user(a->r->pool, json_object_array_get_idx(rows, i));
     }
     if (id) {
-        return one(rows) ? send_json(a->r, a->r->method_number == M_POST ? 201 : 200, one(rows))
-                         : send_error(a->r, 404, "No such user");
+        return one(rows) ? s2a_send_json(a->r, a->r->method_number == M_POST ? 201 : 200, one(rows))
+                         : s2a_send_error(a->r, 404, "No such user");
     }
-    json_object *out = pool_json(a->r->pool, json_object_new_object());
+    json_object *out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "data", json_object_get(rows));
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 static int users_create(admin_ctx *a)
@@ -311,16 +225,16 @@ static int users_create(admin_ctx *a)
     apr_int64_t balance = 0, id;
     const char *args[4];
     if (!name || !*name) {
-        return send_error(a->r, 400, "name: a non-empty string is required");
+        return s2a_send_error(a->r, 400, "name: a non-empty string is required");
     }
     if (has(a, "status") && !valid_status(status)) {
-        return send_error(a->r, 400, "status: active or disabled");
+        return s2a_send_error(a->r, 400, "status: active or disabled");
     }
     if (get_money(a, "balance", &balance) < 0) {
-        return send_error(a->r, 400, "balance_usd: a decimal amount is required");
+        return s2a_send_error(a->r, 400, "balance_usd: a decimal amount is required");
     }
     if (limits_check(a, user_limits)) {
-        return send_error(a->r, 400, limits_check(a, user_limits));
+        return s2a_send_error(a->r, 400, limits_check(a, user_limits));
     }
     args[0] = name;
     args[1] = status ? status : "active";
@@ -337,14 +251,9 @@ static int users_create(admin_ctx *a)
 
 static const char *ledger_check(admin_ctx *a);
 
-/* Requests charge the balance the store keeps ahead of the database: after
- * an operator's change the next request brings the database's figure. */
 static void forget_balance(admin_ctx *a, const char *id)
 {
-    const char *secret = s2a_secret(a->r->pool, a->r->server, a->sc, &a->db);
-    if (!secret || s2a_g.store->ops->forget_balance(
-                       s2a_g.store, s2a_user_state_key(a->r->pool, secret, apr_atoi64(id))) !=
-                       APR_SUCCESS) {
+    if (!s2a_forget_balance(a->r->pool, a->r->server, a->sc, &a->db, apr_atoi64(id))) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, a->r,
                       S2ALOGNO(0402) "user %s: the new balance applies to requests only once "
                                      "the store can be told (or after 10 idle minutes)",
@@ -359,16 +268,16 @@ static int users_patch(admin_ctx *a, const char *id)
     apr_int64_t set, add;
     int rc_set, rc_add;
     if ((has(a, "name") && (!name || !*name)) || (has(a, "status") && !valid_status(status))) {
-        return send_error(a->r, 400, "name must be a non-empty string, status active or disabled");
+        return s2a_send_error(a->r, 400, "name must be a non-empty string, status active or disabled");
     }
     if ((rc_set = get_money(a, "balance", &set)) < 0) {
-        return send_error(a->r, 400, "balance_usd: a decimal amount is required");
+        return s2a_send_error(a->r, 400, "balance_usd: a decimal amount is required");
     }
     if ((rc_add = get_money(a, "add_balance", &add)) < 0) {
-        return send_error(a->r, 400, "add_balance_usd: a decimal amount is required");
+        return s2a_send_error(a->r, 400, "add_balance_usd: a decimal amount is required");
     }
     if (limits_check(a, user_limits)) {
-        return send_error(a->r, 400, limits_check(a, user_limits));
+        return s2a_send_error(a->r, 400, limits_check(a, user_limits));
     }
     if (limits_set(a, "s2a_users", user_limits, id)) {
         return db_fail(a);
@@ -380,7 +289,7 @@ static int users_patch(admin_ctx *a, const char *id)
         return db_fail(a);
     }
     if ((rc_set || rc_add) && ledger_check(a)) {
-        return send_error(a->r, 400, ledger_check(a));
+        return s2a_send_error(a->r, 400, ledger_check(a));
     }
     if (rc_set && balance_change(a, id, "set", set)) {
         return db_fail(a);
@@ -440,20 +349,20 @@ static int balance_log_list(admin_ctx *a)
     }
     if (q && (v = apr_table_get(q, "user_id"))) {
         if (!is_number(v)) {
-            return send_error(a->r, 400, "user_id: a number");
+            return s2a_send_error(a->r, 400, "user_id: a number");
         }
         where = " WHERE user_id = %lld";
         args[n++] = v;
     }
     if (q && (v = apr_table_get(q, "before_id"))) {
         if (!is_number(v)) {
-            return send_error(a->r, 400, "before_id: a number");
+            return s2a_send_error(a->r, 400, "before_id: a number");
         }
         where = apr_pstrcat(a->r->pool, where, n ? " AND" : " WHERE", " id < %lld", NULL);
         args[n++] = v;
     }
     if ((limit = page_limit(q)) < 0) {
-        return send_error(a->r, 400, "limit: 1 to 10000");
+        return s2a_send_error(a->r, 400, "limit: 1 to 10000");
     }
     args[n++] = i64(a->r->pool, limit);
     if (s2a_db_rows(&a->db, a->r->pool,
@@ -464,9 +373,9 @@ static int balance_log_list(admin_ctx *a)
                     "iiiisssi", n, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "data", rows);
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 /* ---- groups ---- */
@@ -529,7 +438,7 @@ static int groups_list(admin_ctx *a, const char *id)
                     "isiisiii", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    pool_json(a->r->pool, rows);
+    s2a_json_pooled(a->r->pool, rows);
     for (i = 0; i < json_object_array_length(rows); i++) {
         json_object *g = json_object_array_get_idx(rows, i), *ppm, *v;
         int w;
@@ -549,12 +458,12 @@ static int groups_list(admin_ctx *a, const char *id)
         }
     }
     if (id) {
-        return one(rows) ? send_json(a->r, a->r->method_number == M_POST ? 201 : 200, one(rows))
-                         : send_error(a->r, 404, "No such group");
+        return one(rows) ? s2a_send_json(a->r, a->r->method_number == M_POST ? 201 : 200, one(rows))
+                         : s2a_send_error(a->r, 404, "No such group");
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "data", json_object_get(rows));
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 static int get_multiplier(admin_ctx *a, apr_int64_t *ppm)
@@ -591,19 +500,19 @@ static int groups_create(admin_ctx *a)
     apr_int64_t ppm = 1000000, id;
     const char *args[3];
     if (!name || !*name) {
-        return send_error(a->r, 400, "name: a non-empty string is required");
+        return s2a_send_error(a->r, 400, "name: a non-empty string is required");
     }
     if (get_multiplier(a, &ppm) < 0) {
-        return send_error(a->r, 400, "rate_multiplier: a positive decimal is required");
+        return s2a_send_error(a->r, 400, "rate_multiplier: a positive decimal is required");
     }
     if (group_billing_check(a)) {
-        return send_error(a->r, 400, group_billing_check(a));
+        return s2a_send_error(a->r, 400, group_billing_check(a));
     }
     switch (group_named(a, name)) {
     case -1:
         return db_fail(a);
     case 1:
-        return send_error(a->r, 409, "name: a group of that name exists");
+        return s2a_send_error(a->r, 409, "name: a group of that name exists");
     }
     args[0] = name;
     args[1] = i64(a->r->pool, ppm);
@@ -624,15 +533,15 @@ static int groups_patch(admin_ctx *a, const char *id)
     apr_int64_t ppm;
     int rc = get_multiplier(a, &ppm);
     if (rc < 0 || (has(a, "name") && (!name || !*name))) {
-        return send_error(a->r, 400, "name must be a non-empty string, rate_multiplier positive");
+        return s2a_send_error(a->r, 400, "name must be a non-empty string, rate_multiplier positive");
     }
     if (group_billing_check(a)) {
-        return send_error(a->r, 400, group_billing_check(a));
+        return s2a_send_error(a->r, 400, group_billing_check(a));
     }
     if (name && group_named(a, name) != 0) {
         return group_named(a, name) < 0
                    ? db_fail(a)
-                   : send_error(a->r, 409, "name: a group of that name exists");
+                   : s2a_send_error(a->r, 409, "name: a group of that name exists");
     }
     if (name && exec_update(a, "UPDATE s2a_groups SET name = %s WHERE id = %lld", name, id)) {
         return db_fail(a);
@@ -664,20 +573,20 @@ static int keys_list(admin_ctx *a, const char *id, const char *plain)
                     "iiisssiiii", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    pool_json(a->r->pool, rows);
+    s2a_json_pooled(a->r->pool, rows);
     if (id) {
         json_object *k = one(rows);
         if (!k) {
-            return send_error(a->r, 404, "No such key");
+            return s2a_send_error(a->r, 404, "No such key");
         }
         if (plain) {
             json_object_object_add(k, "key", json_object_new_string(plain));
         }
-        return send_json(a->r, plain ? 201 : 200, k);
+        return s2a_send_json(a->r, plain ? 201 : 200, k);
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "data", json_object_get(rows));
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 static int exists(admin_ctx *a, const char *table, apr_int64_t id)
@@ -704,10 +613,10 @@ static int keys_create(admin_ctx *a)
     int u, g;
     if (get_int(a, "user_id", &user_id) != 1 || get_int(a, "group_id", &group_id) != 1 ||
         get_int(a, "expires_at", &expires) < 0) {
-        return send_error(a->r, 400, "user_id and group_id (integers) are required");
+        return s2a_send_error(a->r, 400, "user_id and group_id (integers) are required");
     }
     if (limits_check(a, key_limits)) {
-        return send_error(a->r, 400, limits_check(a, key_limits));
+        return s2a_send_error(a->r, 400, limits_check(a, key_limits));
     }
     u = exists(a, "s2a_users", user_id);
     g = exists(a, "s2a_groups", group_id);
@@ -715,10 +624,10 @@ static int keys_create(admin_ctx *a)
         return db_fail(a);
     }
     if (!u || !g) {
-        return send_error(a->r, 400, !u ? "user_id: no such user" : "group_id: no such group");
+        return s2a_send_error(a->r, 400, !u ? "user_id: no such user" : "group_id: no such group");
     }
     if (s2a_key_generate(a->r->pool, &key) != APR_SUCCESS) {
-        return send_error(a->r, 500, "No randomness available for a new key");
+        return s2a_send_error(a->r, 500, "No randomness available for a new key");
     }
     args[0] = i64(a->r->pool, user_id);
     args[1] = i64(a->r->pool, group_id);
@@ -742,10 +651,10 @@ static int keys_patch(admin_ctx *a, const char *id)
     apr_int64_t expires;
     int rc = get_int(a, "expires_at", &expires);
     if (rc < 0 || (has(a, "status") && !valid_status(status))) {
-        return send_error(a->r, 400, "status: active or disabled; expires_at: unix seconds");
+        return s2a_send_error(a->r, 400, "status: active or disabled; expires_at: unix seconds");
     }
     if (limits_check(a, key_limits)) {
-        return send_error(a->r, 400, limits_check(a, key_limits));
+        return s2a_send_error(a->r, 400, limits_check(a, key_limits));
     }
     if (limits_set(a, "s2a_api_keys", key_limits, id)) {
         return db_fail(a);
@@ -848,17 +757,17 @@ static int accounts_list(admin_ctx *a, const char *id, int created)
                     "issssiijsbsijibj", id ? 1 : 0, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    pool_json(a->r->pool, rows);
+    s2a_json_pooled(a->r->pool, rows);
     for (i = 0; i < json_object_array_length(rows); i++) {
         decorate_account(a, json_object_array_get_idx(rows, i));
     }
     if (id) {
-        return one(rows) ? send_json(a->r, created ? 201 : 200, one(rows))
-                         : send_error(a->r, 404, "No such account");
+        return one(rows) ? s2a_send_json(a->r, created ? 201 : 200, one(rows))
+                         : s2a_send_error(a->r, 404, "No such account");
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "data", json_object_get(rows));
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 static const char *account_type_check(const char *t)
@@ -1088,7 +997,7 @@ static int accounts_create(admin_ctx *a)
     const char *sid;
     int ok;
     if (bad) {
-        return send_error(a->r, 400, bad);
+        return s2a_send_error(a->r, 400, bad);
     }
     get_int(a, "priority", &priority);
     get_int(a, "concurrency", &concurrency);
@@ -1153,7 +1062,7 @@ static int clear_state(admin_ctx *a, const char *id, int error)
 
 static int store_fail(admin_ctx *a)
 {
-    return send_error(a->r, 503, "The shared state store cannot be reached; retry shortly");
+    return s2a_send_error(a->r, 503, "The shared state store cannot be reached; retry shortly");
 }
 
 static int accounts_patch(admin_ctx *a, const char *id)
@@ -1163,7 +1072,7 @@ static int accounts_patch(admin_ctx *a, const char *id)
     apr_int64_t n;
     int i;
     if (bad) {
-        return send_error(a->r, 400, bad);
+        return s2a_send_error(a->r, 400, bad);
     }
     if (get_str(a, "credential") &&
         exec_update(a, "UPDATE s2a_accounts SET credential = %s WHERE id = %lld",
@@ -1247,7 +1156,7 @@ static int subs_list(admin_ctx *a, const char *id)
         sql = SUB_COLUMNS " FROM s2a_subscriptions WHERE id = %lld";
     } else if (q && (v = apr_table_get(q, "user_id"))) {
         if (!is_number(v)) {
-            return send_error(a->r, 400, "user_id: a number");
+            return s2a_send_error(a->r, 400, "user_id: a number");
         }
         args[n++] = v;
         sql = SUB_COLUMNS " FROM s2a_subscriptions WHERE user_id = %lld ORDER BY id";
@@ -1257,14 +1166,14 @@ static int subs_list(admin_ctx *a, const char *id)
     if (s2a_db_rows(&a->db, a->r->pool, sql, "iiiisiiiiiii", n, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    pool_json(a->r->pool, rows);
+    s2a_json_pooled(a->r->pool, rows);
     if (id) {
-        return one(rows) ? send_json(a->r, a->r->method_number == M_GET ? 200 : 201, one(rows))
-                         : send_error(a->r, 404, "No such subscription");
+        return one(rows) ? s2a_send_json(a->r, a->r->method_number == M_GET ? 200 : 201, one(rows))
+                         : s2a_send_error(a->r, 404, "No such subscription");
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "data", json_object_get(rows));
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 /* POST: {user_id, group_id, days}: a new subscription, or the running one
@@ -1275,10 +1184,10 @@ static int subs_create(admin_ctx *a)
     int e;
     if (get_int(a, "user_id", &user) != 1 || get_int(a, "group_id", &group) != 1 ||
         get_int(a, "days", &days) != 1 || days < 1 || days > 36500) {
-        return send_error(a->r, 400, "user_id, group_id and days (1 to 36500) are required");
+        return s2a_send_error(a->r, 400, "user_id, group_id and days (1 to 36500) are required");
     }
     if ((e = exists(a, "s2a_users", user)) <= 0 || (e = exists(a, "s2a_groups", group)) <= 0) {
-        return e < 0 ? db_fail(a) : send_error(a->r, 404, "No such user or group");
+        return e < 0 ? db_fail(a) : s2a_send_error(a->r, 404, "No such user or group");
     }
     if (s2a_db_subscription_extend(&a->db, a->r->pool, user, group, days, &id, &a->err) != 0) {
         return db_fail(a);
@@ -1294,7 +1203,7 @@ static int subs_patch(admin_ctx *a, const char *id)
     apr_int64_t expires;
     int rc = get_int(a, "expires_at", &expires);
     if ((has(a, "status") && !valid_status(status)) || rc < 0 || (rc && expires < 0)) {
-        return send_error(a->r, 400, "status active or disabled, expires_at Unix seconds");
+        return s2a_send_error(a->r, 400, "status active or disabled, expires_at Unix seconds");
     }
     if (status &&
         exec_update(a, "UPDATE s2a_subscriptions SET status = %s WHERE id = %lld", status, id)) {
@@ -1320,9 +1229,9 @@ static int codes_list(admin_ctx *a)
                     "issiiiiii", 0, NULL, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "data", rows);
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 /* POST {count, balance_usd} or {count, group_id, days}: the codes, shown this
@@ -1334,22 +1243,22 @@ static int codes_create(admin_ctx *a)
     const char *args[7];
     json_object *out, *codes;
     if (get_int(a, "count", &count) < 0 || count < 1 || count > 1000) {
-        return send_error(a->r, 400, "count: 1 to 1000");
+        return s2a_send_error(a->r, 400, "count: 1 to 1000");
     }
     if (money < 0 || (money && amount <= 0) ||
         (!money && (get_int(a, "group_id", &group) != 1 || get_int(a, "days", &days) != 1 ||
                     days < 1 || days > 36500))) {
-        return send_error(a->r, 400,
+        return s2a_send_error(a->r, 400,
                           "either balance_usd (above 0) or group_id and days (1 to 36500)");
     }
     if (!money && (ok = exists(a, "s2a_groups", group)) <= 0) {
-        return ok < 0 ? db_fail(a) : send_error(a->r, 404, "No such group");
+        return ok < 0 ? db_fail(a) : s2a_send_error(a->r, 404, "No such group");
     }
     if (s2a_db_begin(&a->db) != 0) {
         a->err = "begin failed";
         return db_fail(a);
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     codes = json_object_new_array();
     json_object_object_add(out, "codes", codes);
     ok = 1;
@@ -1376,7 +1285,7 @@ static int codes_create(admin_ctx *a)
         return db_fail(a);
     }
     json_object_object_add(out, "kind", json_object_new_string(money ? "balance" : "subscription"));
-    return send_json(a->r, 201, out);
+    return s2a_send_json(a->r, 201, out);
 }
 
 /* ---- usage ---- */
@@ -1430,10 +1339,10 @@ static int usage_list(admin_ctx *a)
         ap_args_to_table(a->r, &q);
     }
     if ((bad = usage_where(a, q, &where, args, &n))) {
-        return send_error(a->r, 400, bad);
+        return s2a_send_error(a->r, 400, bad);
     }
     if ((limit = page_limit(q)) < 0) {
-        return send_error(a->r, 400, "limit: 1 to 10000");
+        return s2a_send_error(a->r, 400, "limit: 1 to 10000");
     }
     args[n++] = i64(a->r->pool, limit);
     if (s2a_db_rows(&a->db, a->r->pool,
@@ -1450,9 +1359,9 @@ static int usage_list(admin_ctx *a)
                     "isiiiiissiiiiiiiiiiiisbisiii", n, args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "data", rows);
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 /* Renames a summary row's column `col` to the name of its grouping (`day`
@@ -1497,16 +1406,16 @@ static int usage_summary(admin_ctx *a)
     for (k = 0; by && k < nbys && strcmp(by, bys[k][0]) != 0; k++) {
     }
     if (!by || k == nbys) {
-        return send_error(a->r, 400, "by: day, model, account, key or user");
+        return s2a_send_error(a->r, 400, "by: day, model, account, key or user");
     }
     split = apr_table_get(q, "split");
     for (s = 0; split && s < nbys && strcmp(split, bys[s][0]) != 0; s++) {
     }
     if (split && (s == nbys || s == k)) {
-        return send_error(a->r, 400, "split: day, model, account, key or user, other than by");
+        return s2a_send_error(a->r, 400, "split: day, model, account, key or user, other than by");
     }
     if ((bad = usage_where(a, q, &where, args, &n))) {
-        return send_error(a->r, 400, bad);
+        return s2a_send_error(a->r, 400, bad);
     }
     keys = split ? apr_pstrcat(a->r->pool, bys[k][1], " AS k, ", bys[s][1], " AS k2", NULL)
                  : apr_pstrcat(a->r->pool, bys[k][1], " AS k", NULL);
@@ -1526,7 +1435,7 @@ static int usage_summary(admin_ctx *a)
                     args, &rows, &a->err) != 0) {
         return db_fail(a);
     }
-    pool_json(a->r->pool, rows);
+    s2a_json_pooled(a->r->pool, rows);
     for (i = 0; i < json_object_array_length(rows); i++) {
         json_object *row = json_object_array_get_idx(rows, i);
         summary_key(row, "k", bys[k][0]);
@@ -1534,13 +1443,13 @@ static int usage_summary(admin_ctx *a)
             summary_key(row, "k2", bys[s][0]);
         }
     }
-    out = pool_json(a->r->pool, json_object_new_object());
+    out = s2a_json_pooled(a->r->pool, json_object_new_object());
     json_object_object_add(out, "by", json_object_new_string(bys[k][0]));
     if (split) {
         json_object_object_add(out, "split", json_object_new_string(bys[s][0]));
     }
     json_object_object_add(out, "data", json_object_get(rows));
-    return send_json(a->r, 200, out);
+    return s2a_send_json(a->r, 200, out);
 }
 
 /* ---- routing ---- */
@@ -1577,30 +1486,34 @@ static void route(request_rec *r, const char **res, const char **id)
 
 int s2a_admin_handler(request_rec *r)
 {
-    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    s2a_srv_conf *sc = s2a_server_conf(r->server);
     admin_ctx a;
     const char *res, *id;
     int get = r->method_number == M_GET, post = r->method_number == M_POST,
         patch = r->method_number == M_PATCH;
+
+    if (!r->handler || strcmp(r->handler, S2A_ADMIN_HANDLER) != 0) {
+        return DECLINED;
+    }
 
     memset(&a, 0, sizeof(a));
     a.r = r;
     a.sc = sc;
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!sc->admin_token_hash) {
-        return send_error(r, 403, "The admin API is off: no Sub2apiAdminToken is set");
+        return s2a_send_error(r, 403, "The admin API is off: no Sub2apiAdminToken is set");
     }
     if (!authorized(r, sc)) {
-        return send_error(r, 401, "A valid admin token is required (Authorization: Bearer)");
+        return s2a_send_error(r, 401, "A valid admin token is required (Authorization: Bearer)");
     }
     if ((post || patch) && !s2a_read_json(r, &a.in)) {
-        return send_error(r, 400, "The body must be a JSON object");
+        return s2a_send_error(r, 400, "The body must be a JSON object");
     }
     if (!s2a_dbc_acquire(r, &a.db)) {
-        return send_error(r, 500, "The gateway cannot reach its database");
+        return s2a_send_error(r, 500, "The gateway cannot reach its database");
     }
     if (!s2a_g.store || !sc->catalog) {
-        return send_error(r, 500, "The gateway did not start in this process (see the error log)");
+        return s2a_send_error(r, 500, "The gateway did not start in this process (see the error log)");
     }
     route(r, &res, &id);
     if (patch && id) {
@@ -1614,7 +1527,7 @@ int s2a_admin_handler(request_rec *r)
             if (strcmp(res, tables[i][0]) == 0) {
                 int e = exists(&a, tables[i][1], apr_atoi64(id));
                 if (e <= 0) {
-                    return e < 0 ? db_fail(&a) : send_error(r, 404, "No such resource");
+                    return e < 0 ? db_fail(&a) : s2a_send_error(r, 404, "No such resource");
                 }
             }
         }
@@ -1623,44 +1536,44 @@ int s2a_admin_handler(request_rec *r)
         return get           ? users_list(&a, id)
                : post && !id ? users_create(&a)
                : patch && id ? users_patch(&a, id)
-                             : send_error(r, 405, "Method not allowed");
+                             : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "groups") == 0) {
         return get           ? groups_list(&a, id)
                : post && !id ? groups_create(&a)
                : patch && id ? groups_patch(&a, id)
-                             : send_error(r, 405, "Method not allowed");
+                             : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "keys") == 0) {
         return get           ? keys_list(&a, id, NULL)
                : post && !id ? keys_create(&a)
                : patch && id ? keys_patch(&a, id)
-                             : send_error(r, 405, "Method not allowed");
+                             : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "accounts") == 0) {
         return get           ? accounts_list(&a, id, 0)
                : post && !id ? accounts_create(&a)
                : patch && id ? accounts_patch(&a, id)
-                             : send_error(r, 405, "Method not allowed");
+                             : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "subscriptions") == 0) {
         return get           ? subs_list(&a, id)
                : post && !id ? subs_create(&a)
                : patch && id ? subs_patch(&a, id)
-                             : send_error(r, 405, "Method not allowed");
+                             : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "redeem_codes") == 0 && !id) {
-        return get ? codes_list(&a) : post ? codes_create(&a) : send_error(r, 405,
+        return get ? codes_list(&a) : post ? codes_create(&a) : s2a_send_error(r, 405,
                                                                            "Method not allowed");
     }
     if (strcmp(res, "usage") == 0 && !id) {
-        return get ? usage_list(&a) : send_error(r, 405, "Method not allowed");
+        return get ? usage_list(&a) : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "summary") == 0 && !id && ends_with(r->uri, "/usage/summary")) {
-        return get ? usage_summary(&a) : send_error(r, 405, "Method not allowed");
+        return get ? usage_summary(&a) : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "balance_log") == 0 && !id) {
-        return get ? balance_log_list(&a) : send_error(r, 405, "Method not allowed");
+        return get ? balance_log_list(&a) : s2a_send_error(r, 405, "Method not allowed");
     }
-    return send_error(r, 404, "No such admin resource");
+    return s2a_send_error(r, 404, "No such admin resource");
 }

@@ -7,7 +7,9 @@
 #include <apr_atomic.h>
 #include <apr_strings.h>
 
-#include "mod_sub2api_private.h"
+#include "mod_sub2api_shared.h"
+#include "s2a_choice.h"
+#include "s2a_keys.h"
 
 apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
 {
@@ -101,7 +103,7 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
         /* hashed once per key and cache period, not per request */
         const char *secret = apr_atomic_casptr((volatile void **)&sc->secret, NULL, NULL);
         out->key_state = s2a_state_key(apr_pstrcat(r->pool, "key:", key_hash, NULL));
-        out->user_state = secret ? s2a_user_state_key(r->pool, secret, out->user_id) : 0;
+        out->user_state = secret ? s2a_state_key_user(r->pool, secret, out->user_id) : 0;
     }
     apr_thread_mutex_lock(c->mutex);
     if (c->keys_gen == gen) {
@@ -112,19 +114,31 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     return found;
 }
 
-apr_int64_t s2a_account_state_key(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id, int refreshable,
-                                  const char *plain)
+int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const char **key_hash)
 {
-    if (refreshable) {
-        return s2a_state_key(apr_psprintf(p, "account:%s:%" APR_INT64_T_FMT,
-                                          sc->secret ? (const char *)sc->secret : "", id));
+    const char *key = s2a_key_from_headers(r->pool, apr_table_get(r->headers_in, "x-api-key"),
+                                           apr_table_get(r->headers_in, "Authorization"));
+    int found;
+    if (!key) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED,
+                        "An API key is required in the x-api-key or Authorization header");
     }
-    return s2a_state_key(plain);
-}
-
-apr_int64_t s2a_user_state_key(apr_pool_t *p, const char *secret, apr_int64_t user_id)
-{
-    return s2a_state_key(apr_psprintf(p, "user:%s:%" APR_INT64_T_FMT, secret, user_id));
+    *key_hash = s2a_key_hash(r->pool, key);
+    found = s2a_catalog_key(r, sc, *key_hash, out);
+    if (found < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0202) "key lookup: no database");
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    if (!found) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "invalid x-api-key");
+    }
+    if (!out->active) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key is disabled");
+    }
+    if (out->expires_at && out->expires_at <= apr_time_sec(apr_time_now())) {
+        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key has expired");
+    }
+    return OK;
 }
 
 /* Credentials come out of the database sealed or plain; an account whose
@@ -233,165 +247,87 @@ static int refresh_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, int 
     return 1;
 }
 
-static int in_group(const s2a_account *a, apr_int64_t group_id)
-{
-    int i;
-    for (i = 0; i < a->group_ids->nelts; i++) {
-        if (APR_ARRAY_IDX(a->group_ids, i, apr_int64_t) == group_id) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int excluded(const apr_array_header_t *ids, apr_int64_t id)
-{
-    int i;
-    for (i = 0; ids && i < ids->nelts; i++) {
-        if (APR_ARRAY_IDX(ids, i, apr_int64_t) == id) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* The catalog's list may be replaced while the request runs: nothing of it
- * is kept by pointer. */
-static apr_table_t *deep_copy(apr_pool_t *p, const apr_table_t *t)
-{
-    const apr_array_header_t *arr = apr_table_elts(t);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    apr_table_t *out = apr_table_make(p, arr->nelts);
-    int i;
-    for (i = 0; i < arr->nelts; i++) {
-        apr_table_set(out, e[i].key, e[i].val);
-    }
-    return out;
-}
-
-const s2a_price *s2a_price_of(s2a_srv_conf *sc, const char *upstream_model)
-{
-    const s2a_price *price = s2a_pricing_lookup(sc->prices, upstream_model);
-    if (!price && sc->unpriced_model && *sc->unpriced_model) {
-        price = s2a_pricing_lookup(sc->prices, sc->unpriced_model);
-    }
-    return price;
-}
-
-/* What the request holds should this account serve it: nothing when its
- * model has no price (the request is refused then). */
-static apr_int64_t hold_for(s2a_srv_conf *sc, const s2a_hold *hold, const s2a_account *a,
-                            const char *model)
-{
-    const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);
-    const s2a_price *price = s2a_price_of(sc, mapped ? mapped : model);
-    s2a_cost cost;
-    if (!price) {
-        return 0;
-    }
-    s2a_cost_compute(price, &hold->estimate, hold->multiplier_ppm, &cost);
-    return cost.actual;
-}
-
-static int choose_once(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
-                       const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       int no_limit, s2a_hold *hold, s2a_account *out, const char **upstream_model,
-                       s2a_place *place)
+static s2a_choice_result choose_once(request_rec *r, s2a_srv_conf *sc,
+                                     const s2a_choice_ask *ask, s2a_attempt *into)
 {
     s2a_account_list *l = list_get(sc->catalog);
+    s2a_choice_hold prices, *priced = NULL;
+    s2a_hold *hold = ask->hold;
     s2a_candidate *cand;
-    s2a_account **acc;
+    const s2a_account **acc;
     apr_pool_t *tmp;
-    int i, n = 0, pick = S2A_PICK_NONE, held = 0;
+    int n, pick = S2A_PICK_NONE, held = 0;
     apr_status_t rv = APR_SUCCESS;
 
     if (!l) {
-        return -1;
+        return S2A_CHOICE_NO_DATABASE;
+    }
+    if (hold) {
+        prices.estimate = &hold->estimate;
+        prices.multiplier_ppm = hold->multiplier_ppm;
+        prices.prices = sc->prices;
+        prices.unpriced_model = sc->unpriced_model;
+        priced = &prices;
     }
     /* scratch: a waiting request calls this every 50 ms */
     apr_pool_create(&tmp, r->pool);
     cand = apr_palloc(tmp, sizeof(*cand) * (apr_size_t)(l->accounts->nelts + 1));
     acc = apr_palloc(tmp, sizeof(*acc) * (apr_size_t)(l->accounts->nelts + 1));
-    for (i = 0; i < l->accounts->nelts; i++) {
-        s2a_account *a = &APR_ARRAY_IDX(l->accounts, i, s2a_account);
-        if (!a->active || !in_group(a, group_id) || excluded(exclude, a->id)) {
-            continue;
-        }
-        if (apr_hash_count(a->mapping) && !apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING)) {
-            continue;
-        }
-        cand[n].key = a->state_key;
-        cand[n].priority = a->priority;
-        cand[n].concurrency = no_limit ? 0 : a->concurrency;
-        cand[n].hold = hold ? hold_for(sc, hold, a, model) : 0;
-        acc[n++] = a;
-    }
+    n = s2a_choice_candidates(l->accounts, ask->group_id, ask->model, ask->exclude, ask->no_limit,
+                              priced, cand, acc);
     if (n) {
-        rv = s2a_g.store->ops->pick(s2a_g.store, cand, n, apr_time_now(), session,
-                                    apr_time_from_sec(sc->sticky_ttl), wait_for_bound,
-                                    hold ? &hold->balance : NULL, &pick, place, &held);
+        rv = s2a_g.store->ops->pick(s2a_g.store, cand, n, apr_time_now(), ask->session,
+                                    apr_time_from_sec(sc->sticky_ttl), ask->wait_for_bound,
+                                    hold ? &hold->balance : NULL, &pick, &into->place, &held);
     }
     if (rv == APR_SUCCESS && pick >= 0 && hold) {
         hold->held = held;
         hold->amount = held == 1 ? cand[pick].hold : 0;
     }
     if (rv == APR_SUCCESS && pick >= 0) {
-        const s2a_account *a = acc[pick];
-        const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);
-        *out = *a;
-        out->name = apr_pstrdup(r->pool, a->name);
-        out->type = apr_pstrdup(r->pool, a->type);
-        out->credential = apr_pstrdup(r->pool, a->credential);
-        out->endpoint = apr_pstrdup(r->pool, a->endpoint);
-        out->mapping = NULL;
-        out->error_codes = a->error_codes ? apr_array_copy(r->pool, a->error_codes) : NULL;
-        out->headers = a->headers ? deep_copy(r->pool, a->headers) : NULL;
-        out->group_ids = NULL;
-        *upstream_model = mapped ? apr_pstrdup(r->pool, mapped) : model;
-        if (no_limit) {
+        s2a_choice_copy(r->pool, acc[pick], &into->account);
+        into->upstream_model = apr_pstrdup(r->pool, s2a_choice_model(acc[pick], ask->model));
+        if (ask->no_limit) {
             /* a place not given back frees itself when its lease ends */
-            if (s2a_g.store->ops->release(s2a_g.store, place) != APR_SUCCESS) {
-                s2a_store_failed(r, "giving a place back");
-            }
-            place->key = 0;
+            s2a_give_back(r, &into->place);
         }
     }
     apr_pool_destroy(tmp);
     list_put(l);
     if (rv != APR_SUCCESS) {
         s2a_store_failed(r, "choosing an account");
-        return -3;
+        return S2A_CHOICE_STORE_DOWN;
     }
-    return pick >= 0 ? 1 : pick == S2A_PICK_BUSY ? -2 : pick == S2A_PICK_BROKE ? -4 : 0;
+    return pick >= 0                ? S2A_CHOSEN
+           : pick == S2A_PICK_BUSY  ? S2A_CHOICE_BUSY
+           : pick == S2A_PICK_BROKE ? S2A_CHOICE_BROKE
+                                    : S2A_CHOICE_NONE;
 }
 
-int s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id, const char *model,
-                       const apr_array_header_t *exclude, apr_uint64_t session, int wait_for_bound,
-                       int no_limit, s2a_hold *hold, s2a_account *out, const char **upstream_model,
-                       s2a_place *place)
+s2a_choice_result s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, const s2a_choice_ask *ask,
+                                     s2a_attempt *into)
 {
     apr_uint32_t seen;
-    int rc;
+    s2a_choice_result rc;
+    int reloaded;
     if (!refresh_accounts(r->pool, r->server, sc, 0)) {
-        return -1;
+        return S2A_CHOICE_NO_DATABASE;
     }
-    rc = choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit, hold, out,
-                     upstream_model, place);
-    if (rc != 0) {
+    rc = choose_once(r, sc, ask, into);
+    if (rc != S2A_CHOICE_NONE) {
         return rc;
     }
+    /* none: maybe an account was added since; asked afresh before believed */
     apr_thread_mutex_lock(sc->catalog->mutex);
     seen = sc->catalog->loads;
     apr_thread_mutex_unlock(sc->catalog->mutex);
     if (!refresh_accounts(r->pool, r->server, sc, 1)) {
-        return -1;
+        return S2A_CHOICE_NO_DATABASE;
     }
     apr_thread_mutex_lock(sc->catalog->mutex);
-    rc = seen != sc->catalog->loads; /* reloaded */
+    reloaded = seen != sc->catalog->loads;
     apr_thread_mutex_unlock(sc->catalog->mutex);
-    return rc ? choose_once(r, sc, group_id, model, exclude, session, wait_for_bound, no_limit,
-                            hold, out, upstream_model, place)
-              : 0;
+    return reloaded ? choose_once(r, sc, ask, into) : S2A_CHOICE_NONE;
 }
 
 s2a_account_list *s2a_catalog_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
@@ -407,28 +343,12 @@ void s2a_catalog_release(s2a_account_list *l)
 
 apr_array_header_t *s2a_catalog_models(request_rec *r, s2a_srv_conf *sc, apr_int64_t group_id)
 {
-    apr_array_header_t *out = apr_array_make(r->pool, 16, sizeof(const char *));
     s2a_account_list *l = s2a_catalog_accounts(r->pool, r->server, sc);
-    int i, every = 0;
+    apr_array_header_t *out;
     if (!l) {
         return NULL;
     }
-    for (i = 0; i < l->accounts->nelts; i++) {
-        const s2a_account *a = &APR_ARRAY_IDX(l->accounts, i, s2a_account);
-        apr_hash_index_t *hi;
-        if (!a->active || !in_group(a, group_id)) {
-            continue;
-        }
-        if (!apr_hash_count(a->mapping)) {
-            every = 1;
-        }
-        for (hi = apr_hash_first(r->pool, a->mapping); hi; hi = apr_hash_next(hi)) {
-            APR_ARRAY_PUSH(out, const char *) = apr_pstrdup(r->pool, apr_hash_this_key(hi));
-        }
-    }
+    out = s2a_choice_models(r->pool, l->accounts, group_id, s2a_pricing_anthropic(sc->prices));
     list_put(l);
-    if (every) {
-        apr_array_cat(out, s2a_pricing_anthropic(sc->prices));
-    }
     return out;
 }

@@ -6,7 +6,7 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
-#include "mod_sub2api_private.h"
+#include "mod_sub2api_shared.h"
 #include "s2a_dashboard_assets.h"
 
 /* Where the page finds the admin API: the request's SUB2API_ADMIN_BASE
@@ -35,6 +35,10 @@ static const char *admin_base(request_rec *r)
 int s2a_dashboard_handler(request_rec *r)
 {
     const char *base;
+
+    if (!r->handler || strcmp(r->handler, S2A_DASHBOARD_HANDLER) != 0) {
+        return DECLINED;
+    }
 
     if (r->method_number != M_GET) {
         ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", NULL);

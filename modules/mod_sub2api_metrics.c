@@ -6,107 +6,7 @@
 #include <http_request.h>
 #include <apr_strings.h>
 
-#include "mod_sub2api_private.h"
-
-/* label sets (server, model, account, status) with series of their own */
-#define S2A_METRICS_SERIES 4096
-#define METRICS_KEY "mod_sub2api:metrics"
-
-static s2a_metrics *metrics;
-
-/* The metrics' memory is made once per httpd run and kept by the parent
- * across restarts, so counters go on over graceful restarts and the old
- * generation's children still count the requests they finish. A restart
- * into a build that lays them out otherwise starts new memory (the old
- * generation keeps its own). */
-int s2a_metrics_post_config(server_rec *s)
-{
-    apr_size_t size = s2a_metrics_size(S2A_METRICS_SERIES);
-    apr_shm_t *shm = NULL, *old = NULL;
-    apr_status_t rv;
-    void *data = NULL;
-
-    apr_pool_userdata_get(&data, METRICS_KEY, s->process->pool);
-    shm = data;
-    if (shm && !s2a_metrics_attach(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm),
-                                   S2A_METRICS_SERIES)) {
-        old = shm;
-        shm = NULL;
-    }
-    if (!shm) {
-        rv = apr_shm_create(&shm, size, NULL, s->process->pool);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                         S2ALOGNO(0017) "cannot create %" APR_SIZE_T_FMT
-                                        " bytes of shared memory for metrics",
-                         size);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        memset(apr_shm_baseaddr_get(shm), 0, size);
-        s2a_metrics_init(apr_shm_baseaddr_get(shm), S2A_METRICS_SERIES);
-        apr_pool_userdata_set(shm, METRICS_KEY, apr_pool_cleanup_null, s->process->pool);
-        if (old) {
-            apr_shm_destroy(old);
-        }
-    }
-    metrics = s2a_metrics_attach(apr_shm_baseaddr_get(shm), size, S2A_METRICS_SERIES);
-    return OK;
-}
-
-void s2a_metrics_note(int counter)
-{
-    if (metrics) {
-        s2a_metrics_add(metrics, counter, 1);
-    }
-}
-
-void s2a_metrics_move(int gauge, apr_int64_t delta)
-{
-    if (metrics) {
-        s2a_metrics_add(metrics, gauge, delta);
-    }
-}
-
-static const char *server_label(apr_pool_t *p, server_rec *s)
-{
-    return apr_psprintf(p, "%s:%u", s->server_hostname ? s->server_hostname : "",
-                        s->addrs ? s->addrs->host_port : s->port);
-}
-
-void s2a_metrics_request_done(request_rec *r, s2a_req *q)
-{
-    s2a_metrics_request m;
-    if (!metrics) {
-        return;
-    }
-    memset(&m, 0, sizeof(m));
-    m.server = server_label(r->pool, r->server);
-    m.model = "";
-    m.status = r->status;
-    if (q) {
-        /* only keys of this gateway name models: strangers cannot fill the table */
-        m.model = q->key.id && q->model ? q->model : "";
-        m.account = q->answered ? q->account.id : 0;
-        m.switches = q->attempt > 1 ? q->attempt - 1 : 0;
-        if (q->billed) {
-            m.input = q->usage.input;
-            m.output = q->usage.output;
-            m.cache_write = q->usage.cache_creation;
-            m.cache_read = q->usage.cache_read;
-            m.cost_nano = q->charged;
-        }
-        if (q->headers_at) {
-            s2a_metrics_observe(metrics, S2A_HIST_UPSTREAM, q->headers_at - q->sent_at);
-        }
-        if (q->first_byte) {
-            s2a_metrics_observe(metrics, S2A_HIST_FIRST_TOKEN, q->first_byte - q->start);
-        }
-        if (q->sent_at) {
-            s2a_metrics_observe(metrics, S2A_HIST_ADDED, q->own_time + q->filter_time);
-        }
-    }
-    s2a_metrics_count(metrics, &m);
-}
+#include "mod_sub2api_shared.h"
 
 /* ---- the scrape ---- */
 
@@ -185,7 +85,7 @@ static apr_array_header_t *account_rows(request_rec *r, apr_array_header_t *held
         if (!sc || !(l = s2a_catalog_accounts(r->pool, sp, sc))) {
             continue;
         }
-        server = server_label(r->pool, sp);
+        server = s2a_server_label(r->pool, sp);
         APR_ARRAY_PUSH(held, s2a_account_list *) = l;
         for (i = 0; i < l->accounts->nelts; i++) {
             account_row *x = apr_array_push(rows);
@@ -275,7 +175,7 @@ static void render_journals(request_rec *r)
             fi.size = 0;
         }
         ap_rputs("sub2api_journal_bytes{server=\"", r);
-        s2a_metrics_label(to_brigade, r, server_label(r->pool, sp));
+        s2a_metrics_label(to_brigade, r, s2a_server_label(r->pool, sp));
         ap_rprintf(r, "\"} %" APR_OFF_T_FMT "\n", fi.size);
     }
 }
@@ -294,10 +194,14 @@ int s2a_metrics_handler(request_rec *r)
     apr_array_header_t *held, *rows;
     int rc, i;
 
+    if (!r->handler || strcmp(r->handler, S2A_METRICS_HANDLER) != 0) {
+        return DECLINED;
+    }
+
     if ((rc = get_only(r)) != OK) {
         return rc;
     }
-    if (!metrics) {
+    if (!s2a_g.metrics) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
@@ -307,7 +211,7 @@ int s2a_metrics_handler(request_rec *r)
     }
     held = apr_array_make(r->pool, 2, sizeof(s2a_account_list *));
     rows = account_rows(r, held);
-    s2a_metrics_render(metrics, r->pool, to_brigade, r);
+    s2a_metrics_render(s2a_g.metrics, r->pool, to_brigade, r);
     render_accounts(r, rows);
     render_journals(r);
     for (i = 0; i < held->nelts; i++) {
@@ -324,6 +228,10 @@ int s2a_health_handler(request_rec *r)
     s2a_dbc c;
     void *h;
     int rc, db_ok, store_ok;
+
+    if (!r->handler || strcmp(r->handler, S2A_HEALTH_HANDLER) != 0) {
+        return DECLINED;
+    }
 
     if ((rc = get_only(r)) != OK) {
         return rc;

@@ -8,7 +8,7 @@
 #include <apr_strings.h>
 #include <mod_watchdog.h>
 
-#include "mod_sub2api_private.h"
+#include "mod_sub2api_shared.h"
 #include "s2a_http.h"
 #include "s2a_oauth.h"
 
@@ -191,6 +191,16 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
             return 0;
         }
         apr_sleep(apr_time_from_msec(100));
+    }
+}
+
+void s2a_oauth_freshen(request_rec *r, s2a_srv_conf *sc, s2a_account *a)
+{
+    const char *plain;
+    if (a->refreshable && a->expires_at &&
+        a->expires_at <= apr_time_sec(apr_time_now()) + S2A_OAUTH_MARGIN_SEC &&
+        s2a_oauth_ensure(r->pool, r->server, sc, a->id, NULL, &plain)) {
+        a->credential = plain; /* its state key is its id's: unchanged */
     }
 }
 

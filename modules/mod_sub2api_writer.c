@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <unixd.h>
 
-#include "mod_sub2api_private.h"
+#include "mod_sub2api_shared.h"
 #include "s2a_journal.h"
 
 #define S2A_QUEUE_CAP 8192

@@ -60,3 +60,17 @@ char *s2a_error_body(apr_pool_t *p, int status, const char *message)
     return apr_pstrcat(p, "{\"type\":\"error\",\"error\":{\"type\":\"", s2a_error_type(status),
                        "\",\"message\":\"", s2a_json_escape(p, message), "\"}}", NULL);
 }
+
+const char *s2a_error_message(int status)
+{
+    switch (status) {
+    case 502:
+        return "The upstream could not be reached or broke the connection";
+    case 503:
+        return "No upstream is reachable right now";
+    case 504:
+        return "The upstream did not answer in time";
+    default:
+        return "The gateway could not complete the request";
+    }
+}

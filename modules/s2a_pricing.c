@@ -425,6 +425,15 @@ const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model)
     return apr_hash_get(t->models, key, (apr_ssize_t)(sizeof(vendor) - 1 + len));
 }
 
+const s2a_price *s2a_pricing_for(const s2a_pricing *t, const char *model, const char *fallback)
+{
+    const s2a_price *price = s2a_pricing_lookup(t, model);
+    if (!price && fallback && *fallback) {
+        price = s2a_pricing_lookup(t, fallback);
+    }
+    return price;
+}
+
 const apr_array_header_t *s2a_pricing_anthropic(const s2a_pricing *t)
 {
     return t->anthropic;

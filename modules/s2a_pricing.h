@@ -34,6 +34,10 @@ apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, 
 
 /* Exact name; else "anthropic/" + name; else NULL. */
 const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model);
+/* The prices a model is billed at: its own, else those of `fallback` (the
+ * operator's model for unpriced ones; NULL or "": none); NULL when neither is
+ * in the table. */
+const s2a_price *s2a_pricing_for(const s2a_pricing *t, const char *model, const char *fallback);
 
 /* The models of Anthropic's own API in the table (litellm_provider "anthropic",
    no "vendor/" prefix), sorted by name: what a gateway account serving every

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <apr_atomic.h>
+#include <apr_strings.h>
 
 #include "s2a_lock.h"
 #include "s2a_sha256.h"
@@ -58,6 +59,21 @@ apr_int64_t s2a_state_key(const char *credential)
     }
     k &= 0x7fffffffffffffffULL;
     return k ? (apr_int64_t)k : 1;
+}
+
+apr_int64_t s2a_state_key_user(apr_pool_t *p, const char *secret, apr_int64_t user_id)
+{
+    return s2a_state_key(apr_psprintf(p, "user:%s:%" APR_INT64_T_FMT, secret, user_id));
+}
+
+apr_int64_t s2a_state_key_account(apr_pool_t *p, const char *secret, apr_int64_t id,
+                                  int refreshable, const char *credential)
+{
+    if (refreshable) {
+        return s2a_state_key(
+            apr_psprintf(p, "account:%s:%" APR_INT64_T_FMT, secret ? secret : "", id));
+    }
+    return s2a_state_key(credential);
 }
 
 int s2a_state_fits(const void *base, apr_size_t size, int nslots, int nbindings)

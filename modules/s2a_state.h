@@ -5,6 +5,7 @@
 #ifndef S2A_STATE_H
 #define S2A_STATE_H
 
+#include <apr_pools.h>
 #include <apr_shm.h>
 #include <apr_time.h>
 
@@ -50,6 +51,15 @@ typedef struct {
 
 /* The state key of a credential: 63 bits of its SHA-256, never 0. */
 apr_int64_t s2a_state_key(const char *credential);
+/* Where a user's limits and balance live: its id within its database, told
+ * apart from other databases sharing the store by that database's pseudonym
+ * key (`secret`). */
+apr_int64_t s2a_state_key_user(apr_pool_t *p, const char *secret, apr_int64_t user_id);
+/* Where an account's state lives: its credential's key; for an account with
+ * a refresh token (its credential changes), its id within its database.
+ * `credential` may be NULL for such accounts, `secret` NULL for others. */
+apr_int64_t s2a_state_key_account(apr_pool_t *p, const char *secret, apr_int64_t id,
+                                  int refreshable, const char *credential);
 
 /* Bytes of shared memory needed for `nslots` accounts and `nbindings`
  * conversations bound to accounts. */

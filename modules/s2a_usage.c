@@ -329,6 +329,12 @@ void s2a_usage_json_feed(s2a_usage_json *j, const char *buf, apr_size_t len)
     j->len += len;
 }
 
+const char *s2a_usage_json_text(const s2a_usage_json *j, apr_size_t *len)
+{
+    *len = j->len;
+    return j->buf;
+}
+
 int s2a_usage_json_finish(s2a_usage_json *j, s2a_usage *u, const char **model)
 {
     static const char *const keys[] = {"usage", "model"};

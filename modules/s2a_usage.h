@@ -52,4 +52,8 @@ void s2a_usage_json_feed(s2a_usage_json *j, const char *buf, apr_size_t len);
    *model is the answer's "model" (from the create pool) or NULL. */
 int s2a_usage_json_finish(s2a_usage_json *j, s2a_usage *u, const char **model);
 
+/* The bytes fed so far (*len of them; NULL when none), valid while the pool
+ * lives: what was fed once stays where it is. */
+const char *s2a_usage_json_text(const s2a_usage_json *j, apr_size_t *len);
+
 #endif

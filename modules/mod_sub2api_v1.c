@@ -6,7 +6,7 @@
 #include <util_script.h>
 #include <apr_strings.h>
 
-#include "mod_sub2api_private.h"
+#include "mod_sub2api_shared.h"
 #include "s2a_keys.h"
 #include "s2a_models.h"
 
@@ -33,17 +33,13 @@ static int admit(request_rec *r, int method, const char *name, s2a_srv_conf *sc,
 
 static int answer(request_rec *r, json_object *o)
 {
-    ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), r);
-    ap_rputs("\n", r);
-    json_object_put(o);
-    return OK;
+    return s2a_send_json(r, HTTP_OK, s2a_json_pooled(r->pool, o));
 }
 
-int s2a_usage_handler(request_rec *r)
+static int usage_handler(request_rec *r)
 {
-    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    s2a_srv_conf *sc = s2a_server_conf(r->server);
     apr_int64_t now = apr_time_sec(apr_time_now()), reset, left = -1;
     const char *key_hash;
     s2a_key_rec key;
@@ -94,9 +90,9 @@ int s2a_usage_handler(request_rec *r)
     return answer(r, o);
 }
 
-int s2a_redeem_handler(request_rec *r)
+static int redeem_handler(request_rec *r)
 {
-    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    s2a_srv_conf *sc = s2a_server_conf(r->server);
     const char *key_hash, *code = NULL, *err = NULL, *secret;
     json_object *in = NULL, *v, *o;
     s2a_key_rec key;
@@ -134,7 +130,7 @@ int s2a_redeem_handler(request_rec *r)
     if (secret) {
         /* requests charge the store's figure: it brings the new balance */
         s2a_g.store->ops->forget_balance(s2a_g.store,
-                                         s2a_user_state_key(r->pool, secret, key.user_id));
+                                         s2a_state_key_user(r->pool, secret, key.user_id));
     }
     s2a_bump(r->server, r->pool);
     o = json_object_new_object();
@@ -151,9 +147,9 @@ int s2a_redeem_handler(request_rec *r)
     return answer(r, o);
 }
 
-int s2a_models_handler(request_rec *r)
+static int models_handler(request_rec *r)
 {
-    s2a_srv_conf *sc = ap_get_module_config(r->server->module_config, &sub2api_module);
+    s2a_srv_conf *sc = s2a_server_conf(r->server);
     const char *key_hash, *one = strstr(r->uri, "/v1/models/"), *v;
     apr_array_header_t *ids;
     apr_table_t *args;
@@ -195,4 +191,21 @@ int s2a_models_handler(request_rec *r)
                              apr_table_get(args, "before_id"), limit),
              r);
     return OK;
+}
+
+int s2a_v1_handler(request_rec *r)
+{
+    if (!r->handler) {
+        return DECLINED;
+    }
+    if (strcmp(r->handler, S2A_USAGE_HANDLER) == 0) {
+        return usage_handler(r);
+    }
+    if (strcmp(r->handler, S2A_REDEEM_HANDLER) == 0) {
+        return redeem_handler(r);
+    }
+    if (strcmp(r->handler, S2A_MODELS_HANDLER) == 0) {
+        return models_handler(r);
+    }
+    return DECLINED;
 }

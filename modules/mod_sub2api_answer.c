@@ -1,0 +1,153 @@
+/* The answer: the output filter every gateway request's answer passes
+ * through. It judges the upstream's status (s2a_policy): an answer about
+ * the account never reaches the client, and failover decides what happens
+ * next. Anything else goes on as it comes (s2a_answer): event by event for
+ * a stream, whole for a JSON answer, with the model renamed back to the
+ * client's name and the usage read on the way. */
+#include <http_protocol.h>
+#include <apr_strings.h>
+
+#include "mod_sub2api_shared.h"
+#include "s2a_headers.h"
+
+/* The upstream's 5-hour usage window of the account, from any answer. */
+static void read_window(request_rec *r, const s2a_attempt *a)
+{
+    const char *reset = apr_table_get(r->headers_out, "anthropic-ratelimit-unified-5h-reset");
+    int window = s2a_policy_window(
+        apr_table_get(r->headers_out, "anthropic-ratelimit-unified-5h-status"));
+    if (window >= 0 &&
+        s2a_g.store->ops->set_window(s2a_g.store, a->account.state_key, window,
+                                     reset ? apr_time_from_sec(apr_atoi64(reset)) : 0,
+                                     apr_time_now()) != APR_SUCCESS) {
+        s2a_store_failed(r, "recording an account's 5-hour window");
+    }
+}
+
+static void strip_account_headers(apr_table_t *t)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+    for (i = arr->nelts - 1; i >= 0; i--) {
+        if (e[i].key && s2a_header_names_account(e[i].key)) {
+            apr_table_unset(t, e[i].key);
+            arr = apr_table_elts(t);
+            e = (const apr_table_entry_t *)arr->elts;
+            i = arr->nelts;
+        }
+    }
+}
+
+/* Sub2apiServerTiming: the gateway's time before the upstream, and the
+ * upstream's until its headers, in the header browsers and tools read. */
+static void server_timing(request_rec *r, const s2a_request *q)
+{
+    if (s2a_dir_conf_of(r)->server_timing == 1 && q->attempt->sent_at) {
+        apr_table_setn(r->headers_out, "Server-Timing",
+                       apr_psprintf(r->pool, "sub2api;dur=%.3f, upstream;dur=%.3f",
+                                    (double)q->own_time / 1000.0,
+                                    (double)(q->attempt->headers_at - q->attempt->sent_at) /
+                                        1000.0));
+    }
+}
+
+/* The answer's headers came: what it means, and how it goes on. */
+static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
+{
+    a->headers_at = apr_time_now();
+    read_window(r, a);
+    s2a_policy_judge(r->status, a->account.error_codes, a->account.refreshable, q->refreshed,
+                     &a->verdict);
+    if (a->verdict.action == S2A_ACCOUNT_RATE_LIMITED) {
+        a->rest_until = s2a_policy_rest_until(
+            apr_table_get(r->headers_out, "anthropic-ratelimit-unified-reset"),
+            apr_table_get(r->headers_out, "retry-after"), a->headers_at,
+            apr_time_from_sec(q->sconf->rate_limit_cooldown));
+    }
+    s2a_answer_start(&a->answer, r->pool, r->status, r->content_type, a->verdict.failed,
+                     q->count_only, q->committed, a->renamed ? q->body.model : NULL);
+    if (a->verdict.failed) {
+        return;
+    }
+    strip_account_headers(r->headers_out);
+    if (a->answer.mode == S2A_ANSWER_JSON) {
+        /* recomputed when the held answer goes out with its end */
+        apr_table_unset(r->headers_out, "Content-Length");
+    }
+    server_timing(r, q);
+}
+
+/* A long answer (a stream of many minutes) keeps its places past their
+ * lease. */
+static void renew_places(request_rec *r, s2a_request *q)
+{
+    s2a_place *const places[] = {&q->attempt->place, &q->key_place, &q->user_place};
+    apr_time_t now = apr_time_now();
+    size_t i;
+    for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+        s2a_place *pl = places[i];
+        if (pl->key && now - pl->renewed > S2A_STORE_LEASE / 2 &&
+            s2a_g.store->ops->renew(s2a_g.store, pl, now) != APR_SUCCESS) {
+            s2a_store_failed(r, "renewing a place");
+            pl->renewed = now; /* tried again half a lease later */
+        }
+    }
+}
+
+apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    s2a_request *q = s2a_request_of(r);
+    apr_time_t t0 = apr_time_now();
+    const char *released;
+    apr_size_t len;
+    apr_bucket *b, *next;
+    s2a_attempt *a;
+
+    if (!q || !q->attempt) {
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
+    a = q->attempt;
+    if (!a->headers_at) {
+        start(r, q, a);
+    }
+    renew_places(r, q);
+    if (a->answer.mode == S2A_ANSWER_DROP) {
+        /* failover decides what the client gets */
+        apr_brigade_cleanup(bb);
+        return APR_SUCCESS;
+    }
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = next) {
+        const char *data;
+        apr_size_t n;
+        next = APR_BUCKET_NEXT(b);
+        if (APR_BUCKET_IS_EOS(b) || AP_BUCKET_IS_ERROR(b)) {
+            s2a_answer_end(&a->answer, AP_BUCKET_IS_ERROR(b));
+            if (AP_BUCKET_IS_ERROR(b) && a->answer.mode == S2A_ANSWER_STREAM) {
+                /* tell a streaming client why its stream ends, as the API does */
+                const char *ev = s2a_answer_broken_event(r->pool, &n);
+                APR_BUCKET_INSERT_BEFORE(b,
+                                         apr_bucket_pool_create(ev, n, r->pool, bb->bucket_alloc));
+            }
+            continue;
+        }
+        if (APR_BUCKET_IS_METADATA(b) || apr_bucket_read(b, &data, &n, APR_BLOCK_READ)) {
+            continue;
+        }
+        if (n && !a->first_byte) {
+            a->first_byte = apr_time_now();
+        }
+        if (!s2a_answer_feed(&a->answer, data, n)) {
+            apr_bucket_delete(b);
+        }
+    }
+    released = s2a_answer_release(&a->answer, &len);
+    if (released) {
+        APR_BRIGADE_INSERT_HEAD(bb,
+                                apr_bucket_pool_create(released, len, r->pool, bb->bucket_alloc));
+    }
+    q->filter_time += apr_time_now() - t0;
+    return ap_pass_brigade(f->next, bb);
+}

@@ -1,0 +1,532 @@
+/* The request: translate_name hands POST .../v1/messages to mod_proxy;
+ * fixups admit it (the client's key, the balance or subscription, the body
+ * read and checked, the key's and user's limits, the first account chosen
+ * and the body it is sent); the replay input filter hands mod_proxy that
+ * body. */
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_atomic.h>
+#include <apr_strings.h>
+
+#include "mod_sub2api_shared.h"
+#include "s2a_buf.h"
+#include "s2a_sha256.h"
+
+#define MESSAGES_PATH "/v1/messages"
+#define COUNT_TOKENS_PATH "/v1/messages/count_tokens"
+
+static int ends_with(const char *s, const char *suffix)
+{
+    apr_size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* POST .../v1/messages is handed to mod_proxy at translation time, so httpd
+ * never walks the file system for it. */
+int s2a_request_translate(request_rec *r)
+{
+    s2a_dir_conf *dc = s2a_dir_conf_of(r);
+    const char *path = MESSAGES_PATH;
+    if (!dc->balancer || !ap_is_initial_req(r)) {
+        return DECLINED;
+    }
+    /* errors from here on (access checks included) are Anthropic-shaped */
+    apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
+    if (r->method_number != M_POST) {
+        return DECLINED;
+    }
+    if (ends_with(r->uri, COUNT_TOKENS_PATH)) {
+        path = COUNT_TOKENS_PATH;
+    } else if (!ends_with(r->uri, MESSAGES_PATH)) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, path, r->args ? "?" : "",
+                              r->args ? r->args : "", NULL);
+    r->proxyreq = PROXYREQ_REVERSE;
+    r->handler = "proxy-server";
+    apr_table_setn(r->notes, "proxy-nocanon", "1");
+    return OK;
+}
+
+/* While a streamed request waits for a place, the client gets SSE pings, as
+ * from the upstream itself, so that it and proxies between see it alive. The
+ * first one sends the 200 and the event-stream headers. */
+static void ping(request_rec *r, s2a_request *q)
+{
+    static const char event[] = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+    apr_time_t now = apr_time_now();
+    apr_bucket_brigade *bb;
+    if (!q->body.stream ||
+        now - (q->pinged ? q->pinged : q->start) < apr_time_from_msec(S2A_PING_MSEC)) {
+        return;
+    }
+    if (!q->committed) {
+        r->status = HTTP_OK;
+        ap_set_content_type(r, "text/event-stream");
+        apr_table_setn(r->headers_out, "cache-control", "no-cache");
+        q->committed = 1;
+    }
+    q->pinged = now;
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(
+        bb, apr_bucket_immortal_create(event, sizeof(event) - 1, r->connection->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(r->connection->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+}
+
+/* Refuses a request: an Anthropic error status, or on a stream that pings
+ * began (its 200 is sent), an error event that ends it. */
+static int refuse(request_rec *r, s2a_request *q, int status, const char *message)
+{
+    if (!q->committed) {
+        return s2a_fail(r, status, message);
+    }
+    s2a_send_error_event(r, status, message);
+    return DONE;
+}
+
+static int store_unavailable(request_rec *r, s2a_request *q)
+{
+    apr_table_setn(r->err_headers_out, "retry-after", "1");
+    return refuse(r, q, HTTP_SERVICE_UNAVAILABLE,
+                  "The gateway's shared state cannot be reached; retry shortly");
+}
+
+/* Reads the whole body into one buffer; mod_proxy gets it back from the
+ * replay filter, so nothing spools to disk. */
+static int read_body(request_rec *r, apr_off_t max, s2a_buf *body)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_size_t expect = 64 * 1024;
+    apr_bucket_brigade *bb;
+    int seen_eos = 0;
+
+    if (cl) {
+        apr_off_t n = apr_atoi64(cl);
+        if (n > max) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return s2a_fail(
+                r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                apr_psprintf(r->pool, "Request body exceeds %" APR_OFF_T_FMT " bytes", max));
+        }
+        /* trust the declared length only as far as 1 MiB: it grows with what arrives */
+        if (n >= 0) {
+            expect = (apr_size_t)(n < 1024 * 1024 ? n + 1 : 1024 * 1024);
+        }
+    }
+    s2a_buf_init(body, r->pool, expect);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!seen_eos) {
+        apr_bucket *b;
+        apr_status_t rv =
+            ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, 65536);
+        if (rv != APR_SUCCESS) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return s2a_fail(r, ap_map_http_request_error(rv, HTTP_BAD_REQUEST),
+                            "The request body could not be read");
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
+                return s2a_fail(r, HTTP_BAD_REQUEST, "The request body could not be read");
+            }
+            if ((apr_off_t)(body->len + n) > max) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return s2a_fail(
+                    r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                    apr_psprintf(r->pool, "Request body exceeds %" APR_OFF_T_FMT " bytes", max));
+            }
+            s2a_buf_append(body, data, n);
+        }
+        apr_brigade_cleanup(bb);
+    }
+    if (!body->data) {
+        s2a_buf_append(body, "", 0);
+    }
+    return OK;
+}
+
+typedef struct {
+    request_rec *r;
+    s2a_request *q;
+} places_owner;
+
+/* The request's end: its places back and its balance hold settled, in one
+ * call to the store (one round trip with Redis). */
+static apr_status_t release_places(void *data)
+{
+    places_owner *o = data;
+    s2a_request *q = o->q;
+    s2a_place none = {0, 0, 0, 0};
+    s2a_place *const places[] = {q->attempt ? &q->attempt->place : &none, &q->key_place,
+                                 &q->user_place};
+    size_t i;
+    if (s2a_g.store->ops->finish(s2a_g.store, places, 3, q->held ? q->balance_key : 0, q->held,
+                                 q->charged) != APR_SUCCESS) {
+        /* places free themselves when their lease ends */
+        s2a_store_failed(o->r, "giving places back");
+        if (q->held) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, o->r,
+                          S2ALOGNO(0209) "a balance hold was not settled (%" APR_INT64_T_FMT
+                                         " nano-USD held); it ends with the user's idle balance",
+                          q->held);
+        }
+    }
+    for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+        places[i]->key = 0;
+    }
+    q->held = 0;
+    return APR_SUCCESS;
+}
+
+/* A key of a subscription group needs a running subscription with room left
+ * in each of its windows (as the key cache last read them). */
+static int check_subscription(request_rec *r, const s2a_key_rec *key)
+{
+    apr_int64_t now = apr_time_sec(apr_time_now()), reset;
+    char when[APR_RFC822_DATE_LEN];
+    int w;
+    if (!key->sub_id || !key->sub_active) {
+        return s2a_fail(r, HTTP_FORBIDDEN,
+                        "This API key's group is used by subscription, and there is no "
+                        "active subscription to it");
+    }
+    if (key->sub_expires_at <= now) {
+        apr_rfc822_date(when, apr_time_from_sec(key->sub_expires_at));
+        return s2a_fail(r, HTTP_FORBIDDEN,
+                        apr_pstrcat(r->pool, "The subscription to this API key's group ended on ",
+                                    when, NULL));
+    }
+    w = s2a_windows_exhausted(&key->windows, now, &reset);
+    if (w >= 0) {
+        apr_rfc822_date(when, apr_time_from_sec(reset));
+        apr_table_setn(r->err_headers_out, "retry-after",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, reset - now));
+        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                        apr_psprintf(r->pool,
+                                     "The %s allowance of this subscription is used up; it "
+                                     "starts again on %s",
+                                     s2a_window_names[w], when));
+    }
+    return OK;
+}
+
+/* Sleeps between two looks for a free place; a stream gets its pings. */
+static void wait_a_little(request_rec *r, s2a_request *q)
+{
+    ping(r, q);
+    apr_sleep(apr_time_from_msec(50));
+    q->waited += apr_time_from_msec(50);
+}
+
+typedef enum { PLACES_TAKEN, PLACES_KEY_FULL, PLACES_USER_FULL, PLACES_STORE_DOWN } places_result;
+
+/* A place among the key's and the user's concurrent requests, waiting up to
+ * Sub2apiSlotWait. */
+static places_result take_places(request_rec *r, s2a_request *q)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(q->sconf->slot_wait);
+    int need_key = q->key.concurrency > 0, need_user = q->key.user_concurrency > 0;
+    s2a_store *st = s2a_g.store;
+    int taken;
+    for (;;) {
+        apr_time_t now = apr_time_now();
+        if (need_key) {
+            if (st->ops->acquire(st, q->key.key_state, q->key.concurrency, now, &taken,
+                                 &q->key_place) != APR_SUCCESS) {
+                s2a_store_failed(r, "counting the key's requests");
+                return PLACES_STORE_DOWN;
+            }
+            need_key = !taken;
+        }
+        if (!need_key && need_user) {
+            if (st->ops->acquire(st, q->balance_key, q->key.user_concurrency, now, &taken,
+                                 &q->user_place) != APR_SUCCESS) {
+                s2a_store_failed(r, "counting the user's requests");
+                return PLACES_STORE_DOWN;
+            }
+            need_user = !taken;
+        }
+        if (!need_key && !need_user) {
+            return PLACES_TAKEN;
+        }
+        if (now >= deadline || r->connection->aborted) {
+            return need_key ? PLACES_KEY_FULL : PLACES_USER_FULL;
+        }
+        wait_a_little(r, q);
+    }
+}
+
+/* The first account, holding `hold` (may be NULL) of the balance; when all
+ * that could serve are full, waits up to Sub2apiSlotWait for one to free
+ * up. A conversation waits a little for its own account before it moves to
+ * another (and loses its prompt cache). */
+static s2a_choice_result choose_first(request_rec *r, s2a_request *q, s2a_hold *hold)
+{
+    apr_time_t now = apr_time_now();
+    apr_time_t deadline = now + apr_time_from_sec(q->sconf->slot_wait);
+    apr_time_t sticky = now + apr_time_from_msec(S2A_STICKY_WAIT_MSEC);
+    s2a_choice_ask ask = {q->key.group_id, q->body.model, NULL,       q->session, 0,
+                          q->count_only,   hold};
+    for (;;) {
+        s2a_choice_result rc;
+        ask.wait_for_bound = now < sticky && now < deadline;
+        rc = s2a_catalog_choose(r, q->sconf, &ask, q->attempt);
+        if (rc != S2A_CHOICE_BUSY || now >= deadline || r->connection->aborted) {
+            return rc;
+        }
+        wait_a_little(r, q);
+        now = apr_time_now();
+    }
+}
+
+/* Time first, so ids sort by time and the usage table's unique index grows
+ * at its end; the random part keeps ids of one microsecond apart. */
+static const char *new_request_id(apr_pool_t *p)
+{
+    unsigned char rnd[6] = {0};
+    apr_generate_random_bytes(rnd, sizeof(rnd));
+    return apr_psprintf(p, "req_%013" APR_UINT64_T_HEX_FMT "%s", (apr_uint64_t)apr_time_now(),
+                        s2a_hex(p, rnd, sizeof(rnd)));
+}
+
+/* The pseudonym key, read from the database once per process. */
+static const char *pseudonym_key(request_rec *r, s2a_srv_conf *sc)
+{
+    const char *secret = apr_atomic_casptr((volatile void **)&sc->secret, NULL, NULL);
+    if (!secret) {
+        s2a_dbc c;
+        void *h;
+        apr_thread_mutex_lock(sc->catalog->mutex);
+        if (s2a_dbc_open(r->pool, r->server, &c, &h)) {
+            secret = s2a_secret(r->pool, r->server, sc, &c);
+            s2a_dbc_close(r->server, h);
+        }
+        apr_thread_mutex_unlock(sc->catalog->mutex);
+    }
+    return secret;
+}
+
+/* The client endpoints besides /v1/messages go to their handlers; any other
+ * path is not served. */
+static int other_endpoint(request_rec *r)
+{
+    if (ends_with(r->uri, "/v1/usage") || ends_with(r->uri, "/v1/redeem")) {
+        r->handler = ends_with(r->uri, "/v1/usage") ? S2A_USAGE_HANDLER : S2A_REDEEM_HANDLER;
+        return OK;
+    }
+    if (ends_with(r->uri, "/v1/models") || strstr(r->uri, "/v1/models/")) {
+        r->handler = S2A_MODELS_HANDLER;
+        return OK;
+    }
+    return s2a_fail(r, HTTP_NOT_FOUND,
+                    apr_psprintf(r->pool, "%s %s is not served here", r->method, r->uri));
+}
+
+/* The key's requests per minute. */
+static int check_rate(request_rec *r, s2a_request *q)
+{
+    apr_time_t retry_at;
+    int allowed = 1;
+    if (q->count_only) {
+        return OK;
+    }
+    if (s2a_g.store->ops->rate(s2a_g.store, q->key.key_state, q->key.rpm_limit, apr_time_now(),
+                               &allowed, &retry_at) != APR_SUCCESS) {
+        s2a_store_failed(r, "counting the key's requests per minute");
+        return store_unavailable(r, q);
+    }
+    if (!allowed) {
+        apr_table_setn(
+            r->err_headers_out, "retry-after",
+            apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(retry_at - apr_time_now()) + 1));
+        return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                        apr_psprintf(r->pool,
+                                     "This API key may send %d requests per minute; retry "
+                                     "shortly",
+                                     q->key.rpm_limit));
+    }
+    return OK;
+}
+
+/* The first account, with the balance hold, and what it is sent. */
+static int choose_account(request_rec *r, s2a_request *q)
+{
+    int with_hold = !q->count_only && !q->key.subscription;
+    s2a_hold hold;
+    s2a_choice_result found;
+
+    memset(&hold, 0, sizeof(hold));
+    if (with_hold) {
+        hold.balance.key = q->balance_key;
+        hold.balance.known = q->key.balance_nano;
+        hold.multiplier_ppm = q->key.multiplier_ppm;
+        s2a_body_estimate(&q->body, &hold.estimate);
+    }
+    q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
+    q->attempt = s2a_attempt_make(r->pool, NULL);
+    found = choose_first(r, q, with_hold ? &hold : NULL);
+    if (found == S2A_CHOSEN && with_hold && hold.held == 1) {
+        q->held = hold.amount; /* settled by release_places */
+    }
+    switch (found) {
+    case S2A_CHOSEN:
+        break;
+    case S2A_CHOICE_STORE_DOWN:
+        return store_unavailable(r, q);
+    case S2A_CHOICE_BROKE:
+        return refuse(r, q, HTTP_PAYMENT_REQUIRED,
+                      "Your credit balance is too low to access the API");
+    case S2A_CHOICE_BUSY:
+        apr_table_setn(r->err_headers_out, "retry-after", "1");
+        return refuse(r, q, HTTP_TOO_MANY_REQUESTS,
+                      apr_psprintf(r->pool,
+                                   "Every account serving model %s is at its concurrency "
+                                   "limit; retry shortly",
+                                   q->body.model));
+    case S2A_CHOICE_NO_DATABASE:
+        return refuse(r, q, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    case S2A_CHOICE_NONE:
+        return refuse(
+            r, q, HTTP_SERVICE_UNAVAILABLE,
+            apr_psprintf(r->pool, "No upstream account can serve model %s now", q->body.model));
+    }
+    APR_ARRAY_PUSH(q->tried, apr_int64_t) = q->attempt->account.id;
+    if (!s2a_attempt_ready(r, q, q->attempt)) {
+        return refuse(r, q, HTTP_BAD_REQUEST,
+                      apr_psprintf(r->pool, "model: %s has no price on this gateway",
+                                   q->attempt->upstream_model));
+    }
+    return OK;
+}
+
+int s2a_request_fixups(request_rec *r)
+{
+    s2a_dir_conf *dc = s2a_dir_conf_of(r);
+    s2a_srv_conf *sc = s2a_server_conf(r->server);
+    const char *key_hash, *err = NULL;
+    places_owner *owner;
+    places_result places;
+    s2a_request *q;
+    s2a_buf body;
+    int rc, count_only;
+
+    if (!dc->balancer || !ap_is_initial_req(r)) {
+        return DECLINED;
+    }
+    /* every answer of the gateway location is Anthropic-shaped */
+    apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
+    count_only = ends_with(r->uri, COUNT_TOKENS_PATH);
+    if (!count_only && !ends_with(r->uri, MESSAGES_PATH)) {
+        return other_endpoint(r);
+    }
+    if (r->method_number != M_POST) {
+        ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
+        return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED,
+                        apr_pstrcat(r->pool, "Use POST for ",
+                                    count_only ? COUNT_TOKENS_PATH : MESSAGES_PATH, NULL));
+    }
+    if (!sc->prices || !sc->catalog) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      S2ALOGNO(0201) "gateway location without Sub2apiPriceTable");
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway is not configured");
+    }
+
+    q = apr_pcalloc(r->pool, sizeof(*q));
+    q->sconf = sc;
+    q->start = r->request_time;
+    q->fixups_at = apr_time_now();
+    q->count_only = count_only;
+    /* set now: a request refused below is counted and logged with what is known */
+    ap_set_module_config(r->request_config, &sub2api_module, q);
+    if ((rc = s2a_authenticate(r, sc, &q->key, &key_hash)) != OK) {
+        return rc;
+    }
+    /* counting tokens is free: no balance, allowance or limit is asked */
+    if (!count_only && q->key.subscription) {
+        if ((rc = check_subscription(r, &q->key)) != OK) {
+            return rc;
+        }
+    } else if (!count_only && q->key.balance_nano <= 0) {
+        return s2a_fail(r, HTTP_PAYMENT_REQUIRED,
+                        "Your credit balance is too low to access the API");
+    }
+    if (!(q->secret = pseudonym_key(r, sc))) {
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    if ((rc = read_body(r, dc->max_body > 0 ? dc->max_body : S2A_DEFAULT_MAX_BODY, &body)) != OK) {
+        return rc;
+    }
+    if (s2a_body_read(r->pool, body.data, body.len, &q->body, &err) != 0) {
+        return s2a_fail(r, HTTP_BAD_REQUEST, err);
+    }
+    q->session = count_only || !sc->sticky_ttl
+                     ? 0
+                     : s2a_body_session(r->pool, &q->body, q->key.group_id, q->key.user_id,
+                                        apr_table_get(r->headers_in, "x-claude-code-session-id"));
+    if ((rc = check_rate(r, q)) != OK) {
+        return rc;
+    }
+    owner = apr_palloc(r->pool, sizeof(*owner));
+    owner->r = r;
+    owner->q = q;
+    apr_pool_cleanup_register(r->pool, owner, release_places, apr_pool_cleanup_null);
+    /* set now: a stream that waits below sends its headers with the first ping */
+    q->request_id = new_request_id(r->pool);
+    apr_table_setn(r->err_headers_out, "x-sub2api-request-id", q->request_id);
+    /* the user's limits and balance live under one key */
+    q->balance_key = q->key.user_state ? q->key.user_state
+                                       : s2a_state_key_user(r->pool, q->secret, q->key.user_id);
+    places = count_only ? PLACES_TAKEN : take_places(r, q);
+    if (places == PLACES_STORE_DOWN) {
+        return store_unavailable(r, q);
+    }
+    if (places != PLACES_TAKEN) {
+        apr_table_setn(r->err_headers_out, "retry-after", "1");
+        return refuse(r, q, HTTP_TOO_MANY_REQUESTS,
+                      places == PLACES_USER_FULL
+                          ? "Too many concurrent requests for this user; retry shortly"
+                          : "Too many concurrent requests for this API key; retry shortly");
+    }
+    if ((rc = choose_account(r, q)) != OK) {
+        return rc;
+    }
+    q->proxy_filename = r->filename;
+    ap_add_input_filter_handle(s2a_g.replay_filter, NULL, r, r->connection);
+    ap_add_output_filter_handle(s2a_g.answer_filter, NULL, r, r->connection);
+    return OK;
+}
+
+/* Hands mod_proxy the attempt's body and EOS in one call, whatever it asked
+ * for: it then sends a Content-Length and does not spool. */
+apr_status_t s2a_request_replay(ap_filter_t *f, apr_bucket_brigade *bb, ap_input_mode_t mode,
+                                apr_read_type_e block, apr_off_t readbytes)
+{
+    s2a_request *q = s2a_request_of(f->r);
+    s2a_attempt *a = q ? q->attempt : NULL;
+    (void)mode;
+    (void)block;
+    (void)readbytes;
+    if (a && !a->body_served) {
+        int i;
+        a->body_served = 1;
+        for (i = 0; i < a->body->nelts; i++) {
+            const s2a_piece *pc = &APR_ARRAY_IDX(a->body, i, s2a_piece);
+            if (pc->len) {
+                APR_BRIGADE_INSERT_TAIL(
+                    bb, apr_bucket_immortal_create(pc->p, pc->len, bb->bucket_alloc));
+            }
+        }
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    return APR_SUCCESS;
+}

@@ -1,0 +1,198 @@
+/* One attempt's answer on its way to the client: see s2a_answer.h. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "s2a_answer.h"
+#include "s2a_errors.h"
+#include "s2a_json.h"
+
+static void on_event(void *baton, const char *event, apr_size_t elen, const char *data,
+                     apr_size_t dlen)
+{
+    s2a_usage_apply_sse(baton, event, elen, data, dlen);
+}
+
+void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *content_type,
+                      int dropped, int count_only, int committed, const char *rename)
+{
+    memset(a, 0, sizeof(*a));
+    a->pool = p;
+    a->status = status;
+    s2a_buf_init(&a->held, p, 0);
+    if (dropped) {
+        a->mode = S2A_ANSWER_DROP;
+    } else if (count_only) {
+        a->mode = S2A_ANSWER_PASS; /* {"input_tokens": n}: nothing to read or rename */
+    } else if (status >= 300) {
+        /* an error body names no model */
+        a->mode = committed ? S2A_ANSWER_EVENT : S2A_ANSWER_PASS;
+        a->holding = committed;
+    } else if (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0) {
+        a->mode = S2A_ANSWER_STREAM;
+        a->rename = rename;
+        a->holding = rename != NULL;
+        a->sse = s2a_sse_create(p, S2A_ANSWER_MAX_EVENT, on_event, &a->usage);
+        /* usage rides on the message events; the text deltas are measured for
+         * the estimate a stream cut short is billed by */
+        s2a_sse_only(a->sse, (const char *const[]){"message_start", "message_delta",
+                                                   "content_block_delta", NULL});
+    } else {
+        a->mode = S2A_ANSWER_JSON;
+        a->rename = rename;
+        a->holding = 1;
+        a->json = s2a_usage_json_create(p);
+    }
+}
+
+int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n)
+{
+    switch (a->mode) {
+    case S2A_ANSWER_DROP:
+        return 0;
+    case S2A_ANSWER_STREAM:
+        s2a_sse_feed(a->sse, data, n);
+        break;
+    case S2A_ANSWER_JSON:
+        /* the JSON reader keeps the bytes: they are the hold too */
+        s2a_usage_json_feed(a->json, data, n);
+        return !a->holding;
+    default:
+        break;
+    }
+    if (a->holding) {
+        s2a_buf_append(&a->held, data, n);
+        return 0;
+    }
+    return 1;
+}
+
+void s2a_answer_end(s2a_answer *a, int broken)
+{
+    a->ended = 1;
+    a->broken = a->broken || broken;
+}
+
+/* Length of the first SSE event in buf, or 0 if it is not complete yet. */
+static apr_size_t first_event_len(const char *buf, apr_size_t len)
+{
+    apr_size_t i;
+    for (i = 0; i + 1 < len; i++) {
+        if (buf[i] == '\n' && buf[i + 1] == '\n') {
+            return i + 2;
+        }
+        if (buf[i] == '\r' && buf[i + 1] == '\n' && i + 3 < len && buf[i + 2] == '\r' &&
+            buf[i + 3] == '\n') {
+            return i + 4;
+        }
+    }
+    return 0;
+}
+
+/* The held stream with its first event's model renamed. */
+static const char *stream_release(s2a_answer *a, apr_size_t *len)
+{
+    apr_size_t ev = first_event_len(a->held.data, a->held.len), out_len = 0;
+    char *out, *joined;
+    if (!ev && !a->ended && a->held.len <= S2A_ANSWER_MAX_STREAM_HOLD) {
+        return NULL;
+    }
+    out = ev ? s2a_sse_rewrite_message_model(a->pool, a->held.data, ev, a->rename, &out_len)
+             : NULL;
+    if (!out) {
+        *len = a->held.len;
+        return a->held.data;
+    }
+    joined = apr_palloc(a->pool, out_len + a->held.len - ev);
+    memcpy(joined, out, out_len);
+    memcpy(joined + out_len, a->held.data + ev, a->held.len - ev);
+    *len = out_len + a->held.len - ev;
+    return joined;
+}
+
+/* The held JSON answer with its model renamed. */
+static const char *json_release(s2a_answer *a, apr_size_t *len)
+{
+    const char *text = s2a_usage_json_text(a->json, len);
+    apr_size_t off, vlen;
+    s2a_json_edit e;
+    if (!a->ended && *len <= S2A_ANSWER_MAX_JSON_HOLD) {
+        return NULL;
+    }
+    if (!a->rename || s2a_json_prefix_find_model(text, *len, &off, &vlen) != 1) {
+        return text;
+    }
+    e.off = off;
+    e.len = vlen;
+    e.text = s2a_json_quote(a->pool, a->rename);
+    e.text_len = strlen(e.text);
+    return s2a_json_splice(a->pool, text, *len, &e, 1, len);
+}
+
+/* The held error body as one SSE error event; a line break in it starts
+ * another data line, as SSE joins them. */
+static const char *event_release(s2a_answer *a, apr_size_t *len)
+{
+    const char *in = a->held.data ? a->held.data : "";
+    apr_size_t i, n = a->held.len;
+    char *out, *o;
+    if (!a->ended && a->held.len <= S2A_ANSWER_MAX_JSON_HOLD) {
+        return NULL;
+    }
+    while (n && (in[n - 1] == '\n' || in[n - 1] == '\r')) {
+        n--;
+    }
+    out = apr_palloc(a->pool, n * 7 + 32); /* every byte a line break at worst */
+    o = apr_cpystrn(out, "event: error\ndata: ", 32);
+    for (i = 0; i < n; i++) {
+        if (in[i] == '\r') {
+            continue;
+        }
+        if (in[i] == '\n') {
+            memcpy(o, "\ndata: ", 7);
+            o += 7;
+        } else {
+            *o++ = in[i];
+        }
+    }
+    memcpy(o, "\n\n", 2);
+    *len = (apr_size_t)(o + 2 - out);
+    return out;
+}
+
+const char *s2a_answer_release(s2a_answer *a, apr_size_t *len)
+{
+    const char *out;
+    if (!a->holding) {
+        return NULL;
+    }
+    out = a->mode == S2A_ANSWER_STREAM ? stream_release(a, len)
+          : a->mode == S2A_ANSWER_JSON ? json_release(a, len)
+                                       : event_release(a, len);
+    if (out) {
+        a->holding = 0;
+    }
+    return out;
+}
+
+int s2a_answer_usage(s2a_answer *a, s2a_usage *u)
+{
+    if (a->mode == S2A_ANSWER_STREAM) {
+        *u = a->usage;
+        return a->usage.seen_start;
+    }
+    if (a->mode == S2A_ANSWER_JSON) {
+        return s2a_usage_json_finish(a->json, u, NULL);
+    }
+    memset(u, 0, sizeof(*u));
+    return 0;
+}
+
+const char *s2a_answer_broken_event(apr_pool_t *p, apr_size_t *len)
+{
+    const char *ev = apr_pstrcat(
+        p, "event: error\ndata: ",
+        s2a_error_body(p, 502, "The upstream connection broke mid-stream"), "\n\n", NULL);
+    *len = strlen(ev);
+    return ev;
+}

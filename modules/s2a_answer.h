@@ -1,0 +1,83 @@
+/* One attempt's answer on its way to the client: what passes at once, what
+ * is held and why, the model renamed back to the client's name, and the
+ * usage read on the way. The glue's output filter feeds it the upstream's
+ * bytes and sends what it lets go; nothing here knows about buckets. */
+#ifndef S2A_ANSWER_H
+#define S2A_ANSWER_H
+
+#include <apr_pools.h>
+
+#include "s2a_buf.h"
+#include "s2a_sse.h"
+#include "s2a_usage.h"
+
+/* Largest SSE event read for usage. */
+#define S2A_ANSWER_MAX_EVENT (1024 * 1024)
+/* A stream's first event waits for its end at most this long (bytes). */
+#define S2A_ANSWER_MAX_STREAM_HOLD (256 * 1024)
+/* A JSON answer is held to its end up to this size. */
+#define S2A_ANSWER_MAX_JSON_HOLD (8 * 1024 * 1024)
+
+typedef enum {
+    /* passes as it comes, unread: count_tokens, and errors that describe
+     * the request (400, 404, 413...) */
+    S2A_ANSWER_PASS = 0,
+    /* an event stream: usage read from its events; when the model is
+     * renamed, the first event (message_start) waits for its end */
+    S2A_ANSWER_STREAM,
+    /* a JSON answer: held to its end, so that its usage is read before the
+     * client could leave; then its model is renamed */
+    S2A_ANSWER_JSON,
+    /* an error that describes the request, on a stream whose 200 the
+     * client has already: held whole, sent as one SSE error event */
+    S2A_ANSWER_EVENT,
+    /* an answer about the account (s2a_policy): nothing reaches the client */
+    S2A_ANSWER_DROP
+} s2a_answer_mode;
+
+typedef struct {
+    apr_pool_t *pool;
+    s2a_answer_mode mode;
+    int status;
+    const char *rename; /* the client's model name for the upstream's, NULL: none */
+    int holding;        /* the bytes fed are kept until s2a_answer_release lets them go */
+    s2a_buf held;
+    s2a_sse *sse;
+    s2a_usage_json *json;
+    s2a_usage usage;
+    int ended;  /* the upstream's answer ended (EOS) */
+    int broken; /* the upstream's connection broke */
+} s2a_answer;
+
+/* Starts the answer of HTTP `status` and Content-Type `content_type` (may
+ * be NULL). `dropped`: it is about the account and must not be shown.
+ * `count_only`: a count_tokens answer. `committed`: the client has a 200
+ * event stream already (pings while the request waited). `rename`: the
+ * client's name of the model when the account was sent another (NULL:
+ * none); only 2xx answers name a model. */
+void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *content_type,
+                      int dropped, int count_only, int committed, const char *rename);
+
+/* The upstream's next bytes: reads their usage, and returns 1 when they go
+ * on to the client at once, 0 when they are held or dropped. */
+int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n);
+
+/* The upstream's answer ended (`broken`: its connection broke first). */
+void s2a_answer_end(s2a_answer *a, int broken);
+
+/* What is held and may go now, renamed or wrapped, in *len bytes from the
+ * answer's pool: it goes before anything fed since; NULL while it waits
+ * (until a stream's first event ended, a JSON answer or an error ended, or
+ * the hold grew past its limit). */
+const char *s2a_answer_release(s2a_answer *a, apr_size_t *len);
+
+/* The usage the answer carried, as read: 1 with *u, 0 when it carried none
+ * (a stream without message_start, a JSON answer cut short or without
+ * usage). For a stream, u->seen_delta tells whether its final count came. */
+int s2a_answer_usage(s2a_answer *a, s2a_usage *u);
+
+/* The SSE error event that tells a streaming client its stream ended
+ * because the upstream's connection broke. */
+const char *s2a_answer_broken_event(apr_pool_t *p, apr_size_t *len);
+
+#endif

@@ -1,0 +1,84 @@
+/* What an upstream's answer means: see s2a_policy.h. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "s2a_errors.h"
+#include "s2a_policy.h"
+#include "s2a_state.h"
+
+static int about_account(int status)
+{
+    return status == 401 || status == 403 || status == 429 || status >= 500;
+}
+
+static int among(const apr_array_header_t *codes, int status)
+{
+    int i;
+    for (i = 0; i < codes->nelts; i++) {
+        if (APR_ARRAY_IDX(codes, i, int) == status) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void s2a_policy_judge(int status, const apr_array_header_t *error_codes, int refreshable,
+                      int refreshed, s2a_verdict *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->client_status = status;
+    if (!about_account(status)) {
+        return;
+    }
+    out->failed = 1;
+    if (error_codes && !among(error_codes, status)) {
+        out->client_status = 500;
+        out->message = "Upstream gateway error";
+        return;
+    }
+    out->fail_over = 1;
+    out->client_status = s2a_upstream_status_map(status);
+    if (status == 429) {
+        out->action = S2A_ACCOUNT_RATE_LIMITED;
+        out->message = "The upstream account is rate limited; retry later";
+    } else if (status == 529) {
+        out->action = S2A_ACCOUNT_OVERLOADED;
+        out->message = "The upstream is overloaded; retry later";
+    } else if (status == 401 || status == 403) {
+        out->action =
+            status == 401 && refreshable && !refreshed ? S2A_ACCOUNT_REFRESH : S2A_ACCOUNT_ERROR;
+        out->message = "The upstream rejected the gateway's credentials";
+    } else {
+        out->message = "The upstream answered with an error";
+    }
+}
+
+apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_after,
+                                 apr_time_t now, apr_interval_time_t cooldown)
+{
+    apr_int64_t n;
+    if (unified_reset && (n = apr_atoi64(unified_reset)) > apr_time_sec(now)) {
+        return apr_time_from_sec(n);
+    }
+    if (retry_after && (n = apr_atoi64(retry_after)) > 0) {
+        return now + apr_time_from_sec(n);
+    }
+    return now + cooldown;
+}
+
+int s2a_policy_window(const char *status_header)
+{
+    if (!status_header) {
+        return -1;
+    }
+    return strcmp(status_header, "allowed") == 0           ? S2A_WINDOW_ALLOWED
+           : strcmp(status_header, "allowed_warning") == 0 ? S2A_WINDOW_WARNING
+           : strcmp(status_header, "rejected") == 0        ? S2A_WINDOW_REJECTED
+                                                           : S2A_WINDOW_UNKNOWN;
+}
+
+int s2a_policy_unreachable(int proxy_status)
+{
+    return proxy_status == 502 || proxy_status == 503 || proxy_status == 504;
+}

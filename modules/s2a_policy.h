@@ -1,0 +1,57 @@
+/* What an upstream's answer means: for the account that gave it (a rest,
+ * the error state, a token refresh), for the request (another account may
+ * serve it), and for the client (the status and message it gets when none
+ * does). The gateway's glue carries these decisions out. */
+#ifndef S2A_POLICY_H
+#define S2A_POLICY_H
+
+#include <apr_tables.h>
+#include <apr_time.h>
+
+/* What happens to the account. */
+typedef enum {
+    S2A_ACCOUNT_KEEP = 0,     /* nothing changes */
+    S2A_ACCOUNT_RATE_LIMITED, /* rests until the upstream's reset */
+    S2A_ACCOUNT_OVERLOADED,   /* rests Sub2apiOverloadCooldown */
+    S2A_ACCOUNT_REFRESH,      /* its token is refreshed, and it may serve again */
+    S2A_ACCOUNT_ERROR         /* out of service until an operator re-enables it */
+} s2a_account_action;
+
+/* The verdict on one attempt's answer. */
+typedef struct {
+    int failed;                /* about the account, not the request: never shown */
+    s2a_account_action action; /* for the account */
+    int fail_over;             /* another account may serve the request */
+    int client_status;         /* what the client gets when none does */
+    const char *message;       /* its message */
+} s2a_verdict;
+
+/* Judges an answer of HTTP `status` from an account with its custom error
+ * codes (int statuses it reacts to; NULL: all) that was `refreshable` (has
+ * a refresh token) and was `refreshed` already during this request.
+ * 401, 403, 429 and 5xx say something about the account: the answer fails
+ * and the request may go to another account. 429 rests the account until
+ * its reset, 529 for the overload cooldown; 401 refreshes a refreshable
+ * account's token once per request, else (and 403) puts it in error. A
+ * failing status outside the custom error codes changes nothing for the
+ * account and ends the request with 500. Other statuses (2xx, 400, 404,
+ * 413...) describe the request: they pass to the client (failed 0). */
+void s2a_policy_judge(int status, const apr_array_header_t *error_codes, int refreshable,
+                      int refreshed, s2a_verdict *out);
+
+/* Until when a rate-limited account rests: the upstream's
+ * anthropic-ratelimit-unified-reset (Unix seconds) when it lies ahead, else
+ * its retry-after (seconds), else `now + cooldown`. Either header may be
+ * NULL. */
+apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_after,
+                                 apr_time_t now, apr_interval_time_t cooldown);
+
+/* The upstream's 5-hour window status (anthropic-ratelimit-unified-5h-status)
+ * as S2A_WINDOW_* of s2a_state.h; -1 when the header is absent. */
+int s2a_policy_window(const char *status_header);
+
+/* mod_proxy could not get an answer (the status it reports: 502, 503,
+ * 504): the request may go to another account. */
+int s2a_policy_unreachable(int proxy_status);
+
+#endif

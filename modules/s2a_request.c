@@ -1,0 +1,164 @@
+/* The body of a Messages request: see s2a_request.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "s2a_identity.h"
+#include "s2a_request.h"
+#include "s2a_session.h"
+
+int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err)
+{
+    static const char *const names[] = {"model",    "messages", "stream",
+                                        "metadata", "system",   "max_tokens"};
+    s2a_json_span spans[6];
+    s2a_body_fields *f = &out->f;
+
+    memset(out, 0, sizeof(*out));
+    out->raw = raw;
+    out->len = len;
+    if (s2a_json_scan_object(p, raw, len, names, 6, spans, err) != 0) {
+        *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
+        return -1;
+    }
+    f->model = spans[0];
+    f->messages = spans[1];
+    f->stream = spans[2];
+    f->metadata = spans[3];
+    f->system = spans[4];
+    f->max_tokens = spans[5];
+    if (f->model.type != S2A_JSON_STRING || !(out->model = s2a_json_string_dup(p, &f->model)) ||
+        !*out->model) {
+        *err = "model: a non-empty string is required";
+        return -1;
+    }
+    if (f->messages.type != S2A_JSON_ARRAY) {
+        *err = "messages: an array is required";
+        return -1;
+    }
+    if (f->stream.type != S2A_JSON_NONE && f->stream.type != S2A_JSON_TRUE &&
+        f->stream.type != S2A_JSON_FALSE) {
+        *err = "stream: must be a boolean";
+        return -1;
+    }
+    if (f->metadata.type != S2A_JSON_NONE && f->metadata.type != S2A_JSON_OBJECT) {
+        *err = "metadata: must be an object";
+        return -1;
+    }
+    out->stream = f->stream.type == S2A_JSON_TRUE;
+    return 0;
+}
+
+static int edit_before(const void *a, const void *b)
+{
+    const s2a_json_edit *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The new metadata.user_id, and where it goes: over the client's value, as
+ * the first member of its metadata, or as a new first member of the body. */
+static void user_id_edit(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
+                         s2a_json_edit *out)
+{
+    const char *ps = s2a_identity_pseudonym(p, (const unsigned char *)e->secret, strlen(e->secret),
+                                            e->user_id, e->account_id);
+    const s2a_json_span *meta = &b->f.metadata;
+    const char *original = NULL, *value;
+    s2a_json_span uid;
+
+    if (meta->type == S2A_JSON_OBJECT && s2a_json_object_get(meta, "user_id", &uid)) {
+        if (uid.type == S2A_JSON_STRING) {
+            original = s2a_json_string_dup(p, &uid);
+        }
+        out->off = (apr_size_t)(uid.p - b->raw);
+        out->len = uid.len;
+        out->text = s2a_json_quote(p, s2a_identity_user_id(p, ps, original));
+    } else if (meta->type == S2A_JSON_OBJECT) {
+        const char *in = meta->p + 1;
+        while (is_space(*in)) {
+            in++;
+        }
+        value = s2a_json_quote(p, s2a_identity_user_id(p, ps, NULL));
+        out->off = (apr_size_t)(meta->p + 1 - b->raw);
+        out->len = 0;
+        out->text = apr_pstrcat(p, "\"user_id\":", value, *in == '}' ? "" : ",", NULL);
+    } else {
+        const char *top = memchr(b->raw, '{', b->len);
+        value = s2a_json_quote(p, s2a_identity_user_id(p, ps, NULL));
+        out->off = (apr_size_t)(top + 1 - b->raw);
+        out->len = 0;
+        out->text = apr_pstrcat(p, "\"metadata\":{\"user_id\":", value, "},", NULL);
+    }
+    out->text_len = strlen(out->text);
+}
+
+apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b,
+                                         const s2a_body_edits *e, int *renamed)
+{
+    apr_array_header_t *pieces;
+    s2a_json_edit edits[2];
+    apr_size_t at = 0;
+    int n = 0, i;
+
+    *renamed = strcmp(b->model, e->upstream_model) != 0;
+    if (*renamed) {
+        edits[n].off = (apr_size_t)(b->f.model.p - b->raw);
+        edits[n].len = b->f.model.len;
+        edits[n].text = s2a_json_quote(p, e->upstream_model);
+        edits[n].text_len = strlen(edits[n].text);
+        n++;
+    }
+    if (e->add_metadata || b->f.metadata.type == S2A_JSON_OBJECT) {
+        user_id_edit(p, b, e, &edits[n++]);
+    }
+    qsort(edits, (size_t)n, sizeof(edits[0]), edit_before);
+    pieces = apr_array_make(p, 2 * n + 1, sizeof(s2a_piece));
+    for (i = 0; i < n; i++) {
+        s2a_piece *before = apr_array_push(pieces), *text = apr_array_push(pieces);
+        before->p = b->raw + at;
+        before->len = edits[i].off - at;
+        text->p = edits[i].text;
+        text->len = edits[i].text_len;
+        at = edits[i].off + edits[i].len;
+    }
+    APR_ARRAY_PUSH(pieces, s2a_piece).p = b->raw + at;
+    APR_ARRAY_IDX(pieces, pieces->nelts - 1, s2a_piece).len = b->len - at;
+    return pieces;
+}
+
+apr_uint64_t s2a_body_session(apr_pool_t *p, const s2a_body *b, apr_int64_t group_id,
+                              apr_int64_t user_id, const char *session_header)
+{
+    s2a_json_span uid;
+    const char *client_user_id = NULL;
+    if (b->f.metadata.type == S2A_JSON_OBJECT &&
+        s2a_json_object_get(&b->f.metadata, "user_id", &uid) && uid.type == S2A_JSON_STRING) {
+        client_user_id = s2a_json_string_dup(p, &uid);
+    }
+    return s2a_session_key(p, group_id, user_id, session_header, client_user_id, &b->f.system,
+                           &b->f.messages);
+}
+
+void s2a_body_estimate(const s2a_body *b, s2a_usage *out)
+{
+    const s2a_json_span *mt = &b->f.max_tokens;
+    memset(out, 0, sizeof(*out));
+    out->input = (apr_int64_t)b->len / S2A_BYTES_PER_TOKEN;
+    out->output = S2A_ESTIMATE_MAX_TOKENS;
+    if (mt->type == S2A_JSON_NUMBER && mt->len < 9) {
+        char digits[9];
+        apr_int64_t v;
+        memcpy(digits, mt->p, mt->len);
+        digits[mt->len] = '\0';
+        v = apr_atoi64(digits);
+        if (v > 0) {
+            out->output = v;
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/* The body of a Messages request: the top-level fields the gateway reads,
+ * their checks, and the body each account is sent. The body is never
+ * parsed into a tree nor copied: fields are spans of the client's bytes,
+ * and an account's body is those bytes cut into pieces around two edits
+ * (the model the account maps it to, and the user's pseudonym in
+ * metadata.user_id). */
+#ifndef S2A_REQUEST_H
+#define S2A_REQUEST_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#include "s2a_json.h"
+#include "s2a_usage.h"
+
+/* The fields read, as spans of the body (type NONE when absent). */
+typedef struct {
+    s2a_json_span model;
+    s2a_json_span messages;
+    s2a_json_span stream;
+    s2a_json_span metadata;
+    s2a_json_span system;
+    s2a_json_span max_tokens;
+} s2a_body_fields;
+
+typedef struct {
+    const char *raw; /* as the client sent it */
+    apr_size_t len;
+    s2a_body_fields f;
+    const char *model; /* the model asked for, decoded */
+    int stream;
+} s2a_body;
+
+/* Reads the body `raw[0..len)`: one JSON object whose `model` is a non-empty
+ * string and `messages` an array, with `stream` a boolean and `metadata` an
+ * object where present. 0, or -1 with *err the message the client gets
+ * (from p). */
+int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err);
+
+/* A stretch of the body sent upstream. */
+typedef struct {
+    const char *p;
+    apr_size_t len;
+} s2a_piece;
+
+/* What an account is sent instead of the client's body. */
+typedef struct {
+    const char *upstream_model; /* the model the account maps the asked one to */
+    const char *secret;         /* the pseudonym key (S2A_IDENTITY_SECRET_MIN or more) */
+    apr_int64_t user_id;
+    apr_int64_t account_id;
+    int add_metadata; /* 0: a body without metadata gets none (count_tokens takes none) */
+} s2a_body_edits;
+
+/* The body for one account, as pieces (s2a_piece) of the client's bytes and
+ * the edits, in order: `model` becomes e->upstream_model when that differs,
+ * and metadata.user_id the pseudonym of (user, account) in the form the
+ * client used (s2a_identity_user_id), inserted where absent. *renamed is 1
+ * when the model was renamed (the answer names the upstream model then). */
+apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b,
+                                         const s2a_body_edits *e, int *renamed);
+
+/* The conversation the body belongs to (s2a_session.h): 0 when none. */
+apr_uint64_t s2a_body_session(apr_pool_t *p, const s2a_body *b, apr_int64_t group_id,
+                              apr_int64_t user_id, const char *session_header);
+
+/* Output tokens a request without max_tokens is expected to cost. */
+#define S2A_ESTIMATE_MAX_TOKENS 4096
+
+/* What the request is expected to cost, for its balance hold: input at
+ * S2A_BYTES_PER_TOKEN bytes of body per token, output up to its max_tokens
+ * (S2A_ESTIMATE_MAX_TOKENS when absent or not a positive integer). */
+void s2a_body_estimate(const s2a_body *b, s2a_usage *out);
+
+#endif

@@ -1,0 +1,256 @@
+/* One attempt's answer on its way to the client: what the client receives,
+ * byte for byte, however the upstream's bytes are split, and the usage read
+ * on the way. */
+#include <stdlib.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "s2a_answer.h"
+#include "s2a_test.h"
+
+static apr_pool_t *pool;
+
+static const char stream[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-up\","
+    "\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":5,\"output_tokens\":1}}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+    "\"text\":\"Hello\"}}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":42}}\n\n"
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+static const char json[] =
+    "{\"id\":\"msg_2\",\"type\":\"message\",\"model\":\"claude-up\",\"content\":[{\"type\":"
+    "\"text\",\"text\":\"hi\"}],\"usage\":{\"input_tokens\":7,\"output_tokens\":3}}";
+
+/* What the client receives when the answer comes in the given cuts: each
+ * call passes what was fed and let through, after what the hold released
+ * (the filter inserts it before them). */
+typedef struct {
+    s2a_answer a;
+    char *out;
+    apr_size_t len;
+} run_t;
+
+static void deliver(run_t *t, const char *data, apr_size_t n)
+{
+    const char *released;
+    apr_size_t rlen;
+    int passes = s2a_answer_feed(&t->a, data, n);
+    released = s2a_answer_release(&t->a, &rlen);
+    if (released) {
+        memcpy(t->out + t->len, released, rlen);
+        t->len += rlen;
+    }
+    if (passes) {
+        memcpy(t->out + t->len, data, n);
+        t->len += n;
+    }
+}
+
+static void finish(run_t *t)
+{
+    const char *released;
+    apr_size_t rlen;
+    s2a_answer_end(&t->a, 0);
+    released = s2a_answer_release(&t->a, &rlen);
+    if (released) {
+        memcpy(t->out + t->len, released, rlen);
+        t->len += rlen;
+    }
+    t->out[t->len] = '\0';
+}
+
+/* The answer fed in two pieces cut at `cut` (and then ended). */
+static const char *received(const char *body, apr_size_t cut, int status, const char *type,
+                            int count_only, int committed, const char *rename, s2a_usage *u,
+                            int *have)
+{
+    apr_size_t len = strlen(body);
+    run_t t;
+    t.out = apr_palloc(pool, 2 * len + 256);
+    t.len = 0;
+    s2a_answer_start(&t.a, pool, status, type, 0, count_only, committed, rename);
+    deliver(&t, body, cut);
+    deliver(&t, body + cut, len - cut);
+    finish(&t);
+    if (u) {
+        *have = s2a_answer_usage(&t.a, u);
+    }
+    return t.out;
+}
+
+static char *replaced(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    return apr_pstrcat(pool, apr_pstrmemdup(pool, text, (apr_size_t)(at - text)), to,
+                       at + strlen(from), NULL);
+}
+
+static void test_stream(void)
+{
+    const char *renamed = replaced(stream, "\"model\":\"claude-up\"", "\"model\":\"claude\"");
+    apr_size_t cut, len = strlen(stream);
+    int wrong = 0, have = 0;
+    s2a_usage u;
+
+    for (cut = 0; cut <= len; cut++) {
+        const char *plain =
+            received(stream, cut, 200, "text/event-stream", 0, 0, NULL, &u, &have);
+        const char *named =
+            received(stream, cut, 200, "text/event-stream; charset=utf-8", 0, 0, "claude", NULL,
+                     NULL);
+        if (strcmp(plain, stream) != 0 || strcmp(named, renamed) != 0 || !have ||
+            u.input != 10 || u.cache_read != 5 || u.output != 42 || !u.seen_delta) {
+            wrong++;
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+
+    /* without renaming nothing waits; with it, only the first event */
+    {
+        run_t t;
+        t.out = apr_palloc(pool, 4 * len);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 200, "text/event-stream", 0, 0, 0, "claude");
+        S2A_CHECK_INT(s2a_answer_feed(&t.a, stream, 30), 0);
+        S2A_CHECK(s2a_answer_release(&t.a, &cut) == NULL);
+        deliver(&t, stream + 30, len - 30);
+        S2A_CHECK_INT(t.len, strlen(renamed));
+        S2A_CHECK_INT(s2a_answer_feed(&t.a, "x", 1), 1);
+    }
+}
+
+static void test_json(void)
+{
+    const char *renamed = replaced(json, "\"model\":\"claude-up\"", "\"model\":\"claude\"");
+    apr_size_t cut, len = strlen(json);
+    int wrong = 0, have = 0;
+    s2a_usage u;
+
+    for (cut = 0; cut <= len; cut++) {
+        const char *plain = received(json, cut, 200, "application/json", 0, 0, NULL, &u, &have);
+        const char *named = received(json, cut, 200, NULL, 0, 0, "claude", NULL, NULL);
+        if (strcmp(plain, json) != 0 || strcmp(named, renamed) != 0 || !have || u.input != 7 ||
+            u.output != 3) {
+            wrong++;
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+
+    /* held whole until its end, so usage is read before the client could leave */
+    {
+        s2a_answer a;
+        s2a_answer_start(&a, pool, 200, "application/json", 0, 0, 0, NULL);
+        S2A_CHECK_INT(s2a_answer_feed(&a, json, len), 0);
+        S2A_CHECK(s2a_answer_release(&a, &cut) == NULL);
+        s2a_answer_end(&a, 0);
+        S2A_CHECK(s2a_answer_release(&a, &cut) != NULL);
+        S2A_CHECK_INT(cut, len);
+    }
+
+    /* a JSON answer past the hold's limit goes on, renamed, and its usage is
+     * still read at its end */
+    {
+        apr_size_t big = S2A_ANSWER_MAX_JSON_HOLD + 200 * 1024, at, sent = 0;
+        const char *head = "{\"model\":\"claude-up\",\"content\":[{\"type\":\"text\",\"text\":\"";
+        const char *tail = "\"}],\"usage\":{\"input_tokens\":1,\"output_tokens\":2}}";
+        char *doc = malloc(big + 200);
+        s2a_answer a;
+        const char *out;
+        int passed = 0;
+        at = strlen(head);
+        memcpy(doc, head, at);
+        memset(doc + at, 'a', big - at);
+        memcpy(doc + big, tail, strlen(tail));
+        big += strlen(tail);
+        s2a_answer_start(&a, pool, 200, "application/json", 0, 0, 0, "claude");
+        for (at = 0; at < big; at += 65536) {
+            apr_size_t n = big - at < 65536 ? big - at : 65536;
+            if (s2a_answer_feed(&a, doc + at, n)) {
+                passed++;
+                sent += n;
+            }
+            if ((out = s2a_answer_release(&a, &n)) != NULL) {
+                S2A_CHECK(strncmp(out, "{\"model\":\"claude\",", 18) == 0);
+                sent += n;
+            }
+        }
+        s2a_answer_end(&a, 0);
+        S2A_CHECK(passed > 0);
+        S2A_CHECK_INT(sent, big - 3); /* "claude-up" became "claude" */
+        S2A_CHECK_INT(s2a_answer_usage(&a, &u), 1);
+        S2A_CHECK_INT(u.output, 2);
+        free(doc);
+    }
+}
+
+static void test_errors(void)
+{
+    const char *err = "{\"type\":\"error\",\n\"error\":{\"type\":\"invalid_request_error\"}}\n";
+    const char *event = "event: error\ndata: {\"type\":\"error\",\ndata: \"error\":{\"type\":"
+                        "\"invalid_request_error\"}}\n\n";
+    apr_size_t cut, len = strlen(err);
+    int wrong = 0, have = 1;
+    s2a_usage u;
+
+    for (cut = 0; cut <= len; cut++) {
+        /* an error that describes the request passes as it is... */
+        if (strcmp(received(err, cut, 400, "application/json", 0, 0, "claude", &u, &have), err) !=
+                0 ||
+            have ||
+            /* ...and becomes one error event on a stream the client has a 200 of */
+            strcmp(received(err, cut, 400, "application/json", 0, 1, "claude", NULL, NULL),
+                   event) != 0) {
+            wrong++;
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+    S2A_CHECK_STR(received("", 0, 500, "application/json", 0, 1, NULL, NULL, NULL),
+                  "event: error\ndata: \n\n");
+
+    /* count_tokens passes unread */
+    S2A_CHECK_STR(received("{\"input_tokens\":12}", 5, 200, "application/json", 1, 0, "claude",
+                           &u, &have),
+                  "{\"input_tokens\":12}");
+    S2A_CHECK_INT(have, 0);
+
+    /* an answer about the account: nothing of it */
+    {
+        s2a_answer a;
+        s2a_answer_start(&a, pool, 429, "application/json", 1, 0, 0, NULL);
+        S2A_CHECK_INT(a.mode, S2A_ANSWER_DROP);
+        S2A_CHECK_INT(s2a_answer_feed(&a, err, len), 0);
+        s2a_answer_end(&a, 0);
+        S2A_CHECK(s2a_answer_release(&a, &cut) == NULL);
+        S2A_CHECK_INT(s2a_answer_usage(&a, &u), 0);
+    }
+
+    /* a stream cut short: what came is read, the final count is missing */
+    {
+        s2a_answer a;
+        s2a_answer_start(&a, pool, 200, "text/event-stream", 0, 0, 0, NULL);
+        S2A_CHECK_INT(s2a_answer_feed(&a, stream, 300), 1);
+        s2a_answer_end(&a, 1);
+        S2A_CHECK_INT(a.broken, 1);
+        S2A_CHECK_INT(s2a_answer_usage(&a, &u), 1);
+        S2A_CHECK_INT(u.seen_delta, 0);
+        S2A_CHECK(u.delta_bytes > 0);
+    }
+    S2A_CHECK(strstr(s2a_answer_broken_event(pool, &cut), "event: error\ndata: {") != NULL);
+}
+
+int main(void)
+{
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    test_stream();
+    test_json();
+    test_errors();
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return S2A_TEST_SUMMARY("test_answer");
+}

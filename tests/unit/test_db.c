@@ -1,0 +1,284 @@
+/* The database code against a real SQLite file through apr_dbd: the schema,
+ * keys and accounts as requests read them, and every write of money. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "s2a_db_billing.h"
+#include "s2a_db_catalog.h"
+#include "s2a_db_oauth.h"
+#include "s2a_db_schema.h"
+#include "s2a_test.h"
+
+static apr_pool_t *pool;
+
+static apr_int64_t one_int(s2a_dbc *c, const char *sql)
+{
+    json_object *rows;
+    const char *err;
+    apr_int64_t v = -1;
+    if (s2a_db_rows(c, pool, sql, "i", 0, NULL, &rows, &err) == 0) {
+        if (json_object_array_length(rows) == 1) {
+            json_object_object_foreach(json_object_array_get_idx(rows, 0), k, val)
+            {
+                (void)k;
+                v = json_object_get_int64(val);
+            }
+        }
+        json_object_put(rows);
+    }
+    return v;
+}
+
+static void exec(s2a_dbc *c, const char *sql)
+{
+    const char *err = NULL;
+    if (s2a_db_exec(c, pool, sql, 0, NULL, NULL, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", sql, err);
+        S2A_CHECK(0);
+    }
+}
+
+static void test_schema(s2a_dbc *c)
+{
+    const char *err = NULL, *value = NULL;
+    S2A_CHECK_INT(s2a_db_migrate(c, pool, &err), APR_SUCCESS);
+    S2A_CHECK_INT(s2a_db_migrate(c, pool, &err), APR_SUCCESS);
+    S2A_CHECK(one_int(c, "SELECT CAST(v AS INTEGER) FROM s2a_meta WHERE k = 'schema_version'") >=
+              8);
+    S2A_CHECK_INT(s2a_db_secret(c, pool, "k", "first", &value, &err), APR_SUCCESS);
+    S2A_CHECK_STR(value, "first");
+    S2A_CHECK_INT(s2a_db_secret(c, pool, "k", "second", &value, &err), APR_SUCCESS);
+    S2A_CHECK_STR(value, "first");
+}
+
+static void test_catalog(s2a_dbc *c)
+{
+    apr_array_header_t *accounts;
+    s2a_key_rec key;
+    const s2a_account *a;
+    const char *err = NULL;
+
+    exec(c, "INSERT INTO s2a_groups (id, name, rate_multiplier_ppm, created_at)"
+            " VALUES (1, 'team', 1500000, 0)");
+    exec(c, "INSERT INTO s2a_users (id, name, balance_nanousd, created_at, concurrency)"
+            " VALUES (1, 'alice', 10000000000, 0, 2)");
+    exec(c, "INSERT INTO s2a_api_keys (id, user_id, group_id, key_hash, prefix, created_at,"
+            " rpm_limit) VALUES (1, 1, 1, 'hash-1', 'sk-', 0, 60)");
+    S2A_CHECK_INT(s2a_db_key_lookup(c, pool, "hash-1", &key), 1);
+    S2A_CHECK_INT(key.user_id, 1);
+    S2A_CHECK_INT(key.group_id, 1);
+    S2A_CHECK_INT(key.balance_nano, 10000000000LL);
+    S2A_CHECK_INT(key.multiplier_ppm, 1500000);
+    S2A_CHECK_INT(key.active, 1);
+    S2A_CHECK_INT(key.rpm_limit, 60);
+    S2A_CHECK_INT(key.user_concurrency, 2);
+    S2A_CHECK_INT(key.subscription, 0);
+    S2A_CHECK_STR(key.group_name, "team");
+    S2A_CHECK_INT(s2a_db_key_lookup(c, pool, "hash-2", &key), 0);
+
+    exec(c, "INSERT INTO s2a_accounts (id, name, type, credential, endpoint, model_mapping,"
+            " created_at, custom_error_codes, headers) VALUES (1, 'main', 'apikey', 'sk-x',"
+            " 'https://up', '{\"claude\":\"claude-2\"}', 0, '[429,529]', '{\"x-team\":\"a\"}')");
+    exec(c, "INSERT INTO s2a_account_groups (account_id, group_id) VALUES (1, 1)");
+    S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &accounts, &err), APR_SUCCESS);
+    S2A_CHECK_INT(accounts->nelts, 1);
+    a = &APR_ARRAY_IDX(accounts, 0, s2a_account);
+    S2A_CHECK_INT(a->active, 1);
+    S2A_CHECK_INT(a->priority, 50);
+    S2A_CHECK_INT(a->concurrency, 3);
+    S2A_CHECK_STR(apr_hash_get(a->mapping, "claude", APR_HASH_KEY_STRING), "claude-2");
+    S2A_CHECK_INT(a->error_codes->nelts, 2);
+    S2A_CHECK_INT(APR_ARRAY_IDX(a->error_codes, 1, int), 529);
+    S2A_CHECK_STR(apr_table_get(a->headers, "x-team"), "a");
+    S2A_CHECK_INT(APR_ARRAY_IDX(a->group_ids, 0, apr_int64_t), 1);
+
+    S2A_CHECK_INT(s2a_db_account_error(c, pool, 1, "upstream answered 403", &err), APR_SUCCESS);
+    S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &accounts, &err), APR_SUCCESS);
+    S2A_CHECK_INT(APR_ARRAY_IDX(accounts, 0, s2a_account).active, 0);
+    exec(c, "UPDATE s2a_accounts SET status = 'active' WHERE id = 1");
+}
+
+static s2a_usage_row row_of(const char *request_id, int attempt, apr_int64_t cost, int sub)
+{
+    s2a_usage_row r;
+    memset(&r, 0, sizeof(r));
+    apr_cpystrn(r.request_id, request_id, sizeof(r.request_id));
+    r.attempt = attempt;
+    r.user_id = 1;
+    r.api_key_id = 1;
+    r.account_id = 1;
+    r.group_id = sub ? 2 : 1;
+    apr_cpystrn(r.model, "claude", sizeof(r.model));
+    apr_cpystrn(r.upstream_model, "claude-2", sizeof(r.upstream_model));
+    r.input_tokens = 10;
+    r.total_cost = cost;
+    r.actual_cost = cost * 3 / 2;
+    r.status = 200;
+    apr_cpystrn(r.outcome, "ok", sizeof(r.outcome));
+    r.created_at = 1700000000;
+    r.subscription = sub;
+    return r;
+}
+
+static void test_usage(s2a_dbc *c)
+{
+    s2a_usage_row rows[3];
+    apr_array_header_t *depleted = apr_array_make(pool, 2, sizeof(apr_int64_t));
+    const char *err = NULL;
+
+    rows[0] = row_of("req_a", 1, 2000000000, 0);
+    rows[1] = row_of("req_b", 1, 2000000000, 0);
+    rows[2] = row_of("req_b", 2, 2000000000, 0);
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, rows, 3, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage"), 3);
+    S2A_CHECK_INT(one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1"), 1000000000);
+    S2A_CHECK_INT(depleted->nelts, 0);
+    /* a batch written again (an uncertain commit) adds nothing */
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, rows, 3, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage"), 3);
+    S2A_CHECK_INT(one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1"), 1000000000);
+    /* the row that spends the balance names its user */
+    rows[0] = row_of("req_c", 1, 1000000000, 0);
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, rows, 1, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(depleted->nelts, 1);
+    S2A_CHECK_INT(one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1"), -500000000);
+}
+
+static void test_balance_and_redeem(s2a_dbc *c)
+{
+    s2a_redeemed got;
+    const char *err = NULL;
+    apr_int64_t after = 0;
+
+    S2A_CHECK_INT(s2a_db_balance_change(c, pool, 1, 1, 5000000000LL, "ops", "top up", &after,
+                                        &err),
+                  1);
+    S2A_CHECK_INT(after, 5000000000LL);
+    S2A_CHECK_INT(s2a_db_balance_change(c, pool, 1, 0, 250, "ops", "", &after, &err), 1);
+    S2A_CHECK_INT(after, 5000000250LL);
+    S2A_CHECK_INT(s2a_db_balance_change(c, pool, 99, 0, 250, "ops", "", &after, &err), 0);
+    S2A_CHECK_INT(one_int(c, "SELECT delta_nanousd FROM s2a_balance_log WHERE kind = 'set'"),
+                  5500000000LL);
+    S2A_CHECK_INT(one_int(c, "SELECT balance_after_nanousd FROM s2a_balance_log"
+                             " WHERE kind = 'add'"),
+                  5000000250LL);
+    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_balance_log"), 2);
+
+    exec(c, "INSERT INTO s2a_redeem_codes (code_hash, prefix, kind, amount_nanousd, created_at)"
+            " VALUES ('code-1', 'rc-', 'balance', 750, 0)");
+    S2A_CHECK_INT(s2a_db_redeem(c, pool, "code-1", 1, &got, &err), 1);
+    S2A_CHECK_INT(got.subscription, 0);
+    S2A_CHECK_INT(got.amount, 750);
+    S2A_CHECK_INT(one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1"), 5000001000LL);
+    S2A_CHECK_INT(one_int(c, "SELECT balance_after_nanousd FROM s2a_balance_log"
+                             " WHERE kind = 'redeem'"),
+                  5000001000LL);
+    S2A_CHECK_INT(s2a_db_redeem(c, pool, "code-1", 1, &got, &err), -1);
+    S2A_CHECK_INT(s2a_db_redeem(c, pool, "code-x", 1, &got, &err), 0);
+    S2A_CHECK_INT(one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1"), 5000001000LL);
+}
+
+static void test_subscriptions(s2a_dbc *c)
+{
+    s2a_usage_row row;
+    s2a_redeemed got;
+    s2a_key_rec key;
+    apr_array_header_t *depleted = apr_array_make(pool, 2, sizeof(apr_int64_t));
+    const char *err = NULL;
+    apr_int64_t id = 0, again = 0, first_end;
+
+    exec(c, "INSERT INTO s2a_groups (id, name, created_at, billing_type, daily_limit_nanousd)"
+            " VALUES (2, 'pro', 0, 'subscription', 1000)");
+    S2A_CHECK_INT(s2a_db_subscription_extend(c, pool, 1, 2, 10, &id, &err), 0);
+    S2A_CHECK(id > 0);
+    first_end = one_int(c, "SELECT expires_at FROM s2a_subscriptions");
+    S2A_CHECK_INT(s2a_db_subscription_extend(c, pool, 1, 2, 5, &again, &err), 0);
+    S2A_CHECK_INT(again, id);
+    S2A_CHECK_INT(one_int(c, "SELECT expires_at FROM s2a_subscriptions"), first_end + 5 * 86400);
+
+    exec(c, "INSERT INTO s2a_redeem_codes (code_hash, prefix, kind, group_id, days, created_at)"
+            " VALUES ('code-2', 'rc-', 'subscription', 2, 3, 0)");
+    S2A_CHECK_INT(s2a_db_redeem(c, pool, "code-2", 1, &got, &err), 1);
+    S2A_CHECK_INT(got.subscription, 1);
+    S2A_CHECK_INT(one_int(c, "SELECT expires_at FROM s2a_subscriptions"), first_end + 8 * 86400);
+
+    /* usage goes to the windows, and a window used up names its user */
+    row = row_of("req_s1", 1, 600, 1);
+    row.created_at = apr_time_sec(apr_time_now());
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, &row, 1, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(one_int(c, "SELECT daily_usage_nanousd FROM s2a_subscriptions"), 600);
+    S2A_CHECK_INT(depleted->nelts, 0);
+    row = row_of("req_s2", 1, 600, 1);
+    row.created_at = apr_time_sec(apr_time_now());
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, &row, 1, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(one_int(c, "SELECT daily_usage_nanousd FROM s2a_subscriptions"), 1200);
+    S2A_CHECK_INT(one_int(c, "SELECT weekly_usage_nanousd FROM s2a_subscriptions"), 1200);
+    S2A_CHECK_INT(depleted->nelts, 1);
+    /* the balance is not touched by subscription usage */
+    S2A_CHECK_INT(one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1"), 5000001000LL);
+    exec(c, "INSERT INTO s2a_api_keys (id, user_id, group_id, key_hash, prefix, created_at)"
+            " VALUES (2, 1, 2, 'hash-s', 'sk-', 0)");
+    S2A_CHECK_INT(s2a_db_key_lookup(c, pool, "hash-s", &key), 1);
+    S2A_CHECK_INT(key.subscription, 1);
+    S2A_CHECK_INT(key.windows.limit[0], 1000);
+    S2A_CHECK_INT(key.windows.usage[0], 1200);
+    S2A_CHECK(key.windows.start[0] > 0);
+}
+
+static void test_oauth(s2a_dbc *c)
+{
+    const char *cred = NULL, *refresh = NULL, *err = NULL;
+    apr_array_header_t *due = NULL;
+    apr_int64_t expires = 0;
+    S2A_CHECK_INT(s2a_db_oauth_save(c, pool, 1, "at-1", "rt-1", 500, &err), APR_SUCCESS);
+    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 1, &cred, &refresh, &expires, &err), APR_SUCCESS);
+    S2A_CHECK_STR(cred, "at-1");
+    S2A_CHECK_STR(refresh, "rt-1");
+    S2A_CHECK_INT(expires, 500);
+    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 9, &cred, &refresh, &expires, &err), APR_NOTFOUND);
+    S2A_CHECK_INT(s2a_db_oauth_save(c, pool, 9, "a", "b", 1, &err), APR_NOTFOUND);
+    S2A_CHECK_INT(s2a_db_oauth_due(c, pool, 600, &due, &err), APR_SUCCESS);
+    S2A_CHECK_INT(due->nelts, 1);
+    S2A_CHECK_INT(s2a_db_oauth_due(c, pool, 400, &due, &err), APR_SUCCESS);
+    S2A_CHECK_INT(due->nelts, 0);
+}
+
+int main(void)
+{
+    const apr_dbd_driver_t *driver;
+    char path[] = "/tmp/s2a-test-db-XXXXXX";
+    s2a_dbc c;
+    int fd;
+
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    fd = mkstemp(path);
+    close(fd);
+    if (apr_dbd_init(pool) != APR_SUCCESS ||
+        apr_dbd_get_driver(pool, "sqlite3", &driver) != APR_SUCCESS ||
+        apr_dbd_open(driver, pool, path, &c.handle) != APR_SUCCESS) {
+        fprintf(stderr, "no SQLite driver for apr_dbd (libaprutil1-dbd-sqlite3)\n");
+        return 1;
+    }
+    c.driver = driver;
+    c.pool = pool;
+    c.prepared = apr_hash_make(pool);
+    s2a_db_child_init(pool);
+
+    test_schema(&c);
+    test_catalog(&c);
+    test_usage(&c);
+    test_balance_and_redeem(&c);
+    test_subscriptions(&c);
+    test_oauth(&c);
+
+    apr_dbd_close(driver, c.handle);
+    unlink(path);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return S2A_TEST_SUMMARY("test_db");
+}

@@ -1,0 +1,235 @@
+/* The body of a Messages request: its checks, and what each account is
+ * sent (the model it maps to, the user's pseudonym), byte for byte. */
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <json-c/json.h>
+
+#include "s2a_identity.h"
+#include "s2a_request.h"
+#include "s2a_session.h"
+#include "s2a_test.h"
+
+static apr_pool_t *pool;
+static const char secret[] = "0123456789abcdef0123456789abcdef";
+
+/* The message a body is refused with, NULL when it is read. */
+static const char *refusal(const char *body)
+{
+    s2a_body b;
+    const char *err = NULL;
+    return s2a_body_read(pool, body, strlen(body), &b, &err) == 0 ? NULL : err;
+}
+
+static void test_checks(void)
+{
+    s2a_body b;
+    const char *err;
+    const char *ok = " {\"model\":\"claude-x\",\"messages\":[],\"stream\":true,"
+                     "\"metadata\":{},\"max_tokens\":10} ";
+    S2A_CHECK_INT(s2a_body_read(pool, ok, strlen(ok), &b, &err), 0);
+    S2A_CHECK_STR(b.model, "claude-x");
+    S2A_CHECK_INT(b.stream, 1);
+    S2A_CHECK_INT(b.f.messages.type, S2A_JSON_ARRAY);
+    S2A_CHECK_INT(b.f.system.type, S2A_JSON_NONE);
+    S2A_CHECK(refusal("{\"model\":\"m\",\"messages\":[]}") == NULL);
+    S2A_CHECK(refusal("{\"model\":\"m\",\"messages\":[],\"stream\":false}") == NULL);
+
+    S2A_CHECK(strncmp(refusal("{\"model\":\"m\",\"messages\":["), "The request body is not valid "
+                                                               "JSON: ",
+                      34) == 0);
+    S2A_CHECK(strncmp(refusal(""), "The request body is not valid JSON", 34) == 0);
+    S2A_CHECK(strncmp(refusal("[1]"), "The request body is not valid JSON", 34) == 0);
+    S2A_CHECK_STR(refusal("{\"messages\":[]}"), "model: a non-empty string is required");
+    S2A_CHECK_STR(refusal("{\"model\":7,\"messages\":[]}"),
+                  "model: a non-empty string is required");
+    S2A_CHECK_STR(refusal("{\"model\":\"\",\"messages\":[]}"),
+                  "model: a non-empty string is required");
+    S2A_CHECK_STR(refusal("{\"model\":\"a\\u0000b\",\"messages\":[]}"),
+                  "model: a non-empty string is required");
+    S2A_CHECK_STR(refusal("{\"model\":\"m\"}"), "messages: an array is required");
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":{}}"), "messages: an array is required");
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":[],\"stream\":\"yes\"}"),
+                  "stream: must be a boolean");
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":[],\"stream\":null}"),
+                  "stream: must be a boolean");
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":[],\"metadata\":[]}"),
+                  "metadata: must be an object");
+    /* the last of a repeated key counts, as a JSON parser upstream reads it */
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":[],\"model\":3}"),
+                  "model: a non-empty string is required");
+}
+
+/* The body `raw` for account 9 of user 4, sent `upstream`. */
+static const char *sent(const char *raw, const char *upstream, int add_metadata, int *renamed,
+                        int *pieces)
+{
+    s2a_body b;
+    s2a_body_edits e;
+    apr_array_header_t *out;
+    const char *err, *joined = "";
+    int i;
+    if (s2a_body_read(pool, raw, strlen(raw), &b, &err) != 0) {
+        return NULL;
+    }
+    e.upstream_model = upstream;
+    e.secret = secret;
+    e.user_id = 4;
+    e.account_id = 9;
+    e.add_metadata = add_metadata;
+    out = s2a_body_for_account(pool, &b, &e, renamed);
+    for (i = 0; i < out->nelts; i++) {
+        const s2a_piece *pc = &APR_ARRAY_IDX(out, i, s2a_piece);
+        joined = apr_pstrcat(pool, joined, apr_pstrmemdup(pool, pc->p, pc->len), NULL);
+    }
+    /* the first piece is the client's own bytes, not a copy */
+    if (out->nelts && APR_ARRAY_IDX(out, 0, s2a_piece).p != raw) {
+        return "first piece copied";
+    }
+    *pieces = out->nelts;
+    return joined;
+}
+
+/* The body parses, and its metadata.user_id is what the upstream should see. */
+static const char *user_id_in(const char *body)
+{
+    json_object *o = json_tokener_parse(body), *meta, *uid;
+    const char *v = NULL;
+    if (o && json_object_object_get_ex(o, "metadata", &meta) &&
+        json_object_object_get_ex(meta, "user_id", &uid)) {
+        v = apr_pstrdup(pool, json_object_get_string(uid));
+    }
+    json_object_put(o);
+    return v;
+}
+
+static void test_edits(void)
+{
+    const char *ps = s2a_identity_pseudonym(pool, (const unsigned char *)secret, 32, 4, 9);
+    const char *plain_id = apr_pstrcat(pool, "user_", ps, NULL);
+    const char *out;
+    int renamed = -1, pieces = 0;
+
+    /* no metadata: one is added as the body's first member */
+    out = sent("{\"model\":\"m\",\"messages\":[]}", "m", 1, &renamed, &pieces);
+    S2A_CHECK_STR(out,
+                  apr_pstrcat(pool, "{\"metadata\":{\"user_id\":\"", plain_id,
+                              "\"},\"model\":\"m\",\"messages\":[]}", NULL));
+    S2A_CHECK_INT(renamed, 0);
+    S2A_CHECK_INT(pieces, 3);
+
+    /* the model renamed too, in the body's order whatever the edits' */
+    out = sent("{\"model\":\"claude-x\",\"metadata\":{\"user_id\":\"someone\"},\"messages\":[]}",
+               "claude-x-2025", 1, &renamed, &pieces);
+    S2A_CHECK_STR(out, apr_pstrcat(pool, "{\"model\":\"claude-x-2025\",\"metadata\":{\"user_id\":\"",
+                                   plain_id, "\"},\"messages\":[]}", NULL));
+    S2A_CHECK_INT(renamed, 1);
+    S2A_CHECK_INT(pieces, 5);
+    out = sent("{\"metadata\":{\"user_id\":\"x\"} , \"model\" : \"a\",\"messages\":[]}", "b", 1,
+               &renamed, &pieces);
+    S2A_CHECK_STR(user_id_in(out), plain_id);
+    S2A_CHECK(strstr(out, "\"model\" : \"b\"") != NULL);
+
+    /* Claude Code's JSON form keeps its session and loses the rest */
+    out = sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{\"user_id\":\"{\\\"device_id\\\":"
+               "\\\"dev-77\\\",\\\"account_uuid\\\":\\\"acc-88\\\",\\\"session_id\\\":\\\"s-1\\\"}\"}}",
+               "m", 1, &renamed, &pieces);
+    S2A_CHECK_STR(user_id_in(out),
+                  apr_pstrcat(pool, "{\"device_id\":\"", ps, "\",\"session_id\":\"s-1\"}", NULL));
+    S2A_CHECK(strstr(out, "dev-77") == NULL && strstr(out, "acc-88") == NULL);
+
+    /* metadata without user_id: it becomes the first member, with a comma
+     * only where another member follows */
+    S2A_CHECK_STR(user_id_in(sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{}}", "m", 1,
+                                  &renamed, &pieces)),
+                  plain_id);
+    S2A_CHECK_STR(user_id_in(sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{ \n }}", "m", 1,
+                                  &renamed, &pieces)),
+                  plain_id);
+    out = sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{\"k\":1}}", "m", 1, &renamed,
+               &pieces);
+    S2A_CHECK_STR(user_id_in(out), plain_id);
+    S2A_CHECK(strstr(out, "\"k\":1") != NULL);
+    /* a user_id that is not a string is replaced all the same */
+    S2A_CHECK_STR(user_id_in(sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{\"user_id\":"
+                                  "{\"a\":[1]}}}",
+                                  "m", 1, &renamed, &pieces)),
+                  plain_id);
+
+    /* count_tokens takes no metadata: none is added, one present is edited */
+    out = sent("{\"model\":\"m\",\"messages\":[]}", "m", 0, &renamed, &pieces);
+    S2A_CHECK_STR(out, "{\"model\":\"m\",\"messages\":[]}");
+    S2A_CHECK_INT(pieces, 1);
+    S2A_CHECK_STR(user_id_in(sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{\"user_id\":"
+                                  "\"u\"}}",
+                                  "m", 0, &renamed, &pieces)),
+                  plain_id);
+
+    /* a model name that needs escaping is sent as JSON */
+    out = sent("{\"model\":\"m\",\"messages\":[]}", "a\"b", 0, &renamed, &pieces);
+    S2A_CHECK_STR(out, "{\"model\":\"a\\\"b\",\"messages\":[]}");
+}
+
+static void test_session_and_estimate(void)
+{
+    const char *raw = "{\"model\":\"m\",\"max_tokens\":1000,\"system\":\"be brief\","
+                      "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                      "\"metadata\":{\"user_id\":\"user_a_account_b_session_s-9\"}}";
+    s2a_body b;
+    s2a_usage u;
+    const char *err;
+    S2A_CHECK_INT(s2a_body_read(pool, raw, strlen(raw), &b, &err), 0);
+    S2A_CHECK(s2a_body_session(pool, &b, 1, 2, NULL) ==
+              s2a_session_key(pool, 1, 2, NULL, "user_a_account_b_session_s-9", &b.f.system,
+                              &b.f.messages));
+    S2A_CHECK(s2a_body_session(pool, &b, 1, 2, "hdr") != s2a_body_session(pool, &b, 1, 2, NULL));
+    S2A_CHECK(s2a_body_session(pool, &b, 1, 2, NULL) != s2a_body_session(pool, &b, 1, 3, NULL));
+
+    s2a_body_estimate(&b, &u);
+    S2A_CHECK_INT(u.input, (long long)strlen(raw) / S2A_BYTES_PER_TOKEN);
+    S2A_CHECK_INT(u.output, 1000);
+    S2A_CHECK_INT(u.cache_creation + u.cache_read, 0);
+
+    raw = "{\"model\":\"m\",\"messages\":[],\"max_tokens\":-5}";
+    S2A_CHECK_INT(s2a_body_read(pool, raw, strlen(raw), &b, &err), 0);
+    s2a_body_estimate(&b, &u);
+    S2A_CHECK_INT(u.output, S2A_ESTIMATE_MAX_TOKENS);
+    raw = "{\"model\":\"m\",\"messages\":[],\"max_tokens\":123456789012}";
+    S2A_CHECK_INT(s2a_body_read(pool, raw, strlen(raw), &b, &err), 0);
+    s2a_body_estimate(&b, &u);
+    S2A_CHECK_INT(u.output, S2A_ESTIMATE_MAX_TOKENS);
+    raw = "{\"model\":\"m\",\"messages\":[],\"max_tokens\":\"64\"}";
+    S2A_CHECK_INT(s2a_body_read(pool, raw, strlen(raw), &b, &err), 0);
+    s2a_body_estimate(&b, &u);
+    S2A_CHECK_INT(u.output, S2A_ESTIMATE_MAX_TOKENS);
+}
+
+/* Every prefix of a body is refused or read whole, never half. */
+static void test_truncations(void)
+{
+    const char *raw = "{\"model\":\"claude\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\""
+                      ":\"text\",\"text\":\"a\\\"}{\"}]}],\"metadata\":{\"user_id\":\"u\"}}";
+    apr_size_t n, len = strlen(raw);
+    int wrong = 0;
+    for (n = 0; n < len; n++) {
+        s2a_body b;
+        const char *err;
+        char *cut = apr_pstrmemdup(pool, raw, n);
+        if (s2a_body_read(pool, cut, n, &b, &err) == 0) {
+            wrong++;
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+}
+
+int main(void)
+{
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    test_checks();
+    test_edits();
+    test_session_and_estimate();
+    test_truncations();
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return S2A_TEST_SUMMARY("test_request");
+}
