@@ -3,6 +3,7 @@
 file of its own at run time.
 
 Usage: embed.py dashboard OUT.h index.html dashboard.css dashboard.js
+       embed.py lua OUT.h SCRIPT.lua...
 
 dashboard: the admin page. The stylesheet and the script are put inline into
 the page (one response, no relative paths to resolve under whatever location
@@ -10,6 +11,14 @@ serves it), and the Content-Security-Policy allows exactly these two by their
 SHA-256, so the page needs no 'unsafe-inline'. The page is split where the
 value of its <meta name="s2a-admin-base"> goes: the handler writes the
 operator's value there.
+
+lua: the redis store's scripts, one file each, as the C strings
+s2a_redis_scripts[S2A_REDIS_SCRIPT_<NAME>] in the order given (NAME: the
+file's name in capitals, without .lua). Lua has no include: a script with a
+line `--@prepend PATH` gets the file PATH (relative to the script's
+directory) put before it, so that code several scripts share is written
+once (modules/redis/shared/). The text is kept as written, comments
+included, so that the server's error messages can be traced to it.
 
 The header is written beside OUT.h and renamed into place: a failed run
 leaves no half-written header that make would take as up to date.
@@ -23,6 +32,8 @@ import sys
 from pathlib import Path
 
 META_RE = re.compile(r'(<meta name="s2a-admin-base" content=")([^"]*)(">)')
+PREPEND_RE = re.compile(r"^--@prepend (\S+)$", re.M)
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def fail(message):
@@ -36,6 +47,29 @@ def generated_by(source_dir):
 def c_bytes(name, data):
     rows = [", ".join("0x%02x" % b for b in data[i:i + 16]) for i in range(0, len(data), 16)]
     return "static const char %s[] = {\n    %s\n};\n" % (name, ",\n    ".join(rows))
+
+
+def c_string(text):
+    """A C string literal of `text`, a line a row; escapes what C would read
+    otherwise (quotes, backslashes, trigraphs) and every byte that is not
+    printable ASCII."""
+    rows = []
+    for line in text.encode().splitlines(keepends=True):
+        row = ""
+        for b in line:
+            c = chr(b)
+            if c in "\\\"?":
+                row += "\\" + c
+            elif c == "\n":
+                row += "\\n"
+            elif c == "\t":
+                row += "\\t"
+            elif 0x20 <= b < 0x7f:
+                row += c
+            else:
+                row += "\\%03o" % b
+        rows.append('"%s"' % row)
+    return "\n    ".join(rows) if rows else '""'
 
 
 def inline(page, tag, name, text):
@@ -68,6 +102,40 @@ def dashboard(html, css, js):
             + "#define S2A_DASHBOARD_CSP \"%s\"\n" % csp)
 
 
+def lua_source(path):
+    """The script at `path` after the files its --@prepend lines name, and
+    the names of those files."""
+    text = Path(path).read_text(encoding="utf-8")
+    shared = PREPEND_RE.findall(text)
+    parts = []
+    for name in shared:
+        part = (Path(path).parent / name).read_text(encoding="utf-8")
+        if PREPEND_RE.search(part):
+            fail("%s: a prepended file may not prepend another" % name)
+        parts.append(part if part.endswith("\n") else part + "\n")
+    return "".join(parts) + text, shared
+
+
+def lua(scripts):
+    names = [Path(s).stem for s in scripts]
+    for name in names:
+        if not NAME_RE.match(name):
+            fail("%s.lua: a script's name is lower case letters, digits and _" % name)
+    if len(set(names)) != len(names):
+        fail("two scripts have the same name")
+    enum = "".join("    S2A_REDIS_SCRIPT_%s,\n" % n.upper() for n in names)
+    texts = []
+    for path, name in zip(scripts, names):
+        text, shared = lua_source(path)
+        after = " after %s" % ", ".join(shared) if shared else ""
+        texts.append("    /* %s.lua%s */\n    %s,\n" % (name, after, c_string(text)))
+    return (generated_by(os.path.dirname(scripts[0]))
+            + "/* The redis store's Lua scripts; each file states its contract. */\n"
+            + "enum {\n" + enum + "    S2A_REDIS_SCRIPT_COUNT\n};\n"
+            + "static const char *const s2a_redis_scripts[S2A_REDIS_SCRIPT_COUNT] = {\n"
+            + "".join(texts) + "};\n")
+
+
 def write(out, text):
     tmp = Path(out + ".tmp")
     tmp.write_text(text)
@@ -77,8 +145,11 @@ def write(out, text):
 def main(argv):
     if len(argv) == 6 and argv[1] == "dashboard":
         write(argv[2], dashboard(*argv[3:]))
+    elif len(argv) >= 4 and argv[1] == "lua":
+        write(argv[2], lua(argv[3:]))
     else:
-        sys.exit("usage: embed.py dashboard OUT.h index.html dashboard.css dashboard.js")
+        sys.exit("usage: embed.py dashboard OUT.h index.html dashboard.css dashboard.js\n"
+                 "       embed.py lua OUT.h SCRIPT.lua...")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* The redis store: the account pool's state in one Redis server, shared by
  * the httpd nodes that use it. Every read-modify-write is one Lua script
- * (EVALSHA), so that nodes never interleave inside an operation.
+ * (modules/redis/, run by EVALSHA), so that nodes never interleave inside an
+ * operation.
  *
  * Keys (all under "s2a:"):
  *   acct:<state key>   hash: used, rl (rate limited until), ov (overloaded
@@ -31,6 +32,8 @@
 #include <apr_thread_proc.h>
 
 #include "s2a_store.h"
+/* generated from modules/redis/ by the build */
+#include "s2a_redis_scripts.h"
 
 #define CONNECT_MSEC 250
 #define COMMAND_MSEC 1000
@@ -43,159 +46,6 @@
 #define ALIVE_MSEC 3000
 #define HEARTBEAT_MSEC 1000
 
-enum {
-    SCRIPT_PICK,
-    SCRIPT_ACQUIRE,
-    SCRIPT_RENEW,
-    SCRIPT_RATE,
-    SCRIPT_WINDOW,
-    SCRIPT_GET,
-    SCRIPT_UNLOCK,
-    SCRIPT_FINISH,
-    SCRIPT_COUNT
-};
-
-/* Shared by the scripts that take places. count: the places held in a busy
- * set; only when it looks full are those whose lease ended dropped, then
- * those of processes whose heartbeat stopped (a crashed child). */
-#define RECLAIM                                                                                    \
-    "local function owner(m) return 's2a:alive:' .. string.match(m, '^[^:]*') end\n"               \
-    "local function count(busy, now, limit)\n"                                                     \
-    "  local n = redis.call('ZCARD', busy)\n"                                                      \
-    "  if n < limit then return n end\n"                                                           \
-    "  redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)\n"                                        \
-    "  for _, m in ipairs(redis.call('ZRANGE', busy, 0, -1)) do\n"                                 \
-    "    if redis.call('EXISTS', owner(m)) == 0 then redis.call('ZREM', busy, m) end\n"            \
-    "  end\n"                                                                                      \
-    "  return redis.call('ZCARD', busy)\n"                                                         \
-    "end\n"
-
-static const char *const scripts[SCRIPT_COUNT] = {
-    /* pick: KEYS bind, then per candidate acct, busy, then the balance (with
-     * one); ARGV now, ttl (ms), wait_for_bound, lease end, lease (ms), member,
-     * the balance known ('' for none), its idle time (ms), then per
-     * candidate key, priority, concurrency, hold. An account without a
-     * concurrency limit counts as unloaded, so its places are not even
-     * counted. The balance hash holds b, the balance, and h, what requests
-     * in flight hold of it; it is checked before anything is picked, and
-     * the picked candidate's hold is added to h. */
-    "local now = tonumber(ARGV[1])\n"
-    "local ttl = tonumber(ARGV[2])\n"
-    "local n = (#ARGV - 8) / 4\n"
-    "local function arg(i, k) return ARGV[8 + (i - 1) * 4 + k] end\n"
-    "local bal = ARGV[7] ~= '' and KEYS[2 * n + 2] or nil\n"
-    "if bal then\n"
-    "  local v = redis.call('HMGET', bal, 'b', 'h')\n"
-    "  if not v[1] then\n"
-    "    redis.call('HSET', bal, 'b', ARGV[7])\n"
-    "    v[1] = ARGV[7]\n"
-    "  end\n"
-    "  redis.call('PEXPIRE', bal, ARGV[8])\n"
-    "  if tonumber(v[1]) - tonumber(v[2] or '0') <= 0 then return -3 end\n"
-    "end\n"
-    "local function state(i)\n"
-    "  local h = redis.call('HMGET', KEYS[2 * i], 'err', 'rl', 'ov', 'used')\n"
-    "  local resting = h[1] == '1' or tonumber(h[2] or '0') > now or tonumber(h[3] or '0') > now\n"
-    "  return resting, tonumber(h[4] or '0')\n"
-    "end\n" RECLAIM "local function load(i, conc)\n"
-    "  if conc == 0 then return 0 end\n"
-    "  return count(KEYS[2 * i + 1], ARGV[1], conc)\n"
-    "end\n"
-    "local function take(i)\n"
-    "  if tonumber(arg(i, 3)) == 0 then\n"
-    "    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i + 1], '-inf', ARGV[1])\n"
-    "  end\n"
-    "  redis.call('HSET', KEYS[2 * i], 'used', ARGV[1])\n"
-    "  redis.call('ZADD', KEYS[2 * i + 1], ARGV[4], ARGV[6])\n"
-    "  redis.call('PEXPIRE', KEYS[2 * i + 1], ARGV[5])\n"
-    "  if ttl > 0 then redis.call('SET', KEYS[1], arg(i, 1), 'PX', ttl) end\n"
-    "  if bal then redis.call('HINCRBY', bal, 'h', arg(i, 4)) end\n"
-    "  return i - 1\n"
-    "end\n"
-    "if ttl > 0 then\n"
-    "  local bound = redis.call('GET', KEYS[1])\n"
-    "  for i = 1, bound and n or 0 do\n"
-    "    if arg(i, 1) == bound then\n"
-    "      if not state(i) then\n"
-    "        local conc = tonumber(arg(i, 3))\n"
-    "        if load(i, conc) < conc or conc == 0 then return take(i) end\n"
-    "        if ARGV[3] == '1' then return -2 end\n"
-    "      end\n"
-    "      break\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "local best, bprio, bconc, bload, bused\n"
-    "local busy = false\n"
-    "for i = 1, n do\n"
-    "  local resting, used = state(i)\n"
-    "  if not resting then\n"
-    "    local prio, conc = tonumber(arg(i, 2)), tonumber(arg(i, 3))\n"
-    "    local inflight = load(i, conc)\n"
-    "    if conc > 0 and inflight >= conc then\n"
-    "      busy = true\n"
-    "    else\n"
-    "      local better = best == nil\n"
-    "      if not better then\n"
-    "        if prio ~= bprio then\n"
-    "          better = prio < bprio\n"
-    "        else\n"
-    "          local la = conc > 0 and inflight * (bconc > 0 and bconc or 1) or 0\n"
-    "          local lb = bconc > 0 and bload * (conc > 0 and conc or 1) or 0\n"
-    "          if la ~= lb then better = la < lb else better = used < bused end\n"
-    "        end\n"
-    "      end\n"
-    "      if better then best, bprio, bconc, bload, bused = i, prio, conc, inflight, used end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "if best then return take(best) end\n"
-    "if busy then return -2 end\n"
-    "return -1\n",
-    /* acquire: KEYS busy; ARGV now, limit, lease end, lease (ms), member */
-    RECLAIM "if count(KEYS[1], ARGV[1], tonumber(ARGV[2])) >= tonumber(ARGV[2]) then return 0 end\n"
-            "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[5])\n"
-            "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-            "return 1\n",
-    /* renew: KEYS busy; ARGV lease end, lease (ms), member */
-    "if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[3]) == 1 then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "end\n"
-    "return 1\n",
-    /* rate: KEYS counter; ARGV per minute */
-    "if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 0 end\n"
-    "redis.call('INCR', KEYS[1])\n"
-    "redis.call('PEXPIRE', KEYS[1], 120000)\n"
-    "return 1\n",
-    /* window: KEYS acct; ARGV status, reset, now, rejected status */
-    "redis.call('HSET', KEYS[1], 'ws', ARGV[1], 'wr', ARGV[2])\n"
-    "local reset = tonumber(ARGV[2])\n"
-    "if ARGV[1] == ARGV[4] and reset > tonumber(ARGV[3]) and\n"
-    "   reset > tonumber(redis.call('HGET', KEYS[1], 'rl') or '0') then\n"
-    "  redis.call('HSET', KEYS[1], 'rl', ARGV[2])\n"
-    "end\n"
-    "return 1\n",
-    /* get: KEYS acct, busy; ARGV now */
-    "local h = redis.call('HMGET', KEYS[1], 'used', 'rl', 'ov', 'err', 'ws', 'wr')\n"
-    "local out = {}\n"
-    "for i = 1, 6 do out[i] = h[i] or '0' end\n"
-    "out[7] = tostring(redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf'))\n"
-    "return out\n",
-    /* unlock: KEYS lock; ARGV holder */
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
-    "return 1\n",
-    /* finish: KEYS n busy sets, then maybe a balance; ARGV n, n members, then
-     * -held, -charged (integers) with the balance */
-    "local n = tonumber(ARGV[1])\n"
-    "for i = 1, n do redis.call('ZREM', KEYS[i], ARGV[1 + i]) end\n"
-    "local b = KEYS[n + 1]\n"
-    "if b and redis.call('EXISTS', b) == 1 then\n"
-    "  if redis.call('HINCRBY', b, 'h', ARGV[n + 2]) < 0 then redis.call('HSET', b, 'h', 0) end\n"
-    "  if redis.call('HEXISTS', b, 'b') == 1 then redis.call('HINCRBY', b, 'b', ARGV[n + 3]) end\n"
-    "end\n"
-    "return 1\n",
-};
-
 typedef struct {
     redisContext *c;
     apr_uint32_t epoch; /* of the store when made */
@@ -206,7 +56,7 @@ typedef struct {
     s2a_state *local;
     apr_reslist_t *conns;
     apr_thread_mutex_t *mutex; /* guards what follows */
-    char sha[SCRIPT_COUNT][41];
+    char sha[S2A_REDIS_SCRIPT_COUNT][41];
     char err[160];
     apr_time_t down_until;
     apr_time_t gen_read;
@@ -293,8 +143,8 @@ static redisReply *plain_command(redisContext *c, const char *fmt, ...)
 static int load_scripts(redis_store *rs, redisContext *c)
 {
     int i;
-    for (i = 0; i < SCRIPT_COUNT; i++) {
-        redisReply *r = plain_command(c, "SCRIPT LOAD %s", scripts[i]);
+    for (i = 0; i < S2A_REDIS_SCRIPT_COUNT; i++) {
+        redisReply *r = plain_command(c, "SCRIPT LOAD %s", s2a_redis_scripts[i]);
         int ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
         if (ok) {
             apr_thread_mutex_lock(rs->mutex);
@@ -620,7 +470,7 @@ static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr
     int i, resent;
 
     *held = 0;
-    if (!eval_init(rs, &a, SCRIPT_PICK, 2 + 2 * n, 2 + 2 * n + 8 + 4 * n)) {
+    if (!eval_init(rs, &a, S2A_REDIS_SCRIPT_PICK, 2 + 2 * n, 2 + 2 * n + 8 + 4 * n)) {
         return APR_ENOMEM;
     }
     args_fmt(&a, "s2a:bind:%" APR_UINT64_T_FMT, session);
@@ -692,7 +542,7 @@ static apr_status_t redis_acquire(s2a_store *st, apr_int64_t key, int limit, apr
         return APR_SUCCESS;
     }
     token = new_token(rs);
-    if (!eval_init(rs, &a, SCRIPT_ACQUIRE, 1, 6)) {
+    if (!eval_init(rs, &a, S2A_REDIS_SCRIPT_ACQUIRE, 1, 6)) {
         return APR_ENOMEM;
     }
     args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, key);
@@ -733,7 +583,7 @@ static apr_status_t redis_renew(s2a_store *st, s2a_place *place, apr_time_t now)
     redis_store *rs = impl(st);
     apr_status_t rv;
     args_t a;
-    if (!eval_init(rs, &a, SCRIPT_RENEW, 1, 4)) {
+    if (!eval_init(rs, &a, S2A_REDIS_SCRIPT_RENEW, 1, 4)) {
         return APR_ENOMEM;
     }
     args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, place->key);
@@ -760,7 +610,7 @@ static apr_status_t redis_rate(s2a_store *st, apr_int64_t key, int per_minute, a
         *ok = 1;
         return APR_SUCCESS;
     }
-    if (!eval_init(rs, &a, SCRIPT_RATE, 1, 2)) {
+    if (!eval_init(rs, &a, S2A_REDIS_SCRIPT_RATE, 1, 2)) {
         return APR_ENOMEM;
     }
     args_fmt(&a, "s2a:rpm:%" APR_INT64_T_FMT ":%" APR_INT64_T_FMT, key, minute);
@@ -821,7 +671,7 @@ static apr_status_t redis_set_window(s2a_store *st, apr_int64_t key, int status,
 {
     redis_store *rs = impl(st);
     args_t a;
-    if (!eval_init(rs, &a, SCRIPT_WINDOW, 1, 5)) {
+    if (!eval_init(rs, &a, S2A_REDIS_SCRIPT_WINDOW, 1, 5)) {
         return APR_ENOMEM;
     }
     args_fmt(&a, "s2a:acct:%" APR_INT64_T_FMT, key);
@@ -842,7 +692,7 @@ static apr_status_t redis_get(s2a_store *st, apr_int64_t key, apr_time_t now,
     size_t i;
 
     memset(out, 0, sizeof(*out));
-    if (!eval_init(rs, &a, SCRIPT_GET, 2, 3)) {
+    if (!eval_init(rs, &a, S2A_REDIS_SCRIPT_GET, 2, 3)) {
         return APR_ENOMEM;
     }
     args_fmt(&a, "s2a:acct:%" APR_INT64_T_FMT, key);
@@ -903,7 +753,7 @@ static apr_status_t redis_unlock(s2a_store *st, const char *name)
 {
     redis_store *rs = impl(st);
     args_t a;
-    if (!eval_init(rs, &a, SCRIPT_UNLOCK, 1, 2)) {
+    if (!eval_init(rs, &a, S2A_REDIS_SCRIPT_UNLOCK, 1, 2)) {
         return APR_ENOMEM;
     }
     args_fmt(&a, "s2a:lock:%" APR_INT64_T_FMT, s2a_state_key(name));
@@ -936,7 +786,7 @@ static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
     if (!taken && !balance_key) {
         return APR_SUCCESS;
     }
-    if (!eval_init(rs, &a, SCRIPT_FINISH, taken + (balance_key != 0), 2 * taken + 4)) {
+    if (!eval_init(rs, &a, S2A_REDIS_SCRIPT_FINISH, taken + (balance_key != 0), 2 * taken + 4)) {
         return APR_ENOMEM;
     }
     for (i = 0; i < n; i++) {
