@@ -1,7 +1,7 @@
 /* One process's connections to the Redis server of the redis store
  * (s2a_store_redis.c), and the commands sent over them. The keys, the
- * scripts and what they mean are the store's; this part knows how to reach
- * the server and run a command there:
+ * scripts and what they mean are the store's (docs/store.md); this part
+ * knows how to reach the server and run a command there:
  *
  * - connections are pooled per process and made as needed by the threads
  *   that run commands (at most 64, idle ones closed after 60 s);

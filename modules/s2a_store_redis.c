@@ -2,7 +2,8 @@
  * the httpd nodes that use it. Every read-modify-write is one Lua script
  * (modules/redis/, run by EVALSHA), so that nodes never interleave inside an
  * operation. Reaching the server (connections, retries, the heartbeat) is
- * s2a_redis_conn's; this file says what each operation sends.
+ * s2a_redis_conn's; this file says what each operation sends. The contract,
+ * the pick policy and how the shm provider meets the same: docs/store.md.
  *
  * Keys (all under "s2a:"):
  *   acct:<state key>   hash: used, rl (rate limited until), ov (overloaded

@@ -1,5 +1,5 @@
 -- pick: chooses the account that serves a request and takes a place on it,
--- in one step (s2a_store_ops.pick, by the policy of s2a_state_pick_sticky).
+-- in one step, by the pick policy of docs/store.md (s2a_store_ops.pick).
 --
 -- KEYS[1]          s2a:bind:<session>, the account a conversation is bound to
 -- KEYS[2i]         s2a:acct:<key> of candidate i (1 to n)
