@@ -1,6 +1,9 @@
 /* The redis store: the account pool's state in one Redis server, shared by
  * the httpd nodes that use it. Every read-modify-write is one Lua script
- * (EVALSHA), so that nodes never interleave inside an operation.
+ * (modules/redis/, run by EVALSHA), so that nodes never interleave inside an
+ * operation. Reaching the server (connections, retries, the heartbeat) is
+ * s2a_redis_conn's; this file says what each operation sends. The contract,
+ * the pick policy and how the shm provider meets the same: docs/store.md.
  *
  * Keys (all under "s2a:"):
  *   acct:<state key>   hash: used, rl (rate limited until), ov (overloaded
@@ -15,513 +18,37 @@
  *                      this name lives (a heartbeat renews it)
  *   gen                the generation counter
  * Times are microseconds since the epoch, as APR counts them. */
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
-
 #include <apr_atomic.h>
-#include <apr_general.h>
-#include <apr_reslist.h>
 #include <apr_strings.h>
-#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
-#include <apr_thread_proc.h>
 
+#include "s2a_redis_conn.h"
 #include "s2a_store.h"
-
-#define CONNECT_MSEC 250
-#define COMMAND_MSEC 1000
-/* after a failed connect, operations fail at once for this long */
-#define RETRY_MSEC 500
-#define POOL_SOFT_MAX 4
-#define POOL_HARD_MAX 64
-#define ARG_MAX_LEN 64
-/* a process's places are taken back this long after its last heartbeat */
-#define ALIVE_MSEC 3000
-#define HEARTBEAT_MSEC 1000
-
-enum {
-    SCRIPT_PICK,
-    SCRIPT_ACQUIRE,
-    SCRIPT_RENEW,
-    SCRIPT_RATE,
-    SCRIPT_WINDOW,
-    SCRIPT_GET,
-    SCRIPT_UNLOCK,
-    SCRIPT_FINISH,
-    SCRIPT_COUNT
-};
-
-/* Shared by the scripts that take places. count: the places held in a busy
- * set; only when it looks full are those whose lease ended dropped, then
- * those of processes whose heartbeat stopped (a crashed child). */
-#define RECLAIM                                                                                    \
-    "local function owner(m) return 's2a:alive:' .. string.match(m, '^[^:]*') end\n"               \
-    "local function count(busy, now, limit)\n"                                                     \
-    "  local n = redis.call('ZCARD', busy)\n"                                                      \
-    "  if n < limit then return n end\n"                                                           \
-    "  redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)\n"                                        \
-    "  for _, m in ipairs(redis.call('ZRANGE', busy, 0, -1)) do\n"                                 \
-    "    if redis.call('EXISTS', owner(m)) == 0 then redis.call('ZREM', busy, m) end\n"            \
-    "  end\n"                                                                                      \
-    "  return redis.call('ZCARD', busy)\n"                                                         \
-    "end\n"
-
-static const char *const scripts[SCRIPT_COUNT] = {
-    /* pick: KEYS bind, then per candidate acct, busy, then the balance (with
-     * one); ARGV now, ttl (ms), wait_for_bound, lease end, lease (ms), member,
-     * the balance known ('' for none), its idle time (ms), then per
-     * candidate key, priority, concurrency, hold. An account without a
-     * concurrency limit counts as unloaded, so its places are not even
-     * counted. The balance hash holds b, the balance, and h, what requests
-     * in flight hold of it; it is checked before anything is picked, and
-     * the picked candidate's hold is added to h. */
-    "local now = tonumber(ARGV[1])\n"
-    "local ttl = tonumber(ARGV[2])\n"
-    "local n = (#ARGV - 8) / 4\n"
-    "local function arg(i, k) return ARGV[8 + (i - 1) * 4 + k] end\n"
-    "local bal = ARGV[7] ~= '' and KEYS[2 * n + 2] or nil\n"
-    "if bal then\n"
-    "  local v = redis.call('HMGET', bal, 'b', 'h')\n"
-    "  if not v[1] then\n"
-    "    redis.call('HSET', bal, 'b', ARGV[7])\n"
-    "    v[1] = ARGV[7]\n"
-    "  end\n"
-    "  redis.call('PEXPIRE', bal, ARGV[8])\n"
-    "  if tonumber(v[1]) - tonumber(v[2] or '0') <= 0 then return -3 end\n"
-    "end\n"
-    "local function state(i)\n"
-    "  local h = redis.call('HMGET', KEYS[2 * i], 'err', 'rl', 'ov', 'used')\n"
-    "  local resting = h[1] == '1' or tonumber(h[2] or '0') > now or tonumber(h[3] or '0') > now\n"
-    "  return resting, tonumber(h[4] or '0')\n"
-    "end\n" RECLAIM "local function load(i, conc)\n"
-    "  if conc == 0 then return 0 end\n"
-    "  return count(KEYS[2 * i + 1], ARGV[1], conc)\n"
-    "end\n"
-    "local function take(i)\n"
-    "  if tonumber(arg(i, 3)) == 0 then\n"
-    "    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i + 1], '-inf', ARGV[1])\n"
-    "  end\n"
-    "  redis.call('HSET', KEYS[2 * i], 'used', ARGV[1])\n"
-    "  redis.call('ZADD', KEYS[2 * i + 1], ARGV[4], ARGV[6])\n"
-    "  redis.call('PEXPIRE', KEYS[2 * i + 1], ARGV[5])\n"
-    "  if ttl > 0 then redis.call('SET', KEYS[1], arg(i, 1), 'PX', ttl) end\n"
-    "  if bal then redis.call('HINCRBY', bal, 'h', arg(i, 4)) end\n"
-    "  return i - 1\n"
-    "end\n"
-    "if ttl > 0 then\n"
-    "  local bound = redis.call('GET', KEYS[1])\n"
-    "  for i = 1, bound and n or 0 do\n"
-    "    if arg(i, 1) == bound then\n"
-    "      if not state(i) then\n"
-    "        local conc = tonumber(arg(i, 3))\n"
-    "        if load(i, conc) < conc or conc == 0 then return take(i) end\n"
-    "        if ARGV[3] == '1' then return -2 end\n"
-    "      end\n"
-    "      break\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "local best, bprio, bconc, bload, bused\n"
-    "local busy = false\n"
-    "for i = 1, n do\n"
-    "  local resting, used = state(i)\n"
-    "  if not resting then\n"
-    "    local prio, conc = tonumber(arg(i, 2)), tonumber(arg(i, 3))\n"
-    "    local inflight = load(i, conc)\n"
-    "    if conc > 0 and inflight >= conc then\n"
-    "      busy = true\n"
-    "    else\n"
-    "      local better = best == nil\n"
-    "      if not better then\n"
-    "        if prio ~= bprio then\n"
-    "          better = prio < bprio\n"
-    "        else\n"
-    "          local la = conc > 0 and inflight * (bconc > 0 and bconc or 1) or 0\n"
-    "          local lb = bconc > 0 and bload * (conc > 0 and conc or 1) or 0\n"
-    "          if la ~= lb then better = la < lb else better = used < bused end\n"
-    "        end\n"
-    "      end\n"
-    "      if better then best, bprio, bconc, bload, bused = i, prio, conc, inflight, used end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "if best then return take(best) end\n"
-    "if busy then return -2 end\n"
-    "return -1\n",
-    /* acquire: KEYS busy; ARGV now, limit, lease end, lease (ms), member */
-    RECLAIM "if count(KEYS[1], ARGV[1], tonumber(ARGV[2])) >= tonumber(ARGV[2]) then return 0 end\n"
-            "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[5])\n"
-            "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-            "return 1\n",
-    /* renew: KEYS busy; ARGV lease end, lease (ms), member */
-    "if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[3]) == 1 then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "end\n"
-    "return 1\n",
-    /* rate: KEYS counter; ARGV per minute */
-    "if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 0 end\n"
-    "redis.call('INCR', KEYS[1])\n"
-    "redis.call('PEXPIRE', KEYS[1], 120000)\n"
-    "return 1\n",
-    /* window: KEYS acct; ARGV status, reset, now, rejected status */
-    "redis.call('HSET', KEYS[1], 'ws', ARGV[1], 'wr', ARGV[2])\n"
-    "local reset = tonumber(ARGV[2])\n"
-    "if ARGV[1] == ARGV[4] and reset > tonumber(ARGV[3]) and\n"
-    "   reset > tonumber(redis.call('HGET', KEYS[1], 'rl') or '0') then\n"
-    "  redis.call('HSET', KEYS[1], 'rl', ARGV[2])\n"
-    "end\n"
-    "return 1\n",
-    /* get: KEYS acct, busy; ARGV now */
-    "local h = redis.call('HMGET', KEYS[1], 'used', 'rl', 'ov', 'err', 'ws', 'wr')\n"
-    "local out = {}\n"
-    "for i = 1, 6 do out[i] = h[i] or '0' end\n"
-    "out[7] = tostring(redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf'))\n"
-    "return out\n",
-    /* unlock: KEYS lock; ARGV holder */
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
-    "return 1\n",
-    /* finish: KEYS n busy sets, then maybe a balance; ARGV n, n members, then
-     * -held, -charged (integers) with the balance */
-    "local n = tonumber(ARGV[1])\n"
-    "for i = 1, n do redis.call('ZREM', KEYS[i], ARGV[1 + i]) end\n"
-    "local b = KEYS[n + 1]\n"
-    "if b and redis.call('EXISTS', b) == 1 then\n"
-    "  if redis.call('HINCRBY', b, 'h', ARGV[n + 2]) < 0 then redis.call('HSET', b, 'h', 0) end\n"
-    "  if redis.call('HEXISTS', b, 'b') == 1 then redis.call('HINCRBY', b, 'b', ARGV[n + 3]) end\n"
-    "end\n"
-    "return 1\n",
-};
+/* generated from modules/redis/ by the build */
+#include "s2a_redis_scripts.h"
 
 typedef struct {
-    redisContext *c;
-    apr_uint32_t epoch; /* of the store when made */
-} conn_t;
-
-typedef struct {
-    s2a_redis_url url;
+    s2a_redis_conn *conn;
+    const char *instance; /* names this process's places and locks */
     s2a_state *local;
-    apr_reslist_t *conns;
-    apr_thread_mutex_t *mutex; /* guards what follows */
-    char sha[SCRIPT_COUNT][41];
-    char err[160];
-    apr_time_t down_until;
+    volatile apr_uint32_t tokens;
+    /* guards what follows; the connections' own lock may be taken inside
+     * it, never the other way round */
+    apr_thread_mutex_t *mutex;
     apr_time_t gen_read;
     apr_uint32_t remote_gen;
-    volatile apr_uint32_t epoch; /* moves when a connection breaks */
-    volatile apr_uint32_t tokens;
-    char instance[17]; /* names this process's places and locks */
-    apr_thread_t *heartbeat;
-    apr_thread_cond_t *wake;
-    int stopping;
 } redis_store;
-
-/* Arguments of one command, numbers formatted in place. */
-typedef struct {
-    int argc;
-    int script; /* an EVALSHA of this script, -1 for other commands */
-    int resent; /* run() sent it a second time: the first may have run */
-    const char **argv;
-    size_t *len;
-    char *buf;
-} args_t;
-
-static int args_init(args_t *a, int max)
-{
-    a->argc = 0;
-    a->script = -1;
-    a->resent = 0;
-    a->argv = malloc(sizeof(*a->argv) * (size_t)max);
-    a->len = malloc(sizeof(*a->len) * (size_t)max);
-    a->buf = malloc((size_t)max * ARG_MAX_LEN);
-    return a->argv && a->len && a->buf;
-}
-
-static void args_free(args_t *a)
-{
-    free(a->argv);
-    free(a->len);
-    free(a->buf);
-}
-
-static void args_str(args_t *a, const char *s)
-{
-    a->argv[a->argc] = s;
-    a->len[a->argc++] = strlen(s);
-}
-
-static void args_fmt(args_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void args_fmt(args_t *a, const char *fmt, ...)
-{
-    char *slot = a->buf + (size_t)a->argc * ARG_MAX_LEN;
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(slot, ARG_MAX_LEN, fmt, ap);
-    va_end(ap);
-    a->argv[a->argc] = slot;
-    a->len[a->argc++] = n < ARG_MAX_LEN ? (size_t)n : ARG_MAX_LEN - 1;
-}
 
 static redis_store *impl(s2a_store *st)
 {
     return st->impl;
 }
 
-static void set_err(redis_store *rs, const char *what, const char *detail)
+static void member(redis_store *rs, s2a_redis_cmd *cmd, apr_uint64_t token)
 {
-    apr_thread_mutex_lock(rs->mutex);
-    apr_snprintf(rs->err, sizeof(rs->err), "%s:%d: %s%s%s", rs->url.host, rs->url.port, what,
-                 detail ? ": " : "", detail ? detail : "");
-    apr_thread_mutex_unlock(rs->mutex);
-}
-
-static redisReply *plain_command(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    void *reply;
-    va_start(ap, fmt);
-    reply = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    return reply;
-}
-
-/* Loads the scripts into the server; they are found again by SHA1. */
-static int load_scripts(redis_store *rs, redisContext *c)
-{
-    int i;
-    for (i = 0; i < SCRIPT_COUNT; i++) {
-        redisReply *r = plain_command(c, "SCRIPT LOAD %s", scripts[i]);
-        int ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
-        if (ok) {
-            apr_thread_mutex_lock(rs->mutex);
-            memcpy(rs->sha[i], r->str, 40);
-            rs->sha[i][40] = '\0';
-            apr_thread_mutex_unlock(rs->mutex);
-        } else {
-            set_err(rs, "loading scripts",
-                    r && r->type == REDIS_REPLY_ERROR ? r->str
-                    : c->err                          ? c->errstr
-                                                      : "no reply");
-        }
-        if (r) {
-            freeReplyObject(r);
-        }
-        if (!ok) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* A reply that is an error or no reply at all; frees it. */
-static int setup_failed(redis_store *rs, redisContext *c, redisReply *r, const char *what)
-{
-    int failed = !r || r->type == REDIS_REPLY_ERROR;
-    if (failed) {
-        /* the server's words, never the password that was sent */
-        set_err(rs, what, r ? r->str : c->errstr);
-    }
-    if (r) {
-        freeReplyObject(r);
-    }
-    return failed;
-}
-
-static apr_status_t conn_make(void **res, void *params, apr_pool_t *pool)
-{
-    redis_store *rs = params;
-    struct timeval connect_tv = {0, CONNECT_MSEC * 1000};
-    struct timeval command_tv = {COMMAND_MSEC / 1000, (COMMAND_MSEC % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(rs->url.host, rs->url.port, connect_tv);
-    conn_t *conn;
-    (void)pool;
-
-    if (!c || c->err) {
-        set_err(rs, "cannot connect", c ? c->errstr : "out of memory");
-        goto fail;
-    }
-    if (redisSetTimeout(c, command_tv) != REDIS_OK) {
-        set_err(rs, "cannot set a timeout", c->errstr);
-        goto fail;
-    }
-    if (rs->url.password &&
-        setup_failed(rs, c,
-                     rs->url.user ? plain_command(c, "AUTH %s %s", rs->url.user, rs->url.password)
-                                  : plain_command(c, "AUTH %s", rs->url.password),
-                     "AUTH refused")) {
-        goto fail;
-    }
-    if (rs->url.db && setup_failed(rs, c, plain_command(c, "SELECT %d", rs->url.db), "SELECT")) {
-        goto fail;
-    }
-    if (!load_scripts(rs, c)) {
-        goto fail;
-    }
-    conn = malloc(sizeof(*conn));
-    if (!conn) {
-        goto fail;
-    }
-    conn->c = c;
-    conn->epoch = apr_atomic_read32(&rs->epoch);
-    *res = conn;
-    return APR_SUCCESS;
-
-fail:
-    if (c) {
-        redisFree(c);
-    }
-    apr_thread_mutex_lock(rs->mutex);
-    rs->down_until = apr_time_now() + apr_time_from_msec(RETRY_MSEC);
-    apr_thread_mutex_unlock(rs->mutex);
-    return APR_ECONNREFUSED;
-}
-
-static apr_status_t conn_free(void *res, void *params, apr_pool_t *pool)
-{
-    conn_t *conn = res;
-    (void)params;
-    (void)pool;
-    redisFree(conn->c);
-    free(conn);
-    return APR_SUCCESS;
-}
-
-static int is_down(redis_store *rs)
-{
-    int down;
-    apr_thread_mutex_lock(rs->mutex);
-    down = apr_time_now() < rs->down_until;
-    apr_thread_mutex_unlock(rs->mutex);
-    return down;
-}
-
-/* A pooled connection made after the last one that broke: a broken
- * connection usually means the server went away, so its siblings made
- * before are dropped too rather than tried one by one. */
-static conn_t *checkout(redis_store *rs)
-{
-    int i;
-    for (i = 0; i <= POOL_HARD_MAX; i++) {
-        void *res;
-        conn_t *conn;
-        if (is_down(rs)) {
-            set_err(rs, "unreachable", "retrying shortly");
-            return NULL;
-        }
-        if (apr_reslist_acquire(rs->conns, &res) != APR_SUCCESS) {
-            return NULL;
-        }
-        conn = res;
-        if (conn->epoch == apr_atomic_read32(&rs->epoch)) {
-            return conn;
-        }
-        apr_reslist_invalidate(rs->conns, conn);
-    }
-    return NULL;
-}
-
-/* The SHA1 a script is known by; the first connection made learns it. */
-static void set_sha(redis_store *rs, args_t *a)
-{
-    char *slot = a->buf + ARG_MAX_LEN;
-    apr_thread_mutex_lock(rs->mutex);
-    memcpy(slot, rs->sha[a->script], 41);
-    apr_thread_mutex_unlock(rs->mutex);
-    a->argv[1] = slot;
-    a->len[1] = strlen(slot);
-}
-
-/* Runs one command; after a broken connection once more on a new one, and
- * after NOSCRIPT (the server lost its scripts) once more with them loaded.
- * The reply is the caller's to free; NULL on failure (see last_error). */
-static redisReply *run(redis_store *rs, args_t *a)
-{
-    int attempt;
-    for (attempt = 0; attempt < 2; attempt++) {
-        conn_t *conn = checkout(rs);
-        redisReply *r;
-        if (!conn) {
-            return NULL;
-        }
-        a->resent = attempt > 0;
-        if (a->script >= 0) {
-            set_sha(rs, a);
-        }
-        r = redisCommandArgv(conn->c, a->argc, a->argv, a->len);
-        if (!r) {
-            set_err(rs, "connection lost", conn->c->errstr);
-            apr_atomic_inc32(&rs->epoch);
-            apr_reslist_invalidate(rs->conns, conn);
-            continue;
-        }
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
-            freeReplyObject(r);
-            if (!load_scripts(rs, conn->c)) {
-                apr_reslist_invalidate(rs->conns, conn);
-                return NULL;
-            }
-            apr_reslist_release(rs->conns, conn);
-            continue;
-        }
-        apr_reslist_release(rs->conns, conn);
-        if (r->type == REDIS_REPLY_ERROR) {
-            set_err(rs, "command refused", r->str);
-            freeReplyObject(r);
-            return NULL;
-        }
-        return r;
-    }
-    return NULL;
-}
-
-/* Starts EVALSHA of a script with `nkeys` keys; room for `max` arguments. */
-static int eval_init(redis_store *rs, args_t *a, int script, int nkeys, int max)
-{
-    if (!args_init(a, max + 3)) {
-        set_err(rs, "out of memory", NULL);
-        return 0;
-    }
-    args_str(a, "EVALSHA");
-    args_str(a, ""); /* set_sha */
-    args_fmt(a, "%d", nkeys);
-    a->script = script;
-    return 1;
-}
-
-/* Runs the command and frees its arguments; an integer reply in *out. */
-static apr_status_t run_int(redis_store *rs, args_t *a, long long *out)
-{
-    redisReply *r = run(rs, a);
-    apr_status_t rv = APR_EGENERAL;
-    args_free(a);
-    if (!r) {
-        return rv;
-    }
-    if (r->type == REDIS_REPLY_INTEGER) {
-        if (out) {
-            *out = r->integer;
-        }
-        rv = APR_SUCCESS;
-    } else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING ||
-               r->type == REDIS_REPLY_NIL) {
-        if (out) {
-            *out = r->type == REDIS_REPLY_NIL ? 0 : r->str ? apr_atoi64(r->str) : 0;
-        }
-        rv = APR_SUCCESS;
-    } else {
-        set_err(rs, "unexpected reply", NULL);
-    }
-    freeReplyObject(r);
-    return rv;
-}
-
-static void member(redis_store *rs, args_t *a, apr_uint64_t token)
-{
-    args_fmt(a, "%s:%" APR_UINT64_T_FMT, rs->instance, token);
+    s2a_redis_cmd_fmt(cmd, "%s:%" APR_UINT64_T_FMT, rs->instance, token);
 }
 
 static apr_uint32_t redis_generation(s2a_store *st, int fresh)
@@ -531,21 +58,21 @@ static apr_uint32_t redis_generation(s2a_store *st, int fresh)
     apr_uint32_t local = rs->local ? s2a_state_generation(rs->local) : 0;
     apr_uint32_t remote;
     int read = 0;
-    args_t a;
+    s2a_redis_cmd cmd;
     long long v;
 
     apr_thread_mutex_lock(rs->mutex);
     if ((fresh || now - rs->gen_read >= apr_time_from_msec(S2A_REDIS_GENERATION_MSEC)) &&
-        now >= rs->down_until) {
+        !s2a_redis_conn_down(rs->conn)) {
         rs->gen_read = now; /* one thread reads; the others use the last value */
         read = 1;
     }
     remote = rs->remote_gen;
     apr_thread_mutex_unlock(rs->mutex);
-    if (read && args_init(&a, 2)) {
-        args_str(&a, "GET");
-        args_str(&a, "s2a:gen");
-        if (run_int(rs, &a, &v) == APR_SUCCESS) {
+    if (read && s2a_redis_cmd_init(rs->conn, &cmd, 2)) {
+        s2a_redis_cmd_str(&cmd, "GET");
+        s2a_redis_cmd_str(&cmd, "s2a:gen");
+        if (s2a_redis_run_int(rs->conn, &cmd, &v) == APR_SUCCESS) {
             remote = (apr_uint32_t)v;
             apr_thread_mutex_lock(rs->mutex);
             rs->remote_gen = remote;
@@ -559,17 +86,17 @@ static apr_status_t redis_bump(s2a_store *st)
 {
     redis_store *rs = impl(st);
     long long v;
-    args_t a;
+    s2a_redis_cmd cmd;
     apr_status_t rv;
     if (rs->local) {
         s2a_state_bump(rs->local);
     }
-    if (!args_init(&a, 2)) {
+    if (!s2a_redis_cmd_init(rs->conn, &cmd, 2)) {
         return APR_ENOMEM;
     }
-    args_str(&a, "INCR");
-    args_str(&a, "s2a:gen");
-    rv = run_int(rs, &a, &v);
+    s2a_redis_cmd_str(&cmd, "INCR");
+    s2a_redis_cmd_str(&cmd, "s2a:gen");
+    rv = s2a_redis_run_int(rs->conn, &cmd, &v);
     if (rv == APR_SUCCESS) {
         apr_thread_mutex_lock(rs->mutex);
         rs->remote_gen = (apr_uint32_t)v;
@@ -594,14 +121,14 @@ static void forget(redis_store *rs, const s2a_candidate *c, int n, int kept, apr
 {
     int i;
     for (i = 0; i < n; i++) {
-        args_t a;
-        if (i == kept || !args_init(&a, 3)) {
+        s2a_redis_cmd cmd;
+        if (i == kept || !s2a_redis_cmd_init(rs->conn, &cmd, 3)) {
             continue;
         }
-        args_str(&a, "ZREM");
-        args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, c[i].key);
-        member(rs, &a, token);
-        run_int(rs, &a, NULL);
+        s2a_redis_cmd_str(&cmd, "ZREM");
+        s2a_redis_cmd_fmt(&cmd, "s2a:busy:%" APR_INT64_T_FMT, c[i].key);
+        member(rs, &cmd, token);
+        s2a_redis_run_int(rs->conn, &cmd, NULL);
     }
 }
 
@@ -616,48 +143,49 @@ static apr_status_t redis_pick(s2a_store *st, const s2a_candidate *c, int n, apr
     redisReply *r;
     long long v;
     apr_status_t rv;
-    args_t a;
+    s2a_redis_cmd cmd;
     int i, resent;
 
     *held = 0;
-    if (!eval_init(rs, &a, SCRIPT_PICK, 2 + 2 * n, 2 + 2 * n + 8 + 4 * n)) {
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_PICK, 2 + 2 * n,
+                              2 + 2 * n + 8 + 4 * n)) {
         return APR_ENOMEM;
     }
-    args_fmt(&a, "s2a:bind:%" APR_UINT64_T_FMT, session);
+    s2a_redis_cmd_fmt(&cmd, "s2a:bind:%" APR_UINT64_T_FMT, session);
     for (i = 0; i < n; i++) {
-        args_fmt(&a, "s2a:acct:%" APR_INT64_T_FMT, c[i].key);
-        args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, c[i].key);
+        s2a_redis_cmd_fmt(&cmd, "s2a:acct:%" APR_INT64_T_FMT, c[i].key);
+        s2a_redis_cmd_fmt(&cmd, "s2a:busy:%" APR_INT64_T_FMT, c[i].key);
     }
     /* a key is named either way: the key count stays what the script expects */
-    args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, with_balance ? bal->key : 0);
-    args_fmt(&a, "%" APR_TIME_T_FMT, now);
-    args_fmt(&a, "%" APR_TIME_T_FMT, ttl_ms);
-    args_str(&a, wait_for_bound ? "1" : "0");
-    args_fmt(&a, "%" APR_TIME_T_FMT, now + S2A_STORE_LEASE);
-    args_fmt(&a, "%" APR_TIME_T_FMT, lease_msec());
-    member(rs, &a, token);
+    s2a_redis_cmd_fmt(&cmd, "s2a:bal:%" APR_INT64_T_FMT, with_balance ? bal->key : 0);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, now);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, ttl_ms);
+    s2a_redis_cmd_str(&cmd, wait_for_bound ? "1" : "0");
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, now + S2A_STORE_LEASE);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, lease_msec());
+    member(rs, &cmd, token);
     if (with_balance) {
-        args_fmt(&a, "%" APR_INT64_T_FMT, bal->known);
+        s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, bal->known);
     } else {
-        args_str(&a, "");
+        s2a_redis_cmd_str(&cmd, "");
     }
-    args_fmt(&a, "%" APR_INT64_T_FMT, apr_time_as_msec(S2A_BALANCE_IDLE));
+    s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, apr_time_as_msec(S2A_BALANCE_IDLE));
     for (i = 0; i < n; i++) {
-        args_fmt(&a, "%" APR_INT64_T_FMT, c[i].key);
-        args_fmt(&a, "%d", c[i].priority);
-        args_fmt(&a, "%d", c[i].concurrency);
-        args_fmt(&a, "%" APR_INT64_T_FMT, c[i].hold);
+        s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, c[i].key);
+        s2a_redis_cmd_fmt(&cmd, "%d", c[i].priority);
+        s2a_redis_cmd_fmt(&cmd, "%d", c[i].concurrency);
+        s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, c[i].hold);
     }
-    r = run(rs, &a);
-    resent = a.resent;
-    args_free(&a);
+    r = s2a_redis_run(rs->conn, &cmd);
+    resent = cmd.resent;
+    s2a_redis_cmd_free(&cmd);
     rv = r && r->type == REDIS_REPLY_INTEGER ? APR_SUCCESS : APR_EGENERAL;
     v = rv == APR_SUCCESS ? r->integer : S2A_PICK_NONE;
     if (r) {
         freeReplyObject(r);
     }
     if (rv == APR_SUCCESS && (v >= n || v < S2A_PICK_BROKE)) {
-        set_err(rs, "unexpected reply", NULL);
+        s2a_redis_conn_set_error(rs->conn, "unexpected reply", NULL);
         rv = APR_EGENERAL;
     }
     if (resent) {
@@ -686,22 +214,22 @@ static apr_status_t redis_acquire(s2a_store *st, apr_int64_t key, int limit, apr
     apr_uint64_t token;
     long long v;
     apr_status_t rv;
-    args_t a;
+    s2a_redis_cmd cmd;
     if (!limit) {
         *taken = -1;
         return APR_SUCCESS;
     }
     token = new_token(rs);
-    if (!eval_init(rs, &a, SCRIPT_ACQUIRE, 1, 6)) {
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_ACQUIRE, 1, 6)) {
         return APR_ENOMEM;
     }
-    args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, key);
-    args_fmt(&a, "%" APR_TIME_T_FMT, now);
-    args_fmt(&a, "%d", limit);
-    args_fmt(&a, "%" APR_TIME_T_FMT, now + S2A_STORE_LEASE);
-    args_fmt(&a, "%" APR_TIME_T_FMT, lease_msec());
-    member(rs, &a, token);
-    rv = run_int(rs, &a, &v);
+    s2a_redis_cmd_fmt(&cmd, "s2a:busy:%" APR_INT64_T_FMT, key);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, now);
+    s2a_redis_cmd_fmt(&cmd, "%d", limit);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, now + S2A_STORE_LEASE);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, lease_msec());
+    member(rs, &cmd, token);
+    rv = s2a_redis_run_int(rs->conn, &cmd, &v);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -718,29 +246,29 @@ static apr_status_t redis_acquire(s2a_store *st, apr_int64_t key, int limit, apr
 static apr_status_t redis_release(s2a_store *st, const s2a_place *place)
 {
     redis_store *rs = impl(st);
-    args_t a;
-    if (!args_init(&a, 3)) {
+    s2a_redis_cmd cmd;
+    if (!s2a_redis_cmd_init(rs->conn, &cmd, 3)) {
         return APR_ENOMEM;
     }
-    args_str(&a, "ZREM");
-    args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, place->key);
-    member(rs, &a, place->token);
-    return run_int(rs, &a, NULL);
+    s2a_redis_cmd_str(&cmd, "ZREM");
+    s2a_redis_cmd_fmt(&cmd, "s2a:busy:%" APR_INT64_T_FMT, place->key);
+    member(rs, &cmd, place->token);
+    return s2a_redis_run_int(rs->conn, &cmd, NULL);
 }
 
 static apr_status_t redis_renew(s2a_store *st, s2a_place *place, apr_time_t now)
 {
     redis_store *rs = impl(st);
     apr_status_t rv;
-    args_t a;
-    if (!eval_init(rs, &a, SCRIPT_RENEW, 1, 4)) {
+    s2a_redis_cmd cmd;
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_RENEW, 1, 4)) {
         return APR_ENOMEM;
     }
-    args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, place->key);
-    args_fmt(&a, "%" APR_TIME_T_FMT, now + S2A_STORE_LEASE);
-    args_fmt(&a, "%" APR_TIME_T_FMT, lease_msec());
-    member(rs, &a, place->token);
-    rv = run_int(rs, &a, NULL);
+    s2a_redis_cmd_fmt(&cmd, "s2a:busy:%" APR_INT64_T_FMT, place->key);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, now + S2A_STORE_LEASE);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, lease_msec());
+    member(rs, &cmd, place->token);
+    rv = s2a_redis_run_int(rs->conn, &cmd, NULL);
     if (rv == APR_SUCCESS) {
         place->renewed = now;
     }
@@ -754,18 +282,18 @@ static apr_status_t redis_rate(s2a_store *st, apr_int64_t key, int per_minute, a
     apr_int64_t minute = apr_time_sec(now) / 60;
     long long v;
     apr_status_t rv;
-    args_t a;
+    s2a_redis_cmd cmd;
     *retry_at = apr_time_from_sec((minute + 1) * 60);
     if (!per_minute) {
         *ok = 1;
         return APR_SUCCESS;
     }
-    if (!eval_init(rs, &a, SCRIPT_RATE, 1, 2)) {
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_RATE, 1, 2)) {
         return APR_ENOMEM;
     }
-    args_fmt(&a, "s2a:rpm:%" APR_INT64_T_FMT ":%" APR_INT64_T_FMT, key, minute);
-    args_fmt(&a, "%d", per_minute);
-    rv = run_int(rs, &a, &v);
+    s2a_redis_cmd_fmt(&cmd, "s2a:rpm:%" APR_INT64_T_FMT ":%" APR_INT64_T_FMT, key, minute);
+    s2a_redis_cmd_fmt(&cmd, "%d", per_minute);
+    rv = s2a_redis_run_int(rs->conn, &cmd, &v);
     if (rv == APR_SUCCESS) {
         *ok = v ? 1 : 0;
     }
@@ -776,18 +304,18 @@ static apr_status_t redis_rate(s2a_store *st, apr_int64_t key, int per_minute, a
 static apr_status_t hset(redis_store *rs, apr_int64_t key, int nfields, const char *const *names,
                          const apr_int64_t *values)
 {
-    args_t a;
+    s2a_redis_cmd cmd;
     int i;
-    if (!args_init(&a, 2 + 2 * nfields)) {
+    if (!s2a_redis_cmd_init(rs->conn, &cmd, 2 + 2 * nfields)) {
         return APR_ENOMEM;
     }
-    args_str(&a, "HSET");
-    args_fmt(&a, "s2a:acct:%" APR_INT64_T_FMT, key);
+    s2a_redis_cmd_str(&cmd, "HSET");
+    s2a_redis_cmd_fmt(&cmd, "s2a:acct:%" APR_INT64_T_FMT, key);
     for (i = 0; i < nfields; i++) {
-        args_str(&a, names[i]);
-        args_fmt(&a, "%" APR_INT64_T_FMT, values[i]);
+        s2a_redis_cmd_str(&cmd, names[i]);
+        s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, values[i]);
     }
-    return run_int(rs, &a, NULL);
+    return s2a_redis_run_int(rs->conn, &cmd, NULL);
 }
 
 static apr_status_t redis_set_rate_limited(s2a_store *st, apr_int64_t key, apr_time_t until)
@@ -820,16 +348,16 @@ static apr_status_t redis_set_window(s2a_store *st, apr_int64_t key, int status,
                                      apr_time_t now)
 {
     redis_store *rs = impl(st);
-    args_t a;
-    if (!eval_init(rs, &a, SCRIPT_WINDOW, 1, 5)) {
+    s2a_redis_cmd cmd;
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_WINDOW, 1, 5)) {
         return APR_ENOMEM;
     }
-    args_fmt(&a, "s2a:acct:%" APR_INT64_T_FMT, key);
-    args_fmt(&a, "%d", status);
-    args_fmt(&a, "%" APR_TIME_T_FMT, reset);
-    args_fmt(&a, "%" APR_TIME_T_FMT, now);
-    args_fmt(&a, "%d", S2A_WINDOW_REJECTED);
-    return run_int(rs, &a, NULL);
+    s2a_redis_cmd_fmt(&cmd, "s2a:acct:%" APR_INT64_T_FMT, key);
+    s2a_redis_cmd_fmt(&cmd, "%d", status);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, reset);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, now);
+    s2a_redis_cmd_fmt(&cmd, "%d", S2A_WINDOW_REJECTED);
+    return s2a_redis_run_int(rs->conn, &cmd, NULL);
 }
 
 static apr_status_t redis_get(s2a_store *st, apr_int64_t key, apr_time_t now,
@@ -838,18 +366,18 @@ static apr_status_t redis_get(s2a_store *st, apr_int64_t key, apr_time_t now,
     redis_store *rs = impl(st);
     apr_status_t rv = APR_EGENERAL;
     redisReply *r;
-    args_t a;
+    s2a_redis_cmd cmd;
     size_t i;
 
     memset(out, 0, sizeof(*out));
-    if (!eval_init(rs, &a, SCRIPT_GET, 2, 3)) {
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_GET, 2, 3)) {
         return APR_ENOMEM;
     }
-    args_fmt(&a, "s2a:acct:%" APR_INT64_T_FMT, key);
-    args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, key);
-    args_fmt(&a, "%" APR_TIME_T_FMT, now);
-    r = run(rs, &a);
-    args_free(&a);
+    s2a_redis_cmd_fmt(&cmd, "s2a:acct:%" APR_INT64_T_FMT, key);
+    s2a_redis_cmd_fmt(&cmd, "s2a:busy:%" APR_INT64_T_FMT, key);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, now);
+    r = s2a_redis_run(rs->conn, &cmd);
+    s2a_redis_cmd_free(&cmd);
     if (!r) {
         return rv;
     }
@@ -869,7 +397,7 @@ static apr_status_t redis_get(s2a_store *st, apr_int64_t key, apr_time_t now,
         out->in_flight = (apr_int32_t)v[6];
         rv = APR_SUCCESS;
     } else {
-        set_err(rs, "unexpected reply", NULL);
+        s2a_redis_conn_set_error(rs->conn, "unexpected reply", NULL);
     }
     freeReplyObject(r);
     return rv;
@@ -879,18 +407,18 @@ static apr_status_t redis_lock(s2a_store *st, const char *name, apr_time_t ttl, 
 {
     redis_store *rs = impl(st);
     redisReply *r;
-    args_t a;
-    if (!args_init(&a, 6)) {
+    s2a_redis_cmd cmd;
+    if (!s2a_redis_cmd_init(rs->conn, &cmd, 6)) {
         return APR_ENOMEM;
     }
-    args_str(&a, "SET");
-    args_fmt(&a, "s2a:lock:%" APR_INT64_T_FMT, s2a_state_key(name));
-    args_str(&a, rs->instance);
-    args_str(&a, "NX");
-    args_str(&a, "PX");
-    args_fmt(&a, "%" APR_TIME_T_FMT, apr_time_as_msec(ttl) + 1);
-    r = run(rs, &a);
-    args_free(&a);
+    s2a_redis_cmd_str(&cmd, "SET");
+    s2a_redis_cmd_fmt(&cmd, "s2a:lock:%" APR_INT64_T_FMT, s2a_state_key(name));
+    s2a_redis_cmd_str(&cmd, rs->instance);
+    s2a_redis_cmd_str(&cmd, "NX");
+    s2a_redis_cmd_str(&cmd, "PX");
+    s2a_redis_cmd_fmt(&cmd, "%" APR_TIME_T_FMT, apr_time_as_msec(ttl) + 1);
+    r = s2a_redis_run(rs->conn, &cmd);
+    s2a_redis_cmd_free(&cmd);
     if (!r) {
         return APR_EGENERAL;
     }
@@ -902,26 +430,26 @@ static apr_status_t redis_lock(s2a_store *st, const char *name, apr_time_t ttl, 
 static apr_status_t redis_unlock(s2a_store *st, const char *name)
 {
     redis_store *rs = impl(st);
-    args_t a;
-    if (!eval_init(rs, &a, SCRIPT_UNLOCK, 1, 2)) {
+    s2a_redis_cmd cmd;
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_UNLOCK, 1, 2)) {
         return APR_ENOMEM;
     }
-    args_fmt(&a, "s2a:lock:%" APR_INT64_T_FMT, s2a_state_key(name));
-    args_str(&a, rs->instance);
-    return run_int(rs, &a, NULL);
+    s2a_redis_cmd_fmt(&cmd, "s2a:lock:%" APR_INT64_T_FMT, s2a_state_key(name));
+    s2a_redis_cmd_str(&cmd, rs->instance);
+    return s2a_redis_run_int(rs->conn, &cmd, NULL);
 }
 
 static apr_status_t redis_forget_balance(s2a_store *st, apr_int64_t key)
 {
     redis_store *rs = impl(st);
-    args_t a;
-    if (!args_init(&a, 3)) {
+    s2a_redis_cmd cmd;
+    if (!s2a_redis_cmd_init(rs->conn, &cmd, 3)) {
         return APR_ENOMEM;
     }
-    args_str(&a, "HDEL");
-    args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, key);
-    args_str(&a, "b");
-    return run_int(rs, &a, NULL);
+    s2a_redis_cmd_str(&cmd, "HDEL");
+    s2a_redis_cmd_fmt(&cmd, "s2a:bal:%" APR_INT64_T_FMT, key);
+    s2a_redis_cmd_str(&cmd, "b");
+    return s2a_redis_run_int(rs->conn, &cmd, NULL);
 }
 
 static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
@@ -929,45 +457,41 @@ static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
 {
     redis_store *rs = impl(st);
     int i, taken = 0;
-    args_t a;
+    s2a_redis_cmd cmd;
     for (i = 0; i < n; i++) {
         taken += places[i]->key != 0;
     }
     if (!taken && !balance_key) {
         return APR_SUCCESS;
     }
-    if (!eval_init(rs, &a, SCRIPT_FINISH, taken + (balance_key != 0), 2 * taken + 4)) {
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_FINISH, taken + (balance_key != 0),
+                              2 * taken + 4)) {
         return APR_ENOMEM;
     }
     for (i = 0; i < n; i++) {
         if (places[i]->key) {
-            args_fmt(&a, "s2a:busy:%" APR_INT64_T_FMT, places[i]->key);
+            s2a_redis_cmd_fmt(&cmd, "s2a:busy:%" APR_INT64_T_FMT, places[i]->key);
         }
     }
     if (balance_key) {
-        args_fmt(&a, "s2a:bal:%" APR_INT64_T_FMT, balance_key);
+        s2a_redis_cmd_fmt(&cmd, "s2a:bal:%" APR_INT64_T_FMT, balance_key);
     }
-    args_fmt(&a, "%d", taken);
+    s2a_redis_cmd_fmt(&cmd, "%d", taken);
     for (i = 0; i < n; i++) {
         if (places[i]->key) {
-            member(rs, &a, places[i]->token);
+            member(rs, &cmd, places[i]->token);
         }
     }
     if (balance_key) {
-        args_fmt(&a, "%" APR_INT64_T_FMT, -held);
-        args_fmt(&a, "%" APR_INT64_T_FMT, -charged);
+        s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, -held);
+        s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, -charged);
     }
-    return run_int(rs, &a, NULL);
+    return s2a_redis_run_int(rs->conn, &cmd, NULL);
 }
 
 static const char *redis_last_error(s2a_store *st, apr_pool_t *p)
 {
-    redis_store *rs = impl(st);
-    const char *copy;
-    apr_thread_mutex_lock(rs->mutex);
-    copy = apr_pstrdup(p, rs->err);
-    apr_thread_mutex_unlock(rs->mutex);
-    return copy;
+    return s2a_redis_conn_last_error(impl(st)->conn, p);
 }
 
 static const s2a_store_ops redis_ops = {
@@ -992,139 +516,22 @@ static const s2a_store_ops redis_ops = {
     redis_last_error,
 };
 
-/* Marks this process alive for ALIVE_MSEC; a failed beat is simply tried
- * again a beat later. */
-static void heartbeat(redis_store *rs)
-{
-    args_t a;
-    if (args_init(&a, 5)) {
-        args_str(&a, "SET");
-        args_fmt(&a, "s2a:alive:%s", rs->instance);
-        args_str(&a, "1");
-        args_str(&a, "PX");
-        args_fmt(&a, "%d", ALIVE_MSEC);
-        run_int(rs, &a, NULL);
-    }
-}
-
-static void *APR_THREAD_FUNC beat(apr_thread_t *t, void *data)
-{
-    redis_store *rs = data;
-    apr_thread_mutex_lock(rs->mutex);
-    while (!rs->stopping) {
-        apr_thread_mutex_unlock(rs->mutex);
-        heartbeat(rs);
-        apr_thread_mutex_lock(rs->mutex);
-        if (!rs->stopping) {
-            apr_thread_cond_timedwait(rs->wake, rs->mutex, apr_time_from_msec(HEARTBEAT_MSEC));
-        }
-    }
-    apr_thread_mutex_unlock(rs->mutex);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
-}
-
-/* A pre-cleanup: runs before the thread's own pool and the connections go. */
-static apr_status_t stop_heartbeat(void *data)
-{
-    redis_store *rs = data;
-    apr_status_t rv;
-    apr_thread_mutex_lock(rs->mutex);
-    rs->stopping = 1;
-    apr_thread_cond_signal(rs->wake);
-    apr_thread_mutex_unlock(rs->mutex);
-    apr_thread_join(&rv, rs->heartbeat);
-    return APR_SUCCESS;
-}
-
 apr_status_t s2a_store_redis(apr_pool_t *p, const s2a_redis_url *url, s2a_state *local,
                              s2a_store **out)
 {
     s2a_store *st = apr_pcalloc(p, sizeof(*st));
     redis_store *rs = apr_pcalloc(p, sizeof(*rs));
-    unsigned char rnd[8];
     apr_status_t rv;
-    int i;
 
-    rs->url = *url;
     rs->local = local;
-    if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS) {
+    if ((rv = apr_thread_mutex_create(&rs->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
+        (rv = s2a_redis_conn_open(p, url, s2a_redis_scripts, S2A_REDIS_SCRIPT_COUNT,
+                                  "s2a:alive:", &rs->conn)) != APR_SUCCESS) {
         return rv;
     }
-    for (i = 0; i < 8; i++) {
-        apr_snprintf(rs->instance + 2 * i, 3, "%02x", rnd[i]);
-    }
-    if ((rv = apr_thread_mutex_create(&rs->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
-        return rv;
-    }
-    rv = apr_reslist_create(&rs->conns, 0, POOL_SOFT_MAX, POOL_HARD_MAX, apr_time_from_sec(60),
-                            conn_make, conn_free, rs, p);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    apr_reslist_timeout_set(rs->conns, apr_time_from_msec(COMMAND_MSEC));
-    /* alive before it holds its first place */
-    heartbeat(rs);
-    if ((rv = apr_thread_cond_create(&rs->wake, p)) != APR_SUCCESS ||
-        (rv = apr_thread_create(&rs->heartbeat, NULL, beat, rs, p)) != APR_SUCCESS) {
-        return rv;
-    }
-    apr_pool_pre_cleanup_register(p, rs, stop_heartbeat);
+    rs->instance = s2a_redis_conn_instance(rs->conn);
     st->ops = &redis_ops;
     st->impl = rs;
     *out = st;
     return APR_SUCCESS;
-}
-
-s2a_redis_url *s2a_redis_url_parse(apr_pool_t *p, const char *url, const char **err)
-{
-    s2a_redis_url *u = apr_pcalloc(p, sizeof(*u));
-    const char *rest, *at, *slash, *colon;
-    char *hostport;
-
-    if (strncmp(url, "redis://", 8) != 0) {
-        *err = "must start with redis://";
-        return NULL;
-    }
-    rest = url + 8;
-    slash = strchr(rest, '/');
-    at = strchr(rest, '@');
-    if (at && (!slash || at < slash)) {
-        const char *sep = memchr(rest, ':', (size_t)(at - rest));
-        if (!sep) {
-            *err = "credentials must be written user:password@ or :password@";
-            return NULL;
-        }
-        u->user = sep > rest ? apr_pstrmemdup(p, rest, (size_t)(sep - rest)) : NULL;
-        u->password = apr_pstrmemdup(p, sep + 1, (size_t)(at - sep - 1));
-        rest = at + 1;
-    }
-    hostport = slash ? apr_pstrmemdup(p, rest, (size_t)(slash - rest)) : apr_pstrdup(p, rest);
-    colon = strrchr(hostport, ':');
-    u->port = 6379;
-    if (colon) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (*end || end == colon + 1 || port < 1 || port > 65535) {
-            *err = "the port must be a number from 1 to 65535";
-            return NULL;
-        }
-        u->port = (int)port;
-        hostport[colon - hostport] = '\0';
-    }
-    if (!*hostport) {
-        *err = "a host is required";
-        return NULL;
-    }
-    u->host = hostport;
-    if (slash && slash[1]) {
-        char *end;
-        long db = strtol(slash + 1, &end, 10);
-        if (*end || db < 0 || db > 65535) {
-            *err = "the database must be a number after the /";
-            return NULL;
-        }
-        u->db = (int)db;
-    }
-    return u;
 }
