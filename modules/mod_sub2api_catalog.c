@@ -352,3 +352,20 @@ apr_array_header_t *s2a_catalog_models(request_rec *r, s2a_srv_conf *sc, apr_int
     list_put(l);
     return out;
 }
+
+int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a)
+{
+    s2a_body_edits edits;
+    s2a_oauth_freshen(r, q->sconf, &a->account);
+    a->price = s2a_price_of(q->sconf, a->upstream_model);
+    if (!a->price && !q->count_only) {
+        return 0;
+    }
+    edits.upstream_model = a->upstream_model;
+    edits.secret = q->secret;
+    edits.user_id = q->key.user_id;
+    edits.account_id = a->account.id;
+    edits.add_metadata = !q->count_only;
+    a->body = s2a_body_for_account(r->pool, &q->body, &edits, &a->renamed);
+    return 1;
+}

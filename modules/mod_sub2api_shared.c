@@ -254,20 +254,3 @@ const char *s2a_server_label(apr_pool_t *p, server_rec *s)
     return apr_psprintf(p, "%s:%u", s->server_hostname ? s->server_hostname : "",
                         s->addrs ? s->addrs->host_port : s->port);
 }
-
-int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a)
-{
-    s2a_body_edits edits;
-    s2a_oauth_freshen(r, q->sconf, &a->account);
-    a->price = s2a_price_of(q->sconf, a->upstream_model);
-    if (!a->price && !q->count_only) {
-        return 0;
-    }
-    edits.upstream_model = a->upstream_model;
-    edits.secret = q->secret;
-    edits.user_id = q->key.user_id;
-    edits.account_id = a->account.id;
-    edits.add_metadata = !q->count_only;
-    a->body = s2a_body_for_account(r->pool, &q->body, &edits, &a->renamed);
-    return 1;
-}

@@ -218,10 +218,6 @@ void s2a_metrics_move(int gauge, apr_int64_t delta);
 /* A virtual host as metrics name it: "host:port". */
 const char *s2a_server_label(apr_pool_t *p, server_rec *s);
 
-/* An attempt whose account was chosen, made ready to go: the account's
- * token fresh, its prices, and the body it is sent. 0 when the model it is
- * sent has no price (a request that is billed cannot go there). */
-int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a);
 
 /* ---- Services below the hooks ---- */
 
@@ -265,6 +261,10 @@ typedef enum {
  * conversation stays on its bound account while it can serve. */
 s2a_choice_result s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, const s2a_choice_ask *ask,
                                      s2a_attempt *into);
+/* An attempt whose account was chosen, made ready to go: the account's
+ * token fresh, its prices, and the body it is sent. 0 when the model it is
+ * sent has no price (a request that is billed cannot go there). */
+int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a);
 /* The prices of an upstream model: its own, else Sub2apiUnpricedModel's;
  * NULL when neither is in the table. */
 #define s2a_price_of(sc, upstream_model)                                                          \
