@@ -80,8 +80,9 @@ void s2a_state_bump(s2a_state *st);
  * concurrency) the one with the lowest priority number, then the lowest
  * load (in flight / concurrency), then the least recently used; marks it
  * used and counts it in flight, all under one lock so concurrent requests
- * spread. Returns its index; S2A_PICK_BUSY when schedulable candidates exist
- * but all are full; S2A_PICK_NONE when none can serve. */
+ * spread (the policy: docs/store.md). Returns its index; S2A_PICK_BUSY when
+ * schedulable candidates exist but all are full; S2A_PICK_NONE when none can
+ * serve. */
 #define S2A_PICK_NONE (-1)
 #define S2A_PICK_BUSY (-2)
 /* (stores only) the user's balance is spent: nothing picked */
