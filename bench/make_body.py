@@ -9,10 +9,14 @@ reproducible and byte-identical.
 
 Files written:
   body-nonstream.json, body-stream.json   request bodies ("stream" false/true)
+  body-large.json                          the same request later in a long
+                                           session: 1 MB of conversation
+                                           (non-stream)
   headers-nonstream.txt, headers-stream.txt  one "name: value" per line
   answer-message.json                      fixed non-stream answer
   answer-sse.txt                           fixed 40-event SSE answer
 """
+import copy
 import json
 import os
 import random
@@ -21,6 +25,7 @@ import uuid
 
 MODEL = "claude-sonnet-4-5-20250929"
 TARGET_BYTES = 77 * 1000
+LARGE_BYTES = 1000 * 1000
 SEED = 2024
 
 WORDS = (
@@ -138,6 +143,51 @@ def build_body(rng):
         keep -= excess
 
 
+def file_text(rng, n_lines):
+    """A file as the read tool shows it: numbered lines of code-like text."""
+    lines = []
+    for i in range(1, n_lines + 1):
+        indent = "    " * rng.randint(0, 3)
+        if rng.random() < 0.2:
+            text = "# " + prose(rng, rng.randint(4, 12))
+        else:
+            text = "%s_%d = %s(%s)" % (rng.choice(WORDS), i, rng.choice(WORDS),
+                                       ", ".join(rng.choice(WORDS) for _ in range(3)))
+        lines.append("%6d\t%s%s" % (i, indent, text))
+    return "\n".join(lines)
+
+
+def grow_conversation(rng, body):
+    """Adds turns of tool calls and their results (files read) to body's
+    messages, as a long session does, until the body is LARGE_BYTES."""
+    messages = body["messages"]
+    size = len(json.dumps(body, separators=(",", ":")))
+    n = 0
+    while size < LARGE_BYTES:
+        n += 1
+        tool_id = "toolu_%024x" % rng.getrandbits(96)
+        call = {"role": "assistant", "content": [
+            {"type": "text", "text": prose(rng, rng.randint(15, 40))},
+            {"type": "tool_use", "id": tool_id, "name": "ReadFile",
+             "input": {"path": "/src/%s_%d.py" % (rng.choice(WORDS), n)}}]}
+        result = {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": tool_id,
+             "content": file_text(rng, rng.randint(60, 200))}]}
+        messages += [call, result]
+        size += len(json.dumps([call, result], separators=(",", ":"))) - 1
+    last = messages[-1]["content"]
+    last.append({"type": "text", "text": "Go on with the next step.",
+                 "cache_control": {"type": "ephemeral"}})
+    # Trim the last file read until the body fits, as build_body does.
+    keep = len(last[0]["content"])
+    while True:
+        last[0]["content"] = last[0]["content"][:keep]
+        excess = len(json.dumps(body, separators=(",", ":"))) - LARGE_BYTES
+        if excess <= 0:
+            return body
+        keep -= excess
+
+
 def headers(session_id, stream):
     betas = [
         "claude-code-20250219", "oauth-2025-04-20",
@@ -218,6 +268,10 @@ def main():
             f.write(json.dumps(body, separators=(",", ":")))
         with open(os.path.join(out, "headers-%s.txt" % name), "w") as f:
             f.writelines("%s: %s\n" % kv for kv in headers(session_id, stream))
+    body["stream"] = False
+    large = grow_conversation(random.Random(SEED + 1), copy.deepcopy(body))
+    with open(os.path.join(out, "body-large.json"), "w") as f:
+        f.write(json.dumps(large, separators=(",", ":")))
     msg, sse = answers()
     with open(os.path.join(out, "answer-message.json"), "w") as f:
         f.write(msg)
