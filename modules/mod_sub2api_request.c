@@ -409,15 +409,85 @@ static int choose_account(request_rec *r, s2a_request *q)
     return OK;
 }
 
+/* The client's key, and what it may spend. */
+static int admit_key(request_rec *r, s2a_request *q)
+{
+    const char *key_hash;
+    int rc;
+    if ((rc = s2a_authenticate(r, q->sconf, &q->key, &key_hash)) != OK) {
+        return rc;
+    }
+    /* counting tokens is free: no balance, allowance or limit is asked */
+    if (!q->count_only && q->key.subscription) {
+        if ((rc = check_subscription(r, &q->key)) != OK) {
+            return rc;
+        }
+    } else if (!q->count_only && q->key.balance_nano <= 0) {
+        return s2a_fail(r, HTTP_PAYMENT_REQUIRED,
+                        "Your credit balance is too low to access the API");
+    }
+    if (!(q->secret = pseudonym_key(r, q->sconf))) {
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+    }
+    return OK;
+}
+
+/* The body, read whole and checked, and the conversation it belongs to. */
+static int read_request(request_rec *r, s2a_request *q, apr_off_t max_body)
+{
+    const char *err = NULL;
+    s2a_buf body;
+    int rc;
+    if ((rc = read_body(r, max_body > 0 ? max_body : S2A_DEFAULT_MAX_BODY, &body)) != OK) {
+        return rc;
+    }
+    if (s2a_body_read(r->pool, body.data, body.len, &q->body, &err) != 0) {
+        return s2a_fail(r, HTTP_BAD_REQUEST, err);
+    }
+    q->session = q->count_only || !q->sconf->sticky_ttl
+                     ? 0
+                     : s2a_body_session(r->pool, &q->body, q->key.group_id, q->key.user_id,
+                                        apr_table_get(r->headers_in, "x-claude-code-session-id"));
+    return OK;
+}
+
+/* From here on the request holds places: they go back when it ends. */
+static void begin_holding(request_rec *r, s2a_request *q)
+{
+    places_owner *owner = apr_palloc(r->pool, sizeof(*owner));
+    owner->r = r;
+    owner->q = q;
+    apr_pool_cleanup_register(r->pool, owner, release_places, apr_pool_cleanup_null);
+    /* set now: a stream that waits below sends its headers with the first ping */
+    q->request_id = new_request_id(r->pool);
+    apr_table_setn(r->err_headers_out, "x-sub2api-request-id", q->request_id);
+    /* the user's limits and balance live under one key */
+    q->balance_key = q->key.user_state ? q->key.user_state
+                                       : s2a_state_key_user(r->pool, q->secret, q->key.user_id);
+}
+
+/* The key's and the user's places. */
+static int take_key_and_user_places(request_rec *r, s2a_request *q)
+{
+    places_result places = q->count_only ? PLACES_TAKEN : take_places(r, q);
+    if (places == PLACES_STORE_DOWN) {
+        return store_unavailable(r, q);
+    }
+    if (places != PLACES_TAKEN) {
+        apr_table_setn(r->err_headers_out, "retry-after", "1");
+        return refuse(r, q, HTTP_TOO_MANY_REQUESTS,
+                      places == PLACES_USER_FULL
+                          ? "Too many concurrent requests for this user; retry shortly"
+                          : "Too many concurrent requests for this API key; retry shortly");
+    }
+    return OK;
+}
+
 int s2a_request_fixups(request_rec *r)
 {
     s2a_dir_conf *dc = s2a_dir_conf_of(r);
     s2a_srv_conf *sc = s2a_server_conf(r->server);
-    const char *key_hash, *err = NULL;
-    places_owner *owner;
-    places_result places;
     s2a_request *q;
-    s2a_buf body;
     int rc, count_only;
 
     if (!dc->balancer || !ap_is_initial_req(r)) {
@@ -440,7 +510,6 @@ int s2a_request_fixups(request_rec *r)
                       S2ALOGNO(0201) "gateway location without Sub2apiPriceTable");
         return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway is not configured");
     }
-
     q = apr_pcalloc(r->pool, sizeof(*q));
     q->sconf = sc;
     q->start = r->request_time;
@@ -448,56 +517,12 @@ int s2a_request_fixups(request_rec *r)
     q->count_only = count_only;
     /* set now: a request refused below is counted and logged with what is known */
     ap_set_module_config(r->request_config, &sub2api_module, q);
-    if ((rc = s2a_authenticate(r, sc, &q->key, &key_hash)) != OK) {
+    if ((rc = admit_key(r, q)) != OK || (rc = read_request(r, q, dc->max_body)) != OK ||
+        (rc = check_rate(r, q)) != OK) {
         return rc;
     }
-    /* counting tokens is free: no balance, allowance or limit is asked */
-    if (!count_only && q->key.subscription) {
-        if ((rc = check_subscription(r, &q->key)) != OK) {
-            return rc;
-        }
-    } else if (!count_only && q->key.balance_nano <= 0) {
-        return s2a_fail(r, HTTP_PAYMENT_REQUIRED,
-                        "Your credit balance is too low to access the API");
-    }
-    if (!(q->secret = pseudonym_key(r, sc))) {
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
-    }
-    if ((rc = read_body(r, dc->max_body > 0 ? dc->max_body : S2A_DEFAULT_MAX_BODY, &body)) != OK) {
-        return rc;
-    }
-    if (s2a_body_read(r->pool, body.data, body.len, &q->body, &err) != 0) {
-        return s2a_fail(r, HTTP_BAD_REQUEST, err);
-    }
-    q->session = count_only || !sc->sticky_ttl
-                     ? 0
-                     : s2a_body_session(r->pool, &q->body, q->key.group_id, q->key.user_id,
-                                        apr_table_get(r->headers_in, "x-claude-code-session-id"));
-    if ((rc = check_rate(r, q)) != OK) {
-        return rc;
-    }
-    owner = apr_palloc(r->pool, sizeof(*owner));
-    owner->r = r;
-    owner->q = q;
-    apr_pool_cleanup_register(r->pool, owner, release_places, apr_pool_cleanup_null);
-    /* set now: a stream that waits below sends its headers with the first ping */
-    q->request_id = new_request_id(r->pool);
-    apr_table_setn(r->err_headers_out, "x-sub2api-request-id", q->request_id);
-    /* the user's limits and balance live under one key */
-    q->balance_key = q->key.user_state ? q->key.user_state
-                                       : s2a_state_key_user(r->pool, q->secret, q->key.user_id);
-    places = count_only ? PLACES_TAKEN : take_places(r, q);
-    if (places == PLACES_STORE_DOWN) {
-        return store_unavailable(r, q);
-    }
-    if (places != PLACES_TAKEN) {
-        apr_table_setn(r->err_headers_out, "retry-after", "1");
-        return refuse(r, q, HTTP_TOO_MANY_REQUESTS,
-                      places == PLACES_USER_FULL
-                          ? "Too many concurrent requests for this user; retry shortly"
-                          : "Too many concurrent requests for this API key; retry shortly");
-    }
-    if ((rc = choose_account(r, q)) != OK) {
+    begin_holding(r, q);
+    if ((rc = take_key_and_user_places(r, q)) != OK || (rc = choose_account(r, q)) != OK) {
         return rc;
     }
     q->proxy_filename = r->filename;
