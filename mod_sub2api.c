@@ -6,7 +6,6 @@
 #include <http_log.h>
 #include <http_main.h>
 #include <http_request.h>
-#include <ap_provider.h>
 #include <mod_proxy.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -431,15 +430,14 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_config(s2a_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(s2a_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(s2a_child_init, pre_dbd, NULL, APR_HOOK_LAST);
-    ap_hook_optional_fn_retrieve(s2a_lbmethod_retrieve, NULL, NULL, APR_HOOK_MIDDLE);
 
     /* mod_sub2api_request.c */
     ap_hook_translate_name(s2a_request_translate, NULL, before_proxy, APR_HOOK_FIRST);
     ap_hook_fixups(s2a_request_fixups, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
     s2a_g.replay_filter = ap_register_input_filter("SUB2API_REPLAY", s2a_request_replay, NULL,
                                                    AP_FTYPE_CONTENT_SET);
-    /* mod_sub2api_lbmethod.c */
-    ap_register_provider(p, PROXY_LBMETHOD, "sub2api", "0", &s2a_lbmethod);
+    /* mod_sub2api_lbmethod.c: the provider, and its guard before the balancer's */
+    s2a_lbmethod_register(p);
     /* mod_sub2api_upstream.c */
     APR_OPTIONAL_HOOK(proxy, fixups, s2a_upstream_fixups, NULL, NULL, APR_HOOK_LAST);
     /* mod_sub2api_answer.c: below mod_deflate, so the answer is read as sent */

@@ -55,10 +55,11 @@ static void server_timing(request_rec *r, const s2a_request *q)
 /* The answer's headers came: what it means, and how it goes on. */
 static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
 {
+    s2a_policy_case c = {r->status,    a->account.error_codes, a->account.refreshable,
+                         q->refreshed, q->refused,             q->count_only};
     a->headers_at = apr_time_now();
     read_window(r, a);
-    s2a_policy_judge(r->status, a->account.error_codes, a->account.refreshable, q->refreshed,
-                     &a->verdict);
+    s2a_policy_judge(&c, &a->verdict);
     if (a->verdict.action == S2A_ACCOUNT_RATE_LIMITED) {
         a->rest_until = s2a_policy_rest_until(
             apr_table_get(r->headers_out, "anthropic-ratelimit-unified-reset"),

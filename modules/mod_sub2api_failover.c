@@ -80,10 +80,12 @@ static void bear_consequences(request_rec *r, s2a_request *q, s2a_attempt *a,
             s2a_give_back(r, &a->place);
         } else {
             mark_account_error(r, a);
+            q->refused = 1;
         }
         break;
     case S2A_ACCOUNT_ERROR:
         mark_account_error(r, a);
+        q->refused = 1;
         break;
     case S2A_ACCOUNT_KEEP:
         break;
@@ -184,7 +186,7 @@ static void failed_answer(request_rec *r, s2a_request *q, int *status)
         switch_to(r, q, next, status);
         return;
     }
-    if (a->verdict.fail_over) {
+    if (!a->verdict.unexpected) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       S2ALOGNO(0205) "account %" APR_INT64_T_FMT " answered %d; client gets %d",
                       a->account.id, a->answer.status, a->verdict.client_status);

@@ -16,33 +16,26 @@
 #define MESSAGES_PATH "/v1/messages"
 #define COUNT_TOKENS_PATH "/v1/messages/count_tokens"
 
-static int ends_with(const char *s, const char *suffix)
-{
-    apr_size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* POST .../v1/messages is handed to mod_proxy at translation time, so httpd
- * never walks the file system for it. */
+ * never walks the file system for it. Nothing else of the location ever
+ * becomes a proxy request. */
 int s2a_request_translate(request_rec *r)
 {
     s2a_dir_conf *dc = s2a_dir_conf_of(r);
-    const char *path = MESSAGES_PATH;
+    s2a_endpoint endpoint;
     if (!dc->balancer || !ap_is_initial_req(r)) {
         return DECLINED;
     }
     /* errors from here on (access checks included) are Anthropic-shaped */
     apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
-    if (r->method_number != M_POST) {
+    endpoint = s2a_endpoint_of(r->uri);
+    if (r->method_number != M_POST || !s2a_endpoint_proxied(endpoint)) {
         return DECLINED;
     }
-    if (ends_with(r->uri, COUNT_TOKENS_PATH)) {
-        path = COUNT_TOKENS_PATH;
-    } else if (!ends_with(r->uri, MESSAGES_PATH)) {
-        return DECLINED;
-    }
-    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, path, r->args ? "?" : "",
-                              r->args ? r->args : "", NULL);
+    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer,
+                              endpoint == S2A_ENDPOINT_MESSAGES ? MESSAGES_PATH
+                                                                : COUNT_TOKENS_PATH,
+                              r->args ? "?" : "", r->args ? r->args : "", NULL);
     r->proxyreq = PROXYREQ_REVERSE;
     r->handler = "proxy-server";
     apr_table_setn(r->notes, "proxy-nocanon", "1");
@@ -110,12 +103,14 @@ static int read_body(request_rec *r, apr_off_t max, s2a_buf *body)
                 r, HTTP_REQUEST_ENTITY_TOO_LARGE,
                 apr_psprintf(r->pool, "Request body exceeds %" APR_OFF_T_FMT " bytes", max));
         }
-        /* trust the declared length only as far as 1 MiB: it grows with what arrives */
+        /* sized once: a body never holds more than it declared */
         if (n >= 0) {
-            expect = (apr_size_t)(n < 1024 * 1024 ? n + 1 : 1024 * 1024);
+            expect = (apr_size_t)n + 1;
         }
     }
     s2a_buf_init(body, r->pool, expect);
+    /* a chunked body grows, at most to the limit */
+    s2a_buf_limit(body, (apr_size_t)max + 1);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     while (!seen_eos) {
         apr_bucket *b;
@@ -318,18 +313,23 @@ static const char *pseudonym_key(request_rec *r, s2a_srv_conf *sc)
 
 /* The client endpoints besides /v1/messages go to their handlers; any other
  * path is not served. */
-static int other_endpoint(request_rec *r)
+static int other_endpoint(request_rec *r, s2a_endpoint endpoint)
 {
-    if (ends_with(r->uri, "/v1/usage") || ends_with(r->uri, "/v1/redeem")) {
-        r->handler = ends_with(r->uri, "/v1/usage") ? S2A_USAGE_HANDLER : S2A_REDEEM_HANDLER;
+    switch (endpoint) {
+    case S2A_ENDPOINT_USAGE:
+        r->handler = S2A_USAGE_HANDLER;
         return OK;
-    }
-    if (ends_with(r->uri, "/v1/models") || strstr(r->uri, "/v1/models/")) {
+    case S2A_ENDPOINT_REDEEM:
+        r->handler = S2A_REDEEM_HANDLER;
+        return OK;
+    case S2A_ENDPOINT_MODELS:
+    case S2A_ENDPOINT_MODEL:
         r->handler = S2A_MODELS_HANDLER;
         return OK;
+    default:
+        return s2a_fail(r, HTTP_NOT_FOUND,
+                        apr_psprintf(r->pool, "%s %s is not served here", r->method, r->uri));
     }
-    return s2a_fail(r, HTTP_NOT_FOUND,
-                    apr_psprintf(r->pool, "%s %s is not served here", r->method, r->uri));
 }
 
 /* The key's requests per minute. */
@@ -337,9 +337,6 @@ static int check_rate(request_rec *r, s2a_request *q)
 {
     apr_time_t retry_at;
     int allowed = 1;
-    if (q->count_only) {
-        return OK;
-    }
     if (s2a_g.store->ops->rate(s2a_g.store, q->key.key_state, q->key.rpm_limit, apr_time_now(),
                                &allowed, &retry_at) != APR_SUCCESS) {
         s2a_store_failed(r, "counting the key's requests per minute");
@@ -409,15 +406,11 @@ static int choose_account(request_rec *r, s2a_request *q)
     return OK;
 }
 
-/* The client's key, and what it may spend. */
-static int admit_key(request_rec *r, s2a_request *q)
+/* What the key may spend, and the pseudonym key its requests need. */
+static int check_spending(request_rec *r, s2a_request *q)
 {
-    const char *key_hash;
     int rc;
-    if ((rc = s2a_authenticate(r, q->sconf, &q->key, &key_hash)) != OK) {
-        return rc;
-    }
-    /* counting tokens is free: no balance, allowance or limit is asked */
+    /* counting tokens is free: no balance or allowance is asked */
     if (!q->count_only && q->key.subscription) {
         if ((rc = check_subscription(r, &q->key)) != OK) {
             return rc;
@@ -483,52 +476,73 @@ static int take_key_and_user_places(request_rec *r, s2a_request *q)
     return OK;
 }
 
-int s2a_request_fixups(request_rec *r)
+/* The request's admission, in order: the key first, whatever the path
+ * (nothing is served to a stranger); then the limits, before the body (a
+ * slow or large upload waits its turn); then the body, the account and
+ * what it is sent. */
+static int admit(request_rec *r, s2a_request *q, s2a_endpoint endpoint, apr_off_t max_body)
 {
-    s2a_dir_conf *dc = s2a_dir_conf_of(r);
-    s2a_srv_conf *sc = s2a_server_conf(r->server);
-    s2a_request *q;
-    int rc, count_only;
-
-    if (!dc->balancer || !ap_is_initial_req(r)) {
-        return DECLINED;
+    const char *key_hash;
+    int rc;
+    if ((rc = s2a_authenticate(r, q->sconf, &q->key, &key_hash)) != OK) {
+        return rc;
     }
-    /* every answer of the gateway location is Anthropic-shaped */
-    apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
-    count_only = ends_with(r->uri, COUNT_TOKENS_PATH);
-    if (!count_only && !ends_with(r->uri, MESSAGES_PATH)) {
-        return other_endpoint(r);
+    if (!s2a_endpoint_proxied(endpoint)) {
+        return other_endpoint(r, endpoint);
     }
     if (r->method_number != M_POST) {
         ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
         return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED,
                         apr_pstrcat(r->pool, "Use POST for ",
-                                    count_only ? COUNT_TOKENS_PATH : MESSAGES_PATH, NULL));
+                                    q->count_only ? COUNT_TOKENS_PATH : MESSAGES_PATH, NULL));
     }
-    if (!sc->prices || !sc->catalog) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      S2ALOGNO(0201) "gateway location without Sub2apiPriceTable");
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway is not configured");
-    }
-    q = apr_pcalloc(r->pool, sizeof(*q));
-    q->sconf = sc;
-    q->start = r->request_time;
-    q->fixups_at = apr_time_now();
-    q->count_only = count_only;
-    /* set now: a request refused below is counted and logged with what is known */
-    ap_set_module_config(r->request_config, &sub2api_module, q);
-    if ((rc = admit_key(r, q)) != OK || (rc = read_request(r, q, dc->max_body)) != OK ||
-        (rc = check_rate(r, q)) != OK) {
+    if ((rc = check_spending(r, q)) != OK || (rc = check_rate(r, q)) != OK) {
         return rc;
     }
     begin_holding(r, q);
-    if ((rc = take_key_and_user_places(r, q)) != OK || (rc = choose_account(r, q)) != OK) {
+    if ((rc = take_key_and_user_places(r, q)) != OK || (rc = read_request(r, q, max_body)) != OK ||
+        (rc = choose_account(r, q)) != OK) {
         return rc;
     }
     q->proxy_filename = r->filename;
     ap_add_input_filter_handle(s2a_g.replay_filter, NULL, r, r->connection);
     ap_add_output_filter_handle(s2a_g.answer_filter, NULL, r, r->connection);
     return OK;
+}
+
+int s2a_request_fixups(request_rec *r)
+{
+    s2a_dir_conf *dc = s2a_dir_conf_of(r);
+    s2a_srv_conf *sc = s2a_server_conf(r->server);
+    s2a_endpoint endpoint;
+    s2a_request *q;
+    int rc;
+
+    if (!dc->balancer || !ap_is_initial_req(r)) {
+        return DECLINED;
+    }
+    /* every answer of the gateway location is Anthropic-shaped */
+    apr_table_setn(r->notes, S2A_ERROR_NOTE, "");
+    if (!sc->prices || !sc->catalog) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      S2ALOGNO(0201) "gateway location without Sub2apiPriceTable");
+        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway is not configured");
+    }
+    endpoint = s2a_endpoint_of(r->uri);
+    q = apr_pcalloc(r->pool, sizeof(*q));
+    q->sconf = sc;
+    q->start = r->request_time;
+    q->fixups_at = apr_time_now();
+    q->count_only = endpoint == S2A_ENDPOINT_COUNT_TOKENS;
+    /* set now: a request refused below is counted and logged with what is known */
+    ap_set_module_config(r->request_config, &sub2api_module, q);
+    rc = admit(r, q, endpoint, dc->max_body);
+    if (rc != OK && !q->body.raw && ap_request_has_body(r)) {
+        /* refused unread: httpd must not read a body it does not want, to
+         * keep a connection */
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
+    return rc;
 }
 
 /* Hands mod_proxy the attempt's body and EOS in one call, whatever it asked

@@ -135,6 +135,7 @@ typedef struct {
     apr_array_header_t *tried; /* ids of the accounts tried */
     s2a_attempt *attempt;      /* the current attempt; NULL before the first */
     int refreshed;             /* an account's token was refreshed after a 401 */
+    int refused;               /* an account was put in error for refusing its credentials */
     int committed;             /* a 200 event stream was begun with pings while waiting */
     apr_time_t pinged;         /* when the last ping went out */
     apr_time_t start;
@@ -320,9 +321,13 @@ int s2a_request_translate(request_rec *r);
 int s2a_request_fixups(request_rec *r);
 apr_status_t s2a_request_replay(ap_filter_t *f, apr_bucket_brigade *bb, ap_input_mode_t mode,
                                 apr_read_type_e block, apr_off_t readbytes);
-/* mod_sub2api_lbmethod.c: the balancer's `sub2api` lbmethod. */
-extern const struct proxy_balancer_method s2a_lbmethod;
-void s2a_lbmethod_retrieve(void);
+/* mod_sub2api_lbmethod.c: registers the balancer's `sub2api` lbmethod and
+ * its guard (mod_proxy's pre_request), which lets only admitted requests
+ * reach such a balancer. */
+void s2a_lbmethod_register(apr_pool_t *p);
+/* check_config: why a virtual host's sub2api balancers cannot serve (a
+ * stickysession); NULL when they can. */
+const char *s2a_lbmethod_check(apr_pool_t *p, server_rec *s);
 /* mod_sub2api_upstream.c: mod_proxy's fixups, on the headers sent upstream. */
 int s2a_upstream_fixups(request_rec *r);
 /* mod_sub2api_answer.c: the output filter of the answer. */

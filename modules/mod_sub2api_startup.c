@@ -31,9 +31,14 @@ int s2a_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
     server_rec *sp;
     (void)pconf;
     (void)plog;
-    (void)ptemp;
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
+        const char *balancer = s2a_lbmethod_check(ptemp, sp);
+        if (balancer) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, sp,
+                         S2ALOGNO(0019) "%s", balancer);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
         if (sc->unpriced_model && *sc->unpriced_model &&
             (!sc->prices || !s2a_pricing_lookup(sc->prices, sc->unpriced_model))) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, sp,

@@ -9,6 +9,12 @@ void s2a_buf_init(s2a_buf *b, apr_pool_t *p, apr_size_t expect)
     b->data = NULL;
     b->len = 0;
     b->cap = expect;
+    b->limit = 0;
+}
+
+void s2a_buf_limit(s2a_buf *b, apr_size_t limit)
+{
+    b->limit = limit;
 }
 
 void s2a_buf_append(s2a_buf *b, const char *data, apr_size_t n)
@@ -18,6 +24,9 @@ void s2a_buf_append(s2a_buf *b, const char *data, apr_size_t n)
         char *grown;
         while (cap < b->len + n + 1) {
             cap *= 2;
+        }
+        if (b->limit && cap > b->limit && b->limit >= b->len + n + 1) {
+            cap = b->limit;
         }
         grown = apr_palloc(b->pool, cap);
         if (b->len) {

@@ -13,11 +13,16 @@ typedef struct {
     char *data;
     apr_size_t len;
     apr_size_t cap;
+    apr_size_t limit; /* room never grows past it unless an append needs more; 0: none */
 } s2a_buf;
 
 /* An empty buffer; `expect` (may be 0) is the room taken at the first
  * append when it is larger than what that append needs. */
 void s2a_buf_init(s2a_buf *b, apr_pool_t *p, apr_size_t expect);
+
+/* The most room growing takes (a caller that refuses more than `limit`
+ * bytes then holds at most twice that in all). */
+void s2a_buf_limit(s2a_buf *b, apr_size_t limit);
 
 void s2a_buf_append(s2a_buf *b, const char *data, apr_size_t n);
 

@@ -23,16 +23,17 @@ static int among(const apr_array_header_t *codes, int status)
     return 0;
 }
 
-void s2a_policy_judge(int status, const apr_array_header_t *error_codes, int refreshable,
-                      int refreshed, s2a_verdict *out)
+void s2a_policy_judge(const s2a_policy_case *c, s2a_verdict *out)
 {
+    int status = c->status;
     memset(out, 0, sizeof(*out));
     out->client_status = status;
     if (!about_account(status)) {
         return;
     }
     out->failed = 1;
-    if (error_codes && !among(error_codes, status)) {
+    if (c->error_codes && !among(c->error_codes, status)) {
+        out->unexpected = 1;
         out->client_status = 500;
         out->message = "Upstream gateway error";
         return;
@@ -40,15 +41,20 @@ void s2a_policy_judge(int status, const apr_array_header_t *error_codes, int ref
     out->fail_over = 1;
     out->client_status = s2a_upstream_status_map(status);
     if (status == 429) {
-        out->action = S2A_ACCOUNT_RATE_LIMITED;
+        out->action = c->count_only ? S2A_ACCOUNT_KEEP : S2A_ACCOUNT_RATE_LIMITED;
+        out->fail_over = !c->count_only;
         out->message = "The upstream account is rate limited; retry later";
     } else if (status == 529) {
-        out->action = S2A_ACCOUNT_OVERLOADED;
+        out->action = c->count_only ? S2A_ACCOUNT_KEEP : S2A_ACCOUNT_OVERLOADED;
         out->message = "The upstream is overloaded; retry later";
     } else if (status == 401 || status == 403) {
-        out->action =
-            status == 401 && refreshable && !refreshed ? S2A_ACCOUNT_REFRESH : S2A_ACCOUNT_ERROR;
         out->message = "The upstream rejected the gateway's credentials";
+        if (c->refused) {
+            out->fail_over = 0;
+        } else {
+            out->action = status == 401 && c->refreshable && !c->refreshed ? S2A_ACCOUNT_REFRESH
+                                                                           : S2A_ACCOUNT_ERROR;
+        }
     } else {
         out->message = "The upstream answered with an error";
     }

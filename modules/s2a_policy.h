@@ -22,22 +22,35 @@ typedef struct {
     int failed;                /* about the account, not the request: never shown */
     s2a_account_action action; /* for the account */
     int fail_over;             /* another account may serve the request */
+    int unexpected;            /* a status outside the account's custom error codes */
     int client_status;         /* what the client gets when none does */
     const char *message;       /* its message */
 } s2a_verdict;
 
-/* Judges an answer of HTTP `status` from an account with its custom error
- * codes (int statuses it reacts to; NULL: all) that was `refreshable` (has
- * a refresh token) and was `refreshed` already during this request.
- * 401, 403, 429 and 5xx say something about the account: the answer fails
- * and the request may go to another account. 429 rests the account until
- * its reset, 529 for the overload cooldown; 401 refreshes a refreshable
- * account's token once per request, else (and 403) puts it in error. A
- * failing status outside the custom error codes changes nothing for the
- * account and ends the request with 500. Other statuses (2xx, 400, 404,
- * 413...) describe the request: they pass to the client (failed 0). */
-void s2a_policy_judge(int status, const apr_array_header_t *error_codes, int refreshable,
-                      int refreshed, s2a_verdict *out);
+/* What is known when an answer's status comes. */
+typedef struct {
+    int status;
+    const apr_array_header_t *error_codes; /* the account's custom error codes; NULL: all */
+    int refreshable;                       /* the account has a refresh token */
+    int refreshed; /* a token was refreshed during this request already */
+    int refused;   /* an account refused its credentials (401/403) during this request */
+    int count_only; /* a count_tokens request: free, so it rests no account */
+} s2a_policy_case;
+
+/* Judges an answer. 401, 403, 429 and 5xx say something about the account:
+ * the answer fails, and the request may go to another account. 429 rests
+ * the account until its reset, 529 for the overload cooldown; 401 refreshes
+ * a refreshable account's token once per request, else (and 403) puts it
+ * in error. A failing status outside the custom error codes changes
+ * nothing for the account and ends the request with 500. Other statuses
+ * (2xx, 400, 404, 413...) describe the request: they pass to the client
+ * (failed 0).
+ * No single request takes more than one account out of service: when a
+ * second account refuses the credentials in the same request, the request
+ * is the cause; that account is left as it is and the request ends. And a
+ * count_tokens request, which costs nothing, rests no account: its 429 goes
+ * back to the client without a switch, its 529 switches without a rest. */
+void s2a_policy_judge(const s2a_policy_case *c, s2a_verdict *out);
 
 /* Until when a rate-limited account rests: the upstream's
  * anthropic-ratelimit-unified-reset (Unix seconds) when it lies ahead, else

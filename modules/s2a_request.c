@@ -8,6 +8,41 @@
 #include "s2a_request.h"
 #include "s2a_session.h"
 
+static int ends_with(const char *s, apr_size_t n, const char *suffix)
+{
+    apr_size_t m = strlen(suffix);
+    return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+s2a_endpoint s2a_endpoint_of(const char *path)
+{
+    apr_size_t n = strlen(path);
+    const char *models = strstr(path, "/v1/models/");
+    if (ends_with(path, n, "/v1/messages")) {
+        return S2A_ENDPOINT_MESSAGES;
+    }
+    if (ends_with(path, n, "/v1/messages/count_tokens")) {
+        return S2A_ENDPOINT_COUNT_TOKENS;
+    }
+    if (ends_with(path, n, "/v1/models")) {
+        return S2A_ENDPOINT_MODELS;
+    }
+    if (ends_with(path, n, "/v1/usage")) {
+        return S2A_ENDPOINT_USAGE;
+    }
+    if (ends_with(path, n, "/v1/redeem")) {
+        return S2A_ENDPOINT_REDEEM;
+    }
+    /* the last "/v1/models/", followed by one segment */
+    while (models && strstr(models + 1, "/v1/models/")) {
+        models = strstr(models + 1, "/v1/models/");
+    }
+    if (models && models[11] && !strchr(models + 11, '/')) {
+        return S2A_ENDPOINT_MODEL;
+    }
+    return S2A_ENDPOINT_NONE;
+}
+
 int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err)
 {
     static const char *const names[] = {"model",    "messages", "stream",

@@ -13,6 +13,24 @@
 #include "s2a_json.h"
 #include "s2a_usage.h"
 
+/* What a path under a gateway location asks for, by its end. */
+typedef enum {
+    S2A_ENDPOINT_NONE = 0,      /* nothing served here */
+    S2A_ENDPOINT_MESSAGES,      /* .../v1/messages */
+    S2A_ENDPOINT_COUNT_TOKENS,  /* .../v1/messages/count_tokens */
+    S2A_ENDPOINT_MODELS,        /* .../v1/models */
+    S2A_ENDPOINT_MODEL,         /* .../v1/models/{id}, one segment */
+    S2A_ENDPOINT_USAGE,         /* .../v1/usage */
+    S2A_ENDPOINT_REDEEM         /* .../v1/redeem */
+} s2a_endpoint;
+
+/* The endpoint a path names; every hook of a request asks this, so they
+ * never disagree about it. */
+s2a_endpoint s2a_endpoint_of(const char *path);
+
+/* The endpoints that go upstream through mod_proxy. */
+#define s2a_endpoint_proxied(e) ((e) == S2A_ENDPOINT_MESSAGES || (e) == S2A_ENDPOINT_COUNT_TOKENS)
+
 /* The fields read, as spans of the body (type NONE when absent). */
 typedef struct {
     s2a_json_span model;

@@ -22,6 +22,8 @@ def configured(tmp_path, extra):
     ("Sub2apiOAuthRefreshInterval 0", "Sub2apiOAuthRefreshInterval must be between"),
     ("Sub2apiUnpricedModel claude-nonexistent-1", "Sub2apiUnpricedModel claude-nonexistent-1:"
      " the virtual host's price table has no such model"),
+    ("<Proxy \"balancer://anthropic\">\nProxySet stickysession=ROUTEID\n</Proxy>",
+     "balancer://anthropic: stickysession would send requests past the gateway"),
 ])
 def test_bad_values_are_refused(tmp_path, line, message):
     httpd = configured(tmp_path, line)

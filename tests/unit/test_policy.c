@@ -7,11 +7,19 @@
 #include "s2a_state.h"
 #include "s2a_test.h"
 
+static s2a_verdict judged(int status, const apr_array_header_t *codes, int refreshable,
+                          int refreshed, int refused, int count_only)
+{
+    s2a_policy_case c = {status, codes, refreshable, refreshed, refused, count_only};
+    s2a_verdict v;
+    s2a_policy_judge(&c, &v);
+    return v;
+}
+
 static void expect(int status, const apr_array_header_t *codes, int refreshable, int refreshed,
                    int failed, s2a_account_action action, int fail_over, int client)
 {
-    s2a_verdict v;
-    s2a_policy_judge(status, codes, refreshable, refreshed, &v);
+    s2a_verdict v = judged(status, codes, refreshable, refreshed, 0, 0);
     S2A_CHECK_INT(v.failed, failed);
     S2A_CHECK_INT(v.action, action);
     S2A_CHECK_INT(v.fail_over, fail_over);
@@ -45,6 +53,42 @@ static void test_judge(apr_pool_t *p)
     expect(429, only_429, 0, 0, 1, S2A_ACCOUNT_RATE_LIMITED, 1, 429);
     expect(500, only_429, 0, 0, 1, S2A_ACCOUNT_KEEP, 0, 500);
     expect(401, only_429, 1, 0, 1, S2A_ACCOUNT_KEEP, 0, 500);
+    S2A_CHECK_INT(judged(500, only_429, 0, 0, 0, 0).unexpected, 1);
+    S2A_CHECK_INT(judged(429, only_429, 0, 0, 0, 0).unexpected, 0);
+}
+
+/* No request takes a second account out of service. */
+static void test_one_refusal_per_request(void)
+{
+    s2a_verdict v = judged(403, NULL, 0, 0, 1, 0);
+    S2A_CHECK_INT(v.failed, 1);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_KEEP);
+    S2A_CHECK_INT(v.fail_over, 0);
+    S2A_CHECK_INT(v.client_status, 502);
+    v = judged(401, NULL, 1, 0, 1, 0);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_KEEP);
+    S2A_CHECK_INT(v.fail_over, 0);
+    /* other failures still switch */
+    v = judged(529, NULL, 0, 0, 1, 0);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_OVERLOADED);
+    S2A_CHECK_INT(v.fail_over, 1);
+}
+
+/* count_tokens costs nothing: it rests no account. */
+static void test_count_tokens(void)
+{
+    s2a_verdict v = judged(429, NULL, 0, 0, 0, 1);
+    S2A_CHECK_INT(v.failed, 1);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_KEEP);
+    S2A_CHECK_INT(v.fail_over, 0);
+    S2A_CHECK_INT(v.client_status, 429);
+    v = judged(529, NULL, 0, 0, 0, 1);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_KEEP);
+    S2A_CHECK_INT(v.fail_over, 1);
+    S2A_CHECK_INT(v.client_status, 503);
+    v = judged(403, NULL, 0, 0, 0, 1);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_ERROR);
+    S2A_CHECK_INT(judged(200, NULL, 0, 0, 0, 1).failed, 0);
 }
 
 static void test_rests(void)
@@ -75,6 +119,8 @@ int main(void)
     apr_initialize();
     apr_pool_create(&p, NULL);
     test_judge(p);
+    test_one_refusal_per_request();
+    test_count_tokens();
     test_rests();
     apr_pool_destroy(p);
     apr_terminate();

@@ -221,10 +221,33 @@ static void test_truncations(void)
     S2A_CHECK_INT(wrong, 0);
 }
 
+static void test_endpoints(void)
+{
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/messages"), S2A_ENDPOINT_MESSAGES);
+    S2A_CHECK_INT(s2a_endpoint_of("/api/v1/messages"), S2A_ENDPOINT_MESSAGES);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/models/x/v1/messages"), S2A_ENDPOINT_MESSAGES);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/messages/count_tokens"), S2A_ENDPOINT_COUNT_TOKENS);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/models"), S2A_ENDPOINT_MODELS);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/models/claude-x"), S2A_ENDPOINT_MODEL);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/models/a/v1/models/b"), S2A_ENDPOINT_MODEL);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/usage"), S2A_ENDPOINT_USAGE);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/redeem"), S2A_ENDPOINT_REDEEM);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/models/"), S2A_ENDPOINT_NONE);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/models/a/b"), S2A_ENDPOINT_NONE);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/messages/"), S2A_ENDPOINT_NONE);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/messagesx"), S2A_ENDPOINT_NONE);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/"), S2A_ENDPOINT_NONE);
+    S2A_CHECK_INT(s2a_endpoint_of(""), S2A_ENDPOINT_NONE);
+    S2A_CHECK(s2a_endpoint_proxied(S2A_ENDPOINT_MESSAGES) &&
+              s2a_endpoint_proxied(S2A_ENDPOINT_COUNT_TOKENS) &&
+              !s2a_endpoint_proxied(S2A_ENDPOINT_MODEL));
+}
+
 int main(void)
 {
     apr_initialize();
     apr_pool_create(&pool, NULL);
+    test_endpoints();
     test_checks();
     test_edits();
     test_session_and_estimate();

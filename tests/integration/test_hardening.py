@@ -1,0 +1,133 @@
+"""Hostile clients: nothing is served without a key, the gateway's balancer
+cannot be reached past it, a free request rests no account, one request
+takes at most one account out of service, and a request waits for its
+limits before its body is read."""
+
+import json
+import socket
+import time
+
+import pytest
+
+from harness import messages_body
+
+
+def error_of(raw):
+    err = json.loads(raw)["error"]
+    return err["type"], err["message"]
+
+
+def test_every_path_needs_a_key(gateway):
+    gw = gateway
+    for method, path in (("POST", "/v1/models/x/v1/messages"), ("GET", "/v1/nothing-here"),
+                         ("GET", "/v1/models"), ("GET", "/v1/models/claude"),
+                         ("GET", "/v1/usage"), ("POST", "/v1/redeem"),
+                         ("GET", "/v1/messages"), ("POST", "/v1/messages/count_tokens")):
+        if method == "GET":
+            status, _, raw = gw.get(path, key=None)
+        else:
+            status, _, raw = gw.post_messages(messages_body(), key=None, path=path)
+        assert status == 401, (method, path, raw)
+        assert error_of(raw)[0] == "authentication_error"
+    assert gw.mock_requests() == []
+
+
+def test_paths_are_classified_once(gateway, tenant):
+    gw = gateway
+    # a path ending in /v1/messages is a message request for every hook
+    status, _, raw = gw.post_messages(messages_body(), key=tenant.api_key,
+                                      path="/v1/models/x/v1/messages")
+    assert status == 200, raw
+    assert json.loads(raw)["type"] == "message"
+    status, _, raw = gw.get("/v1/nothing-here", key=tenant.api_key)
+    assert status == 404 and error_of(raw)[0] == "not_found_error"
+
+
+def test_balancer_is_reached_only_through_the_gateway(gateway):
+    gw = gateway
+    gw.expect_error(r"S2A0211")
+    status, _, raw = gw.post_messages(messages_body(), key=None, path="/relay/v1/messages",
+                                      headers={"x-api-key": "sk-ant-client-own"})
+    assert status == 500, raw
+    assert error_of(raw)[0] == "api_error"
+    assert gw.mock_requests() == []
+
+
+def test_count_tokens_rests_no_account(gateway):
+    gw = gateway
+    free = gw.new_tenant(balance_usd="0", accounts=1, concurrency=4)
+    paying = gw.create_key(gw.create_user(balance_usd="10")["id"], free.group["id"])
+    body = {"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "mock:"
+            + json.dumps({"status": 429, "usage": {"input_tokens": 3}})}]}
+    status, headers, raw = gw.post_messages(body, key=free.api_key,
+                                            path="/v1/messages/count_tokens")
+    assert status == 429 and error_of(raw)[0] == "rate_limit_error"
+    assert len(gw.mock_requests()) == 1  # no switch to another account
+    state = gw.admin_ok("GET", "/admin/accounts/%d" % free.account["id"])["state"]
+    assert state["rate_limited_until"] == 0
+    # the account still serves messages
+    status, _, raw = gw.post_messages(messages_body(), key=paying["key"])
+    assert status == 200, raw
+
+
+def test_count_tokens_counts_against_the_rate(gateway):
+    gw = gateway
+    t = gw.new_tenant(balance_usd="0")
+    gw.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"rpm_limit": 1})
+    body = {"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "x"}]}
+    path = "/v1/messages/count_tokens"
+    status, _, raw = gw.post_messages(body, key=t.api_key, path=path)
+    if status == 429:  # the clock minute turned between the PATCH and the request
+        status, _, raw = gw.post_messages(body, key=t.api_key, path=path)
+    assert status == 200, raw
+    status, headers, raw = gw.post_messages(body, key=t.api_key, path=path)
+    assert status == 429 and "per minute" in error_of(raw)[1]
+    assert int(headers["retry-after"]) >= 1
+
+
+def test_one_request_takes_one_account_out(gateway):
+    gw = gateway
+    gw.expect_error(r"S2A020[57]")
+    t = gw.new_tenant(accounts=2)
+    mock = {"status_for": {t.credentials[0]: 403, t.credentials[1]: 403}}
+    status, _, raw = gw.post_messages(messages_body(mock=mock), key=t.api_key)
+    assert status == 502, raw
+    assert len(gw.mock_requests()) == 2
+    states = [gw.admin_ok("GET", "/admin/accounts/%d" % a["id"])["status"] for a in t.accounts]
+    # the first to refuse is out; the second answered the same: the request is the cause
+    assert sorted(states) == ["active", "error"]
+
+
+@pytest.fixture
+def short_wait(gateway):
+    gateway.reload("Sub2apiSlotWait 1")
+    yield
+    gateway.reload("")
+
+
+def test_limits_before_the_body(gateway, short_wait):
+    """A key at its concurrency is refused before its body is read: a client
+    that declares a large body and sends little gets its 429 after the wait
+    for a place, not after the body's timeout."""
+    gw = gateway
+    t = gw.new_tenant(accounts=2)
+    gw.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"concurrency": 1})
+    slow = gw.hold_account(t, 4000)
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=15)
+    try:
+        start = time.monotonic()
+        sock.sendall(("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n{\"mo"
+                      % t.api_key).encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            answer += piece
+        took = time.monotonic() - start
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 429"), answer[:200]
+    assert took < 3.5  # Sub2apiSlotWait, not the body's timeout
+    assert slow.result()[0] == 200
