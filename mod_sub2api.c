@@ -24,6 +24,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->overload_cooldown = -1;
     c->cache_ttl = -1;
     c->max_switches = -1;
+    c->failover_uncertain = -1;
     c->slot_wait = -1;
     c->sticky_ttl = -1;
     return c;
@@ -45,6 +46,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(overload_cooldown, -1);
     MERGE(cache_ttl, -1);
     MERGE(max_switches, -1);
+    MERGE(failover_uncertain, -1);
     MERGE(slot_wait, -1);
     MERGE(sticky_ttl, -1);
     MERGE(oauth_token_url, NULL);
@@ -284,6 +286,14 @@ static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
     return parse_seconds(cmd, arg, f->min, (int *)((char *)srv_conf(cmd) + f->offset));
 }
 
+/* On or Off, into a field of the server's configuration. */
+static const char *set_server_flag(cmd_parms *cmd, void *dc, int on)
+{
+    (void)dc;
+    *(int *)((char *)srv_conf(cmd) + (apr_size_t)cmd->info) = on;
+    return NULL;
+}
+
 static const char *set_max_switches(cmd_parms *cmd, void *dc, const char *arg)
 {
     char *end;
@@ -397,6 +407,10 @@ static const command_rec s2a_cmds[] = {
                   "Seconds keys and accounts stay cached in a process"),
     AP_INIT_TAKE1("Sub2apiMaxAccountSwitches", set_max_switches, NULL, RSRC_CONF,
                   "How many other accounts a failed request is sent to"),
+    AP_INIT_FLAG("Sub2apiFailoverUncertain", set_server_flag,
+                 (void *)APR_OFFSETOF(s2a_srv_conf, failover_uncertain), RSRC_CONF,
+                 "On: a request the upstream may have received before its connection broke "
+                 "or timed out goes to another account too (it may run twice)"),
     AP_INIT_TAKE1("Sub2apiGateway", set_gateway, NULL, ACCESS_CONF,
                   "balancer://name whose members are the upstream endpoints"),
     AP_INIT_FLAG("Sub2apiServerTiming", ap_set_flag_slot,

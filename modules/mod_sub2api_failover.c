@@ -217,10 +217,17 @@ int s2a_failover_request_status(int *status, request_rec *r)
         }
         return OK;
     }
-    if (!s2a_policy_unreachable(*status)) {
+    if (*status != HTTP_BAD_GATEWAY && *status != HTTP_SERVICE_UNAVAILABLE &&
+        *status != HTTP_GATEWAY_TIME_OUT) {
         return OK;
     }
-    if ((next = choose_next(r, q))) {
+    if (!s2a_policy_unreachable(*status, q->sconf->failover_uncertain == 1)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      S2ALOGNO(0212) "account %" APR_INT64_T_FMT " gave no answer (%d) after the "
+                                     "request may have reached it; it goes to no other account "
+                                     "(Sub2apiFailoverUncertain)",
+                      q->attempt->account.id, *status);
+    } else if ((next = choose_next(r, q))) {
         switch_to(r, q, next, status);
     } else if (q->committed) {
         /* the 200 is out: the error goes as an event, not a page */

@@ -81,6 +81,7 @@ typedef struct {
     int overload_cooldown;
     int cache_ttl;
     int max_switches;              /* -1 unset */
+    int failover_uncertain;        /* Sub2apiFailoverUncertain; -1 unset */
     int slot_wait;                 /* seconds a request waits for a free account; -1 unset */
     int sticky_ttl;                /* seconds a conversation stays bound to its account; -1 unset */
     const unsigned char *cred_key; /* Sub2apiCredentialKeyFile: 32 bytes; NULL: none */

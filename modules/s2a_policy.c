@@ -84,7 +84,7 @@ int s2a_policy_window(const char *status_header)
                                                            : S2A_WINDOW_UNKNOWN;
 }
 
-int s2a_policy_unreachable(int proxy_status)
+int s2a_policy_unreachable(int proxy_status, int uncertain)
 {
-    return proxy_status == 502 || proxy_status == 503 || proxy_status == 504;
+    return proxy_status == 503 || (uncertain && (proxy_status == 502 || proxy_status == 504));
 }

@@ -63,8 +63,12 @@ apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_af
  * as S2A_WINDOW_* of s2a_state.h; -1 when the header is absent. */
 int s2a_policy_window(const char *status_header);
 
-/* mod_proxy could not get an answer (the status it reports: 502, 503,
- * 504): the request may go to another account. */
-int s2a_policy_unreachable(int proxy_status);
+/* mod_proxy got no answer and reports `proxy_status`: may the request go
+ * to another account? A 503 means the upstream could not be reached: it
+ * never saw the request. After a 502 (the connection broke) or a 504 (no
+ * answer in time) the upstream may have received the request and may be
+ * running it: another account would run it again, so only when
+ * `uncertain` is allowed (Sub2apiFailoverUncertain). */
+int s2a_policy_unreachable(int proxy_status, int uncertain);
 
 #endif

@@ -18,6 +18,8 @@ the rest is a JSON object of options:
   delay_ms        pause before answering
   event_delay_ms  pause between stream events
   cut_after       close the connection abruptly after this many stream events
+  hang_up_for     [credential, ...]: requests made with these get no answer at
+                  all: the connection is closed once the request was read
   gate            name of a gate that holds the answer until it is opened: a
                   stream pauses after `gate_after` events (default 1), a JSON
                   answer before it is sent (a gate closed for 300 s cuts it)
@@ -410,6 +412,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(opts["delay_ms"] / 1000.0)
         if (opts.get("gate") is not None and payload.get("stream") is not True
                 and not self.server.recorder.pass_gate(str(opts["gate"]))):
+            self.cut()
+        if key in (opts.get("hang_up_for") or []):
             self.cut()
         status = int(opts.get("status", 200))
         # per-credential answers, e.g. {"status_for": {"<credential>": 529}}

@@ -158,3 +158,24 @@ def test_custom_error_codes(gateway):
     status, body = gateway.admin("PATCH", "/admin/accounts/%d" % first["id"],
                                  {"custom_error_codes": [200]})
     assert status == 400
+
+
+def test_no_switch_once_the_upstream_may_have_the_request(gateway):
+    """A connection that breaks after the request was sent may leave the
+    upstream running it: the request goes to no other account (it would run
+    twice) unless Sub2apiFailoverUncertain allows it."""
+    t = two_accounts(gateway)
+    gateway.expect_error(r"S2A0212|S2A0207|AH01102|AH00898|proxy_http:error|proxy:error")
+    body = messages_body(mock={"hang_up_for": [t.first_cred]})
+    status, _, raw = gateway.post_messages(body, key=t.api_key)
+    assert status == 502, raw
+    assert json.loads(raw)["error"]["type"] == "api_error"
+    assert upstream_keys(gateway) == [t.first_cred]
+    gateway.reload("Sub2apiFailoverUncertain On")
+    try:
+        gateway.mock_clear()
+        status, _, raw = gateway.post_messages(body, key=t.api_key)
+        assert status == 200, raw
+        assert upstream_keys(gateway) == [t.first_cred, t.second_cred]
+    finally:
+        gateway.reload("")
