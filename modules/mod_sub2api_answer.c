@@ -52,11 +52,22 @@ static void server_timing(request_rec *r, const s2a_request *q)
     }
 }
 
+static void policy_case(const s2a_request *q, const s2a_attempt *a, int status,
+                        s2a_policy_case *c)
+{
+    c->status = status;
+    c->error_codes = a->account.error_codes;
+    c->refreshable = a->account.refreshable;
+    c->refreshed = q->refreshed;
+    c->refused = q->refused;
+    c->count_only = q->count_only;
+}
+
 /* The answer's headers came: what it means, and how it goes on. */
 static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
 {
-    s2a_policy_case c = {r->status,    a->account.error_codes, a->account.refreshable,
-                         q->refreshed, q->refused,             q->count_only};
+    s2a_policy_case c;
+    policy_case(q, a, r->status, &c);
     a->headers_at = apr_time_now();
     read_window(r, a);
     s2a_policy_judge(&c, &a->verdict);
@@ -77,6 +88,25 @@ static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
         apr_table_unset(r->headers_out, "Content-Length");
     }
     server_timing(r, q);
+}
+
+/* An error body read whole: the upstream's message may say more than its
+ * status (s2a_policy_reread). An error that turns out to be about the
+ * account is dropped before the client saw any of it; failover goes on
+ * from there. */
+static void second_look(request_rec *r, s2a_request *q, s2a_attempt *a)
+{
+    s2a_policy_case c;
+    const char *body;
+    apr_size_t len;
+    if (!(body = s2a_answer_error_body(&a->answer, &len))) {
+        return;
+    }
+    policy_case(q, a, a->answer.status, &c);
+    if (s2a_policy_reread(r->pool, &c, body, len, &a->verdict) && a->verdict.failed &&
+        !a->answer.released) {
+        a->answer.mode = S2A_ANSWER_DROP;
+    }
 }
 
 /* A long answer (a stream of many minutes) keeps its places past their
@@ -115,11 +145,6 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         start(r, q, a);
     }
     renew_places(r, q);
-    if (a->answer.mode == S2A_ANSWER_DROP) {
-        /* failover decides what the client gets */
-        apr_brigade_cleanup(bb);
-        return APR_SUCCESS;
-    }
     for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = next) {
         const char *data;
         apr_size_t n;
@@ -131,6 +156,9 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
                 const char *ev = s2a_answer_broken_event(r->pool, &n);
                 APR_BUCKET_INSERT_BEFORE(b,
                                          apr_bucket_pool_create(ev, n, r->pool, bb->bucket_alloc));
+            }
+            if (APR_BUCKET_IS_EOS(b)) {
+                second_look(r, q, a);
             }
             continue;
         }
@@ -144,11 +172,22 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             apr_bucket_delete(b);
         }
     }
+    if (a->answer.mode == S2A_ANSWER_DROP) {
+        /* failover decides what the client gets */
+        apr_brigade_cleanup(bb);
+        q->filter_time += apr_time_now() - t0;
+        return APR_SUCCESS;
+    }
     released = s2a_answer_release(&a->answer, &len);
     if (released) {
         APR_BRIGADE_INSERT_HEAD(bb,
                                 apr_bucket_pool_create(released, len, r->pool, bb->bucket_alloc));
     }
     q->filter_time += apr_time_now() - t0;
+    if (a->answer.mode == S2A_ANSWER_ERROR && a->answer.holding) {
+        /* not even the headers go while the error may yet be the account's */
+        apr_brigade_cleanup(bb);
+        return APR_SUCCESS;
+    }
     return ap_pass_brigade(f->next, bb);
 }

@@ -22,12 +22,12 @@ void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *cont
     s2a_buf_init(&a->held, p, 0);
     if (dropped) {
         a->mode = S2A_ANSWER_DROP;
-    } else if (count_only) {
-        a->mode = S2A_ANSWER_PASS; /* {"input_tokens": n}: nothing to read or rename */
     } else if (status >= 300) {
         /* an error body names no model */
-        a->mode = committed ? S2A_ANSWER_EVENT : S2A_ANSWER_PASS;
-        a->holding = committed;
+        a->mode = committed ? S2A_ANSWER_EVENT : S2A_ANSWER_ERROR;
+        a->holding = 1;
+    } else if (count_only) {
+        a->mode = S2A_ANSWER_PASS; /* {"input_tokens": n}: nothing to read or rename */
     } else if (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0) {
         a->mode = S2A_ANSWER_STREAM;
         a->rename = rename;
@@ -49,6 +49,11 @@ int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n)
 {
     switch (a->mode) {
     case S2A_ANSWER_DROP:
+        if (!a->too_long && a->held.len + n <= S2A_POLICY_BODY_MAX) {
+            s2a_buf_append(&a->held, data, n);
+        } else {
+            a->too_long = 1;
+        }
         return 0;
     case S2A_ANSWER_STREAM:
         s2a_sse_feed(a->sse, data, n);
@@ -129,6 +134,16 @@ static const char *json_release(s2a_answer *a, apr_size_t *len)
     return s2a_json_splice(a->pool, text, *len, &e, 1, len);
 }
 
+/* The held error body, as it came. */
+static const char *error_release(s2a_answer *a, apr_size_t *len)
+{
+    if (!a->ended && a->held.len <= S2A_ANSWER_MAX_JSON_HOLD) {
+        return NULL;
+    }
+    *len = a->held.len;
+    return a->held.data ? a->held.data : "";
+}
+
 /* The held error body as one SSE error event; a line break in it starts
  * another data line, as SSE joins them. */
 static const char *event_release(s2a_answer *a, apr_size_t *len)
@@ -163,14 +178,16 @@ static const char *event_release(s2a_answer *a, apr_size_t *len)
 const char *s2a_answer_release(s2a_answer *a, apr_size_t *len)
 {
     const char *out;
-    if (!a->holding) {
+    if (!a->holding || a->mode == S2A_ANSWER_DROP) {
         return NULL;
     }
-    out = a->mode == S2A_ANSWER_STREAM ? stream_release(a, len)
-          : a->mode == S2A_ANSWER_JSON ? json_release(a, len)
-                                       : event_release(a, len);
+    out = a->mode == S2A_ANSWER_STREAM  ? stream_release(a, len)
+          : a->mode == S2A_ANSWER_JSON  ? json_release(a, len)
+          : a->mode == S2A_ANSWER_ERROR ? error_release(a, len)
+                                        : event_release(a, len);
     if (out) {
         a->holding = 0;
+        a->released = 1;
     }
     return out;
 }
@@ -186,6 +203,17 @@ int s2a_answer_usage(s2a_answer *a, s2a_usage *u)
     }
     memset(u, 0, sizeof(*u));
     return 0;
+}
+
+const char *s2a_answer_error_body(const s2a_answer *a, apr_size_t *len)
+{
+    if ((a->mode != S2A_ANSWER_ERROR && a->mode != S2A_ANSWER_EVENT &&
+         a->mode != S2A_ANSWER_DROP) ||
+        a->too_long || a->held.len > S2A_POLICY_BODY_MAX) {
+        return NULL;
+    }
+    *len = a->held.len;
+    return a->held.data ? a->held.data : "";
 }
 
 const char *s2a_answer_broken_event(apr_pool_t *p, apr_size_t *len)

@@ -8,6 +8,7 @@
 #include <apr_pools.h>
 
 #include "s2a_buf.h"
+#include "s2a_policy.h"
 #include "s2a_sse.h"
 #include "s2a_usage.h"
 
@@ -19,8 +20,7 @@
 #define S2A_ANSWER_MAX_JSON_HOLD (8 * 1024 * 1024)
 
 typedef enum {
-    /* passes as it comes, unread: count_tokens, and errors that describe
-     * the request (400, 404, 413...) */
+    /* passes as it comes, unread: count_tokens */
     S2A_ANSWER_PASS = 0,
     /* an event stream: usage read from its events; when the model is
      * renamed, the first event (message_start) waits for its end */
@@ -28,10 +28,15 @@ typedef enum {
     /* a JSON answer: held to its end, so that its usage is read before the
      * client could leave; then its model is renamed */
     S2A_ANSWER_JSON,
-    /* an error that describes the request, on a stream whose 200 the
-     * client has already: held whole, sent as one SSE error event */
+    /* an error that describes the request (400, 404, 413...): held to its
+     * end, so that the policy can read it once more (s2a_policy_reread),
+     * then sent as it came */
+    S2A_ANSWER_ERROR,
+    /* the same on a stream whose 200 the client has already: sent as one
+     * SSE error event */
     S2A_ANSWER_EVENT,
-    /* an answer about the account (s2a_policy): nothing reaches the client */
+    /* an answer about the account (s2a_policy): nothing reaches the client;
+     * the first S2A_POLICY_BODY_MAX bytes are kept for the policy */
     S2A_ANSWER_DROP
 } s2a_answer_mode;
 
@@ -45,8 +50,10 @@ typedef struct {
     s2a_sse *sse;
     s2a_usage_json *json;
     s2a_usage usage;
-    int ended;  /* the upstream's answer ended (EOS) */
-    int broken; /* the upstream's connection broke */
+    int ended;    /* the upstream's answer ended (EOS) */
+    int broken;   /* the upstream's connection broke */
+    int released; /* held bytes went to the client */
+    int too_long; /* a dropped answer longer than the policy reads */
 } s2a_answer;
 
 /* Starts the answer of HTTP `status` and Content-Type `content_type` (may
@@ -68,13 +75,17 @@ void s2a_answer_end(s2a_answer *a, int broken);
 /* What is held and may go now, renamed or wrapped, in *len bytes from the
  * answer's pool: it goes before anything fed since; NULL while it waits
  * (until a stream's first event ended, a JSON answer or an error ended, or
- * the hold grew past its limit). */
+ * the hold grew past its limit), and for a dropped answer. */
 const char *s2a_answer_release(s2a_answer *a, apr_size_t *len);
 
 /* The usage the answer carried, as read: 1 with *u, 0 when it carried none
  * (a stream without message_start, a JSON answer cut short or without
  * usage). For a stream, u->seen_delta tells whether its final count came. */
 int s2a_answer_usage(s2a_answer *a, s2a_usage *u);
+
+/* An error body kept whole (ERROR, EVENT, DROP; *len bytes), for the
+ * policy's second look; NULL when there is none or it was cut. */
+const char *s2a_answer_error_body(const s2a_answer *a, apr_size_t *len);
 
 /* The SSE error event that tells a streaming client its stream ended
  * because the upstream's connection broke. */

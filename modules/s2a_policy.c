@@ -1,9 +1,11 @@
 /* What an upstream's answer means: see s2a_policy.h. */
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "s2a_errors.h"
+#include "s2a_json.h"
 #include "s2a_policy.h"
 #include "s2a_state.h"
 
@@ -58,6 +60,64 @@ void s2a_policy_judge(const s2a_policy_case *c, s2a_verdict *out)
     } else {
         out->message = "The upstream answered with an error";
     }
+}
+
+/* The upstream's error.message, lowercased; NULL when the body has none. */
+static char *error_message(apr_pool_t *p, const char *body, apr_size_t len)
+{
+    static const char *const keys[] = {"error"};
+    s2a_json_span error, message;
+    const char *err;
+    char *text, *c;
+    if (!body || s2a_json_scan_object(p, body, len, keys, 1, &error, &err) != 0 ||
+        error.type != S2A_JSON_OBJECT || !s2a_json_object_get(&error, "message", &message) ||
+        !(text = s2a_json_string_dup(p, &message))) {
+        return NULL;
+    }
+    for (c = text; *c; c++) {
+        *c = (char)apr_tolower(*c);
+    }
+    return text;
+}
+
+static int says_any(const char *text, const char *const *phrases)
+{
+    for (; *phrases; phrases++) {
+        if (strstr(text, *phrases)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int s2a_policy_reread(apr_pool_t *p, const s2a_policy_case *c, const char *body,
+                      apr_size_t len, s2a_verdict *v)
+{
+    static const char *const about_account[] = {"organization has been disabled",
+                                                "credit balance is too low",
+                                                "not allowed for this organization",
+                                                "only authorized for use with claude code",
+                                                NULL};
+    static const char *const about_one_thing[] = {"model", "beta", "feature", NULL};
+    const char *text;
+
+    if ((c->status != 400 && c->status != 403) || len > S2A_POLICY_BODY_MAX ||
+        !(text = error_message(p, body, len))) {
+        return 0;
+    }
+    if (c->status == 400 && !v->failed && says_any(text, about_account)) {
+        s2a_policy_case as_refusal = *c;
+        as_refusal.status = 403;
+        s2a_policy_judge(&as_refusal, v);
+        return 1;
+    }
+    if (c->status == 403 && v->failed && v->action == S2A_ACCOUNT_ERROR &&
+        !says_any(text, about_account) && says_any(text, about_one_thing)) {
+        v->action = S2A_ACCOUNT_KEEP;
+        v->message = "The upstream account may not serve this request";
+        return 1;
+    }
+    return 0;
 }
 
 apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_after,

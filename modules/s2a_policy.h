@@ -5,6 +5,7 @@
 #ifndef S2A_POLICY_H
 #define S2A_POLICY_H
 
+#include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
 
@@ -51,6 +52,21 @@ typedef struct {
  * count_tokens request, which costs nothing, rests no account: its 429 goes
  * back to the client without a switch, its 529 switches without a rest. */
 void s2a_policy_judge(const s2a_policy_case *c, s2a_verdict *out);
+
+/* A second look at a verdict once the answer's error body is whole (at
+ * most S2A_POLICY_BODY_MAX bytes of it): the upstream's message may say more
+ * than its status.
+ * - A 400 saying the organization is disabled, its credit is spent, or its
+ *   credential is not allowed (OAuth not allowed for the organization,
+ *   serving Claude Code only) is about the account: error state, failover;
+ *   the client never sees it.
+ * - A 403 about one model, beta or feature the organization may not use is
+ *   about this request on this account: it fails over, and the account is
+ *   not put in error. Any other 403 stands.
+ * Returns 1 when the verdict changed. */
+#define S2A_POLICY_BODY_MAX (64 * 1024)
+int s2a_policy_reread(apr_pool_t *p, const s2a_policy_case *c, const char *body,
+                      apr_size_t len, s2a_verdict *v);
 
 /* Until when a rate-limited account rests: the upstream's
  * anthropic-ratelimit-unified-reset (Unix seconds) when it lies ahead, else

@@ -10,6 +10,7 @@ the rest is a JSON object of options:
   status          answer with this HTTP status and an Anthropic error body
   status_for      {credential: status}: a status for requests made with that credential
   error_type      override the error type of that body
+  error_message   override its message
   headers         extra response headers (dict)
   usage           overrides of the usage numbers; may hold cache_creation
                   {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}
@@ -420,8 +421,8 @@ class Handler(BaseHTTPRequestHandler):
         status = int((opts.get("status_for") or {}).get(key, status))
         if status != 200:
             error_type = opts.get("error_type") or ERROR_TYPES.get(status, "api_error")
-            self.send_error_body(status, error_type, ERROR_MESSAGES.get(error_type, "Error"),
-                                 headers)
+            message = opts.get("error_message") or ERROR_MESSAGES.get(error_type, "Error")
+            self.send_error_body(status, error_type, message, headers)
             return
         usage = build_usage(opts.get("usage"))
         if path == "/v1/messages/count_tokens":

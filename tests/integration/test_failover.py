@@ -179,3 +179,33 @@ def test_no_switch_once_the_upstream_may_have_the_request(gateway):
         assert upstream_keys(gateway) == [t.first_cred, t.second_cred]
     finally:
         gateway.reload("")
+
+
+def test_the_upstreams_words_about_the_account(gateway):
+    """A 400 saying the organization is disabled is about the account: it
+    fails over and the account is out, and the client never sees it; a 403
+    about one model fails over and leaves the account in service."""
+    t = two_accounts(gateway)
+    gateway.expect_error(r"S2A0207")
+    disabled = {"status_for": {t.first_cred: 400},
+                "error_message": "This organization has been disabled."}
+    status, _, raw = gateway.post_messages(messages_body(mock=disabled), key=t.api_key)
+    assert status == 200, raw
+    assert b"organization" not in raw
+    assert upstream_keys(gateway) == [t.first_cred, t.second_cred]
+    assert gateway.admin_ok("GET", "/admin/accounts/%d" % t.first["id"])["status"] == "error"
+
+    t = two_accounts(gateway)
+    gateway.mock_clear()
+    one_model = {"status_for": {t.first_cred: 403}, "error_message":
+                 "Your organization does not have access to model claude-sonnet-4-20250514"}
+    status, _, raw = gateway.post_messages(messages_body(mock=one_model), key=t.api_key)
+    assert status == 200, raw
+    assert upstream_keys(gateway) == [t.first_cred, t.second_cred]
+    assert gateway.admin_ok("GET", "/admin/accounts/%d" % t.first["id"])["status"] == "active"
+    # a 400 about the request is the client's, word for word
+    gateway.mock_clear()
+    status, _, raw = gateway.post_messages(messages_body(mock={
+        "status": 400, "error_message": "max_tokens: Field required"}), key=t.api_key)
+    assert status == 400 and json.loads(raw)["error"]["message"] == "max_tokens: Field required"
+    assert upstream_keys(gateway) == [t.first_cred]

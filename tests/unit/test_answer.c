@@ -212,21 +212,57 @@ static void test_errors(void)
     S2A_CHECK_STR(received("", 0, 500, "application/json", 0, 1, NULL, NULL, NULL),
                   "event: error\ndata: \n\n");
 
-    /* count_tokens passes unread */
+    /* count_tokens passes unread; its errors are read like others */
+    S2A_CHECK_STR(received(err, 3, 400, "application/json", 1, 0, NULL, NULL, NULL), err);
     S2A_CHECK_STR(received("{\"input_tokens\":12}", 5, 200, "application/json", 1, 0, "claude",
                            &u, &have),
                   "{\"input_tokens\":12}");
     S2A_CHECK_INT(have, 0);
 
-    /* an answer about the account: nothing of it */
+    /* an answer about the account: nothing of it, but its body is kept for
+     * the policy's second look, up to what the policy reads */
     {
         s2a_answer a;
+        const char *body;
+        apr_size_t blen;
         s2a_answer_start(&a, pool, 429, "application/json", 1, 0, 0, NULL);
         S2A_CHECK_INT(a.mode, S2A_ANSWER_DROP);
-        S2A_CHECK_INT(s2a_answer_feed(&a, err, len), 0);
+        S2A_CHECK_INT(s2a_answer_feed(&a, err, 10), 0);
+        S2A_CHECK_INT(s2a_answer_feed(&a, err + 10, len - 10), 0);
         s2a_answer_end(&a, 0);
         S2A_CHECK(s2a_answer_release(&a, &cut) == NULL);
         S2A_CHECK_INT(s2a_answer_usage(&a, &u), 0);
+        body = s2a_answer_error_body(&a, &blen);
+        S2A_CHECK(body && blen == len && memcmp(body, err, len) == 0);
+        {
+            char *big = apr_palloc(pool, S2A_POLICY_BODY_MAX);
+            memset(big, ' ', S2A_POLICY_BODY_MAX);
+            S2A_CHECK_INT(s2a_answer_feed(&a, big, S2A_POLICY_BODY_MAX), 0);
+            S2A_CHECK(s2a_answer_error_body(&a, &blen) == NULL);
+        }
+    }
+    /* an error that describes the request waits for its end, for the same
+     * look, and then goes as it came */
+    {
+        s2a_answer a;
+        const char *body;
+        apr_size_t blen;
+        s2a_answer_start(&a, pool, 400, "application/json", 0, 0, 0, NULL);
+        S2A_CHECK_INT(a.mode, S2A_ANSWER_ERROR);
+        S2A_CHECK_INT(s2a_answer_feed(&a, err, len), 0);
+        S2A_CHECK(s2a_answer_release(&a, &cut) == NULL);
+        body = s2a_answer_error_body(&a, &blen);
+        S2A_CHECK(body && blen == len);
+        s2a_answer_end(&a, 0);
+        S2A_CHECK(s2a_answer_release(&a, &cut) != NULL && cut == len);
+        S2A_CHECK_INT(a.released, 1);
+    }
+    /* a successful answer has no error body */
+    {
+        s2a_answer a;
+        apr_size_t blen;
+        s2a_answer_start(&a, pool, 200, "application/json", 0, 0, 0, NULL);
+        S2A_CHECK(s2a_answer_error_body(&a, &blen) == NULL);
     }
 
     /* a stream cut short: what came is read, the final count is missing */

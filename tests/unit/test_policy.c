@@ -1,6 +1,7 @@
 /* What an upstream's answer means for the account, the request and the
  * client. */
 #include <apr_general.h>
+#include <apr_strings.h>
 #include <apr_tables.h>
 
 #include "s2a_policy.h"
@@ -115,6 +116,73 @@ static void test_rests(void)
     S2A_CHECK(!s2a_policy_unreachable(500, 1) && !s2a_policy_unreachable(200, 1));
 }
 
+static const char *body_saying(apr_pool_t *p, const char *message)
+{
+    return apr_psprintf(p,
+                        "{\"type\":\"error\",\"error\":{\"type\":\"x\",\"message\":\"%s\"},"
+                        "\"request_id\":\"req_1\"}",
+                        message);
+}
+
+/* The upstream's words, read once the error body is whole. */
+static void test_second_look(apr_pool_t *p)
+{
+    s2a_policy_case c = {400, NULL, 0, 0, 0, 0};
+    s2a_verdict v;
+    const char *b;
+
+    /* a 400 about the account is a refusal of it */
+    s2a_policy_judge(&c, &v);
+    b = body_saying(p, "This organization has been disabled.");
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, b, strlen(b), &v), 1);
+    S2A_CHECK_INT(v.failed, 1);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_ERROR);
+    S2A_CHECK_INT(v.fail_over, 1);
+    S2A_CHECK_INT(v.client_status, 502);
+    s2a_policy_judge(&c, &v);
+    b = body_saying(p, "Your credit balance is too low to access the Anthropic API.");
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, b, strlen(b), &v), 1);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_ERROR);
+    /* ...also as the second refusal of a request: then it ends it */
+    c.refused = 1;
+    s2a_policy_judge(&c, &v);
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, b, strlen(b), &v), 1);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_KEEP);
+    S2A_CHECK_INT(v.fail_over, 0);
+    c.refused = 0;
+    /* a 400 about the request stays the client's */
+    s2a_policy_judge(&c, &v);
+    b = body_saying(p, "max_tokens: Field required");
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, b, strlen(b), &v), 0);
+    S2A_CHECK_INT(v.failed, 0);
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, "not json", 8, &v), 0);
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, NULL, 0, &v), 0);
+    S2A_CHECK_INT(v.failed, 0);
+
+    /* a 403 about one model fails over without the error state */
+    c.status = 403;
+    s2a_policy_judge(&c, &v);
+    b = body_saying(p, "Your organization does not have access to model claude-opus-4-8");
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, b, strlen(b), &v), 1);
+    S2A_CHECK_INT(v.failed, 1);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_KEEP);
+    S2A_CHECK_INT(v.fail_over, 1);
+    /* a 403 about the account stands */
+    s2a_policy_judge(&c, &v);
+    b = body_saying(p, "OAuth authentication is currently not allowed for this organization.");
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, b, strlen(b), &v), 0);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_ERROR);
+    s2a_policy_judge(&c, &v);
+    b = body_saying(p, "Permission denied");
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, b, strlen(b), &v), 0);
+    S2A_CHECK_INT(v.action, S2A_ACCOUNT_ERROR);
+    /* other statuses are not reread */
+    c.status = 429;
+    s2a_policy_judge(&c, &v);
+    b = body_saying(p, "model");
+    S2A_CHECK_INT(s2a_policy_reread(p, &c, b, strlen(b), &v), 0);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -123,6 +191,7 @@ int main(void)
     test_judge(p);
     test_one_refusal_per_request();
     test_count_tokens();
+    test_second_look(p);
     test_rests();
     apr_pool_destroy(p);
     apr_terminate();
