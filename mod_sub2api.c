@@ -25,6 +25,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->cache_ttl = -1;
     c->max_switches = -1;
     c->failover_uncertain = -1;
+    c->auth_failure_limit = -1;
     c->slot_wait = -1;
     c->sticky_ttl = -1;
     return c;
@@ -47,6 +48,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(cache_ttl, -1);
     MERGE(max_switches, -1);
     MERGE(failover_uncertain, -1);
+    MERGE(auth_failure_limit, -1);
     MERGE(slot_wait, -1);
     MERGE(sticky_ttl, -1);
     MERGE(oauth_token_url, NULL);
@@ -294,6 +296,30 @@ static const char *set_server_flag(cmd_parms *cmd, void *dc, int on)
     return NULL;
 }
 
+/* Directives that take a count: where it goes and its range. */
+typedef struct {
+    apr_size_t offset;
+    int min;
+    int max;
+} count_field;
+
+static const count_field auth_failure_limit = {APR_OFFSETOF(s2a_srv_conf, auth_failure_limit), 0,
+                                               1000000};
+
+static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const count_field *f = cmd->info;
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+    (void)dc;
+    if (*arg == '\0' || *end != '\0' || v < f->min || v > f->max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from %d to %d",
+                            cmd->directive->directive, arg, f->min, f->max);
+    }
+    *(int *)((char *)srv_conf(cmd) + f->offset) = (int)v;
+    return NULL;
+}
+
 static const char *set_max_switches(cmd_parms *cmd, void *dc, const char *arg)
 {
     char *end;
@@ -407,6 +433,9 @@ static const command_rec s2a_cmds[] = {
                   "Seconds keys and accounts stay cached in a process"),
     AP_INIT_TAKE1("Sub2apiMaxAccountSwitches", set_max_switches, NULL, RSRC_CONF,
                   "How many other accounts a failed request is sent to"),
+    AP_INIT_TAKE1("Sub2apiAuthFailureLimit", set_count, (void *)&auth_failure_limit, RSRC_CONF,
+                  "Failed authentications a client address may make per minute before it gets "
+                  "429 (0: no limit)"),
     AP_INIT_FLAG("Sub2apiFailoverUncertain", set_server_flag,
                  (void *)APR_OFFSETOF(s2a_srv_conf, failover_uncertain), RSRC_CONF,
                  "On: a request the upstream may have received before its connection broke "

@@ -10,6 +10,7 @@
 #include "mod_sub2api_shared.h"
 #include "s2a_choice.h"
 #include "s2a_keys.h"
+#include "s2a_sha256.h"
 
 apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
 {
@@ -24,6 +25,8 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
     }
     c->keys = apr_hash_make(c->keys_pool);
     c->old_keys = apr_hash_make(c->old_keys_pool);
+    c->unknown_keys = s2a_memo_make(p, S2A_UNKNOWN_KEYS);
+    c->blocked = s2a_memo_make(p, S2A_BLOCKED_ADDRESSES);
     *out = c;
     return APR_SUCCESS;
 }
@@ -55,18 +58,25 @@ static int stale_key(s2a_catalog *c, const char *key_hash, s2a_key_rec *out)
     return found ? 1 : -1;
 }
 
-int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out)
+/* A key the database does not know stays unknown while the generation
+ * does not move: asked afresh before it is believed (maybe it was created
+ * since). Unknown keys live in a memory of their own, of a fixed size, so
+ * that strangers neither grow the process nor push known keys out. */
+int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const unsigned char *digest,
+                    const char *key_hash, s2a_key_rec *out)
 {
     s2a_catalog *c = sc->catalog;
     apr_time_t now = apr_time_now();
     apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store, 0);
+    apr_int64_t unknown_gen;
     s2a_key_rec *hit;
     s2a_dbc dbc;
     void *h;
-    int found;
+    int found, stranger;
 
     apr_thread_mutex_lock(c->mutex);
-    if (stale(sc, c->keys_gen, c->keys_loaded, now, gen) || apr_hash_count(c->keys) > 100000) {
+    if (stale(sc, c->keys_gen, c->keys_loaded, now, gen) ||
+        apr_hash_count(c->keys) > S2A_KNOWN_KEYS) {
         apr_pool_t *emptied = c->old_keys_pool;
         apr_pool_clear(emptied);
         c->old_keys_pool = c->keys_pool;
@@ -80,15 +90,17 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     if (hit) {
         *out = *hit;
     }
+    stranger = !hit && s2a_memo_get(c->unknown_keys, digest, &unknown_gen) &&
+               unknown_gen == (apr_int64_t)gen;
     apr_thread_mutex_unlock(c->mutex);
-    if (hit && !out->id && gen != s2a_g.store->ops->generation(s2a_g.store, 1)) {
-        hit = NULL; /* unknown when cached: maybe created since */
-        gen = s2a_g.store->ops->generation(s2a_g.store, 0);
-    }
     if (hit) {
-        return out->id ? 1 : 0;
+        return 1;
     }
-
+    if (stranger && gen == s2a_g.store->ops->generation(s2a_g.store, 1)) {
+        return 0;
+    }
+    gen = s2a_g.store->ops->generation(s2a_g.store, 0);
+    s2a_metrics_note(S2A_COUNT_KEY_LOOKUPS);
     found = -1;
     if (s2a_dbc_open(r->pool, r->server, &dbc, &h)) {
         found = s2a_db_key_lookup(&dbc, r->pool, key_hash, out);
@@ -97,16 +109,16 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     if (found < 0) {
         return stale_key(c, key_hash, out);
     }
-    if (!found) {
-        memset(out, 0, sizeof(*out)); /* cached as unknown: id 0 */
-    } else {
+    if (found) {
         /* hashed once per key and cache period, not per request */
         const char *secret = apr_atomic_casptr((volatile void **)&sc->secret, NULL, NULL);
         out->key_state = s2a_state_key(apr_pstrcat(r->pool, "key:", key_hash, NULL));
         out->user_state = secret ? s2a_state_key_user(r->pool, secret, out->user_id) : 0;
     }
     apr_thread_mutex_lock(c->mutex);
-    if (c->keys_gen == gen) {
+    if (!found) {
+        s2a_memo_put(c->unknown_keys, digest, gen);
+    } else if (c->keys_gen == gen) {
         hit = apr_pmemdup(c->keys_pool, out, sizeof(*out));
         apr_hash_set(c->keys, apr_pstrdup(c->keys_pool, key_hash), APR_HASH_KEY_STRING, hit);
     }
@@ -114,29 +126,87 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_
     return found;
 }
 
+/* An address over Sub2apiAuthFailureLimit: until when (seconds), 0 when
+ * it is not. */
+static apr_int64_t blocked_until(s2a_catalog *c, const unsigned char *address)
+{
+    apr_int64_t until = 0;
+    apr_thread_mutex_lock(c->mutex);
+    if (!s2a_memo_get(c->blocked, address, &until) || until <= apr_time_sec(apr_time_now())) {
+        until = 0;
+    }
+    apr_thread_mutex_unlock(c->mutex);
+    return until;
+}
+
+static int too_many_failures(request_rec *r, apr_int64_t until)
+{
+    s2a_metrics_note(S2A_COUNT_AUTH_BLOCKED);
+    apr_table_setn(r->err_headers_out, "retry-after",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                until - apr_time_sec(apr_time_now()) + 1));
+    return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                    "Too many failed authentications from this address; retry later");
+}
+
+/* A refused key counts against its address's failures per minute (in the
+ * store, across processes and nodes): past the limit the address gets 429
+ * for the rest of the minute, its keys unread. */
+static int refuse_key(request_rec *r, s2a_srv_conf *sc, const unsigned char *address,
+                      const char *message)
+{
+    apr_time_t retry_at;
+    int allowed = 1;
+    s2a_metrics_note(S2A_COUNT_AUTH_FAILURES);
+    if (sc->auth_failure_limit > 0 &&
+        s2a_g.store->ops->rate(
+            s2a_g.store,
+            s2a_state_key(apr_pstrcat(r->pool, "auth-failures:", r->useragent_ip, NULL)),
+            sc->auth_failure_limit, apr_time_now(), &allowed, &retry_at) != APR_SUCCESS) {
+        s2a_store_failed(r, "counting an address's failed authentications");
+    } else if (!allowed) {
+        apr_thread_mutex_lock(sc->catalog->mutex);
+        s2a_memo_put(sc->catalog->blocked, address, apr_time_sec(retry_at));
+        apr_thread_mutex_unlock(sc->catalog->mutex);
+        return too_many_failures(r, apr_time_sec(retry_at));
+    }
+    return s2a_fail(r, HTTP_UNAUTHORIZED, message);
+}
+
 int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const char **key_hash)
 {
     const char *key = s2a_key_from_headers(r->pool, apr_table_get(r->headers_in, "x-api-key"),
                                            apr_table_get(r->headers_in, "Authorization"));
+    unsigned char address[S2A_SHA256_LEN], digest[S2A_SHA256_LEN];
+    apr_int64_t until;
     int found;
-    if (!key) {
-        return s2a_fail(r, HTTP_UNAUTHORIZED,
-                        "An API key is required in the x-api-key or Authorization header");
+
+    s2a_sha256(r->useragent_ip, strlen(r->useragent_ip), address);
+    if ((until = blocked_until(sc->catalog, address)) != 0) {
+        return too_many_failures(r, until);
     }
-    *key_hash = s2a_key_hash(r->pool, key);
-    found = s2a_catalog_key(r, sc, *key_hash, out);
+    if (!key) {
+        return refuse_key(r, sc, address,
+                          "An API key is required in the x-api-key or Authorization header");
+    }
+    if (!s2a_key_well_formed(key)) {
+        return refuse_key(r, sc, address, "invalid x-api-key");
+    }
+    s2a_sha256(key, strlen(key), digest);
+    *key_hash = s2a_hex(r->pool, digest, sizeof(digest));
+    found = s2a_catalog_key(r, sc, digest, *key_hash, out);
     if (found < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0202) "key lookup: no database");
         return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
     }
     if (!found) {
-        return s2a_fail(r, HTTP_UNAUTHORIZED, "invalid x-api-key");
+        return refuse_key(r, sc, address, "invalid x-api-key");
     }
     if (!out->active) {
-        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key is disabled");
+        return refuse_key(r, sc, address, "This API key is disabled");
     }
     if (out->expires_at && out->expires_at <= apr_time_sec(apr_time_now())) {
-        return s2a_fail(r, HTTP_UNAUTHORIZED, "This API key has expired");
+        return refuse_key(r, sc, address, "This API key has expired");
     }
     return OK;
 }

@@ -20,6 +20,7 @@
 #include "s2a_db_oauth.h"
 #include "s2a_db_schema.h"
 #include "s2a_json.h"
+#include "s2a_memo.h"
 #include "s2a_metrics.h"
 #include "s2a_pricing.h"
 #include "s2a_request.h"
@@ -42,6 +43,12 @@ APLOG_USE_MODULE(sub2api);
 #define S2A_DEFAULT_STICKY_TTL 3600
 #define S2A_DEFAULT_MAX_SESSIONS 65536
 #define S2A_DEFAULT_OAUTH_WATCH 30
+#define S2A_DEFAULT_AUTH_FAILURE_LIMIT 60
+/* entries of a catalog's memories of strangers */
+#define S2A_UNKNOWN_KEYS 16384
+/* known keys a process caches at most (their number is the database's) */
+#define S2A_KNOWN_KEYS 100000
+#define S2A_BLOCKED_ADDRESSES 4096
 /* how long a conversation waits for its full account before moving */
 #define S2A_STICKY_WAIT_MSEC 2000
 /* a streamed request that waits for a place gets a ping this often */
@@ -70,6 +77,10 @@ typedef struct {
     apr_hash_t *old_keys;
     apr_uint32_t keys_gen;
     apr_time_t keys_loaded;
+    /* strangers, in memory of a fixed size: keys the database does not
+     * know, and addresses over Sub2apiAuthFailureLimit (until when) */
+    s2a_memo *unknown_keys;
+    s2a_memo *blocked;
 } s2a_catalog;
 
 typedef struct {
@@ -82,6 +93,7 @@ typedef struct {
     int cache_ttl;
     int max_switches;              /* -1 unset */
     int failover_uncertain;        /* Sub2apiFailoverUncertain; -1 unset */
+    int auth_failure_limit;        /* Sub2apiAuthFailureLimit per minute and address; -1 unset */
     int slot_wait;                 /* seconds a request waits for a free account; -1 unset */
     int sticky_ttl;                /* seconds a conversation stays bound to its account; -1 unset */
     const unsigned char *cred_key; /* Sub2apiCredentialKeyFile: 32 bytes; NULL: none */
@@ -225,8 +237,10 @@ const char *s2a_server_label(apr_pool_t *p, server_rec *s);
 
 /* Catalog (mod_sub2api_catalog.c). */
 apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out);
-/* 1 found, 0 unknown, -1 database unavailable. */
-int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const char *key_hash, s2a_key_rec *out);
+/* The key whose SHA-256 is `digest` (its hex: `key_hash`): 1 found, 0
+ * unknown, -1 database unavailable. */
+int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const unsigned char *digest,
+                    const char *key_hash, s2a_key_rec *out);
 /* What a request holds of its user's balance while it runs: its estimated
  * usage at the prices of the model the chosen account is sent. */
 typedef struct {

@@ -178,6 +178,9 @@ int s2a_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         if (sc->sticky_ttl < 0) {
             sc->sticky_ttl = S2A_DEFAULT_STICKY_TTL;
         }
+        if (sc->auth_failure_limit < 0) {
+            sc->auth_failure_limit = S2A_DEFAULT_AUTH_FAILURE_LIMIT;
+        }
         if (sc->prices) {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp, S2ALOGNO(0002) "price table %s: %d models",
                          sc->price_file, s2a_pricing_count(sc->prices));

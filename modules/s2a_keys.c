@@ -33,6 +33,21 @@ apr_status_t s2a_redeem_code_generate(apr_pool_t *p, char **code)
     return rv;
 }
 
+int s2a_key_well_formed(const char *key)
+{
+    apr_size_t prefix = strlen(S2A_KEY_PREFIX), i;
+    if (!key || strncmp(key, S2A_KEY_PREFIX, prefix) != 0 ||
+        strlen(key) != prefix + 2 * KEY_RANDOM_BYTES) {
+        return 0;
+    }
+    for (i = prefix; key[i]; i++) {
+        if (!((key[i] >= '0' && key[i] <= '9') || (key[i] >= 'a' && key[i] <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 char *s2a_key_hash(apr_pool_t *p, const char *key)
 {
     unsigned char d[S2A_SHA256_LEN];

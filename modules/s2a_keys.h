@@ -15,6 +15,10 @@ apr_status_t s2a_key_generate(apr_pool_t *p, char **key);
    hashed like keys (s2a_key_hash), shown with s2a_key_prefix. */
 apr_status_t s2a_redeem_code_generate(apr_pool_t *p, char **code);
 
+/* 1 when `key` has the form every key the gateway issues has ("sk-s2a-" and
+   48 lowercase hex characters): anything else is refused without a look. */
+int s2a_key_well_formed(const char *key);
+
 /* SHA-256 hex of the key: what the database stores instead of the key. */
 char *s2a_key_hash(apr_pool_t *p, const char *key);
 

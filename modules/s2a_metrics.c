@@ -78,6 +78,12 @@ static const struct {
      "Usage rows written to a journal file because the database was away."},
     {"sub2api_writer_queue_rows", "gauge",
      "Usage rows waiting in the writers' queues, all processes together."},
+    {"sub2api_key_lookups_total", "counter",
+     "Client keys looked up in the database: those the processes' caches did not hold."},
+    {"sub2api_auth_failures_total", "counter",
+     "Requests refused for a missing, malformed, unknown, disabled or expired key."},
+    {"sub2api_auth_blocked_total", "counter",
+     "Requests refused with 429 from an address over Sub2apiAuthFailureLimit."},
 };
 
 static apr_int64_t add(apr_int64_t *v, apr_int64_t d)

@@ -41,6 +41,9 @@ enum {
     S2A_COUNT_DB_ERRORS,
     S2A_COUNT_JOURNALED,  /* usage rows that went to a journal */
     S2A_GAUGE_QUEUE,      /* usage rows waiting for the writer, all processes */
+    S2A_COUNT_KEY_LOOKUPS,  /* keys looked up in the database: cache misses */
+    S2A_COUNT_AUTH_FAILURES, /* requests refused for their key (401) */
+    S2A_COUNT_AUTH_BLOCKED,  /* requests of an address over Sub2apiAuthFailureLimit (429) */
     S2A_COUNTS
 };
 

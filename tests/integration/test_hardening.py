@@ -3,13 +3,19 @@ cannot be reached past it, a free request rests no account, one request
 takes at most one account out of service, and a request waits for its
 limits before its body is read."""
 
+import concurrent.futures
+import http.client
 import json
+import os
+import secrets
 import socket
+import subprocess
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from harness import messages_body
+from harness import messages_body, ANTHROPIC_VERSION
 
 
 def error_of(raw):
@@ -131,3 +137,134 @@ def test_limits_before_the_body(gateway, short_wait):
     assert answer.startswith(b"HTTP/1.1 429"), answer[:200]
     assert took < 3.5  # Sub2apiSlotWait, not the body's timeout
     assert slow.result()[0] == 200
+
+
+def counter(gw, name):
+    status, _, raw = gw.get("/metrics")
+    assert status == 200, raw
+    for family in text_string_to_metric_families(raw.decode()):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise AssertionError("no %s in the scrape" % name)
+
+
+class Client:
+    """One keep-alive connection: its requests stay with one httpd child."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def models(self, key):
+        self.conn.request("GET", "/v1/models", headers={"x-api-key": key,
+                                                        "anthropic-version": ANTHROPIC_VERSION})
+        res = self.conn.getresponse()
+        res.read()
+        return res.status
+
+    def close(self):
+        self.conn.close()
+
+
+def random_key():
+    return "sk-s2a-" + secrets.token_hex(24)
+
+
+def test_strangers_cost_no_lookup_twice(gateway, tenant):
+    gw = gateway
+    client = Client(gw.port)
+    try:
+        assert client.models(tenant.api_key) == 200
+        before = counter(gw, "sub2api_key_lookups_total")
+        # not of the gateway's form: refused unread
+        for bad in ("sk-ant-api03-" + "x" * 40, "sk-s2a-" + "Z" * 48, "x", "sk-s2a-" + "0" * 47):
+            assert client.models(bad) == 401
+        assert counter(gw, "sub2api_key_lookups_total") == before
+        # of its form but unknown: looked up once, then remembered
+        stranger = random_key()
+        assert client.models(stranger) == 401
+        assert client.models(stranger) == 401
+        assert client.models(stranger) == 401
+        assert counter(gw, "sub2api_key_lookups_total") == before + 1
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def failure_limit(gateway):
+    gateway.reload("Sub2apiAuthFailureLimit 5")
+    yield
+    gateway.reload("")
+
+
+def test_failed_authentications_are_limited_per_address(gateway, tenant, failure_limit):
+    gw = gateway
+    blocked = counter(gw, "sub2api_auth_blocked_total")
+    statuses = [gw.get("/v1/models", key=random_key())[0] for _ in range(5)]
+    if 429 in statuses:  # the clock minute turned: its count starts again
+        statuses = [gw.get("/v1/models", key=random_key())[0] for _ in range(5)]
+    assert statuses == [401] * 5
+    status, headers, raw = gw.get("/v1/models", key=random_key())
+    assert status == 429 and json.loads(raw)["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(headers["retry-after"]) <= 61
+    # the address is refused, a good key included, until the minute ends
+    status, _, _ = gw.get("/v1/models", key=tenant.api_key)
+    assert status == 429
+    assert counter(gw, "sub2api_auth_blocked_total") >= blocked + 2
+    assert gw.mock_requests() == []
+
+
+def children(gw):
+    pid = int((gw.httpd.run_dir / "httpd.pid").read_text())
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def rss_kb(pids):
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+@pytest.fixture
+def long_cache(gateway):
+    gateway.reload("Sub2apiCacheTTL 600")
+    yield
+    gateway.reload("")
+
+
+def test_a_flood_of_random_keys(gateway, long_cache):
+    """100,000 well-formed random keys: the processes stay the size they
+    were, and a known key stays cached through it."""
+    gw = gateway
+    if gw.db != "sqlite" or os.environ.get("S2A_MODULE", "").find("/asan/") >= 0:
+        pytest.skip("one configuration is enough: the caches are the same in all")
+    t = gw.new_tenant()
+    threads = 4
+    clients = [Client(gw.port) for _ in range(threads)]
+    try:
+        for c in clients:
+            assert c.models(t.api_key) == 200
+        pids = children(gw)
+
+        def flood(c, n):
+            return sum(c.models(random_key()) == 401 for _ in range(n))
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            assert sum(pool.map(flood, clients, [2000] * threads)) == 2000 * threads
+        warm = rss_kb(pids)
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            assert sum(pool.map(flood, clients, [23000] * threads)) == 23000 * threads
+        after = rss_kb(pids)
+        assert after <= warm * 1.10, (warm, after)
+        lookups = counter(gw, "sub2api_key_lookups_total")
+        for c in clients:
+            assert c.models(t.api_key) == 200
+        assert counter(gw, "sub2api_key_lookups_total") == lookups
+    finally:
+        for c in clients:
+            c.close()

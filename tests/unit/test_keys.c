@@ -37,6 +37,24 @@ static void test_generate(void)
     S2A_CHECK(strcmp(k1, k2) != 0);
 }
 
+static void test_well_formed(void)
+{
+    char *k = NULL;
+    S2A_CHECK_INT(s2a_key_generate(pool, &k), APR_SUCCESS);
+    S2A_CHECK(s2a_key_well_formed(k));
+    S2A_CHECK(!s2a_key_well_formed(NULL));
+    S2A_CHECK(!s2a_key_well_formed(""));
+    S2A_CHECK(!s2a_key_well_formed("sk-s2a-"));
+    S2A_CHECK(!s2a_key_well_formed(apr_pstrcat(pool, k, "0", NULL)));
+    S2A_CHECK(!s2a_key_well_formed(apr_pstrndup(pool, k, strlen(k) - 1)));
+    S2A_CHECK(!s2a_key_well_formed(apr_pstrcat(pool, "sk-ant-", k + 7, NULL)));
+    k[20] = 'A';
+    S2A_CHECK(!s2a_key_well_formed(k));
+    k[20] = 'g';
+    S2A_CHECK(!s2a_key_well_formed(k));
+    S2A_CHECK(!s2a_key_well_formed("sk-s2a-0000000000000000000000000000000000000000000000\n0"));
+}
+
 static void test_hash(void)
 {
     const char *key = "sk-s2a-0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -105,6 +123,7 @@ int main(void)
     apr_pool_create(&pool, NULL);
 
     test_generate();
+    test_well_formed();
     test_hash();
     test_prefix();
     test_from_headers();
