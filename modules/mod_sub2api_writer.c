@@ -71,15 +71,76 @@ static apr_status_t write_once(apr_pool_t *p, server_rec *s, const s2a_usage_row
     return rv;
 }
 
-static apr_status_t sink(void *baton, const s2a_usage_row *rows, int n)
-{
-    sink_ctx *k = baton;
-    return write_once(k->p, k->s, rows, n, &k->err);
-}
-
 static s2a_srv_conf *conf_of(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &sub2api_module);
+}
+
+/* Whether the database takes a write now: a batch that failed while it
+ * does holds a row the database refuses. */
+static int takes_writes(apr_pool_t *p, server_rec *s)
+{
+    s2a_dbc c;
+    void *h;
+    int ok = 0;
+    if (s2a_dbc_open(p, s, &c, &h)) {
+        ok = s2a_db_begin(&c) == 0 && s2a_db_end(&c, 0) == 0;
+        s2a_dbc_close(s, h);
+    }
+    return ok;
+}
+
+/* Where refused rows wait for an operator: beside the host's journal. */
+static const char *refused_path(apr_pool_t *p, server_rec *s)
+{
+    return apr_pstrcat(p, conf_of(s)->journal, ".refused", NULL);
+}
+
+static void refuse_row(apr_pool_t *p, server_rec *s, const s2a_usage_row *row, const char *why)
+{
+    const char *path = refused_path(p, s);
+    apr_status_t rv = s2a_journal_append(p, path, row, 1);
+    s2a_metrics_note(S2A_COUNT_ROWS_REFUSED);
+    ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                 S2ALOGNO(0310) "usage row %s (user %" APR_INT64_T_FMT ", %" APR_INT64_T_FMT
+                                " nano-USD) refused by the database: %s; %s %s",
+                 row->request_id, row->user_id, row->actual_cost, why,
+                 rv == APR_SUCCESS ? "kept in" : "could not be kept in", path);
+}
+
+/* Writes rows; when the batch fails while the database takes writes, the
+ * rows are tried one by one, and one the database refuses alone is set
+ * apart (refuse_row) so that the others, and the journal's replay, go on.
+ * APR_SUCCESS when every row was written or set apart; a row written
+ * before a failure is skipped when the batch comes again. */
+static apr_status_t store_rows(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows, int n,
+                               const char **err)
+{
+    int i;
+    if (write_once(p, s, rows, n, err) == APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    if (!takes_writes(p, s)) {
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < n; i++) {
+        const char *why = NULL;
+        if (write_once(p, s, &rows[i], 1, &why) == APR_SUCCESS) {
+            continue;
+        }
+        if (!takes_writes(p, s)) {
+            *err = why;
+            return APR_EGENERAL;
+        }
+        refuse_row(p, s, &rows[i], why);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t sink(void *baton, const s2a_usage_row *rows, int n)
+{
+    sink_ctx *k = baton;
+    return store_rows(k->p, k->s, rows, n, &k->err);
 }
 
 /* Rows journaled by any process of the host go to their databases. */
@@ -124,7 +185,7 @@ static void write_group(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows,
     int tries = stopping ? 1 : S2A_WRITE_TRIES, attempt, i;
 
     for (attempt = 1; attempt <= tries && apr_time_now() >= wq.away_until; attempt++) {
-        if (write_once(p, s, rows, n, &err) == APR_SUCCESS) {
+        if (store_rows(p, s, rows, n, &err) == APR_SUCCESS) {
             return;
         }
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
@@ -278,13 +339,28 @@ void s2a_writer_enqueue(request_rec *r, const s2a_usage_row *row)
     apr_thread_mutex_unlock(wq.mutex);
 }
 
+/* A file the child processes may write, made by the parent (the runtime
+ * directory may be the parent's alone). */
+static apr_status_t make_for_children(apr_pool_t *p, const char *path)
+{
+    apr_file_t *f;
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
+                                    APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    if (rv == APR_SUCCESS) {
+        apr_file_close(f);
+        if (geteuid() == 0 && chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+            rv = errno;
+        }
+    }
+    return rv;
+}
+
 /* Default: sub2api-usage-<host>-<port>.journal in DefaultRuntimeDir. */
 int s2a_writer_journals(apr_pool_t *pconf, server_rec *s)
 {
     server_rec *sp;
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = conf_of(sp);
-        apr_file_t *f;
         apr_status_t rv;
         if (!sc->journal) {
             char *name = apr_psprintf(pconf, "sub2api-usage-%s-%u.journal",
@@ -299,18 +375,11 @@ int s2a_writer_journals(apr_pool_t *pconf, server_rec *s)
             }
             sc->journal = ap_runtime_dir_relative(pconf, name);
         }
-        rv = apr_file_open(&f, sc->journal, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
-                           APR_FPROT_UREAD | APR_FPROT_UWRITE, pconf);
-        if (rv == APR_SUCCESS) {
-            apr_file_close(f);
-            if (geteuid() == 0 &&
-                chown(sc->journal, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
-                rv = errno;
-            }
-        }
-        if (rv != APR_SUCCESS) {
+        if ((rv = make_for_children(pconf, sc->journal)) != APR_SUCCESS ||
+            (rv = make_for_children(pconf, refused_path(pconf, sp))) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, sp,
-                         S2ALOGNO(0309) "Sub2apiJournal: cannot create %s for the child processes",
+                         S2ALOGNO(0309) "Sub2apiJournal: cannot create %s (or its .refused) for "
+                                        "the child processes",
                          sc->journal);
             return HTTP_INTERNAL_SERVER_ERROR;
         }

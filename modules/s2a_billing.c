@@ -17,6 +17,24 @@ const char *s2a_billing_outcome(int client_left, int broken, int ended, int stre
     return "ok";
 }
 
+/* src into dst[size], cut where a character ends: a model name cut inside
+ * a UTF-8 sequence would be refused by a database that checks encodings. */
+static void copy_text(char *dst, apr_size_t size, const char *src)
+{
+    apr_size_t n = strlen(src), end;
+    if (n < size) {
+        memcpy(dst, src, n + 1);
+        return;
+    }
+    end = size - 1;
+    /* back to the first byte of the character the cut falls in */
+    while (end > 0 && ((unsigned char)src[end] & 0xC0) == 0x80) {
+        end--;
+    }
+    memcpy(dst, src, end);
+    dst[end] = '\0';
+}
+
 void s2a_billing_row(const s2a_billing_facts *f, s2a_usage_row *row, s2a_usage *usage)
 {
     s2a_cost cost;
@@ -32,8 +50,8 @@ void s2a_billing_row(const s2a_billing_facts *f, s2a_usage_row *row, s2a_usage *
     row->api_key_id = f->key->id;
     row->account_id = f->account_id;
     row->group_id = f->key->group_id;
-    apr_cpystrn(row->model, f->model, sizeof(row->model));
-    apr_cpystrn(row->upstream_model, f->upstream_model, sizeof(row->upstream_model));
+    copy_text(row->model, sizeof(row->model), f->model);
+    copy_text(row->upstream_model, sizeof(row->upstream_model), f->upstream_model);
     row->input_tokens = usage->input;
     row->output_tokens = usage->output;
     row->cache_creation_tokens = usage->cache_creation;

@@ -30,7 +30,8 @@ typedef struct {
     apr_time_t start, first_byte, now;
 } s2a_billing_facts;
 
-/* The row of an answered attempt. A stream whose final count never came is
+/* The row of an answered attempt (model names longer than its columns cut
+ * where a character ends). A stream whose final count never came is
  * billed for the content it carried (s2a_usage_output_estimate). The cost
  * is s2a_cost_compute at the key's group multiplier; a subscription row is
  * billed to its windows (total), others to the balance (actual). *usage

@@ -76,6 +76,8 @@ static const struct {
      "Database operations that failed (connections, queries, usage writes)."},
     {"sub2api_usage_rows_journaled_total", "counter",
      "Usage rows written to a journal file because the database was away."},
+    {"sub2api_usage_rows_refused_total", "counter",
+     "Usage rows the database refused, kept apart in the journal's .refused file."},
     {"sub2api_writer_queue_rows", "gauge",
      "Usage rows waiting in the writers' queues, all processes together."},
     {"sub2api_key_lookups_total", "counter",

@@ -40,6 +40,7 @@ enum {
     S2A_COUNT_STORE_ERRORS,
     S2A_COUNT_DB_ERRORS,
     S2A_COUNT_JOURNALED,  /* usage rows that went to a journal */
+    S2A_COUNT_ROWS_REFUSED, /* usage rows the database refused, set apart */
     S2A_GAUGE_QUEUE,      /* usage rows waiting for the writer, all processes */
     S2A_COUNT_KEY_LOOKUPS,  /* keys looked up in the database: cache misses */
     S2A_COUNT_AUTH_FAILURES, /* requests refused for their key (401) */

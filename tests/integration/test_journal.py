@@ -3,8 +3,10 @@ and accounts known before serve on), the usage rows wait in the journal
 file, and once the database is back each row is written exactly once, with
 its deduction."""
 
+import concurrent.futures
 import http.client
 import json
+import sqlite3
 import time
 
 import pytest
@@ -74,3 +76,70 @@ def test_rows_kept_while_database_away_are_written_once(pg_gateway):
     time.sleep(6)
     assert len(gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]) == 7
     assert gw.admin_ok("GET", "/admin/users/%d" % t.user["id"])["balance_nanousd"] == after
+
+
+REFUSED_TOKENS = 4242
+
+
+@pytest.fixture
+def refusing_database(gateway):
+    """The database refuses usage rows of REFUSED_TOKENS input tokens, as it
+    would a row it cannot store (an encoding it does not take, a number out
+    of its range)."""
+    if gateway.pg:
+        gateway.pg.psql(
+            "CREATE FUNCTION s2a_test_refuse() RETURNS trigger AS $$ BEGIN"
+            " IF NEW.input_tokens = %d THEN RAISE EXCEPTION 'refused for the test'; END IF;"
+            " RETURN NEW; END $$ LANGUAGE plpgsql;"
+            " CREATE TRIGGER s2a_test_refuse BEFORE INSERT ON s2a_usage"
+            " FOR EACH ROW EXECUTE FUNCTION s2a_test_refuse();" % REFUSED_TOKENS)
+    else:
+        con = sqlite3.connect(str(gateway.sqlite_path), timeout=10)
+        con.execute("CREATE TRIGGER s2a_test_refuse BEFORE INSERT ON s2a_usage"
+                    " WHEN NEW.input_tokens = %d BEGIN SELECT RAISE(ABORT, 'refused for the"
+                    " test'); END" % REFUSED_TOKENS)
+        con.commit()
+        con.close()
+        # apr-util's SQLite statements do not survive a schema change: new
+        # children, new connections
+        gateway.reload("")
+    gateway.expect_error(r"S2A0310|S2A0301")
+    yield gateway
+    if gateway.pg:
+        gateway.pg.psql("DROP TRIGGER s2a_test_refuse ON s2a_usage;"
+                        " DROP FUNCTION s2a_test_refuse();")
+    else:
+        con = sqlite3.connect(str(gateway.sqlite_path), timeout=10)
+        con.execute("DROP TRIGGER s2a_test_refuse")
+        con.commit()
+        con.close()
+        gateway.reload("")
+
+
+def test_a_refused_row_is_set_apart(refusing_database):
+    """A row the database refuses fails its batch: it is tried alone, set
+    apart in the journal's .refused file, and the rows batched with it are
+    written; the next batches go on."""
+    gw = refusing_database
+    t = gw.new_tenant(balance_usd="5")
+
+    def send(tokens):
+        body = messages_body(mock={"usage": {"input_tokens": tokens, "output_tokens": 10}})
+        return gw.post_messages(body, key=t.api_key)[0]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        statuses = list(pool.map(send, [100, REFUSED_TOKENS, 101]))
+    assert statuses == [200, 200, 200]
+    rows = gw.wait_usage({"key_id": t.key["id"]}, count=2)
+    time.sleep(0.5)
+    rows = gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]
+    assert sorted(r["input_tokens"] for r in rows) == [100, 101]
+    wait_log(gw, "S2A0310")
+    log = gw.error_log(gw.test_offset)
+    refused = [line for line in log.splitlines() if "S2A0310" in line][0]
+    assert "refused for the test" in refused
+    path = refused.rsplit(" kept in ", 1)[1].strip()
+    kept = open(path).read()
+    assert kept.count("\n") >= 1 and "\t%d\t" % REFUSED_TOKENS in kept
+    # the writer goes on
+    assert send(102) == 200
+    gw.wait_usage({"key_id": t.key["id"]}, count=3)

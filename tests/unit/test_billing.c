@@ -90,6 +90,24 @@ static void test_row(apr_pool_t *p)
     s2a_billing_row(&f, &row, &billed);
     S2A_CHECK_INT(row.output_tokens, 1);
 
+    /* long model names are cut where a character ends */
+    {
+        char *name = apr_palloc(p, 200);
+        int i;
+        for (i = 0; i < 63; i++) {
+            memcpy(name + 2 * i, "\xc3\xa9", 2); /* U+00E9: two bytes */
+        }
+        memcpy(name + 126, "\xe2\x82\xac-tail", 9); /* U+20AC: three bytes, at 126 */
+        f.model = name;
+        s2a_billing_row(&f, &row, &billed);
+        S2A_CHECK_INT(strlen(row.model), 126);
+        S2A_CHECK(memcmp(row.model + 124, "\xc3\xa9", 2) == 0);
+        f.model = "short-\xc3\xa9";
+        s2a_billing_row(&f, &row, &billed);
+        S2A_CHECK_STR(row.model, "short-\xc3\xa9");
+        f.model = "claude";
+    }
+
     /* a subscription's row is marked for its windows */
     key.subscription = 1;
     s2a_billing_row(&f, &row, &billed);
