@@ -164,8 +164,7 @@ def test_user_and_group_changes(gateway, ctl):
     assert "nothing to change" in res.stderr
     res = ctl("user", "show", "999999999", code=1)
     assert "No such user" in res.stderr and "404" in res.stderr
-    # a malformed amount is refused before anything is sent (the API would
-    # apply the fields before it one after another)
+    # a malformed amount is refused before anything is sent
     res = ctl("user", "set", uid, "--name", "renamed", "--balance", "a lot", code=2)
     assert "--balance" in res.stderr and "decimal" in res.stderr
     assert gateway.admin_ok("GET", "/admin/users/%d" % uid)["name"] == user["name"]
@@ -696,14 +695,15 @@ def test_balance_log_actor_reason_and_paging(gateway, ctl):
     ctl("user", "set", uid, "--balance", "20")
     log = ctl.json("balance-log", "--user", uid)["data"]
     assert [(e["kind"], e["delta_nanousd"], e["balance_after_nanousd"]) for e in log] == [
-        ("set", 7_500_000_000, 20 * 10**9), ("add", 2_500_000_000, 12_500_000_000)]
+        ("set", 7_500_000_000, 20 * 10**9), ("add", 2_500_000_000, 12_500_000_000),
+        ("set", 10 * 10**9, 10 * 10**9)]
     assert (log[1]["actor"], log[1]["reason"]) == ("ops:alice", "refund for ticket 4711")
     assert log[0]["actor"] == "admin"
     assert gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"] == log
     table = ctl("balance-log", "--user", uid).stdout
     line = [l for l in table.splitlines() if "ops:alice" in l]
     assert line and "refund for ticket 4711" in line[0] and "12.5" in line[0].split(), table
-    assert "2 changes" in table and "--before-id" not in table
+    assert "3 changes" in table and "--before-id" not in table
 
     page = ctl("balance-log", "--user", uid, "--limit", "1").stdout
     assert "1 change; older: --before-id %d" % log[0]["id"] in page
@@ -719,7 +719,7 @@ def test_balance_log_actor_reason_and_paging(gateway, ctl):
         assert why in res.stderr, res.stderr
     after = gateway.admin_ok("GET", path)
     assert after["name"] == user["name"] and after["balance_nanousd"] == 20 * 10**9
-    assert len(gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"]) == 2
+    assert len(gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"]) == 3
     assert "1 to 10000" in ctl("balance-log", "--limit", "10001", code=2).stderr
 
 
