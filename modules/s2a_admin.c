@@ -7,6 +7,8 @@
 
 #include "s2a_admin.h"
 #include "s2a_pricing.h"
+#include "s2a_status.h"
+#include "s2a_subscription.h"
 
 /* ---- the resources ---- */
 
@@ -464,19 +466,76 @@ static const s2a_admin_field subscription_fields[] = {
      .message = "status active or disabled, expires_at Unix seconds"},
     {NULL}};
 
+/* A column of the subscription's group, read with the subscription. */
+#define GROUP_LIMIT(w)                                                                             \
+    " (SELECT g." w "_limit_nanousd FROM s2a_groups g WHERE g.id = s2a_subscriptions.group_id)"    \
+    " AS " w "_limit_nanousd"
+
 static const s2a_admin_filter by_user[] = {{"user_id", "user_id = %lld", 0}, {NULL}};
+
+static apr_int64_t int_in(json_object *row, const char *name)
+{
+    json_object *v;
+    return json_object_object_get_ex(row, name, &v) ? json_object_get_int64(v) : 0;
+}
+
+static json_object *usd_or_null(apr_pool_t *p, apr_int64_t nano, json_object **text)
+{
+    *text = nano < 0 ? NULL : json_object_new_string(s2a_usd_format(p, nano));
+    return nano < 0 ? NULL : json_object_new_int64(nano);
+}
+
+/* A subscription's windows as they stand, with their group's allowances
+ * (read with the row, then left out of it), and its standing. */
+static void subscription_shape(apr_pool_t *p, json_object *row, apr_int64_t now)
+{
+    s2a_windows w;
+    s2a_window_view view[S2A_WINDOWS];
+    json_object *windows = json_object_new_object(), *v;
+    int i;
+
+    for (i = 0; i < S2A_WINDOWS; i++) {
+        const char *name = s2a_window_names[i];
+        const char *limit = apr_pstrcat(p, name, "_limit_nanousd", NULL);
+        w.limit[i] = int_in(row, limit);
+        w.usage[i] = int_in(row, apr_pstrcat(p, name, "_usage_nanousd", NULL));
+        w.start[i] = int_in(row, apr_pstrcat(p, name, "_start", NULL));
+        json_object_object_del(row, limit);
+    }
+    s2a_windows_view(&w, now, view);
+    for (i = 0; i < S2A_WINDOWS; i++) {
+        json_object *one = json_object_new_object(), *text;
+        json_object_object_add(one, "limit_nanousd", usd_or_null(p, view[i].limit, &text));
+        json_object_object_add(one, "limit_usd", text);
+        json_object_object_add(one, "used_nanousd", usd_or_null(p, view[i].used, &text));
+        json_object_object_add(one, "used_usd", text);
+        json_object_object_add(one, "left_nanousd", usd_or_null(p, view[i].left, &text));
+        json_object_object_add(one, "left_usd", text);
+        json_object_object_add(one, "resets_at", json_object_new_int64(view[i].resets_at));
+        json_object_object_add(windows, s2a_window_names[i], one);
+    }
+    json_object_object_add(row, "windows", windows);
+    json_object_object_add(
+        row, "state",
+        json_object_new_string(s2a_subscription_state_names[s2a_subscription_state_at(
+            json_object_object_get_ex(row, "status", &v) &&
+                strcmp(json_object_get_string(v), "active") == 0,
+            int_in(row, "expires_at"), &w, now)]));
+}
 
 const s2a_admin_resource s2a_admin_subscriptions = {
     .name = "subscriptions",
     .noun = "subscription",
     .table = "s2a_subscriptions",
-    .columns = "id, user_id, group_id, expires_at, status, daily_usage_nanousd, daily_start,"
-               " weekly_usage_nanousd, weekly_start, monthly_usage_nanousd, monthly_start,"
-               " created_at",
-    .types = "iiiisiiiiiii",
+    .columns =
+        "id, user_id, group_id, expires_at, status, daily_usage_nanousd, daily_start,"
+        " weekly_usage_nanousd, weekly_start, monthly_usage_nanousd, monthly_start,"
+        " created_at," GROUP_LIMIT("daily") "," GROUP_LIMIT("weekly") "," GROUP_LIMIT("monthly"),
+    .types = "iiiisiiiiiiiiii",
     .order = " ORDER BY id",
     .fields = subscription_fields,
-    .filters = by_user};
+    .filters = by_user,
+    .shape = subscription_shape};
 
 #define CODES_MESSAGE "either balance_usd (above 0) or group_id and days (1 to 36500)"
 
@@ -1073,8 +1132,16 @@ void s2a_admin_shape(apr_pool_t *p, const s2a_admin_resource *res, json_object *
 
 json_object *s2a_admin_account_state(json_object *row, const s2a_account_state *st, apr_time_t now)
 {
-    static const char *const windows[] = {"unknown", "allowed", "allowed_warning", "rejected"};
-    json_object *state = json_object_new_object(), *w = json_object_new_object();
+    json_object *state = json_object_new_object(), *w = json_object_new_object(), *v;
+    const char *row_status =
+        json_object_object_get_ex(row, "status", &v) ? json_object_get_string(v) : NULL;
+    int schedulable =
+        json_object_object_get_ex(row, "schedulable", &v) && json_object_get_boolean(v);
+    apr_time_t until;
+    s2a_status status = s2a_account_status(row_status, schedulable, st, now, &until);
+
+    json_object_object_add(state, "status", json_object_new_string(s2a_status_names[status]));
+    json_object_object_add(state, "status_until", json_object_new_int64(apr_time_sec(until)));
     json_object_object_add(state, "in_flight", json_object_new_int(st->in_flight));
     json_object_object_add(state, "error", json_object_new_boolean(st->error));
     json_object_object_add(state, "rate_limited_until",
@@ -1083,7 +1150,8 @@ json_object *s2a_admin_account_state(json_object *row, const s2a_account_state *
                            json_object_new_int64(apr_time_sec(st->overloaded_until)));
     json_object_object_add(state, "last_used_at",
                            json_object_new_int64(apr_time_sec(st->last_used)));
-    json_object_object_add(w, "status", json_object_new_string(windows[st->window_status & 3]));
+    json_object_object_add(w, "status",
+                           json_object_new_string(s2a_window_status_name(st->window_status)));
     json_object_object_add(w, "reset_at", json_object_new_int64(apr_time_sec(st->window_reset)));
     json_object_object_add(state, "window_5h", w);
     return state;

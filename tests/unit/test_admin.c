@@ -379,6 +379,62 @@ static void test_subscriptions_and_codes(void)
             "count: 1 to 1000");
 }
 
+static const char *field(json_object *o, const char *path)
+{
+    char *copy = apr_pstrdup(pool, path), *last, *name = apr_strtok(copy, ".", &last);
+    for (; name && o; name = apr_strtok(NULL, ".", &last)) {
+        o = json_object_object_get(o, name);
+    }
+    return o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : "(absent)";
+}
+
+static void test_answers(void)
+{
+    s2a_account_state st;
+    json_object *row, *state;
+
+    /* an account's state says its status and until when it lasts */
+    memset(&st, 0, sizeof(st));
+    st.rate_limited_until = apr_time_from_sec(1800000600);
+    st.window_status = 2;
+    row = json_tokener_parse("{\"id\":3,\"status\":\"active\",\"schedulable\":true}");
+    state = s2a_admin_account_state(row, &st, apr_time_from_sec(1800000000));
+    S2A_CHECK_STR(field(state, "status"), "\"rate_limited\"");
+    S2A_CHECK_STR(field(state, "status_until"), "1800000600");
+    S2A_CHECK_STR(field(state, "rate_limited_until"), "1800000600");
+    S2A_CHECK_STR(field(state, "window_5h.status"), "\"allowed_warning\"");
+    json_object_put(state);
+    json_object_object_add(row, "schedulable", json_object_new_boolean(0));
+    state = s2a_admin_account_state(row, &st, apr_time_from_sec(1800000000));
+    S2A_CHECK_STR(field(state, "status"), "\"unschedulable\"");
+    S2A_CHECK_STR(field(state, "status_until"), "0");
+    json_object_put(state);
+    json_object_put(row);
+
+    /* a subscription's windows, with its group's allowances */
+    row = json_tokener_parse("{\"id\":1,\"status\":\"active\",\"expires_at\":1800086400,"
+                             "\"daily_usage_nanousd\":250000000,\"daily_start\":1799990000,"
+                             "\"weekly_usage_nanousd\":7,\"weekly_start\":1000,"
+                             "\"monthly_usage_nanousd\":250000000,\"monthly_start\":1799990000,"
+                             "\"daily_limit_nanousd\":1000000000,\"weekly_limit_nanousd\":0,"
+                             "\"monthly_limit_nanousd\":100000000}");
+    s2a_admin_shape(pool, &s2a_admin_subscriptions, row, 1800000000);
+    S2A_CHECK_STR(field(row, "windows.daily"),
+                  "{\"limit_nanousd\":1000000000,\"limit_usd\":\"1\",\"used_nanousd\":250000000,"
+                  "\"used_usd\":\"0.25\",\"left_nanousd\":750000000,\"left_usd\":\"0.75\","
+                  "\"resets_at\":1800076400}");
+    /* past its end: empty and not running; no limit: nothing left to count */
+    S2A_CHECK_STR(field(row, "windows.weekly"),
+                  "{\"limit_nanousd\":0,\"limit_usd\":\"0\",\"used_nanousd\":0,"
+                  "\"used_usd\":\"0\",\"left_nanousd\":null,\"left_usd\":null,"
+                  "\"resets_at\":0}");
+    S2A_CHECK_STR(field(row, "windows.monthly.left_usd"), "\"0\"");
+    S2A_CHECK_STR(field(row, "state"), "\"used_up\"");
+    S2A_CHECK_STR(field(row, "daily_limit_nanousd"), "(absent)");
+    S2A_CHECK_STR(field(row, "daily_usage_nanousd"), "250000000");
+    json_object_put(row);
+}
+
 static void test_listings(void)
 {
     apr_table_t *q = apr_table_make(pool, 4);
@@ -446,6 +502,7 @@ int main(void)
     test_keys();
     test_accounts();
     test_subscriptions_and_codes();
+    test_answers();
     test_listings();
     apr_pool_destroy(pool);
     apr_terminate();
