@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import harness
 
@@ -100,7 +101,7 @@ def test_tenant_setup_request_usage_and_key_disable(gateway, ctl, tmp_path):
     assert any(key["prefix"] in line and "active" in line for line in keys.splitlines()), keys
     accounts = ctl("account", "list").stdout
     line = [l for l in accounts.splitlines() if account["name"] in l]
-    assert line and gateway.mock.url in line[0] and "ready" in line[0], accounts
+    assert line and gateway.mock.url in line[0] and "active" in line[0], accounts
     shown = ctl("account", "show", account["id"]).stdout
     assert account["credential"] in shown
     assert secret not in accounts + shown
@@ -315,7 +316,7 @@ def test_limits_schedulable_and_clear_cooldown(gateway, ctl, tmp_path):
     assert status == 429, raw
     assert gateway.admin_ok("GET", path)["state"]["rate_limited_until"] > 0
     shown = ctl("account", "show", aid).stdout
-    assert "rate-limited" in shown and "5-hour window" in shown
+    assert "rate_limited until" in shown and "5-hour window" in shown
     status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
     assert status == 503, raw
     cleared = ctl.json("account", "clear-cooldown", aid)
@@ -750,3 +751,62 @@ def test_account_error_codes(gateway, ctl, tmp_path):
                        "--group", t.group["id"], "--error-codes", "429,529")
     assert gateway.admin_ok("GET", "/admin/accounts/%d" % account["id"])[
         "custom_error_codes"] == [429, 529]
+
+
+def test_status_is_told_alike_by_the_api_the_metrics_and_the_cli(gateway, ctl):
+    """One vocabulary: accounts put in each status (upstream 429, 529 and 401
+    answers from the mock, a rejected 5-hour window, an operator's changes)
+    are named alike by the admin API, the metrics and `account show`."""
+    gateway.expect_error(r"S2A0205|S2A0207|S2A0204")
+    now = int(time.time())
+    tenants = {name: gateway.new_tenant() for name in (
+        "active", "rate_limited", "overloaded", "window_rejected", "error", "unschedulable",
+        "disabled")}
+    answers = {
+        "rate_limited": ({"status": 429,
+                          "headers": {"anthropic-ratelimit-unified-reset": str(now + 3600)}},
+                         429),
+        "overloaded": ({"status": 529}, 503),
+        "window_rejected": ({"headers": {"anthropic-ratelimit-unified-5h-status": "rejected",
+                                         "anthropic-ratelimit-unified-5h-reset":
+                                             str(now + 3 * 3600)}}, 200),
+        "error": ({"status": 401}, 502),
+    }
+    for name, (mock, want) in answers.items():
+        status, _, raw = gateway.post_messages(harness.messages_body(mock=mock),
+                                               key=tenants[name].api_key)
+        assert status == want, (name, raw)
+    gateway.admin_ok("PATCH", "/admin/accounts/%d" % tenants["unschedulable"].account["id"],
+                     {"schedulable": False})
+    gateway.admin_ok("PATCH", "/admin/accounts/%d" % tenants["disabled"].account["id"],
+                     {"status": "disabled"})
+
+    status, _, raw = gateway.get("/metrics")
+    assert status == 200, raw
+    scraped = {}
+    for family in text_string_to_metric_families(raw.decode()):
+        for sample in family.samples:
+            if sample.name == "sub2api_account_state" and sample.value == 1:
+                scraped.setdefault(sample.labels["account"], []).append(sample.labels["state"])
+
+    for name, t in tenants.items():
+        aid = t.account["id"]
+        state = gateway.admin_ok("GET", "/admin/accounts/%d" % aid)["state"]
+        assert state["status"] == name, (name, state)
+        assert scraped[str(aid)] == [name], (name, scraped.get(str(aid)))
+        shown = [line for line in ctl("account", "show", aid).stdout.splitlines()
+                 if line.startswith("state:")]
+        assert shown and shown[0].split()[1] == name, (name, shown)
+        listed = [line for line in ctl("account", "list").stdout.splitlines()
+                  if t.account["name"] in line]
+        assert listed and name in listed[0].split(), (name, listed)
+        if name in ("rate_limited", "overloaded", "window_rejected"):
+            assert state["status_until"] > now and "until" in shown[0], (name, state, shown)
+        else:
+            assert state["status_until"] == 0 and "until" not in shown[0], (name, state)
+    limited = gateway.admin_ok("GET", "/admin/accounts/%d"
+                               % tenants["rate_limited"].account["id"])["state"]
+    assert limited["status_until"] == limited["rate_limited_until"]
+    rejected = gateway.admin_ok("GET", "/admin/accounts/%d"
+                                % tenants["window_rejected"].account["id"])["state"]
+    assert rejected["status_until"] == rejected["window_5h"]["reset_at"] == now + 3 * 3600
