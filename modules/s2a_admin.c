@@ -189,7 +189,8 @@ static const s2a_admin_field user_fields[] = {
      .flags = BOTH | S2A_ADMIN_EMPTY,
      .max = 500,
      .message = "actor: a string of at most 100 characters, reason: at most 500"},
-    {NULL}};
+    {NULL},
+};
 
 const s2a_admin_resource s2a_admin_users = {
     .name = "users",
@@ -234,7 +235,8 @@ static const s2a_admin_field group_fields[] = {
     WINDOW_LIMIT("daily"),
     WINDOW_LIMIT("weekly"),
     WINDOW_LIMIT("monthly"),
-    {NULL}};
+    {NULL},
+};
 
 const s2a_admin_resource s2a_admin_groups = {
     .name = "groups",
@@ -299,7 +301,8 @@ static const s2a_admin_field key_fields[] = {
      .column = "key_hash",
      .flags = S2A_ADMIN_GENERATED},
     {.name = "prefix", .type = S2A_ADMIN_TEXT, .column = "prefix", .flags = S2A_ADMIN_GENERATED},
-    {NULL}};
+    {NULL},
+};
 
 const s2a_admin_resource s2a_admin_keys = {
     .name = "keys",
@@ -412,7 +415,8 @@ static const s2a_admin_field account_fields[] = {
      .role = S2A_ADMIN_ARGUMENT,
      .flags = PATCH,
      .message = "schedulable and clear_cooldown: true or false"},
-    {NULL}};
+    {NULL},
+};
 
 const s2a_admin_resource s2a_admin_accounts = {
     .name = "accounts",
@@ -464,14 +468,18 @@ static const s2a_admin_field subscription_fields[] = {
      .flags = PATCH,
      .max = S2A_ADMIN_TIME_MAX,
      .message = "status active or disabled, expires_at Unix seconds"},
-    {NULL}};
+    {NULL},
+};
 
 /* A column of the subscription's group, read with the subscription. */
 #define GROUP_LIMIT(w)                                                                             \
     " (SELECT g." w "_limit_nanousd FROM s2a_groups g WHERE g.id = s2a_subscriptions.group_id)"    \
     " AS " w "_limit_nanousd"
 
-static const s2a_admin_filter by_user[] = {{"user_id", "user_id = %lld", 0}, {NULL}};
+static const s2a_admin_filter by_user[] = {
+    {"user_id", "user_id = %lld", 0},
+    {NULL},
+};
 
 static apr_int64_t int_in(json_object *row, const char *name)
 {
@@ -479,6 +487,8 @@ static apr_int64_t int_in(json_object *row, const char *name)
     return json_object_object_get_ex(row, name, &v) ? json_object_get_int64(v) : 0;
 }
 
+/* An amount as nano-USD, and in *text as USD; both null when it is below 0
+ * (no limit to count against). */
 static json_object *usd_or_null(apr_pool_t *p, apr_int64_t nano, json_object **text)
 {
     *text = nano < 0 ? NULL : json_object_new_string(s2a_usd_format(p, nano));
@@ -492,7 +502,8 @@ static void subscription_shape(apr_pool_t *p, json_object *row, apr_int64_t now)
     s2a_windows w;
     s2a_window_view view[S2A_WINDOWS];
     json_object *windows = json_object_new_object(), *v;
-    int i;
+    s2a_subscription_state state;
+    int i, active;
 
     for (i = 0; i < S2A_WINDOWS; i++) {
         const char *name = s2a_window_names[i];
@@ -515,12 +526,11 @@ static void subscription_shape(apr_pool_t *p, json_object *row, apr_int64_t now)
         json_object_object_add(windows, s2a_window_names[i], one);
     }
     json_object_object_add(row, "windows", windows);
-    json_object_object_add(
-        row, "state",
-        json_object_new_string(s2a_subscription_state_names[s2a_subscription_state_at(
-            json_object_object_get_ex(row, "status", &v) &&
-                strcmp(json_object_get_string(v), "active") == 0,
-            int_in(row, "expires_at"), &w, now)]));
+    active = json_object_object_get_ex(row, "status", &v) &&
+             strcmp(json_object_get_string(v), "active") == 0;
+    state = s2a_subscription_state_at(active, int_in(row, "expires_at"), &w, now);
+    json_object_object_add(row, "state",
+                           json_object_new_string(s2a_subscription_state_names[state]));
 }
 
 const s2a_admin_resource s2a_admin_subscriptions = {
@@ -539,36 +549,38 @@ const s2a_admin_resource s2a_admin_subscriptions = {
 
 #define CODES_MESSAGE "either balance_usd (above 0) or group_id and days (1 to 36500)"
 
-static const s2a_admin_field code_fields[] = {{.name = "count",
-                                               .type = S2A_ADMIN_INT,
-                                               .role = S2A_ADMIN_ARGUMENT,
-                                               .flags = CREATE,
-                                               .min = 1,
-                                               .max = 1000,
-                                               .message = "count: 1 to 1000"},
-                                              {.name = "balance",
-                                               .type = S2A_ADMIN_MONEY,
-                                               .role = S2A_ADMIN_ARGUMENT,
-                                               .flags = CREATE,
-                                               .min = 1,
-                                               .max = S2A_ADMIN_MONEY_MAX,
-                                               .message = CODES_MESSAGE},
-                                              {.name = "group_id",
-                                               .type = S2A_ADMIN_REF,
-                                               .role = S2A_ADMIN_ARGUMENT,
-                                               .flags = CREATE,
-                                               .ref = "s2a_groups",
-                                               .message = CODES_MESSAGE,
-                                               .refused = "No such group",
-                                               .refused_status = 404},
-                                              {.name = "days",
-                                               .type = S2A_ADMIN_INT,
-                                               .role = S2A_ADMIN_ARGUMENT,
-                                               .flags = CREATE,
-                                               .min = 1,
-                                               .max = 36500,
-                                               .message = CODES_MESSAGE},
-                                              {NULL}};
+static const s2a_admin_field code_fields[] = {
+    {.name = "count",
+     .type = S2A_ADMIN_INT,
+     .role = S2A_ADMIN_ARGUMENT,
+     .flags = CREATE,
+     .min = 1,
+     .max = 1000,
+     .message = "count: 1 to 1000"},
+    {.name = "balance",
+     .type = S2A_ADMIN_MONEY,
+     .role = S2A_ADMIN_ARGUMENT,
+     .flags = CREATE,
+     .min = 1,
+     .max = S2A_ADMIN_MONEY_MAX,
+     .message = CODES_MESSAGE},
+    {.name = "group_id",
+     .type = S2A_ADMIN_REF,
+     .role = S2A_ADMIN_ARGUMENT,
+     .flags = CREATE,
+     .ref = "s2a_groups",
+     .message = CODES_MESSAGE,
+     .refused = "No such group",
+     .refused_status = 404},
+    {.name = "days",
+     .type = S2A_ADMIN_INT,
+     .role = S2A_ADMIN_ARGUMENT,
+     .flags = CREATE,
+     .min = 1,
+     .max = 36500,
+     .message = CODES_MESSAGE},
+    {NULL},
+};
 
 const s2a_admin_resource s2a_admin_redeem_codes = {
     .name = "redeem_codes",
@@ -580,7 +592,9 @@ const s2a_admin_resource s2a_admin_redeem_codes = {
     .stamped = 1,
     .fields = code_fields};
 
-static const s2a_admin_field no_fields[] = {{NULL}};
+static const s2a_admin_field no_fields[] = {
+    {NULL},
+};
 
 static const s2a_admin_filter usage_filters[] = {
     {"user_id", "user_id = %lld", 0},
@@ -591,7 +605,8 @@ static const s2a_admin_filter usage_filters[] = {
     {"to", "created_at < %lld", 0},
     {"before_id", "(created_at, id) < (SELECT created_at, id FROM s2a_usage WHERE id = %lld)", 0},
     {"model", "model = %s", 1},
-    {NULL}};
+    {NULL},
+};
 
 const s2a_admin_resource s2a_admin_usage = {
     .name = "usage",
@@ -610,7 +625,10 @@ const s2a_admin_resource s2a_admin_usage = {
     .filters = usage_filters};
 
 static const s2a_admin_filter ledger_filters[] = {
-    {"user_id", "user_id = %lld", 0}, {"before_id", "id < %lld", 0}, {NULL}};
+    {"user_id", "user_id = %lld", 0},
+    {"before_id", "id < %lld", 0},
+    {NULL},
+};
 
 const s2a_admin_resource s2a_admin_balance_log = {
     .name = "balance_log",
