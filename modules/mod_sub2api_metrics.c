@@ -7,6 +7,8 @@
 #include <apr_strings.h>
 
 #include "mod_sub2api_shared.h"
+#include "s2a_db_admin.h"
+#include "s2a_status.h"
 
 /* ---- the scrape ---- */
 
@@ -39,23 +41,39 @@ typedef struct {
     const char *server;
     const s2a_account *a;
     s2a_account_state st;
+    s2a_status status;
 } account_row;
 
-static const char *account_state(const account_row *x, apr_time_t now)
+/* The accounts' status columns as the database has them now; NULL when it
+ * cannot be read (counted as a database error), and the account list tells
+ * only whether each may serve. */
+static apr_hash_t *account_flags(request_rec *r, server_rec *s)
 {
-    if (x->st.error) {
-        return "error";
+    apr_hash_t *flags = NULL;
+    const char *err = NULL;
+    s2a_dbc c;
+    void *h;
+    if (!s2a_dbc_open(r->pool, s, &c, &h)) {
+        return NULL;
     }
-    if (!x->a->active) {
-        return "disabled";
+    if (s2a_db_admin_account_flags(&c, r->pool, &flags, &err) != 0) {
+        s2a_metrics_note(S2A_COUNT_DB_ERRORS);
+        flags = NULL;
     }
-    if (x->st.rate_limited_until > now) {
-        return "rate_limited";
+    s2a_dbc_close(s, h);
+    return flags;
+}
+
+/* An account's status from the database's columns (`f`) or, when they
+ * could not be read, from the account list. */
+static s2a_status status_of(const s2a_account *a, const s2a_db_account_flags *f,
+                            const s2a_account_state *st, apr_time_t now)
+{
+    apr_time_t until;
+    if (f) {
+        return s2a_account_status(f->status, f->schedulable, st, now, &until);
     }
-    if (x->st.overloaded_until > now) {
-        return "overloaded";
-    }
-    return "active";
+    return s2a_account_status(a->active ? "active" : "disabled", 1, st, now, &until);
 }
 
 /* The configuration of a gateway virtual host, once: NULL for other hosts
@@ -80,22 +98,25 @@ static apr_array_header_t *account_rows(request_rec *r, apr_array_header_t *held
     for (sp = ap_server_conf; sp; sp = sp->next) {
         s2a_srv_conf *sc = gateway_host(sp);
         s2a_account_list *l;
+        apr_hash_t *flags;
         const char *server;
         int i;
         if (!sc || !(l = s2a_catalog_accounts(r->pool, sp, sc))) {
             continue;
         }
         server = s2a_server_label(r->pool, sp);
+        flags = account_flags(r, sp);
         APR_ARRAY_PUSH(held, s2a_account_list *) = l;
         for (i = 0; i < l->accounts->nelts; i++) {
             account_row *x = apr_array_push(rows);
             x->server = server;
             x->a = &APR_ARRAY_IDX(l->accounts, i, s2a_account);
             memset(&x->st, 0, sizeof(x->st));
-            if (s2a_g.store->ops->get(s2a_g.store, x->a->state_key, now, &x->st) !=
-                APR_SUCCESS) {
+            if (s2a_g.store->ops->get(s2a_g.store, x->a->state_key, now, &x->st) != APR_SUCCESS) {
                 s2a_store_failed(r, "reading an account's state for metrics");
             }
+            x->status = status_of(
+                x->a, flags ? apr_hash_get(flags, &x->a->id, sizeof(x->a->id)) : NULL, &x->st, now);
         }
     }
     return rows;
@@ -103,16 +124,20 @@ static apr_array_header_t *account_rows(request_rec *r, apr_array_header_t *held
 
 static void render_accounts(request_rec *r, const apr_array_header_t *rows)
 {
-    static const char *const windows[] = {"unknown", "allowed", "allowed_warning", "rejected"};
+    const char *statuses = s2a_status_names[0];
     apr_time_t now = apr_time_now();
     int i;
 
-    header(r, "sub2api_account_state",
-           "1 for the state an upstream account is in: active, rate_limited, overloaded, error "
-           "or disabled.");
+    for (i = 1; i < S2A_STATUSES; i++) {
+        statuses = apr_pstrcat(r->pool, statuses, i + 1 < S2A_STATUSES ? ", " : " or ",
+                               s2a_status_names[i], NULL);
+    }
+    header(
+        r, "sub2api_account_state",
+        apr_pstrcat(r->pool, "1 for the status an upstream account is in: ", statuses, ".", NULL));
     for (i = 0; i < rows->nelts; i++) {
         const account_row *x = &APR_ARRAY_IDX(rows, i, account_row);
-        line(r, "sub2api_account_state", x->server, x->a->id, "state", account_state(x, now),
+        line(r, "sub2api_account_state", x->server, x->a->id, "state", s2a_status_names[x->status],
              "1");
     }
     header(r, "sub2api_account_info", "1 per upstream account, naming it.");
@@ -141,15 +166,15 @@ static void render_accounts(request_rec *r, const apr_array_header_t *rows)
                                ? x->st.rate_limited_until
                                : x->st.overloaded_until;
         line(r, "sub2api_account_cooldown_seconds", x->server, x->a->id, NULL, NULL,
-             apr_ltoa(r->pool, until > now ? (long)apr_time_sec(until - now + APR_USEC_PER_SEC - 1)
-                                           : 0));
+             apr_ltoa(r->pool,
+                      until > now ? (long)apr_time_sec(until - now + APR_USEC_PER_SEC - 1) : 0));
     }
     header(r, "sub2api_account_5h_window",
            "1 for the status of an account's 5-hour window, as the upstream last reported it.");
     for (i = 0; i < rows->nelts; i++) {
         const account_row *x = &APR_ARRAY_IDX(rows, i, account_row);
         line(r, "sub2api_account_5h_window", x->server, x->a->id, "status",
-             windows[x->st.window_status & 3], "1");
+             s2a_window_status_name(x->st.window_status), "1");
     }
     header(r, "sub2api_account_5h_window_reset_timestamp_seconds",
            "When an account's 5-hour window resets, Unix time (0: unknown).");
@@ -241,8 +266,8 @@ int s2a_health_handler(request_rec *r)
         s2a_dbc_close(r->server, h);
     }
     /* any key: a read shows the store answers */
-    store_ok = s2a_g.store &&
-               s2a_g.store->ops->get(s2a_g.store, 1, apr_time_now(), &st) == APR_SUCCESS;
+    store_ok =
+        s2a_g.store && s2a_g.store->ops->get(s2a_g.store, 1, apr_time_now(), &st) == APR_SUCCESS;
     r->status = db_ok && store_ok ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

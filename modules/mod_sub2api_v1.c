@@ -40,11 +40,11 @@ static int answer(request_rec *r, json_object *o)
 static int usage_handler(request_rec *r)
 {
     s2a_srv_conf *sc = s2a_server_conf(r->server);
-    apr_int64_t now = apr_time_sec(apr_time_now()), reset, left = -1;
+    apr_int64_t now = apr_time_sec(apr_time_now()), reset, left;
     const char *key_hash;
     s2a_key_rec key;
     json_object *o;
-    int rc, valid, i;
+    int rc, valid;
 
     if ((rc = admit(r, M_GET, "GET", sc, &key, &key_hash)) != OK) {
         return rc;
@@ -66,20 +66,11 @@ static int usage_handler(request_rec *r)
     if (key.subscription) {
         valid = key.sub_id && key.sub_active && key.sub_expires_at > now &&
                 s2a_windows_exhausted(&key.windows, now, &reset) < 0;
-        /* the smallest allowance left in a window with a limit */
-        for (i = 0; i < S2A_WINDOWS; i++) {
-            apr_int64_t used = key.windows.start[i] &&
-                                       now < key.windows.start[i] + s2a_window_seconds[i]
-                                   ? key.windows.usage[i]
-                                   : 0;
-            if (key.windows.limit[i] > 0 &&
-                (left < 0 || key.windows.limit[i] - used < left)) {
-                left = key.windows.limit[i] - used;
-            }
-        }
+        /* the least allowance left in a window with a limit */
+        left = s2a_windows_left(&key.windows, now);
         json_object_object_add(o, "isValid", json_object_new_boolean(valid));
         json_object_object_add(o, "planName", json_object_new_string(key.group_name));
-        json_object_object_add(o, "remaining", left < 0 ? NULL : usd(r->pool, left > 0 ? left : 0));
+        json_object_object_add(o, "remaining", left < 0 ? NULL : usd(r->pool, left));
         json_object_object_add(o, "expiresAt", json_object_new_int64(key.sub_expires_at));
     } else {
         json_object_object_add(o, "isValid", json_object_new_boolean(key.balance_nano > 0));

@@ -417,22 +417,16 @@ static int balance_add(s2a_dbc *c, apr_pool_t *p, const char *user, apr_int64_t 
     return found;
 }
 
-int s2a_db_balance_change(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, int set,
-                          apr_int64_t amount, const char *actor, const char *reason,
-                          apr_int64_t *after, const char **err)
+int s2a_db_balance_change_in(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, int set,
+                             apr_int64_t amount, const char *actor, const char *reason,
+                             apr_int64_t *after, const char **err)
 {
     const char *user = S2A_DB_I64(p, user_id), *now = S2A_DB_I64(p, apr_time_sec(apr_time_now()));
     apr_int64_t before = 0;
-    int rc;
-
-    if (s2a_db_begin(c) != 0) {
-        *err = apr_pstrcat(p, "begin: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
-        return -1;
-    }
     /* a zero change locks the row (PostgreSQL; SQLite's BEGIN IMMEDIATE
      * holds the database already) and reads the balance the change starts
      * from, while charges may be written meanwhile */
-    rc = balance_add(c, p, user, 0, &before, err);
+    int rc = balance_add(c, p, user, 0, &before, err);
     if (rc == 1) {
         apr_int64_t delta = set ? amount - before : amount;
         rc = balance_add(c, p, user, delta, after, err);
@@ -441,6 +435,19 @@ int s2a_db_balance_change(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, int se
             rc = -1;
         }
     }
+    return rc;
+}
+
+int s2a_db_balance_change(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, int set,
+                          apr_int64_t amount, const char *actor, const char *reason,
+                          apr_int64_t *after, const char **err)
+{
+    int rc;
+    if (s2a_db_begin(c) != 0) {
+        *err = apr_pstrcat(p, "begin: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return -1;
+    }
+    rc = s2a_db_balance_change_in(c, p, user_id, set, amount, actor, reason, after, err);
     if (s2a_db_end(c, rc == 1) != 0 && rc == 1) {
         *err = apr_pstrcat(p, "commit: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         rc = -1;

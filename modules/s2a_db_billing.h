@@ -41,6 +41,12 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
 int s2a_db_balance_change(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, int set,
                           apr_int64_t amount, const char *actor, const char *reason,
                           apr_int64_t *after, const char **err);
+/* The same change and log row inside a transaction the caller began (and
+ * ends): they are committed or rolled back with the caller's statements.
+ * The caller ends it rolled back unless this returns 1. */
+int s2a_db_balance_change_in(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, int set,
+                             apr_int64_t amount, const char *actor, const char *reason,
+                             apr_int64_t *after, const char **err);
 
 /* Starts a user's subscription to a group for `days`, or extends the one
  * there is (from its end while it runs, else from now); *id names it.

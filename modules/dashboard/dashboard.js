@@ -175,28 +175,28 @@
 
   // ---- accounts ----
 
-  function accountState(a, now) {
-    const s = a.state || {};
-    const w = s.window_5h || {};
-    if (a.status === 'disabled') return { cls: 'off', text: 'disabled' };
-    if (a.status === 'error' || s.error) {
-      return { cls: 'bad', text: 'error', detail: a.error_message || 'upstream refused the credential' };
-    }
-    if (a.schedulable === false) return { cls: 'off', text: 'paused', detail: 'not schedulable' };
-    const until = Math.max(s.rate_limited_until || 0, s.overloaded_until || 0,
-      w.status === 'rejected' ? w.reset_at || 0 : 0);
-    if (until > now) return { cls: 'warn', text: 'cooling until ' + clock(until) };
-    return { cls: 'ok', text: 'schedulable' };
+  // The status the admin API gives each account (the words the metrics and
+  // sub2apictl use too), and the look of each.
+  const STATUS_CLASS = {
+    active: 'ok', disabled: 'off', unschedulable: 'off', error: 'bad',
+    rate_limited: 'warn', overloaded: 'warn', window_rejected: 'warn',
+  };
+  const REST_NAME = { rate_limited: '429 rest', overloaded: '529 rest', window_rejected: '5-hour window' };
+
+  function accountState(a) {
+    const s = a.state;
+    if (!s) return { cls: 'off', text: 'unknown', detail: 'the shared state store could not be read' };
+    return {
+      cls: STATUS_CLASS[s.status] || 'off',
+      text: s.status + (s.status_until ? ' until ' + clock(s.status_until) : ''),
+      detail: s.status === 'error' ? a.error_message || 'upstream refused the credential' : undefined,
+    };
   }
 
   function cooldownCell(a, now) {
     const s = a.state || {};
-    const rests = [];
-    if (s.rate_limited_until > now) rests.push('429 rest, ' + span(s.rate_limited_until - now) + ' left');
-    if (s.overloaded_until > now) rests.push('529 rest, ' + span(s.overloaded_until - now) + ' left');
-    const w = s.window_5h || {};
-    if (w.status === 'rejected' && w.reset_at > now) rests.push('5-hour window, ' + span(w.reset_at - now) + ' left');
-    return rests.length ? el('td', {}, rests.join('; ')) : el('td', { class: 'muted' }, '—');
+    if (!REST_NAME[s.status] || s.status_until <= now) return el('td', { class: 'muted' }, '—');
+    return el('td', {}, REST_NAME[s.status] + ', ' + span(s.status_until - now) + ' left');
   }
 
   function windowCell(a, now) {
@@ -223,7 +223,7 @@
     const now = d.now;
     const groups = new Map(d.groups.map((g) => [g.id, g.name]));
     const rows = d.accounts.map((a) => {
-      const st = accountState(a, now);
+      const st = accountState(a);
       const stateCell = el('td', {}, badge(st.cls, st.text, st.detail));
       if (st.detail && st.cls === 'bad') stateCell.append(el('span', { class: 'sub-line' }, st.detail));
       return el('tr', { 'data-id': a.id, 'data-state': st.cls },
@@ -239,8 +239,8 @@
         el('td', {}, ago((a.state || {}).last_used_at, now)));
     });
     fillBody('accounts', rows, 10, 'No upstream accounts yet.');
-    const ready = d.accounts.filter((a) => accountState(a, now).cls === 'ok').length;
-    $('accounts-note').textContent = ready + ' of ' + d.accounts.length + ' schedulable';
+    const ready = d.accounts.filter((a) => accountState(a).cls === 'ok').length;
+    $('accounts-note').textContent = ready + ' of ' + d.accounts.length + ' active';
   }
 
   // ---- users and keys ----
@@ -290,7 +290,7 @@
 
   function renderTiles(d) {
     const now = d.now;
-    const ready = d.accounts.filter((a) => accountState(a, now).cls === 'ok').length;
+    const ready = d.accounts.filter((a) => accountState(a).cls === 'ok').length;
     const inFlight = d.accounts.reduce((n, a) => n + ((a.state || {}).in_flight || 0), 0);
     const capacity = d.accounts.filter((a) => a.status === 'active')
       .reduce((n, a) => n + (a.concurrency || 0), 0);
@@ -303,7 +303,7 @@
     }
     const balance = d.users.reduce((n, u) => n + u.balance_nanousd, 0);
     const tiles = [
-      ['Schedulable accounts', ready + ' / ' + d.accounts.length,
+      ['Active accounts', ready + ' / ' + d.accounts.length,
         d.accounts.length - ready ? (d.accounts.length - ready) + ' not serving' : 'all serving'],
       ['In flight', intFmt.format(inFlight), 'of ' + intFmt.format(capacity) + ' places'],
       ['Requests, 14 days', intFmt.format(requests), ''],

@@ -163,6 +163,91 @@ def test_rejected_patch_changes_nothing(gateway):
     assert gateway.admin_ok("GET", "/admin/users/%d" % user["id"])["name"] == "before"
 
 
+def test_patch_whose_last_field_is_bad_changes_nothing(gateway):
+    """A body is checked whole before anything is written: the fields before
+    the bad one stay as they were."""
+    user = gateway.create_user(name=gateway.unique("whole"))
+    group = gateway.create_group()
+    other = gateway.create_group()
+    key = gateway.create_key(user["id"], group["id"])
+    acct = gateway.create_account([group["id"]], priority=10)
+    cases = [
+        ("/admin/users/%d" % user["id"],
+         {"name": "changed", "status": "disabled", "concurrency": 3, "balance_usd": "99",
+          "actor": "ops", "add_balance_usd": "a lot"}, "add_balance_usd"),
+        ("/admin/keys/%d" % key["id"],
+         {"name": "changed", "status": "disabled", "rpm_limit": 5, "expires_at": -1},
+         "expires_at"),
+        ("/admin/groups/%d" % group["id"],
+         {"name": gateway.unique("changed"), "rate_multiplier": "2",
+          "billing_type": "subscription", "monthly_limit_usd": "-1"}, "monthly_limit_usd"),
+        ("/admin/accounts/%d" % acct["id"],
+         {"name": "changed", "priority": 1, "status": "disabled", "group_ids": [other["id"]],
+          "model_mapping": {"a": "b"}, "custom_error_codes": [429],
+          "headers": {"Host": "elsewhere"}}, "Host"),
+    ]
+    for path, body, word in cases:
+        before = gateway.admin_ok("GET", path)
+        status, answer = gateway.admin("PATCH", path, body)
+        assert status == 400, (path, answer)
+        assert answer["error"]["type"] == "invalid_request_error"
+        assert word in answer["error"]["message"], (path, answer)
+        assert gateway.admin_ok("GET", path) == before, path
+    log = gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % user["id"])["data"]
+    assert [e["kind"] for e in log] == ["set"]  # the opening balance only
+
+
+def test_patch_failing_in_the_database_changes_nothing(gateway):
+    """A PATCH is one transaction: when the database refuses a value after
+    the row was updated, the update is rolled back with it."""
+    taken = gateway.create_group()
+    group = gateway.create_group(rate_multiplier="1.5")
+    path = "/admin/groups/%d" % group["id"]
+    before = gateway.admin_ok("GET", path)
+    status, body = gateway.admin("PATCH", path, {
+        "rate_multiplier": "3", "billing_type": "subscription", "daily_limit_usd": "5",
+        "name": taken["name"]})
+    assert status == 409 and body["error"]["message"] == "name: a group of that name exists"
+    assert gateway.admin_ok("GET", path) == before
+
+    # the account's columns are updated first, then its groups: one of them
+    # is not there, and the columns are as they were
+    acct = gateway.create_account([group["id"]], priority=10, concurrency=2)
+    path = "/admin/accounts/%d" % acct["id"]
+    before = gateway.admin_ok("GET", path)
+    status, body = gateway.admin("PATCH", path, {
+        "name": "renamed", "priority": 1, "concurrency": 9, "schedulable": False,
+        "group_ids": [taken["id"], 987654321]})
+    assert status == 400 and body["error"]["message"] == "group_ids: no such group"
+    assert gateway.admin_ok("GET", path) == before
+    assert gateway.db_query("SELECT COUNT(*) FROM s2a_account_groups WHERE account_id = %d"
+                            % acct["id"])[0][0] in (1, "1")
+
+    # a name and a balance change are written together, with the log's row
+    user = gateway.create_user(balance_usd="1")
+    changed = gateway.admin_ok("PATCH", "/admin/users/%d" % user["id"], {
+        "name": "renamed-and-paid", "add_balance_usd": "2", "reason": "together"})
+    assert changed["name"] == "renamed-and-paid" and changed["balance_nanousd"] == 3 * 10**9
+    log = gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % user["id"])["data"]
+    assert (log[0]["kind"], log[0]["delta_nanousd"], log[0]["reason"]) == (
+        "add", 2 * 10**9, "together")
+
+
+@pytest.mark.parametrize("body,word", [
+    ({"name": "line\r\nbreak"}, "control characters"),
+    ({"name": "nul\x00byte"}, "control characters"),
+    ({"name": "x" * 256}, "at most 255"),
+    ({"name": "x", "concurrency": 99999999999999999999}, "concurrency"),
+    ({"name": "x", "concurrency": 2.5}, "concurrency"),
+    ({"name": "x", "balance_nanousd": 9223372036854775807}, "balance_usd"),
+    ({"name": "x", "balance_usd": "1e400"}, "balance_usd"),
+])
+def test_hostile_values_are_refused(gateway, body, word):
+    status, answer = gateway.admin("POST", "/admin/users", body)
+    assert status == 400, answer
+    assert word in answer["error"]["message"]
+
+
 def test_group_names_are_unique(gateway):
     group = gateway.create_group()
     status, body = gateway.admin("POST", "/admin/groups", {"name": group["name"]})
@@ -268,18 +353,19 @@ def test_balance_changes_are_recorded_with_actor_and_reason(gateway):
             for e in log] == [
         ("set", -9_500_000_000, 3_000_000_000, "admin", ""),
         ("add", 2_500_000_000, 12_500_000_000, "ops:alice", "refund for ticket 4711"),
+        ("set", 10_000_000_000, 10_000_000_000, "admin", ""),  # the opening balance
     ]
     # pages, newest first
     older = gateway.admin_ok("GET", "/admin/balance_log?user_id=%d&before_id=%d&limit=5"
                              % (uid, log[0]["id"]))["data"]
-    assert [e["id"] for e in older] == [log[1]["id"]]
+    assert [e["id"] for e in older] == [log[1]["id"], log[2]["id"]]
     # a refused change changes nothing
     for bad in ({"add_balance_usd": "1", "actor": 5}, {"add_balance_usd": "1", "reason": "x" * 501},
                 {"add_balance_usd": "1", "actor": "y" * 101}):
         status, body = gateway.admin("PATCH", "/admin/users/%d" % uid, bad)
         assert status == 400, body
     assert gateway.admin_ok("GET", "/admin/users/%d" % uid)["balance_nanousd"] == 3_000_000_000
-    assert len(gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"]) == 2
+    assert len(gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"]) == 3
     for query in ("user_id=x", "before_id=1.5", "limit=0"):
         status, _ = gateway.admin("GET", "/admin/balance_log?" + query)
         assert status == 400

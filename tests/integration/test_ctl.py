@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import harness
 
@@ -100,7 +101,7 @@ def test_tenant_setup_request_usage_and_key_disable(gateway, ctl, tmp_path):
     assert any(key["prefix"] in line and "active" in line for line in keys.splitlines()), keys
     accounts = ctl("account", "list").stdout
     line = [l for l in accounts.splitlines() if account["name"] in l]
-    assert line and gateway.mock.url in line[0] and "ready" in line[0], accounts
+    assert line and gateway.mock.url in line[0] and "active" in line[0], accounts
     shown = ctl("account", "show", account["id"]).stdout
     assert account["credential"] in shown
     assert secret not in accounts + shown
@@ -164,8 +165,7 @@ def test_user_and_group_changes(gateway, ctl):
     assert "nothing to change" in res.stderr
     res = ctl("user", "show", "999999999", code=1)
     assert "No such user" in res.stderr and "404" in res.stderr
-    # a malformed amount is refused before anything is sent (the API would
-    # apply the fields before it one after another)
+    # a malformed amount is refused before anything is sent
     res = ctl("user", "set", uid, "--name", "renamed", "--balance", "a lot", code=2)
     assert "--balance" in res.stderr and "decimal" in res.stderr
     assert gateway.admin_ok("GET", "/admin/users/%d" % uid)["name"] == user["name"]
@@ -316,7 +316,7 @@ def test_limits_schedulable_and_clear_cooldown(gateway, ctl, tmp_path):
     assert status == 429, raw
     assert gateway.admin_ok("GET", path)["state"]["rate_limited_until"] > 0
     shown = ctl("account", "show", aid).stdout
-    assert "rate-limited" in shown and "5-hour window" in shown
+    assert "rate_limited until" in shown and "5-hour window" in shown
     status, _, raw = gateway.post_messages(harness.messages_body(), key=api_key)
     assert status == 503, raw
     cleared = ctl.json("account", "clear-cooldown", aid)
@@ -696,14 +696,15 @@ def test_balance_log_actor_reason_and_paging(gateway, ctl):
     ctl("user", "set", uid, "--balance", "20")
     log = ctl.json("balance-log", "--user", uid)["data"]
     assert [(e["kind"], e["delta_nanousd"], e["balance_after_nanousd"]) for e in log] == [
-        ("set", 7_500_000_000, 20 * 10**9), ("add", 2_500_000_000, 12_500_000_000)]
+        ("set", 7_500_000_000, 20 * 10**9), ("add", 2_500_000_000, 12_500_000_000),
+        ("set", 10 * 10**9, 10 * 10**9)]
     assert (log[1]["actor"], log[1]["reason"]) == ("ops:alice", "refund for ticket 4711")
     assert log[0]["actor"] == "admin"
     assert gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"] == log
     table = ctl("balance-log", "--user", uid).stdout
     line = [l for l in table.splitlines() if "ops:alice" in l]
     assert line and "refund for ticket 4711" in line[0] and "12.5" in line[0].split(), table
-    assert "2 changes" in table and "--before-id" not in table
+    assert "3 changes" in table and "--before-id" not in table
 
     page = ctl("balance-log", "--user", uid, "--limit", "1").stdout
     assert "1 change; older: --before-id %d" % log[0]["id"] in page
@@ -719,7 +720,7 @@ def test_balance_log_actor_reason_and_paging(gateway, ctl):
         assert why in res.stderr, res.stderr
     after = gateway.admin_ok("GET", path)
     assert after["name"] == user["name"] and after["balance_nanousd"] == 20 * 10**9
-    assert len(gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"]) == 2
+    assert len(gateway.admin_ok("GET", "/admin/balance_log?user_id=%d" % uid)["data"]) == 3
     assert "1 to 10000" in ctl("balance-log", "--limit", "10001", code=2).stderr
 
 
@@ -750,3 +751,62 @@ def test_account_error_codes(gateway, ctl, tmp_path):
                        "--group", t.group["id"], "--error-codes", "429,529")
     assert gateway.admin_ok("GET", "/admin/accounts/%d" % account["id"])[
         "custom_error_codes"] == [429, 529]
+
+
+def test_status_is_told_alike_by_the_api_the_metrics_and_the_cli(gateway, ctl):
+    """One vocabulary: accounts put in each status (upstream 429, 529 and 401
+    answers from the mock, a rejected 5-hour window, an operator's changes)
+    are named alike by the admin API, the metrics and `account show`."""
+    gateway.expect_error(r"S2A0205|S2A0207|S2A0204")
+    now = int(time.time())
+    tenants = {name: gateway.new_tenant() for name in (
+        "active", "rate_limited", "overloaded", "window_rejected", "error", "unschedulable",
+        "disabled")}
+    answers = {
+        "rate_limited": ({"status": 429,
+                          "headers": {"anthropic-ratelimit-unified-reset": str(now + 3600)}},
+                         429),
+        "overloaded": ({"status": 529}, 503),
+        "window_rejected": ({"headers": {"anthropic-ratelimit-unified-5h-status": "rejected",
+                                         "anthropic-ratelimit-unified-5h-reset":
+                                             str(now + 3 * 3600)}}, 200),
+        "error": ({"status": 401}, 502),
+    }
+    for name, (mock, want) in answers.items():
+        status, _, raw = gateway.post_messages(harness.messages_body(mock=mock),
+                                               key=tenants[name].api_key)
+        assert status == want, (name, raw)
+    gateway.admin_ok("PATCH", "/admin/accounts/%d" % tenants["unschedulable"].account["id"],
+                     {"schedulable": False})
+    gateway.admin_ok("PATCH", "/admin/accounts/%d" % tenants["disabled"].account["id"],
+                     {"status": "disabled"})
+
+    status, _, raw = gateway.get("/metrics")
+    assert status == 200, raw
+    scraped = {}
+    for family in text_string_to_metric_families(raw.decode()):
+        for sample in family.samples:
+            if sample.name == "sub2api_account_state" and sample.value == 1:
+                scraped.setdefault(sample.labels["account"], []).append(sample.labels["state"])
+
+    for name, t in tenants.items():
+        aid = t.account["id"]
+        state = gateway.admin_ok("GET", "/admin/accounts/%d" % aid)["state"]
+        assert state["status"] == name, (name, state)
+        assert scraped[str(aid)] == [name], (name, scraped.get(str(aid)))
+        shown = [line for line in ctl("account", "show", aid).stdout.splitlines()
+                 if line.startswith("state:")]
+        assert shown and shown[0].split()[1] == name, (name, shown)
+        listed = [line for line in ctl("account", "list").stdout.splitlines()
+                  if t.account["name"] in line]
+        assert listed and name in listed[0].split(), (name, listed)
+        if name in ("rate_limited", "overloaded", "window_rejected"):
+            assert state["status_until"] > now and "until" in shown[0], (name, state, shown)
+        else:
+            assert state["status_until"] == 0 and "until" not in shown[0], (name, state)
+    limited = gateway.admin_ok("GET", "/admin/accounts/%d"
+                               % tenants["rate_limited"].account["id"])["state"]
+    assert limited["status_until"] == limited["rate_limited_until"]
+    rejected = gateway.admin_ok("GET", "/admin/accounts/%d"
+                                % tenants["window_rejected"].account["id"])["state"]
+    assert rejected["status_until"] == rejected["window_5h"]["reset_at"] == now + 3 * 3600

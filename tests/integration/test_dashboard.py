@@ -193,7 +193,7 @@ def test_dashboard_in_chromium(gateway, browser, request):
     for acct in t.accounts:
         row = listed[acct["id"]]
         assert row["cells"][1] == acct["name"] and row["state"] == "ok"
-        assert "schedulable" in row["cells"][3]
+        assert row["cells"][3] == "active"
         assert row["cells"][6] == "0 / %d" % acct["concurrency"]
     for acct_id, (cls, text) in states.items():
         assert listed[acct_id]["state"] == cls and text in listed[acct_id]["cells"][3], \
@@ -295,8 +295,8 @@ def accounts_in_every_state(gateway):
         "headers": {"anthropic-ratelimit-unified-5h-status": "allowed_warning",
                     "anthropic-ratelimit-unified-5h-reset": str(reset)}}), key=key["key"])
     assert status == 200, raw
-    out = States({cooling["id"]: ("warn", "cooling until"), error["id"]: ("bad", "error"),
-                  serving["id"]: ("ok", "schedulable"), paused["id"]: ("off", "paused"),
+    out = States({cooling["id"]: ("warn", "rate_limited until"), error["id"]: ("bad", "error"),
+                  serving["id"]: ("ok", "active"), paused["id"]: ("off", "unschedulable"),
                   disabled["id"]: ("off", "disabled")})
     out.cooling, out.error, out.serving = cooling["id"], error["id"], serving["id"]
     return out

@@ -133,7 +133,7 @@ def test_scrape_shows_account_states(gateway):
     assert not series(samples, "sub2api_account_state", account=a, state="active")
     [left] = series(samples, "sub2api_account_cooldown_seconds", account=a).values()
     assert 3000 < left <= 3600
-    assert series(samples, "sub2api_account_state", account=b, state="disabled")
+    assert series(samples, "sub2api_account_state", account=b, state="unschedulable")
     assert list(series(samples, "sub2api_account_in_flight", account=a).values()) == [0]
     assert series(samples, "sub2api_requests_total", account=b, status="200")
 
