@@ -7,7 +7,6 @@
 #include <apr_strings.h>
 
 #include "mod_sub2api_shared.h"
-#include "s2a_db_admin.h"
 #include "s2a_status.h"
 
 /* ---- the scrape ---- */
@@ -44,38 +43,6 @@ typedef struct {
     s2a_status status;
 } account_row;
 
-/* The accounts' status columns as the database has them now; NULL when it
- * cannot be read (counted as a database error), and the account list tells
- * only whether each may serve. */
-static apr_hash_t *account_flags(request_rec *r, server_rec *s)
-{
-    apr_hash_t *flags = NULL;
-    const char *err = NULL;
-    s2a_dbc c;
-    void *h;
-    if (!s2a_dbc_open(r->pool, s, &c, &h)) {
-        return NULL;
-    }
-    if (s2a_db_admin_account_flags(&c, r->pool, &flags, &err) != 0) {
-        s2a_metrics_note(S2A_COUNT_DB_ERRORS);
-        flags = NULL;
-    }
-    s2a_dbc_close(s, h);
-    return flags;
-}
-
-/* An account's status from the database's columns (`f`) or, when they
- * could not be read, from the account list. */
-static s2a_status status_of(const s2a_account *a, const s2a_db_account_flags *f,
-                            const s2a_account_state *st, apr_time_t now)
-{
-    apr_time_t until;
-    if (f) {
-        return s2a_account_status(f->status, f->schedulable, st, now, &until);
-    }
-    return s2a_account_status(a->active ? "active" : "disabled", 1, st, now, &until);
-}
-
 /* The configuration of a gateway virtual host, once: NULL for other hosts
  * and for one that shares the main server's. */
 static s2a_srv_conf *gateway_host(server_rec *sp)
@@ -93,19 +60,17 @@ static s2a_srv_conf *gateway_host(server_rec *sp)
 static apr_array_header_t *account_rows(request_rec *r, apr_array_header_t *held)
 {
     apr_array_header_t *rows = apr_array_make(r->pool, 16, sizeof(account_row));
-    apr_time_t now = apr_time_now();
+    apr_time_t now = apr_time_now(), until;
     server_rec *sp;
     for (sp = ap_server_conf; sp; sp = sp->next) {
         s2a_srv_conf *sc = gateway_host(sp);
         s2a_account_list *l;
-        apr_hash_t *flags;
         const char *server;
         int i;
         if (!sc || !(l = s2a_catalog_accounts(r->pool, sp, sc))) {
             continue;
         }
         server = s2a_server_label(r->pool, sp);
-        flags = account_flags(r, sp);
         APR_ARRAY_PUSH(held, s2a_account_list *) = l;
         for (i = 0; i < l->accounts->nelts; i++) {
             account_row *x = apr_array_push(rows);
@@ -115,8 +80,7 @@ static apr_array_header_t *account_rows(request_rec *r, apr_array_header_t *held
             if (s2a_g.store->ops->get(s2a_g.store, x->a->state_key, now, &x->st) != APR_SUCCESS) {
                 s2a_store_failed(r, "reading an account's state for metrics");
             }
-            x->status = status_of(
-                x->a, flags ? apr_hash_get(flags, &x->a->id, sizeof(x->a->id)) : NULL, &x->st, now);
+            x->status = s2a_account_status(x->a->status, x->a->schedulable, &x->st, now, &until);
         }
     }
     return rows;

@@ -354,30 +354,3 @@ int s2a_db_admin_codes(s2a_dbc *c, apr_pool_t *p, const s2a_admin_change *ch,
     }
     return end(c, p, rc, fail);
 }
-
-int s2a_db_admin_account_flags(s2a_dbc *c, apr_pool_t *p, apr_hash_t **out, const char **err)
-{
-    json_object *rows, *v;
-    size_t i;
-    if (s2a_db_rows(c, p, "SELECT id, status, schedulable FROM s2a_accounts", "isb", 0, NULL, &rows,
-                    err) != 0) {
-        return -1;
-    }
-    *out = apr_hash_make(p);
-    for (i = 0; i < json_object_array_length(rows); i++) {
-        json_object *row = json_object_array_get_idx(rows, i);
-        s2a_db_account_flags *f = apr_pcalloc(p, sizeof(*f));
-        apr_int64_t *id = apr_pcalloc(p, sizeof(*id));
-        if (json_object_object_get_ex(row, "id", &v)) {
-            *id = json_object_get_int64(v);
-        }
-        f->status = json_object_object_get_ex(row, "status", &v)
-                        ? apr_pstrdup(p, json_object_get_string(v))
-                        : "";
-        f->schedulable =
-            json_object_object_get_ex(row, "schedulable", &v) && json_object_get_boolean(v);
-        apr_hash_set(*out, id, sizeof(*id), f);
-    }
-    json_object_put(rows);
-    return 0;
-}

@@ -49,14 +49,4 @@ int s2a_db_admin_codes(s2a_dbc *c, apr_pool_t *p, const s2a_admin_change *ch,
                        const s2a_admin_codes *ask, apr_int64_t now, apr_array_header_t *codes,
                        s2a_db_admin_fail *fail);
 
-/* What an account's status is made of in the database. */
-typedef struct {
-    const char *status; /* active, disabled or error */
-    int schedulable;
-} s2a_db_account_flags;
-
-/* Every account's flags by id (apr_int64_t -> s2a_db_account_flags). 0, or
- * -1 with *err. */
-int s2a_db_admin_account_flags(s2a_dbc *c, apr_pool_t *p, apr_hash_t **out, const char **err);
-
 #endif

@@ -130,7 +130,9 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
         a->priority = (int)s2a_db_i64(c, row, 5);
         a->concurrency = (int)s2a_db_i64(c, row, 6);
         a->mapping = parse_mapping(p, s2a_db_str(c, p, row, 7));
-        a->active = strcmp(s2a_db_str(c, p, row, 8), "active") == 0 && s2a_db_i64(c, row, 9) != 0;
+        a->status = s2a_db_str(c, p, row, 8);
+        a->schedulable = s2a_db_i64(c, row, 9) != 0;
+        a->active = strcmp(a->status, "active") == 0 && a->schedulable;
         a->error_codes = parse_codes(p, s2a_db_str(c, p, row, 10));
         a->refreshable = s2a_db_i64(c, row, 11) != 0;
         a->expires_at = s2a_db_i64(c, row, 12);

@@ -41,6 +41,8 @@ typedef struct {
     const char *endpoint;
     int priority;
     int concurrency;
+    const char *status;              /* as the row says: active, disabled or error */
+    int schedulable;                 /* the row's schedulable */
     int active;                      /* status active and schedulable */
     apr_int64_t state_key;           /* s2a_state_key() of the credential: the caller's */
     apr_hash_t *mapping;             /* client model -> upstream model; empty serves all */

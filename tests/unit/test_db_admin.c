@@ -11,6 +11,7 @@
 
 #include "s2a_admin.h"
 #include "s2a_db_admin.h"
+#include "s2a_db_catalog.h"
 #include "s2a_db_billing.h"
 #include "s2a_db_schema.h"
 #include "s2a_test.h"
@@ -206,11 +207,9 @@ static void test_accounts(s2a_dbc *c)
 {
     s2a_db_admin_fail fail;
     s2a_admin_query q;
-    apr_hash_t *flags;
     json_object *rows, *ids;
     const char *err = NULL;
-    apr_int64_t id, key;
-    s2a_db_account_flags *f;
+    apr_int64_t id;
 
     id = create(c, &s2a_admin_accounts,
                 "{\"name\":\"a\",\"type\":\"apikey\",\"credential\":\"c\",\"endpoint\":\"e\","
@@ -260,10 +259,15 @@ static void test_accounts(s2a_dbc *c)
                   0);
     json_object_put(rows);
 
-    S2A_CHECK_INT(s2a_db_admin_account_flags(c, pool, &flags, &err), 0);
-    key = id;
-    f = apr_hash_get(flags, &key, sizeof(key));
-    S2A_CHECK(f != NULL && strcmp(f->status, "active") == 0 && f->schedulable == 0);
+    /* the account list requests read says so too */
+    {
+        apr_array_header_t *accounts;
+        const s2a_account *a;
+        S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &accounts, &err), APR_SUCCESS);
+        a = &APR_ARRAY_IDX(accounts, 0, s2a_account);
+        S2A_CHECK(a->id == id && strcmp(a->status, "active") == 0 && a->schedulable == 0 &&
+                  !a->active);
+    }
 }
 
 static void test_codes_and_listings(s2a_dbc *c)
