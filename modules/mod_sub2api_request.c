@@ -311,25 +311,52 @@ static const char *pseudonym_key(request_rec *r, s2a_srv_conf *sc)
     return secret;
 }
 
-/* The client endpoints besides /v1/messages go to their handlers; any other
- * path is not served. */
-static int other_endpoint(request_rec *r, s2a_endpoint endpoint)
+/* One more request of a kind, per minute, from `who`; 0 with a 429 set when
+ * the minute is used up. */
+static int within(request_rec *r, const char *who, int per_minute, int *rc)
 {
-    switch (endpoint) {
-    case S2A_ENDPOINT_USAGE:
-        r->handler = S2A_USAGE_HANDLER;
-        return OK;
-    case S2A_ENDPOINT_REDEEM:
-        r->handler = S2A_REDEEM_HANDLER;
-        return OK;
-    case S2A_ENDPOINT_MODELS:
-    case S2A_ENDPOINT_MODEL:
-        r->handler = S2A_MODELS_HANDLER;
-        return OK;
-    default:
+    apr_time_t retry_at;
+    int allowed = 1;
+    if (s2a_g.store->ops->rate(s2a_g.store, s2a_state_key(who), per_minute, apr_time_now(),
+                               &allowed, &retry_at) != APR_SUCCESS) {
+        s2a_store_failed(r, "counting requests of the client endpoints");
+        return 1;
+    }
+    if (!allowed) {
+        apr_table_setn(
+            r->err_headers_out, "retry-after",
+            apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(retry_at - apr_time_now()) + 1));
+        *rc = s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
+                       "Too many requests to this endpoint; retry shortly");
+    }
+    return allowed;
+}
+
+/* The client endpoints besides /v1/messages go to their handlers, within
+ * their rates: a key may ask for its models and standing
+ * S2A_ENDPOINT_PER_MINUTE times a minute, and try S2A_REDEEM_PER_KEY redeem
+ * codes, an address S2A_REDEEM_PER_ADDRESS (codes cannot be guessed at
+ * speed). Any other path is not served. */
+static int other_endpoint(request_rec *r, s2a_request *q, s2a_endpoint endpoint)
+{
+    const char *kind = endpoint == S2A_ENDPOINT_REDEEM ? "redeem" : "read";
+    int rc = OK;
+    if (endpoint == S2A_ENDPOINT_NONE) {
         return s2a_fail(r, HTTP_NOT_FOUND,
                         apr_psprintf(r->pool, "%s %s is not served here", r->method, r->uri));
     }
+    if (!within(r, apr_psprintf(r->pool, "%s:key:%s", kind, q->key_hash),
+                endpoint == S2A_ENDPOINT_REDEEM ? S2A_REDEEM_PER_KEY : S2A_ENDPOINT_PER_MINUTE,
+                &rc) ||
+        (endpoint == S2A_ENDPOINT_REDEEM &&
+         !within(r, apr_pstrcat(r->pool, "redeem:address:", r->useragent_ip, NULL),
+                 S2A_REDEEM_PER_ADDRESS, &rc))) {
+        return rc;
+    }
+    r->handler = endpoint == S2A_ENDPOINT_USAGE    ? S2A_USAGE_HANDLER
+                 : endpoint == S2A_ENDPOINT_REDEEM ? S2A_REDEEM_HANDLER
+                                                   : S2A_MODELS_HANDLER;
+    return OK;
 }
 
 /* The key's requests per minute. */
@@ -482,13 +509,12 @@ static int take_key_and_user_places(request_rec *r, s2a_request *q)
  * what it is sent. */
 static int admit(request_rec *r, s2a_request *q, s2a_endpoint endpoint, apr_off_t max_body)
 {
-    const char *key_hash;
     int rc;
-    if ((rc = s2a_authenticate(r, q->sconf, &q->key, &key_hash)) != OK) {
+    if ((rc = s2a_authenticate(r, q->sconf, &q->key, &q->key_hash)) != OK) {
         return rc;
     }
     if (!s2a_endpoint_proxied(endpoint)) {
-        return other_endpoint(r, endpoint);
+        return other_endpoint(r, q, endpoint);
     }
     if (r->method_number != M_POST) {
         ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);

@@ -135,7 +135,8 @@ extern s2a_globals s2a_g;
 typedef struct {
     s2a_srv_conf *sconf;
     const char *request_id;
-    const char *secret; /* the pseudonym key */
+    const char *secret;   /* the pseudonym key */
+    const char *key_hash; /* the client key's SHA-256, hex */
     s2a_key_rec key;
     s2a_body body;
     int count_only;            /* POST /v1/messages/count_tokens: no place, hold or usage row */
@@ -357,6 +358,11 @@ apr_status_t s2a_error_page_filter(ap_filter_t *f, apr_bucket_brigade *bb);
 
 /* What clients call besides /v1/messages (mod_sub2api_v1.c): GET /v1/usage,
  * POST /v1/redeem, GET /v1/models[/{id}]. */
+/* requests a key may make of /v1/models and /v1/usage, and redeem codes a
+ * key and an address may try, per minute */
+#define S2A_ENDPOINT_PER_MINUTE 120
+#define S2A_REDEEM_PER_KEY 10
+#define S2A_REDEEM_PER_ADDRESS 30
 #define S2A_USAGE_HANDLER "sub2api-usage"
 #define S2A_REDEEM_HANDLER "sub2api-redeem"
 #define S2A_MODELS_HANDLER "sub2api-models"

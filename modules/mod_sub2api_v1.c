@@ -16,19 +16,24 @@ static json_object *usd(apr_pool_t *p, apr_int64_t nano)
     return json_object_new_double_s((double)nano / 1e9, s2a_usd_format(p, nano));
 }
 
-/* The method the endpoint takes, a configured gateway and a usable key. */
-static int admit(request_rec *r, int method, const char *name, s2a_srv_conf *sc,
-                 s2a_key_rec *key, const char **key_hash)
+/* The method the endpoint takes, and the key the gateway's fixups found
+ * (these handlers serve only what fixups hand them). */
+static int admit(request_rec *r, int method, const char *name, s2a_key_rec *key,
+                 const char **key_hash)
 {
+    s2a_request *q = s2a_request_of(r);
     if (r->method_number != method) {
         ap_allow_methods(r, REPLACE_ALLOW, name, NULL);
         return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED,
                         apr_psprintf(r->pool, "Use %s for %s", name, r->uri));
     }
-    if (!sc->catalog) {
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway is not configured");
+    if (!q || !q->key.id) {
+        return s2a_fail(r, HTTP_NOT_FOUND,
+                        apr_psprintf(r->pool, "%s %s is not served here", r->method, r->uri));
     }
-    return s2a_authenticate(r, sc, key, key_hash);
+    *key = q->key;
+    *key_hash = q->key_hash;
+    return OK;
 }
 
 static int answer(request_rec *r, json_object *o)
@@ -39,14 +44,13 @@ static int answer(request_rec *r, json_object *o)
 
 static int usage_handler(request_rec *r)
 {
-    s2a_srv_conf *sc = s2a_server_conf(r->server);
     apr_int64_t now = apr_time_sec(apr_time_now()), reset, left;
     const char *key_hash;
     s2a_key_rec key;
     json_object *o;
     int rc, valid;
 
-    if ((rc = admit(r, M_GET, "GET", sc, &key, &key_hash)) != OK) {
+    if ((rc = admit(r, M_GET, "GET", &key, &key_hash)) != OK) {
         return rc;
     }
     /* the standing as the database has it now, not as the key cache last
@@ -92,7 +96,7 @@ static int redeem_handler(request_rec *r)
     void *h;
     int rc;
 
-    if ((rc = admit(r, M_POST, "POST", sc, &key, &key_hash)) != OK) {
+    if ((rc = admit(r, M_POST, "POST", &key, &key_hash)) != OK) {
         return rc;
     }
     if (s2a_read_json(r, &in) && in && json_object_object_get_ex(in, "code", &v) &&
@@ -141,13 +145,13 @@ static int redeem_handler(request_rec *r)
 static int models_handler(request_rec *r)
 {
     s2a_srv_conf *sc = s2a_server_conf(r->server);
-    const char *key_hash, *one = strstr(r->uri, "/v1/models/"), *v;
+    const char *key_hash, *one = s2a_endpoint_model_id(r->uri), *v;
     apr_array_header_t *ids;
     apr_table_t *args;
     s2a_key_rec key;
     int rc, i, limit = S2A_MODELS_DEFAULT_LIMIT;
 
-    if ((rc = admit(r, M_GET, "GET", sc, &key, &key_hash)) != OK) {
+    if ((rc = admit(r, M_GET, "GET", &key, &key_hash)) != OK) {
         return rc;
     }
     if (!(ids = s2a_catalog_models(r, sc, key.group_id))) {
@@ -157,7 +161,6 @@ static int models_handler(request_rec *r)
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (one) {
-        one += strlen("/v1/models/");
         for (i = 0; i < ids->nelts; i++) {
             if (strcmp(APR_ARRAY_IDX(ids, i, const char *), one) == 0) {
                 ap_rputs(s2a_model_json(r->pool, one), r);

@@ -14,10 +14,18 @@ static int ends_with(const char *s, apr_size_t n, const char *suffix)
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
+const char *s2a_endpoint_model_id(const char *path)
+{
+    const char *models = strstr(path, "/v1/models/"), *next;
+    while (models && (next = strstr(models + 1, "/v1/models/"))) {
+        models = next;
+    }
+    return models && models[11] && !strchr(models + 11, '/') ? models + 11 : NULL;
+}
+
 s2a_endpoint s2a_endpoint_of(const char *path)
 {
     apr_size_t n = strlen(path);
-    const char *models = strstr(path, "/v1/models/");
     if (ends_with(path, n, "/v1/messages")) {
         return S2A_ENDPOINT_MESSAGES;
     }
@@ -33,14 +41,7 @@ s2a_endpoint s2a_endpoint_of(const char *path)
     if (ends_with(path, n, "/v1/redeem")) {
         return S2A_ENDPOINT_REDEEM;
     }
-    /* the last "/v1/models/", followed by one segment */
-    while (models && strstr(models + 1, "/v1/models/")) {
-        models = strstr(models + 1, "/v1/models/");
-    }
-    if (models && models[11] && !strchr(models + 11, '/')) {
-        return S2A_ENDPOINT_MODEL;
-    }
-    return S2A_ENDPOINT_NONE;
+    return s2a_endpoint_model_id(path) ? S2A_ENDPOINT_MODEL : S2A_ENDPOINT_NONE;
 }
 
 int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err)

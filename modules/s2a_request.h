@@ -28,6 +28,9 @@ typedef enum {
  * never disagree about it. */
 s2a_endpoint s2a_endpoint_of(const char *path);
 
+/* The {id} of a .../v1/models/{id} path (S2A_ENDPOINT_MODEL), else NULL. */
+const char *s2a_endpoint_model_id(const char *path);
+
 /* The endpoints that go upstream through mod_proxy. */
 #define s2a_endpoint_proxied(e) ((e) == S2A_ENDPOINT_MESSAGES || (e) == S2A_ENDPOINT_COUNT_TOKENS)
 

@@ -222,12 +222,11 @@ def children(gw):
 
 
 def rss_kb(pids):
+    """The children's resident memory together; they must all still run."""
     total = 0
     for pid in pids:
         with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            total += sum(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     return total
 
 
@@ -250,12 +249,13 @@ def test_a_flood_of_random_keys(gateway, long_cache):
     try:
         for c in clients:
             assert c.models(t.api_key) == 200
-        pids = children(gw)
 
         def flood(c, n):
             return sum(c.models(random_key()) == 401 for _ in range(n))
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             assert sum(pool.map(flood, clients, [2000] * threads)) == 2000 * threads
+        # the generation before the reload is gone by now
+        pids = children(gw)
         warm = rss_kb(pids)
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             assert sum(pool.map(flood, clients, [23000] * threads)) == 23000 * threads
@@ -268,3 +268,22 @@ def test_a_flood_of_random_keys(gateway, long_cache):
     finally:
         for c in clients:
             c.close()
+
+
+def test_redeem_codes_cannot_be_guessed_at_speed(gateway):
+    gw = gateway
+    t = gw.new_tenant(balance_usd="0")
+    guesses = 0
+    while True:
+        status, headers, raw = gw.post_messages({"code": "rc-" + secrets.token_hex(16)},
+                                                key=t.api_key, path="/v1/redeem")
+        guesses += 1
+        if status != 404:
+            break
+    # ten a minute per key (twenty, should the clock minute turn meanwhile)
+    assert status == 429 and 11 <= guesses <= 21, (status, guesses, raw)
+    assert json.loads(raw)["error"]["type"] == "rate_limit_error"
+    assert int(headers["retry-after"]) >= 1
+    # the key may still read its standing
+    status, _, _ = gw.get("/v1/usage", key=t.api_key)
+    assert status == 200

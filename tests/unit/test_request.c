@@ -238,6 +238,10 @@ static void test_endpoints(void)
     S2A_CHECK_INT(s2a_endpoint_of("/v1/messagesx"), S2A_ENDPOINT_NONE);
     S2A_CHECK_INT(s2a_endpoint_of("/v1/"), S2A_ENDPOINT_NONE);
     S2A_CHECK_INT(s2a_endpoint_of(""), S2A_ENDPOINT_NONE);
+    S2A_CHECK_STR(s2a_endpoint_model_id("/v1/models/claude-x"), "claude-x");
+    S2A_CHECK_STR(s2a_endpoint_model_id("/v1/models/a/v1/models/b"), "b");
+    S2A_CHECK(s2a_endpoint_model_id("/v1/models/") == NULL);
+    S2A_CHECK(s2a_endpoint_model_id("/v1/models/a/b") == NULL);
     S2A_CHECK(s2a_endpoint_proxied(S2A_ENDPOINT_MESSAGES) &&
               s2a_endpoint_proxied(S2A_ENDPOINT_COUNT_TOKENS) &&
               !s2a_endpoint_proxied(S2A_ENDPOINT_MODEL));
