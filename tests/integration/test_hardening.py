@@ -287,3 +287,40 @@ def test_redeem_codes_cannot_be_guessed_at_speed(gateway):
     # the key may still read its standing
     status, _, _ = gw.get("/v1/usage", key=t.api_key)
     assert status == 200
+
+
+def test_a_slow_upload_is_bounded(gateway):
+    """A body that trickles in ends with 408 when mod_reqtimeout says so
+    (RequestReadTimeout body=3 here), and the key's place it held is back."""
+    gw = gateway
+    t = gw.new_tenant()
+    gw.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"concurrency": 1})
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=30)
+    try:
+        start = time.monotonic()
+        sock.sendall(("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                      % t.api_key).encode())
+        answer = b""
+        for _ in range(30):
+            sock.sendall(b" ")
+            try:
+                sock.settimeout(1)
+                piece = sock.recv(4096)
+            except socket.timeout:
+                continue
+            except ConnectionError:
+                break
+            if not piece:
+                break
+            answer += piece
+            if b"\r\n\r\n" in answer:
+                break
+        took = time.monotonic() - start
+    finally:
+        sock.close()
+    assert took < 12, took
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    # its place is back: the key serves again at once
+    status, _, raw = gw.post_messages(messages_body(), key=t.api_key)
+    assert status == 200, raw
