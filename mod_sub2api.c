@@ -496,12 +496,13 @@ static void register_hooks(apr_pool_t *p)
     /* mod_sub2api_billing.c */
     ap_hook_log_transaction(s2a_billing_log_transaction, NULL, before_log, APR_HOOK_MIDDLE);
 
-    /* handlers: mod_sub2api_v1.c, _admin.c, _metrics.c, _dashboard.c */
+    /* handlers: mod_sub2api_v1.c, _admin.c, _metrics.c, _dashboard.c, _error_page.c */
     ap_hook_handler(s2a_v1_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(s2a_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(s2a_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(s2a_health_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(s2a_dashboard_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(s2a_error_page_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA sub2api_module = {STANDARD20_MODULE_STUFF,

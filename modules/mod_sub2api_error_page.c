@@ -1,10 +1,15 @@
 /* Error pages of gateway requests are Anthropic-shaped JSON, not httpd's
  * HTML: insert_error_filter runs just before httpd looks up the error page
  * it is about to send, and takes the message the gateway noted (s2a_fail)
- * or the one its status stands for. */
+ * or the one its status stands for. Errors httpd meets before the gateway
+ * knows the request (a request line or headers it cannot read) come
+ * through an ErrorDocument that names a location of SetHandler
+ * sub2api-error. */
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
+
+#include <stdlib.h>
 
 #include "mod_sub2api_shared.h"
 #include "s2a_errors.h"
@@ -25,4 +30,23 @@ apr_status_t s2a_error_page_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     ap_set_content_type(f->r, "application/json");
     ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
+}
+
+int s2a_error_page_handler(request_rec *r)
+{
+    const char *status_env;
+    int status;
+    if (!r->handler || strcmp(r->handler, S2A_ERROR_HANDLER) != 0) {
+        return DECLINED;
+    }
+    status_env = apr_table_get(r->subprocess_env, "REDIRECT_STATUS");
+    status = r->prev ? r->prev->status : status_env ? atoi(status_env) : HTTP_NOT_FOUND;
+    if (status < 400 || status > 599) {
+        status = HTTP_NOT_FOUND;
+    }
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rputs(s2a_error_body(r->pool, status, s2a_error_message(status)), r);
+    return OK;
 }

@@ -352,9 +352,12 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb);
 int s2a_failover_request_status(int *status, request_rec *r);
 /* mod_sub2api_billing.c: log_transaction. */
 int s2a_billing_log_transaction(request_rec *r);
-/* mod_sub2api_error_page.c: insert_error_filter, and its filter. */
+/* mod_sub2api_error_page.c: insert_error_filter and its filter, and the
+ * handler an ErrorDocument names for httpd's own errors. */
+#define S2A_ERROR_HANDLER "sub2api-error"
 void s2a_error_page_insert(request_rec *r);
 apr_status_t s2a_error_page_filter(ap_filter_t *f, apr_bucket_brigade *bb);
+int s2a_error_page_handler(request_rec *r);
 
 /* What clients call besides /v1/messages (mod_sub2api_v1.c): GET /v1/usage,
  * POST /v1/redeem, GET /v1/models[/{id}]. */

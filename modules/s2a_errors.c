@@ -64,6 +64,25 @@ char *s2a_error_body(apr_pool_t *p, int status, const char *message)
 const char *s2a_error_message(int status)
 {
     switch (status) {
+    case 400:
+        return "The request could not be read (its request line or headers are malformed, or "
+               "too many or too long)";
+    case 403:
+        return "Access to this path is not allowed";
+    case 404:
+        return "Nothing is served at this path";
+    case 405:
+        return "This method is not allowed at this path";
+    case 408:
+        return "The request did not arrive in time";
+    case 411:
+        return "A Content-Length is required";
+    case 413:
+        return "The request is too large";
+    case 414:
+        return "The request's URI is too long";
+    case 431:
+        return "The request's headers are too large";
     case 502:
         return "The upstream could not be reached or broke the connection";
     case 503:

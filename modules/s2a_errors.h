@@ -19,6 +19,7 @@ char *s2a_error_body(apr_pool_t *p, int status, const char *message);
 int s2a_upstream_status_map(int upstream_status);
 
 /* The message of an error the gateway reports without words of its own:
+   httpd's (400 a request it cannot read, 408, 413, 414, 431...),
    mod_proxy's 502 (unreachable or broken), 503 (no upstream) and 504 (no
    answer in time), else a general one. */
 const char *s2a_error_message(int status);

@@ -324,3 +324,34 @@ def test_a_slow_upload_is_bounded(gateway):
     # its place is back: the key serves again at once
     status, _, raw = gw.post_messages(messages_body(), key=t.api_key)
     assert status == 200, raw
+
+
+def raw_exchange(gw, data):
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    try:
+        sock.sendall(data)
+        answer = b""
+        while True:
+            piece = sock.recv(65536)
+            if not piece:
+                return answer
+            answer += piece
+    finally:
+        sock.close()
+
+
+def test_httpds_own_errors_are_anthropic_shaped(gateway):
+    """Errors httpd meets before it knows the location (an unreadable
+    request line, too many headers) answer in the API's shape through the
+    ErrorDocument that names SetHandler sub2api-error."""
+    gw = gateway
+    gw.expect_error(r"AH00566|AH00567|AH10173|AH00565|AH02426|AH00126|request line|header")
+    many = "".join("x-h%d: v\r\n" % i for i in range(120))
+    for data in (b"GARBAGE\r\n\r\n",
+                 ("POST /v1/messages HTTP/1.1\r\nHost: x\r\n%s\r\n" % many).encode()):
+        answer = raw_exchange(gw, data)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), answer[:300]
+        assert b"application/json" in head
+        error = json.loads(body)
+        assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
