@@ -139,10 +139,10 @@ static int get_row(admin_ctx *a, apr_int64_t id)
 
 /* ---- writing ---- */
 
-static const char *seal(void *baton, const char *plain)
+static const char *seal(void *baton, apr_int64_t id, const char *plain)
 {
     admin_ctx *a = baton;
-    return s2a_credential_seal(a->r->pool, a->sc, plain);
+    return s2a_credential_seal(a->r->pool, a->sc, id, plain);
 }
 
 static int bump(admin_ctx *a, apr_int64_t id, const s2a_admin_change *ch)
@@ -156,9 +156,9 @@ static int write_create(admin_ctx *a, s2a_admin_change *ch, const char *key)
 {
     s2a_db_admin_fail fail;
     apr_int64_t id = 0;
+    s2a_admin_sealer sealer = {seal, a};
     int rc;
-    s2a_admin_seal(ch, seal, a);
-    if ((rc = s2a_db_admin_create(&a->db, a->r->pool, ch, now_sec(), &id, &fail)) != 0) {
+    if ((rc = s2a_db_admin_create(&a->db, a->r->pool, ch, now_sec(), &sealer, &id, &fail)) != 0) {
         return not_written(a, rc, &fail);
     }
     if (!a->route->after(a, id, ch)) {
@@ -176,6 +176,7 @@ static int create_row(admin_ctx *a)
 
 static int patch_row(admin_ctx *a, apr_int64_t id)
 {
+    s2a_admin_sealer sealer = {seal, a};
     s2a_admin_change ch;
     s2a_db_admin_fail fail;
     const char *bad = s2a_admin_check(a->r->pool, a->route->res, a->in, 0, &ch);
@@ -183,7 +184,7 @@ static int patch_row(admin_ctx *a, apr_int64_t id)
     if (bad) {
         return s2a_send_error(a->r, 400, bad);
     }
-    s2a_admin_seal(&ch, seal, a);
+    s2a_admin_seal(&ch, id, &sealer);
     if ((rc = s2a_db_admin_patch(&a->db, a->r->pool, &ch, id, &fail)) != 0) {
         return not_written(a, rc, &fail);
     }
@@ -241,18 +242,40 @@ static apr_int64_t account_key(admin_ctx *a, json_object *row, const char **plai
     int refreshable =
         json_object_object_get_ex(row, "refresh_token_set", &v) && json_object_get_boolean(v);
     *plain = json_object_object_get_ex(row, "credential", &v)
-                 ? s2a_credential_open(a->r->pool, a->sc, json_object_get_string(v))
+                 ? s2a_credential_open(a->r->pool, a->sc, id, json_object_get_string(v))
                  : NULL;
     return *plain ? s2a_account_state_key(a->r->pool, a->sc, id, refreshable, *plain) : 0;
 }
 
-/* The credential masked, and the state the store keeps (null when the
- * store cannot be read). */
+/* The fixed headers as stored (sealed or plain), opened, their values
+ * masked: names are the operator's to read, values may be secrets. */
+static json_object *masked_headers(admin_ctx *a, apr_int64_t id, const char *stored)
+{
+    const char *plain = stored ? s2a_credential_open(a->r->pool, a->sc, id, stored) : NULL;
+    json_object *in = plain ? json_tokener_parse(plain) : NULL, *out;
+    if (!in || !json_object_is_type(in, json_type_object)) {
+        json_object_put(in);
+        return NULL;
+    }
+    out = json_object_new_object();
+    json_object_object_foreach(in, name, value)
+    {
+        json_object_object_add(
+            out, name,
+            json_object_new_string(s2a_secret_mask(a->r->pool, json_object_get_string(value))));
+    }
+    json_object_put(in);
+    return out;
+}
+
+/* The credential and the headers' values masked, and the state the store
+ * keeps (null when the store cannot be read). */
 static void decorate_account(admin_ctx *a, json_object *row)
 {
     s2a_account_state st;
     const char *plain;
     apr_int64_t key = account_key(a, row, &plain);
+    json_object *v;
     int known = 1;
 
     memset(&st, 0, sizeof(st));
@@ -263,6 +286,12 @@ static void decorate_account(admin_ctx *a, json_object *row)
     json_object_object_add(row, "credential",
                            json_object_new_string(plain ? s2a_secret_mask(a->r->pool, plain)
                                                         : "(sealed with another key)"));
+    json_object_object_add(
+        row, "headers",
+        masked_headers(a,
+                       json_object_object_get_ex(row, "id", &v) ? json_object_get_int64(v) : 0,
+                       json_object_object_get_ex(row, "headers", &v) ? json_object_get_string(v)
+                                                                     : NULL));
     json_object_object_add(row, "state",
                            known ? s2a_admin_account_state(row, &st, apr_time_now()) : NULL);
 }

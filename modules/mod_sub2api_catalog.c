@@ -211,25 +211,27 @@ int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const c
     return OK;
 }
 
-/* Credentials come out of the database sealed or plain; an account whose
- * credential cannot be opened does not serve. */
-static void open_credentials(server_rec *s, s2a_srv_conf *sc, apr_pool_t *p,
-                             apr_array_header_t *list)
+static const char *open_secret(void *baton, apr_pool_t *p, apr_int64_t id, const char *stored)
+{
+    return s2a_credential_open(p, baton, id, stored);
+}
+
+/* Secrets come out of the database sealed or plain; an account whose
+ * secrets cannot be opened does not serve. */
+static void state_keys(server_rec *s, s2a_srv_conf *sc, apr_pool_t *p, apr_array_header_t *list)
 {
     int i;
     for (i = 0; i < list->nelts; i++) {
         s2a_account *a = &APR_ARRAY_IDX(list, i, s2a_account);
-        const char *plain = s2a_credential_open(p, sc, a->credential);
-        if (!plain) {
+        if (!a->credential) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                         S2ALOGNO(0102) "account %" APR_INT64_T_FMT " credential cannot be "
-                                        "opened: another or no Sub2apiCredentialKeyFile",
+                         S2ALOGNO(0102) "account %" APR_INT64_T_FMT " secrets cannot be "
+                                        "opened: another or no Sub2apiCredentialKeyFile, or "
+                                        "sealed for another account",
                          a->id);
-            a->active = 0;
-            plain = "";
+            a->credential = "";
         }
-        a->credential = plain;
-        a->state_key = s2a_account_state_key(p, sc, a->id, a->refreshable, plain);
+        a->state_key = s2a_account_state_key(p, sc, a->id, a->refreshable, a->credential);
     }
 }
 
@@ -276,6 +278,7 @@ static int refresh_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, int 
     apr_time_t now = apr_time_now();
     apr_uint32_t gen = s2a_g.store->ops->generation(s2a_g.store, fresh);
     s2a_account_list *l, *old;
+    s2a_db_opener opener;
     apr_pool_t *np;
     const char *err = NULL;
     s2a_dbc dbc;
@@ -299,7 +302,9 @@ static int refresh_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, int 
     l->refs = 1;
     l->gen = gen;
     l->loaded = now;
-    rv = s2a_db_accounts_load(&dbc, np, &l->accounts, &err);
+    opener.open = open_secret;
+    opener.baton = sc;
+    rv = s2a_db_accounts_load(&dbc, np, &opener, &l->accounts, &err);
     s2a_dbc_close(s, h);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, S2ALOGNO(0101) "loading accounts: %s", err);
@@ -307,7 +312,7 @@ static int refresh_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, int 
         apr_pool_destroy(np);
         return keep_list(sc, gen, now);
     }
-    open_credentials(s, sc, np, l->accounts);
+    state_keys(s, sc, np, l->accounts);
     apr_thread_mutex_lock(c->mutex);
     old = c->list;
     c->list = l;

@@ -76,8 +76,8 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
         return 0;
     }
     if (s2a_db_oauth_save(
-            db, p, id, s2a_credential_seal(p, sc, t.access_token),
-            s2a_credential_seal(p, sc, t.refresh_token ? t.refresh_token : refresh_token),
+            db, p, id, s2a_credential_seal(p, sc, id, t.access_token),
+            s2a_credential_seal(p, sc, id, t.refresh_token ? t.refresh_token : refresh_token),
             t.expires_in ? now + t.expires_in : 0, &err) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0503) "account %" APR_INT64_T_FMT " new tokens not saved: %s", id,
@@ -143,7 +143,7 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
             s2a_dbc_close(s, h);
             return 0;
         }
-        current = s2a_credential_open(p, sc, cred);
+        current = s2a_credential_open(p, sc, id, cred);
         /* fresh enough, or already replaced since the upstream refused it */
         if (current && (rejected ? strcmp(current, rejected) != 0
                                  : still_good(expires_at, apr_time_sec(apr_time_now())))) {
@@ -166,13 +166,13 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
         if (got) {
             /* read again under the lock: the last holder may just have saved */
             ok = s2a_db_oauth_get(&db, p, id, &cred, &refresh, &expires_at, &err) == APR_SUCCESS &&
-                 (current = s2a_credential_open(p, sc, cred)) &&
+                 (current = s2a_credential_open(p, sc, id, cred)) &&
                  (rejected ? strcmp(current, rejected) != 0
                            : still_good(expires_at, apr_time_sec(apr_time_now())));
             if (ok) {
                 *plain = current;
             } else {
-                refresh = *refresh ? s2a_credential_open(p, sc, refresh) : NULL;
+                refresh = *refresh ? s2a_credential_open(p, sc, id, refresh) : NULL;
                 ok = refresh && refresh_locked(p, s, sc, &db, id, refresh, attempt, plain);
             }
             s2a_g.store->ops->unlock(s2a_g.store, lock);

@@ -178,19 +178,32 @@ const char *s2a_secret(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
     return sc->secret;
 }
 
-static const char *const credential_aad = "s2a-account-credential";
+/* What a sealed secret is bound to; sealed before the binding to the
+ * account, a value still opens with the old words until it is written
+ * again. */
+#define ACCOUNT_AAD "s2a-account:%" APR_INT64_T_FMT
+#define UNBOUND_AAD "s2a-account-credential"
 
-const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, const char *plain)
+const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id,
+                                const char *plain)
 {
-    return sc->cred_key ? s2a_aead_seal_text(p, sc->cred_key, credential_aad, plain) : plain;
+    return sc->cred_key
+               ? s2a_aead_seal_text(p, sc->cred_key, apr_psprintf(p, ACCOUNT_AAD, id), plain)
+               : plain;
 }
 
-const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, const char *stored)
+const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id,
+                                const char *stored)
 {
+    const char *plain;
     if (!s2a_aead_is_sealed(stored)) {
         return stored; /* written before a key was set */
     }
-    return sc->cred_key ? s2a_aead_open_text(p, sc->cred_key, credential_aad, stored) : NULL;
+    if (!sc->cred_key) {
+        return NULL;
+    }
+    plain = s2a_aead_open_text(p, sc->cred_key, apr_psprintf(p, ACCOUNT_AAD, id), stored);
+    return plain ? plain : s2a_aead_open_text(p, sc->cred_key, UNBOUND_AAD, stored);
 }
 
 apr_int64_t s2a_account_state_key(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id, int refreshable,

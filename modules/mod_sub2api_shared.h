@@ -204,11 +204,15 @@ void s2a_dbc_close(server_rec *s, void *handle);
  * serialize: child_init, or request threads under the catalog mutex. */
 const char *s2a_secret(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *c);
 
-/* Upstream credentials as stored: sealed with AES-256-GCM when a
- * Sub2apiCredentialKeyFile is set. open gives NULL for a sealed value that
- * cannot be opened (no key, another key, tampered). */
-const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, const char *plain);
-const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, const char *stored);
+/* An account's secrets (credential, refresh token, fixed headers) as
+ * stored: sealed with AES-256-GCM when a Sub2apiCredentialKeyFile is set,
+ * bound to account `id` (a sealed value moved to another account's row
+ * does not open). open gives NULL for a sealed value that cannot be opened
+ * (no key, another key, another account, tampered). */
+const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id,
+                                const char *plain);
+const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id,
+                                const char *stored);
 /* Where account `id`'s state lives in the store (s2a_state_key_account with
  * this host's pseudonym key). */
 apr_int64_t s2a_account_state_key(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id, int refreshable,

@@ -386,7 +386,7 @@ static const s2a_admin_field account_fields[] = {
     {.name = "headers",
      .type = S2A_ADMIN_JSON,
      .column = "headers",
-     .flags = BOTH,
+     .flags = BOTH | S2A_ADMIN_SECRET,
      .check = headers_check,
      .stored = json_text},
     {.name = "refresh_token",
@@ -425,7 +425,7 @@ const s2a_admin_resource s2a_admin_accounts = {
     .columns = "id, name, type, credential, endpoint, priority, concurrency, model_mapping, status,"
                " schedulable, error_message, created_at, custom_error_codes, expires_at,"
                " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END AS refresh_token_set, headers",
-    .types = "issssiijsbsijibj",
+    .types = "issssiijsbsijibs",
     .order = " ORDER BY id",
     .stamped = 1,
     .fields = account_fields};
@@ -877,16 +877,34 @@ void s2a_admin_put(s2a_admin_change *ch, const char *name, const char *text)
     }
 }
 
-void s2a_admin_seal(s2a_admin_change *ch, const char *(*seal)(void *baton, const char *plain),
-                    void *baton)
+void s2a_admin_seal(s2a_admin_change *ch, apr_int64_t id, const s2a_admin_sealer *sealer)
 {
     int i;
     for (i = 0; i < ch->values->nelts; i++) {
         s2a_admin_value *v = &APR_ARRAY_IDX(ch->values, i, s2a_admin_value);
         if (v->field->flags & S2A_ADMIN_SECRET) {
-            v->text = seal(baton, v->text);
+            v->text = sealer->seal(sealer->baton, id, v->text);
         }
     }
+}
+
+int s2a_admin_split_secrets(apr_pool_t *p, const s2a_admin_change *ch, s2a_admin_change *open,
+                            s2a_admin_change *secret)
+{
+    int i;
+    *open = *ch;
+    *secret = *ch;
+    open->values = apr_array_copy(p, ch->values);
+    secret->values = apr_array_make(p, 2, sizeof(s2a_admin_value));
+    secret->create = 0;
+    for (i = 0; i < open->values->nelts; i++) {
+        s2a_admin_value *v = &APR_ARRAY_IDX(open->values, i, s2a_admin_value);
+        if (v->field->flags & S2A_ADMIN_SECRET) {
+            APR_ARRAY_PUSH(secret->values, s2a_admin_value) = *v;
+            v->text = "";
+        }
+    }
+    return secret->values->nelts > 0;
 }
 
 /* ---- statements ---- */

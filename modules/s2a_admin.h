@@ -126,9 +126,22 @@ const char *s2a_admin_check(apr_pool_t *p, const s2a_admin_resource *res, json_o
 const s2a_admin_value *s2a_admin_value_of(const s2a_admin_change *ch, const char *name);
 /* Sets GENERATED field `name` to `text` (a key's hash). */
 void s2a_admin_put(s2a_admin_change *ch, const char *name, const char *text);
-/* Replaces the text of each SECRET value by what `seal` makes of it. */
-void s2a_admin_seal(s2a_admin_change *ch, const char *(*seal)(void *baton, const char *plain),
-                    void *baton);
+/* What a SECRET value is stored as: `plain` sealed for row `id`. */
+typedef struct {
+    const char *(*seal)(void *baton, apr_int64_t id, const char *plain);
+    void *baton;
+} s2a_admin_sealer;
+
+/* Replaces the text of each SECRET value by what the sealer makes of it
+ * for row `id`. */
+void s2a_admin_seal(s2a_admin_change *ch, apr_int64_t id, const s2a_admin_sealer *sealer);
+
+/* A create's values split: `open` all of them with each SECRET one
+ * emptied (the row is inserted so, before it has an id to seal for), and
+ * `secret` the SECRET ones alone (written sealed once it has). 1 when
+ * there are SECRET values. */
+int s2a_admin_split_secrets(apr_pool_t *p, const s2a_admin_change *ch, s2a_admin_change *open,
+                            s2a_admin_change *secret);
 
 /* A statement with its arguments (apr_dbd typed placeholders). */
 typedef struct {

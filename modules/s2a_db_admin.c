@@ -253,10 +253,11 @@ static int ledger_write(s2a_dbc *c, apr_pool_t *p, const s2a_admin_change *ch, a
 }
 
 int s2a_db_admin_create(s2a_dbc *c, apr_pool_t *p, const s2a_admin_change *ch, apr_int64_t now,
-                        apr_int64_t *id, s2a_db_admin_fail *fail)
+                        const s2a_admin_sealer *sealer, apr_int64_t *id, s2a_db_admin_fail *fail)
 {
-    s2a_admin_stmt insert;
-    int rc;
+    s2a_admin_change open, secret;
+    s2a_admin_stmt insert, update;
+    int rc, secrets = s2a_admin_split_secrets(p, ch, &open, &secret);
     if (begin(c, p, fail) != 0) {
         return -1;
     }
@@ -265,8 +266,14 @@ int s2a_db_admin_create(s2a_dbc *c, apr_pool_t *p, const s2a_admin_change *ch, a
         rc = unique_free(c, p, ch, NULL, fail);
     }
     if (rc == 0) {
-        s2a_admin_insert(p, ch, now, &insert);
+        s2a_admin_insert(p, &open, now, &insert);
         rc = s2a_db_insert(c, p, insert.sql, insert.nargs, insert.args, id, &fail->err) == 0 ? 0
+                                                                                             : -1;
+    }
+    if (rc == 0 && secrets) {
+        s2a_admin_seal(&secret, *id, sealer);
+        s2a_admin_update(p, &secret, *id, &update);
+        rc = s2a_db_exec(c, p, update.sql, update.nargs, update.args, NULL, &fail->err) == 0 ? 0
                                                                                              : -1;
     }
     if (rc == 0) {

@@ -25,10 +25,12 @@ int s2a_db_admin_get(s2a_dbc *c, apr_pool_t *p, const s2a_admin_resource *res, a
 
 /* A create, in one transaction: the rows its REF values name looked up,
  * its UNIQUE values found free, the row inserted (created_at `now`), its
- * links and its opening balance written. 0 with *id; 1 refused, -1 failed
- * (*fail says why); either way nothing is written. */
+ * SECRET values written sealed for its id by `sealer` (never stored
+ * plain, not even inside the transaction), its links and its opening
+ * balance written. 0 with *id; 1 refused, -1 failed (*fail says why);
+ * either way nothing is written. */
 int s2a_db_admin_create(s2a_dbc *c, apr_pool_t *p, const s2a_admin_change *ch, apr_int64_t now,
-                        apr_int64_t *id, s2a_db_admin_fail *fail);
+                        const s2a_admin_sealer *sealer, apr_int64_t *id, s2a_db_admin_fail *fail);
 /* A PATCH of row `id`, in one transaction: one UPDATE of every column it
  * sets, its links replaced, its balance changes with their balance log
  * rows. Returns as s2a_db_admin_create; 404 when no row has the id. */

@@ -102,8 +102,8 @@ static apr_array_header_t *parse_codes(apr_pool_t *p, const char *text)
     return codes;
 }
 
-apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t **out,
-                                  const char **err)
+apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener *opener,
+                                  apr_array_header_t **out, const char **err)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
@@ -122,21 +122,26 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t 
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
         s2a_account *a = apr_array_push(arr);
+        const char *headers;
         a->id = s2a_db_i64(c, row, 0);
         a->name = s2a_db_str(c, p, row, 1);
         a->type = s2a_db_str(c, p, row, 2);
-        a->credential = s2a_db_str(c, p, row, 3);
+        a->credential = opener->open(opener->baton, p, a->id, s2a_db_str(c, p, row, 3));
         a->endpoint = s2a_db_str(c, p, row, 4);
         a->priority = (int)s2a_db_i64(c, row, 5);
         a->concurrency = (int)s2a_db_i64(c, row, 6);
         a->mapping = parse_mapping(p, s2a_db_str(c, p, row, 7));
         a->status = s2a_db_str(c, p, row, 8);
         a->schedulable = s2a_db_i64(c, row, 9) != 0;
-        a->active = strcmp(a->status, "active") == 0 && a->schedulable;
         a->error_codes = parse_codes(p, s2a_db_str(c, p, row, 10));
         a->refreshable = s2a_db_i64(c, row, 11) != 0;
         a->expires_at = s2a_db_i64(c, row, 12);
-        a->headers = parse_headers(p, s2a_db_str(c, p, row, 13));
+        headers = opener->open(opener->baton, p, a->id, s2a_db_str(c, p, row, 13));
+        a->headers = headers ? parse_headers(p, headers) : NULL;
+        if (!headers) {
+            a->credential = NULL;
+        }
+        a->active = strcmp(a->status, "active") == 0 && a->schedulable && a->credential;
         a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
     }
     for (i = 0; i < arr->nelts; i++) {

@@ -56,9 +56,18 @@ typedef struct {
 /* 1 found, 0 unknown key, -1 database error. */
 int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_rec *out);
 
-/* Every account with its groups and mapping, allocated from p. */
-apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, apr_array_header_t **out,
-                                  const char **err);
+/* What an account's secret (credential, fixed headers) is as stored, in
+ * plain; NULL when it cannot be opened. */
+typedef struct {
+    const char *(*open)(void *baton, apr_pool_t *p, apr_int64_t id, const char *stored);
+    void *baton;
+} s2a_db_opener;
+
+/* Every account with its groups and mapping, allocated from p, its secrets
+ * opened by `opener`: an account whose credential or headers do not open
+ * has credential NULL and is not active. */
+apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener *opener,
+                                  apr_array_header_t **out, const char **err);
 
 /* Puts account `id` in error state (it serves no more until an operator
  * re-enables it), saying why. */

@@ -873,6 +873,18 @@ class Gateway:
 
     # -- database ---------------------------------------------------------
 
+    def db_write(self, sql):
+        """One statement that changes the gateway's database from outside it."""
+        if self.pg:
+            self.pg.psql(sql)
+            return
+        con = sqlite3.connect(str(self.sqlite_path), timeout=10)
+        try:
+            con.execute(sql)
+            con.commit()
+        finally:
+            con.close()
+
     def db_query(self, sql):
         """Rows of a read-only query on the gateway's database (values as strings for pgsql)."""
         if self.pg:

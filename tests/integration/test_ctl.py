@@ -240,8 +240,10 @@ def test_oauth_account_with_refresh_token(gateway, ctl):
     assert "S2A_TEST_UNSET" in res.stderr
     changed = ctl.json("account", "set", account["id"], "--header", "x-team=blue",
                        "--header", "anthropic-beta=a,b")
-    assert changed["headers"] == {"x-team": "blue", "anthropic-beta": "a,b"}
-    assert "x-team: blue" in ctl("account", "show", account["id"]).stdout
+    # Names are shown, values may be secrets: masked like the credential.
+    assert changed["headers"] == {"x-team": "****", "anthropic-beta": "****"}
+    shown = ctl("account", "show", account["id"]).stdout
+    assert "x-team: ****" in shown and "blue" not in shown
     assert ctl.json("account", "set", account["id"], "--clear-headers")["headers"] == {}
     res = ctl("account", "set", account["id"], "--header", "Authorization=x", code=1)
     assert "set by the gateway" in res.stderr

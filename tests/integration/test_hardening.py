@@ -232,7 +232,8 @@ def rss_kb(pids):
 
 @pytest.fixture
 def long_cache(gateway):
-    gateway.reload("Sub2apiCacheTTL 600")
+    # each client keeps its one connection, so its one child, throughout
+    gateway.reload("Sub2apiCacheTTL 600\nMaxKeepAliveRequests 0")
     yield
     gateway.reload("")
 
@@ -355,3 +356,34 @@ def test_httpds_own_errors_are_anthropic_shaped(gateway):
         assert b"application/json" in head
         error = json.loads(body)
         assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+
+
+def test_secrets_are_sealed_for_their_account(gateway):
+    """Fixed headers are sealed at rest like credentials and masked in
+    answers; a sealed credential copied into another account's row does not
+    open there, so that account does not serve."""
+    gw = gateway
+    gw.expect_error(r"S2A0102")
+    t = gw.new_tenant(accounts=0)
+    one = gw.create_account([t.group["id"]], headers={"x-team": "team-secret-4242"})
+    assert one["headers"]["x-team"] != "team-secret-4242"
+    assert "team-secret-4242" not in json.dumps(one)
+    [(stored_headers, stored_cred)] = gw.db_query(
+        "SELECT headers, credential FROM s2a_accounts WHERE id = %d" % one["id"])
+    assert "team-secret-4242" not in stored_headers
+    assert gw.credentials[one["id"]] not in stored_cred
+    status, _, raw = gw.post_messages(messages_body(), key=t.api_key)
+    assert status == 200, raw
+    assert gw.mock_requests()[-1]["headers"].get("x-team") == "team-secret-4242"
+
+    other = gw.create_account([gw.create_group()["id"]])
+    gw.db_write("UPDATE s2a_accounts SET credential = (SELECT credential FROM s2a_accounts"
+                " WHERE id = %d) WHERE id = %d" % (one["id"], other["id"]))
+    shown = gw.admin_ok("GET", "/admin/accounts/%d" % other["id"])
+    assert shown["credential"] == "(sealed with another key)"
+    # the catalog reloads (an admin change moves the generation) and passes it over
+    gw.admin_ok("PATCH", "/admin/accounts/%d" % one["id"], {"priority": 60})
+    t2 = gw.new_tenant(accounts=0)
+    gw.admin_ok("PATCH", "/admin/accounts/%d" % other["id"], {"group_ids": [t2.group["id"]]})
+    status, _, raw = gw.post_messages(messages_body(), key=t2.api_key)
+    assert status == 503, raw

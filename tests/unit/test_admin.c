@@ -249,9 +249,9 @@ static void test_keys(void)
             "rpm_limit: a whole number from 0 (no limit)");
 }
 
-static const char *sealed(void *baton, const char *plain)
+static const char *sealed(void *baton, apr_int64_t id, const char *plain)
 {
-    return apr_pstrcat(pool, (const char *)baton, plain, NULL);
+    return apr_psprintf(pool, "%s%" APR_INT64_T_FMT ":%s", (const char *)baton, id, plain);
 }
 
 static void test_accounts(void)
@@ -270,10 +270,26 @@ static void test_accounts(void)
     S2A_CHECK_INT(APR_ARRAY_IDX(ids->ids, 0, apr_int64_t), 3);
     S2A_CHECK_INT(APR_ARRAY_IDX(ids->ids, 1, apr_int64_t), 1);
     S2A_CHECK(s2a_admin_value_of(&ch, "clear_cooldown") == NULL);
-    s2a_admin_seal(&ch, sealed, "sealed:");
-    S2A_CHECK_STR(text_of(&ch, "credential"), "sealed:sk-1");
-    S2A_CHECK_STR(text_of(&ch, "refresh_token"), "sealed:rt");
-    S2A_CHECK_STR(text_of(&ch, "name"), "a");
+    {
+        s2a_admin_change open, secret;
+        s2a_admin_sealer sealer = {sealed, "sealed:"};
+        /* a create is inserted without its secrets, and they are sealed for
+         * the id it gets */
+        S2A_CHECK_INT(s2a_admin_split_secrets(pool, &ch, &open, &secret), 1);
+        S2A_CHECK_STR(text_of(&open, "credential"), "");
+        S2A_CHECK_STR(text_of(&open, "refresh_token"), "");
+        S2A_CHECK_STR(text_of(&open, "name"), "a");
+        S2A_CHECK_INT(secret.values->nelts, 2);
+        s2a_admin_seal(&secret, 42, &sealer);
+        S2A_CHECK_STR(text_of(&secret, "credential"), "sealed:42:sk-1");
+        s2a_admin_update(pool, &secret, 42, &st);
+        S2A_CHECK_STR(st.sql, "UPDATE s2a_accounts SET credential = %s, refresh_token = %s"
+                              " WHERE id = %lld");
+        s2a_admin_seal(&ch, 7, &sealer);
+        S2A_CHECK_STR(text_of(&ch, "credential"), "sealed:7:sk-1");
+        S2A_CHECK_STR(text_of(&ch, "refresh_token"), "sealed:7:rt");
+        S2A_CHECK_STR(text_of(&ch, "name"), "a");
+    }
     s2a_admin_insert(pool, &ch, 1, &st);
     S2A_CHECK_STR(st.sql, "INSERT INTO s2a_accounts (name, type, credential, endpoint,"
                           " model_mapping, schedulable, custom_error_codes, refresh_token,"

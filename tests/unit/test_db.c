@@ -55,8 +55,27 @@ static void test_schema(s2a_dbc *c)
     S2A_CHECK_STR(value, "first");
 }
 
+static const char *open_plain(void *baton, apr_pool_t *p, apr_int64_t id, const char *stored)
+{
+    (void)baton;
+    (void)p;
+    (void)id;
+    return stored;
+}
+
+/* A secret sealed for another account does not open. */
+static const char *open_none(void *baton, apr_pool_t *p, apr_int64_t id, const char *stored)
+{
+    (void)baton;
+    (void)p;
+    (void)id;
+    (void)stored;
+    return NULL;
+}
+
 static void test_catalog(s2a_dbc *c)
 {
+    s2a_db_opener plain = {open_plain, NULL}, none = {open_none, NULL};
     apr_array_header_t *accounts;
     s2a_key_rec key;
     const s2a_account *a;
@@ -84,7 +103,10 @@ static void test_catalog(s2a_dbc *c)
             " created_at, custom_error_codes, headers) VALUES (1, 'main', 'apikey', 'sk-x',"
             " 'https://up', '{\"claude\":\"claude-2\"}', 0, '[429,529]', '{\"x-team\":\"a\"}')");
     exec(c, "INSERT INTO s2a_account_groups (account_id, group_id) VALUES (1, 1)");
-    S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &accounts, &err), APR_SUCCESS);
+    S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &none, &accounts, &err), APR_SUCCESS);
+    S2A_CHECK(APR_ARRAY_IDX(accounts, 0, s2a_account).credential == NULL);
+    S2A_CHECK_INT(APR_ARRAY_IDX(accounts, 0, s2a_account).active, 0);
+    S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &plain, &accounts, &err), APR_SUCCESS);
     S2A_CHECK_INT(accounts->nelts, 1);
     a = &APR_ARRAY_IDX(accounts, 0, s2a_account);
     S2A_CHECK_INT(a->active, 1);
@@ -97,7 +119,7 @@ static void test_catalog(s2a_dbc *c)
     S2A_CHECK_INT(APR_ARRAY_IDX(a->group_ids, 0, apr_int64_t), 1);
 
     S2A_CHECK_INT(s2a_db_account_error(c, pool, 1, "upstream answered 403", &err), APR_SUCCESS);
-    S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &accounts, &err), APR_SUCCESS);
+    S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &plain, &accounts, &err), APR_SUCCESS);
     S2A_CHECK_INT(APR_ARRAY_IDX(accounts, 0, s2a_account).active, 0);
     exec(c, "UPDATE s2a_accounts SET status = 'active' WHERE id = 1");
 }

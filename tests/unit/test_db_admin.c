@@ -66,17 +66,33 @@ static s2a_admin_change change(const s2a_admin_resource *res, const char *json, 
     return ch;
 }
 
+/* Secrets as "sealed:<id>:<plain>": where they were sealed for shows. */
+static const char *seal_for(void *baton, apr_int64_t id, const char *plain)
+{
+    (void)baton;
+    return apr_psprintf(pool, "sealed:%" APR_INT64_T_FMT ":%s", id, plain);
+}
+
+static const char *open_plain(void *baton, apr_pool_t *p, apr_int64_t id, const char *stored)
+{
+    (void)baton;
+    (void)p;
+    (void)id;
+    return stored;
+}
+
 /* Creates a row: its id, or -1 (and the failure in *fail). */
 static apr_int64_t create(s2a_dbc *c, const s2a_admin_resource *res, const char *json,
                           s2a_db_admin_fail *fail)
 {
+    s2a_admin_sealer sealer = {seal_for, NULL};
     s2a_admin_change ch = change(res, json, 1);
     apr_int64_t id = -1;
     if (res == &s2a_admin_keys) {
         s2a_admin_put(&ch, "key_hash", apr_psprintf(pool, "hash-%s", json));
         s2a_admin_put(&ch, "prefix", "sk-s2a-...");
     }
-    return s2a_db_admin_create(c, pool, &ch, 1700000000, &id, fail) == 0 ? id : -1;
+    return s2a_db_admin_create(c, pool, &ch, 1700000000, &sealer, &id, fail) == 0 ? id : -1;
 }
 
 static int patch(s2a_dbc *c, const s2a_admin_resource *res, apr_int64_t id, const char *json,
@@ -217,6 +233,9 @@ static void test_accounts(s2a_dbc *c)
                 &fail);
     S2A_CHECK(id > 0);
     S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_account_groups"), 2);
+    /* its secret sealed for the id it got */
+    S2A_CHECK_STR(one_text(c, "SELECT credential FROM s2a_accounts"),
+                  apr_psprintf(pool, "sealed:%" APR_INT64_T_FMT ":c", id));
     S2A_CHECK_INT(create(c, &s2a_admin_accounts,
                          "{\"name\":\"b\",\"type\":\"apikey\",\"credential\":\"c\","
                          "\"endpoint\":\"e\",\"group_ids\":[1,77]}",
@@ -263,7 +282,8 @@ static void test_accounts(s2a_dbc *c)
     {
         apr_array_header_t *accounts;
         const s2a_account *a;
-        S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &accounts, &err), APR_SUCCESS);
+        s2a_db_opener opener = {open_plain, NULL};
+        S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &opener, &accounts, &err), APR_SUCCESS);
         a = &APR_ARRAY_IDX(accounts, 0, s2a_account);
         S2A_CHECK(a->id == id && strcmp(a->status, "active") == 0 && a->schedulable == 0 &&
                   !a->active);
