@@ -288,8 +288,7 @@ static void decorate_account(admin_ctx *a, json_object *row)
                                                         : "(sealed with another key)"));
     json_object_object_add(
         row, "headers",
-        masked_headers(a,
-                       json_object_object_get_ex(row, "id", &v) ? json_object_get_int64(v) : 0,
+        masked_headers(a, json_object_object_get_ex(row, "id", &v) ? json_object_get_int64(v) : 0,
                        json_object_object_get_ex(row, "headers", &v) ? json_object_get_string(v)
                                                                      : NULL));
     json_object_object_add(row, "state",

@@ -184,16 +184,14 @@ const char *s2a_secret(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
 #define ACCOUNT_AAD "s2a-account:%" APR_INT64_T_FMT
 #define UNBOUND_AAD "s2a-account-credential"
 
-const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id,
-                                const char *plain)
+const char *s2a_credential_seal(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id, const char *plain)
 {
     return sc->cred_key
                ? s2a_aead_seal_text(p, sc->cred_key, apr_psprintf(p, ACCOUNT_AAD, id), plain)
                : plain;
 }
 
-const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id,
-                                const char *stored)
+const char *s2a_credential_open(apr_pool_t *p, s2a_srv_conf *sc, apr_int64_t id, const char *stored)
 {
     const char *plain;
     if (!s2a_aead_is_sealed(stored)) {

@@ -175,9 +175,9 @@ static int models_handler(request_rec *r)
         char *end;
         long n = strtol(v, &end, 10);
         if (!*v || *end || n < 1 || n > S2A_MODELS_MAX_LIMIT) {
-            return s2a_fail(r, HTTP_BAD_REQUEST,
-                            apr_psprintf(r->pool, "limit: a number from 1 to %d",
-                                         S2A_MODELS_MAX_LIMIT));
+            return s2a_fail(
+                r, HTTP_BAD_REQUEST,
+                apr_psprintf(r->pool, "limit: a number from 1 to %d", S2A_MODELS_MAX_LIMIT));
         }
         limit = (int)n;
     }
