@@ -44,6 +44,7 @@ struct s2a_redis_conn {
     apr_thread_mutex_t *mutex; /* guards what follows */
     char (*sha)[41];
     char err[160];
+    char down_reason[160]; /* why the last connect failed, said while down */
     apr_time_t down_until;
     int stopping;
 };
@@ -220,6 +221,7 @@ fail:
     }
     apr_thread_mutex_lock(rc->mutex);
     rc->down_until = apr_time_now() + apr_time_from_msec(RETRY_MSEC);
+    apr_cpystrn(rc->down_reason, rc->err, sizeof(rc->down_reason));
     apr_thread_mutex_unlock(rc->mutex);
     return APR_ECONNREFUSED;
 }
@@ -243,6 +245,14 @@ int s2a_redis_conn_down(s2a_redis_conn *rc)
     return down;
 }
 
+/* While down, the error names why the last connect failed. */
+static void set_down_error(s2a_redis_conn *rc)
+{
+    apr_thread_mutex_lock(rc->mutex);
+    apr_snprintf(rc->err, sizeof(rc->err), "%s (retrying shortly)", rc->down_reason);
+    apr_thread_mutex_unlock(rc->mutex);
+}
+
 /* A pooled connection made after the last one that broke: a broken
  * connection usually means the server went away, so its siblings made
  * before are dropped too rather than tried one by one. */
@@ -253,7 +263,7 @@ static conn_t *checkout(s2a_redis_conn *rc)
         void *res;
         conn_t *conn;
         if (s2a_redis_conn_down(rc)) {
-            s2a_redis_conn_set_error(rc, "unreachable", "retrying shortly");
+            set_down_error(rc);
             return NULL;
         }
         if (apr_reslist_acquire(rc->conns, &res) != APR_SUCCESS) {

@@ -332,13 +332,17 @@ class Postgres:
 
 
 class Redis:
-    """A private redis-server on a free loopback port (kept across restart())."""
+    """A private redis-server on a free loopback port (kept across restart()).
+    It asks for a password, as a shared one would: the gateway logs in as the
+    ACL user `gateway`, the harness as the default user."""
 
     def __init__(self, base_dir):
         self.dir = make_dir(base_dir)
         self.log = self.dir / "redis.log"
         self.port = free_port()
         self.proc = None
+        self.password = secrets.token_hex(12)
+        self.admin_password = secrets.token_hex(12)
 
     @staticmethod
     def available():
@@ -346,12 +350,14 @@ class Redis:
 
     @property
     def url(self):
-        return "redis://127.0.0.1:%d/0" % self.port
+        return "redis://gateway:%s@127.0.0.1:%d/0" % (self.password, self.port)
 
     def start(self, timeout=10):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.log)],
+             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.log),
+             "--requirepass", self.admin_password,
+             "--user", "gateway", "on", ">" + self.password, "~*", "&*", "+@all"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
@@ -384,9 +390,11 @@ class Redis:
         for a in args:
             a = str(a).encode()
             out += b"$%d\r\n%s\r\n" % (len(a), a)
+        auth = self.admin_password.encode()
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
-            conn.sendall(out)
+            conn.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(auth), auth) + out)
             reader = conn.makefile("rb")
+            self._reply(reader)
             return self._reply(reader)
 
     def _reply(self, reader):

@@ -50,6 +50,28 @@ def test_redis_down_gives_503_and_bills_nothing(redis_gateway):
     assert len(gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]) == 9
     log = gw.error_log(gw.test_offset)
     assert "S2A0012" in log and "127.0.0.1:%d" % gw.redis.port in log
+    assert gw.redis.password not in log
+
+
+def test_redis_refusing_the_password_gives_503(redis_gateway):
+    """The gateway logs in as an ACL user (the whole redis configuration runs
+    so); with a wrong password it serves 503 and says why, never the secret."""
+    gw = redis_gateway
+    t = gw.new_tenant()
+    wrong = "not-" + gw.redis.password
+    gw.reload("Sub2apiStore redis://gateway:%s@127.0.0.1:%d/0" % (wrong, gw.redis.port))
+    try:
+        status, _, raw = gw.post_messages(messages_body("refused"), key=t.api_key)
+        assert status == 503, raw
+        assert "shared state" in parse_json(raw)["error"]["message"]
+        assert gw.mock_requests() == []
+        log = gw.error_log(gw.test_offset)
+        assert "S2A0012" in log and "AUTH refused" in log
+        assert wrong not in log and gw.redis.password not in log
+    finally:
+        gw.reload("")
+    status, _, raw = gw.post_messages(messages_body("again"), key=t.api_key)
+    assert status == 200, raw
 
 
 def test_redis_restart_mid_run(redis_gateway):

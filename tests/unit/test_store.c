@@ -17,8 +17,16 @@
 #include "s2a_store.h"
 #include "s2a_test.h"
 
+/* The test's redis-server asks for a password, as a shared one would. */
+#define REDIS_PASSWORD "unit-store-secret"
+
 static int redis_port;
 static pid_t redis_pid;
+
+static const char *redis_url(apr_pool_t *p, const char *password)
+{
+    return apr_psprintf(p, "redis://:%s@127.0.0.1:%d/3", password, redis_port);
+}
 
 static int free_port(void)
 {
@@ -46,6 +54,10 @@ static int redis_do(const char *cmd)
     redisReply *r;
     int ok = 0;
     if (c && !c->err) {
+        r = redisCommand(c, "AUTH %s", REDIS_PASSWORD);
+        if (r) {
+            freeReplyObject(r);
+        }
         r = redisCommand(c, cmd);
         ok = r && r->type != REDIS_REPLY_ERROR;
         if (r) {
@@ -72,7 +84,8 @@ static int redis_start(void)
             _exit(126);
         }
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
+               "--appendonly", "no", "--loglevel", "warning", "--requirepass", REDIS_PASSWORD,
+               (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 200; i++) {
@@ -112,7 +125,7 @@ static s2a_store *make_redis(apr_pool_t *p)
 {
     const char *err = NULL;
     s2a_redis_url *u =
-        s2a_redis_url_parse(p, apr_psprintf(p, "redis://127.0.0.1:%d/3", redis_port), &err);
+        s2a_redis_url_parse(p, redis_url(p, REDIS_PASSWORD), &err);
     s2a_store *st = NULL;
     redis_do("FLUSHALL");
     if (!u || s2a_store_redis(p, u, make_state(p), &st) != APR_SUCCESS) {
@@ -479,7 +492,7 @@ static void test_two_nodes(apr_pool_t *p)
     apr_uint32_t gen;
     int bound;
     s2a_store_redis(
-        p, s2a_redis_url_parse(p, apr_psprintf(p, "redis://127.0.0.1:%d/3", redis_port), &err),
+        p, s2a_redis_url_parse(p, redis_url(p, REDIS_PASSWORD), &err),
         make_state(p), &b);
     S2A_CHECK(pick(a, c, 2, now, 5, 0, &pa) >= 0);
     /* b's process cannot take a's place, and the conversation waits for it */
@@ -527,7 +540,7 @@ static void test_dead_process_places(apr_pool_t *p)
 
     apr_pool_create(&dp, p);
     s2a_store_redis(
-        dp, s2a_redis_url_parse(dp, apr_psprintf(dp, "redis://127.0.0.1:%d/3", redis_port), &err),
+        dp, s2a_redis_url_parse(dp, redis_url(dp, REDIS_PASSWORD), &err),
         make_state(dp), &dead);
     S2A_CHECK_INT(pick(live, c, 1, now, 0, 0, &held), 0);
     S2A_CHECK_INT(pick(dead, c, 1, now, 0, 0, &held), 0);
@@ -559,11 +572,39 @@ static void test_server_lost(apr_pool_t *p)
     S2A_CHECK(strstr(st->ops->last_error(st, p), "127.0.0.1") != NULL);
     /* the password never shows; the port does */
     S2A_CHECK(strstr(st->ops->last_error(st, p), apr_itoa(p, redis_port)) != NULL);
+    S2A_CHECK(strstr(st->ops->last_error(st, p), REDIS_PASSWORD) == NULL);
     S2A_CHECK(redis_start());
     apr_sleep(apr_time_from_msec(600));
     S2A_CHECK_INT(pick(st, c, 1, now, 0, 0, &pl), 0);
     S2A_CHECK_INT(st->ops->rate(st, 5, 10, now, &ok, &retry), APR_SUCCESS);
     S2A_CHECK_INT(ok, 1);
+}
+
+/* A wrong password: operations fail, and the error says the server refused
+ * it, also while the store waits to retry, without the password itself. */
+static void test_wrong_password(apr_pool_t *p)
+{
+    const char *err = NULL, *said;
+    s2a_store *st = NULL;
+    s2a_candidate c[1] = {{131, 10, 0, 0}};
+    s2a_place pl;
+    apr_time_t retry;
+    int ok = -1, picked = -99;
+
+    S2A_CHECK_INT(s2a_store_redis(p, s2a_redis_url_parse(p, redis_url(p, "wrong-secret"), &err),
+                                  make_state(p), &st),
+                  APR_SUCCESS);
+    if (!st) {
+        return;
+    }
+    S2A_CHECK(st->ops->pick(st, c, 1, apr_time_now(), 0, 0, 0, NULL, &picked, &pl, &ok) !=
+              APR_SUCCESS);
+    said = st->ops->last_error(st, p);
+    S2A_CHECK(strstr(said, "AUTH refused") != NULL && strstr(said, "WRONGPASS") != NULL);
+    S2A_CHECK(strstr(said, "wrong-secret") == NULL);
+    S2A_CHECK(st->ops->rate(st, 5, 10, apr_time_now(), &ok, &retry) != APR_SUCCESS);
+    said = st->ops->last_error(st, p);
+    S2A_CHECK(strstr(said, "AUTH refused") != NULL && strstr(said, "retrying shortly") != NULL);
 }
 
 static void test_url(apr_pool_t *p)
@@ -610,6 +651,7 @@ int main(void)
         test_lease(p);
         test_dead_process_places(p);
         test_server_lost(p);
+        test_wrong_password(p);
     }
     redis_stop();
     rc = S2A_TEST_SUMMARY("store");
