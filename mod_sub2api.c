@@ -28,6 +28,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->auth_failure_limit = -1;
     c->slot_wait = -1;
     c->sticky_ttl = -1;
+    c->drain_timeout = -1;
     return c;
 }
 
@@ -51,6 +52,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(auth_failure_limit, -1);
     MERGE(slot_wait, -1);
     MERGE(sticky_ttl, -1);
+    MERGE(drain_timeout, -1);
     MERGE(oauth_token_url, NULL);
     MERGE(oauth_client_id, NULL);
     /* not inherited: a virtual host may bill to a database of its own */
@@ -280,6 +282,7 @@ static const seconds_field overload_cooldown = {APR_OFFSETOF(s2a_srv_conf, overl
 static const seconds_field slot_wait = {APR_OFFSETOF(s2a_srv_conf, slot_wait), 0};
 static const seconds_field sticky_ttl = {APR_OFFSETOF(s2a_srv_conf, sticky_ttl), 0};
 static const seconds_field cache_ttl = {APR_OFFSETOF(s2a_srv_conf, cache_ttl), 0};
+static const seconds_field drain_timeout = {APR_OFFSETOF(s2a_srv_conf, drain_timeout), 0};
 
 static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
 {
@@ -425,6 +428,9 @@ static const command_rec s2a_cmds[] = {
                   "Seconds a request waits for an account below its concurrency"),
     AP_INIT_TAKE1("Sub2apiStickyTTL", set_seconds, (void *)&sticky_ttl, RSRC_CONF,
                   "Seconds a conversation stays bound to its account (0: off)"),
+    AP_INIT_TAKE1("Sub2apiDrainTimeout", set_seconds, (void *)&drain_timeout, RSRC_CONF,
+                  "Seconds a stream whose client left is read on for the upstream's own usage "
+                  "(0: billed at once by estimate)"),
     AP_INIT_TAKE1("Sub2apiMaxSessions", set_global_int, (void *)&max_sessions, RSRC_CONF,
                   "Conversations the shared state can bind to accounts"),
     AP_INIT_TAKE1("Sub2apiJournal", set_journal, NULL, RSRC_CONF,
@@ -486,6 +492,9 @@ static void register_hooks(apr_pool_t *p)
     /* mod_sub2api_answer.c: below mod_deflate, so the answer is read as sent */
     s2a_g.answer_filter = ap_register_output_filter("SUB2API_ANSWER", s2a_answer_filter, NULL,
                                                     AP_FTYPE_CONTENT_SET - 1);
+    APR_OPTIONAL_HOOK(proxy, create_req, s2a_answer_create_req, NULL, NULL, APR_HOOK_MIDDLE);
+    s2a_g.drain_filter =
+        ap_register_input_filter("SUB2API_DRAIN", s2a_answer_drain_clock, NULL, AP_FTYPE_RESOURCE);
     /* mod_sub2api_failover.c */
     APR_OPTIONAL_HOOK(proxy, request_status, s2a_failover_request_status, NULL, NULL,
                       APR_HOOK_MIDDLE);

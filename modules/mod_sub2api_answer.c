@@ -3,8 +3,16 @@
  * the account never reaches the client, and failover decides what happens
  * next. Anything else goes on as it comes (s2a_answer): event by event for
  * a stream, whole for a JSON answer, with the model renamed back to the
- * client's name and the usage read on the way. */
+ * client's name and the usage read on the way.
+ *
+ * When the client leaves a stream before its final usage, the answer is
+ * drained: mod_proxy's loop is kept reading (the connection's abort is
+ * hidden from it meanwhile) and the bytes go nowhere, until the usage came
+ * or Sub2apiDrainTimeout passed; an input filter on mod_proxy's request for
+ * the answer bounds each read by that time. */
+#include <http_core.h>
 #include <http_protocol.h>
+#include <apr_poll.h>
 #include <apr_strings.h>
 
 #include "mod_sub2api_shared.h"
@@ -125,6 +133,71 @@ static void renew_places(request_rec *r, s2a_request *q)
     }
 }
 
+int s2a_answer_create_req(request_rec *r, request_rec *upstream)
+{
+    s2a_request *q = s2a_request_of(r);
+    if (q) {
+        q->upstream_answer = upstream;
+    }
+    return OK;
+}
+
+/* The client left: drain the answer if it is worth it (s2a_answer). */
+static int start_drain(request_rec *r, s2a_request *q, s2a_attempt *a)
+{
+    apr_interval_time_t drain = q->upstream_answer ? apr_time_from_sec(q->sconf->drain_timeout) : 0;
+    if (!s2a_answer_client_left(&a->answer, apr_time_now(), drain)) {
+        return 0;
+    }
+    ap_add_input_filter_handle(s2a_g.drain_filter, r, q->upstream_answer,
+                               q->upstream_answer->connection);
+    r->connection->aborted = 0; /* mod_proxy reads on only for a client it thinks is there */
+    return 1;
+}
+
+static void end_drain(request_rec *r)
+{
+    r->connection->aborted = 1; /* as it was, for logging and every hook after */
+}
+
+/* Waits until the upstream's connection has bytes or `left` passed. */
+static void wait_readable(conn_rec *upstream, apr_pool_t *p, apr_interval_time_t left)
+{
+    apr_pollfd_t pfd;
+    apr_int32_t n;
+    memset(&pfd, 0, sizeof(pfd));
+    pfd.p = p;
+    pfd.desc_type = APR_POLL_SOCKET;
+    pfd.reqevents = APR_POLLIN;
+    pfd.desc.s = ap_get_conn_socket(upstream);
+    apr_poll(&pfd, 1, &n, left);
+}
+
+/* Reads of a drained answer end when the drain does: APR_EOF makes
+ * mod_proxy close the upstream connection and stop, without an error. */
+apr_status_t s2a_answer_drain_clock(ap_filter_t *f, apr_bucket_brigade *bb, ap_input_mode_t mode,
+                                    apr_read_type_e block, apr_off_t readbytes)
+{
+    request_rec *client = f->ctx;
+    s2a_answer *a = &s2a_request_of(client)->attempt->answer;
+    for (;;) {
+        apr_status_t rv;
+        if (!a->draining) {
+            return ap_get_brigade(f->next, bb, mode, block, readbytes);
+        }
+        if (s2a_answer_drained(a, apr_time_now())) {
+            end_drain(client);
+            return APR_EOF;
+        }
+        rv = ap_get_brigade(f->next, bb, mode, APR_NONBLOCK_READ, readbytes);
+        if (block == APR_NONBLOCK_READ ||
+            !(APR_STATUS_IS_EAGAIN(rv) || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb)))) {
+            return rv;
+        }
+        wait_readable(f->c, client->pool, a->drain_until - apr_time_now());
+    }
+}
+
 apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
@@ -133,6 +206,7 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     const char *released;
     apr_size_t len;
     apr_bucket *b, *next;
+    apr_status_t rv;
     s2a_attempt *a;
 
     if (!q || !q->attempt) {
@@ -150,7 +224,8 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         next = APR_BUCKET_NEXT(b);
         if (APR_BUCKET_IS_EOS(b) || AP_BUCKET_IS_ERROR(b)) {
             s2a_answer_end(&a->answer, AP_BUCKET_IS_ERROR(b));
-            if (AP_BUCKET_IS_ERROR(b) && a->answer.mode == S2A_ANSWER_STREAM) {
+            if (AP_BUCKET_IS_ERROR(b) && a->answer.mode == S2A_ANSWER_STREAM &&
+                !a->answer.client_left) {
                 /* tell a streaming client why its stream ends, as the API does */
                 const char *ev = s2a_answer_broken_event(r->pool, &n);
                 APR_BUCKET_INSERT_BEFORE(b,
@@ -171,6 +246,15 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             apr_bucket_delete(b);
         }
     }
+    if (a->answer.draining) {
+        apr_brigade_cleanup(bb);
+        q->filter_time += apr_time_now() - t0;
+        if (!s2a_answer_drained(&a->answer, apr_time_now())) {
+            return APR_SUCCESS;
+        }
+        end_drain(r);
+        return APR_ECONNABORTED;
+    }
     if (a->answer.mode == S2A_ANSWER_DROP) {
         /* failover decides what the client gets */
         apr_brigade_cleanup(bb);
@@ -188,5 +272,10 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         apr_brigade_cleanup(bb);
         return APR_SUCCESS;
     }
-    return ap_pass_brigade(f->next, bb);
+    rv = ap_pass_brigade(f->next, bb);
+    if ((rv != APR_SUCCESS || r->connection->aborted) && !a->answer.client_left &&
+        start_drain(r, q, a)) {
+        return APR_SUCCESS;
+    }
+    return rv;
 }

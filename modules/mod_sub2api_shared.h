@@ -35,6 +35,8 @@ APLOG_USE_MODULE(sub2api);
 
 #define S2A_DEFAULT_MAX_BODY (32 * 1024 * 1024)
 #define S2A_DEFAULT_RATE_LIMIT_COOLDOWN 300
+/* Seconds a stream whose client left is read on for the upstream's usage. */
+#define S2A_DEFAULT_DRAIN_TIMEOUT 3
 #define S2A_DEFAULT_OVERLOAD_COOLDOWN 600
 #define S2A_DEFAULT_CACHE_TTL 5
 #define S2A_DEFAULT_MAX_ACCOUNTS 1024
@@ -96,6 +98,7 @@ typedef struct {
     int auth_failure_limit;        /* Sub2apiAuthFailureLimit per minute and address; -1 unset */
     int slot_wait;                 /* seconds a request waits for a free account; -1 unset */
     int sticky_ttl;                /* seconds a conversation stays bound to its account; -1 unset */
+    int drain_timeout;             /* Sub2apiDrainTimeout, seconds; -1 unset */
     const unsigned char *cred_key; /* Sub2apiCredentialKeyFile: 32 bytes; NULL: none */
     const char *oauth_token_url;   /* Sub2apiOAuthTokenURL */
     const char *oauth_client_id;   /* Sub2apiOAuthClientID */
@@ -125,6 +128,7 @@ typedef struct {
     s2a_metrics *metrics;           /* counters in shared memory; NULL until post_config */
     ap_filter_rec_t *replay_filter; /* mod_sub2api_request.c */
     ap_filter_rec_t *answer_filter; /* mod_sub2api_answer.c */
+    ap_filter_rec_t *drain_filter;  /* mod_sub2api_answer.c */
     ap_filter_rec_t *error_filter;  /* mod_sub2api_error_page.c */
 } s2a_globals;
 
@@ -139,19 +143,20 @@ typedef struct {
     const char *key_hash; /* the client key's SHA-256, hex */
     s2a_key_rec key;
     s2a_body body;
-    int count_only;            /* POST /v1/messages/count_tokens: no place, hold or usage row */
-    apr_uint64_t session;      /* the conversation's key, 0 if none */
-    apr_int64_t balance_key;   /* the user's limits and balance in the store */
-    apr_int64_t held;          /* of the balance, for this request (0: nothing held) */
-    s2a_place key_place;       /* among the key's requests (key 0: none) */
-    s2a_place user_place;      /* among the user's requests */
-    char *proxy_filename;      /* "proxy:balancer://...", as each attempt starts */
-    apr_array_header_t *tried; /* ids of the accounts tried */
-    s2a_attempt *attempt;      /* the current attempt; NULL before the first */
-    int refreshed;             /* an account's token was refreshed after a 401 */
-    int refused;               /* an account was put in error for refusing its credentials */
-    int committed;             /* a 200 event stream was begun with pings while waiting */
-    apr_time_t pinged;         /* when the last ping went out */
+    int count_only;               /* POST /v1/messages/count_tokens: no place, hold or usage row */
+    apr_uint64_t session;         /* the conversation's key, 0 if none */
+    apr_int64_t balance_key;      /* the user's limits and balance in the store */
+    apr_int64_t held;             /* of the balance, for this request (0: nothing held) */
+    s2a_place key_place;          /* among the key's requests (key 0: none) */
+    s2a_place user_place;         /* among the user's requests */
+    char *proxy_filename;         /* "proxy:balancer://...", as each attempt starts */
+    apr_array_header_t *tried;    /* ids of the accounts tried */
+    s2a_attempt *attempt;         /* the current attempt; NULL before the first */
+    request_rec *upstream_answer; /* mod_proxy's request its answer is read with */
+    int refreshed;                /* an account's token was refreshed after a 401 */
+    int refused;                  /* an account was put in error for refusing its credentials */
+    int committed;                /* a 200 event stream was begun with pings while waiting */
+    apr_time_t pinged;            /* when the last ping went out */
     apr_time_t start;
     /* the gateway's own time (metrics, Server-Timing, notes) */
     apr_time_t fixups_at;            /* the gateway's fixups began */
@@ -348,8 +353,13 @@ void s2a_lbmethod_register(apr_pool_t *p);
 const char *s2a_lbmethod_check(apr_pool_t *p, server_rec *s);
 /* mod_sub2api_upstream.c: mod_proxy's fixups, on the headers sent upstream. */
 int s2a_upstream_fixups(request_rec *r);
-/* mod_sub2api_answer.c: the output filter of the answer. */
+/* mod_sub2api_answer.c: the output filter of the answer; mod_proxy's
+ * create_req, where the upstream's answer is about to be read; the input
+ * filter that bounds the read of an answer whose client left. */
 apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb);
+int s2a_answer_create_req(request_rec *r, request_rec *upstream);
+apr_status_t s2a_answer_drain_clock(ap_filter_t *f, apr_bucket_brigade *bb, ap_input_mode_t mode,
+                                    apr_read_type_e block, apr_off_t readbytes);
 /* mod_sub2api_failover.c: mod_proxy's request_status, after each attempt. */
 int s2a_failover_request_status(int *status, request_rec *r);
 /* mod_sub2api_billing.c: log_transaction. */

@@ -173,6 +173,9 @@ int s2a_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         if (sc->sticky_ttl < 0) {
             sc->sticky_ttl = S2A_DEFAULT_STICKY_TTL;
         }
+        if (sc->drain_timeout < 0) {
+            sc->drain_timeout = S2A_DEFAULT_DRAIN_TIMEOUT;
+        }
         if (sc->auth_failure_limit < 0) {
             sc->auth_failure_limit = S2A_DEFAULT_AUTH_FAILURE_LIMIT;
         }

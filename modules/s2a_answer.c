@@ -78,6 +78,27 @@ void s2a_answer_end(s2a_answer *a, int broken)
     a->broken = a->broken || broken;
 }
 
+int s2a_answer_client_left(s2a_answer *a, apr_time_t now, apr_interval_time_t drain)
+{
+    a->client_left = 1;
+    a->holding = 0; /* nothing is sent any more, so nothing waits */
+    if (a->mode != S2A_ANSWER_STREAM || a->usage.seen_delta || a->ended || drain <= 0) {
+        return 0;
+    }
+    a->draining = 1;
+    a->drain_until = now + drain;
+    return 1;
+}
+
+int s2a_answer_drained(s2a_answer *a, apr_time_t now)
+{
+    if (a->draining && (a->usage.seen_delta || a->ended || now >= a->drain_until)) {
+        a->draining = 0;
+        return 1;
+    }
+    return !a->draining;
+}
+
 /* Length of the first SSE event in buf, or 0 if it is not complete yet. */
 static apr_size_t first_event_len(const char *buf, apr_size_t len)
 {

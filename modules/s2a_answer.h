@@ -50,10 +50,13 @@ typedef struct {
     s2a_sse *sse;
     s2a_usage_json *json;
     s2a_usage usage;
-    int ended;    /* the upstream's answer ended (EOS) */
-    int broken;   /* the upstream's connection broke */
-    int released; /* held bytes went to the client */
-    int too_long; /* a dropped answer longer than the policy reads */
+    int ended;              /* the upstream's answer ended (EOS) */
+    int broken;             /* the upstream's connection broke */
+    int released;           /* held bytes went to the client */
+    int too_long;           /* a dropped answer longer than the policy reads */
+    int client_left;        /* the client's connection failed mid-answer */
+    int draining;           /* read on, unsent, for the upstream's own usage */
+    apr_time_t drain_until; /* when the drain gives up */
 } s2a_answer;
 
 /* Starts the answer of HTTP `status` and Content-Type `content_type` (may
@@ -71,6 +74,17 @@ int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n);
 
 /* The upstream's answer ended (`broken`: its connection broke first). */
 void s2a_answer_end(s2a_answer *a, int broken);
+
+/* The client left at `now` (its connection failed while the answer went
+ * out). Returns 1 when the answer is to be drained: read on, sent nowhere,
+ * until the upstream's final usage came (s2a_answer_drained), for at most
+ * `drain`; that is a stream whose message_delta has not come yet, with a
+ * drain above 0. Returns 0 when the answer ends here. */
+int s2a_answer_client_left(s2a_answer *a, apr_time_t now, apr_interval_time_t drain);
+
+/* While draining: 1 once the drain is over at `now` (the final usage came,
+ * the answer ended or the time is up), and draining stops. */
+int s2a_answer_drained(s2a_answer *a, apr_time_t now);
 
 /* What is held and may go now, renamed or wrapped, in *len bytes from the
  * answer's pool: it goes before anything fed since; NULL while it waits

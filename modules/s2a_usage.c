@@ -143,17 +143,19 @@ static int contains(const char *hay, apr_size_t hlen, const char *needle)
     return find(hay, hlen, needle) != NULL;
 }
 
-/* The generated text of a content_block_delta: text, thinking or tool input. */
+/* The generated text of a content_block_delta: text, thinking, a thinking
+ * block's signature (it carries the whole thinking, sealed, where the text
+ * is only a summary) or tool input. */
 static void count_delta_text(s2a_usage *u, const s2a_json_span *delta)
 {
-    static const char *const fields[] = {"text", "thinking", "partial_json"};
+    static const char *const fields[] = {"text", "thinking", "partial_json", "signature"};
     s2a_json_span v;
     int i;
 
     if (delta->type != S2A_JSON_OBJECT) {
         return;
     }
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         if (s2a_json_object_get(delta, fields[i], &v) && v.type == S2A_JSON_STRING) {
             u->delta_bytes += (apr_int64_t)v.len - 2;
             return;
@@ -188,20 +190,22 @@ static void count_string(s2a_usage *u, const char *p, const char *end)
 
 static void count_delta_raw(s2a_usage *u, const char *data, apr_size_t dlen)
 {
-    static const char *const fields[] = {"\"text\"", "\"thinking\"", "\"partial_json\""};
+    static const char *const fields[] = {"\"text\"", "\"thinking\"", "\"partial_json\"",
+                                         "\"signature\""};
     /* as the API writes them, without spaces: one search finds the text */
-    static const char *const tight[] = {"\"text\":\"", "\"thinking\":\"", "\"partial_json\":\""};
+    static const char *const tight[] = {"\"text\":\"", "\"thinking\":\"", "\"partial_json\":\"",
+                                        "\"signature\":\""};
     const char *end = data + dlen;
     int i;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         const char *at = memmem(data, dlen, tight[i], strlen(tight[i]));
         if (at) {
             count_string(u, at + strlen(tight[i]), end);
             return;
         }
     }
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         const char *at = find(data, dlen, fields[i]), *p;
         if (!at) {
             continue;

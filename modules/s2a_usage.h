@@ -16,8 +16,8 @@ typedef struct {
 } s2a_usage;
 
 /* Output tokens of a stream that ended before its final message_delta: the text the
-   content_block_delta events carried (text, thinking, tool input; as raw JSON string
-   bytes) at S2A_BYTES_PER_TOKEN bytes per token, rounded up, and never less than the
+   content_block_delta events carried (text, thinking, signature, tool input; as raw JSON
+   string bytes) at S2A_BYTES_PER_TOKEN bytes per token, rounded up, and never less than the
    output already reported. */
 #define S2A_BYTES_PER_TOKEN 4
 apr_int64_t s2a_usage_output_estimate(const s2a_usage *u);
@@ -27,8 +27,8 @@ apr_int64_t s2a_usage_output_estimate(const s2a_usage *u);
    message_delta: usage.output_tokens is cumulative and overwrites; non-zero input and cache
    figures there overwrite too. usage.cache_creation.ephemeral_1h_input_tokens gives cache_1h;
    when cache_creation_input_tokens is absent, cache_creation = 5m + 1h split.
-   content_block_delta: the length of delta.text, .thinking or .partial_json is added to
-   delta_bytes (the return value stays 0).
+   content_block_delta: the length of delta.text, .thinking, .partial_json or .signature is
+   added to delta_bytes (the return value stays 0).
    An event without a name is recognised by its data's "type". Other events are skipped
    without parsing. Counts are JSON integers (no fraction or exponent) and not negative;
    larger than APR_INT64_MAX saturates; anything else counts as absent. Returns 1 if usage

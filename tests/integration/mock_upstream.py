@@ -19,6 +19,10 @@ the rest is a JSON object of options:
   delay_ms        pause before answering
   event_delay_ms  pause between stream events
   cut_after       close the connection abruptly after this many stream events
+  thinking        a stream begins with a thinking block, as Claude 4 models send
+                  it: {"text": the summarized thinking, "signature": ...}
+  linger_ms       a stream pauses this long before message_delta, sending a ping
+                  every 100 ms meanwhile (the upstream still counting)
   hang_up_for     [credential, ...]: requests made with these get no answer at
                   all: the connection is closed once the request was read
   gate            name of a gate that holds the answer until it is opened: a
@@ -461,19 +465,41 @@ class Handler(BaseHTTPRequestHandler):
                 "stop_sequence": None,
                 "usage": start_usage,
             },
-        }), ("content_block_start", {
+        })]
+        index = 0
+        thinking = opts.get("thinking")
+        if thinking:
+            events += [
+                ("content_block_start", {
+                    "type": "content_block_start", "index": 0,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+                ("content_block_delta", {
+                    "type": "content_block_delta", "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": thinking.get("text", "")}}),
+                ("content_block_delta", {
+                    "type": "content_block_delta", "index": 0,
+                    "delta": {"type": "signature_delta",
+                              "signature": thinking.get("signature", "")}}),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ]
+            index = 1
+        events += [("content_block_start", {
             "type": "content_block_start",
-            "index": 0,
+            "index": index,
             "content_block": {"type": "text", "text": ""},
         }), ("ping", {"type": "ping"})]
         for piece in split_text(text, count):
             events.append(("content_block_delta", {
                 "type": "content_block_delta",
-                "index": 0,
+                "index": index,
                 "delta": {"type": "text_delta", "text": piece},
             }))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        lingering = set()  # the events sent 100 ms after the one before
+        for _ in range(int(opts.get("linger_ms", 0)) // 100):
+            lingering.add(len(events))
+            events.append(("ping", {"type": "ping"}))
         events += [
-            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
             ("message_delta", {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
@@ -502,6 +528,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.cut()
             if sent and event_delay:
                 time.sleep(event_delay)
+            if sent in lingering:
+                time.sleep(0.1)
             frame = ("event: %s\ndata: %s\n\n" % (name, json.dumps(data))).encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             self.wfile.flush()

@@ -66,6 +66,27 @@ def test_stream_event_sequence(mock):
     assert harness.sse_text(events) == "abcdefgh"
 
 
+def test_stream_with_thinking_and_a_lingering_end(mock):
+    body = harness.messages_body(stream=True, mock={
+        "events": 1, "text": "ok", "thinking": {"text": "Summary.", "signature": "EqQBsig"},
+        "linger_ms": 300, "usage": {"output_tokens": 32000}})
+    status, _, raw = harness.http_request(
+        mock.port, "POST", "/v1/messages", body,
+        {"x-api-key": "k", "anthropic-version": harness.ANTHROPIC_VERSION})
+    assert status == 200
+    events = harness.parse_sse(raw)
+    assert [n for n, _ in events] == (["message_start", "content_block_start"]
+                                      + ["content_block_delta"] * 2
+                                      + ["content_block_stop", "content_block_start", "ping",
+                                         "content_block_delta", "content_block_stop"]
+                                      + ["ping"] * 3 + ["message_delta", "message_stop"])
+    assert events[1][1]["content_block"]["type"] == "thinking"
+    assert events[2][1]["delta"] == {"type": "thinking_delta", "thinking": "Summary."}
+    assert events[3][1]["delta"] == {"type": "signature_delta", "signature": "EqQBsig"}
+    assert events[5][1]["index"] == 1 and events[7][1]["index"] == 1
+    assert events[-2][1]["usage"]["output_tokens"] == 32000
+
+
 def test_errors_and_cut_connection(mock):
     hdrs = {"x-api-key": "sk-ant-invalid", "anthropic-version": harness.ANTHROPIC_VERSION}
     status, _, raw = harness.http_request(mock.port, "POST", "/v1/messages",

@@ -277,6 +277,61 @@ static void test_errors(void)
     S2A_CHECK(strstr(s2a_answer_broken_event(pool, &cut), "event: error\ndata: {") != NULL);
 }
 
+/* The client leaves: a stream without its final count is drained until the
+ * count comes or the time is up; anything else ends at once. */
+static void test_client_left(void)
+{
+    const char *delta = strstr(stream, "event: message_delta");
+    apr_size_t head = (apr_size_t)(delta - stream);
+    apr_time_t t0 = apr_time_from_sec(1000);
+    s2a_answer a;
+    s2a_usage u;
+
+    /* the final count comes while draining: that is what the row gets */
+    s2a_answer_start(&a, pool, 200, "text/event-stream", 0, 0, 0, "claude");
+    S2A_CHECK_INT(s2a_answer_feed(&a, stream, 20), 0); /* the first event waits */
+    S2A_CHECK_INT(s2a_answer_client_left(&a, t0, apr_time_from_sec(3)), 1);
+    S2A_CHECK_INT(a.client_left && a.draining, 1);
+    S2A_CHECK_INT(s2a_answer_feed(&a, stream + 20, head - 20), 1); /* nothing waits now */
+    S2A_CHECK_INT(a.held.len, 20);
+    S2A_CHECK_INT(s2a_answer_drained(&a, t0 + 1), 0);
+    s2a_answer_feed(&a, delta, strlen(delta));
+    S2A_CHECK_INT(s2a_answer_drained(&a, t0 + 2), 1);
+    S2A_CHECK_INT(a.draining, 0);
+    S2A_CHECK_INT(s2a_answer_usage(&a, &u), 1);
+    S2A_CHECK_INT(u.output, 42);
+    S2A_CHECK_INT(u.seen_delta, 1);
+
+    /* the time runs out first; the drain ends exactly at its limit */
+    s2a_answer_start(&a, pool, 200, "text/event-stream", 0, 0, 0, NULL);
+    s2a_answer_feed(&a, stream, head);
+    S2A_CHECK_INT(s2a_answer_client_left(&a, t0, apr_time_from_sec(3)), 1);
+    S2A_CHECK_INT(s2a_answer_drained(&a, t0 + apr_time_from_sec(3) - 1), 0);
+    S2A_CHECK_INT(s2a_answer_drained(&a, t0 + apr_time_from_sec(3)), 1);
+    S2A_CHECK_INT(s2a_answer_drained(&a, t0 + apr_time_from_sec(4)), 1);
+    /* the upstream's answer ends first */
+    s2a_answer_start(&a, pool, 200, "text/event-stream", 0, 0, 0, NULL);
+    s2a_answer_feed(&a, stream, head);
+    S2A_CHECK_INT(s2a_answer_client_left(&a, t0, apr_time_from_sec(3)), 1);
+    s2a_answer_end(&a, 1);
+    S2A_CHECK_INT(s2a_answer_drained(&a, t0), 1);
+
+    /* nothing to wait for: the count came, no drain time, not a stream */
+    s2a_answer_start(&a, pool, 200, "text/event-stream", 0, 0, 0, NULL);
+    s2a_answer_feed(&a, stream, strlen(stream));
+    S2A_CHECK_INT(s2a_answer_client_left(&a, t0, apr_time_from_sec(3)), 0);
+    S2A_CHECK_INT(a.client_left, 1);
+    S2A_CHECK_INT(a.draining, 0);
+    S2A_CHECK_INT(s2a_answer_drained(&a, t0), 1);
+    s2a_answer_start(&a, pool, 200, "text/event-stream", 0, 0, 0, NULL);
+    s2a_answer_feed(&a, stream, head);
+    S2A_CHECK_INT(s2a_answer_client_left(&a, t0, 0), 0);
+    s2a_answer_start(&a, pool, 200, "application/json", 0, 0, 0, NULL);
+    S2A_CHECK_INT(s2a_answer_client_left(&a, t0, apr_time_from_sec(3)), 0);
+    s2a_answer_start(&a, pool, 400, "application/json", 0, 0, 0, NULL);
+    S2A_CHECK_INT(s2a_answer_client_left(&a, t0, apr_time_from_sec(3)), 0);
+}
+
 int main(void)
 {
     apr_initialize();
@@ -284,6 +339,7 @@ int main(void)
     test_stream();
     test_json();
     test_errors();
+    test_client_left();
     apr_pool_destroy(pool);
     apr_terminate();
     return S2A_TEST_SUMMARY("test_answer");

@@ -124,8 +124,7 @@ static s2a_store *make_shm(apr_pool_t *p)
 static s2a_store *make_redis(apr_pool_t *p)
 {
     const char *err = NULL;
-    s2a_redis_url *u =
-        s2a_redis_url_parse(p, redis_url(p, REDIS_PASSWORD), &err);
+    s2a_redis_url *u = s2a_redis_url_parse(p, redis_url(p, REDIS_PASSWORD), &err);
     s2a_store *st = NULL;
     redis_do("FLUSHALL");
     if (!u || s2a_store_redis(p, u, make_state(p), &st) != APR_SUCCESS) {
@@ -491,9 +490,8 @@ static void test_two_nodes(apr_pool_t *p)
     const char *err = NULL;
     apr_uint32_t gen;
     int bound;
-    s2a_store_redis(
-        p, s2a_redis_url_parse(p, redis_url(p, REDIS_PASSWORD), &err),
-        make_state(p), &b);
+    s2a_store_redis(p, s2a_redis_url_parse(p, redis_url(p, REDIS_PASSWORD), &err), make_state(p),
+                    &b);
     S2A_CHECK(pick(a, c, 2, now, 5, 0, &pa) >= 0);
     /* b's process cannot take a's place, and the conversation waits for it */
     S2A_CHECK_INT(pick(b, c, 2, now + 1, 5, 1, &pb), S2A_PICK_BUSY);
@@ -539,9 +537,8 @@ static void test_dead_process_places(apr_pool_t *p)
     const char *err = NULL;
 
     apr_pool_create(&dp, p);
-    s2a_store_redis(
-        dp, s2a_redis_url_parse(dp, redis_url(dp, REDIS_PASSWORD), &err),
-        make_state(dp), &dead);
+    s2a_store_redis(dp, s2a_redis_url_parse(dp, redis_url(dp, REDIS_PASSWORD), &err),
+                    make_state(dp), &dead);
     S2A_CHECK_INT(pick(live, c, 1, now, 0, 0, &held), 0);
     S2A_CHECK_INT(pick(dead, c, 1, now, 0, 0, &held), 0);
     apr_pool_destroy(dp); /* its heartbeat ends; its place is never released */

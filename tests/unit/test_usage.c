@@ -226,38 +226,49 @@ static void test_output_estimate(void)
                   0);
     S2A_CHECK_INT(u.delta_bytes, 12 + 9 + 8);
     S2A_CHECK_INT(s2a_usage_output_estimate(&u), 8);
-    /* signature deltas, broken events and other types add nothing */
+    /* a signature carries the whole thinking where the thinking is summarized:
+     * it counts, named or not */
     S2A_CHECK_INT(sse(&u, "content_block_delta",
                       "{\"type\":\"content_block_delta\",\"index\":1,"
                       "\"delta\":{\"type\":\"signature_delta\",\"signature\":\"xyz\"}}"),
                   0);
+    S2A_CHECK_INT(s2a_usage_apply_sse(&u, NULL, 0,
+                                      "{\"type\":\"content_block_delta\",\"index\":1,"
+                                      "\"delta\":{\"type\":\"signature_delta\","
+                                      "\"signature\": \"EqQB\"}}",
+                                      strlen("{\"type\":\"content_block_delta\",\"index\":1,"
+                                             "\"delta\":{\"type\":\"signature_delta\","
+                                             "\"signature\": \"EqQB\"}}")),
+                  0);
+    S2A_CHECK_INT(u.delta_bytes, 29 + 3 + 4);
+    /* broken events and other types add nothing */
     S2A_CHECK_INT(sse(&u, "content_block_delta",
                       "{\"type\":\"content_block_delta\",\"delta\":{\"text\":\"abc"),
                   0);
     S2A_CHECK_INT(sse(&u, "ping", "{\"type\":\"ping\",\"delta\":{\"text\":\"abcd\"}}"), 0);
-    S2A_CHECK_INT(u.delta_bytes, 29);
+    S2A_CHECK_INT(u.delta_bytes, 36);
     /* escaped quotes and backslashes inside the text do not end it early */
     S2A_CHECK_INT(sse(&u, "content_block_delta",
                       "{\"type\":\"content_block_delta\",\"index\":0,"
                       "\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\\"b\\\\\"}}"),
                   0);
-    S2A_CHECK_INT(u.delta_bytes, 29 + 6);
+    S2A_CHECK_INT(u.delta_bytes, 36 + 6);
     /* spaced out JSON, as some encoders write it */
     S2A_CHECK_INT(sse(&u, "content_block_delta",
                       "{\"type\": \"content_block_delta\", \"index\": 0, "
                       "\"delta\": {\"type\": \"text_delta\", \"text\" :  \"abcd\"}}"),
                   0);
-    S2A_CHECK_INT(u.delta_bytes, 29 + 6 + 4);
+    S2A_CHECK_INT(u.delta_bytes, 36 + 6 + 4);
     /* thinking that quotes a "text" member: the thinking is what is measured */
     S2A_CHECK_INT(sse(&u, "content_block_delta",
                       "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
                       "\"thinking_delta\",\"thinking\":\"x\\\"text\\\":\\\"y\"}}"),
                   0);
-    S2A_CHECK_INT(u.delta_bytes, 29 + 6 + 4 + 13);
+    S2A_CHECK_INT(u.delta_bytes, 36 + 6 + 4 + 13);
     /* the final count, when it comes, is what counts */
     S2A_CHECK_INT(sse(&u, "message_delta", delta(5)), 1);
     S2A_CHECK_INT(u.output, 5);
-    S2A_CHECK_INT(s2a_usage_output_estimate(&u), 13);
+    S2A_CHECK_INT(s2a_usage_output_estimate(&u), 15);
 }
 
 static void test_malformed(void)
