@@ -46,6 +46,7 @@ static void bill(request_rec *r, s2a_request *q)
     facts.now = apr_time_now();
     s2a_billing_row(&facts, &row, &q->usage);
     q->charged = row.actual_cost;
+    q->counted = row.subscription ? row.total_cost : row.actual_cost;
     s2a_writer_enqueue(r, &row);
     q->billed = 1;
 }

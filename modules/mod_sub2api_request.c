@@ -164,8 +164,8 @@ static apr_status_t release_places(void *data)
     s2a_place *const places[] = {q->attempt ? &q->attempt->place : &none, &q->key_place,
                                  &q->user_place};
     size_t i;
-    if (s2a_g.store->ops->finish(s2a_g.store, places, 3, q->held ? q->balance_key : 0, q->held,
-                                 q->charged) != APR_SUCCESS) {
+    if (s2a_g.store->ops->finish(s2a_g.store, places, 3, q->held ? q->hold_key : 0, q->held,
+                                 q->counted) != APR_SUCCESS) {
         /* places free themselves when their lease ends */
         s2a_store_failed(o->r, "giving places back");
         if (q->held) {
@@ -380,20 +380,68 @@ static int check_rate(request_rec *r, s2a_request *q)
     return OK;
 }
 
-/* The first account, with the balance hold, and what it is sent. */
+/* What the request holds from while it runs: its user's balance, or its
+ * subscription's allowance (the least left of the windows, counted before
+ * the multiplier as the windows count); 0 for neither. */
+static int hold_from(request_rec *r, s2a_request *q, s2a_hold *hold)
+{
+    apr_int64_t now = apr_time_sec(apr_time_now()), left;
+    memset(hold, 0, sizeof(*hold));
+    if (q->count_only) {
+        return 0;
+    }
+    if (!q->key.subscription) {
+        hold->balance.key = q->balance_key;
+        hold->balance.known = q->key.balance_nano;
+        hold->multiplier_ppm = q->key.multiplier_ppm;
+    } else if ((left = s2a_windows_left(&q->key.windows, now)) >= 0) {
+        hold->balance.key =
+            s2a_state_key_allowance(r->pool, q->secret, q->key.sub_id, &q->key.windows, now);
+        hold->balance.known = left;
+        hold->multiplier_ppm = 1000000;
+    } else {
+        return 0;
+    }
+    s2a_body_estimate(&q->body, &hold->estimate);
+    q->hold_key = hold->balance.key;
+    return 1;
+}
+
+/* The refusal of a request whose allowance is spoken for: used up, counting
+ * what the requests in flight hold. */
+static int allowance_refused(request_rec *r, s2a_request *q)
+{
+    apr_int64_t now = apr_time_sec(apr_time_now()), reset = 0;
+    char when[APR_RFC822_DATE_LEN];
+    int w = s2a_windows_tightest(&q->key.windows, now, &reset);
+    if (!reset) {
+        /* the window has not started as far as this process knows: what is
+         * there is held by requests that started it */
+        apr_table_setn(r->err_headers_out, "retry-after", "1");
+        return refuse(r, q, HTTP_TOO_MANY_REQUESTS,
+                      apr_psprintf(r->pool,
+                                   "The %s allowance of this subscription is held by requests "
+                                   "in progress; retry shortly",
+                                   s2a_window_names[w >= 0 ? w : 0]));
+    }
+    apr_rfc822_date(when, apr_time_from_sec(reset));
+    apr_table_setn(r->err_headers_out, "retry-after",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, reset - now));
+    return refuse(r, q, HTTP_TOO_MANY_REQUESTS,
+                  apr_psprintf(r->pool,
+                               "The %s allowance of this subscription is used up, counting "
+                               "requests in progress; it starts again on %s",
+                               s2a_window_names[w], when));
+}
+
+/* The first account, with the balance or allowance hold, and what it is
+ * sent. */
 static int choose_account(request_rec *r, s2a_request *q)
 {
-    int with_hold = !q->count_only && !q->key.subscription;
     s2a_hold hold;
+    int with_hold = hold_from(r, q, &hold);
     s2a_choice_result found;
 
-    memset(&hold, 0, sizeof(hold));
-    if (with_hold) {
-        hold.balance.key = q->balance_key;
-        hold.balance.known = q->key.balance_nano;
-        hold.multiplier_ppm = q->key.multiplier_ppm;
-        s2a_body_estimate(&q->body, &hold.estimate);
-    }
     q->tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
     q->attempt = s2a_attempt_make(r->pool, NULL);
     found = choose_first(r, q, with_hold ? &hold : NULL);
@@ -406,6 +454,9 @@ static int choose_account(request_rec *r, s2a_request *q)
     case S2A_CHOICE_STORE_DOWN:
         return store_unavailable(r, q);
     case S2A_CHOICE_BROKE:
+        if (q->key.subscription) {
+            return allowance_refused(r, q);
+        }
         return refuse(r, q, HTTP_PAYMENT_REQUIRED,
                       "Your credit balance is too low to access the API");
     case S2A_CHOICE_BUSY:

@@ -146,7 +146,8 @@ typedef struct {
     int count_only;               /* POST /v1/messages/count_tokens: no place, hold or usage row */
     apr_uint64_t session;         /* the conversation's key, 0 if none */
     apr_int64_t balance_key;      /* the user's limits and balance in the store */
-    apr_int64_t held;             /* of the balance, for this request (0: nothing held) */
+    apr_int64_t hold_key;         /* the balance, or the subscription's allowance, held from */
+    apr_int64_t held;             /* of it, for this request (0: nothing held) */
     s2a_place key_place;          /* among the key's requests (key 0: none) */
     s2a_place user_place;         /* among the user's requests */
     char *proxy_filename;         /* "proxy:balancer://...", as each attempt starts */
@@ -166,6 +167,8 @@ typedef struct {
     int billed;                      /* a usage row was queued */
     s2a_usage usage;                 /* what it billed */
     apr_int64_t charged;             /* what it cost */
+    apr_int64_t counted;             /* what it takes from its hold's figure: the cost, or for an
+                                        allowance the total before the multiplier */
 } s2a_request;
 
 /* The gateway request of r; NULL for any other. */

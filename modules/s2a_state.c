@@ -66,6 +66,22 @@ apr_int64_t s2a_state_key_user(apr_pool_t *p, const char *secret, apr_int64_t us
     return s2a_state_key(apr_psprintf(p, "user:%s:%" APR_INT64_T_FMT, secret, user_id));
 }
 
+apr_int64_t s2a_state_key_allowance(apr_pool_t *p, const char *secret, apr_int64_t sub_id,
+                                    const s2a_windows *w, apr_int64_t now)
+{
+    s2a_window_view v[S2A_WINDOWS];
+    const char *name = apr_psprintf(p, "allowance:%s:%" APR_INT64_T_FMT, secret, sub_id);
+    int i;
+    s2a_windows_view(w, now, v);
+    for (i = 0; i < S2A_WINDOWS; i++) {
+        if (v[i].limit > 0) {
+            name = apr_psprintf(p, "%s:%" APR_INT64_T_FMT "@%" APR_INT64_T_FMT, name, v[i].limit,
+                                v[i].resets_at);
+        }
+    }
+    return s2a_state_key(name);
+}
+
 apr_int64_t s2a_state_key_account(apr_pool_t *p, const char *secret, apr_int64_t id,
                                   int refreshable, const char *credential)
 {

@@ -9,6 +9,8 @@
 #include <apr_shm.h>
 #include <apr_time.h>
 
+#include "s2a_subscription.h"
+
 typedef struct s2a_state s2a_state;
 
 /* Which processes hold a slot's requests in flight, so that the places a
@@ -55,6 +57,13 @@ apr_int64_t s2a_state_key(const char *credential);
  * apart from other databases sharing the store by that database's pseudonym
  * key (`secret`). */
 apr_int64_t s2a_state_key_user(apr_pool_t *p, const char *secret, apr_int64_t user_id);
+/* Where the allowance of subscription `sub_id` is held from (as a balance,
+ * see s2a_state_reserve, with the least allowance left as what the database
+ * knows). It names the windows' limits and the periods running at `now`
+ * (`now` in Unix seconds), so that a window that starts or starts again,
+ * or a changed limit, brings the figure afresh. */
+apr_int64_t s2a_state_key_allowance(apr_pool_t *p, const char *secret, apr_int64_t sub_id,
+                                    const s2a_windows *w, apr_int64_t now);
 /* Where an account's state lives: its credential's key; for an account with
  * a refresh token (its credential changes), its id within its database.
  * `credential` may be NULL for such accounts, `secret` NULL for others. */

@@ -34,6 +34,20 @@ apr_int64_t s2a_windows_left(const s2a_windows *w, apr_int64_t now)
     return left;
 }
 
+int s2a_windows_tightest(const s2a_windows *w, apr_int64_t now, apr_int64_t *reset_at)
+{
+    s2a_window_view v[S2A_WINDOWS];
+    int i, tightest = -1;
+    s2a_windows_view(w, now, v);
+    for (i = 0; i < S2A_WINDOWS; i++) {
+        if (v[i].left >= 0 && (tightest < 0 || v[i].left < v[tightest].left)) {
+            tightest = i;
+        }
+    }
+    *reset_at = tightest >= 0 ? v[tightest].resets_at : 0;
+    return tightest;
+}
+
 int s2a_windows_exhausted(const s2a_windows *w, apr_int64_t now, apr_int64_t *reset_at)
 {
     s2a_window_view v[S2A_WINDOWS];

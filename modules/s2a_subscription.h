@@ -35,6 +35,11 @@ void s2a_windows_view(const s2a_windows *w, apr_int64_t now, s2a_window_view out
  * when none has one. */
 apr_int64_t s2a_windows_left(const s2a_windows *w, apr_int64_t now);
 
+/* The window with the least allowance left at `now` (its index), with
+ * *reset_at its end (0 while it has not started); -1 when none has a
+ * limit. */
+int s2a_windows_tightest(const s2a_windows *w, apr_int64_t now, apr_int64_t *reset_at);
+
 /* The first window whose allowance is used up at `now` (its index), with
  * *reset_at its end; -1 when every window has room. */
 int s2a_windows_exhausted(const s2a_windows *w, apr_int64_t now, apr_int64_t *reset_at);

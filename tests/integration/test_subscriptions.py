@@ -4,8 +4,10 @@ weekly and monthly windows instead of touching the balance, and a used-up
 window answers 429 naming itself and when it starts again."""
 
 import json
+import threading
 import time
 
+import harness
 from harness import messages_body
 
 SONNET = "claude-sonnet-4-20250514"
@@ -89,6 +91,53 @@ def test_subscription_windows(gateway):
     assert status == 403 and "no active subscription" in error_of(raw)[1]
     listed = gw.admin_ok("GET", "/admin/subscriptions?user_id=%d" % user["id"])["data"]
     assert [s["id"] for s in listed] == [sub["id"]]
+
+
+def test_fifty_clients_one_small_window(gateway):
+    """Each request holds its estimate against the allowance while in
+    flight, as balances do: fifty at once against a daily window that covers
+    about two get two or three answers, and 429 naming the window."""
+    gw = gateway
+    group = gw.create_group(billing_type="subscription", daily_limit_usd="0.01")
+    user = gw.create_user(balance_usd="0")
+    key = gw.create_key(user["id"], group["id"], concurrency=100)["key"]
+    gw.create_account([group["id"]], concurrency=100)
+    gw.admin_ok("POST", "/admin/subscriptions",
+                {"user_id": user["id"], "group_id": group["id"], "days": 30}, 201)
+    # 4,000 bytes are estimated at 1,000 input tokens, as the upstream reports:
+    # the hold is the cost
+    body = harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
+                                mock={"usage": USAGE, "delay_ms": 400})
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        status, headers, raw = gw.post_messages(body, key=key)
+        with lock:
+            results.append((status, headers, raw))
+
+    threads = [threading.Thread(target=client) for _ in range(50)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    answered = [r for r in results if r[0] == 200]
+    refused = [r for r in results if r[0] == 429]
+    assert len(answered) + len(refused) == 50, [r[0] for r in results]
+    assert 2 <= len(answered) <= 3, len(answered)
+    for _, headers, raw in refused:
+        kind, message = error_of(raw)
+        assert kind == "rate_limit_error" and "daily allowance" in message, message
+        assert int(headers["retry-after"]) >= 1
+    rows = gw.wait_usage({"user_id": user["id"]}, count=len(answered))
+    time.sleep(0.5)
+    rows = gw.admin_ok("GET", "/admin/usage?user_id=%d" % user["id"])["data"]
+    assert len(rows) == len(answered)
+    sub = gw.admin_ok("GET", "/admin/subscriptions?user_id=%d" % user["id"])["data"][0]
+    assert sub["daily_usage_nanousd"] == COST * len(rows)
+    # the next request finds the window used up
+    status, _, raw = gw.post_messages(body, key=key)
+    assert status == 429 and "daily allowance" in error_of(raw)[1], raw
 
 
 def test_subscription_admin_refusals(gateway):

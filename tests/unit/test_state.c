@@ -356,6 +356,36 @@ static void test_balance_idle(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_reserve(st, 77, 0, 1, now + 3 + 2 * S2A_BALANCE_IDLE), 1);
 }
 
+/* An allowance's key stays while its windows run, and moves when one
+ * starts, ends or changes its limit, or for another subscription. */
+static void test_allowance_key(apr_pool_t *p)
+{
+    s2a_windows w;
+    apr_int64_t now = 1700000000, k;
+    memset(&w, 0, sizeof(w));
+    w.limit[0] = 10000000;
+    w.limit[2] = 90000000;
+    k = s2a_state_key_allowance(p, "s", 5, &w, now);
+    S2A_CHECK(k != 0);
+    S2A_CHECK(k != s2a_state_key_user(p, "s", 5));
+    S2A_CHECK(k != s2a_state_key_allowance(p, "s", 6, &w, now));
+    S2A_CHECK(k != s2a_state_key_allowance(p, "t", 5, &w, now));
+    /* the daily window starts: a new figure; then it holds for the day */
+    w.start[0] = now;
+    w.usage[0] = 4500000;
+    k = s2a_state_key_allowance(p, "s", 5, &w, now);
+    S2A_CHECK_INT(s2a_state_key_allowance(p, "s", 5, &w, now + 86399), k);
+    /* usage moves nothing; a window without a limit moves nothing */
+    w.usage[0] = 9000000;
+    w.start[1] = now - 10;
+    S2A_CHECK_INT(s2a_state_key_allowance(p, "s", 5, &w, now + 5), k);
+    /* the day ends */
+    S2A_CHECK(s2a_state_key_allowance(p, "s", 5, &w, now + 86400) != k);
+    /* an operator changes a limit */
+    w.limit[2] = 80000000;
+    S2A_CHECK(s2a_state_key_allowance(p, "s", 5, &w, now + 5) != k);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -375,6 +405,7 @@ int main(void)
     test_fits(p);
     test_full_table(p);
     test_balance_idle(p);
+    test_allowance_key(p);
     apr_pool_destroy(p);
     apr_terminate();
     return S2A_TEST_SUMMARY("test_state");

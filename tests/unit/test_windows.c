@@ -57,6 +57,22 @@ int main(void)
     w.usage[0] = 0;
     w.limit[1] = 100;
     S2A_CHECK_INT(s2a_windows_left(&w, now), 1);
+    {
+        apr_int64_t reset = -1;
+        S2A_CHECK_INT(s2a_windows_tightest(&w, now, &reset), 1);
+        S2A_CHECK_INT(reset, now - 10 + 7 * 86400);
+        /* the monthly, before its first use, has the least: no end yet */
+        w.limit[0] = 0;
+        w.limit[1] = 0;
+        w.limit[2] = 7;
+        S2A_CHECK_INT(s2a_windows_tightest(&w, now, &reset), 2);
+        S2A_CHECK_INT(reset, 0);
+        w.limit[2] = 0;
+        S2A_CHECK_INT(s2a_windows_tightest(&w, now, &reset), -1);
+        w.limit[0] = 1000;
+        w.limit[1] = 100;
+        w.limit[2] = 50000;
+    }
     /* a negative limit counts as none */
     w.limit[1] = -5;
     s2a_windows_view(&w, now, v);
