@@ -4,7 +4,8 @@
  * or the one its status stands for. Errors httpd meets before the gateway
  * knows the request (a request line or headers it cannot read) come
  * through an ErrorDocument that names a location of SetHandler
- * sub2api-error. */
+ * sub2api-error; httpd takes that redirect for the gateway's own errors of
+ * the same status too, so the handler keeps their message. */
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -35,7 +36,7 @@ apr_status_t s2a_error_page_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 
 int s2a_error_page_handler(request_rec *r)
 {
-    const char *status_env;
+    const char *status_env, *msg = NULL;
     int status;
     if (!r->handler || strcmp(r->handler, S2A_ERROR_HANDLER) != 0) {
         return DECLINED;
@@ -45,9 +46,14 @@ int s2a_error_page_handler(request_rec *r)
     if (status < 400 || status > 599) {
         status = HTTP_NOT_FOUND;
     }
+    /* an error the gateway itself refused with (s2a_fail) keeps its message:
+     * the ErrorDocument redirect comes before insert_error_filter */
+    if (r->prev) {
+        msg = apr_table_get(r->prev->notes, S2A_ERROR_NOTE);
+    }
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rputs(s2a_error_body(r->pool, status, s2a_error_message(status)), r);
+    ap_rputs(s2a_error_body(r->pool, status, msg && *msg ? msg : s2a_error_message(status)), r);
     return OK;
 }
