@@ -552,7 +552,8 @@ def test_apikey_accounts_keep_the_client_beta(gateway, tenant):
 
 def test_account_fixed_headers_go_upstream(gateway):
     t = gateway.new_tenant(headers={"x-team": "blue", "anthropic-beta": "fixed-beta-1"})
-    assert t.account["headers"] == {"x-team": "blue", "anthropic-beta": "fixed-beta-1"}
+    # their values are shown masked, like the credential
+    assert t.account["headers"] == {"x-team": "****", "anthropic-beta": "****"}
     status, _, _ = gateway.post_messages(messages_body(), key=t.api_key,
                                          headers={"anthropic-beta": "client-beta",
                                                   "x-team": "red"})

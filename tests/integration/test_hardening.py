@@ -387,3 +387,7 @@ def test_secrets_are_sealed_for_their_account(gateway):
     gw.admin_ok("PATCH", "/admin/accounts/%d" % other["id"], {"group_ids": [t2.group["id"]]})
     status, _, raw = gw.post_messages(messages_body(), key=t2.api_key)
     assert status == 503, raw
+    # writing the credential anew seals it for this account: it serves
+    gw.admin_ok("PATCH", "/admin/accounts/%d" % other["id"], {"credential": "sk-ant-api03-fresh"})
+    status, _, raw = gw.post_messages(messages_body(), key=t2.api_key)
+    assert status == 200, raw
