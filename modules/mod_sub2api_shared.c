@@ -116,7 +116,9 @@ int s2a_send_error(request_rec *r, int status, const char *message)
     return OK;
 }
 
-static int from_dbd(ap_dbd_t *d, s2a_dbc *c)
+/* The check's results go to the caller's pool `p`: the connection's own
+ * lives as long as the connection, and would grow with every use. */
+static int from_dbd(apr_pool_t *p, ap_dbd_t *d, s2a_dbc *c)
 {
     if (!d) {
         return 0;
@@ -125,14 +127,14 @@ static int from_dbd(ap_dbd_t *d, s2a_dbc *c)
     c->handle = d->handle;
     c->prepared = d->prepared;
     c->pool = d->pool;
-    return s2a_db_alive(c, d->pool);
+    return s2a_db_alive(c, p);
 }
 
 int s2a_dbc_open(apr_pool_t *p, server_rec *s, s2a_dbc *c, void **handle)
 {
     ap_dbd_t *d = ap_dbd_open(p, s);
     *handle = d;
-    if (d && !from_dbd(d, c)) {
+    if (d && !from_dbd(p, d, c)) {
         ap_dbd_close(s, d); /* back to the pool: its next user gets it reconnected */
         d = NULL;
     }
@@ -149,7 +151,7 @@ void s2a_dbc_close(server_rec *s, void *handle)
 
 int s2a_dbc_acquire(request_rec *r, s2a_dbc *c)
 {
-    if (!from_dbd(ap_dbd_acquire(r), c)) {
+    if (!from_dbd(r->pool, ap_dbd_acquire(r), c)) {
         s2a_metrics_note(S2A_COUNT_DB_ERRORS);
         return 0;
     }

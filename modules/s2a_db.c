@@ -74,10 +74,48 @@ static long backend_pid(s2a_dbc *c, apr_pool_t *p)
     return atol(v);
 }
 
+/* The SQLite file's schema version, -1 if it cannot be read. */
+static long schema_version(s2a_dbc *c, apr_pool_t *p)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *v;
+    if (apr_dbd_select(c->driver, p, c->handle, &res, "PRAGMA schema_version", 1) != 0 ||
+        apr_dbd_get_row(c->driver, p, res, &row, -1) != 0 ||
+        !(v = apr_dbd_get_entry(c->driver, row, 0))) {
+        return -1;
+    }
+    return atol(v);
+}
+
+/* Statements are kept while what they were prepared for stands: the
+ * server session (pgsql), or the schema (SQLite: apr-util's statements
+ * fail once another connection changed it, e.g. an operator's new index
+ * or trigger). 1 when they were forgotten. */
+static int forget_statements_unless(s2a_dbc *c, const char *label, long now)
+{
+    long *known = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
+    if (known && *known == now) {
+        return 0;
+    }
+    apr_hash_clear(c->prepared);
+    known = apr_palloc(c->pool, sizeof(*known));
+    *known = now;
+    apr_hash_set(c->prepared, label, APR_HASH_KEY_STRING, known);
+    return 1;
+}
+
 int s2a_db_alive(s2a_dbc *c, apr_pool_t *p)
 {
-    long pid, *known;
+    long pid;
     if (!s2a_db_is_pgsql(c)) {
+        if (forget_statements_unless(c, "s2a:schema", schema_version(c, p))) {
+            /* apr-util prepares with SQLite's legacy call, which does not
+             * load a changed schema: a statement that meets the change
+             * (and fails) makes the connection load it for the next */
+            int nrows;
+            apr_dbd_query(c->driver, c->handle, &nrows, "SELECT 1 FROM sqlite_master LIMIT 1");
+        }
         return 1;
     }
     pid = backend_pid(c, p);
@@ -90,13 +128,7 @@ int s2a_db_alive(s2a_dbc *c, apr_pool_t *p)
     }
     /* A new server session (ours or mod_dbd's reconnect) knows none of the
      * statements prepared on the old one. */
-    known = apr_hash_get(c->prepared, "s2a:backend", APR_HASH_KEY_STRING);
-    if (!known || *known != pid) {
-        apr_hash_clear(c->prepared);
-        known = apr_palloc(c->pool, sizeof(*known));
-        *known = pid;
-        apr_hash_set(c->prepared, "s2a:backend", APR_HASH_KEY_STRING, known);
-    }
+    forget_statements_unless(c, "s2a:backend", pid);
     return 1;
 }
 

@@ -28,8 +28,9 @@ typedef struct {
 
 /* A pooled PostgreSQL connection looks fine after the server restarted until
  * a statement fails on it: one cheap statement finds out, and reconnects;
- * statements prepared on an earlier server session are prepared again.
- * 0 if the database cannot be reached. */
+ * statements prepared on an earlier server session are prepared again. A
+ * SQLite connection's statements are prepared again once the file's schema
+ * changed. 0 if the database cannot be reached. */
 int s2a_db_alive(s2a_dbc *c, apr_pool_t *p);
 
 /* Once per process before transactions are used (see s2a_db_begin). */

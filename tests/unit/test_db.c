@@ -250,6 +250,32 @@ static void test_subscriptions(s2a_dbc *c)
     S2A_CHECK(key.windows.start[0] > 0);
 }
 
+/* Another connection changes the schema (an operator's index): rows are
+ * still written, once the connection is checked as it is taken. */
+static void test_schema_changed_elsewhere(s2a_dbc *c, const char *path)
+{
+    apr_dbd_t *other = NULL;
+    apr_array_header_t *depleted = apr_array_make(pool, 2, sizeof(apr_int64_t));
+    const char *err = NULL;
+    s2a_usage_row row = row_of("req_x1", 1, 10, 0);
+    int nrows = 0;
+
+    S2A_CHECK_INT(s2a_db_alive(c, pool), 1);
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, &row, 1, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(apr_dbd_open(c->driver, pool, path, &other), APR_SUCCESS);
+    S2A_CHECK_INT(
+        apr_dbd_query(c->driver, other, &nrows, "CREATE INDEX s2a_test_model ON s2a_usage (model)"),
+        0);
+    apr_dbd_close(c->driver, other);
+    row = row_of("req_x2", 1, 10, 0);
+    S2A_CHECK_INT(s2a_db_alive(c, pool), 1);
+    if (s2a_db_usage_write(c, pool, &row, 1, depleted, &err) != APR_SUCCESS) {
+        fprintf(stderr, "write after the schema changed: %s\n", err);
+        S2A_CHECK(0);
+    }
+    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage WHERE request_id LIKE 'req_x%'"), 2);
+}
+
 static void test_oauth(s2a_dbc *c)
 {
     const char *cred = NULL, *refresh = NULL, *err = NULL;
@@ -295,6 +321,7 @@ int main(void)
     test_usage(&c);
     test_balance_and_redeem(&c);
     test_subscriptions(&c);
+    test_schema_changed_elsewhere(&c, path);
     test_oauth(&c);
 
     apr_dbd_close(driver, c.handle);
