@@ -10,6 +10,7 @@
 #include <apr_strings.h>
 
 #include "mod_sub2api_shared.h"
+#include "s2a_key_limits.h"
 #include "s2a_buf.h"
 #include "s2a_sha256.h"
 
@@ -164,21 +165,24 @@ static apr_status_t release_places(void *data)
     s2a_place *const places[] = {q->attempt ? &q->attempt->place : &none, &q->key_place,
                                  &q->user_place};
     size_t i;
-    if (s2a_g.store->ops->finish(s2a_g.store, places, 3, q->held ? q->hold_key : 0, q->held,
-                                 q->counted) != APR_SUCCESS) {
+    const s2a_settlement holds[] = {
+        {q->held ? q->hold_key : 0, q->held, q->counted},
+        {q->budget_held ? q->budget_key : 0, q->budget_held, q->charged}};
+    if (s2a_g.store->ops->finish(s2a_g.store, places, 3, holds, 2) != APR_SUCCESS) {
         /* places free themselves when their lease ends */
         s2a_store_failed(o->r, "giving places back");
-        if (q->held) {
+        if (q->held || q->budget_held) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, o->r,
                           S2ALOGNO(0209) "a balance hold was not settled (%" APR_INT64_T_FMT
                                          " nano-USD held); it ends with the user's idle balance",
-                          q->held);
+                          q->held + q->budget_held);
         }
     }
     for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
         places[i]->key = 0;
     }
     q->held = 0;
+    q->budget_held = 0;
     return APR_SUCCESS;
 }
 
@@ -395,8 +399,8 @@ static int hold_from(request_rec *r, s2a_request *q, s2a_hold *hold)
         hold->balance.known = q->key.balance_nano;
         hold->multiplier_ppm = q->key.multiplier_ppm;
     } else if ((left = s2a_windows_left(&q->key.windows, now)) >= 0) {
-        hold->balance.key =
-            s2a_state_key_allowance(r->pool, q->secret, q->key.sub_id, &q->key.windows, now);
+        hold->balance.key = s2a_state_key_spend(r->pool, q->secret, "allowance", q->key.sub_id, 0,
+                                                &q->key.windows, now);
         hold->balance.known = left;
         hold->multiplier_ppm = 1000000;
     } else {
@@ -482,10 +486,68 @@ static int choose_account(request_rec *r, s2a_request *q)
     return OK;
 }
 
+/* A budget of the key that is used up, as the key cache last read it. */
+static int check_key_budget(request_rec *r, const s2a_key_rec *key)
+{
+    apr_int64_t now = apr_time_sec(apr_time_now()), reset = 0;
+    char when[APR_RFC822_DATE_LEN];
+    int w = s2a_key_budget_used_up(key, now, &reset);
+    if (w < 0) {
+        return OK;
+    }
+    if (w == S2A_KEY_BUDGET_TOTAL) {
+        return s2a_fail(r, HTTP_PAYMENT_REQUIRED,
+                        apr_psprintf(r->pool, "This API key's budget of $%s is used up",
+                                     s2a_usd_format(r->pool, key->budget)));
+    }
+    apr_rfc822_date(when, apr_time_from_sec(reset));
+    apr_table_setn(r->err_headers_out, "retry-after",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, reset - now));
+    return s2a_fail(r, HTTP_PAYMENT_REQUIRED,
+                    apr_psprintf(r->pool,
+                                 "This API key's %s budget is used up; it starts again on %s",
+                                 s2a_window_names[w], when));
+}
+
+/* The key's budget, held for the request's estimated cost at the chosen
+ * account's prices while it runs, as its user's balance is. */
+static int hold_key_budget(request_rec *r, s2a_request *q)
+{
+    apr_int64_t now = apr_time_sec(apr_time_now()), left = s2a_key_budget_left(&q->key, now);
+    s2a_balance budget;
+    s2a_usage estimate;
+    s2a_cost cost;
+    int held = 0;
+    if (q->count_only || left < 0) {
+        return OK;
+    }
+    budget.key = s2a_state_key_spend(r->pool, q->secret, "budget", q->key.id, q->key.budget,
+                                     &q->key.budget_windows, now);
+    budget.known = left;
+    s2a_body_estimate(&q->body, &estimate);
+    s2a_cost_compute(q->attempt->price, &estimate, q->key.multiplier_ppm, &cost);
+    if (s2a_g.store->ops->reserve(s2a_g.store, &budget, cost.actual, apr_time_now(), &held) !=
+        APR_SUCCESS) {
+        return store_unavailable(r, q);
+    }
+    if (!held) {
+        return refuse(r, q, HTTP_PAYMENT_REQUIRED,
+                      "This API key's budget is used up, counting the requests in progress");
+    }
+    if (held == 1) {
+        q->budget_key = budget.key;
+        q->budget_held = cost.actual;
+    }
+    return OK;
+}
+
 /* What the key may spend, and the pseudonym key its requests need. */
 static int check_spending(request_rec *r, s2a_request *q)
 {
     int rc;
+    if (!q->count_only && (rc = check_key_budget(r, &q->key)) != OK) {
+        return rc;
+    }
     /* counting tokens is free: no balance or allowance is asked */
     if (!q->count_only && q->key.subscription) {
         if ((rc = check_subscription(r, &q->key)) != OK) {
@@ -512,6 +574,10 @@ static int read_request(request_rec *r, s2a_request *q, apr_off_t max_body)
     }
     if (s2a_body_read(r->pool, body.data, body.len, &q->body, &err) != 0) {
         return s2a_fail(r, HTTP_BAD_REQUEST, err);
+    }
+    if (!s2a_key_model_allowed(&q->key, q->body.model)) {
+        return s2a_fail(r, HTTP_FORBIDDEN,
+                        apr_psprintf(r->pool, "This API key may not use model %s", q->body.model));
     }
     q->session = q->count_only || !q->sconf->sticky_ttl
                      ? 0
@@ -576,7 +642,7 @@ static int admit(request_rec *r, s2a_request *q, s2a_endpoint endpoint, apr_off_
     }
     begin_holding(r, q);
     if ((rc = take_key_and_user_places(r, q)) != OK || (rc = read_request(r, q, max_body)) != OK ||
-        (rc = choose_account(r, q)) != OK) {
+        (rc = choose_account(r, q)) != OK || (rc = hold_key_budget(r, q)) != OK) {
         return rc;
     }
     q->proxy_filename = r->filename;

@@ -148,6 +148,8 @@ typedef struct {
     apr_int64_t balance_key;      /* the user's limits and balance in the store */
     apr_int64_t hold_key;         /* the balance, or the subscription's allowance, held from */
     apr_int64_t held;             /* of it, for this request (0: nothing held) */
+    apr_int64_t budget_key;       /* the key's budget, held from (s2a_key_limits) */
+    apr_int64_t budget_held;      /* of it, for this request (0: nothing held) */
     s2a_place key_place;          /* among the key's requests (key 0: none) */
     s2a_place user_place;         /* among the user's requests */
     char *proxy_filename;         /* "proxy:balancer://...", as each attempt starts */

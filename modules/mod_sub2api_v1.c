@@ -8,6 +8,7 @@
 
 #include "mod_sub2api_shared.h"
 #include "s2a_keys.h"
+#include "s2a_key_limits.h"
 #include "s2a_models.h"
 
 /* USD as a JSON number written from its exact decimal text. */
@@ -44,7 +45,7 @@ static int answer(request_rec *r, json_object *o)
 
 static int usage_handler(request_rec *r)
 {
-    apr_int64_t now = apr_time_sec(apr_time_now()), reset, left;
+    apr_int64_t now = apr_time_sec(apr_time_now()), reset, left, budget;
     const char *key_hash;
     s2a_key_rec key;
     json_object *o;
@@ -72,14 +73,22 @@ static int usage_handler(request_rec *r)
                 s2a_windows_exhausted(&key.windows, now, &reset) < 0;
         /* the least allowance left in a window with a limit */
         left = s2a_windows_left(&key.windows, now);
-        json_object_object_add(o, "isValid", json_object_new_boolean(valid));
-        json_object_object_add(o, "planName", json_object_new_string(key.group_name));
-        json_object_object_add(o, "remaining", left < 0 ? NULL : usd(r->pool, left));
-        json_object_object_add(o, "expiresAt", json_object_new_int64(key.sub_expires_at));
     } else {
-        json_object_object_add(o, "isValid", json_object_new_boolean(key.balance_nano > 0));
-        json_object_object_add(o, "planName", json_object_new_string(key.group_name));
-        json_object_object_add(o, "remaining", usd(r->pool, key.balance_nano));
+        valid = key.balance_nano > 0;
+        left = key.balance_nano;
+    }
+    /* the key's own budget narrows both */
+    valid = valid && s2a_key_budget_used_up(&key, now, &reset) < 0;
+    budget = s2a_key_budget_left(&key, now);
+    if (budget >= 0 && (left < 0 || budget < left)) {
+        left = budget;
+    }
+    json_object_object_add(o, "isValid", json_object_new_boolean(valid));
+    json_object_object_add(o, "planName", json_object_new_string(key.group_name));
+    json_object_object_add(o, "remaining",
+                           left < 0 && key.subscription ? NULL : usd(r->pool, left));
+    if (key.subscription) {
+        json_object_object_add(o, "expiresAt", json_object_new_int64(key.sub_expires_at));
     }
     json_object_object_add(o, "unit", json_object_new_string("USD"));
     return answer(r, o);
@@ -157,6 +166,7 @@ static int models_handler(request_rec *r)
     if (!(ids = s2a_catalog_models(r, sc, key.group_id))) {
         return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
     }
+    ids = s2a_key_models_only(r->pool, ids, &key);
     s2a_models_sort(ids);
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

@@ -8,6 +8,7 @@
 #include "s2a_admin.h"
 #include "s2a_pricing.h"
 #include "s2a_status.h"
+#include "s2a_key_limits.h"
 #include "s2a_subscription.h"
 
 /* ---- the resources ---- */
@@ -57,6 +58,22 @@ static const char *mapping_check(apr_pool_t *p, json_object *v)
         }
     }
     return NULL;
+}
+
+static const char *models_check(apr_pool_t *p, json_object *v)
+{
+    char lines[S2A_KEY_MODELS_MAX];
+    const char *err = NULL;
+    if (!v) {
+        return NULL;
+    }
+    return s2a_key_models_parse(json_text(p, v), lines, &err) ? NULL : err;
+}
+
+/* As stored: the array's text, "" for none (null or []). */
+static const char *models_stored(apr_pool_t *p, json_object *v)
+{
+    return v && json_object_array_length(v) ? json_text(p, v) : "";
 }
 
 static const char *codes_check(apr_pool_t *p, json_object *v)
@@ -249,6 +266,8 @@ const s2a_admin_resource s2a_admin_groups = {
     .stamped = 1,
     .fields = group_fields};
 
+static void key_shape(apr_pool_t *p, json_object *row, apr_int64_t now);
+
 static const s2a_admin_field key_fields[] = {
     {.name = "user_id",
      .type = S2A_ADMIN_REF,
@@ -296,6 +315,21 @@ static const s2a_admin_field key_fields[] = {
      .flags = BOTH,
      .max = LIMIT_MAX,
      .message = "rpm_limit: a whole number from 0 (no limit)"},
+    {.name = "budget",
+     .type = S2A_ADMIN_MONEY,
+     .column = "budget_nanousd",
+     .flags = BOTH,
+     .max = S2A_ADMIN_MONEY_MAX,
+     .message = "budget_usd: an amount of 0 or more (0: no limit)"},
+    WINDOW_LIMIT("daily"),
+    WINDOW_LIMIT("weekly"),
+    WINDOW_LIMIT("monthly"),
+    {.name = "models",
+     .type = S2A_ADMIN_JSON,
+     .column = "models",
+     .flags = BOTH,
+     .check = models_check,
+     .stored = models_stored},
     {.name = "key_hash",
      .type = S2A_ADMIN_TEXT,
      .column = "key_hash",
@@ -309,11 +343,15 @@ const s2a_admin_resource s2a_admin_keys = {
     .noun = "key",
     .table = "s2a_api_keys",
     .columns = "id, user_id, group_id, name, prefix, status, expires_at, created_at, concurrency,"
-               " rpm_limit",
-    .types = "iiisssiiii",
+               " rpm_limit, budget_nanousd, spent_nanousd, daily_limit_nanousd,"
+               " weekly_limit_nanousd, monthly_limit_nanousd, daily_usage_nanousd,"
+               " weekly_usage_nanousd, monthly_usage_nanousd, daily_start, weekly_start,"
+               " monthly_start, models",
+    .types = "iiisssiiiiiiiiiiiiiiij",
     .order = " ORDER BY id",
     .stamped = 1,
-    .fields = key_fields};
+    .fields = key_fields,
+    .shape = key_shape};
 
 static const char *const account_types[] = {"apikey", "oauth", "setup-token", NULL};
 static const s2a_admin_link account_groups = {"s2a_account_groups", "account_id", "group_id"};
@@ -495,25 +533,21 @@ static json_object *usd_or_null(apr_pool_t *p, apr_int64_t nano, json_object **t
     return nano < 0 ? NULL : json_object_new_int64(nano);
 }
 
-/* A subscription's windows as they stand, with their group's allowances
- * (read with the row, then left out of it), and its standing. */
-static void subscription_shape(apr_pool_t *p, json_object *row, apr_int64_t now)
+/* The windows of a row (`<window>_limit_nanousd`, `_usage_nanousd`,
+ * `_start`) as they stand at `now`, added as "windows"; into *w too. */
+static void windows_shape(apr_pool_t *p, json_object *row, apr_int64_t now, s2a_windows *w)
 {
-    s2a_windows w;
     s2a_window_view view[S2A_WINDOWS];
-    json_object *windows = json_object_new_object(), *v;
-    s2a_subscription_state state;
-    int i, active;
+    json_object *windows = json_object_new_object();
+    int i;
 
     for (i = 0; i < S2A_WINDOWS; i++) {
         const char *name = s2a_window_names[i];
-        const char *limit = apr_pstrcat(p, name, "_limit_nanousd", NULL);
-        w.limit[i] = int_in(row, limit);
-        w.usage[i] = int_in(row, apr_pstrcat(p, name, "_usage_nanousd", NULL));
-        w.start[i] = int_in(row, apr_pstrcat(p, name, "_start", NULL));
-        json_object_object_del(row, limit);
+        w->limit[i] = int_in(row, apr_pstrcat(p, name, "_limit_nanousd", NULL));
+        w->usage[i] = int_in(row, apr_pstrcat(p, name, "_usage_nanousd", NULL));
+        w->start[i] = int_in(row, apr_pstrcat(p, name, "_start", NULL));
     }
-    s2a_windows_view(&w, now, view);
+    s2a_windows_view(w, now, view);
     for (i = 0; i < S2A_WINDOWS; i++) {
         json_object *one = json_object_new_object(), *text;
         json_object_object_add(one, "limit_nanousd", usd_or_null(p, view[i].limit, &text));
@@ -526,11 +560,42 @@ static void subscription_shape(apr_pool_t *p, json_object *row, apr_int64_t now)
         json_object_object_add(windows, s2a_window_names[i], one);
     }
     json_object_object_add(row, "windows", windows);
+}
+
+/* A subscription's windows as they stand, with their group's allowances
+ * (read with the row, then left out of it), and its standing. */
+static void subscription_shape(apr_pool_t *p, json_object *row, apr_int64_t now)
+{
+    s2a_windows w;
+    s2a_subscription_state state;
+    json_object *v;
+    int i, active;
+
+    windows_shape(p, row, now, &w);
+    for (i = 0; i < S2A_WINDOWS; i++) {
+        json_object_object_del(row, apr_pstrcat(p, s2a_window_names[i], "_limit_nanousd", NULL));
+    }
     active = json_object_object_get_ex(row, "status", &v) &&
              strcmp(json_object_get_string(v), "active") == 0;
     state = s2a_subscription_state_at(active, int_in(row, "expires_at"), &w, now);
     json_object_object_add(row, "state",
                            json_object_new_string(s2a_subscription_state_names[state]));
+}
+
+/* A key's spend against its own limits: its windows as they stand, what
+ * it spent, and what it may still spend (null: no limit). */
+static void key_shape(apr_pool_t *p, json_object *row, apr_int64_t now)
+{
+    s2a_key_rec k;
+    json_object *text;
+    memset(&k, 0, sizeof(k));
+    windows_shape(p, row, now, &k.budget_windows);
+    k.budget = int_in(row, "budget_nanousd");
+    k.spent = int_in(row, "spent_nanousd");
+    json_object_object_add(row, "spent_usd", json_object_new_string(s2a_usd_format(p, k.spent)));
+    json_object_object_add(row, "left_nanousd",
+                           usd_or_null(p, s2a_key_budget_left(&k, now), &text));
+    json_object_object_add(row, "left_usd", text);
 }
 
 const s2a_admin_resource s2a_admin_subscriptions = {

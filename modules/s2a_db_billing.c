@@ -3,6 +3,7 @@
 #include <sys/uio.h>
 
 #include "s2a_db_billing.h"
+#include "s2a_key_limits.h"
 
 #define USAGE_COLUMNS 27
 #define USAGE_COLUMN_NAMES                                                                         \
@@ -198,15 +199,15 @@ typedef struct {
     apr_int64_t at; /* the latest row's time: where a new window starts */
 } deduction;
 
-/* Adds to the windows of a subscription, starting again those past their
- * end; a window now used up is reported like a depleted balance. The
- * statements are written from the windows' names and lengths
- * (s2a_subscription.h). (SQLite binds the arguments as text: each is
- * compared with a column, never with an expression, so that the column's
- * type applies.) */
-static const char *windows_add_sql(apr_pool_t *p)
+/* The assignments that add to windows `<name>_usage_nanousd` and
+ * `<name>_start`, starting again those past their end, written from the
+ * windows' names and lengths (s2a_subscription.h); five arguments a window:
+ * now, amount, amount, now, now. (SQLite binds the arguments as text: each
+ * is compared with a column, never with an expression, so that the
+ * column's type applies.) */
+static const char *windows_set_sql(apr_pool_t *p)
 {
-    const char *sql = "UPDATE s2a_subscriptions SET";
+    const char *sql = "";
     int w;
     for (w = 0; w < S2A_WINDOWS; w++) {
         const char *n = s2a_window_names[w];
@@ -218,7 +219,40 @@ static const char *windows_add_sql(apr_pool_t *p)
                            " %s_start = CASE WHEN %s THEN %%lld ELSE %s_start END",
                            sql, w ? "," : "", n, ended, n, n, ended, n);
     }
-    return apr_pstrcat(p, sql, " WHERE user_id = %lld AND group_id = %lld", NULL);
+    return sql;
+}
+
+static void windows_args(const char **args, const char *at, const char *amount)
+{
+    int i;
+    for (i = 0; i < S2A_WINDOWS; i++) {
+        args[5 * i] = at;
+        args[5 * i + 1] = amount;
+        args[5 * i + 2] = amount;
+        args[5 * i + 3] = at;
+        args[5 * i + 4] = at;
+    }
+}
+
+/* Adds to the windows of a subscription; a window now used up is reported
+ * like a depleted balance. */
+static const char *windows_add_sql(apr_pool_t *p)
+{
+    return apr_pstrcat(p, "UPDATE s2a_subscriptions SET", windows_set_sql(p),
+                       " WHERE user_id = %lld AND group_id = %lld", NULL);
+}
+
+/* Adds to what a key spent, in total and in its windows, and reads back
+ * what its budgets allow (s2a_key_limits). */
+static const char *key_spend_sql(apr_pool_t *p)
+{
+    return apr_pstrcat(p, "UPDATE s2a_api_keys SET spent_nanousd = spent_nanousd + %lld,",
+                       windows_set_sql(p),
+                       " WHERE id = %lld RETURNING budget_nanousd, spent_nanousd,"
+                       " daily_limit_nanousd, weekly_limit_nanousd, monthly_limit_nanousd,"
+                       " daily_usage_nanousd, weekly_usage_nanousd, monthly_usage_nanousd,"
+                       " daily_start, weekly_start, monthly_start",
+                       NULL);
 }
 
 static const char *windows_full_sql(apr_pool_t *p)
@@ -252,17 +286,11 @@ static int add_to_windows(s2a_dbc *c, apr_pool_t *p, const deduction *d,
     const char *amount = S2A_DB_I64(p, d->amount);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    int i, nrows = 0;
+    int nrows = 0;
     if (!upd || !full) {
         return -1;
     }
-    for (i = 0; i < S2A_WINDOWS; i++) {
-        args[5 * i] = at;
-        args[5 * i + 1] = amount;
-        args[5 * i + 2] = amount;
-        args[5 * i + 3] = at;
-        args[5 * i + 4] = at;
-    }
+    windows_args(args, at, amount);
     args[5 * S2A_WINDOWS] = S2A_DB_I64(p, d->user_id);
     args[5 * S2A_WINDOWS + 1] = S2A_DB_I64(p, d->group_id);
     if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, upd, 5 * S2A_WINDOWS + 2, args) != 0) {
@@ -276,6 +304,44 @@ static int add_to_windows(s2a_dbc *c, apr_pool_t *p, const deduction *d,
             if (s2a_db_i64(c, row, 0) > 0) {
                 APR_ARRAY_PUSH(depleted, apr_int64_t) = d->user_id;
             }
+        }
+    }
+    return 0;
+}
+
+/* One update per key and batch: what it spent, in total and in its
+ * windows; a budget now used up is reported like a depleted balance. */
+static int key_spend(s2a_dbc *c, apr_pool_t *p, apr_int64_t key_id, apr_int64_t amount,
+                     apr_int64_t at, apr_array_header_t *depleted, const char **err)
+{
+    apr_dbd_prepared_t *upd = stmt_made(c, p, "s2a_key_spend", key_spend_sql, err);
+    const char *args[5 * S2A_WINDOWS + 2];
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int i;
+    if (!upd) {
+        return -1;
+    }
+    args[0] = S2A_DB_I64(p, amount);
+    windows_args(args + 1, S2A_DB_I64(p, at), args[0]);
+    args[5 * S2A_WINDOWS + 1] = S2A_DB_I64(p, key_id);
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, upd, 1, 5 * S2A_WINDOWS + 2, args) != 0) {
+        *err = apr_pstrcat(p, "key spend: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return -1;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        s2a_key_rec k;
+        apr_int64_t reset;
+        memset(&k, 0, sizeof(k));
+        k.budget = s2a_db_i64(c, row, 0);
+        k.spent = s2a_db_i64(c, row, 1);
+        for (i = 0; i < S2A_WINDOWS; i++) {
+            k.budget_windows.limit[i] = s2a_db_i64(c, row, 2 + i);
+            k.budget_windows.usage[i] = s2a_db_i64(c, row, 5 + i);
+            k.budget_windows.start[i] = s2a_db_i64(c, row, 8 + i);
+        }
+        if (depleted && s2a_key_budget_used_up(&k, at, &reset) >= 0) {
+            APR_ARRAY_PUSH(depleted, apr_int64_t) = key_id;
         }
     }
     return 0;
@@ -318,7 +384,7 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
     static const char *const labels[] = {"s2a_usage_insert_256", "s2a_usage_insert_64",
                                          "s2a_usage_insert_16", "s2a_usage_insert_4",
                                          "s2a_usage_insert_1"};
-    apr_hash_t *per_user = apr_hash_make(p);
+    apr_hash_t *per_user = apr_hash_make(p), *per_key = apr_hash_make(p);
     apr_hash_index_t *hi;
     char *inserted = apr_pcalloc(p, (apr_size_t)n + 1);
     int i, k, ok = 1;
@@ -352,12 +418,25 @@ apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *
             }
             d->amount += rows[i].subscription ? rows[i].total_cost : rows[i].actual_cost;
             d->at = rows[i].created_at > d->at ? rows[i].created_at : d->at;
+            /* what the key spent: its actual cost, whatever pays */
+            d = apr_hash_get(per_key, &rows[i].api_key_id, sizeof(apr_int64_t));
+            if (!d) {
+                d = apr_pcalloc(p, sizeof(*d));
+                d->user_id = rows[i].api_key_id;
+                apr_hash_set(per_key, &d->user_id, sizeof(apr_int64_t), d);
+            }
+            d->amount += rows[i].actual_cost;
+            d->at = rows[i].created_at > d->at ? rows[i].created_at : d->at;
         }
     }
     for (hi = apr_hash_first(p, per_user); ok && hi; hi = apr_hash_next(hi)) {
         const deduction *d = apr_hash_this_val(hi);
         ok = (d->group_id ? add_to_windows(c, p, d, depleted, err)
                           : deduct(c, p, d, depleted, err)) == 0;
+    }
+    for (hi = apr_hash_first(p, per_key); ok && hi; hi = apr_hash_next(hi)) {
+        const deduction *d = apr_hash_this_val(hi);
+        ok = key_spend(c, p, d->user_id, d->amount, d->at, depleted, err) == 0;
     }
     if (s2a_db_end(c, ok) != 0 && ok) {
         *err = apr_pstrcat(p, "commit: ", apr_dbd_error(c->driver, c->handle, 0), NULL);

@@ -27,10 +27,12 @@ typedef struct {
 } s2a_usage_row;
 
 /* Writes rows and deducts each row's actual cost from its user's balance (a
- * subscription row: adds its total cost to the subscription's windows), all
- * in one transaction. A row whose (request_id, attempt) exists is skipped.
- * *depleted receives the ids of users whose balance is now <= 0 or whose
- * subscription window is now used up. */
+ * subscription row: adds its total cost to the subscription's windows), and
+ * adds each row's actual cost to what its key spent, in total and in the
+ * key's windows, all in one transaction. A row whose (request_id, attempt)
+ * exists is skipped. *depleted receives the ids of users whose balance is
+ * now <= 0 or whose subscription window is now used up, and of keys whose
+ * budget is now used up. */
 apr_status_t s2a_db_usage_write(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
                                 apr_array_header_t *depleted, const char **err);
 

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "s2a_db_catalog.h"
+#include "s2a_key_limits.h"
 
 int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_rec *out)
 {
@@ -18,7 +19,10 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
         " g.monthly_limit_nanousd, COALESCE(s.daily_usage_nanousd, 0),"
         " COALESCE(s.weekly_usage_nanousd, 0), COALESCE(s.monthly_usage_nanousd, 0),"
         " COALESCE(s.daily_start, 0), COALESCE(s.weekly_start, 0),"
-        " COALESCE(s.monthly_start, 0), g.name FROM s2a_api_keys k"
+        " COALESCE(s.monthly_start, 0), g.name, k.budget_nanousd, k.spent_nanousd,"
+        " k.daily_limit_nanousd, k.weekly_limit_nanousd, k.monthly_limit_nanousd,"
+        " k.daily_usage_nanousd, k.weekly_usage_nanousd, k.monthly_usage_nanousd,"
+        " k.daily_start, k.weekly_start, k.monthly_start, k.models FROM s2a_api_keys k"
         " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
         " LEFT JOIN s2a_subscriptions s ON s.user_id = k.user_id AND s.group_id = k.group_id"
         " WHERE k.key_hash = %s",
@@ -47,6 +51,16 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
             out->windows.limit[i] = s2a_db_i64(c, row, 15 + i);
             out->windows.usage[i] = s2a_db_i64(c, row, 18 + i);
             out->windows.start[i] = s2a_db_i64(c, row, 21 + i);
+            out->budget_windows.limit[i] = s2a_db_i64(c, row, 27 + i);
+            out->budget_windows.usage[i] = s2a_db_i64(c, row, 30 + i);
+            out->budget_windows.start[i] = s2a_db_i64(c, row, 33 + i);
+        }
+        out->budget = s2a_db_i64(c, row, 25);
+        out->spent = s2a_db_i64(c, row, 26);
+        if (!s2a_key_models_parse(s2a_db_str(c, p, row, 36), out->models, &err)) {
+            /* written by the admin API, which checks it: a list spoiled
+             * outside it allows nothing rather than everything */
+            apr_cpystrn(out->models, "\n", sizeof(out->models));
         }
         found = 1;
     }

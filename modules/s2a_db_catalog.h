@@ -30,6 +30,11 @@ typedef struct {
     int sub_active;
     s2a_windows windows; /* the group's allowances, the subscription's use */
     char group_name[256];
+    /* the key's own limits (s2a_key_limits.h) */
+    apr_int64_t budget; /* its total budget, 0: none */
+    apr_int64_t spent;  /* all it spent */
+    s2a_windows budget_windows;
+    char models[1024]; /* the patterns of the models it may use, one per line; "": all */
 } s2a_key_rec;
 
 /* An upstream account. */

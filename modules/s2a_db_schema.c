@@ -111,9 +111,29 @@ static const char *schema_v8[] = {
     " used_at BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL)",
     NULL};
 
+/* Version 9: a key's own limits: a total budget and daily, weekly and
+ * monthly budgets of what it spends (actual cost, nano-USD; 0: none), what
+ * it spent in total and in each window (started as subscriptions' are), and
+ * the models it may use (JSON array of patterns; empty: all). */
+static const char *schema_v9[] = {
+    "ALTER TABLE s2a_api_keys ADD COLUMN budget_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN spent_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN daily_limit_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN weekly_limit_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN monthly_limit_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN daily_usage_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN daily_start BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN weekly_usage_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN weekly_start BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN monthly_usage_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN monthly_start BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN models TEXT NOT NULL DEFAULT ''",
+    NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
-static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
-                                                schema_v5, schema_v6, schema_v7, schema_v8};
+static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3,
+                                                schema_v4, schema_v5, schema_v6,
+                                                schema_v7, schema_v8, schema_v9};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)

@@ -66,11 +66,12 @@ apr_int64_t s2a_state_key_user(apr_pool_t *p, const char *secret, apr_int64_t us
     return s2a_state_key(apr_psprintf(p, "user:%s:%" APR_INT64_T_FMT, secret, user_id));
 }
 
-apr_int64_t s2a_state_key_allowance(apr_pool_t *p, const char *secret, apr_int64_t sub_id,
-                                    const s2a_windows *w, apr_int64_t now)
+apr_int64_t s2a_state_key_spend(apr_pool_t *p, const char *secret, const char *kind, apr_int64_t id,
+                                apr_int64_t total_limit, const s2a_windows *w, apr_int64_t now)
 {
     s2a_window_view v[S2A_WINDOWS];
-    const char *name = apr_psprintf(p, "allowance:%s:%" APR_INT64_T_FMT, secret, sub_id);
+    const char *name = apr_psprintf(p, "%s:%s:%" APR_INT64_T_FMT ":%" APR_INT64_T_FMT, kind, secret,
+                                    id, total_limit);
     int i;
     s2a_windows_view(w, now, v);
     for (i = 0; i < S2A_WINDOWS; i++) {

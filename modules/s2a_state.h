@@ -57,13 +57,15 @@ apr_int64_t s2a_state_key(const char *credential);
  * apart from other databases sharing the store by that database's pseudonym
  * key (`secret`). */
 apr_int64_t s2a_state_key_user(apr_pool_t *p, const char *secret, apr_int64_t user_id);
-/* Where the allowance of subscription `sub_id` is held from (as a balance,
- * see s2a_state_reserve, with the least allowance left as what the database
- * knows). It names the windows' limits and the periods running at `now`
- * (`now` in Unix seconds), so that a window that starts or starts again,
- * or a changed limit, brings the figure afresh. */
-apr_int64_t s2a_state_key_allowance(apr_pool_t *p, const char *secret, apr_int64_t sub_id,
-                                    const s2a_windows *w, apr_int64_t now);
+/* Where a spending limit is held from (as a balance, see
+ * s2a_state_reserve, with what is left as what the database knows): a
+ * subscription's allowance (`kind` "allowance", `id` the subscription) or
+ * a key's budget ("budget", the key). It names the total limit, the
+ * windows' limits and the periods running at `now` (Unix seconds), so that
+ * a window that starts or starts again, or a changed limit, brings the
+ * figure afresh. */
+apr_int64_t s2a_state_key_spend(apr_pool_t *p, const char *secret, const char *kind, apr_int64_t id,
+                                apr_int64_t total_limit, const s2a_windows *w, apr_int64_t now);
 /* Where an account's state lives: its credential's key; for an account with
  * a refresh token (its credential changes), its id within its database.
  * `credential` may be NULL for such accounts, `secret` NULL for others. */

@@ -25,12 +25,21 @@ typedef struct {
     apr_time_t renewed;
 } s2a_place;
 
-/* A user's balance as a pick holds from it; shared by every process (shm)
- * or node (redis). `known`: the figure the database last told. */
+/* A balance as a request holds from it (a user's balance, a subscription's
+ * allowance, a key's budget); shared by every process (shm) or node
+ * (redis). `known`: the figure the database last told. */
 typedef struct {
     apr_int64_t key;
     apr_int64_t known;
 } s2a_balance;
+
+/* A hold settled at a request's end: `held` of the balance under `key`
+ * comes off what requests in flight hold, and `spent` off the balance. */
+typedef struct {
+    apr_int64_t key;
+    apr_int64_t held;
+    apr_int64_t spent;
+} s2a_settlement;
 
 typedef struct {
     const char *name;
@@ -73,11 +82,15 @@ typedef struct {
     apr_status_t (*lock)(s2a_store *st, const char *name, apr_time_t ttl, int *got);
     apr_status_t (*unlock)(s2a_store *st, const char *name);
     apr_status_t (*forget_balance)(s2a_store *st, apr_int64_t key);
+    /* Holds `amount` of a balance outside a pick (s2a_state_reserve
+     * semantics in *held: 1 held, 0 refused, -1 let in without a hold). */
+    apr_status_t (*reserve)(s2a_store *st, const s2a_balance *bal, apr_int64_t amount,
+                            apr_time_t now, int *held);
     /* The end of a request, in one go: gives back places[0..n-1] (those
-     * with key 0 hold nothing) and, when `balance_key` is not 0, settles
-     * its balance hold (s2a_state_settle semantics). */
-    apr_status_t (*finish)(s2a_store *st, s2a_place *const *places, int n, apr_int64_t balance_key,
-                           apr_int64_t held, apr_int64_t charged);
+     * with key 0 hold nothing) and settles holds[0..nholds-1] (those with
+     * key 0 held nothing; s2a_state_settle semantics). */
+    apr_status_t (*finish)(s2a_store *st, s2a_place *const *places, int n,
+                           const s2a_settlement *holds, int nholds);
     /* Why the last failed operation of this process failed, for the log;
      * never holds a secret. */
     const char *(*last_error)(s2a_store *st, apr_pool_t *p);

@@ -11,7 +11,8 @@
  *   busy:<state key>   sorted set of the places held, scored by lease end
  *   rpm:<key>:<minute> requests counted in one clock minute
  *   bind:<session>     the account a conversation is bound to (with a TTL)
- *   bal:<state key>    hash of a user's balance: b (the balance), h (held
+ *   bal:<state key>    hash of a balance (a user's, a subscription's
+ *                      allowance, a key's budget): b (the balance), h (held
  *                      by requests in flight); gone after S2A_BALANCE_IDLE
  *   lock:<name>        a lock, valued by its holder
  *   alive:<instance>   there while the process that holds places under
@@ -452,20 +453,43 @@ static apr_status_t redis_forget_balance(s2a_store *st, apr_int64_t key)
     return s2a_redis_run_int(rs->conn, &cmd, NULL);
 }
 
-static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
-                                 apr_int64_t balance_key, apr_int64_t held, apr_int64_t charged)
+static apr_status_t redis_reserve(s2a_store *st, const s2a_balance *bal, apr_int64_t amount,
+                                  apr_time_t now, int *held)
 {
     redis_store *rs = impl(st);
-    int i, taken = 0;
+    s2a_redis_cmd cmd;
+    long long v = 0;
+    apr_status_t rv;
+    (void)now;
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_RESERVE, 1, 3)) {
+        return APR_ENOMEM;
+    }
+    s2a_redis_cmd_fmt(&cmd, "s2a:bal:%" APR_INT64_T_FMT, bal->key);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, bal->known);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, amount);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, apr_time_as_msec(S2A_BALANCE_IDLE));
+    rv = s2a_redis_run_int(rs->conn, &cmd, &v);
+    *held = rv == APR_SUCCESS && v == 1;
+    return rv;
+}
+
+static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
+                                 const s2a_settlement *holds, int nholds)
+{
+    redis_store *rs = impl(st);
+    int i, taken = 0, settled = 0;
     s2a_redis_cmd cmd;
     for (i = 0; i < n; i++) {
         taken += places[i]->key != 0;
     }
-    if (!taken && !balance_key) {
+    for (i = 0; i < nholds; i++) {
+        settled += holds[i].key != 0;
+    }
+    if (!taken && !settled) {
         return APR_SUCCESS;
     }
-    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_FINISH, taken + (balance_key != 0),
-                              2 * taken + 4)) {
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_FINISH, taken + settled,
+                              2 * taken + 2 * settled + 3)) {
         return APR_ENOMEM;
     }
     for (i = 0; i < n; i++) {
@@ -473,8 +497,10 @@ static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
             s2a_redis_cmd_fmt(&cmd, "s2a:busy:%" APR_INT64_T_FMT, places[i]->key);
         }
     }
-    if (balance_key) {
-        s2a_redis_cmd_fmt(&cmd, "s2a:bal:%" APR_INT64_T_FMT, balance_key);
+    for (i = 0; i < nholds; i++) {
+        if (holds[i].key) {
+            s2a_redis_cmd_fmt(&cmd, "s2a:bal:%" APR_INT64_T_FMT, holds[i].key);
+        }
     }
     s2a_redis_cmd_fmt(&cmd, "%d", taken);
     for (i = 0; i < n; i++) {
@@ -482,9 +508,11 @@ static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
             member(rs, &cmd, places[i]->token);
         }
     }
-    if (balance_key) {
-        s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, -held);
-        s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, -charged);
+    for (i = 0; i < nholds; i++) {
+        if (holds[i].key) {
+            s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, -holds[i].held);
+            s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, -holds[i].spent);
+        }
     }
     return s2a_redis_run_int(rs->conn, &cmd, NULL);
 }
@@ -512,6 +540,7 @@ static const s2a_store_ops redis_ops = {
     redis_lock,
     redis_unlock,
     redis_forget_balance,
+    redis_reserve,
     redis_finish,
     redis_last_error,
 };

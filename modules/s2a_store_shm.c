@@ -143,8 +143,15 @@ static apr_status_t shm_forget_balance(s2a_store *st, apr_int64_t key)
     return APR_SUCCESS;
 }
 
+static apr_status_t shm_reserve(s2a_store *st, const s2a_balance *bal, apr_int64_t amount,
+                                apr_time_t now, int *held)
+{
+    *held = s2a_state_reserve(state_of(st), bal->key, bal->known, amount, now);
+    return APR_SUCCESS;
+}
+
 static apr_status_t shm_finish(s2a_store *st, s2a_place *const *places, int n,
-                               apr_int64_t balance_key, apr_int64_t held, apr_int64_t charged)
+                               const s2a_settlement *holds, int nholds)
 {
     int i;
     for (i = 0; i < n; i++) {
@@ -152,8 +159,10 @@ static apr_status_t shm_finish(s2a_store *st, s2a_place *const *places, int n,
             shm_release(st, places[i]);
         }
     }
-    if (balance_key) {
-        s2a_state_settle(state_of(st), balance_key, held, charged);
+    for (i = 0; i < nholds; i++) {
+        if (holds[i].key) {
+            s2a_state_settle(state_of(st), holds[i].key, holds[i].held, holds[i].spent);
+        }
     }
     return APR_SUCCESS;
 }
@@ -183,6 +192,7 @@ static const s2a_store_ops shm_ops = {
     shm_lock,
     shm_unlock,
     shm_forget_balance,
+    shm_reserve,
     shm_finish,
     shm_last_error,
 };

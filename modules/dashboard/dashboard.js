@@ -271,6 +271,10 @@
       const limits = [];
       if (k.concurrency) limits.push(k.concurrency + ' at once');
       if (k.rpm_limit) limits.push(k.rpm_limit + '/min');
+      for (const w of ['daily', 'weekly', 'monthly']) {
+        if (k[w + '_limit_nanousd']) limits.push(usdText(k[w + '_limit_usd']) + ' ' + w);
+      }
+      if (k.models) limits.push(k.models.join(', '));
       return el('tr', { 'data-id': k.id },
         el('td', { class: 'num' }, k.id),
         el('td', { class: 'name' }, k.name || '—'),
@@ -279,9 +283,11 @@
         el('td', {}, groups.get(k.group_id) || '#' + k.group_id),
         el('td', {}, status),
         el('td', {}, limits.join(', ') || '—'),
+        el('td', { class: 'num' + (k.left_nanousd === 0 ? ' neg' : '') },
+          usdText(k.spent_usd) + (k.budget_nanousd ? ' of ' + usdText(k.budget_usd) : '')),
         el('td', {}, k.expires_at ? clock(k.expires_at) : 'never'));
     });
-    fillBody('keys', rows, 8, 'No API keys yet.');
+    fillBody('keys', rows, 9, 'No API keys yet.');
     const active = d.keys.filter((k) => k.status === 'active' && !(k.expires_at && k.expires_at <= now));
     $('keys-note').textContent = active.length + ' active of ' + d.keys.length;
   }
@@ -589,11 +595,16 @@
       name: $('key-name').value.trim(),
     };
     if ($('key-expires').value) body.expires_at = Math.floor(Date.parse($('key-expires').value + 'T23:59:59') / 1000);
+    if ($('key-budget').value.trim()) body.budget_usd = $('key-budget').value.trim();
+    const models = $('key-models').value.split(',').map((m) => m.trim()).filter((m) => m);
+    if (models.length) body.models = models;
     const key = await api('POST', 'keys', body);
     const user = data.users.find((u) => u.id === key.user_id);
     showSecret((key.name ? key.name + ', ' : '') + (user ? user.name : 'user #' + key.user_id), key.key);
     $('key-name').value = '';
     $('key-expires').value = '';
+    $('key-budget').value = '';
+    $('key-models').value = '';
     return 'Key #' + key.id + ' created.';
   });
 

@@ -8,8 +8,10 @@ Environment: S2A_MODULE (module path), S2A_KEEP=1 keeps the run's
 directories (they are also kept when a test failed).
 """
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -123,3 +125,34 @@ def pytest_runtest_makereport(item, call):
         except OSError:
             return
         report.sections.append(("httpd error_log during the test", text[-20000:]))
+
+
+@pytest.fixture
+def ctl(gateway):
+    """sub2apictl against the gateway, as an operator runs it.
+    run(*args, env=None, input=None, code=0) -> CompletedProcess; checks the exit code."""
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("SUB2API_")}
+    base_env.update(SUB2API_URL=gateway.base_url + "/admin",
+                    SUB2API_ADMIN_TOKEN=gateway.admin_token)
+
+    def run(*args, env=None, input=None, code=0):
+        full_env = dict(base_env)
+        for k, v in (env or {}).items():
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = v
+        res = subprocess.run([sys.executable, str(harness.REPO / "sub2apictl")]
+                             + [str(a) for a in args],
+                             capture_output=True, text=True, env=full_env, input=input,
+                             timeout=60)
+        assert res.returncode == code, "sub2apictl %s -> %d (wanted %d)\nstdout: %s\nstderr: %s" % (
+            " ".join(map(str, args)), res.returncode, code, res.stdout, res.stderr)
+        assert gateway.admin_token not in res.stdout + res.stderr
+        return res
+
+    def run_json(*args, **kw):
+        return json.loads(run(*(args + ("--json",)), **kw).stdout)
+
+    run.json = run_json
+    return run

@@ -167,7 +167,8 @@ def test_dashboard_in_chromium(gateway, browser, request):
         "opsUrl": gateway.base_url + "/ops/dashboard",
         "token": gateway.admin_token,
         "screenshot": str(shot),
-        "key": {"user_id": t.user["id"], "group_id": t.group["id"], "name": key_name},
+        "key": {"user_id": t.user["id"], "group_id": t.group["id"], "name": key_name,
+                "budget": "2.5", "models": "claude-sonnet-*, claude-3-5-haiku-20241022"},
         "balance": {"user_id": t.user["id"], "amount": "2.5", "reason": "dashboard test"},
         "account": {"name": account_name, "credential": credential,
                     "endpoint": gateway.mock.url, "group_id": t.group["id"]},
@@ -243,6 +244,11 @@ def test_dashboard_in_chromium(gateway, browser, request):
     keys = [k for k in gateway.admin_ok("GET", "/admin/keys")["data"] if k["name"] == key_name]
     assert len(keys) == 1 and keys[0]["user_id"] == t.user["id"]
     assert keys[0]["group_id"] == t.group["id"] and secret.startswith(keys[0]["prefix"][:-3])
+    # its budget and models as typed; the table shows them and what it spent
+    assert keys[0]["budget_nanousd"] == 2_500_000_000
+    assert keys[0]["models"] == ["claude-sonnet-*", "claude-3-5-haiku-20241022"]
+    assert "claude-sonnet-*" in out["key"]["row"][6]
+    assert out["key"]["row"][7] == "$0.00 of $2.50", out["key"]["row"]
     assert secret not in json.dumps(gateway.admin_ok("GET", "/admin/keys"))
     status, _, _ = gateway.post_messages(harness.messages_body("with the new key"), key=secret)
     assert status == 200

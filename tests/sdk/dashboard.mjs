@@ -100,6 +100,8 @@ async function run(browser) {
   await page.selectOption('#key-user', String(plan.key.user_id));
   await page.selectOption('#key-group', String(plan.key.group_id));
   await page.fill('#key-name', plan.key.name);
+  await page.fill('#key-budget', plan.key.budget);
+  await page.fill('#key-models', plan.key.models);
   await page.click('#key-form button[type=submit]');
   await page.waitForSelector('#secret:not([hidden])');
   out.key = {
@@ -109,6 +111,8 @@ async function run(browser) {
     storage: await storage(page),
   };
   await page.waitForSelector(`#keys tbody tr:has-text("${plan.key.name}")`);
+  out.key.row = await page.$eval(`#keys tbody tr:has-text("${plan.key.name}")`,
+    (tr) => Array.from(tr.cells).map((c) => c.textContent));
   await page.click('#secret-done');
   out.key.hiddenAfterDone = await page.isHidden('#secret');
   out.key.valueAfterDone = await page.inputValue('#secret-value');

@@ -11,6 +11,7 @@
 #include "s2a_db_catalog.h"
 #include "s2a_db_oauth.h"
 #include "s2a_db_schema.h"
+#include "s2a_key_limits.h"
 #include "s2a_test.h"
 
 static apr_pool_t *pool;
@@ -170,6 +171,54 @@ static void test_usage(s2a_dbc *c)
     S2A_CHECK_INT(one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1"), -500000000);
 }
 
+/* What a key spends goes to its own total and windows, whatever pays; a
+ * budget used up names the key; the lookup reads its limits and models. */
+static void test_key_budget(s2a_dbc *c)
+{
+    s2a_usage_row row;
+    s2a_key_rec key;
+    apr_array_header_t *depleted = apr_array_make(pool, 2, sizeof(apr_int64_t));
+    const char *err = NULL;
+    apr_int64_t spent = one_int(c, "SELECT spent_nanousd FROM s2a_api_keys WHERE id = 1");
+    apr_int64_t balance = one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1");
+
+    /* the user has money: only the key's budget can run out here */
+    exec(c, "UPDATE s2a_users SET balance_nanousd = 1000000 WHERE id = 1");
+
+    /* test_usage's rows were counted: 3 + 1 rows at 1.5 times their cost */
+    S2A_CHECK_INT(spent, 3 * 3000000000LL + 1500000000LL);
+    exec(c, "UPDATE s2a_api_keys SET budget_nanousd = 12000000000, daily_limit_nanousd = 900,"
+            " models = '[\"claude-sonnet-*\",\"claude-2\"]' WHERE id = 1");
+    row = row_of("req_k1", 1, 400, 0);
+    row.created_at = apr_time_sec(apr_time_now());
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, &row, 1, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(one_int(c, "SELECT spent_nanousd FROM s2a_api_keys WHERE id = 1"), spent + 600);
+    S2A_CHECK_INT(one_int(c, "SELECT daily_usage_nanousd FROM s2a_api_keys WHERE id = 1"), 600);
+    S2A_CHECK_INT(depleted->nelts, 0);
+    row = row_of("req_k2", 1, 400, 0);
+    row.created_at = apr_time_sec(apr_time_now());
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, &row, 1, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(one_int(c, "SELECT daily_usage_nanousd FROM s2a_api_keys WHERE id = 1"), 1200);
+    S2A_CHECK_INT(depleted->nelts, 1);
+    S2A_CHECK_INT(APR_ARRAY_IDX(depleted, 0, apr_int64_t), 1);
+    S2A_CHECK_INT(s2a_db_key_lookup(c, pool, "hash-1", &key), 1);
+    S2A_CHECK_INT(key.budget, 12000000000LL);
+    S2A_CHECK_INT(key.spent, spent + 1200);
+    S2A_CHECK_INT(key.budget_windows.limit[0], 900);
+    S2A_CHECK_INT(key.budget_windows.usage[0], 1200);
+    S2A_CHECK(key.budget_windows.start[0] > 0);
+    S2A_CHECK_STR(key.models, "claude-sonnet-*\nclaude-2");
+    /* a list spoiled outside the admin API allows nothing */
+    exec(c, "UPDATE s2a_api_keys SET models = '[\"a b\"]' WHERE id = 1");
+    S2A_CHECK_INT(s2a_db_key_lookup(c, pool, "hash-1", &key), 1);
+    S2A_CHECK_INT(s2a_key_model_allowed(&key, "claude-2"), 0);
+    exec(c, "UPDATE s2a_api_keys SET models = '', budget_nanousd = 0, daily_limit_nanousd = 0"
+            " WHERE id = 1");
+    exec(c, apr_psprintf(pool,
+                         "UPDATE s2a_users SET balance_nanousd = %" APR_INT64_T_FMT " WHERE id = 1",
+                         balance));
+}
+
 static void test_balance_and_redeem(s2a_dbc *c)
 {
     s2a_redeemed got;
@@ -319,6 +368,7 @@ int main(void)
     test_schema(&c);
     test_catalog(&c);
     test_usage(&c);
+    test_key_budget(&c);
     test_balance_and_redeem(&c);
     test_subscriptions(&c);
     test_schema_changed_elsewhere(&c, path);

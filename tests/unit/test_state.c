@@ -365,25 +365,28 @@ static void test_allowance_key(apr_pool_t *p)
     memset(&w, 0, sizeof(w));
     w.limit[0] = 10000000;
     w.limit[2] = 90000000;
-    k = s2a_state_key_allowance(p, "s", 5, &w, now);
+    k = s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now);
     S2A_CHECK(k != 0);
     S2A_CHECK(k != s2a_state_key_user(p, "s", 5));
-    S2A_CHECK(k != s2a_state_key_allowance(p, "s", 6, &w, now));
-    S2A_CHECK(k != s2a_state_key_allowance(p, "t", 5, &w, now));
+    S2A_CHECK(k != s2a_state_key_spend(p, "s", "allowance", 6, 0, &w, now));
+    S2A_CHECK(k != s2a_state_key_spend(p, "t", "allowance", 5, 0, &w, now));
     /* the daily window starts: a new figure; then it holds for the day */
     w.start[0] = now;
     w.usage[0] = 4500000;
-    k = s2a_state_key_allowance(p, "s", 5, &w, now);
-    S2A_CHECK_INT(s2a_state_key_allowance(p, "s", 5, &w, now + 86399), k);
+    k = s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now);
+    S2A_CHECK_INT(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 86399), k);
     /* usage moves nothing; a window without a limit moves nothing */
     w.usage[0] = 9000000;
     w.start[1] = now - 10;
-    S2A_CHECK_INT(s2a_state_key_allowance(p, "s", 5, &w, now + 5), k);
+    S2A_CHECK_INT(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 5), k);
     /* the day ends */
-    S2A_CHECK(s2a_state_key_allowance(p, "s", 5, &w, now + 86400) != k);
+    S2A_CHECK(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 86400) != k);
+    /* a key's budget is apart from an allowance; its total limit counts */
+    S2A_CHECK(s2a_state_key_spend(p, "s", "budget", 5, 0, &w, now + 5) != k);
+    S2A_CHECK(s2a_state_key_spend(p, "s", "allowance", 5, 1, &w, now + 5) != k);
     /* an operator changes a limit */
     w.limit[2] = 80000000;
-    S2A_CHECK(s2a_state_key_allowance(p, "s", 5, &w, now + 5) != k);
+    S2A_CHECK(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 5) != k);
 }
 
 int main(void)

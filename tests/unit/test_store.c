@@ -343,7 +343,7 @@ static int let_in(s2a_store *st, apr_int64_t user, apr_int64_t known, apr_int64_
     S2A_CHECK_INT(st->ops->pick(st, &c, 1, apr_time_now(), 0, 0, 0, &bal, &picked, &pl, &held),
                   APR_SUCCESS);
     if (picked == 0) {
-        S2A_CHECK_INT(st->ops->finish(st, one, 1, 0, 0, 0), APR_SUCCESS);
+        S2A_CHECK_INT(st->ops->finish(st, one, 1, NULL, 0), APR_SUCCESS);
         return held;
     }
     S2A_CHECK_INT(picked, S2A_PICK_BROKE);
@@ -370,7 +370,7 @@ static void test_balance_and_places(s2a_store *st)
     S2A_CHECK_INT(st->ops->pick(st, c, 2, now, 0, 0, 0, &rich, &picked, &none, &held), APR_SUCCESS);
     S2A_CHECK_INT(picked, S2A_PICK_BUSY);
     S2A_CHECK_INT(held, 0);
-    S2A_CHECK_INT(st->ops->finish(st, both, 1, 0, 0, 0), APR_SUCCESS);
+    S2A_CHECK_INT(st->ops->finish(st, both, 1, NULL, 0), APR_SUCCESS);
     /* the first is free again: it serves and 400 of 1000 are held */
     S2A_CHECK_INT(st->ops->pick(st, c, 2, now, 0, 0, 0, &rich, &picked, &a, &held), APR_SUCCESS);
     S2A_CHECK_INT(picked, 0);
@@ -379,7 +379,10 @@ static void test_balance_and_places(s2a_store *st)
     S2A_CHECK_INT(let_in(st, 521, 1000, 1), 1);
     S2A_CHECK_INT(let_in(st, 521, 1000, 1), 0);
     /* settled at 100: 900 left, 600 held */
-    S2A_CHECK_INT(st->ops->finish(st, both, 2, 521, 400, 100), APR_SUCCESS);
+    {
+        s2a_settlement done = {521, 400, 100};
+        S2A_CHECK_INT(st->ops->finish(st, both, 2, &done, 1), APR_SUCCESS);
+    }
     S2A_CHECK_INT(let_in(st, 521, 1000, 300), 1);
     S2A_CHECK_INT(let_in(st, 521, 1000, 1), 0);
 }
@@ -387,7 +390,8 @@ static void test_balance_and_places(s2a_store *st)
 /* A request that held `held` ends having cost `charged`, with no place. */
 static apr_status_t settle(s2a_store *st, apr_int64_t user, apr_int64_t held, apr_int64_t charged)
 {
-    return st->ops->finish(st, NULL, 0, user, held, charged);
+    s2a_settlement done = {user, held, charged};
+    return st->ops->finish(st, NULL, 0, &done, 1);
 }
 
 static void test_balance(s2a_store *st)
@@ -429,11 +433,12 @@ static void test_balance(s2a_store *st)
         st->ops->acquire(st, 601, 1, apr_time_now(), &taken, &none);
         S2A_CHECK_INT(taken, 0);
         memset(&none, 0, sizeof(none));
-        S2A_CHECK_INT(st->ops->finish(st, both, 2, 602, 100, 40), APR_SUCCESS);
+        s2a_settlement done = {602, 100, 40};
+        S2A_CHECK_INT(st->ops->finish(st, both, 2, &done, 1), APR_SUCCESS);
         st->ops->acquire(st, 601, 1, apr_time_now(), &taken, &kp);
         S2A_CHECK_INT(taken, 1);
         S2A_CHECK_INT(let_in(st, 602, 100, 1), 1);
-        S2A_CHECK_INT(st->ops->finish(st, both, 1, 0, 0, 0), APR_SUCCESS);
+        S2A_CHECK_INT(st->ops->finish(st, both, 1, NULL, 0), APR_SUCCESS);
     }
     /* settling a user never seen changes nothing */
     S2A_CHECK_INT(settle(st, 504, 10, 10), APR_SUCCESS);
@@ -445,6 +450,37 @@ static void test_generation(s2a_store *st)
     apr_uint32_t g = st->ops->generation(st, 0);
     S2A_CHECK_INT(st->ops->bump(st), APR_SUCCESS);
     S2A_CHECK(st->ops->generation(st, 0) != g);
+}
+
+/* A second balance (a key's budget) held outside the pick: let in while
+ * something is left unheld, and settled with the first in one finish. */
+static void test_reserve(s2a_store *st)
+{
+    s2a_balance budget = {801, 1000};
+    s2a_settlement both[2] = {{801, 600, 250}, {802, 600, 250}};
+    int held = -99;
+    S2A_CHECK_INT(st->ops->reserve(st, &budget, 600, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(st->ops->reserve(st, &budget, 600, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(st->ops->reserve(st, &budget, 1, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 0);
+    S2A_CHECK_INT(let_in(st, 802, 5000, 600), 1);
+    /* one request ends: 750 left of the budget, 600 held */
+    S2A_CHECK_INT(st->ops->finish(st, NULL, 0, both, 2), APR_SUCCESS);
+    S2A_CHECK_INT(st->ops->reserve(st, &budget, 100, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 1);
+    /* the other cost the rest */
+    both[0].spent = 750;
+    S2A_CHECK_INT(st->ops->finish(st, NULL, 0, both, 1), APR_SUCCESS);
+    both[0].held = 100;
+    both[0].spent = 0;
+    S2A_CHECK_INT(st->ops->finish(st, NULL, 0, both, 1), APR_SUCCESS);
+    S2A_CHECK_INT(st->ops->reserve(st, &budget, 1, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 0);
+    /* the user's balance was settled with it: 5000 - 250, nothing held */
+    S2A_CHECK_INT(let_in(st, 802, 1, 4750), 1);
+    S2A_CHECK_INT(let_in(st, 802, 1, 1), 0);
 }
 
 static void run_common(apr_pool_t *root, const provider *pv)
@@ -460,6 +496,7 @@ static void run_common(apr_pool_t *root, const provider *pv)
                                           test_lock,
                                           test_balance,
                                           test_balance_and_places,
+                                          test_reserve,
                                           test_generation};
     size_t i;
     for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
