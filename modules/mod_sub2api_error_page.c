@@ -4,7 +4,9 @@
  * or the one its status stands for. Errors httpd meets before the gateway
  * knows the request (a request line or headers it cannot read) come
  * through an ErrorDocument that names a location of SetHandler
- * sub2api-error. */
+ * sub2api-error. httpd follows such an ErrorDocument before it inserts
+ * the error filter: a gateway error of the same status reaches that
+ * handler too, which then answers with the message the gateway noted. */
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -35,7 +37,7 @@ apr_status_t s2a_error_page_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 
 int s2a_error_page_handler(request_rec *r)
 {
-    const char *status_env;
+    const char *status_env, *noted;
     int status;
     if (!r->handler || strcmp(r->handler, S2A_ERROR_HANDLER) != 0) {
         return DECLINED;
@@ -46,8 +48,10 @@ int s2a_error_page_handler(request_rec *r)
         status = HTTP_NOT_FOUND;
     }
     r->status = status;
+    noted = r->prev ? apr_table_get(r->prev->notes, S2A_ERROR_NOTE) : NULL;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rputs(s2a_error_body(r->pool, status, s2a_error_message(status)), r);
+    ap_rputs(s2a_error_body(r->pool, status, noted && *noted ? noted : s2a_error_message(status)),
+             r);
     return OK;
 }
