@@ -139,9 +139,10 @@ static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
     nskipped = s2a_pricing_skipped(sc->prices, &skipped);
     if (nskipped) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
-                     S2ALOGNO(0010) "Sub2apiPriceTable %s: %d entries without exact prices "
-                                    "skipped (first: %s)",
-                     sc->price_file, nskipped, skipped);
+                     S2ALOGNO(0010) "Sub2apiPriceTable %s: %d entries skipped: prices "
+                                    "finer than 1e-12 USD, or more than %d long-context "
+                                    "thresholds (first: %s)",
+                     sc->price_file, nskipped, S2A_PRICE_TIERS, skipped);
     }
     return NULL;
 }

@@ -10,8 +10,19 @@
 
 #include "s2a_usage.h"
 
+/* Long-context rates: what every token of a request whose input tokens (input + cache writes
+   + cache reads) exceed `above` costs. LiteLLM writes them as the base field's name with
+   "_above_<N>k_tokens" appended (e.g. input_cost_per_token_above_200k_tokens). */
+#define S2A_PRICE_TIERS 4
+typedef struct {
+    apr_int64_t above; /* input tokens a request must exceed (N * 1000) */
+    apr_int64_t input, output, cache_write_5m, cache_write_1h, cache_read; /* pico-USD per token */
+} s2a_price_tier;
+
 typedef struct {
     apr_int64_t input, output, cache_write_5m, cache_write_1h, cache_read; /* pico-USD per token */
+    int ntiers;                           /* long-context tiers, by `above` ascending */
+    s2a_price_tier tier[S2A_PRICE_TIERS]; /* each with all five prices filled in */
 } s2a_price;
 
 typedef struct s2a_pricing s2a_pricing;
@@ -26,9 +37,13 @@ const char *s2a_pricing_source(const s2a_pricing *t, apr_size_t *len);
 
 /* Parse a price table from memory. Prices are read from the number's decimal text, exactly.
    Entries without input or output cost are skipped, as is "sample_spec". A negative, non-numeric
-   or absurdly large price fails the whole table; a price with more precision than pico-USD
-   skips only its entry (see s2a_pricing_skipped). Missing cache prices default to Anthropic's
-   ratios: 5 m write 1.25 x input, 1 h write 2 x input, read 0.1 x input. */
+   or absurdly large price, or a long-context field whose threshold is not 1 to 10^9 thousand
+   tokens, fails the whole table; a price with more precision than pico-USD, or more than
+   S2A_PRICE_TIERS thresholds, skips only its entry (see s2a_pricing_skipped). Missing cache
+   prices default to Anthropic's ratios: 5 m write 1.25 x input, 1 h write 2 x input, read
+   0.1 x input. A long-context price the entry does not give is the base price of its class
+   (as LiteLLM reads the format). Fields with anything after "_tokens" (service tiers such as
+   "_priority") are not read. A syntax error names its line and column. */
 apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, s2a_pricing **out,
                                const char **err);
 
@@ -47,8 +62,9 @@ const apr_array_header_t *s2a_pricing_anthropic(const s2a_pricing *t);
 /* Number of models loaded. */
 int s2a_pricing_count(const s2a_pricing *t);
 
-/* Number of entries skipped because a price was finer than pico-USD; *first (if not NULL)
-   gets the first such model name, or NULL. */
+/* Number of entries skipped because a price was finer than pico-USD or they had more than
+   S2A_PRICE_TIERS long-context thresholds; *first (if not NULL) gets the first such model
+   name, or NULL. */
 int s2a_pricing_skipped(const s2a_pricing *t, const char **first);
 
 /* Amounts in nano-USD. */
@@ -56,14 +72,17 @@ typedef struct {
     apr_int64_t input, output, cache_write, cache_read; /* per class, before multiplier */
     apr_int64_t total;                                  /* sum of the classes, before multiplier */
     apr_int64_t actual;                                 /* total * multiplier */
+    apr_int64_t above; /* the threshold of the long-context rates applied; 0: base rates */
 } s2a_cost;
 
 /* Cost of u at prices pr with a rate multiplier in parts per million (1.0 = 1000000).
-   Each class is tokens * price in pico-USD; total is their exact sum; every nano figure is
-   its pico amount / 1000 rounded half up; actual = total_pico * multiplier_ppm / 1e6 rounded
-   half up to nano, in one step. cache_write = (cache_creation - cache_1h) * 5 m price +
-   cache_1h * 1 h price. Negative counts or multiplier count as 0; results saturate at
-   INT64_MAX rather than wrap. */
+   The rates: those of the highest long-context tier whose threshold the request's input
+   tokens (input + cache_creation + cache_read) exceed, for all of its tokens, output
+   included; else the base rates (exactly at a threshold: base). Each class is tokens * price
+   in pico-USD; total is their exact sum; every nano figure is its pico amount / 1000 rounded
+   half up; actual = total_pico * multiplier_ppm / 1e6 rounded half up to nano, in one step.
+   cache_write = (cache_creation - cache_1h) * 5 m price + cache_1h * 1 h price. Negative
+   counts or multiplier count as 0; results saturate at INT64_MAX rather than wrap. */
 void s2a_cost_compute(const s2a_price *pr, const s2a_usage *u, apr_int64_t multiplier_ppm,
                       s2a_cost *out);
 

@@ -95,3 +95,74 @@ def test_failover_to_an_account_priced_like_the_chosen_model(priced):
     [row] = gw.wait_usage({"key_id": t.key["id"]})
     assert row["upstream_model"] == "claude-some-future-model"
     assert (row["input_cost_nanousd"], row["output_cost_nanousd"]) == (800_000, 400_000)
+
+
+# Claude Sonnet 4.5 over 200k input tokens: $6 in, $22.50 out, $7.50 and $12
+# cache writes (5 m, 1 h), $0.60 cache reads per million tokens
+LONG = "claude-sonnet-4-5-20250929"
+
+
+def long_context_cost(u):
+    """nano-USD of usage u at the long-context rates of LONG: pico per token / 1000."""
+    cw_1h = u.get("cache_creation", {}).get("ephemeral_1h_input_tokens", 0)
+    cw_5m = u.get("cache_creation", {}).get("ephemeral_5m_input_tokens", 0)
+    return {"input_cost_nanousd": u["input_tokens"] * 6000,
+            "output_cost_nanousd": u["output_tokens"] * 22500,
+            "cache_creation_cost_nanousd": cw_5m * 7500 + cw_1h * 12000,
+            "cache_read_cost_nanousd": u["cache_read_input_tokens"] * 600}
+
+
+def test_long_context_answer_billed_at_long_context_rates(gateway):
+    """A 1M-context answer (about 500k input tokens, cache reads and writes
+    included) is billed at the model's long-context rates for every token,
+    output too, plain or streamed; 200,000 input tokens exactly are not over
+    the threshold and cost the base rates."""
+    gw = gateway
+    t = gw.new_tenant(balance_usd="100", rate_multiplier="1.5")
+    usage = {"input_tokens": 470000, "output_tokens": 3000, "cache_read_input_tokens": 25000,
+             "cache_creation": {"ephemeral_5m_input_tokens": 4000,
+                                "ephemeral_1h_input_tokens": 1000}}
+    want = long_context_cost(usage)
+    total = sum(want.values())  # 2,841,000,000 nano-USD
+    assert total == 470000 * 6000 + 3000 * 22500 + 4000 * 7500 + 1000 * 12000 + 25000 * 600
+    for n, stream in enumerate((False, True), 1):
+        body = messages_body("x", model=LONG, stream=stream, max_tokens=4096,
+                             mock={"usage": usage})
+        headers = {"anthropic-beta": "context-1m-2025-08-07"}
+        if stream:
+            res = gw.stream_messages(body, key=t.api_key, headers=headers)
+            status, raw = res.status, res.raw
+        else:
+            status, _, raw = gw.post_messages(body, key=t.api_key, headers=headers)
+        assert status == 200, raw
+        row = gw.wait_usage({"key_id": t.key["id"]}, count=n)[0]
+        assert (row["input_tokens"], row["cache_creation_tokens"],
+                row["cache_creation_1h_tokens"], row["cache_read_tokens"],
+                row["output_tokens"]) == (470000, 5000, 1000, 25000, 3000)
+        assert {k: row[k] for k in want} == want
+        assert row["total_cost_nanousd"] == total
+        assert row["actual_cost_nanousd"] == total * 3 // 2
+
+    # exactly 200,000 input tokens (input + cache writes + cache reads): base rates
+    usage = {"input_tokens": 150000, "output_tokens": 1000, "cache_read_input_tokens": 40000,
+             "cache_creation_input_tokens": 10000}
+    status, _, raw = gw.post_messages(messages_body("x", model=LONG, mock={"usage": usage}),
+                                      key=t.api_key)
+    assert status == 200, raw
+    row = gw.wait_usage({"key_id": t.key["id"]}, count=3)[0]
+    assert (row["input_cost_nanousd"], row["output_cost_nanousd"],
+            row["cache_creation_cost_nanousd"], row["cache_read_cost_nanousd"]) == (
+        150000 * 3000, 1000 * 15000, 10000 * 3750, 40000 * 300)
+    # one token more: all of it at the long-context rates
+    usage["input_tokens"] = 150001
+    status, _, raw = gw.post_messages(messages_body("x", model=LONG, mock={"usage": usage}),
+                                      key=t.api_key)
+    assert status == 200, raw
+    row = gw.wait_usage({"key_id": t.key["id"]}, count=4)[0]
+    assert (row["input_cost_nanousd"], row["output_cost_nanousd"],
+            row["cache_creation_cost_nanousd"], row["cache_read_cost_nanousd"]) == (
+        150001 * 6000, 1000 * 22500, 10000 * 7500, 40000 * 600)
+    # the user paid what the rows say
+    rows = gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]
+    after = gw.admin_ok("GET", "/admin/users/%d" % t.user["id"])["balance_nanousd"]
+    assert after == 100 * 10 ** 9 - sum(r["actual_cost_nanousd"] for r in rows)
