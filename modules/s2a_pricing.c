@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <apr_file_io.h>
+#include <apr_fnmatch.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <json-c/json.h>
@@ -550,13 +551,41 @@ const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model)
     return apr_hash_get(t->models, key, (apr_ssize_t)(sizeof(vendor) - 1 + len));
 }
 
-const s2a_price *s2a_pricing_for(const s2a_pricing *t, const char *model, const char *fallback)
+const s2a_price *s2a_pricing_resolve(const s2a_pricing *t, const apr_array_header_t *rules,
+                                     const char *model, const s2a_price_rule **rule)
 {
     const s2a_price *price = s2a_pricing_lookup(t, model);
-    if (!price && fallback && *fallback) {
-        price = s2a_pricing_lookup(t, fallback);
+    int i;
+
+    if (rule) {
+        *rule = NULL;
     }
-    return price;
+    if (price || !model) {
+        return price;
+    }
+    for (i = 0; rules && i < rules->nelts; i++) {
+        const s2a_price_rule *r = &APR_ARRAY_IDX(rules, i, s2a_price_rule);
+        if (r->pattern && apr_fnmatch(r->pattern, model, 0) == APR_SUCCESS) {
+            price = s2a_pricing_lookup(t, r->model);
+            if (price && rule) {
+                *rule = r;
+            }
+            return price;
+        }
+    }
+    return NULL;
+}
+
+const s2a_price_rule *s2a_pricing_rules_check(const s2a_pricing *t, const apr_array_header_t *rules)
+{
+    int i;
+    for (i = 0; rules && i < rules->nelts; i++) {
+        const s2a_price_rule *r = &APR_ARRAY_IDX(rules, i, s2a_price_rule);
+        if (!s2a_pricing_lookup(t, r->model)) {
+            return r;
+        }
+    }
+    return NULL;
 }
 
 const apr_array_header_t *s2a_pricing_anthropic(const s2a_pricing *t)

@@ -49,10 +49,25 @@ apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, 
 
 /* Exact name; else "anthropic/" + name; else NULL. */
 const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model);
-/* The prices a model is billed at: its own, else those of `fallback` (the
- * operator's model for unpriced ones; NULL or "": none); NULL when neither is
- * in the table. */
-const s2a_price *s2a_pricing_for(const s2a_pricing *t, const char *model, const char *fallback);
+
+/* A price fallback rule (Sub2apiPriceFallback): a model without a price of its own whose
+   name matches `pattern` (apr_fnmatch: *, ?, [...], case-sensitive) is billed at the prices
+   of `model`. */
+typedef struct {
+    const char *pattern;
+    const char *model;
+} s2a_price_rule;
+
+/* The prices `model` is billed at: its own; else those of the model named by the first of
+   `rules` (s2a_price_rule, in order; may be NULL) whose pattern matches it, or NULL when the
+   table lacks that model. *rule (if not NULL) gets the rule that priced it, NULL when it has
+   prices of its own or none. */
+const s2a_price *s2a_pricing_resolve(const s2a_pricing *t, const apr_array_header_t *rules,
+                                     const char *model, const s2a_price_rule **rule);
+
+/* The first of `rules` whose model the table lacks (a configuration error), or NULL. */
+const s2a_price_rule *s2a_pricing_rules_check(const s2a_pricing *t,
+                                              const apr_array_header_t *rules);
 
 /* The models of Anthropic's own API in the table (litellm_provider "anthropic",
    no "vendor/" prefix), sorted by name: what a gateway account serving every

@@ -1,8 +1,10 @@
 """The price table: a model it lacks is refused or priced like a chosen model
-(Sub2apiUnpricedModel); a graceful restart reloads it, and a file broken at
-that moment leaves the table loaded before in use."""
+(Sub2apiPriceFallback rules, Sub2apiUnpricedModel); long-context prices over
+a model's threshold; a graceful restart reloads the table, and a file broken
+at that moment leaves the table loaded before in use."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -47,6 +49,9 @@ def test_unpriced_model_and_reloads(priced):
     row = billed(gw, t, "claude-some-future-model", 1)
     assert row["model"] == "claude-some-future-model"
     assert (row["input_cost_nanousd"], row["output_cost_nanousd"]) == (800_000, 400_000)
+    log = gw.error_log(gw.test_offset or 0)
+    assert re.search(r"S2A0213: model claude-some-future-model has no price in \S+: billed "
+                     r"at the prices of %s \(Sub2apiUnpricedModel\)" % HAIKU, log), log
     assert billed(gw, t, SONNET, 2)["input_cost_nanousd"] == 3_000_000
 
     # broken at a graceful restart: configtest says so, and a restart signalled
@@ -166,3 +171,86 @@ def test_long_context_answer_billed_at_long_context_rates(gateway):
     rows = gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]
     after = gw.admin_ok("GET", "/admin/users/%d" % t.user["id"])["balance_nanousd"]
     assert after == 100 * 10 ** 9 - sum(r["actual_cost_nanousd"] for r in rows)
+
+
+OPUS = "claude-opus-4-20250514"
+FALLBACK_CONF = ('Sub2apiPriceFallback "claude-opus-*" %s\n'
+                 'Sub2apiPriceFallback "claude-sonnet-?-*" %s\n' % (OPUS, LONG))
+
+
+@pytest.fixture(params=["sqlite"])
+def fallbacks(request, mock_upstreams):
+    gw = harness.Gateway(harness.new_root("s2a-fallback-"), request.param, mock_upstreams,
+                         extra_conf=FALLBACK_CONF)
+    try:
+        gw.start()
+    except harness.HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    offset = gw.log_offset()
+    yield gw
+    gw.stop()
+    bad = gw.bad_log_lines(offset)
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
+def priced_by_fallback_total(gw):
+    status, _, raw = gw.get("/metrics")
+    assert status == 200, raw
+    for line in raw.decode().splitlines():
+        if line.startswith("sub2api_priced_by_fallback_total "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no sub2api_priced_by_fallback_total in the scrape")
+
+
+def test_price_fallback_rules(fallbacks):
+    """A model the table lacks is billed at the prices of the model the first
+    matching rule names (long-context prices included), its row keeping the
+    model asked for; the log says so once per model and process, the metrics
+    count every such row; a model no rule matches is refused."""
+    gw = fallbacks
+    t = gw.new_tenant(balance_usd="100")
+    usage = {"input_tokens": 1000, "output_tokens": 100}
+    for n, stream in enumerate((False, True, False, True), 1):
+        body = messages_body("x", model="claude-opus-4-8", stream=stream, mock={"usage": usage})
+        if stream:
+            res = gw.stream_messages(body, key=t.api_key)
+            status, raw = res.status, res.raw
+        else:
+            status, _, raw = gw.post_messages(body, key=t.api_key)
+        assert status == 200, raw
+    rows = gw.wait_usage({"key_id": t.key["id"]}, count=4)
+    assert {(r["model"], r["upstream_model"]) for r in rows} == {
+        ("claude-opus-4-8", "claude-opus-4-8")}
+    # Claude Opus 4: 15 and 75 USD per million tokens
+    assert {(r["input_cost_nanousd"], r["output_cost_nanousd"]) for r in rows} == {
+        (15_000_000, 7_500_000)}
+
+    # the second rule: its model's long-context prices apply over 200k input tokens
+    big = {"input_tokens": 300000, "output_tokens": 1000}
+    status, _, raw = gw.post_messages(
+        messages_body("x", model="claude-sonnet-9-1", mock={"usage": big}), key=t.api_key)
+    assert status == 200, raw
+    row = gw.wait_usage({"key_id": t.key["id"]}, count=5)[0]
+    assert row["model"] == "claude-sonnet-9-1"
+    assert (row["input_cost_nanousd"], row["output_cost_nanousd"]) == (
+        300000 * 6000, 1000 * 22500)
+
+    # no rule matches: refused before any upstream
+    status, _, raw = gw.post_messages(messages_body("x", model="claude-haiku-5-5"),
+                                      key=t.api_key)
+    assert status == 400, raw
+    assert "claude-haiku-5-5 has no price" in json.loads(raw)["error"]["message"]
+    status, _, raw = gw.post_messages(messages_body("x", model="claude-sonnet-45"),
+                                      key=t.api_key)
+    assert status == 400, raw
+
+    # told once per model and process (two children), counted for every row
+    assert priced_by_fallback_total(gw) == 5
+    log = gw.error_log(0)
+    told = [line for line in log.splitlines() if "S2A0213" in line]
+    opus = [line for line in told if "model claude-opus-4-8 " in line]
+    assert 1 <= len(opus) <= 2, told
+    assert all("[sub2api:warn]" in line and "billed at the prices of %s" % OPUS in line
+               and 'Sub2apiPriceFallback "claude-opus-*"' in line for line in opus), opus
+    assert len([line for line in told if "claude-sonnet-9-1" in line]) == 1
+    assert 'Sub2apiPriceFallback "claude-sonnet-?-*"' in told[-1]

@@ -46,6 +46,8 @@ int main(void)
     s2a_usage estimate;
     s2a_pricing *prices;
     s2a_account copy;
+    apr_array_header_t *rules;
+    s2a_price_rule *rule;
     const char *err;
     int n, i, found_a = 0;
 
@@ -86,12 +88,20 @@ int main(void)
     hold.estimate = &estimate;
     hold.multiplier_ppm = 2000000;
     hold.prices = prices;
-    hold.unpriced_model = NULL;
+    hold.rules = NULL;
     n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
     S2A_CHECK_INT(n, 2);
     S2A_CHECK_INT(cand[0].hold, 0); /* "claude" has no price */
     S2A_CHECK_INT(cand[1].hold, 2 * (1000 * 10000 + 100 * 20000));
-    hold.unpriced_model = "claude-a";
+    /* a fallback rule prices the model the table lacks */
+    rules = apr_array_make(pool, 2, sizeof(s2a_price_rule));
+    rule = apr_array_push(rules);
+    rule->pattern = "other-*";
+    rule->model = "claude-b";
+    rule = apr_array_push(rules);
+    rule->pattern = "cl?ude";
+    rule->model = "claude-a";
+    hold.rules = rules;
     n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
     S2A_CHECK_INT(cand[0].hold, 2 * (1000 * 1000 + 100 * 2000));
 

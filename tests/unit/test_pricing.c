@@ -614,6 +614,74 @@ static void test_truncations(void)
     S2A_CHECK_INT(refused, (long long)end);
 }
 
+static void add_rule(apr_array_header_t *rules, const char *pattern, const char *model)
+{
+    s2a_price_rule *r = apr_array_push(rules);
+    r->pattern = pattern;
+    r->model = model;
+}
+
+static void test_fallback_rules(void)
+{
+    s2a_pricing *t = table();
+    apr_array_header_t *rules = apr_array_make(pool, 4, sizeof(s2a_price_rule));
+    const s2a_price_rule *rule = (const s2a_price_rule *)&rule;
+    const s2a_price *sonnet, *opus, *pr;
+    char long_name[600];
+
+    if (!t) {
+        return;
+    }
+    sonnet = s2a_pricing_lookup(t, "claude-sonnet-4-20250514");
+    opus = s2a_pricing_lookup(t, "claude-opus-4-1");
+    add_rule(rules, "claude-opus-*", "claude-opus-4-1"); /* found under anthropic/ */
+    add_rule(rules, "claude-sonnet-?-[0-9]*", "claude-sonnet-4-20250514");
+    add_rule(rules, "claude-haiku-*", "claude-haiku-9"); /* not in the table */
+    add_rule(rules, "*", "claude-sonnet-4-20250514");
+
+    /* a model with prices of its own is never priced by a rule */
+    pr = s2a_pricing_resolve(t, rules, "forms", &rule);
+    S2A_CHECK(pr == s2a_pricing_lookup(t, "forms") && rule == NULL);
+    pr = s2a_pricing_resolve(t, rules, "claude-opus-4-1", &rule);
+    S2A_CHECK(pr == opus && rule == NULL);
+
+    /* the first rule that matches decides */
+    pr = s2a_pricing_resolve(t, rules, "claude-opus-4-8", &rule);
+    S2A_CHECK(pr == opus);
+    S2A_CHECK(rule == &APR_ARRAY_IDX(rules, 0, s2a_price_rule));
+    pr = s2a_pricing_resolve(t, rules, "claude-sonnet-5-5", &rule);
+    S2A_CHECK(pr == sonnet && rule == &APR_ARRAY_IDX(rules, 1, s2a_price_rule));
+    /* "?" is one character, [0-9] one digit, case counts: the catch-all takes them */
+    pr = s2a_pricing_resolve(t, rules, "claude-sonnet-45-x", &rule);
+    S2A_CHECK(pr == sonnet && rule == &APR_ARRAY_IDX(rules, 3, s2a_price_rule));
+    pr = s2a_pricing_resolve(t, rules, "Claude-Opus-4-8", &rule);
+    S2A_CHECK(rule == &APR_ARRAY_IDX(rules, 3, s2a_price_rule));
+    /* a first match naming a model the table lacks prices nothing: no later rule */
+    pr = s2a_pricing_resolve(t, rules, "claude-haiku-5-5", &rule);
+    S2A_CHECK(pr == NULL && rule == NULL);
+
+    /* no rules, no match, no model */
+    S2A_CHECK(s2a_pricing_resolve(t, NULL, "claude-opus-4-8", &rule) == NULL && rule == NULL);
+    S2A_CHECK(s2a_pricing_resolve(t, rules, NULL, &rule) == NULL && rule == NULL);
+    apr_array_pop(rules); /* the catch-all */
+    S2A_CHECK(s2a_pricing_resolve(t, rules, "gpt-9", &rule) == NULL && rule == NULL);
+    S2A_CHECK(s2a_pricing_resolve(t, rules, "claude-opus-4-8", NULL) == opus);
+    S2A_CHECK(s2a_pricing_resolve(NULL, rules, "claude-opus-4-8", &rule) == NULL);
+    /* a name longer than any lookup key still matches a glob, and is refused safely */
+    memset(long_name, 'x', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    memcpy(long_name, "claude-opus-", 12);
+    S2A_CHECK(s2a_pricing_resolve(t, rules, long_name, &rule) == opus);
+    S2A_CHECK(s2a_pricing_resolve(t, rules, long_name + 12, &rule) == NULL);
+
+    /* the check names the first rule whose model the table lacks */
+    S2A_CHECK(s2a_pricing_rules_check(t, rules) == &APR_ARRAY_IDX(rules, 2, s2a_price_rule));
+    apr_array_pop(rules);
+    S2A_CHECK(s2a_pricing_rules_check(t, rules) == NULL);
+    S2A_CHECK(s2a_pricing_rules_check(t, NULL) == NULL);
+    S2A_CHECK(s2a_pricing_rules_check(NULL, rules) == &APR_ARRAY_IDX(rules, 0, s2a_price_rule));
+}
+
 static void test_usd(void)
 {
     static const apr_int64_t samples[] = {
@@ -731,6 +799,7 @@ int main(void)
     test_long_context_table();
     test_long_context_cost();
     test_truncations();
+    test_fallback_rules();
     test_usd();
     test_multiplier();
 
