@@ -147,15 +147,21 @@ int s2a_multiplier_parse_ppm(const char *text, apr_int64_t *ppm)
     return 0;
 }
 
-char *s2a_usd_format(apr_pool_t *p, apr_int64_t nano)
+/* v / 10^places as decimal text, trailing zeros trimmed; places 1 to 18. */
+static char *decimal_format(apr_pool_t *p, apr_int64_t v, int places)
 {
-    uint64_t mag = nano < 0 ? (uint64_t)0 - (uint64_t)nano : (uint64_t)nano;
-    uint64_t whole = mag / 1000000000u, frac = mag % 1000000000u;
-    char digits[10];
-    int n = 9;
+    uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, unit = 1;
+    uint64_t whole, frac;
+    char digits[20];
+    int n = places, i;
 
+    for (i = 0; i < places; i++) {
+        unit *= 10;
+    }
+    whole = mag / unit;
+    frac = mag % unit;
     if (!frac) {
-        return apr_psprintf(p, "%s%" APR_UINT64_T_FMT, nano < 0 ? "-" : "", whole);
+        return apr_psprintf(p, "%s%" APR_UINT64_T_FMT, v < 0 ? "-" : "", whole);
     }
     while (frac % 10 == 0) {
         frac /= 10;
@@ -166,7 +172,12 @@ char *s2a_usd_format(apr_pool_t *p, apr_int64_t nano)
         digits[n] = (char)('0' + frac % 10);
         frac /= 10;
     }
-    return apr_psprintf(p, "%s%" APR_UINT64_T_FMT ".%s", nano < 0 ? "-" : "", whole, digits);
+    return apr_psprintf(p, "%s%" APR_UINT64_T_FMT ".%s", v < 0 ? "-" : "", whole, digits);
+}
+
+char *s2a_usd_format(apr_pool_t *p, apr_int64_t nano)
+{
+    return decimal_format(p, nano, 9);
 }
 
 enum { PRICE_SET, PRICE_ABSENT, PRICE_INEXACT, PRICE_BAD };
@@ -591,6 +602,63 @@ const s2a_price_rule *s2a_pricing_rules_check(const s2a_pricing *t, const apr_ar
 const apr_array_header_t *s2a_pricing_anthropic(const s2a_pricing *t)
 {
     return t->anthropic;
+}
+
+/* The five prices of a base or a tier, under the table's names, in USD per token. */
+static void prices_json(apr_pool_t *p, json_object *o, const apr_int64_t v[FIELDS])
+{
+    int i;
+    for (i = 0; i < FIELDS; i++) {
+        json_object_object_add(o, fields[i], json_object_new_string(decimal_format(p, v[i], 12)));
+    }
+}
+
+json_object *s2a_pricing_json(apr_pool_t *p, const s2a_pricing *t, const apr_array_header_t *rules)
+{
+    json_object *out = json_object_new_object(), *data = json_object_new_array();
+    json_object *fallbacks = json_object_new_array();
+    apr_array_header_t *names =
+        apr_array_make(p, t ? (int)apr_hash_count(t->models) : 0, sizeof(const char *));
+    apr_hash_index_t *hi;
+    int i, j;
+
+    for (hi = t ? apr_hash_first(p, t->models) : NULL; hi; hi = apr_hash_next(hi)) {
+        APR_ARRAY_PUSH(names, const char *) = apr_hash_this_key(hi);
+    }
+    qsort(names->elts, (size_t)names->nelts, sizeof(const char *), by_name);
+    for (i = 0; i < names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        const s2a_price *pr = s2a_pricing_lookup(t, name);
+        const apr_int64_t base[FIELDS] = {pr->input, pr->output, pr->cache_write_5m,
+                                          pr->cache_write_1h, pr->cache_read};
+        json_object *m = json_object_new_object(), *tiers = json_object_new_array();
+
+        json_object_object_add(m, "model", json_object_new_string(name));
+        prices_json(p, m, base);
+        for (j = 0; j < pr->ntiers; j++) {
+            const s2a_price_tier *tr = &pr->tier[j];
+            const apr_int64_t v[FIELDS] = {tr->input, tr->output, tr->cache_write_5m,
+                                           tr->cache_write_1h, tr->cache_read};
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "above_tokens", json_object_new_int64(tr->above));
+            prices_json(p, o, v);
+            json_object_array_add(tiers, o);
+        }
+        json_object_object_add(m, "long_context", tiers);
+        json_object_array_add(data, m);
+    }
+    for (i = 0; rules && i < rules->nelts; i++) {
+        const s2a_price_rule *r = &APR_ARRAY_IDX(rules, i, s2a_price_rule);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "pattern", json_object_new_string(r->pattern));
+        json_object_object_add(o, "model", json_object_new_string(r->model));
+        json_object_array_add(fallbacks, o);
+    }
+    json_object_object_add(out, "count", json_object_new_int(names->nelts));
+    json_object_object_add(out, "skipped", json_object_new_int(t ? t->skipped : 0));
+    json_object_object_add(out, "data", data);
+    json_object_object_add(out, "fallbacks", fallbacks);
+    return out;
 }
 
 int s2a_pricing_count(const s2a_pricing *t)

@@ -7,6 +7,7 @@
 #include <apr_pools.h>
 #include <apr_errno.h>
 #include <apr_tables.h>
+#include <json-c/json.h>
 
 #include "s2a_usage.h"
 
@@ -73,6 +74,12 @@ const s2a_price_rule *s2a_pricing_rules_check(const s2a_pricing *t,
    no "vendor/" prefix), sorted by name: what a gateway account serving every
    model offers. */
 const apr_array_header_t *s2a_pricing_anthropic(const s2a_pricing *t);
+
+/* The table as GET .../prices shows it: {"count", "skipped", "data": [{"model", the five
+   prices (as the table names them, USD per token in decimal text, defaulted cache prices
+   filled in), "long_context": [{"above_tokens", the five}]}], by name; "fallbacks":
+   [{"pattern", "model"}] from `rules` in order}. A new object (json_object_put). */
+json_object *s2a_pricing_json(apr_pool_t *p, const s2a_pricing *t, const apr_array_header_t *rules);
 
 /* Number of models loaded. */
 int s2a_pricing_count(const s2a_pricing *t);

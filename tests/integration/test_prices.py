@@ -53,6 +53,9 @@ def test_unpriced_model_and_reloads(priced):
     assert re.search(r"S2A0213: model claude-some-future-model has no price in \S+: billed "
                      r"at the prices of %s \(Sub2apiUnpricedModel\)" % HAIKU, log), log
     assert billed(gw, t, SONNET, 2)["input_cost_nanousd"] == 3_000_000
+    # the shorthand is a last rule for any name
+    assert gw.admin_ok("GET", "/admin/prices")["fallbacks"] == [{"pattern": "*",
+                                                                 "model": HAIKU}]
 
     # broken at a graceful restart: configtest says so, and a restart signalled
     # anyway (kill -USR1) keeps the server running on the old table
@@ -243,6 +246,11 @@ def test_price_fallback_rules(fallbacks):
     status, _, raw = gw.post_messages(messages_body("x", model="claude-sonnet-45"),
                                       key=t.api_key)
     assert status == 400, raw
+
+    # the rules in service, in order, as the admin API shows them
+    assert gw.admin_ok("GET", "/admin/prices")["fallbacks"] == [
+        {"pattern": "claude-opus-*", "model": OPUS},
+        {"pattern": "claude-sonnet-?-*", "model": LONG}]
 
     # told once per model and process (two children), counted for every row
     assert priced_by_fallback_total(gw) == 5

@@ -682,6 +682,85 @@ static void test_fallback_rules(void)
     S2A_CHECK(s2a_pricing_rules_check(NULL, rules) == &APR_ARRAY_IDX(rules, 0, s2a_price_rule));
 }
 
+static void test_json(void)
+{
+    s2a_pricing *t = NULL;
+    const char *err = NULL;
+    apr_array_header_t *rules = apr_array_make(pool, 2, sizeof(s2a_price_rule));
+    json_object *out, *data, *m, *v, *tiers;
+    size_t i;
+    int found = 0;
+
+    S2A_CHECK_INT(s2a_pricing_parse(pool, LONG_TABLE, strlen(LONG_TABLE), &t, &err), APR_SUCCESS);
+    if (!t) {
+        return;
+    }
+    add_rule(rules, "claude-opus-*", "long");
+    out = s2a_pricing_json(pool, t, rules);
+    S2A_CHECK(json_object_object_get_ex(out, "count", &v) && json_object_get_int(v) == 4);
+    S2A_CHECK(json_object_object_get_ex(out, "skipped", &v) && json_object_get_int(v) == 2);
+    S2A_CHECK(json_object_object_get_ex(out, "data", &data) && json_object_array_length(data) == 4);
+    /* by name */
+    m = json_object_array_get_idx(data, 0);
+    S2A_CHECK(json_object_object_get_ex(m, "model", &v));
+    S2A_CHECK_STR(json_object_get_string(v), "flat");
+    for (i = 0; i < json_object_array_length(data); i++) {
+        m = json_object_array_get_idx(data, i);
+        json_object_object_get_ex(m, "model", &v);
+        if (strcmp(json_object_get_string(v), "long") != 0) {
+            continue;
+        }
+        found = 1;
+        S2A_CHECK_STR(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN),
+                      "{\"model\":\"long\",\"input_cost_per_token\":\"0.000003\","
+                      "\"output_cost_per_token\":\"0.000015\","
+                      "\"cache_creation_input_token_cost\":\"0.00000375\","
+                      "\"cache_creation_input_token_cost_above_1hr\":\"0.000006\","
+                      "\"cache_read_input_token_cost\":\"0.0000003\","
+                      "\"long_context\":[{\"above_tokens\":200000,"
+                      "\"input_cost_per_token\":\"0.000006\","
+                      "\"output_cost_per_token\":\"0.0000225\","
+                      "\"cache_creation_input_token_cost\":\"0.0000075\","
+                      "\"cache_creation_input_token_cost_above_1hr\":\"0.000012\","
+                      "\"cache_read_input_token_cost\":\"0.0000006\"}]}");
+    }
+    S2A_CHECK(found);
+    m = json_object_array_get_idx(data, 0); /* flat: defaulted cache prices, no tiers */
+    S2A_CHECK(json_object_object_get_ex(m, "cache_read_input_token_cost", &v));
+    S2A_CHECK_STR(json_object_get_string(v), "0.0000003");
+    S2A_CHECK(json_object_object_get_ex(m, "long_context", &tiers) &&
+              json_object_array_length(tiers) == 0);
+    S2A_CHECK(json_object_object_get_ex(out, "fallbacks", &v));
+    S2A_CHECK_STR(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
+                  "[{\"pattern\":\"claude-opus-*\",\"model\":\"long\"}]");
+    json_object_put(out);
+
+    /* prices of every size come out exactly, whole dollars too */
+    t = table();
+    out = s2a_pricing_json(pool, t, NULL);
+    json_object_object_get_ex(out, "data", &data);
+    for (i = 0; i < json_object_array_length(data); i++) {
+        m = json_object_array_get_idx(data, i);
+        json_object_object_get_ex(m, "model", &v);
+        if (strcmp(json_object_get_string(v), "whole") == 0) {
+            json_object_object_get_ex(m, "input_cost_per_token", &v);
+            S2A_CHECK_STR(json_object_get_string(v), "2");
+            json_object_object_get_ex(m, "cache_creation_input_token_cost", &v);
+            S2A_CHECK_STR(json_object_get_string(v), "2.5");
+        }
+        if (strcmp(json_object_get_string(v), "free") == 0) {
+            json_object_object_get_ex(m, "input_cost_per_token", &v);
+            S2A_CHECK_STR(json_object_get_string(v), "0");
+        }
+    }
+    json_object_object_get_ex(out, "fallbacks", &v);
+    S2A_CHECK(json_object_array_length(v) == 0);
+    json_object_put(out);
+    out = s2a_pricing_json(pool, NULL, NULL);
+    S2A_CHECK(json_object_object_get_ex(out, "count", &v) && json_object_get_int(v) == 0);
+    json_object_put(out);
+}
+
 static void test_usd(void)
 {
     static const apr_int64_t samples[] = {
@@ -800,6 +879,7 @@ int main(void)
     test_long_context_cost();
     test_truncations();
     test_fallback_rules();
+    test_json();
     test_usd();
     test_multiplier();
 
