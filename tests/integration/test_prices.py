@@ -4,8 +4,11 @@ a model's threshold; a graceful restart reloads the table, and a file broken
 at that moment leaves the table loaded before in use."""
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -262,3 +265,35 @@ def test_price_fallback_rules(fallbacks):
                and 'Sub2apiPriceFallback "claude-opus-*"' in line for line in opus), opus
     assert len([line for line in told if "claude-sonnet-9-1" in line]) == 1
     assert 'Sub2apiPriceFallback "claude-sonnet-?-*"' in told[-1]
+
+
+def test_check_of_a_table_against_the_rules_in_service(fallbacks, tmp_path):
+    """`sub2apictl prices check`: a new table that drops the model a rule
+    names would fail configtest; models in use priced by a rule are fine."""
+    gw = fallbacks
+    t = gw.new_tenant()
+    status, _, raw = gw.post_messages(messages_body("x", model="claude-opus-4-8"), key=t.api_key)
+    assert status == 200, raw
+    gw.wait_usage({"key_id": t.key["id"]})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUB2API_")}
+    env.update(SUB2API_URL=gw.base_url + "/admin", SUB2API_ADMIN_TOKEN=gw.admin_token)
+
+    def check(table):
+        path = tmp_path / "new.json"
+        path.write_text(json.dumps(table))
+        res = subprocess.run([sys.executable, str(harness.REPO / "sub2apictl"), "prices",
+                              "check", str(path), "--json"], capture_output=True, text=True,
+                             env=env, timeout=60)
+        return res.returncode, json.loads(res.stdout)
+
+    table = json.loads((HERE / "prices.json").read_text())
+    code, rep = check(table)
+    assert code == 0 and rep["valid"], rep
+    used = {u["model"]: u for u in rep["usage"]["models"]}
+    assert used["claude-opus-4-8"]["priced"] == "fallback"
+    assert used["claude-opus-4-8"]["rule"] == {"pattern": "claude-opus-*", "model": OPUS}
+    del table[OPUS]
+    code, rep = check(table)
+    assert code == 1 and not rep["valid"]
+    assert rep["fallbacks"][0] == {"pattern": "claude-opus-*", "model": OPUS, "ok": False}
+    assert rep["refused"] == ["claude-opus-4-8"]
