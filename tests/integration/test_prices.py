@@ -297,3 +297,80 @@ def test_check_of_a_table_against_the_rules_in_service(fallbacks, tmp_path):
     assert code == 1 and not rep["valid"]
     assert rep["fallbacks"][0] == {"pattern": "claude-opus-*", "model": OPUS, "ok": False}
     assert rep["refused"] == ["claude-opus-4-8"]
+
+
+SHIPPED = harness.REPO / "prices" / "anthropic.json"
+
+
+def sample_rules():
+    """The Sub2apiPriceFallback lines of httpd.conf.sample's first gateway."""
+    text = (harness.REPO / "httpd.conf.sample").read_text()
+    return [" ".join(line.split()) for line in text.splitlines()
+            if line.strip().startswith("Sub2apiPriceFallback")]
+
+
+@pytest.fixture(params=["sqlite"])
+def shipped(request, mock_upstreams):
+    """A gateway billing by the price table shipped with the module, with
+    the fallback rules of the sample configuration and the demo."""
+    gw = harness.Gateway(harness.new_root("s2a-shipped-"), request.param, mock_upstreams,
+                         prices=SHIPPED, extra_conf="\n".join(sample_rules()) + "\n")
+    try:
+        gw.start()
+    except harness.HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    offset = gw.log_offset()
+    yield gw
+    gw.stop()
+    bad = gw.bad_log_lines(offset)
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
+def test_shipped_price_table(shipped):
+    """The shipped table loads with nothing skipped; the demo serves what the
+    sample does; Claude Code's default model is priced at its list price, a
+    model of a family the table does not name yet at its newest model's,
+    and long-context requests at the long-context rates (200k for Sonnet
+    4.5, 100k for Haiku 5.5)."""
+    gw = shipped
+    demo = (harness.REPO / "demo" / "demo").read_text()
+    demo_rules = [" ".join(line.split()) for line in demo.splitlines()
+                  if line.startswith("Sub2apiPriceFallback")]
+    assert demo_rules == sample_rules() and len(demo_rules) == 4
+    prices = gw.admin_ok("GET", "/admin/prices")
+    assert prices["skipped"] == 0 and prices["count"] == len(json.loads(SHIPPED.read_text()))
+    res = subprocess.run([sys.executable, str(harness.REPO / "sub2apictl"), "prices", "check",
+                          "--offline", str(SHIPPED)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and "skipped" not in res.stdout, res.stdout + res.stderr
+
+    t = gw.new_tenant(balance_usd="100")
+    cases = [
+        # model, usage, (input, output, cache write, cache read) nano-USD
+        ("claude-opus-4-8", {"input_tokens": 1000, "output_tokens": 100,
+                             "cache_read_input_tokens": 2000},
+         (5_000_000, 2_500_000, 0, 1_000_000)),
+        # not in the table: Opus 5.5's $4 / $20, $0.20 cache reads
+        ("claude-opus-6", {"input_tokens": 1000, "output_tokens": 100,
+                           "cache_read_input_tokens": 2000},
+         (4_000_000, 2_000_000, 0, 400_000)),
+        # over 200k input tokens: $6 / $22.50, $7.50 writes
+        ("claude-sonnet-4-5", {"input_tokens": 190000, "output_tokens": 1000,
+                               "cache_creation_input_tokens": 10001},
+         (1_140_000_000, 22_500_000, 75_007_500, 0)),
+        # over 100k: $0.50 / $2.50, $0.05 cache reads; at 100k: $0.10 / $0.50
+        ("claude-haiku-5-5", {"input_tokens": 50000, "output_tokens": 1000,
+                              "cache_read_input_tokens": 50001},
+         (25_000_000, 2_500_000, 0, 2_500_050)),
+        ("claude-haiku-5-5", {"input_tokens": 50000, "output_tokens": 1000,
+                              "cache_read_input_tokens": 50000},
+         (5_000_000, 500_000, 0, 500_000)),
+    ]
+    for n, (model, usage, want) in enumerate(cases, 1):
+        status, _, raw = gw.post_messages(messages_body("x", model=model, mock={"usage": usage}),
+                                          key=t.api_key)
+        assert status == 200, raw
+        row = gw.wait_usage({"key_id": t.key["id"]}, count=n)[0]
+        assert row["model"] == model
+        assert (row["input_cost_nanousd"], row["output_cost_nanousd"],
+                row["cache_creation_cost_nanousd"], row["cache_read_cost_nanousd"]) == want, model
