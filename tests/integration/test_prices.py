@@ -179,15 +179,12 @@ def test_long_context_answer_billed_at_long_context_rates(gateway):
     assert after == 100 * 10 ** 9 - sum(r["actual_cost_nanousd"] for r in rows)
 
 
-OPUS = "claude-opus-4-20250514"
-FALLBACK_CONF = ('Sub2apiPriceFallback "claude-opus-*" %s\n'
-                 'Sub2apiPriceFallback "claude-sonnet-?-*" %s\n' % (OPUS, LONG))
-
-
-@pytest.fixture(params=["sqlite"])
-def fallbacks(request, mock_upstreams):
-    gw = harness.Gateway(harness.new_root("s2a-fallback-"), request.param, mock_upstreams,
-                         extra_conf=FALLBACK_CONF)
+def own_gateway(request, mocks, prefix, **kwargs):
+    """A gateway of its own for a test: started, yielded, stopped; it fails
+    on unexpected error-log lines, and its directory goes unless it failed
+    (or S2A_KEEP is set)."""
+    root = harness.new_root(prefix)
+    gw = harness.Gateway(root, request.param, mocks, **kwargs)
     try:
         gw.start()
     except harness.HarnessError as exc:
@@ -196,7 +193,19 @@ def fallbacks(request, mock_upstreams):
     yield gw
     gw.stop()
     bad = gw.bad_log_lines(offset)
+    if not bad and not os.environ.get("S2A_KEEP") and not request.session.testsfailed:
+        shutil.rmtree(root, ignore_errors=True)
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
+OPUS = "claude-opus-4-20250514"
+FALLBACK_CONF = ('Sub2apiPriceFallback "claude-opus-*" %s\n'
+                 'Sub2apiPriceFallback "claude-sonnet-?-*" %s\n' % (OPUS, LONG))
+
+
+@pytest.fixture(params=["sqlite"])
+def fallbacks(request, mock_upstreams):
+    yield from own_gateway(request, mock_upstreams, "s2a-fallback-", extra_conf=FALLBACK_CONF)
 
 
 def priced_by_fallback_total(gw):
@@ -313,17 +322,8 @@ def sample_rules():
 def shipped(request, mock_upstreams):
     """A gateway billing by the price table shipped with the module, with
     the fallback rules of the sample configuration and the demo."""
-    gw = harness.Gateway(harness.new_root("s2a-shipped-"), request.param, mock_upstreams,
-                         prices=SHIPPED, extra_conf="\n".join(sample_rules()) + "\n")
-    try:
-        gw.start()
-    except harness.HarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    offset = gw.log_offset()
-    yield gw
-    gw.stop()
-    bad = gw.bad_log_lines(offset)
-    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+    yield from own_gateway(request, mock_upstreams, "s2a-shipped-", prices=SHIPPED,
+                           extra_conf="\n".join(sample_rules()) + "\n")
 
 
 def test_shipped_price_table(shipped):
