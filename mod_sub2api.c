@@ -29,6 +29,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->slot_wait = -1;
     c->sticky_ttl = -1;
     c->drain_timeout = -1;
+    c->price_rules = apr_array_make(p, 4, sizeof(s2a_price_rule));
     return c;
 }
 
@@ -41,6 +42,8 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(price_file, NULL);
     MERGE(prices, NULL);
     MERGE(unpriced_model, NULL);
+    /* a virtual host with rules of its own has those alone */
+    c->price_rules = add->price_rules->nelts ? add->price_rules : base->price_rules;
     MERGE(secret_file, NULL);
     MERGE(cred_key, NULL);
     MERGE(secret, NULL);
@@ -141,10 +144,26 @@ static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
     nskipped = s2a_pricing_skipped(sc->prices, &skipped);
     if (nskipped) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
-                     S2ALOGNO(0010) "Sub2apiPriceTable %s: %d entries without exact prices "
-                                    "skipped (first: %s)",
-                     sc->price_file, nskipped, skipped);
+                     S2ALOGNO(0010) "Sub2apiPriceTable %s: %d entries skipped: prices "
+                                    "finer than 1e-12 USD, or more than %d long-context "
+                                    "thresholds (first: %s)",
+                     sc->price_file, nskipped, S2A_PRICE_TIERS, skipped);
     }
+    return NULL;
+}
+
+/* Sub2apiPriceFallback <glob> <model of the price table>, in order */
+static const char *set_price_fallback(cmd_parms *cmd, void *dc, const char *pattern,
+                                      const char *model)
+{
+    s2a_price_rule *r;
+    (void)dc;
+    if (!*pattern || !*model) {
+        return "Sub2apiPriceFallback: a pattern and a model of the price table are required";
+    }
+    r = apr_array_push(srv_conf(cmd)->price_rules);
+    r->pattern = pattern;
+    r->model = model;
     return NULL;
 }
 
@@ -416,6 +435,9 @@ static const command_rec s2a_cmds[] = {
     AP_INIT_TAKE1("Sub2apiUnpricedModel", set_unpriced, NULL, RSRC_CONF,
                   "reject (default), or the model of the price table whose prices apply to "
                   "models the table lacks"),
+    AP_INIT_TAKE2("Sub2apiPriceFallback", set_price_fallback, NULL, RSRC_CONF,
+                  "A glob of model names and the model of the price table whose prices apply to "
+                  "those the table lacks (repeatable; the first match wins)"),
     AP_INIT_TAKE1("Sub2apiCredentialKeyFile", set_credential_key, NULL, RSRC_CONF,
                   "File with the AES-256 key (64 hex) upstream credentials are sealed with"),
     AP_INIT_TAKE1("Sub2apiUserIdSecretFile", set_secret_file, NULL, RSRC_CONF,

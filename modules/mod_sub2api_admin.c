@@ -400,6 +400,22 @@ static int usage_summary(admin_ctx *a)
     return s2a_send_json(a->r, 200, out);
 }
 
+/* ---- prices ---- */
+
+/* The price table in service, as the configuration read it at the last
+ * (graceful) restart, and the fallback rules. */
+static int list_prices(admin_ctx *a)
+{
+    json_object *out;
+    if (!a->sc->prices) {
+        return s2a_send_error(a->r, 404, "This virtual host has no price table");
+    }
+    out =
+        s2a_json_pooled(a->r->pool, s2a_pricing_json(a->r->pool, a->sc->prices, a->sc->fallbacks));
+    json_object_object_add(out, "file", json_object_new_string(a->sc->price_file));
+    return s2a_send_json(a->r, 200, out);
+}
+
 /* ---- routing ---- */
 
 static const admin_route routes[] = {
@@ -414,6 +430,7 @@ static const admin_route routes[] = {
     {"usage", &s2a_admin_usage, list_rows, NULL, NULL, NULL, NULL, NULL},
     {"usage/summary", &s2a_admin_usage, usage_summary, NULL, NULL, NULL, NULL, NULL},
     {"balance_log", &s2a_admin_balance_log, list_rows, NULL, NULL, NULL, NULL, NULL},
+    {"prices", NULL, list_prices, NULL, NULL, NULL, NULL, NULL},
     {NULL}};
 
 /* An id in a path: at most 18 digits. */

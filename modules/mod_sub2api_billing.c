@@ -7,6 +7,42 @@
 
 #include "mod_sub2api_shared.h"
 #include "s2a_billing.h"
+#include "s2a_sha256.h"
+
+/* A model billed by a fallback rule is told to the log once per process
+ * (as far as the catalog's fixed-size memory of them goes) and counted
+ * every time. */
+static void priced_by_fallback(request_rec *r, s2a_srv_conf *sc, const s2a_attempt *a)
+{
+    unsigned char digest[S2A_SHA256_LEN];
+    apr_int64_t seen;
+    int told;
+
+    s2a_metrics_note(S2A_COUNT_PRICED_BY_FALLBACK);
+    if (!sc->catalog) {
+        return;
+    }
+    s2a_sha256(a->upstream_model, strlen(a->upstream_model), digest);
+    apr_thread_mutex_lock(sc->catalog->mutex);
+    told = s2a_memo_get(sc->catalog->fallbacks_told, digest, &seen);
+    if (!told) {
+        s2a_memo_put(sc->catalog->fallbacks_told, digest, 1);
+    }
+    apr_thread_mutex_unlock(sc->catalog->mutex);
+    if (!told) {
+        const s2a_price_rule *last =
+            &APR_ARRAY_IDX(sc->fallbacks, sc->fallbacks->nelts - 1, s2a_price_rule);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_WARNING, 0, r,
+            S2ALOGNO(0213) "model %s has no price in %s: billed at the prices of %s "
+                           "(%s); said once per model and process",
+            a->upstream_model, sc->price_file ? sc->price_file : "the price table",
+            a->priced_by->model,
+            sc->unpriced_model && *sc->unpriced_model && a->priced_by == last
+                ? "Sub2apiUnpricedModel"
+                : apr_psprintf(r->pool, "Sub2apiPriceFallback \"%s\"", a->priced_by->pattern));
+    }
+}
 
 /* One usage row per answered attempt, handed to the writer thread. */
 static void bill(request_rec *r, s2a_request *q)
@@ -49,6 +85,9 @@ static void bill(request_rec *r, s2a_request *q)
     q->counted = row.subscription ? row.total_cost : row.actual_cost;
     s2a_writer_enqueue(r, &row);
     q->billed = 1;
+    if (a->priced_by) {
+        priced_by_fallback(r, q->sconf, a);
+    }
 }
 
 /* The notes are new: added, not set (which would look for them first). */

@@ -27,6 +27,7 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
     c->old_keys = apr_hash_make(c->old_keys_pool);
     c->unknown_keys = s2a_memo_make(p, S2A_UNKNOWN_KEYS);
     c->blocked = s2a_memo_make(p, S2A_BLOCKED_ADDRESSES);
+    c->fallbacks_told = s2a_memo_make(p, S2A_FALLBACKS_TOLD);
     *out = c;
     return APR_SUCCESS;
 }
@@ -341,7 +342,7 @@ static s2a_choice_result choose_once(request_rec *r, s2a_srv_conf *sc, const s2a
         prices.estimate = &hold->estimate;
         prices.multiplier_ppm = hold->multiplier_ppm;
         prices.prices = sc->prices;
-        prices.unpriced_model = sc->unpriced_model;
+        prices.rules = sc->fallbacks;
         priced = &prices;
     }
     /* scratch: a waiting request calls this every 50 ms */
@@ -432,7 +433,7 @@ int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a)
 {
     s2a_body_edits edits;
     s2a_oauth_freshen(r, q->sconf, &a->account);
-    a->price = s2a_price_of(q->sconf, a->upstream_model);
+    a->price = s2a_price_of(q->sconf, a->upstream_model, &a->priced_by);
     if (!a->price && !q->count_only) {
         return 0;
     }

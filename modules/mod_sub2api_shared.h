@@ -51,6 +51,8 @@ APLOG_USE_MODULE(sub2api);
 /* known keys a process caches at most (their number is the database's) */
 #define S2A_KNOWN_KEYS 100000
 #define S2A_BLOCKED_ADDRESSES 4096
+/* models priced by a fallback rule a process remembers having logged */
+#define S2A_FALLBACKS_TOLD 1024
 /* how long a conversation waits for its full account before moving */
 #define S2A_STICKY_WAIT_MSEC 2000
 /* a streamed request that waits for a place gets a ping this often */
@@ -83,14 +85,20 @@ typedef struct {
      * know, and addresses over Sub2apiAuthFailureLimit (until when) */
     s2a_memo *unknown_keys;
     s2a_memo *blocked;
+    /* models billed by a price fallback rule that the log was told of */
+    s2a_memo *fallbacks_told;
 } s2a_catalog;
 
 typedef struct {
     const char *admin_token_hash; /* SHA-256 hex; the token itself is not kept */
     const char *price_file;
     s2a_pricing *prices;
-    const char *unpriced_model; /* Sub2apiUnpricedModel: "" reject, NULL unset */
-    int rate_limit_cooldown;    /* seconds, -1 unset */
+    const char *unpriced_model;      /* Sub2apiUnpricedModel: "" reject, NULL unset */
+    apr_array_header_t *price_rules; /* Sub2apiPriceFallback: s2a_price_rule, in order */
+    /* what prices a model the table lacks (set by check_config): the rules, then
+     * Sub2apiUnpricedModel's model for any other */
+    apr_array_header_t *fallbacks;
+    int rate_limit_cooldown; /* seconds, -1 unset */
     int overload_cooldown;
     int cache_ttl;
     int max_switches;              /* -1 unset */
@@ -294,10 +302,10 @@ s2a_choice_result s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, const s2a
  * token fresh, its prices, and the body it is sent. 0 when the model it is
  * sent has no price (a request that is billed cannot go there). */
 int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a);
-/* The prices of an upstream model: its own, else Sub2apiUnpricedModel's;
- * NULL when neither is in the table. */
-#define s2a_price_of(sc, upstream_model)                                                           \
-    s2a_pricing_for((sc)->prices, (upstream_model), (sc)->unpriced_model)
+/* The prices of an upstream model: its own, else those a fallback rule
+ * names (*rule: that rule, or NULL); NULL when neither. */
+#define s2a_price_of(sc, upstream_model, rule)                                                     \
+    s2a_pricing_resolve((sc)->prices, (sc)->fallbacks, (upstream_model), (rule))
 
 /* The account list (loaded when stale), held until s2a_catalog_release;
  * NULL when the database was never reached. */

@@ -24,6 +24,35 @@ int s2a_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return OK;
 }
 
+/* What prices a model the table lacks: the Sub2apiPriceFallback rules in
+ * order, then Sub2apiUnpricedModel's model for any other. 0 (logged) when
+ * one names a model the price table lacks. */
+static int fallback_rules(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
+{
+    const s2a_price_rule *bad;
+    sc->fallbacks = apr_array_copy(p, sc->price_rules);
+    if (sc->unpriced_model && *sc->unpriced_model) {
+        s2a_price_rule *any = apr_array_push(sc->fallbacks);
+        any->pattern = "*";
+        any->model = sc->unpriced_model;
+    }
+    if (!sc->fallbacks->nelts || !(bad = s2a_pricing_rules_check(sc->prices, sc->fallbacks))) {
+        return 1;
+    }
+    if (bad->model == sc->unpriced_model) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                     S2ALOGNO(0016) "Sub2apiUnpricedModel %s: the virtual host's price table "
+                                    "has no such model",
+                     bad->model);
+    } else {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                     S2ALOGNO(0016) "Sub2apiPriceFallback \"%s\" %s: the virtual host's price "
+                                    "table has no such model",
+                     bad->pattern, bad->model);
+    }
+    return 0;
+}
+
 /* Checks that need the whole configuration; they run under configtest too. */
 int s2a_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
@@ -38,12 +67,7 @@ int s2a_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
                          balancer);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (sc->unpriced_model && *sc->unpriced_model &&
-            (!sc->prices || !s2a_pricing_lookup(sc->prices, sc->unpriced_model))) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, sp,
-                         S2ALOGNO(0016) "Sub2apiUnpricedModel %s: the virtual host's price table "
-                                        "has no such model",
-                         sc->unpriced_model);
+        if (!fallback_rules(pconf, sp, sc)) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }

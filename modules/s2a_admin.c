@@ -1118,6 +1118,7 @@ const char *s2a_admin_query_parse(apr_pool_t *p, const s2a_admin_resource *res, 
 /* What a summary may be grouped by: its name, expression and row type. */
 static const char *const groupings[][3] = {{"day", "(created_at / 86400) * 86400", "i"},
                                            {"model", "model", "s"},
+                                           {"upstream_model", "upstream_model", "s"},
                                            {"account", "account_id", "i"},
                                            {"key", "api_key_id", "i"},
                                            {"user", "user_id", "i"}};
@@ -1141,11 +1142,11 @@ const char *s2a_admin_summary_parse(apr_pool_t *p, apr_table_t *params, s2a_admi
     int by = grouping(params ? apr_table_get(params, "by") : NULL), split = -1;
 
     if (by < 0) {
-        return "by: day, model, account, key or user";
+        return "by: day, model, upstream_model, account, key or user";
     }
     out->split = apr_table_get(params, "split");
     if (out->split && ((split = grouping(out->split)) < 0 || split == by)) {
-        return "split: day, model, account, key or user, other than by";
+        return "split: day, model, upstream_model, account, key or user, other than by";
     }
     if ((bad = filters_parse(p, usage_filters, params, &q, filter_count(usage_filters)))) {
         return bad;

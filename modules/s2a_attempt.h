@@ -14,20 +14,21 @@
 #include "s2a_store.h"
 
 typedef struct {
-    int number;                 /* 1 for the first account, +1 per switch */
-    s2a_account account;        /* a copy in the request's pool */
-    const char *upstream_model; /* the model the account is sent */
-    const s2a_price *price;     /* its prices; NULL for count_tokens */
-    s2a_place place;            /* among the account's requests (key 0: none) */
-    apr_array_header_t *body;   /* s2a_piece: what the account is sent */
-    int renamed;                /* the account was sent another model name */
-    int body_served;            /* the replay filter handed the body over */
-    apr_time_t sent_at;         /* it went upstream */
-    apr_time_t headers_at;      /* the answer's headers came (0: none came) */
-    apr_time_t first_byte;      /* the answer's first byte came */
-    s2a_verdict verdict;        /* on the answer (s2a_policy_judge) */
-    apr_time_t rest_until;      /* for a rate-limited account, from the answer's headers */
-    s2a_answer answer;          /* started when the headers came */
+    int number;                      /* 1 for the first account, +1 per switch */
+    s2a_account account;             /* a copy in the request's pool */
+    const char *upstream_model;      /* the model the account is sent */
+    const s2a_price *price;          /* its prices; NULL for count_tokens */
+    const s2a_price_rule *priced_by; /* the fallback rule `price` comes from; NULL: its own */
+    s2a_place place;                 /* among the account's requests (key 0: none) */
+    apr_array_header_t *body;        /* s2a_piece: what the account is sent */
+    int renamed;                     /* the account was sent another model name */
+    int body_served;                 /* the replay filter handed the body over */
+    apr_time_t sent_at;              /* it went upstream */
+    apr_time_t headers_at;           /* the answer's headers came (0: none came) */
+    apr_time_t first_byte;           /* the answer's first byte came */
+    s2a_verdict verdict;             /* on the answer (s2a_policy_judge) */
+    apr_time_t rest_until;           /* for a rate-limited account, from the answer's headers */
+    s2a_answer answer;               /* started when the headers came */
 } s2a_attempt;
 
 /* A new attempt, numbered after `last` (NULL: the first). */

@@ -51,7 +51,7 @@ apr_array_header_t *s2a_choice_models(apr_pool_t *p, const apr_array_header_t *a
 static apr_int64_t hold_for(const s2a_choice_hold *hold, const s2a_account *a, const char *model)
 {
     const s2a_price *price =
-        s2a_pricing_for(hold->prices, s2a_choice_model(a, model), hold->unpriced_model);
+        s2a_pricing_resolve(hold->prices, hold->rules, s2a_choice_model(a, model), NULL);
     s2a_cost cost;
     if (!price) {
         return 0;

@@ -33,7 +33,7 @@ typedef struct {
     const s2a_usage *estimate;
     apr_int64_t multiplier_ppm;
     const s2a_pricing *prices;
-    const char *unpriced_model; /* Sub2apiUnpricedModel, NULL or "": none */
+    const apr_array_header_t *rules; /* s2a_price_rule: price fallbacks; may be NULL */
 } s2a_choice_hold;
 
 /* Fills cand[] and acc[] (each with room for every account) with the

@@ -86,6 +86,9 @@ static const struct {
      "Requests refused for a missing, malformed, unknown, disabled or expired key."},
     {"sub2api_auth_blocked_total", "counter",
      "Requests refused with 429 from an address over Sub2apiAuthFailureLimit."},
+    {"sub2api_priced_by_fallback_total", "counter",
+     "Usage rows of models the price table lacks, billed at the prices of the model a "
+     "Sub2apiPriceFallback rule (or Sub2apiUnpricedModel) names."},
 };
 
 static apr_int64_t add(apr_int64_t *v, apr_int64_t d)

@@ -39,12 +39,13 @@ enum {
 enum {
     S2A_COUNT_STORE_ERRORS,
     S2A_COUNT_DB_ERRORS,
-    S2A_COUNT_JOURNALED,     /* usage rows that went to a journal */
-    S2A_COUNT_ROWS_REFUSED,  /* usage rows the database refused, set apart */
-    S2A_GAUGE_QUEUE,         /* usage rows waiting for the writer, all processes */
-    S2A_COUNT_KEY_LOOKUPS,   /* keys looked up in the database: cache misses */
-    S2A_COUNT_AUTH_FAILURES, /* requests refused for their key (401) */
-    S2A_COUNT_AUTH_BLOCKED,  /* requests of an address over Sub2apiAuthFailureLimit (429) */
+    S2A_COUNT_JOURNALED,          /* usage rows that went to a journal */
+    S2A_COUNT_ROWS_REFUSED,       /* usage rows the database refused, set apart */
+    S2A_GAUGE_QUEUE,              /* usage rows waiting for the writer, all processes */
+    S2A_COUNT_KEY_LOOKUPS,        /* keys looked up in the database: cache misses */
+    S2A_COUNT_AUTH_FAILURES,      /* requests refused for their key (401) */
+    S2A_COUNT_AUTH_BLOCKED,       /* requests of an address over Sub2apiAuthFailureLimit (429) */
+    S2A_COUNT_PRICED_BY_FALLBACK, /* usage rows billed at another model's prices by a rule */
     S2A_COUNTS
 };
 

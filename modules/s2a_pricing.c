@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <apr_file_io.h>
+#include <apr_fnmatch.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <json-c/json.h>
@@ -146,15 +147,21 @@ int s2a_multiplier_parse_ppm(const char *text, apr_int64_t *ppm)
     return 0;
 }
 
-char *s2a_usd_format(apr_pool_t *p, apr_int64_t nano)
+/* v / 10^places as decimal text, trailing zeros trimmed; places 1 to 18. */
+static char *decimal_format(apr_pool_t *p, apr_int64_t v, int places)
 {
-    uint64_t mag = nano < 0 ? (uint64_t)0 - (uint64_t)nano : (uint64_t)nano;
-    uint64_t whole = mag / 1000000000u, frac = mag % 1000000000u;
-    char digits[10];
-    int n = 9;
+    uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, unit = 1;
+    uint64_t whole, frac;
+    char digits[20];
+    int n = places, i;
 
+    for (i = 0; i < places; i++) {
+        unit *= 10;
+    }
+    whole = mag / unit;
+    frac = mag % unit;
     if (!frac) {
-        return apr_psprintf(p, "%s%" APR_UINT64_T_FMT, nano < 0 ? "-" : "", whole);
+        return apr_psprintf(p, "%s%" APR_UINT64_T_FMT, v < 0 ? "-" : "", whole);
     }
     while (frac % 10 == 0) {
         frac /= 10;
@@ -165,7 +172,12 @@ char *s2a_usd_format(apr_pool_t *p, apr_int64_t nano)
         digits[n] = (char)('0' + frac % 10);
         frac /= 10;
     }
-    return apr_psprintf(p, "%s%" APR_UINT64_T_FMT ".%s", nano < 0 ? "-" : "", whole, digits);
+    return apr_psprintf(p, "%s%" APR_UINT64_T_FMT ".%s", v < 0 ? "-" : "", whole, digits);
+}
+
+char *s2a_usd_format(apr_pool_t *p, apr_int64_t nano)
+{
+    return decimal_format(p, nano, 9);
 }
 
 enum { PRICE_SET, PRICE_ABSENT, PRICE_INEXACT, PRICE_BAD };
@@ -204,24 +216,142 @@ static int price_field(apr_pool_t *p, json_object *entry, const char *model, con
     return PRICE_BAD;
 }
 
+/* The five price fields of an entry, in the order of s2a_price's. */
+static const char *const fields[] = {
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_creation_input_token_cost",
+    "cache_creation_input_token_cost_above_1hr",
+    "cache_read_input_token_cost",
+};
+#define FIELDS 5
+
+/* Long-context thresholds, in thousands of tokens: 1 to 10^9. */
+#define TIER_K_MAX 1000000000LL
+
+/* Whether `key` is a long-context field: one of `fields` + "_above_" + digits + "k_tokens".
+   1 with *field (its index) and *k (the digits' value, or -1 when they are no usable
+   threshold), 0 when it is not such a field. */
+static int tier_field(const char *key, int *field, apr_int64_t *k)
+{
+    static const char above[] = "_above_", tail[] = "k_tokens";
+    int i;
+
+    for (i = 0; i < FIELDS; i++) {
+        apr_size_t n = strlen(fields[i]);
+        const char *d, *s;
+        apr_int64_t v = 0;
+
+        if (strncmp(key, fields[i], n) != 0 || strncmp(key + n, above, sizeof(above) - 1) != 0) {
+            continue;
+        }
+        d = s = key + n + sizeof(above) - 1;
+        while (is_digit(*s)) {
+            v = v > TIER_K_MAX ? v : v * 10 + (*s - '0');
+            s++;
+        }
+        if (s == d || strcmp(s, tail) != 0) {
+            continue; /* e.g. "..._above_1hr", or a service tier ("..._tokens_priority") */
+        }
+        *field = i;
+        *k = *d == '0' || v > TIER_K_MAX ? -1 : v;
+        return 1;
+    }
+    return 0;
+}
+
+static int by_threshold(const void *a, const void *b)
+{
+    const s2a_price_tier *x = a, *y = b;
+    return x->above < y->above ? -1 : x->above > y->above;
+}
+
+static apr_int64_t *tier_slot(s2a_price_tier *t, int field)
+{
+    apr_int64_t *slots[] = {&t->input, &t->output, &t->cache_write_5m, &t->cache_write_1h,
+                            &t->cache_read};
+    return slots[field];
+}
+
+static apr_int64_t base_price(const s2a_price *pr, int field)
+{
+    const apr_int64_t v[] = {pr->input, pr->output, pr->cache_write_5m, pr->cache_write_1h,
+                             pr->cache_read};
+    return v[field];
+}
+
+/* The long-context fields of an entry into pr->tier (base prices filled in first). Same
+   results as parse_entry. */
+static int parse_tiers(apr_pool_t *p, json_object *entry, const char *model, s2a_price *pr,
+                       const char **err)
+{
+    unsigned char given[S2A_PRICE_TIERS][FIELDS];
+    int result = PRICE_SET, i, j;
+
+    memset(given, 0, sizeof(given));
+    pr->ntiers = 0;
+    json_object_object_foreach(entry, key, v)
+    {
+        apr_int64_t k, price;
+        int field, r;
+
+        (void)v;
+        if (!tier_field(key, &field, &k)) {
+            continue;
+        }
+        if (k < 0) {
+            *err = apr_psprintf(p,
+                                "model \"%s\": %s names no threshold of 1 to %lld thousand "
+                                "tokens",
+                                model, key, (long long)TIER_K_MAX);
+            return PRICE_BAD;
+        }
+        r = price_field(p, entry, model, key, &price, err);
+        if (r == PRICE_BAD) {
+            return PRICE_BAD;
+        }
+        if (r == PRICE_INEXACT) {
+            result = PRICE_INEXACT;
+            continue;
+        }
+        if (r != PRICE_SET) {
+            continue; /* null */
+        }
+        for (i = 0; i < pr->ntiers && pr->tier[i].above != k * 1000; i++) {
+        }
+        if (i == pr->ntiers) {
+            if (pr->ntiers == S2A_PRICE_TIERS) {
+                result = PRICE_INEXACT; /* more thresholds than a price holds: skipped */
+                continue;
+            }
+            pr->ntiers++;
+            pr->tier[i].above = k * 1000;
+        }
+        *tier_slot(&pr->tier[i], field) = price;
+        given[i][field] = 1;
+    }
+    for (i = 0; i < pr->ntiers; i++) {
+        for (j = 0; j < FIELDS; j++) {
+            if (!given[i][j]) {
+                *tier_slot(&pr->tier[i], j) = base_price(pr, j);
+            }
+        }
+    }
+    qsort(pr->tier, (size_t)pr->ntiers, sizeof(pr->tier[0]), by_threshold);
+    return result;
+}
+
 /* Parses one model entry into *pr. PRICE_SET when it has a price, PRICE_ABSENT or
    PRICE_INEXACT when it is to be skipped, PRICE_BAD (with *err) when the table is broken. */
 static int parse_entry(apr_pool_t *p, json_object *entry, const char *model, s2a_price *pr,
                        const char **err)
 {
-    static const char *const fields[] = {
-        "input_cost_per_token",
-        "output_cost_per_token",
-        "cache_creation_input_token_cost",
-        "cache_creation_input_token_cost_above_1hr",
-        "cache_read_input_token_cost",
-    };
     apr_int64_t *slots[] = {&pr->input, &pr->output, &pr->cache_write_5m, &pr->cache_write_1h,
                             &pr->cache_read};
-    int got[5], skip = PRICE_SET, i;
+    int got[FIELDS], skip = PRICE_SET, i;
 
-    for (i = 0; i < 5; i++) {
-        *slots[i] = 0;
+    memset(pr, 0, sizeof(*pr));
+    for (i = 0; i < FIELDS; i++) {
         got[i] = price_field(p, entry, model, fields[i], slots[i], err);
         if (got[i] == PRICE_BAD) {
             return PRICE_BAD;
@@ -229,12 +359,6 @@ static int parse_entry(apr_pool_t *p, json_object *entry, const char *model, s2a
         if (got[i] == PRICE_INEXACT) {
             skip = PRICE_INEXACT;
         }
-    }
-    if (got[0] == PRICE_ABSENT || got[1] == PRICE_ABSENT) {
-        return PRICE_ABSENT;
-    }
-    if (skip != PRICE_SET) {
-        return skip;
     }
     /* Anthropic's published ratios; exact for any price that is a multiple of 10 pico-USD,
        rounded half up below that. */
@@ -247,7 +371,14 @@ static int parse_entry(apr_pool_t *p, json_object *entry, const char *model, s2a
     if (got[4] == PRICE_ABSENT) {
         pr->cache_read = (pr->input + 5) / 10;
     }
-    return PRICE_SET;
+    i = parse_tiers(p, entry, model, pr, err);
+    if (i == PRICE_BAD) {
+        return PRICE_BAD;
+    }
+    if (got[0] == PRICE_ABSENT || got[1] == PRICE_ABSENT) {
+        return PRICE_ABSENT;
+    }
+    return skip != PRICE_SET ? skip : i;
 }
 
 /* Adds every priced entry of the top-level object to t. */
@@ -320,9 +451,15 @@ apr_status_t s2a_pricing_parse(apr_pool_t *p, const char *json, apr_size_t len, 
         goto done;
     }
     if (json_tokener_get_error(tok) != json_tokener_success) {
-        *err = apr_psprintf(p, "invalid JSON at offset %" APR_SIZE_T_FMT ": %s",
-                            (apr_size_t)json_tokener_get_parse_end(tok),
-                            json_tokener_error_desc(json_tokener_get_error(tok)));
+        apr_size_t at = (apr_size_t)json_tokener_get_parse_end(tok), line = 1, col = 1, i;
+        for (i = 0; i < at && i < len; i++) {
+            line += json[i] == '\n';
+            col = json[i] == '\n' ? 1 : col + 1;
+        }
+        *err = apr_psprintf(p,
+                            "invalid JSON at line %" APR_SIZE_T_FMT ", column %" APR_SIZE_T_FMT
+                            " (offset %" APR_SIZE_T_FMT "): %s",
+                            line, col, at, json_tokener_error_desc(json_tokener_get_error(tok)));
         goto done;
     }
     for (end = json_tokener_get_parse_end(tok); end < len; end++) {
@@ -425,18 +562,103 @@ const s2a_price *s2a_pricing_lookup(const s2a_pricing *t, const char *model)
     return apr_hash_get(t->models, key, (apr_ssize_t)(sizeof(vendor) - 1 + len));
 }
 
-const s2a_price *s2a_pricing_for(const s2a_pricing *t, const char *model, const char *fallback)
+const s2a_price *s2a_pricing_resolve(const s2a_pricing *t, const apr_array_header_t *rules,
+                                     const char *model, const s2a_price_rule **rule)
 {
     const s2a_price *price = s2a_pricing_lookup(t, model);
-    if (!price && fallback && *fallback) {
-        price = s2a_pricing_lookup(t, fallback);
+    int i;
+
+    if (rule) {
+        *rule = NULL;
     }
-    return price;
+    if (price || !model) {
+        return price;
+    }
+    for (i = 0; rules && i < rules->nelts; i++) {
+        const s2a_price_rule *r = &APR_ARRAY_IDX(rules, i, s2a_price_rule);
+        if (r->pattern && apr_fnmatch(r->pattern, model, 0) == APR_SUCCESS) {
+            price = s2a_pricing_lookup(t, r->model);
+            if (price && rule) {
+                *rule = r;
+            }
+            return price;
+        }
+    }
+    return NULL;
+}
+
+const s2a_price_rule *s2a_pricing_rules_check(const s2a_pricing *t, const apr_array_header_t *rules)
+{
+    int i;
+    for (i = 0; rules && i < rules->nelts; i++) {
+        const s2a_price_rule *r = &APR_ARRAY_IDX(rules, i, s2a_price_rule);
+        if (!s2a_pricing_lookup(t, r->model)) {
+            return r;
+        }
+    }
+    return NULL;
 }
 
 const apr_array_header_t *s2a_pricing_anthropic(const s2a_pricing *t)
 {
     return t->anthropic;
+}
+
+/* The five prices of a base or a tier, under the table's names, in USD per token. */
+static void prices_json(apr_pool_t *p, json_object *o, const apr_int64_t v[FIELDS])
+{
+    int i;
+    for (i = 0; i < FIELDS; i++) {
+        json_object_object_add(o, fields[i], json_object_new_string(decimal_format(p, v[i], 12)));
+    }
+}
+
+json_object *s2a_pricing_json(apr_pool_t *p, const s2a_pricing *t, const apr_array_header_t *rules)
+{
+    json_object *out = json_object_new_object(), *data = json_object_new_array();
+    json_object *fallbacks = json_object_new_array();
+    apr_array_header_t *names =
+        apr_array_make(p, t ? (int)apr_hash_count(t->models) : 0, sizeof(const char *));
+    apr_hash_index_t *hi;
+    int i, j;
+
+    for (hi = t ? apr_hash_first(p, t->models) : NULL; hi; hi = apr_hash_next(hi)) {
+        APR_ARRAY_PUSH(names, const char *) = apr_hash_this_key(hi);
+    }
+    qsort(names->elts, (size_t)names->nelts, sizeof(const char *), by_name);
+    for (i = 0; i < names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        const s2a_price *pr = s2a_pricing_lookup(t, name);
+        const apr_int64_t base[FIELDS] = {pr->input, pr->output, pr->cache_write_5m,
+                                          pr->cache_write_1h, pr->cache_read};
+        json_object *m = json_object_new_object(), *tiers = json_object_new_array();
+
+        json_object_object_add(m, "model", json_object_new_string(name));
+        prices_json(p, m, base);
+        for (j = 0; j < pr->ntiers; j++) {
+            const s2a_price_tier *tr = &pr->tier[j];
+            const apr_int64_t v[FIELDS] = {tr->input, tr->output, tr->cache_write_5m,
+                                           tr->cache_write_1h, tr->cache_read};
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "above_tokens", json_object_new_int64(tr->above));
+            prices_json(p, o, v);
+            json_object_array_add(tiers, o);
+        }
+        json_object_object_add(m, "long_context", tiers);
+        json_object_array_add(data, m);
+    }
+    for (i = 0; rules && i < rules->nelts; i++) {
+        const s2a_price_rule *r = &APR_ARRAY_IDX(rules, i, s2a_price_rule);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "pattern", json_object_new_string(r->pattern));
+        json_object_object_add(o, "model", json_object_new_string(r->model));
+        json_object_array_add(fallbacks, o);
+    }
+    json_object_object_add(out, "count", json_object_new_int(names->nelts));
+    json_object_object_add(out, "skipped", json_object_new_int(t ? t->skipped : 0));
+    json_object_object_add(out, "data", data);
+    json_object_object_add(out, "fallbacks", fallbacks);
+    return out;
 }
 
 int s2a_pricing_count(const s2a_pricing *t)
@@ -470,25 +692,57 @@ static apr_int64_t pico_to_nano(u128 pico)
     return n > (u128)INT64_MAX ? INT64_MAX : (apr_int64_t)n;
 }
 
+/* The rates a request is billed at: the highest tier whose threshold its input tokens exceed,
+   else the base. Sets *above to that threshold (0: base). */
+static void rates_of(const s2a_price *pr, const s2a_usage *u, uint64_t rate[5], apr_int64_t *above)
+{
+    u128 in =
+        (u128)nonneg(u->input) + (u128)nonneg(u->cache_creation) + (u128)nonneg(u->cache_read);
+    int n = pr->ntiers < 0 ? 0 : pr->ntiers > S2A_PRICE_TIERS ? S2A_PRICE_TIERS : pr->ntiers;
+    int i, pick = -1;
+
+    for (i = 0; i < n; i++) {
+        if (pr->tier[i].above >= 0 && in > (u128)pr->tier[i].above &&
+            (pick < 0 || pr->tier[i].above > pr->tier[pick].above)) {
+            pick = i;
+        }
+    }
+    if (pick < 0) {
+        *above = 0;
+        rate[0] = price_of(pr->input);
+        rate[1] = price_of(pr->output);
+        rate[2] = price_of(pr->cache_write_5m);
+        rate[3] = price_of(pr->cache_write_1h);
+        rate[4] = price_of(pr->cache_read);
+        return;
+    }
+    *above = pr->tier[pick].above;
+    rate[0] = price_of(pr->tier[pick].input);
+    rate[1] = price_of(pr->tier[pick].output);
+    rate[2] = price_of(pr->tier[pick].cache_write_5m);
+    rate[3] = price_of(pr->tier[pick].cache_write_1h);
+    rate[4] = price_of(pr->tier[pick].cache_read);
+}
+
 void s2a_cost_compute(const s2a_price *pr, const s2a_usage *u, apr_int64_t multiplier_ppm,
                       s2a_cost *out)
 {
     apr_int64_t created = nonneg(u->cache_creation);
     apr_int64_t hour = nonneg(u->cache_1h);
     u128 in, op, cw, cr, total, q, r, actual;
-    uint64_t ppm = (uint64_t)nonneg(multiplier_ppm);
+    uint64_t ppm = (uint64_t)nonneg(multiplier_ppm), rate[5];
     const u128 scale = (u128)PICO_PER_NANO * PPM;
 
     if (hour > created) {
         hour = created;
     }
+    rates_of(pr, u, rate, &out->above);
     /* Prices are below 2^60 and counts below 2^63, so each product is below 2^123 and
        the sum of the five below 2^126: no overflow in 128 bits. */
-    in = (u128)nonneg(u->input) * price_of(pr->input);
-    op = (u128)nonneg(u->output) * price_of(pr->output);
-    cw = (u128)(created - hour) * price_of(pr->cache_write_5m) +
-         (u128)hour * price_of(pr->cache_write_1h);
-    cr = (u128)nonneg(u->cache_read) * price_of(pr->cache_read);
+    in = (u128)nonneg(u->input) * rate[0];
+    op = (u128)nonneg(u->output) * rate[1];
+    cw = (u128)(created - hour) * rate[2] + (u128)hour * rate[3];
+    cr = (u128)nonneg(u->cache_read) * rate[4];
     total = in + op + cw + cr;
 
     out->input = pico_to_nano(in);

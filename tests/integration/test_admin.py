@@ -425,3 +425,34 @@ def test_usage_filters_pages_and_sums(gateway):
         assert status == 400, (query, body)
     status, _ = gateway.admin("POST", "/admin/usage/summary", {})
     assert status == 405
+
+
+# ---- the price table ----
+
+def test_prices_in_service(gateway):
+    """GET .../prices: the table the gateway bills by, every price exact in
+    USD per token (cache prices the file leaves out at their defaults), the
+    long-context tiers, the fallback rules; read-only."""
+    out = gateway.admin_ok("GET", "/admin/prices")
+    assert out["file"] == str(gateway.httpd.prices)
+    assert out["count"] == len(out["data"]) == 4 and out["skipped"] == 0
+    assert out["fallbacks"] == []
+    models = {m["model"]: m for m in out["data"]}
+    assert [m["model"] for m in out["data"]] == sorted(models)
+    assert models["claude-sonnet-4-20250514"] == {
+        "model": "claude-sonnet-4-20250514", "input_cost_per_token": "0.000003",
+        "output_cost_per_token": "0.000015", "cache_creation_input_token_cost": "0.00000375",
+        "cache_creation_input_token_cost_above_1hr": "0.000006",
+        "cache_read_input_token_cost": "0.0000003", "long_context": []}
+    assert models["claude-sonnet-4-5-20250929"]["long_context"] == [{
+        "above_tokens": 200000, "input_cost_per_token": "0.000006",
+        "output_cost_per_token": "0.0000225", "cache_creation_input_token_cost": "0.0000075",
+        "cache_creation_input_token_cost_above_1hr": "0.000012",
+        "cache_read_input_token_cost": "0.0000006"}]
+    for method in ("POST", "PATCH"):
+        status, _ = gateway.admin(method, "/admin/prices", {})
+        assert status == 405
+    status, _ = gateway.admin("GET", "/admin/prices/1")
+    assert status == 404
+    status, body = gateway.admin("GET", "/admin/prices", token="wrong-token-" + "x" * 20)
+    assert status == 401

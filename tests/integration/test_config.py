@@ -1,5 +1,6 @@
 """`apachectl configtest` refuses bad values of the store, OAuth and pricing
-directives with a message naming the directive, and accepts good ones."""
+directives (a fallback rule naming a model the table lacks) with a message
+naming the directive, and accepts good ones."""
 
 import pytest
 
@@ -22,6 +23,14 @@ def configured(tmp_path, extra):
     ("Sub2apiOAuthRefreshInterval 0", "Sub2apiOAuthRefreshInterval must be between"),
     ("Sub2apiUnpricedModel claude-nonexistent-1", "Sub2apiUnpricedModel claude-nonexistent-1:"
      " the virtual host's price table has no such model"),
+    ("Sub2apiPriceFallback \"claude-opus-*\" claude-opus-9",
+     "Sub2apiPriceFallback \"claude-opus-*\" claude-opus-9: the virtual host's price table has"
+     " no such model"),
+    ("Sub2apiPriceFallback claude-opus-*", "Sub2apiPriceFallback takes two arguments"),
+    ("Sub2apiPriceFallback \"claude-*\" claude-3-5-haiku-20241022\n"
+     "Sub2apiUnpricedModel claude-nonexistent-2",
+     "Sub2apiUnpricedModel claude-nonexistent-2: the virtual host's price table has no such"
+     " model"),
     ("<Proxy \"balancer://anthropic\">\nProxySet stickysession=ROUTEID\n</Proxy>",
      "balancer://anthropic: stickysession would send requests past the gateway"),
 ])
@@ -38,6 +47,8 @@ def test_good_values_pass(tmp_path):
     httpd = configured(tmp_path, "Sub2apiStore redis://gw:pw@127.0.0.1:6380/3\n"
                                  "Sub2apiOAuthRefreshInterval 60\nSub2apiStore shm\n"
                                  "Sub2apiUnpricedModel claude-sonnet-4-20250514\n"
-                                 "Sub2apiUnpricedModel reject\n")
+                                 "Sub2apiUnpricedModel reject\n"
+                                 "Sub2apiPriceFallback \"claude-opus-*\" claude-opus-4-20250514\n"
+                                 "Sub2apiPriceFallback * claude-3-5-haiku-20241022\n")
     httpd.render()
     httpd.check_config()

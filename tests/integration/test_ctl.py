@@ -365,11 +365,12 @@ def printed_codes(stdout):
 def test_help_names_every_command():
     top = subprocess.run([sys.executable, str(CTL), "--help"], capture_output=True, text=True,
                          timeout=30)
-    for name in ("subscription", "redeem-code", "balance-log", "usage"):
+    for name in ("subscription", "redeem-code", "balance-log", "usage", "prices"):
         assert name in top.stdout
     for cmd in (["subscription", "add"], ["subscription", "extend"], ["subscription", "set"],
                 ["redeem-code", "add"], ["redeem-code", "list"], ["usage", "summary"],
-                ["usage", "list"], ["balance-log"], ["group", "add"]):
+                ["usage", "list"], ["balance-log"], ["group", "add"], ["prices", "list"],
+                ["prices", "check"]):
         res = subprocess.run([sys.executable, str(CTL)] + cmd + ["--help"], capture_output=True,
                              text=True, timeout=30)
         assert res.returncode == 0 and res.stdout.startswith("usage: sub2apictl"), (cmd, res)
@@ -783,3 +784,72 @@ def test_status_is_told_alike_by_the_api_the_metrics_and_the_cli(gateway, ctl):
     rejected = gateway.admin_ok("GET", "/admin/accounts/%d"
                                 % tenants["window_rejected"].account["id"])["state"]
     assert rejected["status_until"] == rejected["window_5h"]["reset_at"] == now + 3 * 3600
+
+
+# ---------------------------------------------------------------- price tables
+
+def test_prices_list_and_check(gateway, ctl, tmp_path):
+    """`prices list` shows the table in service; `prices check FILE` reads a
+    new one with the gateway's rules and compares it with that one: models
+    added, removed and repriced, and the models of recent usage it would
+    refuse (exit status 1 then, and when the file would be refused)."""
+    t = gateway.new_tenant()
+    for model in (HAIKU, "claude-sonnet-4-20250514"):
+        status, _, raw = gateway.post_messages(harness.messages_body(model=model),
+                                               key=t.api_key)
+        assert status == 200, raw
+    gateway.wait_usage({"key_id": t.key["id"]}, count=2)
+
+    out = ctl("prices", "list").stdout
+    line = [l for l in out.splitlines() if l.startswith("claude-sonnet-4-5-20250929 ")][0]
+    assert line.split()[1:6] == ["3", "15", "3.75", "6", "0.3"], line
+    assert ">200k: 6/22.5" in line
+    assert "4 models from %s" % gateway.httpd.prices in out
+
+    # the table in service, checked again: nothing to say
+    res = ctl("prices", "check", gateway.httpd.prices)
+    assert "added: none" in res.stdout and "removed: none" in res.stdout
+    assert "changed prices: none" in res.stdout and res.stdout.rstrip().endswith(
+        "OK: the gateway would load this table and price every model in use")
+
+    # a new table: haiku gone, a model added, Sonnet 4 dearer, Sonnet 4.5's
+    # long-context output changed
+    table = json.loads(gateway.httpd.prices.read_text())
+    del table[HAIKU]
+    table["claude-new-1"] = {"input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06}
+    table["claude-sonnet-4-20250514"]["input_cost_per_token"] = 3.5e-06
+    table["claude-sonnet-4-5-20250929"]["output_cost_per_token_above_200k_tokens"] = 3e-05
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(table, indent=2))
+    res = ctl("prices", "check", new, code=1)
+    assert "added: claude-new-1" in res.stdout
+    assert "removed: %s" % HAIKU in res.stdout
+    assert re.search(r"claude-sonnet-4-20250514\s+in\s+3\s+3\.5", res.stdout), res.stdout
+    assert re.search(r"claude-sonnet-4-5-20250929\s+out>200k\s+22\.5\s+30", res.stdout)
+    assert re.search(r"refused: %s \(\d+ requests?\)" % HAIKU, res.stdout), res.stdout
+    assert res.stdout.rstrip().endswith("NOT OK: see above")
+    rep = ctl.json("prices", "check", new, code=1)
+    assert rep["valid"] is False and rep["refused"] == [HAIKU]
+    assert rep["added"] == ["claude-new-1"] and rep["removed"] == [HAIKU]
+    assert {c["model"] for c in rep["changed"]} == {"claude-sonnet-4-20250514",
+                                                    "claude-sonnet-4-5-20250929"}
+    assert rep["usage"]["days"] == 30
+    used = {u["model"]: u for u in rep["usage"]["models"]}
+    assert used["claude-sonnet-4-20250514"]["priced"] == "own"
+    assert used[HAIKU]["priced"] == "refused" and used[HAIKU]["requests"] >= 1
+
+    # a broken file: the line and field, without asking the gateway
+    new.write_text(json.dumps(table, indent=2).replace('"output_cost_per_token": 5e-06',
+                                                       '"output_cost_per_token": -5e-06'))
+    lines = new.read_text().splitlines()
+    at = [i for i, l in enumerate(lines, 1) if "-5e-06" in l][0]
+    for env in ({}, {"SUB2API_URL": None, "SUB2API_ADMIN_TOKEN": None}):
+        args = ("prices", "check", new) + (("--offline",) if env else ())
+        res = ctl(*args, env=env, code=1)
+        assert "%s:%d: error: model \"claude-new-1\": output_cost_per_token is negative" % (
+            new, at) in res.stdout, res.stdout
+        assert "apachectl configtest fails" in res.stdout
+    new.write_text('{\n  "m": {"input_cost_per_token": 1e-06,\n}\n')
+    res = ctl("prices", "check", new, "--offline", env={"SUB2API_URL": None}, code=1)
+    assert re.search(r"new\.json:3:1: error: invalid JSON", res.stdout), res.stdout
+    ctl("prices", "check", tmp_path / "missing.json", "--offline", code=1)

@@ -1,8 +1,9 @@
 """Installing the Apache way: `make install` stays inside DESTDIR and puts
 every file where Debian's httpd looks for it; `a2enmod sub2api` enables the
 module with the modules it needs; `apachectl -t` accepts the installed
-module, a gateway site and httpd.conf.sample, and names the directive of a
-bad value. Debian's tools work on a copy of /etc/apache2 (APACHE_CONFDIR):
+module, a gateway site and httpd.conf.sample (with the shipped Anthropic
+price table and its fallback rules), and names the directive of a bad
+value. Debian's tools work on a copy of /etc/apache2 (APACHE_CONFDIR):
 the system's configuration is never touched."""
 
 import os
@@ -18,6 +19,7 @@ import harness
 
 REPO = harness.REPO
 SAMPLE = REPO / "httpd.conf.sample"
+SHIPPED_PRICES = REPO / "prices" / "anthropic.json"
 DEBIAN_TOOLS = ("a2enmod", "a2dismod", "a2ensite", "a2enconf", "apache2ctl")
 # what `a2enmod sub2api` must enable: the module and its "# Depends:"
 ENABLED = ("sub2api", "proxy", "proxy_http", "proxy_balancer", "slotmem_shm", "dbd")
@@ -67,7 +69,8 @@ def test_install_stays_inside_destdir(installed):
     expected = {libexec + "/mod_sub2api.so", "usr/bin/sub2apictl",
                 mods + "/sub2api.load", mods + "/sub2api.conf",
                 "usr/share/doc/sub2api/admin-api.md", "usr/share/doc/sub2api/directives.md",
-                "usr/share/doc/sub2api/httpd.conf.sample"}
+                "usr/share/doc/sub2api/httpd.conf.sample",
+                "usr/share/sub2api/prices/anthropic.json"}
     found = {str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir()}
     assert found == expected
     module = dest / libexec / "mod_sub2api.so"
@@ -76,6 +79,9 @@ def test_install_stays_inside_destdir(installed):
     assert (dest / "usr/bin/sub2apictl").stat().st_mode & 0o777 == 0o755
     for name in ("sub2api.load", "sub2api.conf"):
         assert (dest / mods / name).read_text() == (REPO / "debian" / name).read_text()
+    prices = dest / "usr/share/sub2api/prices/anthropic.json"
+    assert prices.read_bytes() == SHIPPED_PRICES.read_bytes()
+    assert prices.stat().st_mode & 0o777 == 0o644
     # the load file names the module where it was installed
     assert "LoadModule sub2api_module %s/mod_sub2api.so" % installed.libexecdir in \
         (dest / mods / "sub2api.load").read_text()
@@ -92,6 +98,7 @@ def test_plain_install_goes_to_the_system_directories():
                      res.stdout), res.stdout
     assert " /usr/local/bin/sub2apictl" in res.stdout
     assert "-t %s/mods-available" % apxs("SYSCONFDIR") in res.stdout
+    assert "-t /usr/local/share/sub2api/prices prices/anthropic.json" in res.stdout
 
 
 @pytest.fixture
@@ -165,11 +172,11 @@ def sample_gateway_site(top):
     start = text.index("<VirtualHost *:80>\n    ServerName team-a.example.com")
     vhost = text[start:text.index("</VirtualHost>", start) + len("</VirtualHost>")]
     etc = harness.make_dir(top / "etc")
-    shutil.copy(harness.HERE / "prices.json", etc / "prices-team-a.json")
+    shutil.copy(SHIPPED_PRICES, harness.make_dir(harness.make_dir(top / "share") / "prices"))
     (etc / "team-a-admin.conf").write_text('Sub2apiAdminToken "%s"\n' % ("t" * 32))
     defines = "".join('Define %s "%s"\n' % (name, harness.make_dir(top / sub))
                       for name, sub in (("S2A_ETC", "etc"), ("S2A_DATA", "data"),
-                                        ("S2A_LOGS", "logs")))
+                                        ("S2A_LOGS", "logs"), ("S2A_SHARE", "share")))
     return defines + vhost + "\n"
 
 
@@ -205,8 +212,9 @@ def test_bad_value_in_debian_layout_names_the_directive(debian):
 
 
 def test_sample_config_passes_configtest():
-    """httpd.conf.sample, with only its five path Defines changed, is a valid
-    configuration with both gateways."""
+    """httpd.conf.sample, with only its six path Defines changed, is a valid
+    configuration with both gateways; the first bills by the shipped price
+    table, whose models its fallback rules name."""
     module = harness.module_path()
     top = harness.new_root("s2a-sample-")
     try:
@@ -215,10 +223,10 @@ def test_sample_config_passes_configtest():
             (modules / so.name).symlink_to(so)
         (modules / "mod_sub2api.so").symlink_to(module)
         paths = {"S2A_MODULES": modules}
-        for name in ("S2A_ETC", "S2A_DATA", "S2A_LOGS", "S2A_RUN"):
+        for name in ("S2A_ETC", "S2A_DATA", "S2A_LOGS", "S2A_RUN", "S2A_SHARE"):
             paths[name] = harness.make_dir(top / name.lower())
-        for table in ("prices-team-a.json", "prices-partners.json"):
-            shutil.copy(harness.HERE / "prices.json", paths["S2A_ETC"] / table)
+        shutil.copy(harness.HERE / "prices.json", paths["S2A_ETC"] / "prices-partners.json")
+        shutil.copy(SHIPPED_PRICES, harness.make_dir(paths["S2A_SHARE"] / "prices"))
         text = SAMPLE.read_text()
         for name, path in paths.items():
             text, n = re.subn(r'(?m)^Define %s\s+"[^"]*"$' % name,

@@ -152,6 +152,6 @@ def test_sdk_models(gateway, sdk):
     every = gateway.new_tenant()
     out = sdk(gateway.base_url, every.api_key, "models", model=MODEL)
     assert out["ok"], out
-    assert out["ids"] == ["claude-opus-4-20250514", "claude-sonnet-4-20250514",
-                          "claude-3-5-haiku-20241022"]
+    assert out["ids"] == ["claude-sonnet-4-5-20250929", "claude-opus-4-20250514",
+                          "claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"]
     assert gateway.mock_requests() == []

@@ -490,13 +490,15 @@ static void test_listings(void)
     S2A_CHECK_STR(s2a_admin_query_parse(pool, &s2a_admin_usage, q, &query), "model: a model name");
 
     apr_table_clear(q);
-    S2A_CHECK_STR(s2a_admin_summary_parse(pool, q, &s), "by: day, model, account, key or user");
+    S2A_CHECK_STR(s2a_admin_summary_parse(pool, q, &s),
+                  "by: day, model, upstream_model, account, key or user");
     apr_table_set(q, "by", "week");
-    S2A_CHECK_STR(s2a_admin_summary_parse(pool, q, &s), "by: day, model, account, key or user");
+    S2A_CHECK_STR(s2a_admin_summary_parse(pool, q, &s),
+                  "by: day, model, upstream_model, account, key or user");
     apr_table_set(q, "by", "day");
     apr_table_set(q, "split", "day");
     S2A_CHECK_STR(s2a_admin_summary_parse(pool, q, &s),
-                  "split: day, model, account, key or user, other than by");
+                  "split: day, model, upstream_model, account, key or user, other than by");
     apr_table_set(q, "split", "model");
     apr_table_set(q, "key_id", "7");
     S2A_CHECK(s2a_admin_summary_parse(pool, q, &s) == NULL);
@@ -506,6 +508,19 @@ static void test_listings(void)
     s2a_admin_summary_shape(pool, &s, rows);
     S2A_CHECK_STR(json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
                   "[{\"requests\":2,\"day\":1764288000,\"date\":\"2025-11-28\",\"model\":\"m\"}]");
+    json_object_put(rows);
+    /* the models as they were sent upstream, as the price table prices them */
+    apr_table_clear(q);
+    apr_table_set(q, "by", "upstream_model");
+    apr_table_set(q, "from", "1764288000");
+    S2A_CHECK(s2a_admin_summary_parse(pool, q, &s) == NULL);
+    S2A_CHECK_STR(s.types, "siiiiiii");
+    S2A_CHECK(strstr(s.stmt.sql, "SELECT upstream_model AS k,") != NULL);
+    S2A_CHECK(strstr(s.stmt.sql, " WHERE created_at >= %lld GROUP BY k ORDER BY k") != NULL);
+    rows = json_tokener_parse("[{\"k\":\"claude-x\",\"requests\":2}]");
+    s2a_admin_summary_shape(pool, &s, rows);
+    S2A_CHECK_STR(json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
+                  "[{\"requests\":2,\"upstream_model\":\"claude-x\"}]");
     json_object_put(rows);
 }
 

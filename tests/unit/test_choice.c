@@ -10,7 +10,9 @@ static apr_pool_t *pool;
 static const char table[] = "{\"claude-a\":{\"input_cost_per_token\":0.000001,"
                             "\"output_cost_per_token\":0.000002},"
                             "\"claude-b\":{\"input_cost_per_token\":0.00001,"
-                            "\"output_cost_per_token\":0.00002}}";
+                            "\"output_cost_per_token\":0.00002,"
+                            "\"input_cost_per_token_above_200k_tokens\":0.00002,"
+                            "\"output_cost_per_token_above_200k_tokens\":0.00003}}";
 
 static s2a_account *add(apr_array_header_t *list, apr_int64_t id, int active, apr_int64_t group,
                         const char *from, const char *to)
@@ -44,6 +46,8 @@ int main(void)
     s2a_usage estimate;
     s2a_pricing *prices;
     s2a_account copy;
+    apr_array_header_t *rules;
+    s2a_price_rule *rule;
     const char *err;
     int n, i, found_a = 0;
 
@@ -84,14 +88,33 @@ int main(void)
     hold.estimate = &estimate;
     hold.multiplier_ppm = 2000000;
     hold.prices = prices;
-    hold.unpriced_model = NULL;
+    hold.rules = NULL;
     n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
     S2A_CHECK_INT(n, 2);
     S2A_CHECK_INT(cand[0].hold, 0); /* "claude" has no price */
     S2A_CHECK_INT(cand[1].hold, 2 * (1000 * 10000 + 100 * 20000));
-    hold.unpriced_model = "claude-a";
+    /* a fallback rule prices the model the table lacks */
+    rules = apr_array_make(pool, 2, sizeof(s2a_price_rule));
+    rule = apr_array_push(rules);
+    rule->pattern = "other-*";
+    rule->model = "claude-b";
+    rule = apr_array_push(rules);
+    rule->pattern = "cl?ude";
+    rule->model = "claude-a";
+    hold.rules = rules;
     n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
     S2A_CHECK_INT(cand[0].hold, 2 * (1000 * 1000 + 100 * 2000));
+
+    /* an estimate over a model's long-context threshold holds at its long-context rates,
+       output included; one at the threshold at the base rates */
+    estimate.input = 200000;
+    n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
+    S2A_CHECK_INT(cand[1].hold, 2 * (200000LL * 10000 + 100 * 20000));
+    estimate.input = 200001;
+    n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
+    S2A_CHECK_INT(cand[1].hold, 2 * (200001LL * 20000 + 100 * 30000));
+    S2A_CHECK_INT(cand[0].hold, 2 * (200001LL * 1000 + 100 * 2000)); /* claude-a: none */
+    estimate.input = 1000;
 
     /* the copy shares nothing with the list */
     apr_table_t *h = apr_table_make(pool, 1);

@@ -168,6 +168,8 @@ static void test_malformed(void)
                  "input_cost_per_token is too large");
     expect_error("{\"m\":{\"input_cost_per_token\":NaN,\"output_cost_per_token\":1e-06}}",
                  "input_cost_per_token");
+    /* where a syntax error is, as an editor counts */
+    expect_error("{\n  \"m\": {\n    \"input_cost_per_token\": 3e-06,,\n", "at line 3, column 35");
 }
 
 static void test_load(void)
@@ -201,7 +203,11 @@ static void test_load(void)
     S2A_CHECK(err && strstr(err, path) == err);
 }
 
-static const s2a_price SONNET4 = {3000000, 15000000, 3750000, 6000000, 300000};
+static const s2a_price SONNET4 = {.input = 3000000,
+                                  .output = 15000000,
+                                  .cache_write_5m = 3750000,
+                                  .cache_write_1h = 6000000,
+                                  .cache_read = 300000};
 
 static s2a_usage usage(apr_int64_t in, apr_int64_t out, apr_int64_t cc, apr_int64_t c1h,
                        apr_int64_t cr)
@@ -269,7 +275,8 @@ static void test_cost(void)
 
 static void test_rounding(void)
 {
-    static const s2a_price PICO = {1, 1, 1, 1, 1};
+    static const s2a_price PICO = {
+        .input = 1, .output = 1, .cache_write_5m = 1, .cache_write_1h = 1, .cache_read = 1};
     s2a_usage u;
     s2a_cost c;
 
@@ -308,8 +315,16 @@ static void test_rounding(void)
 
 static void test_huge(void)
 {
-    static const s2a_price OPUS = {15000000, 75000000, 18750000, 30000000, 1500000};
-    static const s2a_price MAX = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+    static const s2a_price OPUS = {.input = 15000000,
+                                   .output = 75000000,
+                                   .cache_write_5m = 18750000,
+                                   .cache_write_1h = 30000000,
+                                   .cache_read = 1500000};
+    static const s2a_price MAX = {.input = INT64_MAX,
+                                  .output = INT64_MAX,
+                                  .cache_write_5m = INT64_MAX,
+                                  .cache_write_1h = INT64_MAX,
+                                  .cache_read = INT64_MAX};
     s2a_usage u = usage(1000000000, 1000000000, 1000000000, 400000000, 1000000000);
     s2a_cost c;
 
@@ -331,6 +346,419 @@ static void test_huge(void)
     S2A_CHECK_INT(c.input, INT64_MAX);
     s2a_cost_compute(&SONNET4, &u, 1000000, &c);
     S2A_CHECK(c.total > 0 && c.actual == c.total);
+}
+
+/* Claude Sonnet 4.5 with its long-context rates (over 200k input tokens: 2x input and cache,
+   1.5x output), as LiteLLM writes them; models with partial, several or broken tiers. */
+static const char LONG_TABLE[] =
+    "{\"long\": {\"input_cost_per_token\": 3e-06, \"output_cost_per_token\": 1.5e-05,\n"
+    "  \"cache_creation_input_token_cost\": 3.75e-06,\n"
+    "  \"cache_creation_input_token_cost_above_1hr\": 6e-06,\n"
+    "  \"cache_read_input_token_cost\": 3e-07,\n"
+    "  \"input_cost_per_token_above_200k_tokens\": 6e-06,\n"
+    "  \"output_cost_per_token_above_200k_tokens\": 2.25e-05,\n"
+    "  \"cache_creation_input_token_cost_above_200k_tokens\": 7.5e-06,\n"
+    "  \"cache_creation_input_token_cost_above_1hr_above_200k_tokens\": 1.2e-05,\n"
+    "  \"cache_read_input_token_cost_above_200k_tokens\": 6e-07,\n"
+    "  \"input_cost_per_token_above_200k_tokens_priority\": 1e-05,\n"
+    "  \"cache_creation_input_token_cost_above_1hr_flex\": 1},\n"
+    " \"flat\": {\"input_cost_per_token\": 3e-06, \"output_cost_per_token\": 1.5e-05},\n"
+    " \"partial\": {\"input_cost_per_token\": 1e-06, \"output_cost_per_token\": 2e-06,\n"
+    "  \"cache_read_input_token_cost\": 5e-07,\n"
+    "  \"input_cost_per_token_above_200k_tokens\": 2e-06,\n"
+    "  \"output_cost_per_token_above_200k_tokens\": null},\n"
+    " \"multi\": {\"input_cost_per_token\": 1e-06, \"output_cost_per_token\": 1e-06,\n"
+    "  \"input_cost_per_token_above_272k_tokens\": 4e-06,\n"
+    "  \"input_cost_per_token_above_128k_tokens\": 2e-06,\n"
+    "  \"output_cost_per_token_above_128k_tokens\": 3e-06},\n"
+    " \"five\": {\"input_cost_per_token\": 1e-06, \"output_cost_per_token\": 1e-06,\n"
+    "  \"input_cost_per_token_above_1k_tokens\": 2e-06,\n"
+    "  \"input_cost_per_token_above_2k_tokens\": 2e-06,\n"
+    "  \"input_cost_per_token_above_3k_tokens\": 2e-06,\n"
+    "  \"input_cost_per_token_above_4k_tokens\": 2e-06,\n"
+    "  \"input_cost_per_token_above_5k_tokens\": 2e-06},\n"
+    " \"fine-tier\": {\"input_cost_per_token\": 1e-06, \"output_cost_per_token\": 1e-06,\n"
+    "  \"input_cost_per_token_above_200k_tokens\": 1.0000000000001e-06}}\n";
+
+static void test_long_context_table(void)
+{
+    s2a_pricing *t = NULL;
+    const char *err = NULL, *first = NULL;
+    const s2a_price *pr;
+
+    S2A_CHECK_INT(s2a_pricing_parse(pool, LONG_TABLE, strlen(LONG_TABLE), &t, &err), APR_SUCCESS);
+    if (!t) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    /* five thresholds do not fit in a price; a sub-pico tier price skips its entry */
+    S2A_CHECK_INT(s2a_pricing_count(t), 4);
+    S2A_CHECK_INT(s2a_pricing_skipped(t, &first), 2);
+    S2A_CHECK(s2a_pricing_lookup(t, "five") == NULL);
+    S2A_CHECK(s2a_pricing_lookup(t, "fine-tier") == NULL);
+
+    pr = s2a_pricing_lookup(t, "long");
+    S2A_CHECK(pr != NULL);
+    if (pr) {
+        S2A_CHECK_INT(pr->input, 3000000);
+        S2A_CHECK_INT(pr->ntiers, 1);
+        S2A_CHECK_INT(pr->tier[0].above, 200000);
+        S2A_CHECK_INT(pr->tier[0].input, 6000000);
+        S2A_CHECK_INT(pr->tier[0].output, 22500000);
+        S2A_CHECK_INT(pr->tier[0].cache_write_5m, 7500000);
+        S2A_CHECK_INT(pr->tier[0].cache_write_1h, 12000000);
+        S2A_CHECK_INT(pr->tier[0].cache_read, 600000);
+    }
+    pr = s2a_pricing_lookup(t, "flat");
+    S2A_CHECK(pr != NULL && pr->ntiers == 0);
+
+    /* what a tier does not give is the base price of its class (a null too) */
+    pr = s2a_pricing_lookup(t, "partial");
+    S2A_CHECK(pr != NULL);
+    if (pr) {
+        S2A_CHECK_INT(pr->ntiers, 1);
+        S2A_CHECK_INT(pr->tier[0].input, 2000000);
+        S2A_CHECK_INT(pr->tier[0].output, 2000000);
+        S2A_CHECK_INT(pr->tier[0].cache_write_5m, 1250000);
+        S2A_CHECK_INT(pr->tier[0].cache_write_1h, 2000000);
+        S2A_CHECK_INT(pr->tier[0].cache_read, 500000);
+    }
+
+    /* several thresholds, sorted */
+    pr = s2a_pricing_lookup(t, "multi");
+    S2A_CHECK(pr != NULL);
+    if (pr) {
+        S2A_CHECK_INT(pr->ntiers, 2);
+        S2A_CHECK_INT(pr->tier[0].above, 128000);
+        S2A_CHECK_INT(pr->tier[0].input, 2000000);
+        S2A_CHECK_INT(pr->tier[0].output, 3000000);
+        S2A_CHECK_INT(pr->tier[1].above, 272000);
+        S2A_CHECK_INT(pr->tier[1].input, 4000000);
+        S2A_CHECK_INT(pr->tier[1].output, 1000000);
+    }
+
+    /* thresholds that are no number of thousands of tokens, and bad tier prices */
+    expect_error("{\"m\":{\"input_cost_per_token\":1,\"output_cost_per_token\":1,"
+                 "\"input_cost_per_token_above_0k_tokens\":2}}",
+                 "input_cost_per_token_above_0k_tokens names no threshold");
+    expect_error("{\"m\":{\"input_cost_per_token\":1,\"output_cost_per_token\":1,"
+                 "\"output_cost_per_token_above_0200k_tokens\":2}}",
+                 "names no threshold");
+    expect_error("{\"m\":{\"input_cost_per_token\":1,\"output_cost_per_token\":1,"
+                 "\"cache_read_input_token_cost_above_1000000001k_tokens\":2}}",
+                 "names no threshold");
+    expect_error("{\"m\":{\"input_cost_per_token\":1,\"output_cost_per_token\":1,"
+                 "\"input_cost_per_token_above_99999999999999999999999k_tokens\":2}}",
+                 "names no threshold");
+    expect_error("{\"m\":{\"input_cost_per_token\":1,\"output_cost_per_token\":1,"
+                 "\"input_cost_per_token_above_200k_tokens\":-1}}",
+                 "model \"m\": input_cost_per_token_above_200k_tokens is negative");
+    expect_error("{\"m\":{\"input_cost_per_token\":1,\"output_cost_per_token\":1,"
+                 "\"output_cost_per_token_above_200k_tokens\":\"6e-6\"}}",
+                 "output_cost_per_token_above_200k_tokens is not a number");
+    expect_error("{\"m\":{\"input_cost_per_token\":1,\"output_cost_per_token\":1,"
+                 "\"cache_read_input_token_cost_above_200k_tokens\":1e300}}",
+                 "is too large");
+    /* the largest threshold is taken */
+    {
+        static const char big[] = "{\"m\":{\"input_cost_per_token\":1e-6,"
+                                  "\"output_cost_per_token\":1e-6,"
+                                  "\"input_cost_per_token_above_1000000000k_tokens\":2e-6}}";
+        s2a_pricing *b = NULL;
+        S2A_CHECK_INT(s2a_pricing_parse(pool, big, strlen(big), &b, &err), APR_SUCCESS);
+        pr = b ? s2a_pricing_lookup(b, "m") : NULL;
+        S2A_CHECK(pr != NULL && pr->ntiers == 1 && pr->tier[0].above == 1000000000000LL);
+    }
+}
+
+static void test_long_context_cost(void)
+{
+    s2a_pricing *t = NULL;
+    const char *err = NULL;
+    const s2a_price *lng, *flat, *multi;
+    s2a_usage u;
+    s2a_cost c;
+
+    S2A_CHECK_INT(s2a_pricing_parse(pool, LONG_TABLE, strlen(LONG_TABLE), &t, &err), APR_SUCCESS);
+    if (!t) {
+        return;
+    }
+    lng = s2a_pricing_lookup(t, "long");
+    flat = s2a_pricing_lookup(t, "flat");
+    multi = s2a_pricing_lookup(t, "multi");
+    if (!lng || !flat || !multi) {
+        S2A_CHECK(0);
+        return;
+    }
+
+    /* 199,999 and 200,000 input tokens: base rates; "exceed" is > 200,000 */
+    u = usage(199999, 1000, 0, 0, 0);
+    s2a_cost_compute(lng, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 0);
+    S2A_CHECK_INT(c.input, 599997000);
+    S2A_CHECK_INT(c.output, 15000000);
+    S2A_CHECK_INT(c.total, 614997000);
+    u = usage(200000, 1000, 0, 0, 0);
+    s2a_cost_compute(lng, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 0);
+    S2A_CHECK_INT(c.input, 600000000);
+    S2A_CHECK_INT(c.total, 615000000);
+    /* 200,001: every token at the long-context rates, output included */
+    u = usage(200001, 1000, 0, 0, 0);
+    s2a_cost_compute(lng, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 200000);
+    S2A_CHECK_INT(c.input, 1200006000);
+    S2A_CHECK_INT(c.output, 22500000);
+    S2A_CHECK_INT(c.total, 1222506000);
+    S2A_CHECK_INT(c.actual, 1222506000);
+
+    /* cache writes and reads count towards the threshold, and are billed at its rates:
+       100,000 + 60,000 (20,000 of them 1 h) + 40,001 = 200,001 */
+    u = usage(100000, 2000, 60000, 20000, 40001);
+    s2a_cost_compute(lng, &u, 1500000, &c);
+    S2A_CHECK_INT(c.above, 200000);
+    S2A_CHECK_INT(c.input, 600000000);                   /* 100,000 x 6e-6 */
+    S2A_CHECK_INT(c.output, 45000000);                   /* 2,000 x 2.25e-5 */
+    S2A_CHECK_INT(c.cache_write, 300000000 + 240000000); /* 40,000 x 7.5e-6 + 20,000 x 1.2e-5 */
+    S2A_CHECK_INT(c.cache_read, 24000600);               /* 40,001 x 6e-7 */
+    S2A_CHECK_INT(c.total, 1209000600);
+    S2A_CHECK_INT(c.actual, 1813500900); /* x 1.5 */
+    /* one token fewer: all at the base rates */
+    u = usage(100000, 2000, 60000, 20000, 40000);
+    s2a_cost_compute(lng, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 0);
+    S2A_CHECK_INT(c.total, 300000000 + 30000000 + 150000000 + 120000000 + 12000000);
+    /* output never counts towards the threshold */
+    u = usage(150000, 900000, 0, 0, 0);
+    s2a_cost_compute(lng, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 0);
+
+    /* a model without long-context fields: base rates at any size */
+    u = usage(500000, 1000, 0, 0, 300000);
+    s2a_cost_compute(flat, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 0);
+    S2A_CHECK_INT(c.input, 1500000000);
+    S2A_CHECK_INT(c.cache_read, 90000000);
+    S2A_CHECK_INT(c.output, 15000000);
+
+    /* several thresholds: the highest one exceeded */
+    u = usage(128000, 10, 0, 0, 0);
+    s2a_cost_compute(multi, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 0);
+    S2A_CHECK_INT(c.input, 128000000);
+    u = usage(128001, 10, 0, 0, 0);
+    s2a_cost_compute(multi, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 128000);
+    S2A_CHECK_INT(c.input, 256002000);
+    S2A_CHECK_INT(c.output, 30000);
+    u = usage(272001, 10, 0, 0, 0);
+    s2a_cost_compute(multi, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 272000);
+    S2A_CHECK_INT(c.input, 1088004000);
+    S2A_CHECK_INT(c.output, 10000);
+
+    /* negative counts add nothing to the input that is compared */
+    u = usage(200001, 0, -5, 0, -7);
+    s2a_cost_compute(lng, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 200000);
+    u = usage(-1, 0, 150000, 0, 50001);
+    s2a_cost_compute(lng, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 200000);
+    S2A_CHECK_INT(c.input, 0);
+
+    /* counts whose sum overflows 64 bits: still above, saturated, no wrap */
+    u = usage(INT64_MAX, INT64_MAX, INT64_MAX, 0, INT64_MAX);
+    s2a_cost_compute(lng, &u, 1000000, &c);
+    S2A_CHECK_INT(c.above, 200000);
+    S2A_CHECK_INT(c.total, INT64_MAX);
+    S2A_CHECK_INT(c.actual, INT64_MAX);
+
+    /* a price filled by hand with nonsense tiers is read safely */
+    {
+        s2a_price odd = *lng;
+        odd.ntiers = 99; /* clamped to the array */
+        odd.tier[1].above = -1;
+        odd.tier[2].above = 0;
+        odd.tier[3].above = INT64_MAX;
+        odd.tier[2].input = -5;
+        u = usage(10, 0, 0, 0, 0);
+        s2a_cost_compute(&odd, &u, 1000000, &c);
+        S2A_CHECK_INT(c.above, 0); /* the tier above 0 applies, with a price below 0 as 0 */
+        S2A_CHECK_INT(c.input, 0);
+        odd.ntiers = -3;
+        s2a_cost_compute(&odd, &u, 1000000, &c);
+        S2A_CHECK_INT(c.input, 30000);
+    }
+}
+
+/* Every truncation of a valid table is refused (or, once only whitespace is missing, read). */
+static void test_truncations(void)
+{
+    const char *text = LONG_TABLE;
+    apr_size_t len = strlen(text), i, end = len;
+    int refused = 0;
+
+    while (end && (text[end - 1] == '\n' || text[end - 1] == ' ')) {
+        end--;
+    }
+    for (i = 0; i < len; i++) {
+        s2a_pricing *t = (s2a_pricing *)&t;
+        const char *err = NULL;
+        apr_status_t rv = s2a_pricing_parse(pool, text, i, &t, &err);
+        if (i < end) {
+            refused += rv != APR_SUCCESS && t == NULL && err != NULL;
+        } else {
+            S2A_CHECK_INT(rv, APR_SUCCESS);
+        }
+    }
+    S2A_CHECK_INT(refused, (long long)end);
+}
+
+static void add_rule(apr_array_header_t *rules, const char *pattern, const char *model)
+{
+    s2a_price_rule *r = apr_array_push(rules);
+    r->pattern = pattern;
+    r->model = model;
+}
+
+static void test_fallback_rules(void)
+{
+    s2a_pricing *t = table();
+    apr_array_header_t *rules = apr_array_make(pool, 4, sizeof(s2a_price_rule));
+    const s2a_price_rule *rule = (const s2a_price_rule *)&rule;
+    const s2a_price *sonnet, *opus, *pr;
+    char long_name[600];
+
+    if (!t) {
+        return;
+    }
+    sonnet = s2a_pricing_lookup(t, "claude-sonnet-4-20250514");
+    opus = s2a_pricing_lookup(t, "claude-opus-4-1");
+    add_rule(rules, "claude-opus-*", "claude-opus-4-1"); /* found under anthropic/ */
+    add_rule(rules, "claude-sonnet-?-[0-9]*", "claude-sonnet-4-20250514");
+    add_rule(rules, "claude-haiku-*", "claude-haiku-9"); /* not in the table */
+    add_rule(rules, "*", "claude-sonnet-4-20250514");
+
+    /* a model with prices of its own is never priced by a rule */
+    pr = s2a_pricing_resolve(t, rules, "forms", &rule);
+    S2A_CHECK(pr == s2a_pricing_lookup(t, "forms") && rule == NULL);
+    pr = s2a_pricing_resolve(t, rules, "claude-opus-4-1", &rule);
+    S2A_CHECK(pr == opus && rule == NULL);
+
+    /* the first rule that matches decides */
+    pr = s2a_pricing_resolve(t, rules, "claude-opus-4-8", &rule);
+    S2A_CHECK(pr == opus);
+    S2A_CHECK(rule == &APR_ARRAY_IDX(rules, 0, s2a_price_rule));
+    pr = s2a_pricing_resolve(t, rules, "claude-sonnet-5-5", &rule);
+    S2A_CHECK(pr == sonnet && rule == &APR_ARRAY_IDX(rules, 1, s2a_price_rule));
+    /* "?" is one character, [0-9] one digit, case counts: the catch-all takes them */
+    pr = s2a_pricing_resolve(t, rules, "claude-sonnet-45-x", &rule);
+    S2A_CHECK(pr == sonnet && rule == &APR_ARRAY_IDX(rules, 3, s2a_price_rule));
+    pr = s2a_pricing_resolve(t, rules, "Claude-Opus-4-8", &rule);
+    S2A_CHECK(rule == &APR_ARRAY_IDX(rules, 3, s2a_price_rule));
+    /* a first match naming a model the table lacks prices nothing: no later rule */
+    pr = s2a_pricing_resolve(t, rules, "claude-haiku-5-5", &rule);
+    S2A_CHECK(pr == NULL && rule == NULL);
+
+    /* no rules, no match, no model */
+    S2A_CHECK(s2a_pricing_resolve(t, NULL, "claude-opus-4-8", &rule) == NULL && rule == NULL);
+    S2A_CHECK(s2a_pricing_resolve(t, rules, NULL, &rule) == NULL && rule == NULL);
+    apr_array_pop(rules); /* the catch-all */
+    S2A_CHECK(s2a_pricing_resolve(t, rules, "gpt-9", &rule) == NULL && rule == NULL);
+    S2A_CHECK(s2a_pricing_resolve(t, rules, "claude-opus-4-8", NULL) == opus);
+    S2A_CHECK(s2a_pricing_resolve(NULL, rules, "claude-opus-4-8", &rule) == NULL);
+    /* a name longer than any lookup key still matches a glob, and is refused safely */
+    memset(long_name, 'x', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    memcpy(long_name, "claude-opus-", 12);
+    S2A_CHECK(s2a_pricing_resolve(t, rules, long_name, &rule) == opus);
+    S2A_CHECK(s2a_pricing_resolve(t, rules, long_name + 12, &rule) == NULL);
+
+    /* the check names the first rule whose model the table lacks */
+    S2A_CHECK(s2a_pricing_rules_check(t, rules) == &APR_ARRAY_IDX(rules, 2, s2a_price_rule));
+    apr_array_pop(rules);
+    S2A_CHECK(s2a_pricing_rules_check(t, rules) == NULL);
+    S2A_CHECK(s2a_pricing_rules_check(t, NULL) == NULL);
+    S2A_CHECK(s2a_pricing_rules_check(NULL, rules) == &APR_ARRAY_IDX(rules, 0, s2a_price_rule));
+}
+
+static void test_json(void)
+{
+    s2a_pricing *t = NULL;
+    const char *err = NULL;
+    apr_array_header_t *rules = apr_array_make(pool, 2, sizeof(s2a_price_rule));
+    json_object *out, *data, *m, *v, *tiers;
+    size_t i;
+    int found = 0;
+
+    S2A_CHECK_INT(s2a_pricing_parse(pool, LONG_TABLE, strlen(LONG_TABLE), &t, &err), APR_SUCCESS);
+    if (!t) {
+        return;
+    }
+    add_rule(rules, "claude-opus-*", "long");
+    out = s2a_pricing_json(pool, t, rules);
+    S2A_CHECK(json_object_object_get_ex(out, "count", &v) && json_object_get_int(v) == 4);
+    S2A_CHECK(json_object_object_get_ex(out, "skipped", &v) && json_object_get_int(v) == 2);
+    S2A_CHECK(json_object_object_get_ex(out, "data", &data) && json_object_array_length(data) == 4);
+    /* by name */
+    m = json_object_array_get_idx(data, 0);
+    S2A_CHECK(json_object_object_get_ex(m, "model", &v));
+    S2A_CHECK_STR(json_object_get_string(v), "flat");
+    for (i = 0; i < json_object_array_length(data); i++) {
+        m = json_object_array_get_idx(data, i);
+        json_object_object_get_ex(m, "model", &v);
+        if (strcmp(json_object_get_string(v), "long") != 0) {
+            continue;
+        }
+        found = 1;
+        S2A_CHECK_STR(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN),
+                      "{\"model\":\"long\",\"input_cost_per_token\":\"0.000003\","
+                      "\"output_cost_per_token\":\"0.000015\","
+                      "\"cache_creation_input_token_cost\":\"0.00000375\","
+                      "\"cache_creation_input_token_cost_above_1hr\":\"0.000006\","
+                      "\"cache_read_input_token_cost\":\"0.0000003\","
+                      "\"long_context\":[{\"above_tokens\":200000,"
+                      "\"input_cost_per_token\":\"0.000006\","
+                      "\"output_cost_per_token\":\"0.0000225\","
+                      "\"cache_creation_input_token_cost\":\"0.0000075\","
+                      "\"cache_creation_input_token_cost_above_1hr\":\"0.000012\","
+                      "\"cache_read_input_token_cost\":\"0.0000006\"}]}");
+    }
+    S2A_CHECK(found);
+    m = json_object_array_get_idx(data, 0); /* flat: defaulted cache prices, no tiers */
+    S2A_CHECK(json_object_object_get_ex(m, "cache_read_input_token_cost", &v));
+    S2A_CHECK_STR(json_object_get_string(v), "0.0000003");
+    S2A_CHECK(json_object_object_get_ex(m, "long_context", &tiers) &&
+              json_object_array_length(tiers) == 0);
+    S2A_CHECK(json_object_object_get_ex(out, "fallbacks", &v));
+    S2A_CHECK_STR(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
+                  "[{\"pattern\":\"claude-opus-*\",\"model\":\"long\"}]");
+    json_object_put(out);
+
+    /* prices of every size come out exactly, whole dollars too */
+    t = table();
+    out = s2a_pricing_json(pool, t, NULL);
+    json_object_object_get_ex(out, "data", &data);
+    for (i = 0; i < json_object_array_length(data); i++) {
+        m = json_object_array_get_idx(data, i);
+        json_object_object_get_ex(m, "model", &v);
+        if (strcmp(json_object_get_string(v), "whole") == 0) {
+            json_object_object_get_ex(m, "input_cost_per_token", &v);
+            S2A_CHECK_STR(json_object_get_string(v), "2");
+            json_object_object_get_ex(m, "cache_creation_input_token_cost", &v);
+            S2A_CHECK_STR(json_object_get_string(v), "2.5");
+        }
+        if (strcmp(json_object_get_string(v), "free") == 0) {
+            json_object_object_get_ex(m, "input_cost_per_token", &v);
+            S2A_CHECK_STR(json_object_get_string(v), "0");
+        }
+    }
+    json_object_object_get_ex(out, "fallbacks", &v);
+    S2A_CHECK(json_object_array_length(v) == 0);
+    json_object_put(out);
+    out = s2a_pricing_json(pool, NULL, NULL);
+    S2A_CHECK(json_object_object_get_ex(out, "count", &v) && json_object_get_int(v) == 0);
+    json_object_put(out);
 }
 
 static void test_usd(void)
@@ -447,6 +875,11 @@ int main(void)
     test_cost();
     test_rounding();
     test_huge();
+    test_long_context_table();
+    test_long_context_cost();
+    test_truncations();
+    test_fallback_rules();
+    test_json();
     test_usd();
     test_multiplier();
 
