@@ -118,8 +118,8 @@ static const char *set_price_table(cmd_parms *cmd, void *dc, const char *arg)
         k = data;
     }
     if (s2a_pricing_load(cmd->pool, sc->price_file, &sc->prices, &err) != APR_SUCCESS) {
-        if (!k || s2a_pricing_parse(cmd->pool, k->text, k->len, &sc->prices, &again) !=
-                      APR_SUCCESS) {
+        if (!k ||
+            s2a_pricing_parse(cmd->pool, k->text, k->len, &sc->prices, &again) != APR_SUCCESS) {
             return apr_psprintf(cmd->pool, "Sub2apiPriceTable: %s", err);
         }
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
@@ -477,8 +477,8 @@ static void register_hooks(apr_pool_t *p)
     /* mod_sub2api_request.c */
     ap_hook_translate_name(s2a_request_translate, NULL, before_proxy, APR_HOOK_FIRST);
     ap_hook_fixups(s2a_request_fixups, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
-    s2a_g.replay_filter = ap_register_input_filter("SUB2API_REPLAY", s2a_request_replay, NULL,
-                                                   AP_FTYPE_CONTENT_SET);
+    s2a_g.replay_filter =
+        ap_register_input_filter("SUB2API_REPLAY", s2a_request_replay, NULL, AP_FTYPE_CONTENT_SET);
     /* mod_sub2api_lbmethod.c: the provider, and its guard before the balancer's */
     s2a_lbmethod_register(p);
     /* mod_sub2api_upstream.c */

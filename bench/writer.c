@@ -19,7 +19,7 @@
 #include "s2a_db_billing.h"
 #include "s2a_db_schema.h"
 
-#define BATCH 1024  /* S2A_BATCH: the writer takes this many when the queue has them */
+#define BATCH 1024 /* S2A_BATCH: the writer takes this many when the queue has them */
 #define USERS 50
 
 static void fail(const char *what, const char *why)

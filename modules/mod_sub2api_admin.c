@@ -268,7 +268,8 @@ static int users_patch(admin_ctx *a, const char *id)
     apr_int64_t set, add;
     int rc_set, rc_add;
     if ((has(a, "name") && (!name || !*name)) || (has(a, "status") && !valid_status(status))) {
-        return s2a_send_error(a->r, 400, "name must be a non-empty string, status active or disabled");
+        return s2a_send_error(a->r, 400,
+                              "name must be a non-empty string, status active or disabled");
     }
     if ((rc_set = get_money(a, "balance", &set)) < 0) {
         return s2a_send_error(a->r, 400, "balance_usd: a decimal amount is required");
@@ -391,8 +392,8 @@ static const char *group_billing_check(admin_ctx *a)
     const char *type = get_str(a, "billing_type");
     apr_int64_t v;
     int w;
-    if (has(a, "billing_type") && (!type || (strcmp(type, "balance") != 0 &&
-                                             strcmp(type, "subscription") != 0))) {
+    if (has(a, "billing_type") &&
+        (!type || (strcmp(type, "balance") != 0 && strcmp(type, "subscription") != 0))) {
         return "billing_type: balance or subscription";
     }
     for (w = 0; w < S2A_WINDOWS; w++) {
@@ -410,8 +411,8 @@ static int group_billing_apply(admin_ctx *a, const char *id)
     const char *type = get_str(a, "billing_type");
     apr_int64_t v;
     int w;
-    if (type && exec_update(a, "UPDATE s2a_groups SET billing_type = %s WHERE id = %lld", type,
-                            id)) {
+    if (type &&
+        exec_update(a, "UPDATE s2a_groups SET billing_type = %s WHERE id = %lld", type, id)) {
         return -1;
     }
     for (w = 0; w < S2A_WINDOWS; w++) {
@@ -533,7 +534,8 @@ static int groups_patch(admin_ctx *a, const char *id)
     apr_int64_t ppm;
     int rc = get_multiplier(a, &ppm);
     if (rc < 0 || (has(a, "name") && (!name || !*name))) {
-        return s2a_send_error(a->r, 400, "name must be a non-empty string, rate_multiplier positive");
+        return s2a_send_error(a->r, 400,
+                              "name must be a non-empty string, rate_multiplier positive");
     }
     if (group_billing_check(a)) {
         return s2a_send_error(a->r, 400, group_billing_check(a));
@@ -1249,7 +1251,7 @@ static int codes_create(admin_ctx *a)
         (!money && (get_int(a, "group_id", &group) != 1 || get_int(a, "days", &days) != 1 ||
                     days < 1 || days > 36500))) {
         return s2a_send_error(a->r, 400,
-                          "either balance_usd (above 0) or group_id and days (1 to 36500)");
+                              "either balance_usd (above 0) or group_id and days (1 to 36500)");
     }
     if (!money && (ok = exists(a, "s2a_groups", group)) <= 0) {
         return ok < 0 ? db_fail(a) : s2a_send_error(a->r, 404, "No such group");
@@ -1297,9 +1299,12 @@ static const char *usage_where(admin_ctx *a, apr_table_t *q, const char **where,
 {
     static const char *const params[] = {"user_id", "key_id", "account_id", "group_id",
                                          "from",    "to",     "before_id"};
-    static const char *const conds[] = {"user_id = %lld",     "api_key_id = %lld",
-                                        "account_id = %lld",  "group_id = %lld",
-                                        "created_at >= %lld", "created_at < %lld",
+    static const char *const conds[] = {"user_id = %lld",
+                                        "api_key_id = %lld",
+                                        "account_id = %lld",
+                                        "group_id = %lld",
+                                        "created_at >= %lld",
+                                        "created_at < %lld",
                                         "(created_at, id) < (SELECT created_at, id FROM"
                                         " s2a_usage WHERE id = %lld)"};
     const char *v;
@@ -1513,7 +1518,8 @@ int s2a_admin_handler(request_rec *r)
         return s2a_send_error(r, 500, "The gateway cannot reach its database");
     }
     if (!s2a_g.store || !sc->catalog) {
-        return s2a_send_error(r, 500, "The gateway did not start in this process (see the error log)");
+        return s2a_send_error(r, 500,
+                              "The gateway did not start in this process (see the error log)");
     }
     route(r, &res, &id);
     if (patch && id) {
@@ -1563,8 +1569,9 @@ int s2a_admin_handler(request_rec *r)
                              : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "redeem_codes") == 0 && !id) {
-        return get ? codes_list(&a) : post ? codes_create(&a) : s2a_send_error(r, 405,
-                                                                           "Method not allowed");
+        return get    ? codes_list(&a)
+               : post ? codes_create(&a)
+                      : s2a_send_error(r, 405, "Method not allowed");
     }
     if (strcmp(res, "usage") == 0 && !id) {
         return get ? usage_list(&a) : s2a_send_error(r, 405, "Method not allowed");

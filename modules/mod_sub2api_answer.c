@@ -14,8 +14,8 @@
 static void read_window(request_rec *r, const s2a_attempt *a)
 {
     const char *reset = apr_table_get(r->headers_out, "anthropic-ratelimit-unified-5h-reset");
-    int window = s2a_policy_window(
-        apr_table_get(r->headers_out, "anthropic-ratelimit-unified-5h-status"));
+    int window =
+        s2a_policy_window(apr_table_get(r->headers_out, "anthropic-ratelimit-unified-5h-status"));
     if (window >= 0 &&
         s2a_g.store->ops->set_window(s2a_g.store, a->account.state_key, window,
                                      reset ? apr_time_from_sec(apr_atoi64(reset)) : 0,
@@ -44,16 +44,15 @@ static void strip_account_headers(apr_table_t *t)
 static void server_timing(request_rec *r, const s2a_request *q)
 {
     if (s2a_dir_conf_of(r)->server_timing == 1 && q->attempt->sent_at) {
-        apr_table_setn(r->headers_out, "Server-Timing",
-                       apr_psprintf(r->pool, "sub2api;dur=%.3f, upstream;dur=%.3f",
-                                    (double)q->own_time / 1000.0,
-                                    (double)(q->attempt->headers_at - q->attempt->sent_at) /
-                                        1000.0));
+        apr_table_setn(
+            r->headers_out, "Server-Timing",
+            apr_psprintf(r->pool, "sub2api;dur=%.3f, upstream;dur=%.3f",
+                         (double)q->own_time / 1000.0,
+                         (double)(q->attempt->headers_at - q->attempt->sent_at) / 1000.0));
     }
 }
 
-static void policy_case(const s2a_request *q, const s2a_attempt *a, int status,
-                        s2a_policy_case *c)
+static void policy_case(const s2a_request *q, const s2a_attempt *a, int status, s2a_policy_case *c)
 {
     c->status = status;
     c->error_codes = a->account.error_codes;

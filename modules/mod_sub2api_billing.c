@@ -39,8 +39,8 @@ static void bill(request_rec *r, s2a_request *q)
     facts.usage = usage;
     facts.stream = stream;
     facts.status = r->status;
-    facts.outcome = s2a_billing_outcome(r->connection->aborted, a->answer.broken,
-                                        a->answer.ended, stream, usage.seen_delta);
+    facts.outcome = s2a_billing_outcome(r->connection->aborted, a->answer.broken, a->answer.ended,
+                                        stream, usage.seen_delta);
     facts.start = q->start;
     facts.first_byte = a->first_byte;
     facts.now = apr_time_now();

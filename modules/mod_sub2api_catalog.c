@@ -142,9 +142,9 @@ static apr_int64_t blocked_until(s2a_catalog *c, const unsigned char *address)
 static int too_many_failures(request_rec *r, apr_int64_t until)
 {
     s2a_metrics_note(S2A_COUNT_AUTH_BLOCKED);
-    apr_table_setn(r->err_headers_out, "retry-after",
-                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
-                                until - apr_time_sec(apr_time_now()) + 1));
+    apr_table_setn(
+        r->err_headers_out, "retry-after",
+        apr_psprintf(r->pool, "%" APR_INT64_T_FMT, until - apr_time_sec(apr_time_now()) + 1));
     return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
                     "Too many failed authentications from this address; retry later");
 }
@@ -317,8 +317,8 @@ static int refresh_accounts(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, int 
     return 1;
 }
 
-static s2a_choice_result choose_once(request_rec *r, s2a_srv_conf *sc,
-                                     const s2a_choice_ask *ask, s2a_attempt *into)
+static s2a_choice_result choose_once(request_rec *r, s2a_srv_conf *sc, const s2a_choice_ask *ask,
+                                     s2a_attempt *into)
 {
     s2a_account_list *l = list_get(sc->catalog);
     s2a_choice_hold prices, *priced = NULL;

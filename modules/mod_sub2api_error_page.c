@@ -15,8 +15,9 @@ void s2a_error_page_insert(request_rec *r)
     if (!msg) {
         return;
     }
-    ap_custom_response(r, r->status,
-                       s2a_error_body(r->pool, r->status, *msg ? msg : s2a_error_message(r->status)));
+    ap_custom_response(
+        r, r->status,
+        s2a_error_body(r->pool, r->status, *msg ? msg : s2a_error_message(r->status)));
     ap_add_output_filter_handle(s2a_g.error_filter, NULL, r, r->connection);
 }
 

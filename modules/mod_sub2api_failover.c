@@ -65,10 +65,9 @@ static void bear_consequences(request_rec *r, s2a_request *q, s2a_attempt *a,
         }
         break;
     case S2A_ACCOUNT_OVERLOADED:
-        if (st->ops->set_overloaded(st, a->account.state_key,
-                                    apr_time_now() +
-                                        apr_time_from_sec(q->sconf->overload_cooldown)) !=
-            APR_SUCCESS) {
+        if (st->ops->set_overloaded(
+                st, a->account.state_key,
+                apr_time_now() + apr_time_from_sec(q->sconf->overload_cooldown)) != APR_SUCCESS) {
             s2a_store_failed(r, "resting an overloaded account");
         }
         break;
@@ -166,8 +165,8 @@ static void answer_error(request_rec *r, s2a_request *q, int status, const char 
     ap_set_content_type(r, "application/json");
     body = s2a_error_body(r->pool, status, message);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(body, strlen(body), r->pool,
-                                                       r->connection->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(
+        bb, apr_bucket_pool_create(body, strlen(body), r->pool, r->connection->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
 }

@@ -92,8 +92,7 @@ static apr_array_header_t *account_rows(request_rec *r, apr_array_header_t *held
             x->server = server;
             x->a = &APR_ARRAY_IDX(l->accounts, i, s2a_account);
             memset(&x->st, 0, sizeof(x->st));
-            if (s2a_g.store->ops->get(s2a_g.store, x->a->state_key, now, &x->st) !=
-                APR_SUCCESS) {
+            if (s2a_g.store->ops->get(s2a_g.store, x->a->state_key, now, &x->st) != APR_SUCCESS) {
                 s2a_store_failed(r, "reading an account's state for metrics");
             }
         }
@@ -112,8 +111,7 @@ static void render_accounts(request_rec *r, const apr_array_header_t *rows)
            "or disabled.");
     for (i = 0; i < rows->nelts; i++) {
         const account_row *x = &APR_ARRAY_IDX(rows, i, account_row);
-        line(r, "sub2api_account_state", x->server, x->a->id, "state", account_state(x, now),
-             "1");
+        line(r, "sub2api_account_state", x->server, x->a->id, "state", account_state(x, now), "1");
     }
     header(r, "sub2api_account_info", "1 per upstream account, naming it.");
     for (i = 0; i < rows->nelts; i++) {
@@ -141,8 +139,8 @@ static void render_accounts(request_rec *r, const apr_array_header_t *rows)
                                ? x->st.rate_limited_until
                                : x->st.overloaded_until;
         line(r, "sub2api_account_cooldown_seconds", x->server, x->a->id, NULL, NULL,
-             apr_ltoa(r->pool, until > now ? (long)apr_time_sec(until - now + APR_USEC_PER_SEC - 1)
-                                           : 0));
+             apr_ltoa(r->pool,
+                      until > now ? (long)apr_time_sec(until - now + APR_USEC_PER_SEC - 1) : 0));
     }
     header(r, "sub2api_account_5h_window",
            "1 for the status of an account's 5-hour window, as the upstream last reported it.");
@@ -241,8 +239,8 @@ int s2a_health_handler(request_rec *r)
         s2a_dbc_close(r->server, h);
     }
     /* any key: a read shows the store answers */
-    store_ok = s2a_g.store &&
-               s2a_g.store->ops->get(s2a_g.store, 1, apr_time_now(), &st) == APR_SUCCESS;
+    store_ok =
+        s2a_g.store && s2a_g.store->ops->get(s2a_g.store, 1, apr_time_now(), &st) == APR_SUCCESS;
     r->status = db_ok && store_ok ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

@@ -33,8 +33,7 @@ int s2a_request_translate(request_rec *r)
         return DECLINED;
     }
     r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer,
-                              endpoint == S2A_ENDPOINT_MESSAGES ? MESSAGES_PATH
-                                                                : COUNT_TOKENS_PATH,
+                              endpoint == S2A_ENDPOINT_MESSAGES ? MESSAGES_PATH : COUNT_TOKENS_PATH,
                               r->args ? "?" : "", r->args ? r->args : "", NULL);
     r->proxyreq = PROXYREQ_REVERSE;
     r->handler = "proxy-server";
@@ -197,9 +196,9 @@ static int check_subscription(request_rec *r, const s2a_key_rec *key)
     }
     if (key->sub_expires_at <= now) {
         apr_rfc822_date(when, apr_time_from_sec(key->sub_expires_at));
-        return s2a_fail(r, HTTP_FORBIDDEN,
-                        apr_pstrcat(r->pool, "The subscription to this API key's group ended on ",
-                                    when, NULL));
+        return s2a_fail(
+            r, HTTP_FORBIDDEN,
+            apr_pstrcat(r->pool, "The subscription to this API key's group ended on ", when, NULL));
     }
     w = s2a_windows_exhausted(&key->windows, now, &reset);
     if (w >= 0) {
@@ -270,8 +269,7 @@ static s2a_choice_result choose_first(request_rec *r, s2a_request *q, s2a_hold *
     apr_time_t now = apr_time_now();
     apr_time_t deadline = now + apr_time_from_sec(q->sconf->slot_wait);
     apr_time_t sticky = now + apr_time_from_msec(S2A_STICKY_WAIT_MSEC);
-    s2a_choice_ask ask = {q->key.group_id, q->body.model, NULL,       q->session, 0,
-                          q->count_only,   hold};
+    s2a_choice_ask ask = {q->key.group_id, q->body.model, NULL, q->session, 0, q->count_only, hold};
     for (;;) {
         s2a_choice_result rc;
         ask.wait_for_bound = now < sticky && now < deadline;

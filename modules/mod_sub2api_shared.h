@@ -87,8 +87,8 @@ typedef struct {
     const char *admin_token_hash; /* SHA-256 hex; the token itself is not kept */
     const char *price_file;
     s2a_pricing *prices;
-    const char *unpriced_model;    /* Sub2apiUnpricedModel: "" reject, NULL unset */
-    int rate_limit_cooldown; /* seconds, -1 unset */
+    const char *unpriced_model; /* Sub2apiUnpricedModel: "" reject, NULL unset */
+    int rate_limit_cooldown;    /* seconds, -1 unset */
     int overload_cooldown;
     int cache_ttl;
     int max_switches;              /* -1 unset */
@@ -100,9 +100,9 @@ typedef struct {
     const char *oauth_token_url;   /* Sub2apiOAuthTokenURL */
     const char *oauth_client_id;   /* Sub2apiOAuthClientID */
     const char *secret_file;       /* Sub2apiUserIdSecretFile */
-    const char *journal;           /* Sub2apiJournal: this host's usage rows while its database is away */
-    void *secret;                  /* key of the metadata.user_id pseudonyms (text); set once */
-    char secret_buf[129];          /* holds it when it comes from the database */
+    const char *journal;  /* Sub2apiJournal: this host's usage rows while its database is away */
+    void *secret;         /* key of the metadata.user_id pseudonyms (text); set once */
+    char secret_buf[129]; /* holds it when it comes from the database */
     s2a_catalog *catalog;
 } s2a_srv_conf;
 
@@ -121,8 +121,8 @@ typedef struct {
     apr_shm_t *shm;
     int max_accounts;
     int max_sessions;
-    int oauth_watch_sec; /* Sub2apiOAuthRefreshInterval */
-    s2a_metrics *metrics; /* counters in shared memory; NULL until post_config */
+    int oauth_watch_sec;            /* Sub2apiOAuthRefreshInterval */
+    s2a_metrics *metrics;           /* counters in shared memory; NULL until post_config */
     ap_filter_rec_t *replay_filter; /* mod_sub2api_request.c */
     ap_filter_rec_t *answer_filter; /* mod_sub2api_answer.c */
     ap_filter_rec_t *error_filter;  /* mod_sub2api_error_page.c */
@@ -163,14 +163,14 @@ typedef struct {
 } s2a_request;
 
 /* The gateway request of r; NULL for any other. */
-#define s2a_request_of(r)                                                                         \
+#define s2a_request_of(r)                                                                          \
     ((s2a_request *)ap_get_module_config((r)->request_config, &sub2api_module))
 
 /* ---- Shared (mod_sub2api_shared.c) ---- */
 
-#define s2a_server_conf(s)                                                                        \
+#define s2a_server_conf(s)                                                                         \
     ((s2a_srv_conf *)ap_get_module_config((s)->module_config, &sub2api_module))
-#define s2a_dir_conf_of(r)                                                                        \
+#define s2a_dir_conf_of(r)                                                                         \
     ((s2a_dir_conf *)ap_get_module_config((r)->per_dir_config, &sub2api_module))
 
 /* Anthropic-shaped error for a status the gateway decides itself: the
@@ -232,7 +232,6 @@ void s2a_metrics_move(int gauge, apr_int64_t delta);
 /* A virtual host as metrics name it: "host:port". */
 const char *s2a_server_label(apr_pool_t *p, server_rec *s);
 
-
 /* ---- Services below the hooks ---- */
 
 /* Catalog (mod_sub2api_catalog.c). */
@@ -258,18 +257,18 @@ typedef struct {
     const apr_array_header_t *exclude; /* ids of accounts tried already; may be NULL */
     apr_uint64_t session;              /* the conversation, 0: none */
     int wait_for_bound;                /* see s2a_state_pick_sticky */
-    int no_limit; /* accounts at their concurrency count as free and no place is kept: for
-                     requests that take none */
+    int no_limit;   /* accounts at their concurrency count as free and no place is kept: for
+                       requests that take none */
     s2a_hold *hold; /* the balance is held from in the same step; may be NULL */
 } s2a_choice_ask;
 
 typedef enum {
-    S2A_CHOSEN = 1,            /* the attempt has its account, model and place */
-    S2A_CHOICE_NONE = 0,       /* no account can serve */
+    S2A_CHOSEN = 1,      /* the attempt has its account, model and place */
+    S2A_CHOICE_NONE = 0, /* no account can serve */
     S2A_CHOICE_NO_DATABASE = -1,
-    S2A_CHOICE_BUSY = -2,      /* all that could serve (or the bound one) are full */
+    S2A_CHOICE_BUSY = -2,       /* all that could serve (or the bound one) are full */
     S2A_CHOICE_STORE_DOWN = -3, /* the store failed (logged) */
-    S2A_CHOICE_BROKE = -4      /* the user's balance is spent */
+    S2A_CHOICE_BROKE = -4       /* the user's balance is spent */
 } s2a_choice_result;
 
 /* Chooses an account of the group serving the model and counts it in flight:
@@ -283,7 +282,7 @@ s2a_choice_result s2a_catalog_choose(request_rec *r, s2a_srv_conf *sc, const s2a
 int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a);
 /* The prices of an upstream model: its own, else Sub2apiUnpricedModel's;
  * NULL when neither is in the table. */
-#define s2a_price_of(sc, upstream_model)                                                          \
+#define s2a_price_of(sc, upstream_model)                                                           \
     s2a_pricing_for((sc)->prices, (upstream_model), (sc)->unpriced_model)
 
 /* The account list (loaded when stale), held until s2a_catalog_release;

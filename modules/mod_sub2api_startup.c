@@ -24,7 +24,6 @@ int s2a_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return OK;
 }
 
-
 /* Checks that need the whole configuration; they run under configtest too. */
 int s2a_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
@@ -35,8 +34,8 @@ int s2a_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
         const char *balancer = s2a_lbmethod_check(ptemp, sp);
         if (balancer) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, sp,
-                         S2ALOGNO(0019) "%s", balancer);
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, sp, S2ALOGNO(0019) "%s",
+                         balancer);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         if (sc->unpriced_model && *sc->unpriced_model &&
@@ -50,7 +49,6 @@ int s2a_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
     }
     return OK;
 }
-
 
 /* The account pool's state (with its lock) outlives a graceful restart: it
  * lives in the process pool, made once, so that the old generation's
@@ -82,10 +80,9 @@ static apr_status_t keep_state(server_rec *s)
             return rv;
         }
     }
-    if (!k->shm || k->max_accounts != s2a_g.max_accounts ||
-        k->max_sessions != s2a_g.max_sessions ||
-        !s2a_state_fits(apr_shm_baseaddr_get(k->shm), apr_shm_size_get(k->shm),
-                        s2a_g.max_accounts, s2a_g.max_sessions)) {
+    if (!k->shm || k->max_accounts != s2a_g.max_accounts || k->max_sessions != s2a_g.max_sessions ||
+        !s2a_state_fits(apr_shm_baseaddr_get(k->shm), apr_shm_size_get(k->shm), s2a_g.max_accounts,
+                        s2a_g.max_sessions)) {
         apr_shm_t *shm;
         rv = apr_shm_create(&shm, size, NULL, pproc);
         if (rv != APR_SUCCESS) {
@@ -107,7 +104,6 @@ static apr_status_t keep_state(server_rec *s)
     return APR_SUCCESS;
 }
 
-
 /* The metrics' memory is made once per httpd run and kept by the parent
  * across restarts, so counters go on over graceful restarts and the old
  * generation's children still count the requests they finish. A restart
@@ -122,8 +118,8 @@ static int keep_metrics(server_rec *s)
 
     apr_pool_userdata_get(&data, METRICS_KEY, s->process->pool);
     shm = data;
-    if (shm && !s2a_metrics_attach(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm),
-                                   S2A_METRICS_SERIES)) {
+    if (shm &&
+        !s2a_metrics_attach(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm), S2A_METRICS_SERIES)) {
         old = shm;
         shm = NULL;
     }
@@ -146,7 +142,6 @@ static int keep_metrics(server_rec *s)
     s2a_g.metrics = s2a_metrics_attach(apr_shm_baseaddr_get(shm), size, S2A_METRICS_SERIES);
     return OK;
 }
-
 
 int s2a_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
@@ -211,7 +206,6 @@ int s2a_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     return s2a_writer_journals(pconf, s);
 }
 
-
 /* Every child brings the schema up to date before it serves; the mutex keeps
  * children of one host from migrating at the same time. */
 static void migrate(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
@@ -235,7 +229,6 @@ static void migrate(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
     s2a_dbc_close(s, h);
 }
 
-
 /* Connections to Redis are made by the process that uses them. */
 static int store_init(apr_pool_t *pchild, server_rec *s)
 {
@@ -251,7 +244,6 @@ static int store_init(apr_pool_t *pchild, server_rec *s)
     }
     return 1;
 }
-
 
 void s2a_child_init(apr_pool_t *pchild, server_rec *s)
 {
@@ -281,4 +273,3 @@ void s2a_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, S2ALOGNO(0009) "usage writer did not start");
     }
 }
-

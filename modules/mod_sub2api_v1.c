@@ -17,8 +17,8 @@ static json_object *usd(apr_pool_t *p, apr_int64_t nano)
 }
 
 /* The method the endpoint takes, a configured gateway and a usable key. */
-static int admit(request_rec *r, int method, const char *name, s2a_srv_conf *sc,
-                 s2a_key_rec *key, const char **key_hash)
+static int admit(request_rec *r, int method, const char *name, s2a_srv_conf *sc, s2a_key_rec *key,
+                 const char **key_hash)
 {
     if (r->method_number != method) {
         ap_allow_methods(r, REPLACE_ALLOW, name, NULL);
@@ -68,12 +68,11 @@ static int usage_handler(request_rec *r)
                 s2a_windows_exhausted(&key.windows, now, &reset) < 0;
         /* the smallest allowance left in a window with a limit */
         for (i = 0; i < S2A_WINDOWS; i++) {
-            apr_int64_t used = key.windows.start[i] &&
-                                       now < key.windows.start[i] + s2a_window_seconds[i]
-                                   ? key.windows.usage[i]
-                                   : 0;
-            if (key.windows.limit[i] > 0 &&
-                (left < 0 || key.windows.limit[i] - used < left)) {
+            apr_int64_t used =
+                key.windows.start[i] && now < key.windows.start[i] + s2a_window_seconds[i]
+                    ? key.windows.usage[i]
+                    : 0;
+            if (key.windows.limit[i] > 0 && (left < 0 || key.windows.limit[i] - used < left)) {
                 left = key.windows.limit[i] - used;
             }
         }
@@ -181,9 +180,9 @@ static int models_handler(request_rec *r)
         char *end;
         long n = strtol(v, &end, 10);
         if (!*v || *end || n < 1 || n > S2A_MODELS_MAX_LIMIT) {
-            return s2a_fail(r, HTTP_BAD_REQUEST,
-                            apr_psprintf(r->pool, "limit: a number from 1 to %d",
-                                         S2A_MODELS_MAX_LIMIT));
+            return s2a_fail(
+                r, HTTP_BAD_REQUEST,
+                apr_psprintf(r->pool, "limit: a number from 1 to %d", S2A_MODELS_MAX_LIMIT));
         }
         limit = (int)n;
     }

@@ -189,8 +189,7 @@ static void write_group(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows,
             return;
         }
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     S2ALOGNO(0301) "usage write attempt %d of %d failed: %s", attempt,
-                     tries, err);
+                     S2ALOGNO(0301) "usage write attempt %d of %d failed: %s", attempt, tries, err);
         s2a_metrics_note(S2A_COUNT_DB_ERRORS);
         if (attempt < tries) {
             apr_sleep(apr_time_from_msec(200 * attempt));
@@ -205,8 +204,8 @@ static void write_group(apr_pool_t *p, server_rec *s, const s2a_usage_row *rows,
                      journal);
         return;
     } else if (journal) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                     S2ALOGNO(0308) "journal %s cannot be written", journal);
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, S2ALOGNO(0308) "journal %s cannot be written",
+                     journal);
     }
     for (i = 0; i < n; i++) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
@@ -365,8 +364,9 @@ int s2a_writer_journals(apr_pool_t *pconf, server_rec *s)
         if (!sc->journal) {
             char *name = apr_psprintf(pconf, "sub2api-usage-%s-%u.journal",
                                       sp->server_hostname ? sp->server_hostname : "main",
-                                      (unsigned)(sp->port ? sp->port
-                                                          : sp->addrs ? sp->addrs->host_port : 0));
+                                      (unsigned)(sp->port    ? sp->port
+                                                 : sp->addrs ? sp->addrs->host_port
+                                                             : 0));
             char *c;
             for (c = name; *c; c++) {
                 if (!apr_isalnum(*c) && *c != '.' && *c != '-') {

@@ -102,8 +102,7 @@ static const char *stream_release(s2a_answer *a, apr_size_t *len)
     if (!ev && !a->ended && a->held.len <= S2A_ANSWER_MAX_STREAM_HOLD) {
         return NULL;
     }
-    out = ev ? s2a_sse_rewrite_message_model(a->pool, a->held.data, ev, a->rename, &out_len)
-             : NULL;
+    out = ev ? s2a_sse_rewrite_message_model(a->pool, a->held.data, ev, a->rename, &out_len) : NULL;
     if (!out) {
         *len = a->held.len;
         return a->held.data;
@@ -218,9 +217,9 @@ const char *s2a_answer_error_body(const s2a_answer *a, apr_size_t *len)
 
 const char *s2a_answer_broken_event(apr_pool_t *p, apr_size_t *len)
 {
-    const char *ev = apr_pstrcat(
-        p, "event: error\ndata: ",
-        s2a_error_body(p, 502, "The upstream connection broke mid-stream"), "\n\n", NULL);
+    const char *ev = apr_pstrcat(p, "event: error\ndata: ",
+                                 s2a_error_body(p, 502, "The upstream connection broke mid-stream"),
+                                 "\n\n", NULL);
     *len = strlen(ev);
     return ev;
 }

@@ -5,8 +5,7 @@
 
 #include "s2a_billing.h"
 
-const char *s2a_billing_outcome(int client_left, int broken, int ended, int stream,
-                                int seen_delta)
+const char *s2a_billing_outcome(int client_left, int broken, int ended, int stream, int seen_delta)
 {
     if (client_left) {
         return "client_aborted";

@@ -11,8 +11,7 @@
 /* How an answered attempt ended, as its row says: "client_aborted" (the
  * client left), "upstream_cut" (the connection broke, the answer had no
  * end, or a stream no final message_delta), else "ok". */
-const char *s2a_billing_outcome(int client_left, int broken, int ended, int stream,
-                                int seen_delta);
+const char *s2a_billing_outcome(int client_left, int broken, int ended, int stream, int seen_delta);
 
 /* What a row is made of. */
 typedef struct {

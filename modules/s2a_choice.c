@@ -62,8 +62,7 @@ static apr_int64_t hold_for(const s2a_choice_hold *hold, const s2a_account *a, c
 
 int s2a_choice_candidates(const apr_array_header_t *accounts, apr_int64_t group_id,
                           const char *model, const apr_array_header_t *exclude, int no_limit,
-                          const s2a_choice_hold *hold, s2a_candidate *cand,
-                          const s2a_account **acc)
+                          const s2a_choice_hold *hold, s2a_candidate *cand, const s2a_account **acc)
 {
     int i, n = 0;
     for (i = 0; i < accounts->nelts; i++) {

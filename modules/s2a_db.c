@@ -32,8 +32,7 @@ void s2a_db_conn_init(s2a_dbc *c)
 }
 
 /* Prepared once per connection and kept in the connection's own hash. */
-apr_dbd_prepared_t *s2a_db_stmt(s2a_dbc *c, const char *label, const char *sql,
-                                 const char **err)
+apr_dbd_prepared_t *s2a_db_stmt(s2a_dbc *c, const char *label, const char *sql, const char **err)
 {
     apr_dbd_prepared_t *st = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
     if (st) {

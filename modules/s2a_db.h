@@ -59,8 +59,7 @@ int s2a_db_is_pgsql(const s2a_dbc *c);
 /* The connection's settings (SQLite's busy wait and sync), once. */
 void s2a_db_conn_init(s2a_dbc *c);
 /* A statement prepared once per connection under `label`; NULL with *err. */
-apr_dbd_prepared_t *s2a_db_stmt(s2a_dbc *c, const char *label, const char *sql,
-                                 const char **err);
+apr_dbd_prepared_t *s2a_db_stmt(s2a_dbc *c, const char *label, const char *sql, const char **err);
 /* A statement without arguments or result. */
 int s2a_db_run(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err);
 /* Column `col` of a row: an integer (0 when NULL), a string ("" when NULL). */

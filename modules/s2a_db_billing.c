@@ -29,8 +29,7 @@ static apr_dbd_prepared_t *insert_stmt(s2a_dbc *c, int n, const char *label, con
         return st;
     }
     parts = apr_palloc(c->pool, sizeof(*parts) * (apr_size_t)(2 * n + 1));
-    parts[0].iov_base =
-        "INSERT INTO s2a_usage (" USAGE_COLUMN_NAMES ") VALUES ";
+    parts[0].iov_base = "INSERT INTO s2a_usage (" USAGE_COLUMN_NAMES ") VALUES ";
     parts[0].iov_len = strlen(parts[0].iov_base);
     for (i = 0; i < n; i++) {
         parts[1 + 2 * i].iov_base = (void *)(i ? ", " : "");
@@ -88,11 +87,11 @@ static void mark_inserted(s2a_dbc *c, apr_pool_t *p, apr_dbd_results_t *res,
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
         const char *id = apr_dbd_get_entry(c->driver, row, 0);
-        char *mark = id ? apr_hash_get(at,
-                                       apr_psprintf(p, "%s/%" APR_INT64_T_FMT, id,
-                                                    s2a_db_i64(c, row, 1)),
-                                       APR_HASH_KEY_STRING)
-                        : NULL;
+        char *mark =
+            id ? apr_hash_get(at,
+                              apr_psprintf(p, "%s/%" APR_INT64_T_FMT, id, s2a_db_i64(c, row, 1)),
+                              APR_HASH_KEY_STRING)
+               : NULL;
         if (mark) {
             *mark = 1;
         }
@@ -129,10 +128,9 @@ static int insert_rows_pg(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, 
                           char *inserted, const char **err)
 {
     static const char *const types[USAGE_COLUMNS] = {
-        "text",   "int",    "bigint", "bigint", "bigint", "bigint", "text",
-        "text",   "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
-        "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "text",
-        "int",    "int",    "text",   "bigint", "bigint", "bigint"};
+        "text",   "int",    "bigint", "bigint", "bigint", "bigint", "text",   "text",   "bigint",
+        "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
+        "bigint", "bigint", "text",   "int",    "int",    "text",   "bigint", "bigint", "bigint"};
     apr_dbd_prepared_t *ins = apr_hash_get(c->prepared, "s2a_usage_unnest", APR_HASH_KEY_STRING);
     const char *one[USAGE_COLUMNS], *arrays[USAGE_COLUMNS];
     apr_array_header_t *buf[USAGE_COLUMNS];
@@ -230,8 +228,9 @@ static const char *windows_full_sql(apr_pool_t *p)
     int w;
     for (w = 0; w < S2A_WINDOWS; w++) {
         const char *n = s2a_window_names[w];
-        sql = apr_psprintf(p, "%s%s(g.%s_limit_nanousd > 0 AND s.%s_usage_nanousd >= g.%s_limit_nanousd)",
-                           sql, w ? " OR " : "", n, n, n);
+        sql = apr_psprintf(
+            p, "%s%s(g.%s_limit_nanousd > 0 AND s.%s_usage_nanousd >= g.%s_limit_nanousd)", sql,
+            w ? " OR " : "", n, n, n);
     }
     return apr_pstrcat(p, sql, ")", NULL);
 }
@@ -267,8 +266,8 @@ static int add_to_windows(s2a_dbc *c, apr_pool_t *p, const deduction *d,
     args[5 * S2A_WINDOWS] = S2A_DB_I64(p, d->user_id);
     args[5 * S2A_WINDOWS + 1] = S2A_DB_I64(p, d->group_id);
     if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, upd, 5 * S2A_WINDOWS + 2, args) != 0) {
-        *err = apr_pstrcat(p, "subscription update: ", apr_dbd_error(c->driver, c->handle, 0),
-                           NULL);
+        *err =
+            apr_pstrcat(p, "subscription update: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return -1;
     }
     if (depleted &&
@@ -290,10 +289,11 @@ static int deduct(s2a_dbc *c, apr_pool_t *p, const deduction *d, apr_array_heade
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[2];
-    apr_dbd_prepared_t *upd = s2a_db_stmt(c, "s2a_usage_deduct",
-                                   "UPDATE s2a_users SET balance_nanousd = balance_nanousd - %lld"
-                                   " WHERE id = %lld RETURNING balance_nanousd",
-                                   err);
+    apr_dbd_prepared_t *upd =
+        s2a_db_stmt(c, "s2a_usage_deduct",
+                    "UPDATE s2a_users SET balance_nanousd = balance_nanousd - %lld"
+                    " WHERE id = %lld RETURNING balance_nanousd",
+                    err);
     if (!upd) {
         return -1;
     }
@@ -372,8 +372,8 @@ static int ledger_add(s2a_dbc *c, apr_pool_t *p, const char *user, apr_int64_t d
                       apr_int64_t after, const char *kind, const char *actor, const char *reason,
                       const char *now, const char **err)
 {
-    const char *args[7] = {user, S2A_DB_I64(p, delta), S2A_DB_I64(p, after), kind, actor,
-                           reason, now};
+    const char *args[7] = {user, S2A_DB_I64(p, delta), S2A_DB_I64(p, after), kind, actor, reason,
+                           now};
     apr_dbd_prepared_t *st =
         s2a_db_stmt(c, "s2a_ledger_add",
                     "INSERT INTO s2a_balance_log (user_id, delta_nanousd, balance_after_nanousd,"
@@ -451,8 +451,7 @@ int s2a_db_balance_change(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, int se
 /* A running subscription extended from its end, an ended one from `now`,
  * a new one started: *id names it. */
 static int extend_subscription(s2a_dbc *c, apr_pool_t *p, const char *user, const char *group,
-                               apr_int64_t days, const char *now, apr_int64_t *id,
-                               const char **err)
+                               apr_int64_t days, const char *now, apr_int64_t *id, const char **err)
 {
     const char *args[5] = {now, now, S2A_DB_I64(p, days * 86400), user, group};
     json_object *rows = NULL;
@@ -487,9 +486,8 @@ static int extend_subscription(s2a_dbc *c, apr_pool_t *p, const char *user, cons
     return found ? 0 : -1;
 }
 
-int s2a_db_subscription_extend(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id,
-                               apr_int64_t group_id, apr_int64_t days, apr_int64_t *id,
-                               const char **err)
+int s2a_db_subscription_extend(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, apr_int64_t group_id,
+                               apr_int64_t days, apr_int64_t *id, const char **err)
 {
     int ok;
     if (s2a_db_begin(c) != 0) {
@@ -544,11 +542,10 @@ int s2a_db_redeem(s2a_dbc *c, apr_pool_t *p, const char *code_hash, apr_int64_t 
     }
     if (ok && rc == 1 && !out->subscription) {
         ok = balance_add(c, p, user, out->amount, &after, err) == 1 &&
-             ledger_add(c, p, user, out->amount, after, "redeem", "redeem code", "", now, err) ==
-                 0;
+             ledger_add(c, p, user, out->amount, after, "redeem", "redeem code", "", now, err) == 0;
     } else if (ok && rc == 1) {
-        ok = extend_subscription(c, p, user, S2A_DB_I64(p, out->group_id), out->days, now,
-                                 &sub_id, err) == 0;
+        ok = extend_subscription(c, p, user, S2A_DB_I64(p, out->group_id), out->days, now, &sub_id,
+                                 err) == 0;
     }
     if (s2a_db_end(c, ok && rc == 1) != 0 && ok && rc == 1) {
         *err = apr_pstrcat(p, "commit: ", apr_dbd_error(c->driver, c->handle, 0), NULL);

@@ -45,9 +45,8 @@ int s2a_db_balance_change(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, int se
 /* Starts a user's subscription to a group for `days`, or extends the one
  * there is (from its end while it runs, else from now); *id names it.
  * 0, or -1 with *err. */
-int s2a_db_subscription_extend(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id,
-                               apr_int64_t group_id, apr_int64_t days, apr_int64_t *id,
-                               const char **err);
+int s2a_db_subscription_extend(s2a_dbc *c, apr_pool_t *p, apr_int64_t user_id, apr_int64_t group_id,
+                               apr_int64_t days, apr_int64_t *id, const char **err);
 
 /* What a redeem code gave. */
 typedef struct {

@@ -9,20 +9,20 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int found = 0, i;
-    apr_dbd_prepared_t *st =
-        s2a_db_stmt(c, "s2a_key_lookup",
-             "SELECT k.id, k.user_id, k.group_id, k.expires_at, u.balance_nanousd,"
-             " g.rate_multiplier_ppm, k.status, u.status, k.concurrency, k.rpm_limit,"
-             " u.concurrency, g.billing_type, COALESCE(s.id, 0), COALESCE(s.expires_at, 0),"
-             " COALESCE(s.status, ''), g.daily_limit_nanousd, g.weekly_limit_nanousd,"
-             " g.monthly_limit_nanousd, COALESCE(s.daily_usage_nanousd, 0),"
-             " COALESCE(s.weekly_usage_nanousd, 0), COALESCE(s.monthly_usage_nanousd, 0),"
-             " COALESCE(s.daily_start, 0), COALESCE(s.weekly_start, 0),"
-             " COALESCE(s.monthly_start, 0), g.name FROM s2a_api_keys k"
-             " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
-             " LEFT JOIN s2a_subscriptions s ON s.user_id = k.user_id AND s.group_id = k.group_id"
-             " WHERE k.key_hash = %s",
-             &err);
+    apr_dbd_prepared_t *st = s2a_db_stmt(
+        c, "s2a_key_lookup",
+        "SELECT k.id, k.user_id, k.group_id, k.expires_at, u.balance_nanousd,"
+        " g.rate_multiplier_ppm, k.status, u.status, k.concurrency, k.rpm_limit,"
+        " u.concurrency, g.billing_type, COALESCE(s.id, 0), COALESCE(s.expires_at, 0),"
+        " COALESCE(s.status, ''), g.daily_limit_nanousd, g.weekly_limit_nanousd,"
+        " g.monthly_limit_nanousd, COALESCE(s.daily_usage_nanousd, 0),"
+        " COALESCE(s.weekly_usage_nanousd, 0), COALESCE(s.monthly_usage_nanousd, 0),"
+        " COALESCE(s.daily_start, 0), COALESCE(s.weekly_start, 0),"
+        " COALESCE(s.monthly_start, 0), g.name FROM s2a_api_keys k"
+        " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
+        " LEFT JOIN s2a_subscriptions s ON s.user_id = k.user_id AND s.group_id = k.group_id"
+        " WHERE k.key_hash = %s",
+        &err);
     if (!st || apr_dbd_pvselect(c->driver, p, c->handle, &res, st, 1, key_hash, NULL) != 0) {
         return -1;
     }

@@ -7,9 +7,9 @@ apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const c
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[1];
-    apr_dbd_prepared_t *st =
-        s2a_db_stmt(c, "s2a_oauth_get",
-             "SELECT credential, refresh_token, expires_at FROM s2a_accounts WHERE id = %lld", err);
+    apr_dbd_prepared_t *st = s2a_db_stmt(
+        c, "s2a_oauth_get",
+        "SELECT credential, refresh_token, expires_at FROM s2a_accounts WHERE id = %lld", err);
     apr_status_t rv = APR_NOTFOUND;
     if (!st) {
         return APR_EGENERAL;
@@ -33,10 +33,11 @@ apr_status_t s2a_db_oauth_save(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const 
 {
     const char *args[4];
     int nrows = 0;
-    apr_dbd_prepared_t *st = s2a_db_stmt(c, "s2a_oauth_save",
-                                  "UPDATE s2a_accounts SET credential = %s, refresh_token = %s,"
-                                  " expires_at = %lld WHERE id = %lld",
-                                  err);
+    apr_dbd_prepared_t *st =
+        s2a_db_stmt(c, "s2a_oauth_save",
+                    "UPDATE s2a_accounts SET credential = %s, refresh_token = %s,"
+                    " expires_at = %lld WHERE id = %lld",
+                    err);
     if (!st) {
         return APR_EGENERAL;
     }
@@ -57,10 +58,11 @@ apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[1];
-    apr_dbd_prepared_t *st = s2a_db_stmt(c, "s2a_oauth_due",
-                                  "SELECT id FROM s2a_accounts WHERE refresh_token <> ''"
-                                  " AND expires_at > 0 AND expires_at < %lld AND status = 'active'",
-                                  err);
+    apr_dbd_prepared_t *st =
+        s2a_db_stmt(c, "s2a_oauth_due",
+                    "SELECT id FROM s2a_accounts WHERE refresh_token <> ''"
+                    " AND expires_at > 0 AND expires_at < %lld AND status = 'active'",
+                    err);
     if (!st) {
         return APR_EGENERAL;
     }

@@ -82,7 +82,8 @@ static const char *schema_v6[] = {
     "CREATE INDEX IF NOT EXISTS s2a_usage_user_time ON s2a_usage (user_id, created_at, id)",
     "CREATE INDEX IF NOT EXISTS s2a_usage_key_time ON s2a_usage (api_key_id, created_at, id)",
     "CREATE INDEX IF NOT EXISTS s2a_usage_account_time ON s2a_usage (account_id, created_at, id)",
-    "CREATE INDEX IF NOT EXISTS s2a_usage_time ON s2a_usage (created_at, id)", NULL};
+    "CREATE INDEX IF NOT EXISTS s2a_usage_time ON s2a_usage (created_at, id)",
+    NULL};
 
 /* Version 7: groups billed by subscription, with daily, weekly and monthly
  * allowances (0: none), and the subscriptions of users to them. */
@@ -122,7 +123,8 @@ static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql
         return sql;
     }
     return apr_pstrcat(p, apr_pstrmemdup(p, sql, (apr_size_t)(mark - sql)),
-                       s2a_db_is_pgsql(c) ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT",
+                       s2a_db_is_pgsql(c) ? "BIGSERIAL PRIMARY KEY"
+                                          : "INTEGER PRIMARY KEY AUTOINCREMENT",
                        mark + 4, NULL);
 }
 
@@ -161,9 +163,9 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
         row = NULL;
     }
     if (s2a_db_run(c, p,
-            "CREATE TABLE IF NOT EXISTS s2a_meta (k VARCHAR(64) PRIMARY KEY,"
-            " v VARCHAR(255) NOT NULL)",
-            err) != 0) {
+                   "CREATE TABLE IF NOT EXISTS s2a_meta (k VARCHAR(64) PRIMARY KEY,"
+                   " v VARCHAR(255) NOT NULL)",
+                   err) != 0) {
         return APR_EGENERAL;
     }
     if (apr_dbd_select(c->driver, p, c->handle, &res,
@@ -185,7 +187,8 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
         }
     }
     if (ok) {
-        ok = s2a_db_run(c, p,
+        ok = s2a_db_run(
+                 c, p,
                  apr_psprintf(p,
                               version == 0
                                   ? "INSERT INTO s2a_meta (k, v) VALUES ('schema_version', '%d')"

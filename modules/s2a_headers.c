@@ -7,7 +7,10 @@
 #include "s2a_headers.h"
 
 /* Lengths first: a request carries a dozen or more headers, each checked. */
-#define ALLOWED(name) {name, sizeof(name) - 1}
+#define ALLOWED(name)                                                                              \
+    {                                                                                              \
+        name, sizeof(name) - 1                                                                     \
+    }
 static const struct {
     const char *name;
     apr_size_t len;

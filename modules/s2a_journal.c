@@ -161,18 +161,12 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
 {
     const char *f[FIELDS + 1];
     apr_size_t fl[FIELDS + 1];
-    apr_int64_t *nums2[] = {&row->input_tokens,
-                            &row->output_tokens,
-                            &row->cache_creation_tokens,
-                            &row->cache_creation_1h_tokens,
-                            &row->cache_read_tokens,
-                            &row->input_cost,
-                            &row->output_cost,
-                            &row->cache_creation_cost,
-                            &row->cache_read_cost,
-                            &row->total_cost,
-                            &row->actual_cost,
-                            &row->multiplier_ppm};
+    apr_int64_t *nums2[] = {&row->input_tokens,          &row->output_tokens,
+                            &row->cache_creation_tokens, &row->cache_creation_1h_tokens,
+                            &row->cache_read_tokens,     &row->input_cost,
+                            &row->output_cost,           &row->cache_creation_cost,
+                            &row->cache_read_cost,       &row->total_cost,
+                            &row->actual_cost,           &row->multiplier_ppm};
     apr_size_t i, n = 0, start = 0;
     int ok;
 
@@ -199,10 +193,10 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
         return 0;
     }
     memset(row, 0, sizeof(*row));
-    ok = get_str(f[1], fl[1], row->request_id, sizeof(row->request_id)) &&
-         row->request_id[0] && get_int(f[2], fl[2], &row->attempt) &&
-         get_i64(f[3], fl[3], &row->user_id) && get_i64(f[4], fl[4], &row->api_key_id) &&
-         get_i64(f[5], fl[5], &row->account_id) && get_i64(f[6], fl[6], &row->group_id) &&
+    ok = get_str(f[1], fl[1], row->request_id, sizeof(row->request_id)) && row->request_id[0] &&
+         get_int(f[2], fl[2], &row->attempt) && get_i64(f[3], fl[3], &row->user_id) &&
+         get_i64(f[4], fl[4], &row->api_key_id) && get_i64(f[5], fl[5], &row->account_id) &&
+         get_i64(f[6], fl[6], &row->group_id) &&
          get_str(f[7], fl[7], row->model, sizeof(row->model)) &&
          get_str(f[8], fl[8], row->upstream_model, sizeof(row->upstream_model));
     for (i = 0; ok && i < sizeof(nums2) / sizeof(nums2[0]); i++) {
@@ -217,8 +211,7 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
                             (row->subscription == 0 || row->subscription == 1)));
 }
 
-apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage_row *rows,
-                                int n)
+apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage_row *rows, int n)
 {
     apr_file_t *f;
     apr_finfo_t fi;
@@ -282,9 +275,8 @@ static void flush(replay_t *rp)
     rp->n = 0;
 }
 
-apr_status_t s2a_journal_replay(apr_pool_t *p, const char *path, int batch,
-                                s2a_journal_sink *sink, void *baton, int *taken,
-                                int *unreadable)
+apr_status_t s2a_journal_replay(apr_pool_t *p, const char *path, int batch, s2a_journal_sink *sink,
+                                void *baton, int *taken, int *unreadable)
 {
     apr_file_t *f;
     apr_status_t rv;

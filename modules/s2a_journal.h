@@ -12,8 +12,7 @@
 #include "s2a_db_billing.h"
 
 /* Appends rows[0..n-1] with one write, creating the file (mode 0600). */
-apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage_row *rows,
-                                int n);
+apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage_row *rows, int n);
 
 /* Hands the rows of the file to sink in groups of at most `batch`, in order,
  * and empties the file once every group was taken (sink returned
@@ -23,9 +22,8 @@ apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage
  * read (a write cut short by a crash) are counted in *unreadable and
  * dropped with the rest. */
 typedef apr_status_t s2a_journal_sink(void *baton, const s2a_usage_row *rows, int n);
-apr_status_t s2a_journal_replay(apr_pool_t *p, const char *path, int batch,
-                                s2a_journal_sink *sink, void *baton, int *taken,
-                                int *unreadable);
+apr_status_t s2a_journal_replay(apr_pool_t *p, const char *path, int batch, s2a_journal_sink *sink,
+                                void *baton, int *taken, int *unreadable);
 
 /* One row as a journal line (with its newline), and back. */
 char *s2a_journal_line(apr_pool_t *p, const s2a_usage_row *row);

@@ -35,12 +35,12 @@ struct s2a_metrics {
 };
 
 /* Bucket bounds: microseconds, and as Prometheus reads them. */
-static const apr_int64_t slow_usec[NBUCKETS] = {50000,   100000,   250000,   500000,
-                                                1000000, 2500000,  5000000,  10000000,
+static const apr_int64_t slow_usec[NBUCKETS] = {50000,    100000,   250000,    500000,
+                                                1000000,  2500000,  5000000,   10000000,
                                                 30000000, 60000000, 120000000, 300000000};
 static const char *const slow_le[NBUCKETS] = {"0.05", "0.1", "0.25", "0.5", "1",   "2.5",
                                               "5",    "10",  "30",   "60",  "120", "300"};
-static const apr_int64_t fast_usec[NBUCKETS] = {100,  250,   500,   1000,   2500,   5000,
+static const apr_int64_t fast_usec[NBUCKETS] = {100,   250,   500,   1000,   2500,   5000,
                                                 10000, 25000, 50000, 100000, 250000, 1000000};
 static const char *const fast_le[NBUCKETS] = {"0.0001", "0.00025", "0.0005", "0.001",
                                               "0.0025", "0.005",   "0.01",   "0.025",
@@ -174,8 +174,7 @@ static series_t *find(s2a_metrics *m, const char *server, const char *model, apr
         /* a series still being labelled by another process is passed by:
          * the same labels may then get two series, which rendering merges */
         if (k == h && __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) && s->account == account &&
-            s->status == status && strcmp(s->server, server) == 0 &&
-            strcmp(s->model, model) == 0) {
+            s->status == status && strcmp(s->server, server) == 0 && strcmp(s->model, model) == 0) {
             return s;
         }
     }
@@ -338,8 +337,8 @@ static void decimal(s2a_metrics_out out, void *baton, apr_int64_t v, apr_int64_t
 
 /* One line per label set of `h`: the sum at `field` of its sum_t, after a
  * `class` label when given; in US dollars for `usd` (nano-USD sums). */
-static void lines(s2a_metrics_out out, void *baton, apr_pool_t *p, apr_hash_t *h,
-                  const char *name, const char *cls, apr_size_t field, int usd)
+static void lines(s2a_metrics_out out, void *baton, apr_pool_t *p, apr_hash_t *h, const char *name,
+                  const char *cls, apr_size_t field, int usd)
 {
     apr_hash_index_t *hi;
     for (hi = apr_hash_first(p, h); hi; hi = apr_hash_next(hi)) {
@@ -364,10 +363,9 @@ static void lines(s2a_metrics_out out, void *baton, apr_pool_t *p, apr_hash_t *h
 void s2a_metrics_render(s2a_metrics *m, apr_pool_t *p, s2a_metrics_out out, void *baton)
 {
     static const char *const classes[] = {"input", "output", "cache_write", "cache_read"};
-    static const apr_size_t class_fields[] = {APR_OFFSETOF(sum_t, input),
-                                              APR_OFFSETOF(sum_t, output),
-                                              APR_OFFSETOF(sum_t, cache_write),
-                                              APR_OFFSETOF(sum_t, cache_read)};
+    static const apr_size_t class_fields[] = {
+        APR_OFFSETOF(sum_t, input), APR_OFFSETOF(sum_t, output), APR_OFFSETOF(sum_t, cache_write),
+        APR_OFFSETOF(sum_t, cache_read)};
     apr_hash_t *by_status = sums(p, m, 1), *by_model = sums(p, m, 0);
     int i, c;
 

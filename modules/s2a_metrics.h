@@ -18,10 +18,10 @@ typedef struct s2a_metrics s2a_metrics;
 
 /* One finished request of a gateway location. */
 typedef struct {
-    const char *server; /* the virtual host: "name:port" */
-    const char *model;  /* as the client asked; "" when unknown */
-    apr_int64_t account; /* the account that answered; 0: none */
-    int status;          /* as sent to the client */
+    const char *server;                                 /* the virtual host: "name:port" */
+    const char *model;                                  /* as the client asked; "" when unknown */
+    apr_int64_t account;                                /* the account that answered; 0: none */
+    int status;                                         /* as sent to the client */
     apr_int64_t input, output, cache_write, cache_read; /* tokens billed */
     apr_int64_t cost_nano;                              /* actual cost */
     int switches;                                       /* other accounts tried first */
@@ -29,9 +29,9 @@ typedef struct {
 
 /* Histograms of durations. */
 enum {
-    S2A_HIST_UPSTREAM, /* request sent upstream -> its answer's headers */
+    S2A_HIST_UPSTREAM,    /* request sent upstream -> its answer's headers */
     S2A_HIST_FIRST_TOKEN, /* request arrived -> first byte of the answer to the client */
-    S2A_HIST_ADDED,    /* the gateway's own time (see README) */
+    S2A_HIST_ADDED,       /* the gateway's own time (see README) */
     S2A_HISTS
 };
 
@@ -39,10 +39,10 @@ enum {
 enum {
     S2A_COUNT_STORE_ERRORS,
     S2A_COUNT_DB_ERRORS,
-    S2A_COUNT_JOURNALED,  /* usage rows that went to a journal */
-    S2A_COUNT_ROWS_REFUSED, /* usage rows the database refused, set apart */
-    S2A_GAUGE_QUEUE,      /* usage rows waiting for the writer, all processes */
-    S2A_COUNT_KEY_LOOKUPS,  /* keys looked up in the database: cache misses */
+    S2A_COUNT_JOURNALED,     /* usage rows that went to a journal */
+    S2A_COUNT_ROWS_REFUSED,  /* usage rows the database refused, set apart */
+    S2A_GAUGE_QUEUE,         /* usage rows waiting for the writer, all processes */
+    S2A_COUNT_KEY_LOOKUPS,   /* keys looked up in the database: cache misses */
     S2A_COUNT_AUTH_FAILURES, /* requests refused for their key (401) */
     S2A_COUNT_AUTH_BLOCKED,  /* requests of an address over Sub2apiAuthFailureLimit (429) */
     S2A_COUNTS

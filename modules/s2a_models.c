@@ -140,9 +140,10 @@ char *s2a_models_page(apr_pool_t *p, const apr_array_header_t *ids, const char *
             s2a_model_json(p, APR_ARRAY_IDX(ids, i, const char *));
     }
     return apr_pstrcat(
-        p, "{\"data\":[", apr_array_pstrcat(p, parts, ','), "],\"has_more\":",
-        more ? "true" : "false", ",\"first_id\":",
+        p, "{\"data\":[", apr_array_pstrcat(p, parts, ','),
+        "],\"has_more\":", more ? "true" : "false", ",\"first_id\":",
         from < to ? s2a_json_quote(p, APR_ARRAY_IDX(ids, from, const char *)) : "null",
-        ",\"last_id\":", from < to ? s2a_json_quote(p, APR_ARRAY_IDX(ids, to - 1, const char *)) : "null",
-        "}", NULL);
+        ",\"last_id\":",
+        from < to ? s2a_json_quote(p, APR_ARRAY_IDX(ids, to - 1, const char *)) : "null", "}",
+        NULL);
 }

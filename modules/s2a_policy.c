@@ -90,14 +90,12 @@ static int says_any(const char *text, const char *const *phrases)
     return 0;
 }
 
-int s2a_policy_reread(apr_pool_t *p, const s2a_policy_case *c, const char *body,
-                      apr_size_t len, s2a_verdict *v)
+int s2a_policy_reread(apr_pool_t *p, const s2a_policy_case *c, const char *body, apr_size_t len,
+                      s2a_verdict *v)
 {
-    static const char *const about_account[] = {"organization has been disabled",
-                                                "credit balance is too low",
-                                                "not allowed for this organization",
-                                                "only authorized for use with claude code",
-                                                NULL};
+    static const char *const about_account[] = {
+        "organization has been disabled", "credit balance is too low",
+        "not allowed for this organization", "only authorized for use with claude code", NULL};
     static const char *const about_one_thing[] = {"model", "beta", "feature", NULL};
     const char *text;
 
@@ -120,8 +118,8 @@ int s2a_policy_reread(apr_pool_t *p, const s2a_policy_case *c, const char *body,
     return 0;
 }
 
-apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_after,
-                                 apr_time_t now, apr_interval_time_t cooldown)
+apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_after, apr_time_t now,
+                                 apr_interval_time_t cooldown)
 {
     apr_int64_t n;
     /* a time past what apr_time_t holds is no time: as if not sent */

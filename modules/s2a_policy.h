@@ -33,8 +33,8 @@ typedef struct {
     int status;
     const apr_array_header_t *error_codes; /* the account's custom error codes; NULL: all */
     int refreshable;                       /* the account has a refresh token */
-    int refreshed; /* a token was refreshed during this request already */
-    int refused;   /* an account refused its credentials (401/403) during this request */
+    int refreshed;                         /* a token was refreshed during this request already */
+    int refused;    /* an account refused its credentials (401/403) during this request */
     int count_only; /* a count_tokens request: free, so it rests no account */
 } s2a_policy_case;
 
@@ -65,15 +65,15 @@ void s2a_policy_judge(const s2a_policy_case *c, s2a_verdict *out);
  *   not put in error. Any other 403 stands.
  * Returns 1 when the verdict changed. */
 #define S2A_POLICY_BODY_MAX (64 * 1024)
-int s2a_policy_reread(apr_pool_t *p, const s2a_policy_case *c, const char *body,
-                      apr_size_t len, s2a_verdict *v);
+int s2a_policy_reread(apr_pool_t *p, const s2a_policy_case *c, const char *body, apr_size_t len,
+                      s2a_verdict *v);
 
 /* Until when a rate-limited account rests: the upstream's
  * anthropic-ratelimit-unified-reset (Unix seconds) when it lies ahead, else
  * its retry-after (seconds), else `now + cooldown`. Either header may be
  * NULL. */
-apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_after,
-                                 apr_time_t now, apr_interval_time_t cooldown);
+apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_after, apr_time_t now,
+                                 apr_interval_time_t cooldown);
 
 /* The upstream's 5-hour window status (anthropic-ratelimit-unified-5h-status)
  * as S2A_WINDOW_* of s2a_state.h; -1 when the header is absent. */

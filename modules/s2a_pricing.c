@@ -19,7 +19,7 @@ __extension__ typedef unsigned __int128 u128;
 #define PRICE_MAX (INT64_MAX / 8)
 
 struct s2a_pricing {
-    apr_hash_t *models; /* name -> s2a_price */
+    apr_hash_t *models;            /* name -> s2a_price */
     apr_array_header_t *anthropic; /* const char *: Anthropic's own models, by name */
     int skipped;
     const char *first_skipped;

@@ -133,8 +133,8 @@ static void user_id_edit(apr_pool_t *p, const s2a_body *b, const s2a_body_edits 
     out->text_len = strlen(out->text);
 }
 
-apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b,
-                                         const s2a_body_edits *e, int *renamed)
+apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
+                                         int *renamed)
 {
     apr_array_header_t *pieces;
     s2a_json_edit edits[2];

@@ -15,13 +15,13 @@
 
 /* What a path under a gateway location asks for, by its end. */
 typedef enum {
-    S2A_ENDPOINT_NONE = 0,      /* nothing served here */
-    S2A_ENDPOINT_MESSAGES,      /* .../v1/messages */
-    S2A_ENDPOINT_COUNT_TOKENS,  /* .../v1/messages/count_tokens */
-    S2A_ENDPOINT_MODELS,        /* .../v1/models */
-    S2A_ENDPOINT_MODEL,         /* .../v1/models/{id}, one segment */
-    S2A_ENDPOINT_USAGE,         /* .../v1/usage */
-    S2A_ENDPOINT_REDEEM         /* .../v1/redeem */
+    S2A_ENDPOINT_NONE = 0,     /* nothing served here */
+    S2A_ENDPOINT_MESSAGES,     /* .../v1/messages */
+    S2A_ENDPOINT_COUNT_TOKENS, /* .../v1/messages/count_tokens */
+    S2A_ENDPOINT_MODELS,       /* .../v1/models */
+    S2A_ENDPOINT_MODEL,        /* .../v1/models/{id}, one segment */
+    S2A_ENDPOINT_USAGE,        /* .../v1/usage */
+    S2A_ENDPOINT_REDEEM        /* .../v1/redeem */
 } s2a_endpoint;
 
 /* The endpoint a path names; every hook of a request asks this, so they
@@ -75,8 +75,8 @@ typedef struct {
  * and metadata.user_id the pseudonym of (user, account) in the form the
  * client used (s2a_identity_user_id), inserted where absent. *renamed is 1
  * when the model was renamed (the answer names the upstream model then). */
-apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b,
-                                         const s2a_body_edits *e, int *renamed);
+apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
+                                         int *renamed);
 
 /* The conversation the body belongs to (s2a_session.h): 0 when none. */
 apr_uint64_t s2a_body_session(apr_pool_t *p, const s2a_body *b, apr_int64_t group_id,

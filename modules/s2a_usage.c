@@ -193,8 +193,7 @@ static void count_delta_raw(s2a_usage *u, const char *data, apr_size_t dlen)
 {
     static const char *const fields[] = {"\"text\"", "\"thinking\"", "\"partial_json\""};
     /* as the API writes them, without spaces: one search finds the text */
-    static const char *const tight[] = {"\"text\":\"", "\"thinking\":\"",
-                                        "\"partial_json\":\""};
+    static const char *const tight[] = {"\"text\":\"", "\"thinking\":\"", "\"partial_json\":\""};
     const char *end = data + dlen;
     int i;
 

@@ -98,13 +98,11 @@ static void test_stream(void)
     s2a_usage u;
 
     for (cut = 0; cut <= len; cut++) {
-        const char *plain =
-            received(stream, cut, 200, "text/event-stream", 0, 0, NULL, &u, &have);
-        const char *named =
-            received(stream, cut, 200, "text/event-stream; charset=utf-8", 0, 0, "claude", NULL,
-                     NULL);
-        if (strcmp(plain, stream) != 0 || strcmp(named, renamed) != 0 || !have ||
-            u.input != 10 || u.cache_read != 5 || u.output != 42 || !u.seen_delta) {
+        const char *plain = received(stream, cut, 200, "text/event-stream", 0, 0, NULL, &u, &have);
+        const char *named = received(stream, cut, 200, "text/event-stream; charset=utf-8", 0, 0,
+                                     "claude", NULL, NULL);
+        if (strcmp(plain, stream) != 0 || strcmp(named, renamed) != 0 || !have || u.input != 10 ||
+            u.cache_read != 5 || u.output != 42 || !u.seen_delta) {
             wrong++;
         }
     }
@@ -223,9 +221,9 @@ static void test_errors(void)
 
     /* count_tokens passes unread; its errors are read like others */
     S2A_CHECK_STR(received(err, 3, 400, "application/json", 1, 0, NULL, NULL, NULL), err);
-    S2A_CHECK_STR(received("{\"input_tokens\":12}", 5, 200, "application/json", 1, 0, "claude",
-                           &u, &have),
-                  "{\"input_tokens\":12}");
+    S2A_CHECK_STR(
+        received("{\"input_tokens\":12}", 5, 200, "application/json", 1, 0, "claude", &u, &have),
+        "{\"input_tokens\":12}");
     S2A_CHECK_INT(have, 0);
 
     /* an answer about the account: nothing of it, but its body is kept for

@@ -51,11 +51,11 @@ int main(void)
     apr_pool_create(&pool, NULL);
     S2A_CHECK_INT(s2a_pricing_parse(pool, table, strlen(table), &prices, &err), APR_SUCCESS);
     list = apr_array_make(pool, 8, sizeof(s2a_account));
-    add(list, 1, 1, 7, NULL, NULL);              /* serves every model */
-    add(list, 2, 1, 7, "claude", "claude-b");    /* maps it */
-    add(list, 3, 1, 7, "other", "claude-b");     /* serves another model only */
-    add(list, 4, 0, 7, NULL, NULL);              /* not active */
-    add(list, 5, 1, 8, NULL, NULL);              /* another group */
+    add(list, 1, 1, 7, NULL, NULL);           /* serves every model */
+    add(list, 2, 1, 7, "claude", "claude-b"); /* maps it */
+    add(list, 3, 1, 7, "other", "claude-b");  /* serves another model only */
+    add(list, 4, 0, 7, NULL, NULL);           /* not active */
+    add(list, 5, 1, 8, NULL, NULL);           /* another group */
 
     S2A_CHECK_STR(s2a_choice_model(&APR_ARRAY_IDX(list, 1, s2a_account), "claude"), "claude-b");
     S2A_CHECK_STR(s2a_choice_model(&APR_ARRAY_IDX(list, 0, s2a_account), "claude"), "claude");

@@ -154,8 +154,7 @@ static void test_balance_and_redeem(s2a_dbc *c)
     const char *err = NULL;
     apr_int64_t after = 0;
 
-    S2A_CHECK_INT(s2a_db_balance_change(c, pool, 1, 1, 5000000000LL, "ops", "top up", &after,
-                                        &err),
+    S2A_CHECK_INT(s2a_db_balance_change(c, pool, 1, 1, 5000000000LL, "ops", "top up", &after, &err),
                   1);
     S2A_CHECK_INT(after, 5000000000LL);
     S2A_CHECK_INT(s2a_db_balance_change(c, pool, 1, 0, 250, "ops", "", &after, &err), 1);

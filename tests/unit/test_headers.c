@@ -4,13 +4,23 @@
 
 int main(void)
 {
-    static const char *const allowed[] = {"accept", "Accept-Language", "anthropic-beta",
-                                          "ANTHROPIC-VERSION", "content-type", "user-agent",
-                                          "x-app", "x-stainless-retry-count", "host", NULL};
-    static const char *const kept[] = {"x-api-key", "authorization", "cookie",
-                                       "x-forwarded-for", "via", "accept-encoding",
-                                       "proxy-authorization", "x-claude-code-session-id",
-                                       "anthropic-beta-x", "accep", "", NULL};
+    static const char *const allowed[] = {"accept",         "Accept-Language",
+                                          "anthropic-beta", "ANTHROPIC-VERSION",
+                                          "content-type",   "user-agent",
+                                          "x-app",          "x-stainless-retry-count",
+                                          "host",           NULL};
+    static const char *const kept[] = {"x-api-key",
+                                       "authorization",
+                                       "cookie",
+                                       "x-forwarded-for",
+                                       "via",
+                                       "accept-encoding",
+                                       "proxy-authorization",
+                                       "x-claude-code-session-id",
+                                       "anthropic-beta-x",
+                                       "accep",
+                                       "",
+                                       NULL};
     int i;
     for (i = 0; allowed[i]; i++) {
         S2A_CHECK(s2a_header_to_upstream(allowed[i]));

@@ -118,17 +118,28 @@ static void test_line(void)
             "",
             "\n",
             "s2a1\n",
-            "s2a2\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
-            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\n",
-            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\t4\n",
-            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\tx\t0\t200\tok\t1\t2\t3\n",
-            "s2a1\t\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
-            "s2a1\treq\t1\t7\t8\t9\t3\tm%4\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
-            "s2a1\treq\t1\t7\t8\t9\t3\tm%00\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
-            "s2a1\treq\t1\t7\t8\t9\t3\tm%zz\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
-            "s2a1\treq\t99999999999\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
-            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t99999999999999999999\t0\t200\tok\t1\t2\t3\n",
-            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t\n",
+            "s2a2\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t"
+            "2\t3\n",
+            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t"
+            "2\n",
+            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t"
+            "2\t3\t4\n",
+            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\tx\t0\t200\tok\t1\t2"
+            "\t3\n",
+            "s2a1\t\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t"
+            "3\n",
+            "s2a1\treq\t1\t7\t8\t9\t3\tm%"
+            "4\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
+            "s2a1\treq\t1\t7\t8\t9\t3\tm%"
+            "00\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
+            "s2a1\treq\t1\t7\t8\t9\t3\tm%"
+            "zz\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
+            "s2a1\treq\t99999999999\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t20"
+            "0\tok\t1\t2\t3\n",
+            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t9999999999999999999"
+            "9\t0\t200\tok\t1\t2\t3\n",
+            "s2a1\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t"
+            "2\t\n",
         };
         size_t i;
         int wrong = 0;
@@ -156,10 +167,9 @@ static void test_line(void)
     }
     /* a model name longer than the row holds is refused, not cut */
     {
-        char *longer = apr_pstrcat(pool, "s2a1\treq\t1\t7\t8\t9\t3\t",
-                                   apr_psprintf(pool, "%0200d", 0),
-                                   "\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n",
-                                   NULL);
+        char *longer =
+            apr_pstrcat(pool, "s2a1\treq\t1\t7\t8\t9\t3\t", apr_psprintf(pool, "%0200d", 0),
+                        "\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n", NULL);
         S2A_CHECK_INT(s2a_journal_parse(longer, strlen(longer), &b), 0);
     }
     /* a NUL (a crash can leave them in a file) makes a line unreadable: it
@@ -187,8 +197,7 @@ static void test_replay(void)
     int i, taken, unreadable, wrong = 0;
 
     /* nothing kept yet */
-    S2A_CHECK_INT(s2a_journal_replay(pool, path, 2, collect, &c, &taken, &unreadable),
-                  APR_SUCCESS);
+    S2A_CHECK_INT(s2a_journal_replay(pool, path, 2, collect, &c, &taken, &unreadable), APR_SUCCESS);
     S2A_CHECK_INT(taken, 0);
     S2A_CHECK_INT(c.calls, 0);
 
@@ -208,8 +217,7 @@ static void test_replay(void)
     c.fail_at = 0;
     c.calls = 0;
     c.got->nelts = 0;
-    S2A_CHECK_INT(s2a_journal_replay(pool, path, 2, collect, &c, &taken, &unreadable),
-                  APR_SUCCESS);
+    S2A_CHECK_INT(s2a_journal_replay(pool, path, 2, collect, &c, &taken, &unreadable), APR_SUCCESS);
     S2A_CHECK_INT(taken, 5);
     S2A_CHECK_INT(unreadable, 0);
     S2A_CHECK_INT(c.calls, 3);
@@ -222,8 +230,7 @@ static void test_replay(void)
 
     /* and once emptied, nothing comes twice */
     c.got->nelts = 0;
-    S2A_CHECK_INT(s2a_journal_replay(pool, path, 2, collect, &c, &taken, &unreadable),
-                  APR_SUCCESS);
+    S2A_CHECK_INT(s2a_journal_replay(pool, path, 2, collect, &c, &taken, &unreadable), APR_SUCCESS);
     S2A_CHECK_INT(taken, 0);
     S2A_CHECK_INT(c.got->nelts, 0);
 }
@@ -241,9 +248,9 @@ static void test_torn_line(void)
     int taken, unreadable;
 
     S2A_CHECK_INT(s2a_journal_append(pool, path, rows, 1), APR_SUCCESS);
-    S2A_CHECK_INT(apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_APPEND, APR_FPROT_OS_DEFAULT,
-                                pool),
-                  APR_SUCCESS);
+    S2A_CHECK_INT(
+        apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_APPEND, APR_FPROT_OS_DEFAULT, pool),
+        APR_SUCCESS);
     apr_file_write_full(f, line, len, NULL);
     apr_file_close(f);
     S2A_CHECK_INT(s2a_journal_append(pool, path, rows + 2, 1), APR_SUCCESS);

@@ -60,8 +60,8 @@ static s2a_metrics *fresh(apr_pool_t *p, int nseries)
 static void test_counts(apr_pool_t *p)
 {
     s2a_metrics *m = fresh(p, 64);
-    s2a_metrics_request a = {"gw.example:443", "claude-sonnet-4-5", 3, 200, 10, 20, 30, 40,
-                             4500000, 0};
+    s2a_metrics_request a = {
+        "gw.example:443", "claude-sonnet-4-5", 3, 200, 10, 20, 30, 40, 4500000, 0};
     s2a_metrics_request b = a;
     char *text;
 
@@ -83,8 +83,9 @@ static void test_counts(apr_pool_t *p)
     S2A_CHECK_INT(line_value(text, "sub2api_tokens_total{server=\"gw.example:443\","
                                    "model=\"claude-sonnet-4-5\",account=\"3\",class=\"input\"}"),
                   21);
-    S2A_CHECK_INT(line_value(text, "sub2api_tokens_total{server=\"gw.example:443\","
-                                   "model=\"claude-sonnet-4-5\",account=\"3\",class=\"cache_read\"}"),
+    S2A_CHECK_INT(line_value(text,
+                             "sub2api_tokens_total{server=\"gw.example:443\","
+                             "model=\"claude-sonnet-4-5\",account=\"3\",class=\"cache_read\"}"),
                   80);
     S2A_CHECK(strstr(text, "sub2api_cost_usd_total{server=\"gw.example:443\",model=\"claude-"
                            "sonnet-4-5\",account=\"3\"} 0.009000000\n") != NULL);
@@ -165,10 +166,10 @@ static void test_histograms(apr_pool_t *p)
     char *text;
 
     s2a_metrics_observe(m, S2A_HIST_ADDED, 0);
-    s2a_metrics_observe(m, S2A_HIST_ADDED, 100);  /* on a bound: in it */
-    s2a_metrics_observe(m, S2A_HIST_ADDED, 101);  /* just above */
+    s2a_metrics_observe(m, S2A_HIST_ADDED, 100);     /* on a bound: in it */
+    s2a_metrics_observe(m, S2A_HIST_ADDED, 101);     /* just above */
     s2a_metrics_observe(m, S2A_HIST_ADDED, 5000000); /* above every bound */
-    s2a_metrics_observe(m, S2A_HIST_ADDED, -5);   /* a clock step: counted as 0 */
+    s2a_metrics_observe(m, S2A_HIST_ADDED, -5);      /* a clock step: counted as 0 */
     s2a_metrics_observe(m, S2A_HIST_UPSTREAM, 1500000);
     text = render(m, p);
     S2A_CHECK_INT(line_value(text, "sub2api_added_seconds_bucket{le=\"0.0001\"}"), 3);

@@ -64,7 +64,7 @@ static const char table[] =
 int main(void)
 {
     static const char *const names[] = {"claude-3-5-haiku-20241022", "claude-opus-4-20250514",
-                                        "claude-sonnet-4-20250514", "my-alias",
+                                        "claude-sonnet-4-20250514",  "my-alias",
                                         "claude-3-5-haiku-20241022", NULL};
     apr_pool_t *p;
     apr_array_header_t *ids;
@@ -111,15 +111,13 @@ int main(void)
     S2A_CHECK_STR(page_ids(p, s2a_models_page(p, ids, NULL, NULL, 2), &more),
                   "claude-opus-4-20250514 claude-sonnet-4-20250514");
     S2A_CHECK_INT(more, 1);
-    S2A_CHECK_STR(
-        page_ids(p, s2a_models_page(p, ids, "claude-sonnet-4-20250514", NULL, 2), &more),
-        "claude-3-5-haiku-20241022 my-alias");
+    S2A_CHECK_STR(page_ids(p, s2a_models_page(p, ids, "claude-sonnet-4-20250514", NULL, 2), &more),
+                  "claude-3-5-haiku-20241022 my-alias");
     S2A_CHECK_INT(more, 0);
     S2A_CHECK_STR(page_ids(p, s2a_models_page(p, ids, NULL, "my-alias", 2), &more),
                   "claude-sonnet-4-20250514 claude-3-5-haiku-20241022");
     S2A_CHECK_INT(more, 1);
-    S2A_CHECK_STR(page_ids(p, s2a_models_page(p, ids, NULL, "claude-sonnet-4-20250514", 5),
-                           &more),
+    S2A_CHECK_STR(page_ids(p, s2a_models_page(p, ids, NULL, "claude-sonnet-4-20250514", 5), &more),
                   "claude-opus-4-20250514");
     S2A_CHECK_INT(more, 0);
     S2A_CHECK_STR(page_ids(p, s2a_models_page(p, ids, "nope", NULL, 5), &more), "");

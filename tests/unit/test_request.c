@@ -34,8 +34,9 @@ static void test_checks(void)
     S2A_CHECK(refusal("{\"model\":\"m\",\"messages\":[]}") == NULL);
     S2A_CHECK(refusal("{\"model\":\"m\",\"messages\":[],\"stream\":false}") == NULL);
 
-    S2A_CHECK(strncmp(refusal("{\"model\":\"m\",\"messages\":["), "The request body is not valid "
-                                                               "JSON: ",
+    S2A_CHECK(strncmp(refusal("{\"model\":\"m\",\"messages\":["),
+                      "The request body is not valid "
+                      "JSON: ",
                       34) == 0);
     S2A_CHECK(strncmp(refusal(""), "The request body is not valid JSON", 34) == 0);
     S2A_CHECK(strncmp(refusal("[1]"), "The request body is not valid JSON", 34) == 0);
@@ -111,17 +112,17 @@ static void test_edits(void)
 
     /* no metadata: one is added as the body's first member */
     out = sent("{\"model\":\"m\",\"messages\":[]}", "m", 1, &renamed, &pieces);
-    S2A_CHECK_STR(out,
-                  apr_pstrcat(pool, "{\"metadata\":{\"user_id\":\"", plain_id,
-                              "\"},\"model\":\"m\",\"messages\":[]}", NULL));
+    S2A_CHECK_STR(out, apr_pstrcat(pool, "{\"metadata\":{\"user_id\":\"", plain_id,
+                                   "\"},\"model\":\"m\",\"messages\":[]}", NULL));
     S2A_CHECK_INT(renamed, 0);
     S2A_CHECK_INT(pieces, 3);
 
     /* the model renamed too, in the body's order whatever the edits' */
     out = sent("{\"model\":\"claude-x\",\"metadata\":{\"user_id\":\"someone\"},\"messages\":[]}",
                "claude-x-2025", 1, &renamed, &pieces);
-    S2A_CHECK_STR(out, apr_pstrcat(pool, "{\"model\":\"claude-x-2025\",\"metadata\":{\"user_id\":\"",
-                                   plain_id, "\"},\"messages\":[]}", NULL));
+    S2A_CHECK_STR(out,
+                  apr_pstrcat(pool, "{\"model\":\"claude-x-2025\",\"metadata\":{\"user_id\":\"",
+                              plain_id, "\"},\"messages\":[]}", NULL));
     S2A_CHECK_INT(renamed, 1);
     S2A_CHECK_INT(pieces, 5);
     out = sent("{\"metadata\":{\"user_id\":\"x\"} , \"model\" : \"a\",\"messages\":[]}", "b", 1,
@@ -130,9 +131,10 @@ static void test_edits(void)
     S2A_CHECK(strstr(out, "\"model\" : \"b\"") != NULL);
 
     /* Claude Code's JSON form keeps its session and loses the rest */
-    out = sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{\"user_id\":\"{\\\"device_id\\\":"
-               "\\\"dev-77\\\",\\\"account_uuid\\\":\\\"acc-88\\\",\\\"session_id\\\":\\\"s-1\\\"}\"}}",
-               "m", 1, &renamed, &pieces);
+    out = sent(
+        "{\"model\":\"m\",\"messages\":[],\"metadata\":{\"user_id\":\"{\\\"device_id\\\":"
+        "\\\"dev-77\\\",\\\"account_uuid\\\":\\\"acc-88\\\",\\\"session_id\\\":\\\"s-1\\\"}\"}}",
+        "m", 1, &renamed, &pieces);
     S2A_CHECK_STR(user_id_in(out),
                   apr_pstrcat(pool, "{\"device_id\":\"", ps, "\",\"session_id\":\"s-1\"}", NULL));
     S2A_CHECK(strstr(out, "dev-77") == NULL && strstr(out, "acc-88") == NULL);
@@ -145,8 +147,8 @@ static void test_edits(void)
     S2A_CHECK_STR(user_id_in(sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{ \n }}", "m", 1,
                                   &renamed, &pieces)),
                   plain_id);
-    out = sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{\"k\":1}}", "m", 1, &renamed,
-               &pieces);
+    out =
+        sent("{\"model\":\"m\",\"messages\":[],\"metadata\":{\"k\":1}}", "m", 1, &renamed, &pieces);
     S2A_CHECK_STR(user_id_in(out), plain_id);
     S2A_CHECK(strstr(out, "\"k\":1") != NULL);
     /* a user_id that is not a string is replaced all the same */
@@ -206,8 +208,9 @@ static void test_session_and_estimate(void)
 /* Every prefix of a body is refused or read whole, never half. */
 static void test_truncations(void)
 {
-    const char *raw = "{\"model\":\"claude\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\""
-                      ":\"text\",\"text\":\"a\\\"}{\"}]}],\"metadata\":{\"user_id\":\"u\"}}";
+    const char *raw =
+        "{\"model\":\"claude\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\""
+        ":\"text\",\"text\":\"a\\\"}{\"}]}],\"metadata\":{\"user_id\":\"u\"}}";
     apr_size_t n, len = strlen(raw);
     int wrong = 0;
     for (n = 0; n < len; n++) {
