@@ -173,6 +173,11 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
     if (len && line[len - 1] == '\n') {
         len--;
     }
+    /* the writer never writes a NUL; in a field it would cut the text or
+     * the number short (a crash can leave NULs in a file) */
+    if (memchr(line, '\0', len)) {
+        return 0;
+    }
     for (i = 0; i <= len; i++) {
         if (i == len || line[i] == '\t') {
             if (n > FIELDS) {

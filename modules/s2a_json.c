@@ -838,9 +838,13 @@ char *s2a_json_splice(apr_pool_t *p, const char *buf, apr_size_t len, s2a_json_e
 
 int s2a_json_prefix_find_model(const char *buf, apr_size_t len, apr_size_t *off, apr_size_t *vlen)
 {
-    const char *end = buf + len;
-    const char *s = skip_ws(buf, end);
+    const char *end, *s;
 
+    /* no byte yet: buf may be NULL, which no offset may be added to */
+    if (len == 0)
+        return 0;
+    end = buf + len;
+    s = skip_ws(buf, end);
     if (s == end)
         return 0;
     if (*s != '{')

@@ -122,10 +122,13 @@ apr_time_t s2a_policy_rest_until(const char *unified_reset, const char *retry_af
                                  apr_interval_time_t cooldown)
 {
     apr_int64_t n;
-    if (unified_reset && (n = apr_atoi64(unified_reset)) > apr_time_sec(now)) {
+    /* a time past what apr_time_t holds is no time: as if not sent */
+    if (unified_reset && (n = apr_atoi64(unified_reset)) > apr_time_sec(now) &&
+        n <= APR_INT64_MAX / APR_USEC_PER_SEC) {
         return apr_time_from_sec(n);
     }
-    if (retry_after && (n = apr_atoi64(retry_after)) > 0) {
+    if (retry_after && (n = apr_atoi64(retry_after)) > 0 &&
+        n <= (APR_INT64_MAX - now) / APR_USEC_PER_SEC) {
         return now + apr_time_from_sec(n);
     }
     return now + cooldown;

@@ -28,13 +28,16 @@ static int usage_differs(const s2a_usage *a, const s2a_usage *b)
    zero ("-0" is 0), saturating at APR_INT64_MAX. */
 static apr_int64_t count_of_span(const s2a_json_span *v)
 {
-    const char *s = v->p, *end = v->p + v->len;
+    const char *s, *end;
     apr_int64_t n = 0;
     int neg = 0;
 
+    /* an absent value has no text: not even its end may be computed */
     if (v->type != S2A_JSON_NUMBER) {
         return -1;
     }
+    s = v->p;
+    end = v->p + v->len;
     if (*s == '-') {
         neg = 1;
         s++;

@@ -150,6 +150,15 @@ static void test_json(void)
         S2A_CHECK_INT(cut, len);
     }
 
+    /* an empty answer to a renamed model: nothing to rename, nothing sent */
+    {
+        s2a_answer a;
+        s2a_answer_start(&a, pool, 200, "application/json", 0, 0, 0, "claude");
+        s2a_answer_end(&a, 0);
+        S2A_CHECK(s2a_answer_release(&a, &cut) == NULL);
+        S2A_CHECK_INT(s2a_answer_usage(&a, &u), 0);
+    }
+
     /* a JSON answer past the hold's limit goes on, renamed, and its usage is
      * still read at its end */
     {

@@ -172,6 +172,21 @@ static void test_line(void)
                         "\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t0\t200\tok\t1\t2\t3\n", NULL);
         S2A_CHECK_INT(s2a_journal_parse(longer, strlen(longer), &b), 0);
     }
+    /* a NUL (a crash can leave them in a file) makes a line unreadable: it
+     * cut a number ("1532" read as 15) or a text short */
+    {
+        const char *good = "s2a2\treq\t1\t7\t8\t9\t3\tmodel\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t"
+                           "11\t12\t0\t200\tok\t1532\t2\t3\t1\n";
+        apr_size_t len = strlen(good);
+        char *cut = apr_pstrdup(pool, good);
+        S2A_CHECK_INT(s2a_journal_parse(good, len, &b), 1);
+        S2A_CHECK_INT(b.duration_ms, 1532);
+        cut[strstr(good, "1532") - good + 2] = '\0';
+        S2A_CHECK_INT(s2a_journal_parse(cut, len, &b), 0);
+        cut = apr_pstrdup(pool, good);
+        cut[strstr(good, "model") - good + 3] = '\0';
+        S2A_CHECK_INT(s2a_journal_parse(cut, len, &b), 0);
+    }
 }
 
 static void test_replay(void)

@@ -742,6 +742,8 @@ static void test_prefix_find_model(void)
     check_prefixes(HOSTILE_ANSWER, "\"real\\\\\\\"one\\\\\\\\\"");
 
     S2A_CHECK_INT(find_model("", &off, &vlen), 0);
+    /* no byte yet may come as no buffer at all */
+    S2A_CHECK_INT(s2a_json_prefix_find_model(NULL, 0, &off, &vlen), 0);
     S2A_CHECK_INT(find_model(" \n", &off, &vlen), 0);
     S2A_CHECK_INT(find_model("{\"model\":\"x\"}", &off, &vlen), 1);
     S2A_CHECK_INT(off, 9);

@@ -102,6 +102,16 @@ static void test_rests(void)
     S2A_CHECK_INT(s2a_policy_rest_until(NULL, "0", now, cooldown), now + cooldown);
     S2A_CHECK_INT(s2a_policy_rest_until("soon", "later", now, cooldown), now + cooldown);
     S2A_CHECK_INT(s2a_policy_rest_until(NULL, NULL, now, cooldown), now + cooldown);
+    /* a time past what apr_time_t holds is as if not sent (it wrapped, to
+     * no rest at all or to any other time) */
+    S2A_CHECK_INT(s2a_policy_rest_until("99999999999999999999", NULL, now, cooldown),
+                  now + cooldown);
+    S2A_CHECK_INT(s2a_policy_rest_until("9223372036855", "7", now, cooldown),
+                  now + apr_time_from_sec(7));
+    S2A_CHECK_INT(s2a_policy_rest_until(NULL, "9223372036854775807", now, cooldown),
+                  now + cooldown);
+    S2A_CHECK_INT(s2a_policy_rest_until("9223372036854", NULL, now, cooldown),
+                  apr_time_from_sec(9223372036854));
 
     S2A_CHECK_INT(s2a_policy_window(NULL), -1);
     S2A_CHECK_INT(s2a_policy_window("allowed"), S2A_WINDOW_ALLOWED);

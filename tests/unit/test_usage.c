@@ -326,6 +326,21 @@ static apr_int64_t delta_output(const char *figure)
     return u.output;
 }
 
+/* A count the usage object lacks is absent: its span has no text, not even
+ * an end to compute (UBSan: no offset may be added to its NULL). */
+static void test_absent_counts(void)
+{
+    s2a_usage u;
+
+    memset(&u, 0, sizeof(u));
+    u.input = 5;
+    S2A_CHECK_INT(sse(&u, "message_delta", "{\"usage\":{\"output_tokens\":3}}"), 1);
+    S2A_CHECK_INT(u.output, 3);
+    S2A_CHECK_INT(u.input, 5);
+    S2A_CHECK_INT(u.cache_creation, 0);
+    S2A_CHECK_INT(u.cache_read, 0);
+}
+
 static void test_counts(void)
 {
     s2a_usage u;
@@ -535,6 +550,7 @@ int main(void)
     test_unnamed_and_slices();
     test_output_estimate();
     test_malformed();
+    test_absent_counts();
     test_counts();
     test_json_body();
     test_json_abandoned();
