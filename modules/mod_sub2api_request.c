@@ -541,6 +541,17 @@ static int hold_key_budget(request_rec *r, s2a_request *q)
     return OK;
 }
 
+/* The server tools the body lists: allowed by the key's group and priced
+ * for the model the account is sent (s2a_body_tools_refused). */
+static int check_tools(request_rec *r, s2a_request *q)
+{
+    const char *message = NULL;
+    int status = q->count_only ? 0
+                               : s2a_body_tools_refused(r->pool, &q->body, q->attempt->price,
+                                                        q->key.server_tools, &message);
+    return status ? refuse(r, q, status, message) : OK;
+}
+
 /* What the key may spend, and the pseudonym key its requests need. */
 static int check_spending(request_rec *r, s2a_request *q)
 {
@@ -642,7 +653,8 @@ static int admit(request_rec *r, s2a_request *q, s2a_endpoint endpoint, apr_off_
     }
     begin_holding(r, q);
     if ((rc = take_key_and_user_places(r, q)) != OK || (rc = read_request(r, q, max_body)) != OK ||
-        (rc = choose_account(r, q)) != OK || (rc = hold_key_budget(r, q)) != OK) {
+        (rc = choose_account(r, q)) != OK || (rc = check_tools(r, q)) != OK ||
+        (rc = hold_key_budget(r, q)) != OK) {
         return rc;
     }
     q->proxy_filename = r->filename;

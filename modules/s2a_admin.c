@@ -252,6 +252,11 @@ static const s2a_admin_field group_fields[] = {
     WINDOW_LIMIT("daily"),
     WINDOW_LIMIT("weekly"),
     WINDOW_LIMIT("monthly"),
+    {.name = "server_tools",
+     .type = S2A_ADMIN_BOOL,
+     .column = "server_tools",
+     .flags = BOTH,
+     .message = "server_tools: true or false"},
     {NULL},
 };
 
@@ -260,8 +265,8 @@ const s2a_admin_resource s2a_admin_groups = {
     .noun = "group",
     .table = "s2a_groups",
     .columns = "id, name, rate_multiplier_ppm, created_at, billing_type, daily_limit_nanousd,"
-               " weekly_limit_nanousd, monthly_limit_nanousd",
-    .types = "isiisiii",
+               " weekly_limit_nanousd, monthly_limit_nanousd, server_tools",
+    .types = "isiisiiib",
     .order = " ORDER BY id",
     .stamped = 1,
     .fields = group_fields};
@@ -682,8 +687,9 @@ const s2a_admin_resource s2a_admin_usage = {
                " cache_creation_1h_tokens, cache_read_tokens, input_cost_nanousd,"
                " output_cost_nanousd, cache_creation_cost_nanousd, cache_read_cost_nanousd,"
                " total_cost_nanousd, actual_cost_nanousd, rate_multiplier_ppm, billing_type,"
-               " stream, status, outcome, duration_ms, first_token_ms, created_at",
-    .types = "isiiiiissiiiiiiiiiiiisbisiii",
+               " stream, status, outcome, duration_ms, first_token_ms, created_at,"
+               " web_search_requests, web_fetch_requests, server_tool_cost_nanousd",
+    .types = "isiiiiissiiiiiiiiiiiisbisiiiiii",
     .order = " ORDER BY created_at DESC, id DESC",
     .paged = 1,
     .fields = no_fields,
@@ -1156,7 +1162,7 @@ const char *s2a_admin_summary_parse(apr_pool_t *p, apr_table_t *params, s2a_admi
     keys = apr_pstrcat(p, groupings[by][1], " AS k", NULL);
     order = " GROUP BY k ORDER BY k";
     out->types =
-        apr_pstrcat(p, groupings[by][2], split < 0 ? "" : groupings[split][2], "iiiiiii", NULL);
+        apr_pstrcat(p, groupings[by][2], split < 0 ? "" : groupings[split][2], "iiiiiiiii", NULL);
     if (split >= 0) {
         keys = apr_pstrcat(p, keys, ", ", groupings[split][1], " AS k2", NULL);
         order = " GROUP BY k, k2 ORDER BY k, k2";
@@ -1167,6 +1173,8 @@ const char *s2a_admin_summary_parse(apr_pool_t *p, apr_table_t *params, s2a_admi
                                 " SUM(output_tokens) AS output_tokens,"
                                 " SUM(cache_creation_tokens) AS cache_creation_tokens,"
                                 " SUM(cache_read_tokens) AS cache_read_tokens,"
+                                " SUM(web_search_requests) AS web_search_requests,"
+                                " SUM(server_tool_cost_nanousd) AS server_tool_cost_nanousd,"
                                 " SUM(total_cost_nanousd) AS total_cost_nanousd,"
                                 " SUM(actual_cost_nanousd) AS actual_cost_nanousd"
                                 " FROM s2a_usage",

@@ -60,6 +60,9 @@ void s2a_billing_row(const s2a_billing_facts *f, s2a_usage_row *row, s2a_usage *
     row->output_cost = cost.output;
     row->cache_creation_cost = cost.cache_write;
     row->cache_read_cost = cost.cache_read;
+    row->web_search_requests = usage->web_search;
+    row->web_fetch_requests = usage->web_fetch;
+    row->server_tool_cost = cost.server_tools;
     row->total_cost = cost.total;
     row->actual_cost = cost.actual;
     row->multiplier_ppm = f->key->multiplier_ppm;

@@ -5,13 +5,14 @@
 #include "s2a_db_billing.h"
 #include "s2a_key_limits.h"
 
-#define USAGE_COLUMNS 27
+#define USAGE_COLUMNS 30
 #define USAGE_COLUMN_NAMES                                                                         \
     "request_id, attempt, user_id, api_key_id, account_id, group_id, model, upstream_model,"       \
     " input_tokens, output_tokens, cache_creation_tokens, cache_creation_1h_tokens,"               \
     " cache_read_tokens, input_cost_nanousd, output_cost_nanousd, cache_creation_cost_nanousd,"    \
     " cache_read_cost_nanousd, total_cost_nanousd, actual_cost_nanousd, rate_multiplier_ppm,"      \
-    " billing_type, stream, status, outcome, duration_ms, first_token_ms, created_at"
+    " billing_type, stream, status, outcome, duration_ms, first_token_ms, created_at,"             \
+    " web_search_requests, web_fetch_requests, server_tool_cost_nanousd"
 
 /* One INSERT of `n` rows that returns the (request id, attempt) of the rows
  * it added: a row billed before (a batch written again after an uncertain
@@ -20,7 +21,7 @@ static apr_dbd_prepared_t *insert_stmt(s2a_dbc *c, int n, const char *label, con
 {
     static const char *const values =
         "(%s, %d, %lld, %lld, %lld, %lld, %s, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld,"
-        " %lld, %lld, %lld, %lld, %lld, %s, %d, %d, %s, %lld, %lld, %lld)";
+        " %lld, %lld, %lld, %lld, %lld, %s, %d, %d, %s, %lld, %lld, %lld, %lld, %lld, %lld)";
     apr_dbd_prepared_t *st = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
     struct iovec *parts;
     const char *sql;
@@ -73,6 +74,9 @@ static void row_args(apr_pool_t *p, const s2a_usage_row *r, const char **args)
     args[24] = S2A_DB_I64(p, r->duration_ms);
     args[25] = S2A_DB_I64(p, r->first_token_ms);
     args[26] = S2A_DB_I64(p, r->created_at);
+    args[27] = S2A_DB_I64(p, r->web_search_requests);
+    args[28] = S2A_DB_I64(p, r->web_fetch_requests);
+    args[29] = S2A_DB_I64(p, r->server_tool_cost);
 }
 
 /* inserted[i] = 1 for each of rows[0..n-1] the RETURNING rows name. */
@@ -129,9 +133,10 @@ static int insert_rows_pg(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, 
                           char *inserted, const char **err)
 {
     static const char *const types[USAGE_COLUMNS] = {
-        "text",   "int",    "bigint", "bigint", "bigint", "bigint", "text",   "text",   "bigint",
-        "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
-        "bigint", "bigint", "text",   "int",    "int",    "text",   "bigint", "bigint", "bigint"};
+        "text",   "int",    "bigint", "bigint", "bigint", "bigint", "text",   "text",
+        "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
+        "bigint", "bigint", "bigint", "bigint", "text",   "int",    "int",    "text",
+        "bigint", "bigint", "bigint", "bigint", "bigint", "bigint"};
     apr_dbd_prepared_t *ins = apr_hash_get(c->prepared, "s2a_usage_unnest", APR_HASH_KEY_STRING);
     const char *one[USAGE_COLUMNS], *arrays[USAGE_COLUMNS];
     apr_array_header_t *buf[USAGE_COLUMNS];

@@ -19,6 +19,9 @@ typedef struct {
     apr_int64_t input_cost, output_cost, cache_creation_cost, cache_read_cost, total_cost,
         actual_cost;
     apr_int64_t multiplier_ppm;
+    /* server tools: the uses the upstream counted, and their per-use charges (part of
+     * total_cost) */
+    apr_int64_t web_search_requests, web_fetch_requests, server_tool_cost;
     int stream;
     int status;
     char outcome[24];

@@ -25,6 +25,7 @@ typedef struct {
     int rpm_limit;        /* requests of this key per minute, 0: no limit */
     int user_concurrency; /* requests of its user at once, 0: no limit */
     int subscription;     /* its group bills by subscription, not balance */
+    int server_tools;     /* its group lets requests use server tools */
     apr_int64_t sub_id;   /* the user's subscription to the group, 0: none */
     apr_int64_t sub_expires_at;
     int sub_active;

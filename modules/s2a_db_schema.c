@@ -130,10 +130,19 @@ static const char *schema_v9[] = {
     "ALTER TABLE s2a_api_keys ADD COLUMN models TEXT NOT NULL DEFAULT ''",
     NULL};
 
+/* Version 10: server tools. Usage rows keep the uses the upstream counted
+ * and their per-use charges (part of the total); a group may refuse
+ * requests that use server tools. */
+static const char *schema_v10[] = {
+    "ALTER TABLE s2a_usage ADD COLUMN web_search_requests BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_usage ADD COLUMN web_fetch_requests BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_usage ADD COLUMN server_tool_cost_nanousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_groups ADD COLUMN server_tools SMALLINT NOT NULL DEFAULT 1", NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
-static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3,
-                                                schema_v4, schema_v5, schema_v6,
-                                                schema_v7, schema_v8, schema_v9};
+static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
+                                                schema_v5, schema_v6, schema_v7, schema_v8,
+                                                schema_v9, schema_v10};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)

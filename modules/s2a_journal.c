@@ -7,10 +7,13 @@
 
 #include "s2a_journal.h"
 
-/* s2a2 added the billing type; s2a1 lines (balance rows) are still read */
-#define TAG "s2a2"
+/* s2a3 added the server tools' uses and charges, s2a2 the billing type;
+ * lines of both earlier forms are still read */
+#define TAG "s2a3"
+#define TAG_V2 "s2a2"
 #define TAG_V1 "s2a1"
-#define FIELDS 27
+#define FIELDS_V1 27 /* the tag and the fields of s2a1 */
+#define FIELDS (FIELDS_V1 + 4)
 #define READ_CHUNK (1024 * 1024)
 
 /* Strings go between tabs: %, tab, CR, LF and the other control bytes are
@@ -63,8 +66,9 @@ char *s2a_journal_line(apr_pool_t *p, const s2a_usage_row *row)
                                  row->multiplier_ppm,
                                  row->stream,
                                  row->status};
-    const apr_int64_t nums3[] = {row->duration_ms, row->first_token_ms, row->created_at,
-                                 row->subscription};
+    const apr_int64_t nums3[] = {
+        row->duration_ms,         row->first_token_ms,     row->created_at,      row->subscription,
+        row->web_search_requests, row->web_fetch_requests, row->server_tool_cost};
     apr_array_header_t *out = apr_array_make(p, 512, 1);
     size_t i;
 
@@ -159,8 +163,8 @@ static int get_int(const char *s, apr_size_t len, int *out)
 
 int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
 {
-    const char *f[FIELDS + 1];
-    apr_size_t fl[FIELDS + 1];
+    const char *f[FIELDS];
+    apr_size_t fl[FIELDS];
     apr_int64_t *nums2[] = {&row->input_tokens,          &row->output_tokens,
                             &row->cache_creation_tokens, &row->cache_creation_1h_tokens,
                             &row->cache_read_tokens,     &row->input_cost,
@@ -180,7 +184,7 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
     }
     for (i = 0; i <= len; i++) {
         if (i == len || line[i] == '\t') {
-            if (n > FIELDS) {
+            if (n == FIELDS) {
                 return 0;
             }
             f[n] = line + start;
@@ -188,8 +192,9 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
             start = i + 1;
         }
     }
-    if (!((n == FIELDS + 1 && fl[0] == strlen(TAG) && memcmp(f[0], TAG, fl[0]) == 0) ||
-          (n == FIELDS && fl[0] == strlen(TAG_V1) && memcmp(f[0], TAG_V1, fl[0]) == 0))) {
+    if (!((n == FIELDS && fl[0] == strlen(TAG) && memcmp(f[0], TAG, fl[0]) == 0) ||
+          (n == FIELDS_V1 + 1 && fl[0] == strlen(TAG_V2) && memcmp(f[0], TAG_V2, fl[0]) == 0) ||
+          (n == FIELDS_V1 && fl[0] == strlen(TAG_V1) && memcmp(f[0], TAG_V1, fl[0]) == 0))) {
         return 0;
     }
     memset(row, 0, sizeof(*row));
@@ -207,8 +212,11 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
            get_i64(f[24], fl[24], &row->duration_ms) &&
            get_i64(f[25], fl[25], &row->first_token_ms) &&
            get_i64(f[26], fl[26], &row->created_at) &&
-           (n == FIELDS || (get_int(f[27], fl[27], &row->subscription) &&
-                            (row->subscription == 0 || row->subscription == 1)));
+           (n == FIELDS_V1 || (get_int(f[27], fl[27], &row->subscription) &&
+                               (row->subscription == 0 || row->subscription == 1))) &&
+           (n < FIELDS || (get_i64(f[28], fl[28], &row->web_search_requests) &&
+                           get_i64(f[29], fl[29], &row->web_fetch_requests) &&
+                           get_i64(f[30], fl[30], &row->server_tool_cost)));
 }
 
 apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage_row *rows, int n)

@@ -341,6 +341,24 @@ static int parse_tiers(apr_pool_t *p, json_object *entry, const char *model, s2a
     return result;
 }
 
+/* The web search tool's price per search: LiteLLM's search_context_cost_per_query, a
+   number or an object of prices by context size (Anthropic's are all the same: the
+   medium one is read). */
+static int web_search_price(apr_pool_t *p, json_object *entry, const char *model, s2a_price *pr,
+                            const char **err)
+{
+    json_object *q;
+    int r;
+    if (!json_object_object_get_ex(entry, "search_context_cost_per_query", &q) || !q) {
+        return PRICE_ABSENT;
+    }
+    r = json_object_is_type(q, json_type_object)
+            ? price_field(p, q, model, "search_context_size_medium", &pr->web_search, err)
+            : price_field(p, entry, model, "search_context_cost_per_query", &pr->web_search, err);
+    pr->web_search_set = r == PRICE_SET;
+    return r;
+}
+
 /* Parses one model entry into *pr. PRICE_SET when it has a price, PRICE_ABSENT or
    PRICE_INEXACT when it is to be skipped, PRICE_BAD (with *err) when the table is broken. */
 static int parse_entry(apr_pool_t *p, json_object *entry, const char *model, s2a_price *pr,
@@ -348,7 +366,7 @@ static int parse_entry(apr_pool_t *p, json_object *entry, const char *model, s2a
 {
     apr_int64_t *slots[] = {&pr->input, &pr->output, &pr->cache_write_5m, &pr->cache_write_1h,
                             &pr->cache_read};
-    int got[FIELDS], skip = PRICE_SET, i;
+    int got[FIELDS], skip = PRICE_SET, search, i;
 
     memset(pr, 0, sizeof(*pr));
     for (i = 0; i < FIELDS; i++) {
@@ -372,8 +390,11 @@ static int parse_entry(apr_pool_t *p, json_object *entry, const char *model, s2a
         pr->cache_read = (pr->input + 5) / 10;
     }
     i = parse_tiers(p, entry, model, pr, err);
-    if (i == PRICE_BAD) {
+    if (i == PRICE_BAD || (search = web_search_price(p, entry, model, pr, err)) == PRICE_BAD) {
         return PRICE_BAD;
+    }
+    if (search == PRICE_INEXACT) {
+        skip = PRICE_INEXACT;
     }
     if (got[0] == PRICE_ABSENT || got[1] == PRICE_ABSENT) {
         return PRICE_ABSENT;
@@ -645,6 +666,11 @@ json_object *s2a_pricing_json(apr_pool_t *p, const s2a_pricing *t, const apr_arr
             json_object_array_add(tiers, o);
         }
         json_object_object_add(m, "long_context", tiers);
+        /* USD per search, as the table writes it; null: the web search tool is not priced */
+        json_object_object_add(m, "web_search_cost_per_search",
+                               pr->web_search_set
+                                   ? json_object_new_string(decimal_format(p, pr->web_search, 12))
+                                   : NULL);
         json_object_array_add(data, m);
     }
     for (i = 0; rules && i < rules->nelts; i++) {
@@ -729,7 +755,7 @@ void s2a_cost_compute(const s2a_price *pr, const s2a_usage *u, apr_int64_t multi
 {
     apr_int64_t created = nonneg(u->cache_creation);
     apr_int64_t hour = nonneg(u->cache_1h);
-    u128 in, op, cw, cr, total, q, r, actual;
+    u128 in, op, cw, cr, st, total, q, r, actual;
     uint64_t ppm = (uint64_t)nonneg(multiplier_ppm), rate[5];
     const u128 scale = (u128)PICO_PER_NANO * PPM;
 
@@ -738,17 +764,19 @@ void s2a_cost_compute(const s2a_price *pr, const s2a_usage *u, apr_int64_t multi
     }
     rates_of(pr, u, rate, &out->above);
     /* Prices are below 2^60 and counts below 2^63, so each product is below 2^123 and
-       the sum of the five below 2^126: no overflow in 128 bits. */
+       the sum of the six below 2^126: no overflow in 128 bits. */
     in = (u128)nonneg(u->input) * rate[0];
     op = (u128)nonneg(u->output) * rate[1];
     cw = (u128)(created - hour) * rate[2] + (u128)hour * rate[3];
     cr = (u128)nonneg(u->cache_read) * rate[4];
-    total = in + op + cw + cr;
+    st = (u128)nonneg(u->web_search) * price_of(pr->web_search_set ? pr->web_search : 0);
+    total = in + op + cw + cr + st;
 
     out->input = pico_to_nano(in);
     out->output = pico_to_nano(op);
     out->cache_write = pico_to_nano(cw);
     out->cache_read = pico_to_nano(cr);
+    out->server_tools = pico_to_nano(st);
     out->total = pico_to_nano(total);
 
     /* total * ppm / 1e9 rounded half up, split so the product cannot overflow. */

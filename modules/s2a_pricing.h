@@ -24,6 +24,10 @@ typedef struct {
     apr_int64_t input, output, cache_write_5m, cache_write_1h, cache_read; /* pico-USD per token */
     int ntiers;                           /* long-context tiers, by `above` ascending */
     s2a_price_tier tier[S2A_PRICE_TIERS]; /* each with all five prices filled in */
+    /* the web search tool, pico-USD per search (search_context_cost_per_query: a number,
+       or its search_context_size_medium); web_search_set 0: not priced */
+    apr_int64_t web_search;
+    int web_search_set;
 } s2a_price;
 
 typedef struct s2a_pricing s2a_pricing;
@@ -92,9 +96,10 @@ int s2a_pricing_skipped(const s2a_pricing *t, const char **first);
 /* Amounts in nano-USD. */
 typedef struct {
     apr_int64_t input, output, cache_write, cache_read; /* per class, before multiplier */
-    apr_int64_t total;                                  /* sum of the classes, before multiplier */
-    apr_int64_t actual;                                 /* total * multiplier */
-    apr_int64_t above; /* the threshold of the long-context rates applied; 0: base rates */
+    apr_int64_t server_tools; /* per-use charges of server tools, before multiplier */
+    apr_int64_t total;        /* sum of the classes, before multiplier */
+    apr_int64_t actual;       /* total * multiplier */
+    apr_int64_t above;        /* the threshold of the long-context rates applied; 0: base rates */
 } s2a_cost;
 
 /* Cost of u at prices pr with a rate multiplier in parts per million (1.0 = 1000000).
@@ -103,8 +108,9 @@ typedef struct {
    included; else the base rates (exactly at a threshold: base). Each class is tokens * price
    in pico-USD; total is their exact sum; every nano figure is its pico amount / 1000 rounded
    half up; actual = total_pico * multiplier_ppm / 1e6 rounded half up to nano, in one step.
-   cache_write = (cache_creation - cache_1h) * 5 m price + cache_1h * 1 h price. Negative
-   counts or multiplier count as 0; results saturate at INT64_MAX rather than wrap. */
+   cache_write = (cache_creation - cache_1h) * 5 m price + cache_1h * 1 h price. server_tools
+   = web searches * the web search price (web fetches cost tokens only); it is part of total.
+   Negative counts or multiplier count as 0; results saturate at INT64_MAX rather than wrap. */
 void s2a_cost_compute(const s2a_price *pr, const s2a_usage *u, apr_int64_t multiplier_ppm,
                       s2a_cost *out);
 

@@ -44,17 +44,61 @@ s2a_endpoint s2a_endpoint_of(const char *path)
     return s2a_endpoint_model_id(path) ? S2A_ENDPOINT_MODEL : S2A_ENDPOINT_NONE;
 }
 
+/* Whether a tool's "type" begins with `prefix`: compared as sent, or decoded
+ * when it holds an escape (a server tool spelled with \u escapes is the same
+ * tool to the upstream). */
+static int type_begins(apr_pool_t *p, const s2a_json_span *type, const char *prefix)
+{
+    apr_size_t n = strlen(prefix);
+    const char *text;
+    if (!memchr(type->p, '\\', type->len)) {
+        return type->len > n + 1 && memcmp(type->p + 1, prefix, n) == 0;
+    }
+    text = s2a_json_string_dup(p, type);
+    return text && strncmp(text, prefix, n) == 0;
+}
+
+/* The server tools of a "tools" array (S2A_TOOL_*); anything else is the
+ * upstream's to judge. */
+static int server_tools_of(apr_pool_t *p, const s2a_json_span *tools)
+{
+    static const struct {
+        const char *prefix;
+        int tool;
+    } kinds[] = {{"web_search_", S2A_TOOL_WEB_SEARCH},
+                 {"web_fetch_", S2A_TOOL_WEB_FETCH},
+                 {"code_execution_", S2A_TOOL_CODE_EXECUTION}};
+    s2a_json_span tool, type;
+    apr_size_t pos = 0, k;
+    int found = 0;
+    if (tools->type != S2A_JSON_ARRAY) {
+        return 0;
+    }
+    while (s2a_json_array_next(tools, &pos, &tool)) {
+        if (tool.type != S2A_JSON_OBJECT || !s2a_json_object_get(&tool, "type", &type) ||
+            type.type != S2A_JSON_STRING) {
+            continue;
+        }
+        for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            if (type_begins(p, &type, kinds[k].prefix)) {
+                found |= kinds[k].tool;
+            }
+        }
+    }
+    return found;
+}
+
 int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err)
 {
-    static const char *const names[] = {"model",    "messages", "stream",
-                                        "metadata", "system",   "max_tokens"};
-    s2a_json_span spans[6];
+    static const char *const names[] = {"model",  "messages",   "stream", "metadata",
+                                        "system", "max_tokens", "tools"};
+    s2a_json_span spans[7];
     s2a_body_fields *f = &out->f;
 
     memset(out, 0, sizeof(*out));
     out->raw = raw;
     out->len = len;
-    if (s2a_json_scan_object(p, raw, len, names, 6, spans, err) != 0) {
+    if (s2a_json_scan_object(p, raw, len, names, 7, spans, err) != 0) {
         *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
         return -1;
     }
@@ -64,6 +108,7 @@ int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
     f->metadata = spans[3];
     f->system = spans[4];
     f->max_tokens = spans[5];
+    f->tools = spans[6];
     if (f->model.type != S2A_JSON_STRING || !(out->model = s2a_json_string_dup(p, &f->model)) ||
         !*out->model) {
         *err = "model: a non-empty string is required";
@@ -83,6 +128,30 @@ int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
         return -1;
     }
     out->stream = f->stream.type == S2A_JSON_TRUE;
+    out->server_tools = server_tools_of(p, &f->tools);
+    return 0;
+}
+
+int s2a_body_tools_refused(apr_pool_t *p, const s2a_body *b, const s2a_price *price,
+                           int group_allows, const char **message)
+{
+    if (!b->server_tools) {
+        return 0;
+    }
+    if (!group_allows) {
+        *message = "Server tools (web search, web fetch, code execution) are not available to "
+                   "this API key's group";
+        return 403;
+    }
+    if (b->server_tools & S2A_TOOL_CODE_EXECUTION) {
+        *message = "tools: code_execution has no price on this gateway";
+        return 400;
+    }
+    if ((b->server_tools & S2A_TOOL_WEB_SEARCH) && (!price || !price->web_search_set)) {
+        *message = "tools: web_search has no price on this gateway for this model";
+        return 400;
+    }
+    (void)p;
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <apr_tables.h>
 
 #include "s2a_json.h"
+#include "s2a_pricing.h"
 #include "s2a_usage.h"
 
 /* What a path under a gateway location asks for, by its end. */
@@ -42,7 +43,15 @@ typedef struct {
     s2a_json_span metadata;
     s2a_json_span system;
     s2a_json_span max_tokens;
+    s2a_json_span tools;
 } s2a_body_fields;
+
+/* Server tools a request may ask for: the upstream runs them and charges per
+ * use (web search), or only the tokens they add (web fetch), or by a measure
+ * the gateway cannot count (code execution's container time). */
+#define S2A_TOOL_WEB_SEARCH 1
+#define S2A_TOOL_WEB_FETCH 2
+#define S2A_TOOL_CODE_EXECUTION 4
 
 typedef struct {
     const char *raw; /* as the client sent it */
@@ -50,6 +59,7 @@ typedef struct {
     s2a_body_fields f;
     const char *model; /* the model asked for, decoded */
     int stream;
+    int server_tools; /* S2A_TOOL_* of the tools it lists, by their types */
 } s2a_body;
 
 /* Reads the body `raw[0..len)`: one JSON object whose `model` is a non-empty
@@ -57,6 +67,12 @@ typedef struct {
  * object where present. 0, or -1 with *err the message the client gets
  * (from p). */
 int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err);
+
+/* Why the request may not use the server tools it lists: 0 when it may;
+ * else the status (403: its group refuses server tools; 400: one has no price
+ * at `price`, the prices of the model the account is sent) with *message. */
+int s2a_body_tools_refused(apr_pool_t *p, const s2a_body *b, const s2a_price *price,
+                           int group_allows, const char **message);
 
 /* A stretch of the body sent upstream. */
 typedef struct {

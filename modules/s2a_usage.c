@@ -13,14 +13,15 @@
 
 /* The figures of one usage object; -1 where absent or not a usable count. */
 typedef struct {
-    apr_int64_t in, out, cc, cr, c5m, c1h;
+    apr_int64_t in, out, cc, cr, c5m, c1h, ws, wf;
 } counts;
 
 static int usage_differs(const s2a_usage *a, const s2a_usage *b)
 {
     return a->input != b->input || a->output != b->output ||
            a->cache_creation != b->cache_creation || a->cache_1h != b->cache_1h ||
-           a->cache_read != b->cache_read || a->seen_start != b->seen_start ||
+           a->cache_read != b->cache_read || a->web_search != b->web_search ||
+           a->web_fetch != b->web_fetch || a->seen_start != b->seen_start ||
            a->seen_delta != b->seen_delta;
 }
 
@@ -56,16 +57,28 @@ static apr_int64_t count_of_span(const s2a_json_span *v)
 /* usage is an object span inside validated data. Returns 0 if it cannot be read. */
 static int counts_of_span(const s2a_json_span *usage, counts *c)
 {
-    static const char *const keys[] = {"input_tokens", "output_tokens",
-                                       "cache_creation_input_tokens", "cache_read_input_tokens",
-                                       "cache_creation"};
+    static const char *const keys[] = {"input_tokens",
+                                       "output_tokens",
+                                       "cache_creation_input_tokens",
+                                       "cache_read_input_tokens",
+                                       "cache_creation",
+                                       "server_tool_use"};
     static const char *const split_keys[] = {"ephemeral_5m_input_tokens",
                                              "ephemeral_1h_input_tokens"};
-    s2a_json_span v[5], w[2];
+    static const char *const tool_keys[] = {"web_search_requests", "web_fetch_requests"};
+    s2a_json_span v[6], w[2];
     const char *err;
 
-    if (s2a_json_scan_object(NULL, usage->p, usage->len, keys, 5, v, &err) != 0) {
+    if (s2a_json_scan_object(NULL, usage->p, usage->len, keys, 6, v, &err) != 0) {
         return 0;
+    }
+    c->ws = c->wf = -1;
+    if (v[5].type == S2A_JSON_OBJECT) {
+        if (s2a_json_scan_object(NULL, v[5].p, v[5].len, tool_keys, 2, w, &err) != 0) {
+            return 0;
+        }
+        c->ws = count_of_span(&w[0]);
+        c->wf = count_of_span(&w[1]);
     }
     c->in = count_of_span(&v[0]);
     c->out = count_of_span(&v[1]);
@@ -99,6 +112,12 @@ static void apply_counts(s2a_usage *u, const counts *c, int is_delta)
 
     if (out >= 0) {
         u->output = out;
+    }
+    if (c->ws >= 0) {
+        u->web_search = c->ws;
+    }
+    if (c->wf >= 0) {
+        u->web_fetch = c->wf;
     }
     if (in >= min) {
         u->input = in;

@@ -10,6 +10,8 @@ typedef struct {
     apr_int64_t cache_creation; /* cache_creation_input_tokens (all TTLs) */
     apr_int64_t cache_1h;       /* part of cache_creation written with 1 h TTL */
     apr_int64_t cache_read;     /* cache_read_input_tokens */
+    apr_int64_t web_search;     /* server_tool_use.web_search_requests */
+    apr_int64_t web_fetch;      /* server_tool_use.web_fetch_requests */
     int seen_start;             /* a message_start (or full JSON body) with usage was seen */
     int seen_delta;             /* a message_delta with usage was seen */
     apr_int64_t delta_bytes;    /* generated text seen in content_block_delta events (raw) */
@@ -25,16 +27,17 @@ apr_int64_t s2a_usage_output_estimate(const s2a_usage *u);
 /* Apply one SSE event (name, data JSON; neither needs a NUL terminator).
    message_start: message.usage sets input, cache_creation, cache_read and the initial output.
    message_delta: usage.output_tokens is cumulative and overwrites; non-zero input and cache
-   figures there overwrite too. usage.cache_creation.ephemeral_1h_input_tokens gives cache_1h;
-   when cache_creation_input_tokens is absent, cache_creation = 5m + 1h split.
-   content_block_delta: the length of delta.text, .thinking, .partial_json or .signature is
-   added to delta_bytes (the return value stays 0).
-   An event without a name is recognised by its data's "type". Other events are skipped
-   without parsing. Counts are JSON integers (no fraction or exponent) and not negative;
-   larger than APR_INT64_MAX saturates; anything else counts as absent. Returns 1 if usage
-   changed, 0 otherwise, also when data is not one JSON object in the sense of
-   s2a_json_scan_object (an unknown container member is only checked for balance, raw
-   control characters in strings are not checked). Allocates nothing. */
+   figures there overwrite too. usage.server_tool_use's web_search_requests and
+   web_fetch_requests (the server tools' uses) are cumulative like the output.
+   usage.cache_creation.ephemeral_1h_input_tokens gives cache_1h; when cache_creation_input_tokens
+   is absent, cache_creation = 5m + 1h split. content_block_delta: the length of delta.text,
+   .thinking, .partial_json or .signature is added to delta_bytes (the return value stays 0). An
+   event without a name is recognised by its data's "type". Other events are skipped without
+   parsing. Counts are JSON integers (no fraction or exponent) and not negative; larger than
+   APR_INT64_MAX saturates; anything else counts as absent. Returns 1 if usage changed, 0 otherwise,
+   also when data is not one JSON object in the sense of s2a_json_scan_object (an unknown container
+   member is only checked for balance, raw control characters in strings are not checked). Allocates
+   nothing. */
 int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const char *data,
                         apr_size_t dlen);
 

@@ -11,15 +11,15 @@
 #include "fuzz.h"
 #include "s2a_journal.h"
 
-#define FIELDS 28
+#define FIELDS 31
 
-/* A line as the writer makes it: the tag, 28 fields, no control byte but
+/* A line as the writer makes it: the tag, 31 fields, no control byte but
  * the tabs and the final newline. */
 static void check_line(const char *line)
 {
     size_t n = strlen(line), i, tabs = 0;
 
-    FUZZ_CHECK(n > 5 && strncmp(line, "s2a2\t", 5) == 0 && line[n - 1] == '\n');
+    FUZZ_CHECK(n > 5 && strncmp(line, "s2a3\t", 5) == 0 && line[n - 1] == '\n');
     for (i = 0; i + 1 < n; i++) {
         unsigned char c = (unsigned char)line[i];
         FUZZ_CHECK(c == '\t' || (c >= 0x20 && c != 0x7f));
@@ -82,7 +82,10 @@ static void row_from(fuzz_input *in, s2a_usage_row *row)
                            &row->multiplier_ppm,
                            &row->duration_ms,
                            &row->first_token_ms,
-                           &row->created_at};
+                           &row->created_at,
+                           &row->web_search_requests,
+                           &row->web_fetch_requests,
+                           &row->server_tool_cost};
     int *ints[] = {&row->attempt, &row->stream, &row->status};
     size_t i;
 

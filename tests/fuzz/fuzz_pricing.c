@@ -36,7 +36,8 @@ static u128 nonneg(apr_int64_t v)
  * without overflow. */
 static int cost_model(const s2a_price *pr, const s2a_usage *u, apr_int64_t ppm, s2a_cost *out)
 {
-    u128 created = nonneg(u->cache_creation), hour = nonneg(u->cache_1h), in, op, cw, cr, total;
+    u128 created = nonneg(u->cache_creation), hour = nonneg(u->cache_1h), in, op, cw, cr, st;
+    u128 total;
     u128 m = nonneg(ppm);
 
     u128 tokens = nonneg(u->input) + created + nonneg(u->cache_read);
@@ -67,11 +68,13 @@ static int cost_model(const s2a_price *pr, const s2a_usage *u, apr_int64_t ppm, 
     op = nonneg(u->output) * (u128)rate[1];
     cw = (created - hour) * (u128)rate[2] + hour * (u128)rate[3];
     cr = nonneg(u->cache_read) * (u128)rate[4];
-    total = in + op + cw + cr;
+    st = nonneg(u->web_search) * (u128)(pr->web_search_set ? pr->web_search : 0);
+    total = in + op + cw + cr + st;
     out->input = nano_of(in);
     out->output = nano_of(op);
     out->cache_write = nano_of(cw);
     out->cache_read = nano_of(cr);
+    out->server_tools = nano_of(st);
     out->total = nano_of(total);
     if (m && total > ~(u128)0 / m) {
         return 0;
@@ -303,7 +306,8 @@ static void check_numbers(apr_pool_t *p, fuzz_input *in)
     s2a_usage u;
     apr_int64_t ppm,
         *prices[] = {&pr.input, &pr.output, &pr.cache_write_5m, &pr.cache_write_1h, &pr.cache_read};
-    apr_int64_t *counts[] = {&u.input, &u.output, &u.cache_creation, &u.cache_1h, &u.cache_read};
+    apr_int64_t *counts[] = {&u.input,    &u.output,     &u.cache_creation,
+                             &u.cache_1h, &u.cache_read, &u.web_search};
     int i;
 
     memset(&u, 0, sizeof(u));
@@ -311,6 +315,8 @@ static void check_numbers(apr_pool_t *p, fuzz_input *in)
     for (i = 0; i < 5; i++) {
         *prices[i] = (apr_int64_t)(fuzz_u64(in) % ((uint64_t)PRICE_LIMIT + 1));
     }
+    pr.web_search = (apr_int64_t)(fuzz_u64(in) % ((uint64_t)PRICE_LIMIT + 1));
+    pr.web_search_set = (int)(fuzz_u64(in) & 1);
     /* long-context tiers, thresholds as the table allows them (1 to 10^9 thousand) */
     pr.ntiers = (int)(fuzz_u64(in) % (S2A_PRICE_TIERS + 1));
     for (i = 0; i < pr.ntiers; i++) {
@@ -322,13 +328,13 @@ static void check_numbers(apr_pool_t *p, fuzz_input *in)
         t->cache_write_1h = (apr_int64_t)(fuzz_u64(in) % ((uint64_t)PRICE_LIMIT + 1));
         t->cache_read = (apr_int64_t)(fuzz_u64(in) % ((uint64_t)PRICE_LIMIT + 1));
     }
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         *counts[i] = (apr_int64_t)fuzz_u64(in);
     }
     ppm = (apr_int64_t)fuzz_u64(in);
     check_cost(&pr, &u, ppm);
     check_cost(&pr, &u, ppm < 0 ? -(ppm + 1) : ppm >> 32);
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         *counts[i] >>= 32;
     }
     check_cost(&pr, &u, ppm >> 40);

@@ -13,7 +13,9 @@ the rest is a JSON object of options:
   error_message   override its message
   headers         extra response headers (dict)
   usage           overrides of the usage numbers; may hold cache_creation
-                  {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}
+                  {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens} and
+                  server_tool_use {web_search_requests, web_fetch_requests}
+                  (a stream reports those in its last message_delta)
   delta_usage     extra fields merged into the usage of message_delta
   events          number of text deltas in a stream (default 3)
   delay_ms        pause before answering
@@ -452,6 +454,10 @@ class Handler(BaseHTTPRequestHandler):
         count = max(int(opts.get("events", 3)), 1)
         start_usage = dict(usage, output_tokens=1)
         delta_usage = {"output_tokens": usage["output_tokens"]}
+        if usage.get("server_tool_use"):
+            # the uses are counted as the answer goes: none at its start, all in its last delta
+            start_usage["server_tool_use"] = {k: 0 for k in usage["server_tool_use"]}
+            delta_usage["server_tool_use"] = usage["server_tool_use"]
         delta_usage.update(opts.get("delta_usage") or {})
         events = [("message_start", {
             "type": "message_start",

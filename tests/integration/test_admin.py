@@ -443,7 +443,9 @@ def test_prices_in_service(gateway):
         "model": "claude-sonnet-4-20250514", "input_cost_per_token": "0.000003",
         "output_cost_per_token": "0.000015", "cache_creation_input_token_cost": "0.00000375",
         "cache_creation_input_token_cost_above_1hr": "0.000006",
-        "cache_read_input_token_cost": "0.0000003", "long_context": []}
+        "cache_read_input_token_cost": "0.0000003", "long_context": [],
+        "web_search_cost_per_search": "0.01"}
+    assert models["claude-3-5-haiku-20241022"]["web_search_cost_per_search"] is None
     assert models["claude-sonnet-4-5-20250929"]["long_context"] == [{
         "above_tokens": 200000, "input_cost_per_token": "0.000006",
         "output_cost_per_token": "0.0000225", "cache_creation_input_token_cost": "0.0000075",

@@ -803,7 +803,9 @@ def test_prices_list_and_check(gateway, ctl, tmp_path):
     out = ctl("prices", "list").stdout
     line = [l for l in out.splitlines() if l.startswith("claude-sonnet-4-5-20250929 ")][0]
     assert line.split()[1:6] == ["3", "15", "3.75", "6", "0.3"], line
-    assert ">200k: 6/22.5" in line
+    assert ">200k: 6/22.5" in line and line.split()[-1] == "-"
+    line = [l for l in out.splitlines() if l.startswith("claude-sonnet-4-20250514 ")][0]
+    assert line.split()[-1] == "0.01", line
     assert "4 models from %s" % gateway.httpd.prices in out
 
     # the table in service, checked again: nothing to say
@@ -819,6 +821,7 @@ def test_prices_list_and_check(gateway, ctl, tmp_path):
     table["claude-new-1"] = {"input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06}
     table["claude-sonnet-4-20250514"]["input_cost_per_token"] = 3.5e-06
     table["claude-sonnet-4-5-20250929"]["output_cost_per_token_above_200k_tokens"] = 3e-05
+    table["claude-sonnet-4-20250514"]["search_context_cost_per_query"] = 0.015
     new = tmp_path / "new.json"
     new.write_text(json.dumps(table, indent=2))
     res = ctl("prices", "check", new, code=1)
@@ -826,6 +829,7 @@ def test_prices_list_and_check(gateway, ctl, tmp_path):
     assert "removed: %s" % HAIKU in res.stdout
     assert re.search(r"claude-sonnet-4-20250514\s+in\s+3\s+3\.5", res.stdout), res.stdout
     assert re.search(r"claude-sonnet-4-5-20250929\s+out>200k\s+22\.5\s+30", res.stdout)
+    assert re.search(r"web search \(USD each\)\s+0\.01\s+0\.015", res.stdout), res.stdout
     assert re.search(r"refused: %s \(\d+ requests?\)" % HAIKU, res.stdout), res.stdout
     assert res.stdout.rstrip().endswith("NOT OK: see above")
     rep = ctl.json("prices", "check", new, code=1)

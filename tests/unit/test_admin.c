@@ -502,7 +502,7 @@ static void test_listings(void)
     apr_table_set(q, "split", "model");
     apr_table_set(q, "key_id", "7");
     S2A_CHECK(s2a_admin_summary_parse(pool, q, &s) == NULL);
-    S2A_CHECK_STR(s.types, "isiiiiiii");
+    S2A_CHECK_STR(s.types, "isiiiiiiiii");
     S2A_CHECK(strstr(s.stmt.sql, " WHERE api_key_id = %lld GROUP BY k, k2 ORDER BY k, k2") != NULL);
     rows = json_tokener_parse("[{\"k\":1764288000,\"k2\":\"m\",\"requests\":2}]");
     s2a_admin_summary_shape(pool, &s, rows);
@@ -514,7 +514,7 @@ static void test_listings(void)
     apr_table_set(q, "by", "upstream_model");
     apr_table_set(q, "from", "1764288000");
     S2A_CHECK(s2a_admin_summary_parse(pool, q, &s) == NULL);
-    S2A_CHECK_STR(s.types, "siiiiiii");
+    S2A_CHECK_STR(s.types, "siiiiiiiii");
     S2A_CHECK(strstr(s.stmt.sql, "SELECT upstream_model AS k,") != NULL);
     S2A_CHECK(strstr(s.stmt.sql, " WHERE created_at >= %lld GROUP BY k ORDER BY k") != NULL);
     rows = json_tokener_parse("[{\"k\":\"claude-x\",\"requests\":2}]");

@@ -37,6 +37,9 @@ static s2a_usage_row make_row(int i)
     r.cache_creation_cost = 80000;
     r.cache_read_cost = 90000;
     r.total_cost = r.input_cost + r.output_cost + r.cache_creation_cost + r.cache_read_cost;
+    r.web_search_requests = i % 4;
+    r.web_fetch_requests = i % 3;
+    r.server_tool_cost = r.web_search_requests * 10000000;
     r.actual_cost = r.total_cost * 2;
     r.multiplier_ppm = 2000000;
     r.stream = i % 2;
@@ -65,7 +68,9 @@ static int same(const s2a_usage_row *a, const s2a_usage_row *b)
            a->stream == b->stream && a->status == b->status &&
            strcmp(a->outcome, b->outcome) == 0 && a->duration_ms == b->duration_ms &&
            a->first_token_ms == b->first_token_ms && a->created_at == b->created_at &&
-           a->subscription == b->subscription;
+           a->subscription == b->subscription && a->web_search_requests == b->web_search_requests &&
+           a->web_fetch_requests == b->web_fetch_requests &&
+           a->server_tool_cost == b->server_tool_cost;
 }
 
 typedef struct {
@@ -164,6 +169,19 @@ static void test_line(void)
         good = "s2a2\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
                "12\t0\t200\tok\t1\t2\t3\t2\n";
         S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 0);
+        /* the server tools' fields: s2a3 has them, and only s2a3 */
+        good = "s2a3\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t0\t4\t5\t40000000\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 1);
+        S2A_CHECK(b.web_search_requests == 4 && b.web_fetch_requests == 5 &&
+                  b.server_tool_cost == 40000000);
+        good = "s2a2\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t0\t4\t5\t40000000\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 0);
+        good = "s2a3\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t0\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 0);
+        S2A_CHECK(strncmp(s2a_journal_line(pool, &a), "s2a3\t", 5) == 0);
     }
     /* a model name longer than the row holds is refused, not cut */
     {

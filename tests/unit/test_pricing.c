@@ -722,7 +722,8 @@ static void test_json(void)
                       "\"output_cost_per_token\":\"0.0000225\","
                       "\"cache_creation_input_token_cost\":\"0.0000075\","
                       "\"cache_creation_input_token_cost_above_1hr\":\"0.000012\","
-                      "\"cache_read_input_token_cost\":\"0.0000006\"}]}");
+                      "\"cache_read_input_token_cost\":\"0.0000006\"}],"
+                      "\"web_search_cost_per_search\":null}");
     }
     S2A_CHECK(found);
     m = json_object_array_get_idx(data, 0); /* flat: defaulted cache prices, no tiers */
@@ -863,6 +864,61 @@ static void test_multiplier(void)
     S2A_CHECK_INT(ppm, 1);
 }
 
+/* The web search tool: priced per search from search_context_cost_per_query (a number,
+ * or its medium size), billed in server_tools and in the total. */
+static void test_web_search(void)
+{
+    static const char table[] =
+        "{\"obj\": {\"input_cost_per_token\": 3e-06, \"output_cost_per_token\": 1.5e-05,"
+        " \"search_context_cost_per_query\": {\"search_context_size_low\": 0.02,"
+        " \"search_context_size_medium\": 0.01, \"search_context_size_high\": 0.03}},"
+        " \"num\": {\"input_cost_per_token\": 3e-06, \"output_cost_per_token\": 1.5e-05,"
+        " \"search_context_cost_per_query\": 0.01},"
+        " \"none\": {\"input_cost_per_token\": 3e-06, \"output_cost_per_token\": 1.5e-05}}";
+    s2a_pricing *t = NULL;
+    const s2a_price *obj, *num, *none;
+    const char *err = NULL;
+    s2a_usage u;
+    s2a_cost c;
+
+    S2A_CHECK_INT(s2a_pricing_parse(pool, table, strlen(table), &t, &err), APR_SUCCESS);
+    obj = s2a_pricing_lookup(t, "obj");
+    num = s2a_pricing_lookup(t, "num");
+    none = s2a_pricing_lookup(t, "none");
+    S2A_CHECK(obj && num && none);
+    if (!obj || !num || !none) {
+        return;
+    }
+    S2A_CHECK(obj->web_search_set && obj->web_search == 10000000000LL);
+    S2A_CHECK(num->web_search_set && num->web_search == 10000000000LL);
+    S2A_CHECK(!none->web_search_set);
+    memset(&u, 0, sizeof(u));
+    u.input = 1000;
+    u.output = 100;
+    u.web_search = 3;
+    u.web_fetch = 5; /* fetches cost tokens only */
+    s2a_cost_compute(obj, &u, 1500000, &c);
+    S2A_CHECK_INT(c.server_tools, 30000000);
+    S2A_CHECK_INT(c.total, 3000000 + 1500000 + 30000000);
+    S2A_CHECK_INT(c.actual, (3000000 + 1500000 + 30000000) * 3 / 2);
+    /* an unpriced tool adds nothing here: the request path refuses it first */
+    s2a_cost_compute(none, &u, 1000000, &c);
+    S2A_CHECK_INT(c.server_tools, 0);
+    /* the largest counts saturate, never wrap */
+    u.web_search = APR_INT64_MAX;
+    s2a_cost_compute(num, &u, 1000000, &c);
+    S2A_CHECK(c.server_tools == APR_INT64_MAX && c.total == APR_INT64_MAX);
+    /* a bad price breaks the table, naming the field */
+    {
+        static const char bad[] =
+            "{\"m\": {\"input_cost_per_token\": 1e-06, \"output_cost_per_token\": 1e-06,"
+            " \"search_context_cost_per_query\": {\"search_context_size_medium\": -1}}}";
+        t = NULL;
+        S2A_CHECK(s2a_pricing_parse(pool, bad, strlen(bad), &t, &err) != APR_SUCCESS);
+        S2A_CHECK(err && strstr(err, "search_context_size_medium") != NULL);
+    }
+}
+
 int main(void)
 {
     apr_initialize();
@@ -883,6 +939,7 @@ int main(void)
     test_usd();
     test_multiplier();
 
+    test_web_search();
     apr_pool_destroy(pool);
     apr_terminate();
     return S2A_TEST_SUMMARY("test_pricing");

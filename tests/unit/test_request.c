@@ -250,11 +250,74 @@ static void test_endpoints(void)
               !s2a_endpoint_proxied(S2A_ENDPOINT_MODEL));
 }
 
+/* Server tools by their types, escapes decoded; refused by group or price. */
+static void test_server_tools(void)
+{
+    static const struct {
+        const char *tools;
+        int want;
+    } cases[] = {
+        {"", 0},
+        {",\"tools\":[]", 0},
+        {",\"tools\":[{\"name\":\"get_weather\",\"input_schema\":{\"type\":\"object\"}}]", 0},
+        {",\"tools\":[{\"type\":\"custom\",\"name\":\"web_search_x\"}]", 0},
+        {",\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]",
+         S2A_TOOL_WEB_SEARCH},
+        {",\"tools\":[{\"type\":\"web\\u005fsearch_20260209\",\"name\":\"s\"}]",
+         S2A_TOOL_WEB_SEARCH},
+        {",\"tools\":[{\"name\":\"f\",\"type\":\"web_fetch_20250910\"},"
+         "{\"type\":\"code_execution_20250825\",\"name\":\"c\"}]",
+         S2A_TOOL_WEB_FETCH | S2A_TOOL_CODE_EXECUTION},
+        {",\"tools\":{\"type\":\"web_search_20250305\"}", 0},
+        {",\"tools\":[\"web_search_20250305\", 7, null]", 0},
+    };
+    s2a_price priced, unpriced;
+    const char *msg = NULL;
+    size_t i;
+    int wrong = 0;
+
+    memset(&priced, 0, sizeof(priced));
+    memset(&unpriced, 0, sizeof(unpriced));
+    priced.web_search = 10000000000LL;
+    priced.web_search_set = 1;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *raw =
+            apr_pstrcat(pool, "{\"model\":\"m\",\"messages\":[]", cases[i].tools, "}", NULL);
+        s2a_body b;
+        const char *err = NULL;
+        if (s2a_body_read(pool, raw, strlen(raw), &b, &err) != 0 ||
+            b.server_tools != cases[i].want) {
+            fprintf(stderr, "case %d: %s\n", (int)i, err ? err : "wrong tools");
+            wrong++;
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+    {
+        const char *raw = "{\"model\":\"m\",\"messages\":[],\"tools\":"
+                          "[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]}";
+        s2a_body b;
+        const char *err = NULL;
+        S2A_CHECK_INT(s2a_body_read(pool, raw, strlen(raw), &b, &err), 0);
+        S2A_CHECK_INT(s2a_body_tools_refused(pool, &b, &priced, 1, &msg), 0);
+        S2A_CHECK_INT(s2a_body_tools_refused(pool, &b, &unpriced, 1, &msg), 400);
+        S2A_CHECK(strstr(msg, "web_search") != NULL);
+        S2A_CHECK_INT(s2a_body_tools_refused(pool, &b, &priced, 0, &msg), 403);
+        b.server_tools = S2A_TOOL_WEB_FETCH; /* tokens only: nothing to price */
+        S2A_CHECK_INT(s2a_body_tools_refused(pool, &b, &unpriced, 1, &msg), 0);
+        b.server_tools = S2A_TOOL_CODE_EXECUTION;
+        S2A_CHECK_INT(s2a_body_tools_refused(pool, &b, &priced, 1, &msg), 400);
+        S2A_CHECK(strstr(msg, "code_execution") != NULL);
+        b.server_tools = 0; /* no server tool: a group that refuses them serves it */
+        S2A_CHECK_INT(s2a_body_tools_refused(pool, &b, &unpriced, 0, &msg), 0);
+    }
+}
+
 int main(void)
 {
     apr_initialize();
     apr_pool_create(&pool, NULL);
     test_endpoints();
+    test_server_tools();
     test_checks();
     test_edits();
     test_session_and_estimate();

@@ -539,6 +539,47 @@ static void test_json_abandoned(void)
     apr_pool_destroy(sub);
 }
 
+/* The server tools' uses: cumulative in message_delta, whole in a JSON answer; a bad
+ * count is absent, never a partial figure. */
+static void test_server_tools(void)
+{
+    static const char json[] =
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"usage\":{\"input_tokens\":10,"
+        "\"output_tokens\":5,\"server_tool_use\":{\"web_search_requests\":3,"
+        "\"web_fetch_requests\":2}}}";
+    s2a_usage u;
+    s2a_usage_json *j;
+
+    memset(&u, 0, sizeof(u));
+    S2A_CHECK_INT(sse(&u, "message_start", START), 1);
+    S2A_CHECK_INT(u.web_search, 0);
+    S2A_CHECK_INT(sse(&u, "message_delta",
+                      "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":40,"
+                      "\"server_tool_use\":{\"web_search_requests\":1}}}"),
+                  1);
+    S2A_CHECK_INT(u.web_search, 1);
+    S2A_CHECK_INT(sse(&u, "message_delta",
+                      "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":90,"
+                      "\"server_tool_use\":{\"web_search_requests\":2,"
+                      "\"web_fetch_requests\":1}}}"),
+                  1);
+    S2A_CHECK(u.web_search == 2 && u.web_fetch == 1 && u.output == 90);
+    /* not a count: left as it was */
+    sse(&u, "message_delta",
+        "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":91,"
+        "\"server_tool_use\":{\"web_search_requests\":1.5,\"web_fetch_requests\":-1}}}");
+    S2A_CHECK(u.web_search == 2 && u.web_fetch == 1 && u.output == 91);
+    /* not an object: the whole event is one the scanner takes, the tools absent */
+    sse(&u, "message_delta",
+        "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":92,"
+        "\"server_tool_use\":7}}");
+    S2A_CHECK(u.web_search == 2 && u.output == 92);
+    j = s2a_usage_json_create(pool);
+    s2a_usage_json_feed(j, json, strlen(json));
+    S2A_CHECK_INT(s2a_usage_json_finish(j, &u, NULL), 1);
+    S2A_CHECK(u.web_search == 3 && u.web_fetch == 2 && u.input == 10);
+}
+
 int main(void)
 {
     apr_initialize();
@@ -554,6 +595,7 @@ int main(void)
     test_counts();
     test_json_body();
     test_json_abandoned();
+    test_server_tools();
 
     apr_pool_destroy(pool);
     apr_terminate();
