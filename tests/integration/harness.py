@@ -843,6 +843,11 @@ class Gateway:
         return http_request(self.port, "POST", path, body=body,
                             headers=self._client_headers(key, headers), timeout=timeout)
 
+    def post_at_once(self, body, key, n=50):
+        """n clients post the same body at once; their (status, headers, raw)."""
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            return list(pool.map(lambda _: self.post_messages(body, key=key), range(n)))
+
     def stream_messages(self, body, key=None, headers=None, path="/v1/messages", timeout=60,
                         abort_after_events=None, arrived=None, arrived_after_events=1):
         """Send a streaming request and read the answer chunk by chunk.

@@ -4,7 +4,6 @@ day, week or month (402), held per request while in flight as balances
 are."""
 
 import json
-import threading
 import time
 
 import harness
@@ -121,19 +120,7 @@ def test_fifty_clients_one_small_key_budget(gateway):
     gw.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"budget_usd": "0.01"})
     body = harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
                                 mock={"usage": USAGE, "delay_ms": 400})
-    results = []
-    lock = threading.Lock()
-
-    def client():
-        status, _, raw = gw.post_messages(body, key=t.api_key)
-        with lock:
-            results.append((status, raw))
-
-    threads = [threading.Thread(target=client) for _ in range(50)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    results = [(status, raw) for status, _, raw in gw.post_at_once(body, t.api_key)]
     answered = [r for r in results if r[0] == 200]
     refused = [r for r in results if r[0] == 402]
     assert len(answered) + len(refused) == 50, [r[0] for r in results]

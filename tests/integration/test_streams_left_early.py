@@ -8,6 +8,12 @@ import pytest
 
 from harness import messages_body
 
+# A long thinking streamed as its summary, then a pause (pings) before the
+# upstream's count of 32,000 output tokens in message_delta
+THOUGHT_AT_LENGTH = {"events": 1, "text": "Done.",
+                     "thinking": {"text": "Summary.", "signature": "EqQB" + "s" * 60},
+                     "linger_ms": 1000, "usage": {"input_tokens": 12, "output_tokens": 32000}}
+
 
 @pytest.fixture
 def short_drain(gateway):
@@ -30,10 +36,7 @@ def test_leaving_after_the_last_block_pays_the_upstream_count(gateway, tenant):
     32,000 tokens the upstream counts, not the few bytes it saw."""
     gw = gateway
     res = gw.stream_messages(
-        messages_body(mock={"events": 1, "text": "Done.",
-                            "thinking": {"text": "Summary.", "signature": "EqQB" + "s" * 60},
-                            "linger_ms": 1000,
-                            "usage": {"input_tokens": 12, "output_tokens": 32000}}),
+        messages_body(mock=THOUGHT_AT_LENGTH),
         key=tenant.api_key, abort_after_events=9)
     assert res.status == 200
     assert [n for n, _ in res.events][-1] == "content_block_stop"
@@ -94,10 +97,7 @@ def test_without_a_drain_the_estimate_is_billed_at_once(gateway, tenant):
     gw.reload("Sub2apiDrainTimeout 0")
     try:
         res = gw.stream_messages(
-            messages_body(mock={"events": 1, "text": "Done.",
-                                "thinking": {"text": "Summary.", "signature": "EqQB" + "s" * 60},
-                                "linger_ms": 1000,
-                                "usage": {"input_tokens": 12, "output_tokens": 32000}}),
+            messages_body(mock=THOUGHT_AT_LENGTH),
             key=tenant.api_key, abort_after_events=9)
         assert res.status == 200
         [row] = gw.wait_usage({"key_id": tenant.key["id"]}, timeout=10)

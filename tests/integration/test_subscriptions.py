@@ -4,7 +4,6 @@ weekly and monthly windows instead of touching the balance, and a used-up
 window answers 429 naming itself and when it starts again."""
 
 import json
-import threading
 import time
 
 import harness
@@ -108,19 +107,7 @@ def test_fifty_clients_one_small_window(gateway):
     # the hold is the cost
     body = harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
                                 mock={"usage": USAGE, "delay_ms": 400})
-    results = []
-    lock = threading.Lock()
-
-    def client():
-        status, headers, raw = gw.post_messages(body, key=key)
-        with lock:
-            results.append((status, headers, raw))
-
-    threads = [threading.Thread(target=client) for _ in range(50)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    results = gw.post_at_once(body, key)
     answered = [r for r in results if r[0] == 200]
     refused = [r for r in results if r[0] == 429]
     assert len(answered) + len(refused) == 50, [r[0] for r in results]
