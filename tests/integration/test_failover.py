@@ -126,6 +126,7 @@ def test_failover_keeps_the_model_mapping_of_each_account(gateway):
     assert models == ["claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"]
     [row] = gateway.wait_usage({"key_id": t.key["id"]})
     assert row["upstream_model"] == "claude-3-5-haiku-20241022"
+    assert row["account_id"] == second["id"]
 
 
 def test_custom_error_codes(gateway):

@@ -45,7 +45,7 @@ def test_redis_down_gives_503_and_bills_nothing(redis_gateway):
     for i in range(8):
         status, _, raw = gw.post_messages(messages_body("after %d" % i), key=t.api_key)
         assert status == 200, raw
-    rows = gw.wait_usage({"key_id": t.key["id"]}, count=9)
+    gw.wait_usage({"key_id": t.key["id"]}, count=9)
     time.sleep(0.3)
     assert len(gw.admin_ok("GET", "/admin/usage?key_id=%d" % t.key["id"])["data"]) == 9
     log = gw.error_log(gw.test_offset)
