@@ -52,6 +52,8 @@ struct s2a_redis_conn {
 int s2a_redis_cmd_init(s2a_redis_conn *rc, s2a_redis_cmd *cmd, int max)
 {
     cmd->argc = 0;
+    cmd->max = max;
+    cmd->overflow = 0;
     cmd->script = -1;
     cmd->resent = 0;
     cmd->argv = malloc(sizeof(*cmd->argv) * (size_t)max);
@@ -72,8 +74,21 @@ void s2a_redis_cmd_free(s2a_redis_cmd *cmd)
     free(cmd->buf);
 }
 
+/* Whether one more word fits; notes the overflow when not. */
+static int room(s2a_redis_cmd *cmd)
+{
+    if (cmd->argc < cmd->max) {
+        return 1;
+    }
+    cmd->overflow = 1;
+    return 0;
+}
+
 void s2a_redis_cmd_str(s2a_redis_cmd *cmd, const char *s)
 {
+    if (!room(cmd)) {
+        return;
+    }
     cmd->argv[cmd->argc] = s;
     cmd->len[cmd->argc++] = strlen(s);
 }
@@ -83,6 +98,9 @@ void s2a_redis_cmd_fmt(s2a_redis_cmd *cmd, const char *fmt, ...)
     char *slot = cmd->buf + (size_t)cmd->argc * WORD_ROOM;
     va_list ap;
     int n;
+    if (!room(cmd)) {
+        return;
+    }
     va_start(ap, fmt);
     n = vsnprintf(slot, WORD_ROOM, fmt, ap);
     va_end(ap);
@@ -292,6 +310,10 @@ static void set_sha(s2a_redis_conn *rc, s2a_redis_cmd *cmd)
 redisReply *s2a_redis_run(s2a_redis_conn *rc, s2a_redis_cmd *cmd)
 {
     int attempt;
+    if (cmd->overflow) {
+        s2a_redis_conn_set_error(rc, "command has more words than its room", NULL);
+        return NULL;
+    }
     for (attempt = 0; attempt < 2; attempt++) {
         conn_t *conn = checkout(rc);
         redisReply *r;

@@ -73,8 +73,10 @@ const char *s2a_redis_conn_last_error(s2a_redis_conn *rc, apr_pool_t *p);
  * read `resent`; the other fields are the builder's. */
 typedef struct {
     int argc;
-    int script; /* an EVALSHA of this script, -1 for other commands */
-    int resent; /* 1 after s2a_redis_run sent it twice: the first may have run */
+    int max;      /* room for this many words */
+    int overflow; /* 1 once a word found no room: the command is refused */
+    int script;   /* an EVALSHA of this script, -1 for other commands */
+    int resent;   /* 1 after s2a_redis_run sent it twice: the first may have run */
     const char **argv;
     size_t *len;
     char *buf;
@@ -83,8 +85,9 @@ typedef struct {
 /* A word s2a_redis_cmd_fmt writes is cut at this many bytes. */
 #define S2A_REDIS_WORD_MAX 63
 
-/* Starts a command of at most `max` words, its name included (the caller
- * counts them: more are not checked). Returns 0 when out of memory (the
+/* Starts a command of at most `max` words, its name included. A word past
+ * `max` is dropped and the command then refused when run, so that a
+ * miscount is an error, never a write past the room. Returns 0 when out of memory (the
  * error recorded; nothing to free), else 1. */
 int s2a_redis_cmd_init(s2a_redis_conn *rc, s2a_redis_cmd *cmd, int max);
 /* Starts EVALSHA of scripts[script] with `nkeys` keys, with room for `max`

@@ -461,7 +461,7 @@ static apr_status_t redis_reserve(s2a_store *st, const s2a_balance *bal, apr_int
     long long v = 0;
     apr_status_t rv;
     (void)now;
-    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_RESERVE, 1, 3)) {
+    if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_RESERVE, 1, 4)) {
         return APR_ENOMEM;
     }
     s2a_redis_cmd_fmt(&cmd, "s2a:bal:%" APR_INT64_T_FMT, bal->key);
@@ -489,7 +489,7 @@ static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
         return APR_SUCCESS;
     }
     if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_FINISH, taken + settled,
-                              2 * taken + 2 * settled + 3)) {
+                              2 * taken + 3 * settled + 1)) {
         return APR_ENOMEM;
     }
     for (i = 0; i < n; i++) {

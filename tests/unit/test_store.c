@@ -445,6 +445,36 @@ static void test_balance(s2a_store *st)
     S2A_CHECK_INT(let_in(st, 504, 20, 10), 1);
 }
 
+/* One request may end holding a place and several balances at once (its
+ * user, its key's budget, its allowance windows): one finish settles all. */
+static void test_finish_many(s2a_store *st)
+{
+    s2a_candidate c = {720, 1, 1, 0};
+    s2a_balance b[4] = {{811, 100}, {812, 100}, {813, 100}, {814, 100}};
+    s2a_settlement done[4];
+    s2a_place pl;
+    s2a_place *const one[] = {&pl};
+    int i, held = -99;
+    S2A_CHECK_INT(pick(st, &c, 1, apr_time_now(), 0, 0, &pl), 0);
+    for (i = 0; i < 4; i++) {
+        S2A_CHECK_INT(st->ops->reserve(st, &b[i], 100, apr_time_now(), &held), APR_SUCCESS);
+        S2A_CHECK_INT(held, 1);
+        done[i].key = b[i].key;
+        done[i].held = 100;
+        done[i].spent = 10 * (i + 1);
+    }
+    S2A_CHECK_INT(st->ops->finish(st, one, 1, done, 4), APR_SUCCESS);
+    /* the place is free again and each balance lost only what was spent */
+    S2A_CHECK_INT(pick(st, &c, 1, apr_time_now(), 0, 0, &pl), 0);
+    S2A_CHECK_INT(st->ops->finish(st, one, 1, NULL, 0), APR_SUCCESS);
+    for (i = 0; i < 4; i++) {
+        S2A_CHECK_INT(st->ops->reserve(st, &b[i], 90 - 10 * i, apr_time_now(), &held), APR_SUCCESS);
+        S2A_CHECK_INT(held, 1);
+        S2A_CHECK_INT(st->ops->reserve(st, &b[i], 1, apr_time_now(), &held), APR_SUCCESS);
+        S2A_CHECK_INT(held, 0);
+    }
+}
+
 static void test_generation(s2a_store *st)
 {
     apr_uint32_t g = st->ops->generation(st, 0);
@@ -497,6 +527,7 @@ static void run_common(apr_pool_t *root, const provider *pv)
                                           test_balance,
                                           test_balance_and_places,
                                           test_reserve,
+                                          test_finish_many,
                                           test_generation};
     size_t i;
     for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
