@@ -26,7 +26,6 @@ apr_status_t s2a_catalog_create(apr_pool_t *p, s2a_catalog **out)
     c->keys = apr_hash_make(c->keys_pool);
     c->old_keys = apr_hash_make(c->old_keys_pool);
     c->unknown_keys = s2a_memo_make(p, S2A_UNKNOWN_KEYS);
-    c->blocked = s2a_memo_make(p, S2A_BLOCKED_ADDRESSES);
     c->fallbacks_told = s2a_memo_make(p, S2A_FALLBACKS_TOLD);
     *out = c;
     return APR_SUCCESS;
@@ -127,49 +126,40 @@ int s2a_catalog_key(request_rec *r, s2a_srv_conf *sc, const unsigned char *diges
     return found;
 }
 
-/* An address over Sub2apiAuthFailureLimit: until when (seconds), 0 when
- * it is not. */
-static apr_int64_t blocked_until(s2a_catalog *c, const unsigned char *address)
+/* Where an address's failed authentications are counted (the store) and
+ * its block is held for the node's processes (the shared state's lock). */
+static apr_int64_t address_key(request_rec *r)
 {
-    apr_int64_t until = 0;
-    apr_thread_mutex_lock(c->mutex);
-    if (!s2a_memo_get(c->blocked, address, &until) || until <= apr_time_sec(apr_time_now())) {
-        until = 0;
-    }
-    apr_thread_mutex_unlock(c->mutex);
-    return until;
+    return s2a_state_key(apr_pstrcat(r->pool, "auth-failures:", r->useragent_ip, NULL));
 }
 
-static int too_many_failures(request_rec *r, apr_int64_t until)
+static int too_many_failures(request_rec *r, apr_time_t until)
 {
     s2a_metrics_note(S2A_COUNT_AUTH_BLOCKED);
-    apr_table_setn(
-        r->err_headers_out, "retry-after",
-        apr_psprintf(r->pool, "%" APR_INT64_T_FMT, until - apr_time_sec(apr_time_now()) + 1));
+    apr_table_setn(r->err_headers_out, "retry-after",
+                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                apr_time_sec(until) - apr_time_sec(apr_time_now()) + 1));
     return s2a_fail(r, HTTP_TOO_MANY_REQUESTS,
                     "Too many failed authentications from this address; retry later");
 }
 
 /* A refused key counts against its address's failures per minute (in the
  * store, across processes and nodes): past the limit the address gets 429
- * for the rest of the minute, its keys unread. */
-static int refuse_key(request_rec *r, s2a_srv_conf *sc, const unsigned char *address,
-                      const char *message)
+ * for the rest of the minute, its keys unread, from every process of the
+ * node that refused it (a node that has not refused it yet reads good keys
+ * until its own first refusal). */
+static int refuse_key(request_rec *r, s2a_srv_conf *sc, apr_int64_t address, const char *message)
 {
-    apr_time_t retry_at;
+    apr_time_t now = apr_time_now(), retry_at;
     int allowed = 1;
     s2a_metrics_note(S2A_COUNT_AUTH_FAILURES);
     if (sc->auth_failure_limit > 0 &&
-        s2a_g.store->ops->rate(
-            s2a_g.store,
-            s2a_state_key(apr_pstrcat(r->pool, "auth-failures:", r->useragent_ip, NULL)),
-            sc->auth_failure_limit, apr_time_now(), &allowed, &retry_at) != APR_SUCCESS) {
+        s2a_g.store->ops->rate(s2a_g.store, address, sc->auth_failure_limit, now, &allowed,
+                               &retry_at) != APR_SUCCESS) {
         s2a_store_failed(r, "counting an address's failed authentications");
     } else if (!allowed) {
-        apr_thread_mutex_lock(sc->catalog->mutex);
-        s2a_memo_put(sc->catalog->blocked, address, apr_time_sec(retry_at));
-        apr_thread_mutex_unlock(sc->catalog->mutex);
-        return too_many_failures(r, apr_time_sec(retry_at));
+        s2a_state_lock(s2a_g.state, address, retry_at - now, now);
+        return too_many_failures(r, retry_at);
     }
     return s2a_fail(r, HTTP_UNAUTHORIZED, message);
 }
@@ -178,12 +168,12 @@ int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const c
 {
     const char *key = s2a_key_from_headers(r->pool, apr_table_get(r->headers_in, "x-api-key"),
                                            apr_table_get(r->headers_in, "Authorization"));
-    unsigned char address[S2A_SHA256_LEN], digest[S2A_SHA256_LEN];
-    apr_int64_t until;
+    unsigned char digest[S2A_SHA256_LEN];
+    apr_int64_t address = address_key(r);
+    apr_time_t until = s2a_state_locked_until(s2a_g.state, address, apr_time_now());
     int found;
 
-    s2a_sha256(r->useragent_ip, strlen(r->useragent_ip), address);
-    if ((until = blocked_until(sc->catalog, address)) != 0) {
+    if (until) {
         return too_many_failures(r, until);
     }
     if (!key) {

@@ -50,7 +50,6 @@ APLOG_USE_MODULE(sub2api);
 #define S2A_UNKNOWN_KEYS 16384
 /* known keys a process caches at most (their number is the database's) */
 #define S2A_KNOWN_KEYS 100000
-#define S2A_BLOCKED_ADDRESSES 4096
 /* models priced by a fallback rule a process remembers having logged */
 #define S2A_FALLBACKS_TOLD 1024
 /* how long a conversation waits for its full account before moving */
@@ -81,10 +80,8 @@ typedef struct {
     apr_hash_t *old_keys;
     apr_uint32_t keys_gen;
     apr_time_t keys_loaded;
-    /* strangers, in memory of a fixed size: keys the database does not
-     * know, and addresses over Sub2apiAuthFailureLimit (until when) */
+    /* strangers, in memory of a fixed size: keys the database does not know */
     s2a_memo *unknown_keys;
-    s2a_memo *blocked;
     /* models billed by a price fallback rule that the log was told of */
     s2a_memo *fallbacks_told;
 } s2a_catalog;

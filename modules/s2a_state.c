@@ -631,6 +631,21 @@ void s2a_state_unlock(s2a_state *st, apr_int64_t key)
     unlock(st);
 }
 
+apr_time_t s2a_state_locked_until(s2a_state *st, apr_int64_t key, apr_time_t now)
+{
+    s2a_account_state *s;
+    apr_time_t until = 0;
+    if (!lock(st)) {
+        return 0;
+    }
+    s = table_slot(&st->limits, key, 0);
+    if (s && s->locked_until > now) {
+        until = s->locked_until;
+    }
+    unlock(st);
+    return until;
+}
+
 void s2a_state_get(s2a_state *st, apr_int64_t key, s2a_account_state *out)
 {
     s2a_account_state *s;

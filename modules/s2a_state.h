@@ -138,6 +138,8 @@ void s2a_state_set_window(s2a_state *st, apr_int64_t key, int status, apr_time_t
  * or s2a_state_unlock: 1 taken, 0 held by someone else (or no room). */
 int s2a_state_lock(s2a_state *st, apr_int64_t key, apr_time_t ttl, apr_time_t now);
 void s2a_state_unlock(s2a_state *st, apr_int64_t key);
+/* Until when the lock under `key` is held; 0 when it is free at `now`. */
+apr_time_t s2a_state_locked_until(s2a_state *st, apr_int64_t key, apr_time_t now);
 /* A user's balance while requests spend it (in the limits table, keyed by
  * the user's state key). The first request after S2A_BALANCE_IDLE without
  * any (or ever) brings `known`, the balance the database had; from then on

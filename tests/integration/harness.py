@@ -74,6 +74,13 @@ def is_root():
     return os.geteuid() == 0
 
 
+def within_one_minute(seconds):
+    """Waits until `seconds` are left of the clock minute: per-minute limits
+    count in clock minutes, and what a test does must fall in one."""
+    if 60 - time.time() % 60 < seconds:
+        time.sleep(60 - time.time() % 60 + 0.2)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -117,13 +124,25 @@ def lower_headers(message):
     return out
 
 
-def http_request(port, method, path, body=None, headers=None, timeout=30):
-    """One request on a fresh connection: (status, lowercased headers, raw body)."""
+_addresses = itertools.count(2)
+
+
+def new_client_address():
+    """A loopback address of its own (127.0.0.2 onwards) for a test whose
+    client the gateway will remember, its failed authentications say."""
+    n = next(_addresses)
+    return "127.0.%d.%d" % (n // 250, n % 250 + 2)
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=30, source=None):
+    """One request on a fresh connection, from `source` (an address) when
+    given: (status, lowercased headers, raw body)."""
     if isinstance(body, (dict, list)):
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -833,10 +852,10 @@ class Gateway:
         hdrs.update(headers or {})
         return {k: v for k, v in hdrs.items() if v is not None}
 
-    def get(self, path, key=None, headers=None, timeout=30):
+    def get(self, path, key=None, headers=None, timeout=30, source=None):
         """GET a client path with the client's headers: (status, headers, raw body)."""
         return http_request(self.port, "GET", path, headers=self._client_headers(key, headers),
-                            timeout=timeout)
+                            timeout=timeout, source=source)
 
     def post_messages(self, body, headers=None, key=None, path="/v1/messages", timeout=60):
         """(status, lowercased headers, raw body). A header set to None is left out."""

@@ -245,6 +245,23 @@ static void test_user_and_key_limits(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_rate(st, 903, 0, t, &retry), 1);
 }
 
+/* A lock read without taking it: how an address over its failures is told
+ * to every process (the counter and the block share the address's slot). */
+static void test_locked_until(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    apr_time_t t = apr_time_from_sec(6000030), retry = 0;
+    S2A_CHECK_INT(s2a_state_locked_until(st, 904, t), 0);
+    S2A_CHECK_INT(s2a_state_rate(st, 904, 1, t, &retry), 1);
+    S2A_CHECK_INT(s2a_state_rate(st, 904, 1, t, &retry), 0);
+    S2A_CHECK_INT(s2a_state_lock(st, 904, retry - t, t), 1);
+    S2A_CHECK_INT(s2a_state_locked_until(st, 904, t + 1), apr_time_from_sec(6000060));
+    S2A_CHECK_INT(s2a_state_locked_until(st, 904, apr_time_from_sec(6000060)), 0);
+    S2A_CHECK_INT(s2a_state_locked_until(st, 905, t), 0);
+    s2a_state_unlock(st, 904);
+    S2A_CHECK_INT(s2a_state_locked_until(st, 904, t), 0);
+}
+
 /* A process that dies holding places gives them back: the next request
  * that finds the account full reclaims them. */
 static void test_dead_process_places_come_back(apr_pool_t *p)
@@ -409,6 +426,7 @@ int main(void)
     test_full_table(p);
     test_balance_idle(p);
     test_allowance_key(p);
+    test_locked_until(p);
     apr_pool_destroy(p);
     apr_terminate();
     return S2A_TEST_SUMMARY("test_state");
