@@ -17,6 +17,7 @@ the rest is a JSON object of options:
   delta_usage     extra fields merged into the usage of message_delta
   events          number of text deltas in a stream (default 3)
   delay_ms        pause before answering
+  body_delay_ms   pause between a JSON answer's headers and its body
   event_delay_ms  pause between stream events
   cut_after       close the connection abruptly after this many stream events
   hang_up_for     [credential, ...]: requests made with these get no answer at
@@ -255,7 +256,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def send_json(self, status, obj, headers=None):
+    def send_json(self, status, obj, headers=None, body_delay_ms=0):
         data = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -263,6 +264,9 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, str(value))
         self.end_headers()
+        if body_delay_ms:
+            self.wfile.flush()
+            time.sleep(body_delay_ms / 1000.0)
         if self.command != "HEAD":
             self.wfile.write(data)
         self.wfile.flush()
@@ -442,7 +446,7 @@ class Handler(BaseHTTPRequestHandler):
             "stop_sequence": None,
             "usage": usage,
         }
-        self.send_json(200, message, headers)
+        self.send_json(200, message, headers, float(opts.get("body_delay_ms", 0)))
 
     def stream(self, model, text, usage, opts, headers):
         count = max(int(opts.get("events", 3)), 1)
