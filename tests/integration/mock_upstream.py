@@ -3,6 +3,10 @@
 
 Run: mock_upstream.py --port N   (N = 0 picks a free port; the chosen port is
 printed as "PORT <n>" on stdout once the server accepts connections).
+--idle-timeout S closes a kept-alive connection that waits S seconds for its
+next request, as real servers do (default: kept until the client closes it).
+Each connection has a thread of its own: a thousand streams at once are a
+thousand threads.
 
 Behaviour is steered by the request body, because the gateway forwards only
 known headers: when the text of the last user message starts with "mock:",
@@ -315,6 +319,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- API --------------------------------------------------------------
 
     def handle_any(self):
+        self.connection.settimeout(None)
         body = self.read_body()
         path = urlsplit(self.path).path
         if path.startswith("/_mock/"):
@@ -524,7 +529,12 @@ class Handler(BaseHTTPRequestHandler):
             pass
         raise ConnectionCut()
 
+    idle_timeout = None
+
     def handle_one_request(self):
+        # the wait for a request line is bounded by --idle-timeout (the base
+        # class ends the connection when it passes); the request itself not
+        self.connection.settimeout(self.idle_timeout)
         try:
             super().handle_one_request()
         except ConnectionCut:
@@ -538,7 +548,8 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    # a thousand connections may arrive at once (bench/soak)
+    request_queue_size = 1024
 
     def __init__(self, address):
         super().__init__(address, Handler)
@@ -549,7 +560,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--idle-timeout", type=float, default=None,
+                        help="close a kept-alive connection idle this many seconds")
     args = parser.parse_args()
+    Handler.idle_timeout = args.idle_timeout
     server = Server((args.host, args.port))
 
     def on_term(signum, frame):
