@@ -267,8 +267,12 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
                                 apr_bucket_pool_create(released, len, r->pool, bb->bucket_alloc));
     }
     q->filter_time += apr_time_now() - t0;
-    if (a->answer.mode == S2A_ANSWER_ERROR && a->answer.holding) {
-        /* not even the headers go while the error may yet be the account's */
+    if ((a->answer.mode == S2A_ANSWER_ERROR || a->answer.mode == S2A_ANSWER_JSON) &&
+        a->answer.holding) {
+        /* Not even the headers go while the answer is held: an error may yet
+         * be the account's, and a JSON answer goes with its Content-Length
+         * once whole. A flush passed on now (mod_proxy flushes when the
+         * upstream pauses) would send the headers without a length. */
         apr_brigade_cleanup(bb);
         return APR_SUCCESS;
     }

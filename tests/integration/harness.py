@@ -226,8 +226,10 @@ def sanitizer_env(module):
 class MockUpstream:
     """tests/integration/mock_upstream.py as a subprocess on a free port."""
 
-    def __init__(self, log_path):
+    def __init__(self, log_path, args=()):
+        """args: more command-line options of mock_upstream.py."""
         self.log_path = Path(log_path)
+        self.args = list(args)
         self.proc = None
         self.port = None
 
@@ -239,7 +241,7 @@ class MockUpstream:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, str(HERE / "mock_upstream.py"), "--port", "0"],
+                [sys.executable, str(HERE / "mock_upstream.py"), "--port", "0"] + self.args,
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent)
         finally:
@@ -445,7 +447,8 @@ class Httpd:
     """
 
     def __init__(self, root, upstreams, plain=False, module=None, dbd_driver="",
-                 dbd_params="", admin_token="", prices=None, extra_conf="", cred_key_file=None):
+                 dbd_params="", admin_token="", prices=None, extra_conf="", cred_key_file=None,
+                 member_params=""):
         self.root = Path(root)
         self.conf_dir = make_dir(self.root / "conf")
         self.log_dir = make_dir(self.root / "logs")
@@ -462,6 +465,8 @@ class Httpd:
         self.admin_token = admin_token
         self.prices = Path(prices) if prices else HERE / "prices.json"
         self.extra_conf = extra_conf
+        # parameters of the upstreams' BalancerMember lines (e.g. "ttl=20")
+        self.member_params = member_params
         self.port = free_port()
         # a balancer member nothing listens on, for connection failures
         self.dead_upstream = "http://127.0.0.1:%d" % free_port()
@@ -499,6 +504,7 @@ class Httpd:
             "UPSTREAM1": self.upstreams[0],
             "UPSTREAM2": self.upstreams[-1],
             "EXTRA_CONF": self.extra_conf,
+            "MEMBER_PARAMS": self.member_params,
         }
         text = (HERE / "httpd.conf.in").read_text()
         text = re.sub(r"@([A-Z0-9_]+)@", lambda m: str(values[m.group(1)]), text)
@@ -610,10 +616,11 @@ class Gateway:
 
     _names = itertools.count(1)
 
-    def __init__(self, root, db, mocks, extra_conf="", store="shm", peer=None, prices=None):
+    def __init__(self, root, db, mocks, extra_conf="", store="shm", peer=None, prices=None,
+                 member_params=""):
         """store: "shm" or "redis" (a private redis-server). peer: another
         Gateway whose database, Redis, admin token and credential key this
-        one shares (a second node)."""
+        one shares (a second node). member_params: see Httpd."""
         self.root = make_dir(root, 0o755)
         self.db = db
         self.store = store
@@ -630,6 +637,7 @@ class Gateway:
         self.credentials = {}
         self.extra_conf = extra_conf
         self.prices = prices
+        self.member_params = member_params
         self.httpd = None
 
     # -- life cycle -------------------------------------------------------
@@ -657,6 +665,7 @@ class Gateway:
         self.httpd = Httpd(self.root / "httpd", [m.url for m in self.mocks],
                            dbd_driver=driver, dbd_params=params, admin_token=self.admin_token,
                            extra_conf=self.store_conf + self.extra_conf, prices=self.prices,
+                           member_params=self.member_params,
                            cred_key_file=self.peer.httpd.cred_key_file if self.peer else None)
         try:
             self.httpd.start()

@@ -3,6 +3,10 @@
 
 Run: mock_upstream.py --port N   (N = 0 picks a free port; the chosen port is
 printed as "PORT <n>" on stdout once the server accepts connections).
+--idle-timeout S closes a kept-alive connection that waits S seconds for its
+next request, as real servers do (default: kept until the client closes it).
+Each connection has a thread of its own: a thousand streams at once are a
+thousand threads.
 
 Behaviour is steered by the request body, because the gateway forwards only
 known headers: when the text of the last user message starts with "mock:",
@@ -19,6 +23,7 @@ the rest is a JSON object of options:
   delta_usage     extra fields merged into the usage of message_delta
   events          number of text deltas in a stream (default 3)
   delay_ms        pause before answering
+  body_delay_ms   pause between a JSON answer's headers and its body
   event_delay_ms  pause between stream events
   cut_after       close the connection abruptly after this many stream events
   thinking        a stream begins with a thinking block, as Claude 4 models send
@@ -261,7 +266,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def send_json(self, status, obj, headers=None):
+    def send_json(self, status, obj, headers=None, body_delay_ms=0):
         data = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -269,6 +274,9 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, str(value))
         self.end_headers()
+        if body_delay_ms:
+            self.wfile.flush()
+            time.sleep(body_delay_ms / 1000.0)
         if self.command != "HEAD":
             self.wfile.write(data)
         self.wfile.flush()
@@ -317,6 +325,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- API --------------------------------------------------------------
 
     def handle_any(self):
+        self.connection.settimeout(None)
         body = self.read_body()
         path = urlsplit(self.path).path
         if path.startswith("/_mock/"):
@@ -448,7 +457,7 @@ class Handler(BaseHTTPRequestHandler):
             "stop_sequence": None,
             "usage": usage,
         }
-        self.send_json(200, message, headers)
+        self.send_json(200, message, headers, float(opts.get("body_delay_ms", 0)))
 
     def stream(self, model, text, usage, opts, headers):
         count = max(int(opts.get("events", 3)), 1)
@@ -554,7 +563,12 @@ class Handler(BaseHTTPRequestHandler):
             pass
         raise ConnectionCut()
 
+    idle_timeout = None
+
     def handle_one_request(self):
+        # the wait for a request line is bounded by --idle-timeout (the base
+        # class ends the connection when it passes); the request itself not
+        self.connection.settimeout(self.idle_timeout)
         try:
             super().handle_one_request()
         except ConnectionCut:
@@ -568,7 +582,8 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    # a thousand connections may arrive at once (bench/soak)
+    request_queue_size = 1024
 
     def __init__(self, address):
         super().__init__(address, Handler)
@@ -579,7 +594,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--idle-timeout", type=float, default=None,
+                        help="close a kept-alive connection idle this many seconds")
     args = parser.parse_args()
+    Handler.idle_timeout = args.idle_timeout
     server = Server((args.host, args.port))
 
     def on_term(signum, frame):

@@ -201,6 +201,19 @@ def test_stream_events_are_not_held_back(gateway, tenant):
     assert res.chunks[-1][0] - res.chunks[0][0] >= 1.0
 
 
+@pytest.mark.parametrize("pause_ms", [0, 300])
+def test_plain_answer_goes_with_its_length(gateway, tenant, pause_ms):
+    """A JSON answer is held to its end and goes with a Content-Length, also
+    when the upstream's body came after its headers (mod_proxy flushes
+    between them)."""
+    status, headers, raw = gateway.post_messages(
+        messages_body(mock={"body_delay_ms": pause_ms}), key=tenant.api_key)
+    assert status == 200, raw
+    assert headers.get("content-length") == str(len(raw)), headers
+    assert "transfer-encoding" not in headers
+    assert json.loads(raw)["type"] == "message"
+
+
 def test_upstream_cut_mid_stream_bills_what_was_read(gateway, tenant):
     gateway.expect_error(r"AH01102|AH01110|proxy:error|proxy_http:error")
     # the client sees its stream end without the closing chunk: an error, not a
