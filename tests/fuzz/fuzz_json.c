@@ -104,6 +104,26 @@ static void check_string(apr_pool_t *p, const s2a_json_span *v)
     FUZZ_CHECK(strcmp(s2a_json_quote(p, d2), q) == 0);
 }
 
+/* Whether ours is theirs (json-c's reading), but for json-c's slip: some
+ * valid surrogate pairs ("\ud836\ude00") come out of json-c 0.16 as
+ * U+FFFD where the pair's 4-byte character belongs. */
+static int same_but_for_slips(const char *ours, const char *theirs)
+{
+    while (*ours && *theirs) {
+        if (*ours == *theirs) {
+            ours++;
+            theirs++;
+        } else if ((unsigned char)*ours >= 0xF0 && strncmp(theirs, "\xEF\xBF\xBD", 3) == 0 &&
+                   ours[1] && ours[2] && ours[3]) {
+            ours += 4;
+            theirs += 3;
+        } else {
+            return 0;
+        }
+    }
+    return !*ours && !*theirs;
+}
+
 /* The span v holds the value json-c read as j (NULL: json-c has none). */
 static void check_value(apr_pool_t *p, const s2a_json_span *v, json_object *j, int *budget)
 {
@@ -130,7 +150,7 @@ static void check_value(apr_pool_t *p, const s2a_json_span *v, json_object *j, i
         if (j && strlen(json_object_get_string(j)) == (size_t)json_object_get_string_len(j)) {
             const char *d = s2a_json_string_dup(p, v);
             /* json-c keeps unpaired surrogates, which s2a_json_string_dup refuses */
-            FUZZ_CHECK(!d || strcmp(d, json_object_get_string(j)) == 0);
+            FUZZ_CHECK(!d || same_but_for_slips(d, json_object_get_string(j)));
         }
     } else if (v->type == S2A_JSON_OBJECT) {
         for (i = 0; i < sizeof(inner_keys) / sizeof(inner_keys[0]); i++) {
