@@ -404,6 +404,13 @@ enum { ST_VALUE, ST_OBJ_FIRST, ST_OBJ_KEY, ST_ARR_FIRST, ST_AFTER_VALUE };
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err)
 {
+    return s2a_json_scan_object_some(p, buf, len, keys, nkeys, nkeys, out, err);
+}
+
+int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
+                              const char *const *keys, int nkeys, int nchecked, s2a_json_span *out,
+                              const char **err)
+{
     scanner sc = {buf, buf + len, NULL, NULL};
     char stack[S2A_JSON_MAX_DEPTH];
     int depth = 0, state = ST_OBJ_FIRST;
@@ -509,10 +516,16 @@ int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const c
                 *err = "JSON nested too deeply";
                 return -1;
             }
-            if (depth == 1 && cur_key < 0) {
-                /* Nobody reads this value: only its extent matters here. */
+            if (depth == 1 && (cur_key < 0 || cur_key >= nchecked)) {
+                /* Nobody reads this value, or its reader takes it as it is: only
+                 * its extent matters here. */
                 if (!(s = skip_container(&sc, s, stack, depth)))
                     break;
+                if (cur_key >= 0) {
+                    out[cur_key].p = v;
+                    out[cur_key].len = (apr_size_t)(s - v);
+                    out[cur_key].type = *v == '{' ? S2A_JSON_OBJECT : S2A_JSON_ARRAY;
+                }
                 continue;
             }
             if (depth == 1) {
@@ -582,6 +595,62 @@ int s2a_json_array_next(const s2a_json_span *arr, apr_size_t *pos, s2a_json_span
     /* end + 1: a last scalar element ends at the closing bracket */
     if (!(s = skip_value(v, end + 1, &type, &more)))
         return 0;
+    out->p = v;
+    out->len = (apr_size_t)(s - v);
+    out->type = type;
+    *pos = (apr_size_t)(s - arr->p);
+    return 1;
+}
+
+int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const char *key,
+                               s2a_json_span *out, s2a_json_span *member)
+{
+    const char *s, *end, *v;
+    s2a_json_type type;
+    int more;
+
+    member->p = NULL;
+    member->len = 0;
+    member->type = S2A_JSON_NONE;
+    if (!arr || arr->type != S2A_JSON_ARRAY || !arr->p || arr->len < 2 || !key)
+        return 0;
+    end = arr->p + arr->len - 1; /* the closing bracket */
+    s = skip_ws(arr->p + (*pos ? *pos : 1), end);
+    if (*pos && s < end && *s == ',')
+        s = skip_ws(s + 1, end);
+    if (s >= end)
+        return 0;
+    v = s;
+    if (*v != '{') {
+        if (!(s = skip_value(v, end + 1, &type, &more)))
+            return 0;
+    } else {
+        /* the members are walked once: the object ends after the last */
+        s = skip_ws(v + 1, end);
+        while (s < end && *s == '"') {
+            const char *k = s + 1, *kend, *m;
+            if (!(kend = string_close(k, end)))
+                return 0;
+            s = skip_ws(kend + 1, end);
+            if (s >= end || *s != ':')
+                return 0;
+            m = skip_ws(s + 1, end);
+            if (!(s = skip_value(m, end, &type, &more)))
+                return 0;
+            if (key_equals(k, kend, key)) {
+                member->p = m;
+                member->len = (apr_size_t)(s - m);
+                member->type = type;
+            }
+            s = skip_ws(s, end);
+            if (s < end && *s == ',')
+                s = skip_ws(s + 1, end);
+        }
+        if (s >= end || *s != '}')
+            return 0;
+        s++;
+        type = S2A_JSON_OBJECT;
+    }
     out->p = v;
     out->len = (apr_size_t)(s - v);
     out->type = type;

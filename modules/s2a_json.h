@@ -46,6 +46,14 @@ typedef struct {
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err);
 
+/* s2a_json_scan_object, but the values of keys[nchecked..nkeys) are only delimited as
+ * those of keys not asked for are: the caller reads them knowing only that their strings
+ * are closed and their brackets balanced (s2a_json_object_get, s2a_json_array_next and
+ * s2a_json_array_next_member stay within such a span and give up where it is malformed). */
+int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
+                              const char *const *keys, int nkeys, int nchecked, s2a_json_span *out,
+                              const char **err);
+
 /* Find key directly inside the object span obj, which must be the value of a requested key
  * from the scanner or lie inside one (its syntax is trusted). The last occurrence wins.
  * Returns 1 and sets *out if found, else 0. */
@@ -55,6 +63,12 @@ int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span
  * start with *pos = 0; each call sets *out to the next element and returns
  * 1, or returns 0 at the end. */
 int s2a_json_array_next(const s2a_json_span *arr, apr_size_t *pos, s2a_json_span *out);
+
+/* s2a_json_array_next, and for an element that is an object, *member the value of its member
+ * `key` (the last occurrence; type NONE when absent), read in the same single pass over the
+ * element. */
+int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const char *key,
+                               s2a_json_span *out, s2a_json_span *member);
 
 /* Does the string span str (from the scanner or s2a_json_object_get) decode to s? Same
  * decoding as s2a_json_string_dup, without allocating. 0 if str is not a string. */

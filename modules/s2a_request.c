@@ -59,7 +59,8 @@ static int type_begins(apr_pool_t *p, const s2a_json_span *type, const char *pre
 }
 
 /* The server tools of a "tools" array (S2A_TOOL_*); anything else is the
- * upstream's to judge. */
+ * upstream's to judge. The array is only delimited (a coding client's tools
+ * are most of its body): read once, the "type" of each tool on the way. */
 static int server_tools_of(apr_pool_t *p, const s2a_json_span *tools)
 {
     static const struct {
@@ -74,9 +75,8 @@ static int server_tools_of(apr_pool_t *p, const s2a_json_span *tools)
     if (tools->type != S2A_JSON_ARRAY) {
         return 0;
     }
-    while (s2a_json_array_next(tools, &pos, &tool)) {
-        if (tool.type != S2A_JSON_OBJECT || !s2a_json_object_get(&tool, "type", &type) ||
-            type.type != S2A_JSON_STRING) {
+    while (s2a_json_array_next_member(tools, &pos, "type", &tool, &type)) {
+        if (type.type != S2A_JSON_STRING) {
             continue;
         }
         for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
@@ -98,7 +98,8 @@ int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
     memset(out, 0, sizeof(*out));
     out->raw = raw;
     out->len = len;
-    if (s2a_json_scan_object(p, raw, len, names, 7, spans, err) != 0) {
+    /* "tools" (the last) only delimited: the upstream validates it */
+    if (s2a_json_scan_object_some(p, raw, len, names, 7, 6, spans, err) != 0) {
         *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
         return -1;
     }

@@ -793,6 +793,66 @@ static void test_array_next(apr_pool_t *p)
     S2A_CHECK_INT(s2a_json_array_next(NULL, &pos, &el), 0);
 }
 
+/* A value only delimited: taken whatever its inner syntax, as a key nobody
+ * asked for would be; the same value checked is refused. */
+static void test_scan_some(apr_pool_t *p)
+{
+    static const char *const keys[] = {"model", "tools"};
+    const char *doc = "{\"tools\": [{\"a\" 1,, }], \"model\": \"m\"}";
+    s2a_json_span f[2];
+    const char *err;
+
+    S2A_CHECK_INT(s2a_json_scan_object_some(p, doc, strlen(doc), keys, 2, 1, f, &err), 0);
+    S2A_CHECK_INT(f[1].type, S2A_JSON_ARRAY);
+    S2A_CHECK_STR(apr_pstrmemdup(p, f[1].p, f[1].len), "[{\"a\" 1,, }]");
+    S2A_CHECK_STR(apr_pstrmemdup(p, f[0].p, f[0].len), "\"m\"");
+    S2A_CHECK_INT(s2a_json_scan_object_some(p, doc, strlen(doc), keys, 2, 2, f, &err), -1);
+    /* the extent is still checked */
+    doc = "{\"tools\": [{\"a\": \"]}], \"model\": \"m\"}";
+    S2A_CHECK_INT(s2a_json_scan_object_some(p, doc, strlen(doc), keys, 2, 1, f, &err), -1);
+}
+
+/* Elements and one member of each object in a single pass; a malformed
+ * element ends the walk, never the bounds. */
+static void test_array_next_member(apr_pool_t *p)
+{
+    static const char *const keys[] = {"a"};
+    const char *doc = "{\"a\": [ {\"type\":\"x\", \"b\":{\"type\":[1,\"}\"]}} , {\"b\":1}, 3,"
+                      " {\"type\":\"y\",\"type\" : \"z\"}, {}, {\"t\\u0079pe\":true} ]}";
+    const char *elems[] = {"{\"type\":\"x\", \"b\":{\"type\":[1,\"}\"]}}", "{\"b\":1}", "3",
+                           "{\"type\":\"y\",\"type\" : \"z\"}", "{}", "{\"t\\u0079pe\":true}"};
+    const char *members[] = {"\"x\"", NULL, NULL, "\"z\"", NULL, "true"};
+    s2a_json_span f[1], el, m;
+    apr_size_t pos = 0;
+    const char *err;
+    int n = 0;
+
+    S2A_CHECK_INT(s2a_json_scan_object_some(p, doc, strlen(doc), keys, 1, 0, f, &err), 0);
+    while (s2a_json_array_next_member(&f[0], &pos, "type", &el, &m)) {
+        S2A_CHECK(n < 6);
+        if (n < 6) {
+            S2A_CHECK_STR(apr_pstrmemdup(p, el.p, el.len), elems[n]);
+            if (members[n]) {
+                S2A_CHECK_STR(apr_pstrmemdup(p, m.p, m.len), members[n]);
+            } else {
+                S2A_CHECK_INT(m.type, S2A_JSON_NONE);
+            }
+        }
+        n++;
+    }
+    S2A_CHECK_INT(n, 6);
+    {
+        const char *bad[] = {"[{\"type\" \"x\"}]", "[{\"type\":}]", "[{\"type\":\"x\"", "[{1:2}]",
+                             "[{\"type\":\"x\"]"};
+        size_t i;
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            s2a_json_span arr = {bad[i], strlen(bad[i]), S2A_JSON_ARRAY};
+            pos = 0;
+            S2A_CHECK_INT(s2a_json_array_next_member(&arr, &pos, "type", &el, &m), 0);
+        }
+    }
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -801,6 +861,8 @@ int main(void)
     apr_pool_create(&p, NULL);
 
     test_array_next(p);
+    test_scan_some(p);
+    test_array_next_member(p);
     test_claude_body(p);
     test_top_level_only(p);
     test_backslashes(p);
