@@ -819,8 +819,12 @@ static void test_array_next_member(apr_pool_t *p)
     static const char *const keys[] = {"a"};
     const char *doc = "{\"a\": [ {\"type\":\"x\", \"b\":{\"type\":[1,\"}\"]}} , {\"b\":1}, 3,"
                       " {\"type\":\"y\",\"type\" : \"z\"}, {}, {\"t\\u0079pe\":true} ]}";
-    const char *elems[] = {"{\"type\":\"x\", \"b\":{\"type\":[1,\"}\"]}}", "{\"b\":1}", "3",
-                           "{\"type\":\"y\",\"type\" : \"z\"}", "{}", "{\"t\\u0079pe\":true}"};
+    const char *elems[] = {"{\"type\":\"x\", \"b\":{\"type\":[1,\"}\"]}}",
+                           "{\"b\":1}",
+                           "3",
+                           "{\"type\":\"y\",\"type\" : \"z\"}",
+                           "{}",
+                           "{\"t\\u0079pe\":true}"};
     const char *members[] = {"\"x\"", NULL, NULL, "\"z\"", NULL, "true"};
     s2a_json_span f[1], el, m;
     apr_size_t pos = 0;
