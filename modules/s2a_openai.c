@@ -639,6 +639,20 @@ static void put_cache_control(s2a_buf *b, const s2a_json_span *cache_control)
     }
 }
 
+int s2a_openai_blank(const s2a_json_span *text)
+{
+    const char *s = text->p + 1, *end = text->p + text->len - 1;
+
+    for (; s < end; s++) {
+        if (*s == '\\' && s + 1 < end && (s[1] == 'n' || s[1] == 'r' || s[1] == 't')) {
+            s++;
+        } else if (*s != ' ' && *s != '\n' && *s != '\r' && *s != '\t') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 void s2a_openai_text_block(s2a_buf *b, const s2a_json_span *text,
                            const s2a_json_span *cache_control)
 {

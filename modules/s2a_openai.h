@@ -217,6 +217,11 @@ void s2a_openai_msgs_end(s2a_openai_msgs *m);
  * the upstream refuses those with thinking on. */
 int s2a_openai_msgs_may_think(const s2a_openai_msgs *m);
 
+/* Whether the string span `text` holds nothing but whitespace (spaces,
+ * tabs and line ends, raw or escaped), or nothing: the upstream refuses
+ * such text blocks, so they are left out. */
+int s2a_openai_blank(const s2a_json_span *text);
+
 /* A text block for the string span `text`, with `cache_control` (an object
  * span, or NONE) as it came. */
 void s2a_openai_text_block(s2a_buf *b, const s2a_json_span *text,

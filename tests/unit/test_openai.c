@@ -702,6 +702,17 @@ static void test_image_block(void)
     S2A_CHECK_STR(str_at(o, "cache_control/type"), "ephemeral");
     json_object_put(o);
 
+    v = span("\"\"");
+    S2A_CHECK(s2a_openai_blank(&v));
+    v = span("\" \\n\\t\\r \"");
+    S2A_CHECK(s2a_openai_blank(&v));
+    v = span("\" \\n.\"");
+    S2A_CHECK(!s2a_openai_blank(&v));
+    v = span("\"\\u0020\"");
+    S2A_CHECK(!s2a_openai_blank(&v));
+    v = span("\"\\\\n\"");
+    S2A_CHECK(!s2a_openai_blank(&v));
+
     s2a_buf_init(&b, pool, 0);
     v = span("\"a\\nb\"");
     s2a_openai_text_block(&b, &v, &cc);
