@@ -209,6 +209,29 @@ void s2a_openai_put_int(s2a_buf *b, apr_int64_t v)
     s2a_buf_append(b, text, strlen(text));
 }
 
+int s2a_openai_control_free(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+    int in_string = 0;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 && (in_string || (c != '\t' && c != '\n' && c != '\r'))) {
+            return 0;
+        }
+        if (in_string && c == '\\') {
+            /* the escaped byte is skipped, and must not be one either */
+            if (++i < n && (unsigned char)s[i] < 0x20) {
+                return 0;
+            }
+        } else if (c == '"') {
+            in_string = !in_string;
+        }
+    }
+    return 1;
+}
+
 /* ---- Reading numbers ------------------------------------------------------------------- */
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
@@ -821,7 +844,7 @@ int s2a_openai_tool_use_block(apr_pool_t *p, s2a_buf *b, const s2a_json_span *id
             memcpy(wrapped + 5, text, n);
             wrapped[n + 5] = '}';
             if (s2a_json_scan_object(p, wrapped, n + 6, keys, 1, &input, &err) != 0 ||
-                input.type != S2A_JSON_OBJECT) {
+                input.type != S2A_JSON_OBJECT || !s2a_openai_control_free(text, n)) {
                 *why = "the function's arguments must be a JSON object, written as a string";
                 return -1;
             }

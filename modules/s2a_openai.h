@@ -80,6 +80,12 @@ void s2a_openai_put_string(s2a_buf *b, const char *s);
 
 void s2a_openai_put_int(s2a_buf *b, apr_int64_t v);
 
+/* Whether the JSON text s[0..n) (as the scanner accepted it) holds no raw
+ * control character: none inside a string, none but whitespace outside.
+ * The scanner leaves those to whoever parses the text, and the upstream
+ * refuses them; a body copied from the client's is checked with this. */
+int s2a_openai_control_free(const char *s, apr_size_t n);
+
 /* ---- Reading numbers ------------------------------------------------------------------- */
 
 /* A JSON integer (no fraction, no exponent) into *out, saturating at

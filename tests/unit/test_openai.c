@@ -231,6 +231,25 @@ static void test_put(void)
     S2A_CHECK_STR(b.data, "[]");
 }
 
+static void test_control_free(void)
+{
+    static const struct {
+        const char *text;
+        int ok;
+    } rows[] = {{"{\"a\": [1,\n\t2]}\r\n", 1},   {"{\"a\":\"b\\n\\\"c\\\\\"}", 1},
+                {"{\"a\":\"\xc3\xa9\x7f\"}", 1}, {"{\"a\":\"b\nc\"}", 0},
+                {"{\"a\":\"b\tc\"}", 0},         {"{\"a\":\"\\\n\"}", 0},
+                {"{\"a\":1,\x01\"b\":2}", 0},    {"{\"a\":\"\x1f\"}", 0}};
+    apr_size_t k;
+
+    for (k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
+        S2A_CHECK_INT(s2a_openai_control_free(rows[k].text, strlen(rows[k].text)), rows[k].ok);
+    }
+    /* a NUL inside a string */
+    S2A_CHECK(!s2a_openai_control_free("{\"a\":\"\0\"}", 8));
+    S2A_CHECK(s2a_openai_control_free("", 0));
+}
+
 static void test_integer(void)
 {
     static const struct {
@@ -822,6 +841,11 @@ static void test_tool_use_block(void)
     S2A_CHECK(tool_use("\"c\"", "\"f\"", "\"{\\\"a\\\":tru}\"") == NULL);
     S2A_CHECK(tool_use("\"c\"", "\"f\"", "\"{\\\"a\\\":1}}\"") == NULL);
     S2A_CHECK(tool_use("\"c\"", "\"f\"", "\"\\u0000\"") == NULL);
+    /* a raw line end inside the arguments' string, once decoded */
+    S2A_CHECK(tool_use("\"c\"", "\"f\"", "\"{\\\"a\\\":\\\"x\\ny\\\"}\"") == NULL);
+    o = tool_use("\"c\"", "\"f\"", "\"{\\n\\\"a\\\":\\t1}\"");
+    S2A_CHECK_INT(int_at(o, "0/input/a"), 1);
+    json_object_put(o);
     S2A_CHECK(tool_use("\"c\"", "\"f\"", "5") == NULL);
     S2A_CHECK(tool_use("\"c\"", "7", "\"{}\"") == NULL);
     S2A_CHECK(tool_use("7", "\"f\"", "\"{}\"") == NULL);
@@ -1125,6 +1149,7 @@ int main(void)
     test_error_of_status();
     test_error_of_anthropic();
     test_put();
+    test_control_free();
     test_integer();
     test_milli();
     test_finish_and_tokens();

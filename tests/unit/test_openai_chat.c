@@ -658,6 +658,22 @@ static void test_refusals(void)
     refused("[]", NULL);
     refused("{\"model\":\"m\",\"messages\":[]", NULL);
     refused("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}x", NULL);
+    refused("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\nb\"}]}", NULL);
+    refused("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\x01\"}]}", NULL);
+    {
+        /* a NUL in a string */
+        static const char nul[] = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                                  "\"a\0b\"}]}";
+        s2a_chat_request req;
+        s2a_openai_error err;
+        S2A_CHECK_INT(s2a_chat_request_read(pool, nul, sizeof(nul) - 1, &req, &err), -1);
+        S2A_CHECK_INT(err.status, 400);
+        json_object *o = request("{\n\t\"model\": \"m\",\r\n \"messages\": [{\"role\": \"user\", "
+                                 "\"content\": \"q\"}]\n}\n",
+                                 &req, &err);
+        S2A_CHECK(o != NULL);
+        json_object_put(o);
+    }
     refused("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}", "model");
     refused("{\"model\":5,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}", "model");
     refused("{\"model\":\"\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}", "model");

@@ -399,6 +399,7 @@ static void test_refusals(void)
     }
     refused("", NULL);
     refused("{\"model\":\"m\",\"input\":\"q\"", NULL);
+    refused("{\"model\":\"m\",\"input\":\"a\tb\"}", NULL);
     refused("{\"input\":\"q\"}", "model");
     refused("{\"model\":\"\",\"input\":\"q\"}", "model");
     refused("{\"model\":\"m\"}", "input");
