@@ -577,7 +577,7 @@ static int custom_tool(reader *r, const s2a_json_span *tool, int j)
 {
     s2a_json_span name = member(tool, "name"), description = member(tool, "description"),
                   format = member(tool, "format"), syntax, definition;
-    const char *text = "", *grammar, *decoded;
+    const char *text = "", *grammar, *kind, *decoded;
 
     if (name.type != S2A_JSON_STRING || !(decoded = s2a_json_string_dup(r->pool, &name)) ||
         (present(&description) && (description.type != S2A_JSON_STRING ||
@@ -591,10 +591,11 @@ static int custom_tool(reader *r, const s2a_json_span *tool, int j)
         definition = member(&format, "definition");
         if (definition.type == S2A_JSON_STRING &&
             (grammar = s2a_json_string_dup(r->pool, &definition))) {
-            text = apr_pstrcat(
-                r->pool, text, *text ? "\n\n" : "", "The input follows this ",
-                syntax.type == S2A_JSON_STRING ? s2a_json_string_dup(r->pool, &syntax) : "",
-                " grammar:\n", grammar, NULL);
+            if (syntax.type != S2A_JSON_STRING || !(kind = s2a_json_string_dup(r->pool, &syntax))) {
+                kind = "";
+            }
+            text = apr_pstrcat(r->pool, text, *text ? "\n\n" : "", "The input follows this ", kind,
+                               *kind ? " grammar:\n" : "grammar:\n", grammar, NULL);
         }
     }
     S2A_PUT(r->b, "{\"name\":");

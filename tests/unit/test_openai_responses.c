@@ -306,6 +306,16 @@ static void test_requests(void)
     S2A_CHECK_STR(str_at(o, "messages/2/content/0/content/1/type"), "image");
     json_object_put(o);
 
+    /* a grammar without its syntax named, and a text format */
+    o = simple(",\"input\":\"q\",\"tools\":[{\"type\":\"custom\",\"name\":\"a\",\"format\":{"
+               "\"type\":\"grammar\",\"definition\":\"s: /x+/\"}},{\"type\":\"custom\",\"name\":"
+               "\"b\",\"description\":\"B\",\"format\":{\"type\":\"text\"}}]",
+               &req);
+    S2A_CHECK_STR(str_at(o, "tools/0/description"), "The input follows this grammar:\ns: /x+/");
+    S2A_CHECK_STR(str_at(o, "tools/1/description"), "B");
+    S2A_CHECK(req.custom && req.custom->nelts == 2);
+    json_object_put(o);
+
     /* JSON output, by schema or not */
     o = simple(",\"input\":\"q\",\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"r\","
                "\"strict\":true,\"schema\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":"
