@@ -464,7 +464,8 @@ s2a_aev_kind s2a_anthropic_event_read(const char *name, apr_size_t nlen, const c
 
     memset(ev, 0, sizeof(*ev));
     ev->index = -1;
-    if (s2a_json_scan_object(NULL, data, dlen, keys, 7, v, &why) != 0) {
+    if (s2a_json_scan_object(NULL, data, dlen, keys, 7, v, &why) != 0 ||
+        !s2a_openai_control_free(data, dlen)) {
         return ev->kind = S2A_AEV_OTHER;
     }
     if (v[TYPE].type == S2A_JSON_STRING) {

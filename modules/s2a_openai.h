@@ -82,8 +82,9 @@ void s2a_openai_put_int(s2a_buf *b, apr_int64_t v);
 
 /* Whether the JSON text s[0..n) (as the scanner accepted it) holds no raw
  * control character: none inside a string, none but whitespace outside.
- * The scanner leaves those to whoever parses the text, and the upstream
- * refuses them; a body copied from the client's is checked with this. */
+ * The scanner leaves those to whoever parses the text: a client's body
+ * and an upstream's answer are checked with this before their strings are
+ * copied (a raw line end in a copied string would also end an SSE record). */
 int s2a_openai_control_free(const char *s, apr_size_t n);
 
 /* ---- Reading numbers ------------------------------------------------------------------- */
@@ -116,7 +117,7 @@ void s2a_openai_tokens_of(const s2a_usage *u, s2a_openai_tokens *t);
 /* ---- An Anthropic answer's stream events -------------------------------------------------- */
 
 typedef enum {
-    S2A_AEV_OTHER = 0, /* unknown, or not a JSON object: skipped */
+    S2A_AEV_OTHER = 0, /* unknown, or not a JSON object (raw control characters too): skipped */
     S2A_AEV_MESSAGE_START,
     S2A_AEV_BLOCK_START,
     S2A_AEV_BLOCK_DELTA,

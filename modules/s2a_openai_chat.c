@@ -1029,6 +1029,7 @@ char *s2a_chat_answer(apr_pool_t *p, const s2a_chat_request *req, apr_int64_t cr
     int texts = 0, thoughts = 0, tools = 0;
 
     if (s2a_json_scan_object(NULL, json, len, keys, 5, v, &why) != 0 ||
+        !s2a_openai_control_free(json, len) ||
         (v[1].type != S2A_JSON_NONE && !s2a_json_string_equals(&v[1], "message")) ||
         v[2].type != S2A_JSON_ARRAY) {
         return NULL;

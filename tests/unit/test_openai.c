@@ -484,6 +484,12 @@ static void test_events(void)
     S2A_CHECK_INT(event("message", "{\"type\":\"p\\u0069ng\"}", &ev), S2A_AEV_PING);
     S2A_CHECK_INT(event("message_stop", "{\"type\":\"brand_new\"}", &ev), S2A_AEV_OTHER);
     S2A_CHECK_INT(event("message_stop", "{\"type\":7}", &ev), S2A_AEV_OTHER);
+    /* a raw control character (a line end inside a string): not JSON */
+    S2A_CHECK_INT(event("content_block_delta",
+                        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                        "\"text_delta\",\"text\":\"a\n\nb\"}}",
+                        &ev),
+                  S2A_AEV_OTHER);
     /* not one JSON object: skipped */
     S2A_CHECK_INT(event("message_stop", "{\"type\":\"message_stop\"", &ev), S2A_AEV_OTHER);
     S2A_CHECK_INT(event("message_stop", "", &ev), S2A_AEV_OTHER);

@@ -850,7 +850,12 @@ static void test_answer(void)
         S2A_CHECK(o && !at(o, "choices/0/message/content"));
         json_object_put(o);
     }
-    /* not a Messages answer */
+    /* not a Messages answer: raw control characters are not JSON either */
+    {
+        static const char raw[] = "{\"id\":\"msg_5\",\"type\":\"message\",\"content\":[{\"type\":"
+                                  "\"text\",\"text\":\"a\0b\"}],\"usage\":{}}";
+        S2A_CHECK(s2a_chat_answer(pool, &req, 1, raw, sizeof(raw) - 1, &len) == NULL);
+    }
     S2A_CHECK(s2a_chat_answer(pool, &req, 1, "{\"type\":\"error\",\"error\":{}}", 28, &len) ==
               NULL);
     S2A_CHECK(s2a_chat_answer(pool, &req, 1, ANSWER, strlen(ANSWER) - 1, &len) == NULL);
@@ -1140,6 +1145,23 @@ static void test_stream(void)
             differ += strcmp(piece, whole) != 0;
         }
         S2A_CHECK_INT(differ, 0);
+    }
+
+    /* an event whose data lines make a raw line end inside a string: skipped,
+     * so that no record of the client's is cut in two */
+    {
+        const char *start = strstr(STREAM, "event: content_block_stop");
+        const char *odd = apr_pstrcat(
+            pool, apr_pstrmemdup(pool, STREAM, (apr_size_t)(start - STREAM)),
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+            "\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"a\ndata: \ndata: b\"}}\n\n",
+            start, NULL);
+        arr = json_object_new_array();
+        got = run(pool, &req, odd, strlen(odd), NULL, 0, 0, &len);
+        S2A_CHECK(chunks(got, arr, &done, &pings));
+        S2A_CHECK_INT(done, 1);
+        S2A_CHECK_STR(got, whole);
+        json_object_put(arr);
     }
 
     /* without include_usage: no usage member, no usage chunk */

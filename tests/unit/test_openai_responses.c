@@ -590,6 +590,11 @@ static void test_answer(void)
         json_object_put(o);
     }
     S2A_CHECK(s2a_responses_answer(pool, &req, 1, ANSWER, sizeof(ANSWER) - 2, &len) == NULL);
+    {
+        static const char raw[] = "{\"id\":\"msg_5\",\"type\":\"message\",\"content\":[{\"type\":"
+                                  "\"text\",\"text\":\"a\nb\"}],\"usage\":{}}";
+        S2A_CHECK(s2a_responses_answer(pool, &req, 1, raw, sizeof(raw) - 1, &len) == NULL);
+    }
     S2A_CHECK(s2a_responses_answer(pool, &req, 1, "{\"type\":\"error\"}", 16, &len) == NULL);
 }
 
