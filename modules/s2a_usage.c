@@ -312,6 +312,18 @@ int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const 
     return usage_differs(&before, u);
 }
 
+int s2a_usage_read(s2a_usage *u, const s2a_json_span *usage)
+{
+    counts c;
+
+    memset(u, 0, sizeof(*u));
+    if (usage->type != S2A_JSON_OBJECT || !counts_of_span(usage, &c)) {
+        return 0;
+    }
+    apply_counts(u, &c, 0);
+    return 1;
+}
+
 struct s2a_usage_json {
     apr_pool_t *pool;
     char *buf;
@@ -365,7 +377,6 @@ int s2a_usage_json_finish(s2a_usage_json *j, s2a_usage *u, const char **model)
     static const char *const keys[] = {"usage", "model"};
     s2a_json_span v[2];
     const char *err;
-    counts c;
 
     if (model) {
         *model = NULL;
@@ -377,9 +388,5 @@ int s2a_usage_json_finish(s2a_usage_json *j, s2a_usage *u, const char **model)
     if (model && v[1].type == S2A_JSON_STRING) {
         *model = s2a_json_string_dup(j->pool, &v[1]);
     }
-    if (v[0].type != S2A_JSON_OBJECT || !counts_of_span(&v[0], &c)) {
-        return 0;
-    }
-    apply_counts(u, &c, 0);
-    return 1;
+    return s2a_usage_read(u, &v[0]);
 }

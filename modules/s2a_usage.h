@@ -4,6 +4,8 @@
 
 #include <apr_pools.h>
 
+#include "s2a_json.h"
+
 typedef struct {
     apr_int64_t input;          /* input_tokens */
     apr_int64_t output;         /* output_tokens */
@@ -40,6 +42,11 @@ apr_int64_t s2a_usage_output_estimate(const s2a_usage *u);
    nothing. */
 int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const char *data,
                         apr_size_t dlen);
+
+/* Sets *u from one usage object (a span from the scanner, or inside one), by
+   message_start's rules, as a whole answer's "usage" is read. Returns 1, or 0 with *u zeroed
+   when usage is not an object of readable counts. Allocates nothing. */
+int s2a_usage_read(s2a_usage *u, const s2a_json_span *usage);
 
 /* A non-stream JSON answer, fed chunk by chunk: kept (in p) until it is complete, then
    scanned once. An answer larger than S2A_USAGE_JSON_MAX is not read for usage. */

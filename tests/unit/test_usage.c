@@ -580,6 +580,27 @@ static void test_server_tools(void)
     S2A_CHECK(u.web_search == 3 && u.web_fetch == 2 && u.input == 10);
 }
 
+/* One usage object read on its own, as a whole answer's is. */
+static void test_read_object(void)
+{
+    static const char *const keys[] = {"usage"};
+    static const char body[] =
+        "{\"usage\":{\"input_tokens\":12,\"output_tokens\":7,"
+        "\"cache_read_input_tokens\":100,\"cache_creation\":{\"ephemeral_5m_input_tokens\":3,"
+        "\"ephemeral_1h_input_tokens\":4}}}";
+    s2a_json_span v;
+    s2a_usage u;
+    const char *err;
+
+    S2A_CHECK_INT(s2a_json_scan_object(pool, body, strlen(body), keys, 1, &v, &err), 0);
+    S2A_CHECK_INT(s2a_usage_read(&u, &v), 1);
+    S2A_CHECK(u.input == 12 && u.output == 7 && u.cache_read == 100);
+    S2A_CHECK(u.cache_creation == 7 && u.cache_1h == 4 && u.seen_start && !u.seen_delta);
+    v.type = S2A_JSON_NONE;
+    S2A_CHECK_INT(s2a_usage_read(&u, &v), 0);
+    S2A_CHECK(u.input == 0 && u.output == 0 && !u.seen_start);
+}
+
 int main(void)
 {
     apr_initialize();
@@ -596,6 +617,7 @@ int main(void)
     test_json_body();
     test_json_abandoned();
     test_server_tools();
+    test_read_object();
 
     apr_pool_destroy(pool);
     apr_terminate();
