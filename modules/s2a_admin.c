@@ -206,7 +206,7 @@ static const s2a_admin_field user_fields[] = {
      .flags = BOTH | S2A_ADMIN_EMPTY,
      .max = 500,
      .message = "actor: a string of at most 100 characters, reason: at most 500"},
-    {NULL},
+    {0},
 };
 
 const s2a_admin_resource s2a_admin_users = {
@@ -257,7 +257,7 @@ static const s2a_admin_field group_fields[] = {
      .column = "server_tools",
      .flags = BOTH,
      .message = "server_tools: true or false"},
-    {NULL},
+    {0},
 };
 
 const s2a_admin_resource s2a_admin_groups = {
@@ -340,7 +340,7 @@ static const s2a_admin_field key_fields[] = {
      .column = "key_hash",
      .flags = S2A_ADMIN_GENERATED},
     {.name = "prefix", .type = S2A_ADMIN_TEXT, .column = "prefix", .flags = S2A_ADMIN_GENERATED},
-    {NULL},
+    {0},
 };
 
 const s2a_admin_resource s2a_admin_keys = {
@@ -458,7 +458,7 @@ static const s2a_admin_field account_fields[] = {
      .role = S2A_ADMIN_ARGUMENT,
      .flags = PATCH,
      .message = "schedulable and clear_cooldown: true or false"},
-    {NULL},
+    {0},
 };
 
 const s2a_admin_resource s2a_admin_accounts = {
@@ -511,7 +511,7 @@ static const s2a_admin_field subscription_fields[] = {
      .flags = PATCH,
      .max = S2A_ADMIN_TIME_MAX,
      .message = "status active or disabled, expires_at Unix seconds"},
-    {NULL},
+    {0},
 };
 
 /* A column of the subscription's group, read with the subscription. */
@@ -521,7 +521,7 @@ static const s2a_admin_field subscription_fields[] = {
 
 static const s2a_admin_filter by_user[] = {
     {"user_id", "user_id = %lld", 0},
-    {NULL},
+    {0},
 };
 
 static apr_int64_t int_in(json_object *row, const char *name)
@@ -649,7 +649,7 @@ static const s2a_admin_field code_fields[] = {
      .min = 1,
      .max = 36500,
      .message = CODES_MESSAGE},
-    {NULL},
+    {0},
 };
 
 const s2a_admin_resource s2a_admin_redeem_codes = {
@@ -663,7 +663,7 @@ const s2a_admin_resource s2a_admin_redeem_codes = {
     .fields = code_fields};
 
 static const s2a_admin_field no_fields[] = {
-    {NULL},
+    {0},
 };
 
 static const s2a_admin_filter usage_filters[] = {
@@ -675,7 +675,7 @@ static const s2a_admin_filter usage_filters[] = {
     {"to", "created_at < %lld", 0},
     {"before_id", "(created_at, id) < (SELECT created_at, id FROM s2a_usage WHERE id = %lld)", 0},
     {"model", "model = %s", 1},
-    {NULL},
+    {0},
 };
 
 const s2a_admin_resource s2a_admin_usage = {
@@ -698,7 +698,7 @@ const s2a_admin_resource s2a_admin_usage = {
 static const s2a_admin_filter ledger_filters[] = {
     {"user_id", "user_id = %lld", 0},
     {"before_id", "id < %lld", 0},
-    {NULL},
+    {0},
 };
 
 const s2a_admin_resource s2a_admin_balance_log = {
