@@ -6,6 +6,7 @@ build/mod_sub2api.so).
 """
 
 import concurrent.futures
+import copy
 import ctypes
 import http.client
 import itertools
@@ -692,7 +693,16 @@ class Gateway:
 
     @property
     def port(self):
-        return self.httpd.port
+        return getattr(self, "_port", None) or self.httpd.port
+
+    def virtual_host(self, port, admin_token):
+        """This gateway as another virtual host of its httpd: client and
+        admin requests go to `port`, the admin API with `admin_token`."""
+        view = copy.copy(self)
+        view._port = port
+        view.admin_token = admin_token
+        view.credentials = {}
+        return view
 
     @property
     def base_url(self):
