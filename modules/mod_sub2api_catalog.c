@@ -339,8 +339,8 @@ static s2a_choice_result choose_once(request_rec *r, s2a_srv_conf *sc, const s2a
     apr_pool_create(&tmp, r->pool);
     cand = apr_palloc(tmp, sizeof(*cand) * (apr_size_t)(l->accounts->nelts + 1));
     acc = apr_palloc(tmp, sizeof(*acc) * (apr_size_t)(l->accounts->nelts + 1));
-    n = s2a_choice_candidates(l->accounts, ask->group_id, ask->model, ask->exclude, ask->no_limit,
-                              priced, cand, acc);
+    n = s2a_choice_candidates(l->accounts, ask->group_id, ask->model, ask->exclude,
+                              s2a_members_closed(r), ask->no_limit, priced, cand, acc);
     if (n) {
         rv = s2a_g.store->ops->pick(s2a_g.store, cand, n, apr_time_now(), ask->session,
                                     apr_time_from_sec(sc->sticky_ttl), ask->wait_for_bound,

@@ -8,24 +8,13 @@
 #include <mod_proxy.h>
 
 #include "mod_sub2api_shared.h"
+#include "s2a_choice.h"
 
 static APR_OPTIONAL_FN_TYPE(ap_proxy_retry_worker) * retry_worker;
 
 static void retrieve(void)
 {
     retry_worker = APR_RETRIEVE_OPTIONAL_FN(ap_proxy_retry_worker);
-}
-
-/* The member whose name is the endpoint (a trailing slash on either side
- * does not count). */
-static int names_endpoint(const char *name, const char *endpoint)
-{
-    apr_size_t n = strlen(endpoint);
-    while (n && endpoint[n - 1] == '/') {
-        n--;
-    }
-    return strncasecmp(name, endpoint, n) == 0 &&
-           (name[n] == '\0' || (name[n] == '/' && name[n + 1] == '\0'));
 }
 
 static proxy_worker *find_worker(proxy_balancer *balancer, request_rec *r)
@@ -39,7 +28,8 @@ static proxy_worker *find_worker(proxy_balancer *balancer, request_rec *r)
     account = &q->attempt->account;
     for (i = 0; i < balancer->workers->nelts; i++) {
         proxy_worker *w = APR_ARRAY_IDX(balancer->workers, i, proxy_worker *);
-        if (names_endpoint(*w->s->name_ex ? w->s->name_ex : w->s->name, account->endpoint)) {
+        if (s2a_choice_endpoint_is(*w->s->name_ex ? w->s->name_ex : w->s->name,
+                                   account->endpoint)) {
             /* All accounts may share one member (api.anthropic.com): one
              * failed connection must not stop them all until the member's
              * retry time. Accounts rest on their own, so the member serves

@@ -7,6 +7,7 @@
 
 #include "mod_sub2api_shared.h"
 #include <mod_dbd.h>
+#include <mod_proxy.h>
 #include "s2a_aead.h"
 #include "s2a_errors.h"
 #include "s2a_sha256.h"
@@ -266,4 +267,27 @@ const char *s2a_server_label(apr_pool_t *p, server_rec *s)
 {
     return apr_psprintf(p, "%s:%u", s->server_hostname ? s->server_hostname : "",
                         s->addrs ? s->addrs->host_port : s->port);
+}
+
+apr_array_header_t *s2a_members_closed(request_rec *r)
+{
+    s2a_dir_conf *dc = s2a_dir_conf_of(r);
+    proxy_server_conf *conf = ap_get_module_config(r->server->module_config, &proxy_module);
+    apr_array_header_t *closed = NULL;
+    proxy_balancer *b;
+    int i;
+    if (!dc || !dc->balancer || !conf ||
+        !(b = ap_proxy_get_balancer(r->pool, conf, dc->balancer, 0))) {
+        return NULL;
+    }
+    for (i = 0; i < b->workers->nelts; i++) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        if (w->s->status & (PROXY_WORKER_DISABLED | PROXY_WORKER_STOPPED | PROXY_WORKER_DRAIN)) {
+            if (!closed) {
+                closed = apr_array_make(r->pool, 2, sizeof(const char *));
+            }
+            APR_ARRAY_PUSH(closed, const char *) = *w->s->name_ex ? w->s->name_ex : w->s->name;
+        }
+    }
+    return closed;
 }

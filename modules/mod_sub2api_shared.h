@@ -290,6 +290,11 @@ typedef enum {
     S2A_CHOICE_BROKE = -4       /* the user's balance is spent */
 } s2a_choice_result;
 
+/* The members of the location's balancer an operator took out in
+ * balancer-manager (disabled, stopped or draining), by name (const char *);
+ * NULL when none. Their accounts are not chosen until they are back. */
+apr_array_header_t *s2a_members_closed(request_rec *r);
+
 /* Chooses an account of the group serving the model and counts it in flight:
  * the attempt gets its copy, the model it is sent and its place. A
  * conversation stays on its bound account while it can serve. */

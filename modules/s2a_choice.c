@@ -1,4 +1,6 @@
 /* Which accounts may serve a request: see s2a_choice.h. */
+#include <strings.h>
+
 #include <apr_strings.h>
 
 #include "s2a_choice.h"
@@ -60,14 +62,39 @@ static apr_int64_t hold_for(const s2a_choice_hold *hold, const s2a_account *a, c
     return cost.actual;
 }
 
+int s2a_choice_endpoint_is(const char *name, const char *endpoint)
+{
+    apr_size_t n = strlen(endpoint), m = strlen(name);
+    while (n && endpoint[n - 1] == '/') {
+        n--;
+    }
+    while (m && name[m - 1] == '/') {
+        m--;
+    }
+    return n == m && strncasecmp(name, endpoint, n) == 0;
+}
+
+static int closed_to(const apr_array_header_t *closed, const char *endpoint)
+{
+    int i;
+    for (i = 0; closed && endpoint && i < closed->nelts; i++) {
+        if (s2a_choice_endpoint_is(APR_ARRAY_IDX(closed, i, const char *), endpoint)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int s2a_choice_candidates(const apr_array_header_t *accounts, apr_int64_t group_id,
-                          const char *model, const apr_array_header_t *exclude, int no_limit,
+                          const char *model, const apr_array_header_t *exclude,
+                          const apr_array_header_t *closed, int no_limit,
                           const s2a_choice_hold *hold, s2a_candidate *cand, const s2a_account **acc)
 {
     int i, n = 0;
     for (i = 0; i < accounts->nelts; i++) {
         const s2a_account *a = &APR_ARRAY_IDX(accounts, i, s2a_account);
-        if (!s2a_choice_serves(a, group_id, model) || among(exclude, a->id)) {
+        if (!s2a_choice_serves(a, group_id, model) || among(exclude, a->id) ||
+            closed_to(closed, a->endpoint)) {
             continue;
         }
         cand[n].key = a->state_key;

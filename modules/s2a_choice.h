@@ -36,14 +36,20 @@ typedef struct {
     const apr_array_header_t *rules; /* s2a_price_rule: price fallbacks; may be NULL */
 } s2a_choice_hold;
 
+/* Whether the balancer member named `name` is the account endpoint
+ * `endpoint`: letter case and a trailing slash on either side do not
+ * count. */
+int s2a_choice_endpoint_is(const char *name, const char *endpoint);
+
 /* Fills cand[] and acc[] (each with room for every account) with the
  * accounts that serve, other than the ids in `exclude` (apr_int64_t; may be
- * NULL); returns how many. `no_limit`: their concurrency is not counted
- * (cand[i].concurrency 0). `hold` (may be NULL): cand[i].hold is what the
- * request would hold (0 for a model without a price: such a request is
- * refused). */
+ * NULL) and those whose endpoint is a member named in `closed` (const char
+ * *: taken out by an operator; may be NULL); returns how many. `no_limit`: their concurrency is not
+ * counted (cand[i].concurrency 0). `hold` (may be NULL): cand[i].hold is what the request would
+ * hold (0 for a model without a price: such a request is refused). */
 int s2a_choice_candidates(const apr_array_header_t *accounts, apr_int64_t group_id,
-                          const char *model, const apr_array_header_t *exclude, int no_limit,
+                          const char *model, const apr_array_header_t *exclude,
+                          const apr_array_header_t *closed, int no_limit,
                           const s2a_choice_hold *hold, s2a_candidate *cand,
                           const s2a_account **acc);
 

@@ -64,7 +64,7 @@ int main(void)
     S2A_CHECK_STR(s2a_choice_model(&APR_ARRAY_IDX(list, 1, s2a_account), "claude"), "claude-b");
     S2A_CHECK_STR(s2a_choice_model(&APR_ARRAY_IDX(list, 0, s2a_account), "claude"), "claude");
 
-    n = s2a_choice_candidates(list, 7, "claude", NULL, 0, NULL, cand, acc);
+    n = s2a_choice_candidates(list, 7, "claude", NULL, NULL, 0, NULL, cand, acc);
     S2A_CHECK_INT(n, 2);
     S2A_CHECK_INT(acc[0]->id, 1);
     S2A_CHECK_INT(acc[1]->id, 2);
@@ -75,11 +75,29 @@ int main(void)
 
     exclude = apr_array_make(pool, 1, sizeof(apr_int64_t));
     APR_ARRAY_PUSH(exclude, apr_int64_t) = 1;
-    n = s2a_choice_candidates(list, 7, "claude", exclude, 1, NULL, cand, acc);
+    n = s2a_choice_candidates(list, 7, "claude", exclude, NULL, 1, NULL, cand, acc);
     S2A_CHECK_INT(n, 1);
     S2A_CHECK_INT(acc[0]->id, 2);
     S2A_CHECK_INT(cand[0].concurrency, 0);
-    S2A_CHECK_INT(s2a_choice_candidates(list, 9, "claude", NULL, 0, NULL, cand, acc), 0);
+    S2A_CHECK_INT(s2a_choice_candidates(list, 9, "claude", NULL, NULL, 0, NULL, cand, acc), 0);
+
+    /* a member taken out in balancer-manager takes its accounts out */
+    APR_ARRAY_IDX(list, 1, s2a_account).endpoint = "https://b.example/";
+    {
+        apr_array_header_t *closed = apr_array_make(pool, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(closed, const char *) = "HTTPS://B.example";
+        n = s2a_choice_candidates(list, 7, "claude", NULL, closed, 0, NULL, cand, acc);
+        S2A_CHECK_INT(n, 1);
+        S2A_CHECK_INT(acc[0]->id, 1);
+        APR_ARRAY_IDX(closed, 0, const char *) = "https://b.example/other";
+        S2A_CHECK_INT(s2a_choice_candidates(list, 7, "claude", NULL, closed, 0, NULL, cand, acc),
+                      2);
+    }
+    S2A_CHECK(s2a_choice_endpoint_is("https://a.example//", "HTTPS://a.example"));
+    S2A_CHECK(s2a_choice_endpoint_is("https://a.example", "https://a.example/"));
+    S2A_CHECK(!s2a_choice_endpoint_is("https://a.example:8443", "https://a.example"));
+    S2A_CHECK(!s2a_choice_endpoint_is("https://a.example", "https://a.example.org"));
+    S2A_CHECK(!s2a_choice_endpoint_is("/", "https://a.example"));
 
     /* each holds its estimate at the prices of the model it is sent */
     memset(&estimate, 0, sizeof(estimate));
@@ -89,7 +107,7 @@ int main(void)
     hold.multiplier_ppm = 2000000;
     hold.prices = prices;
     hold.rules = NULL;
-    n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
+    n = s2a_choice_candidates(list, 7, "claude", NULL, NULL, 0, &hold, cand, acc);
     S2A_CHECK_INT(n, 2);
     S2A_CHECK_INT(cand[0].hold, 0); /* "claude" has no price */
     S2A_CHECK_INT(cand[1].hold, 2 * (1000 * 10000 + 100 * 20000));
@@ -102,16 +120,16 @@ int main(void)
     rule->pattern = "cl?ude";
     rule->model = "claude-a";
     hold.rules = rules;
-    n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
+    n = s2a_choice_candidates(list, 7, "claude", NULL, NULL, 0, &hold, cand, acc);
     S2A_CHECK_INT(cand[0].hold, 2 * (1000 * 1000 + 100 * 2000));
 
     /* an estimate over a model's long-context threshold holds at its long-context rates,
        output included; one at the threshold at the base rates */
     estimate.input = 200000;
-    n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
+    n = s2a_choice_candidates(list, 7, "claude", NULL, NULL, 0, &hold, cand, acc);
     S2A_CHECK_INT(cand[1].hold, 2 * (200000LL * 10000 + 100 * 20000));
     estimate.input = 200001;
-    n = s2a_choice_candidates(list, 7, "claude", NULL, 0, &hold, cand, acc);
+    n = s2a_choice_candidates(list, 7, "claude", NULL, NULL, 0, &hold, cand, acc);
     S2A_CHECK_INT(cand[1].hold, 2 * (200001LL * 20000 + 100 * 30000));
     S2A_CHECK_INT(cand[0].hold, 2 * (200001LL * 1000 + 100 * 2000)); /* claude-a: none */
     estimate.input = 1000;
