@@ -234,26 +234,30 @@ int s2a_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
 }
 
 /* Every child brings the schema up to date before it serves; the mutex keeps
- * children of one host from migrating at the same time. */
+ * children of one host from migrating at the same time. The connection is
+ * taken under it: its check (s2a_db_alive) then sees the schema a child
+ * before it migrated, which SQLite's statements would otherwise refuse as
+ * changed. */
 static void migrate(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc)
 {
     s2a_dbc c;
     void *h;
     const char *err = NULL;
+    apr_proc_mutex_lock(s2a_g.mutex);
     if (!s2a_dbc_open(p, s, &c, &h)) {
+        apr_proc_mutex_unlock(s2a_g.mutex);
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0005) "no database connection (check DBDriver/DBDParams)");
         return;
     }
-    apr_proc_mutex_lock(s2a_g.mutex);
     if (s2a_db_migrate(&c, p, &err) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, S2ALOGNO(0006) "schema migration failed: %s",
                      err);
     } else {
         s2a_secret(p, s, sc, &c);
     }
-    apr_proc_mutex_unlock(s2a_g.mutex);
     s2a_dbc_close(s, h);
+    apr_proc_mutex_unlock(s2a_g.mutex);
 }
 
 /* Connections to Redis are made by the process that uses them. */

@@ -695,6 +695,13 @@ class Gateway:
     def port(self):
         return getattr(self, "_port", None) or self.httpd.port
 
+    def child_pids(self):
+        """httpd's child processes, as ps sees them now."""
+        pid = int((self.httpd.run_dir / "httpd.pid").read_text())
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                             text=True).stdout
+        return [int(p) for p in out.split()]
+
     def virtual_host(self, port, admin_token):
         """This gateway as another virtual host of its httpd: client and
         admin requests go to `port`, the admin API with `admin_token`."""

@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import socket
-import subprocess
 import time
 
 import pytest
@@ -216,13 +215,6 @@ def test_failed_authentications_are_limited_per_address(gateway, tenant, failure
     assert gw.mock_requests() == []
 
 
-def children(gw):
-    pid = int((gw.httpd.run_dir / "httpd.pid").read_text())
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                         text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def rss_kb(pids):
     """The children's resident memory together; they must all still run."""
     total = 0
@@ -258,7 +250,7 @@ def test_a_flood_of_random_keys(gateway, long_cache):
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             assert sum(pool.map(flood, clients, [2000] * threads)) == 2000 * threads
         # the generation before the reload is gone by now
-        pids = children(gw)
+        pids = gw.child_pids()
         warm = rss_kb(pids)
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             assert sum(pool.map(flood, clients, [23000] * threads)) == 23000 * threads
