@@ -188,7 +188,7 @@ int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const c
     found = s2a_catalog_key(r, sc, digest, *key_hash, out);
     if (found < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0202) "key lookup: no database");
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+        return s2a_no_database(r);
     }
     if (!found) {
         return refuse_key(r, sc, address, "invalid x-api-key");

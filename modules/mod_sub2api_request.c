@@ -471,7 +471,8 @@ static int choose_account(request_rec *r, s2a_request *q)
                                    "limit; retry shortly",
                                    q->body.model));
     case S2A_CHOICE_NO_DATABASE:
-        return refuse(r, q, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+        apr_table_setn(r->err_headers_out, "retry-after", "1");
+        return refuse(r, q, HTTP_SERVICE_UNAVAILABLE, S2A_NO_DATABASE);
     case S2A_CHOICE_NONE:
         return refuse(
             r, q, HTTP_SERVICE_UNAVAILABLE,
@@ -569,7 +570,7 @@ static int check_spending(request_rec *r, s2a_request *q)
                         "Your credit balance is too low to access the API");
     }
     if (!(q->secret = pseudonym_key(r, q->sconf))) {
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+        return s2a_no_database(r);
     }
     return OK;
 }

@@ -24,6 +24,12 @@ int s2a_fail(request_rec *r, int status, const char *message)
     return status;
 }
 
+int s2a_no_database(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "retry-after", "1");
+    return s2a_fail(r, HTTP_SERVICE_UNAVAILABLE, S2A_NO_DATABASE);
+}
+
 void s2a_send_error_event(request_rec *r, int status, const char *message)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);

@@ -194,6 +194,10 @@ typedef struct {
  * mod_sub2api_error_page.c). Returns `status`. */
 #define S2A_ERROR_NOTE "sub2api-json-error"
 int s2a_fail(request_rec *r, int status, const char *message);
+/* s2a_fail for a database out of reach: 503 with retry-after, as an outage
+ * of seconds (a restart, a failover) is what it most often is. */
+int s2a_no_database(request_rec *r);
+#define S2A_NO_DATABASE "The gateway cannot reach its database; retry shortly"
 /* An error event on an event stream whose 200 is sent already. */
 void s2a_send_error_event(request_rec *r, int status, const char *message);
 

@@ -116,14 +116,14 @@ static int redeem_handler(request_rec *r)
         return s2a_fail(r, HTTP_BAD_REQUEST, "code: the redeem code, a string");
     }
     if (!s2a_dbc_open(r->pool, r->server, &c, &h)) {
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+        return s2a_no_database(r);
     }
     rc = s2a_db_redeem(&c, r->pool, s2a_key_hash(r->pool, code), key.user_id, &got, &err);
     secret = rc == 1 && !got.subscription ? s2a_secret(r->pool, r->server, sc, &c) : NULL;
     s2a_dbc_close(r->server, h);
     if (rc == -2) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, S2ALOGNO(0210) "redeem: %s", err);
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+        return s2a_no_database(r);
     }
     if (rc == 0) {
         return s2a_fail(r, HTTP_NOT_FOUND, "No such redeem code");
@@ -164,7 +164,7 @@ static int models_handler(request_rec *r)
         return rc;
     }
     if (!(ids = s2a_catalog_models(r, sc, key.group_id))) {
-        return s2a_fail(r, HTTP_INTERNAL_SERVER_ERROR, "The gateway cannot reach its database");
+        return s2a_no_database(r);
     }
     ids = s2a_key_models_only(r->pool, ids, &key);
     s2a_models_sort(ids);

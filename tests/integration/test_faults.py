@@ -28,7 +28,7 @@ def fault_gateway(gateway):
         pytest.skip("restarts PostgreSQL and Redis: run in the redis configuration")
     gateway.expect_error(
         r"AH01102|AH01110|AH00629|AH00633|AH02655|AH00898|proxy:error|proxy_http:error|"
-        r"dbd|S2A0012|S2A0202|S2A0209|S2A0301|S2A0307|S2A0401|S2A0402|Broken pipe|"
+        r"dbd|S2A0005|S2A0012|S2A0202|S2A0209|S2A0301|S2A0307|S2A0401|S2A0402|Broken pipe|"
         r"Connection reset")
     yield gateway
     if not gateway.pg.started:

@@ -117,6 +117,23 @@ def refusing_database(gateway):
         gateway.reload("")
 
 
+def test_a_key_never_seen_while_the_database_is_away_is_told_to_retry(pg_gateway):
+    """A key no process knows yet cannot be checked without the database:
+    503 with retry-after, as for an outage of seconds, never 500."""
+    gw = pg_gateway
+    gw.expect_error(r"S2A0202")
+    t = gw.new_tenant()
+    gw.pg.stop()
+    try:
+        status, headers, raw = gw.post_messages(messages_body(), key=t.api_key)
+    finally:
+        gw.pg.resume()
+    assert status == 503, raw
+    assert headers["retry-after"] == "1"
+    assert json.loads(raw)["error"]["type"] == "overloaded_error"
+    assert gw.mock_requests() == []
+
+
 def test_a_refused_row_is_set_apart(refusing_database):
     """A row the database refuses fails its batch: it is tried alone, set
     apart in the journal's .refused file, and the rows batched with it are
