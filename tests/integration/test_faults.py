@@ -35,6 +35,9 @@ def fault_gateway(gateway):
         gateway.pg.resume()
     if gateway.redis.proc is None:
         gateway.redis.start()
+    # a process tries Redis again 0.5 s after a failed connect: the tests
+    # that follow find none still waiting
+    time.sleep(0.6)
 
 
 def send(port, key, body, abort_after=None):
