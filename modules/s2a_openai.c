@@ -1053,3 +1053,32 @@ int s2a_openai_check_sampling(s2a_json_span *temperature, s2a_json_span *top_p, 
     }
     return 0;
 }
+
+void s2a_openai_write_tool_choice(s2a_buf *b, s2a_openai_choice choice, const s2a_json_span *name,
+                                  int serial, int *forced)
+{
+    switch (choice) {
+    case S2A_CHOICE_NONE:
+        S2A_PUT(b, ",\"tool_choice\":{\"type\":\"none\"}");
+        return;
+    case S2A_CHOICE_REQUIRED:
+        S2A_PUT(b, ",\"tool_choice\":{\"type\":\"any\"");
+        *forced = 1;
+        break;
+    case S2A_CHOICE_NAMED:
+        S2A_PUT(b, ",\"tool_choice\":{\"type\":\"tool\",\"name\":");
+        s2a_openai_put_span(b, name);
+        *forced = 1;
+        break;
+    default:
+        if (!serial) {
+            return;
+        }
+        S2A_PUT(b, ",\"tool_choice\":{\"type\":\"auto\"");
+        break;
+    }
+    if (serial) {
+        S2A_PUT(b, ",\"disable_parallel_tool_use\":true");
+    }
+    S2A_PUT(b, "}");
+}

@@ -278,6 +278,14 @@ typedef enum {
 
 s2a_openai_choice s2a_openai_tool_choice(const s2a_json_span *choice, s2a_json_span *name);
 
+/* Writes Messages' tool_choice member (with its leading comma) for what the
+ * client asked (`name` the function's for NAMED): none as such, required
+ * as any, a name as that tool; auto only when `serial` (no parallel tool
+ * use), which every written choice then says. *forced is set to 1 for
+ * required and named. */
+void s2a_openai_write_tool_choice(s2a_buf *b, s2a_openai_choice choice, const s2a_json_span *name,
+                                  int serial, int *forced);
+
 /* The instruction that asks for JSON (response_format / text.format):
  * `schema` an object span (NONE: any JSON object). Written as a text block
  * of the system prompt. */

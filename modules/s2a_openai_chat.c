@@ -564,30 +564,7 @@ static int write_tools(reader *r, int *count, int *forced)
     *count = j;
     /* read again: the loop reused `name` */
     choice = s2a_openai_tool_choice(&r->f[F_TOOL_CHOICE], &name);
-    switch (choice) {
-    case S2A_CHOICE_NONE:
-        S2A_PUT(r->b, ",\"tool_choice\":{\"type\":\"none\"}");
-        return 0;
-    case S2A_CHOICE_REQUIRED:
-        S2A_PUT(r->b, ",\"tool_choice\":{\"type\":\"any\"");
-        *forced = 1;
-        break;
-    case S2A_CHOICE_NAMED:
-        S2A_PUT(r->b, ",\"tool_choice\":{\"type\":\"tool\",\"name\":");
-        s2a_openai_put_span(r->b, &name);
-        *forced = 1;
-        break;
-    default:
-        if (!serial) {
-            return 0;
-        }
-        S2A_PUT(r->b, ",\"tool_choice\":{\"type\":\"auto\"");
-        break;
-    }
-    if (serial) {
-        S2A_PUT(r->b, ",\"disable_parallel_tool_use\":true");
-    }
-    S2A_PUT(r->b, "}");
+    s2a_openai_write_tool_choice(r->b, choice, &name, serial, forced);
     return 0;
 }
 
