@@ -85,13 +85,13 @@ static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
             apr_time_from_sec(q->sconf->rate_limit_cooldown));
     }
     s2a_answer_start(&a->answer, r->pool, r->status, r->content_type, a->verdict.failed,
-                     q->count_only, q->committed, a->renamed ? q->body.model : NULL);
+                     q->count_only, q->committed, a->renamed ? q->body.model : NULL, &q->door);
     if (a->verdict.failed) {
         return;
     }
     strip_account_headers(r->headers_out);
-    if (a->answer.mode == S2A_ANSWER_JSON) {
-        /* recomputed when the held answer goes out with its end */
+    if (a->answer.mode == S2A_ANSWER_JSON || a->answer.door) {
+        /* recomputed when the held or translated answer goes out with its end */
         apr_table_unset(r->headers_out, "Content-Length");
     }
     server_timing(r, q);
@@ -227,9 +227,11 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             if (AP_BUCKET_IS_ERROR(b) && a->answer.mode == S2A_ANSWER_STREAM &&
                 !a->answer.client_left) {
                 /* tell a streaming client why its stream ends, as the API does */
-                const char *ev = s2a_answer_broken_event(r->pool, &n);
-                APR_BUCKET_INSERT_BEFORE(b,
-                                         apr_bucket_pool_create(ev, n, r->pool, bb->bucket_alloc));
+                const char *ev = s2a_answer_broken_event(&a->answer, &n);
+                if (ev) {
+                    APR_BUCKET_INSERT_BEFORE(
+                        b, apr_bucket_pool_create(ev, n, r->pool, bb->bucket_alloc));
+                }
             }
             if (APR_BUCKET_IS_EOS(b)) {
                 second_look(r, q, a);
@@ -263,8 +265,11 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     }
     released = s2a_answer_release(&a->answer, &len);
     if (released) {
-        APR_BRIGADE_INSERT_HEAD(bb,
-                                apr_bucket_pool_create(released, len, r->pool, bb->bucket_alloc));
+        /* a translation's buffer is written again by the next feed */
+        APR_BRIGADE_INSERT_HEAD(
+            bb, a->answer.translation
+                    ? apr_bucket_heap_create(released, len, NULL, bb->bucket_alloc)
+                    : apr_bucket_pool_create(released, len, r->pool, bb->bucket_alloc));
     }
     q->filter_time += apr_time_now() - t0;
     if ((a->answer.mode == S2A_ANSWER_ERROR || a->answer.mode == S2A_ANSWER_JSON) &&

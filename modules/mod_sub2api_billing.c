@@ -74,6 +74,7 @@ static void bill(request_rec *r, s2a_request *q)
     facts.price = a->price;
     facts.usage = usage;
     facts.stream = stream;
+    facts.api = s2a_door_name(q->door.kind);
     facts.status = r->status;
     facts.outcome = s2a_billing_outcome(r->connection->aborted, a->answer.broken, a->answer.ended,
                                         stream, usage.seen_delta);

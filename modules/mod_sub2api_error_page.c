@@ -1,5 +1,6 @@
-/* Error pages of gateway requests are Anthropic-shaped JSON, not httpd's
- * HTML: insert_error_filter runs just before httpd looks up the error page
+/* Error pages of gateway requests are JSON in the shape of the path's door
+ * (Anthropic's; OpenAI's for its doors), not httpd's HTML:
+ * insert_error_filter runs just before httpd looks up the error page
  * it is about to send, and takes the message the gateway noted (s2a_fail)
  * or the one its status stands for. Errors httpd meets before the gateway
  * knows the request (a request line or headers it cannot read) come
@@ -15,6 +16,14 @@
 #include "mod_sub2api_shared.h"
 #include "s2a_errors.h"
 
+/* The error page for `status` of a request for `uri`. */
+static const char *error_page(request_rec *r, const char *uri, int status, const char *msg,
+                              const char *param)
+{
+    return s2a_door_error_body(r->pool, s2a_door_of(s2a_endpoint_of(uri ? uri : "")), status,
+                               msg && *msg ? msg : s2a_error_message(status), param, NULL);
+}
+
 void s2a_error_page_insert(request_rec *r)
 {
     const char *msg = apr_table_get(r->notes, S2A_ERROR_NOTE);
@@ -23,7 +32,7 @@ void s2a_error_page_insert(request_rec *r)
     }
     ap_custom_response(
         r, r->status,
-        s2a_error_body(r->pool, r->status, *msg ? msg : s2a_error_message(r->status)));
+        error_page(r, r->uri, r->status, msg, apr_table_get(r->notes, S2A_ERROR_PARAM_NOTE)));
     ap_add_output_filter_handle(s2a_g.error_filter, NULL, r, r->connection);
 }
 
@@ -36,7 +45,7 @@ apr_status_t s2a_error_page_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 
 int s2a_error_page_handler(request_rec *r)
 {
-    const char *status_env, *msg = NULL;
+    const char *status_env, *msg = NULL, *param = NULL, *uri = NULL;
     int status;
     if (!r->handler || strcmp(r->handler, S2A_ERROR_HANDLER) != 0) {
         return DECLINED;
@@ -50,10 +59,12 @@ int s2a_error_page_handler(request_rec *r)
      * the ErrorDocument redirect comes before insert_error_filter */
     if (r->prev) {
         msg = apr_table_get(r->prev->notes, S2A_ERROR_NOTE);
+        param = apr_table_get(r->prev->notes, S2A_ERROR_PARAM_NOTE);
+        uri = r->prev->uri;
     }
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rputs(s2a_error_body(r->pool, status, msg && *msg ? msg : s2a_error_message(status)), r);
+    ap_rputs(error_page(r, uri, status, msg, param), r);
     return OK;
 }

@@ -163,7 +163,7 @@ static void answer_error(request_rec *r, s2a_request *q, int status, const char 
     r->status_line = NULL;
     r->content_encoding = NULL;
     ap_set_content_type(r, "application/json");
-    body = s2a_error_body(r->pool, status, message);
+    body = s2a_door_error_body(r->pool, q->door.kind, status, message, NULL, NULL);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     APR_BRIGADE_INSERT_TAIL(
         bb, apr_bucket_pool_create(body, strlen(body), r->pool, r->connection->bucket_alloc));

@@ -1,4 +1,5 @@
-/* The request: translate_name hands POST .../v1/messages to mod_proxy;
+/* The request: translate_name hands POST .../v1/messages (and the OpenAI
+ * doors, which become Messages requests) to mod_proxy;
  * fixups admit it (the client's key, the balance or subscription, the body
  * read and checked, the key's and user's limits, the first account chosen
  * and the body it is sent); the replay input filter hands mod_proxy that
@@ -33,9 +34,16 @@ int s2a_request_translate(request_rec *r)
     if (r->method_number != M_POST || !s2a_endpoint_proxied(endpoint)) {
         return DECLINED;
     }
-    r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer,
-                              endpoint == S2A_ENDPOINT_MESSAGES ? MESSAGES_PATH : COUNT_TOKENS_PATH,
-                              r->args ? "?" : "", r->args ? r->args : "", NULL);
+    if (s2a_door_of(endpoint) != S2A_DOOR_MESSAGES) {
+        /* the upstream is sent a Messages request; OpenAI's query words mean
+         * nothing to it */
+        r->filename = apr_pstrcat(r->pool, "proxy:", dc->balancer, MESSAGES_PATH, NULL);
+    } else {
+        r->filename =
+            apr_pstrcat(r->pool, "proxy:", dc->balancer,
+                        endpoint == S2A_ENDPOINT_MESSAGES ? MESSAGES_PATH : COUNT_TOKENS_PATH,
+                        r->args ? "?" : "", r->args ? r->args : "", NULL);
+    }
     r->proxyreq = PROXYREQ_REVERSE;
     r->handler = "proxy-server";
     apr_table_setn(r->notes, "proxy-nocanon", "1");
@@ -47,7 +55,8 @@ int s2a_request_translate(request_rec *r)
  * first one sends the 200 and the event-stream headers. */
 static void ping(request_rec *r, s2a_request *q)
 {
-    static const char event[] = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+    apr_size_t len;
+    const char *event = s2a_door_ping(q->door.kind, &len);
     apr_time_t now = apr_time_now();
     apr_bucket_brigade *bb;
     if (!q->body.stream ||
@@ -62,8 +71,8 @@ static void ping(request_rec *r, s2a_request *q)
     }
     q->pinged = now;
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    APR_BRIGADE_INSERT_TAIL(
-        bb, apr_bucket_immortal_create(event, sizeof(event) - 1, r->connection->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb,
+                            apr_bucket_immortal_create(event, len, r->connection->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(r->connection->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
 }
@@ -575,16 +584,27 @@ static int check_spending(request_rec *r, s2a_request *q)
     return OK;
 }
 
-/* The body, read whole and checked, and the conversation it belongs to. */
+/* The body, read whole and checked (an OpenAI door's made into the Messages
+ * body it stands for), and the conversation it belongs to. */
 static int read_request(request_rec *r, s2a_request *q, apr_off_t max_body)
 {
-    const char *err = NULL;
+    const char *err = NULL, *messages;
+    apr_size_t messages_len;
+    s2a_openai_error refusal;
     s2a_buf body;
     int rc;
     if ((rc = read_body(r, max_body > 0 ? max_body : S2A_DEFAULT_MAX_BODY, &body)) != OK) {
         return rc;
     }
-    if (s2a_body_read(r->pool, body.data, body.len, &q->body, &err) != 0) {
+    messages = body.data;
+    messages_len = body.len;
+    if (q->door.kind != S2A_DOOR_MESSAGES &&
+        s2a_door_read(r->pool, &q->door, body.data, body.len, apr_time_sec(r->request_time),
+                      &messages, &messages_len, &refusal) != 0) {
+        q->body.raw = body.data; /* read: the connection may stay */
+        return s2a_fail_at(r, refusal.status, refusal.message, refusal.param);
+    }
+    if (s2a_body_read(r->pool, messages, messages_len, &q->body, &err) != 0) {
         return s2a_fail(r, HTTP_BAD_REQUEST, err);
     }
     if (!s2a_key_model_allowed(&q->key, q->body.model)) {
@@ -646,8 +666,7 @@ static int admit(request_rec *r, s2a_request *q, s2a_endpoint endpoint, apr_off_
     if (r->method_number != M_POST) {
         ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
         return s2a_fail(r, HTTP_METHOD_NOT_ALLOWED,
-                        apr_pstrcat(r->pool, "Use POST for ",
-                                    q->count_only ? COUNT_TOKENS_PATH : MESSAGES_PATH, NULL));
+                        apr_pstrcat(r->pool, "Use POST for ", r->uri, NULL));
     }
     if ((rc = check_spending(r, q)) != OK || (rc = check_rate(r, q)) != OK) {
         return rc;
@@ -688,6 +707,7 @@ int s2a_request_fixups(request_rec *r)
     q->start = r->request_time;
     q->fixups_at = apr_time_now();
     q->count_only = endpoint == S2A_ENDPOINT_COUNT_TOKENS;
+    q->door.kind = s2a_door_of(endpoint);
     /* set now: a request refused below is counted and logged with what is known */
     ap_set_module_config(r->request_config, &sub2api_module, q);
     rc = admit(r, q, endpoint, dc->max_body);

@@ -24,6 +24,14 @@ int s2a_fail(request_rec *r, int status, const char *message)
     return status;
 }
 
+int s2a_fail_at(request_rec *r, int status, const char *message, const char *param)
+{
+    if (param) {
+        apr_table_setn(r->notes, S2A_ERROR_PARAM_NOTE, param);
+    }
+    return s2a_fail(r, status, message);
+}
+
 int s2a_no_database(request_rec *r)
 {
     apr_table_setn(r->err_headers_out, "retry-after", "1");
@@ -32,9 +40,12 @@ int s2a_no_database(request_rec *r)
 
 void s2a_send_error_event(request_rec *r, int status, const char *message)
 {
+    const s2a_request *q = s2a_request_of(r);
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_brigade_printf(bb, NULL, NULL, "event: error\ndata: %s\n\n",
-                       s2a_error_body(r->pool, status, message));
+    apr_size_t len;
+    const char *ev =
+        s2a_door_error_event(r->pool, q ? q->door.kind : S2A_DOOR_MESSAGES, status, message, &len);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(ev, len, r->pool, bb->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(r->connection->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
 }

@@ -19,6 +19,7 @@
 #include "s2a_db_catalog.h"
 #include "s2a_db_oauth.h"
 #include "s2a_db_schema.h"
+#include "s2a_door.h"
 #include "s2a_json.h"
 #include "s2a_memo.h"
 #include "s2a_metrics.h"
@@ -147,6 +148,7 @@ typedef struct {
     const char *secret;   /* the pseudonym key */
     const char *key_hash; /* the client key's SHA-256, hex */
     s2a_key_rec key;
+    s2a_door door; /* the door it came in by: what its body was read to, how it is answered */
     s2a_body body;
     int count_only;               /* POST /v1/messages/count_tokens: no place, hold or usage row */
     apr_uint64_t session;         /* the conversation's key, 0 if none */
@@ -189,11 +191,15 @@ typedef struct {
 #define s2a_dir_conf_of(r)                                                                         \
     ((s2a_dir_conf *)ap_get_module_config((r)->per_dir_config, &sub2api_module))
 
-/* Anthropic-shaped error for a status the gateway decides itself: the
- * message is noted and httpd's error page becomes it (see
- * mod_sub2api_error_page.c). Returns `status`. */
+/* The error for a status the gateway decides itself, in the shape of the
+ * request's door (Anthropic's, or OpenAI's for its doors): the message is
+ * noted and httpd's error page becomes it (see mod_sub2api_error_page.c).
+ * Returns `status`. s2a_fail_at also names the field at fault (`param`,
+ * which OpenAI's shape carries). */
 #define S2A_ERROR_NOTE "sub2api-json-error"
+#define S2A_ERROR_PARAM_NOTE "sub2api-json-error-param"
 int s2a_fail(request_rec *r, int status, const char *message);
+int s2a_fail_at(request_rec *r, int status, const char *message, const char *param);
 /* s2a_fail for a database out of reach: 503 with retry-after, as an outage
  * of seconds (a restart, a failover) is what it most often is. */
 int s2a_no_database(request_rec *r);

@@ -675,6 +675,7 @@ static const s2a_admin_filter usage_filters[] = {
     {"to", "created_at < %lld", 0},
     {"before_id", "(created_at, id) < (SELECT created_at, id FROM s2a_usage WHERE id = %lld)", 0},
     {"model", "model = %s", 1},
+    {"api", "api = %s", 1},
     {0},
 };
 
@@ -688,8 +689,8 @@ const s2a_admin_resource s2a_admin_usage = {
                " output_cost_nanousd, cache_creation_cost_nanousd, cache_read_cost_nanousd,"
                " total_cost_nanousd, actual_cost_nanousd, rate_multiplier_ppm, billing_type,"
                " stream, status, outcome, duration_ms, first_token_ms, created_at,"
-               " web_search_requests, web_fetch_requests, server_tool_cost_nanousd",
-    .types = "isiiiiissiiiiiiiiiiiisbisiiiiii",
+               " web_search_requests, web_fetch_requests, server_tool_cost_nanousd, api",
+    .types = "isiiiiissiiiiiiiiiiiisbisiiiiiis",
     .order = " ORDER BY created_at DESC, id DESC",
     .paged = 1,
     .fields = no_fields,
@@ -1127,7 +1128,8 @@ static const char *const groupings[][3] = {{"day", "(created_at / 86400) * 86400
                                            {"upstream_model", "upstream_model", "s"},
                                            {"account", "account_id", "i"},
                                            {"key", "api_key_id", "i"},
-                                           {"user", "user_id", "i"}};
+                                           {"user", "user_id", "i"},
+                                           {"api", "api", "s"}};
 #define GROUPINGS ((int)(sizeof(groupings) / sizeof(groupings[0])))
 
 static int grouping(const char *name)
@@ -1148,11 +1150,11 @@ const char *s2a_admin_summary_parse(apr_pool_t *p, apr_table_t *params, s2a_admi
     int by = grouping(params ? apr_table_get(params, "by") : NULL), split = -1;
 
     if (by < 0) {
-        return "by: day, model, upstream_model, account, key or user";
+        return "by: day, model, upstream_model, account, key, user or api";
     }
     out->split = apr_table_get(params, "split");
     if (out->split && ((split = grouping(out->split)) < 0 || split == by)) {
-        return "split: day, model, upstream_model, account, key or user, other than by";
+        return "split: day, model, upstream_model, account, key, user or api, other than by";
     }
     if ((bad = filters_parse(p, usage_filters, params, &q, filter_count(usage_filters)))) {
         return bad;

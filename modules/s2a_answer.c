@@ -14,11 +14,13 @@ static void on_event(void *baton, const char *event, apr_size_t elen, const char
 }
 
 void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *content_type,
-                      int dropped, int count_only, int committed, const char *rename)
+                      int dropped, int count_only, int committed, const char *rename,
+                      const s2a_door *door)
 {
     memset(a, 0, sizeof(*a));
     a->pool = p;
     a->status = status;
+    a->door = door && door->kind != S2A_DOOR_MESSAGES ? door : NULL;
     s2a_buf_init(&a->held, p, 0);
     if (dropped) {
         a->mode = S2A_ANSWER_DROP;
@@ -28,6 +30,11 @@ void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *cont
         a->holding = 1;
     } else if (count_only) {
         a->mode = S2A_ANSWER_PASS; /* {"input_tokens": n}: nothing to read or rename */
+    } else if (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0 && a->door) {
+        /* the translation reads the usage on the way */
+        a->mode = S2A_ANSWER_STREAM;
+        a->translation = s2a_door_stream_create(p, a->door);
+        s2a_buf_init(&a->translated, p, 4096);
     } else if (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0) {
         a->mode = S2A_ANSWER_STREAM;
         a->rename = rename;
@@ -56,6 +63,14 @@ int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n)
         }
         return 0;
     case S2A_ANSWER_STREAM:
+        if (a->translation) {
+            s2a_door_stream_feed(a->translation, data, n, &a->translated);
+            a->usage = *s2a_door_stream_usage(a->translation);
+            if (a->client_left) {
+                a->translated.len = 0; /* read on for the usage, sent nowhere */
+            }
+            return 0;
+        }
         s2a_sse_feed(a->sse, data, n);
         break;
     case S2A_ANSWER_JSON:
@@ -74,6 +89,9 @@ int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n)
 
 void s2a_answer_end(s2a_answer *a, int broken)
 {
+    if (a->translation && !a->ended && !a->client_left) {
+        s2a_door_stream_end(a->translation, &a->translated);
+    }
     a->ended = 1;
     a->broken = a->broken || broken;
 }
@@ -141,8 +159,15 @@ static const char *json_release(s2a_answer *a, apr_size_t *len)
     const char *text = s2a_usage_json_text(a->json, len);
     apr_size_t off, vlen;
     s2a_json_edit e;
+    const char *translated;
+    apr_size_t translated_len;
     if (!a->ended && *len <= S2A_ANSWER_MAX_JSON_HOLD) {
         return NULL;
+    }
+    if (a->door &&
+        (translated = s2a_door_answer(a->pool, a->door, text, *len, &translated_len)) != NULL) {
+        *len = translated_len;
+        return translated;
     }
     if (!a->rename || s2a_json_prefix_find_model(text, *len, &off, &vlen) != 1) {
         return text;
@@ -160,6 +185,10 @@ static const char *error_release(s2a_answer *a, apr_size_t *len)
     if (!a->ended && a->held.len <= S2A_ANSWER_MAX_JSON_HOLD) {
         return NULL;
     }
+    if (a->door) {
+        return s2a_door_upstream_error(a->pool, a->door, a->status,
+                                       a->held.data ? a->held.data : "", a->held.len, len);
+    }
     *len = a->held.len;
     return a->held.data ? a->held.data : "";
 }
@@ -173,6 +202,9 @@ static const char *event_release(s2a_answer *a, apr_size_t *len)
     char *out, *o;
     if (!a->ended && a->held.len <= S2A_ANSWER_MAX_JSON_HOLD) {
         return NULL;
+    }
+    if (a->door) {
+        return s2a_door_upstream_error_event(a->pool, a->door, a->status, in, n, len);
     }
     while (n && (in[n - 1] == '\n' || in[n - 1] == '\r')) {
         n--;
@@ -198,6 +230,14 @@ static const char *event_release(s2a_answer *a, apr_size_t *len)
 const char *s2a_answer_release(s2a_answer *a, apr_size_t *len)
 {
     const char *out;
+    if (a->translation) {
+        if (!a->translated.len) {
+            return NULL;
+        }
+        *len = a->translated.len;
+        a->translated.len = 0;
+        return a->translated.data;
+    }
     if (!a->holding || a->mode == S2A_ANSWER_DROP) {
         return NULL;
     }
@@ -236,11 +276,11 @@ const char *s2a_answer_error_body(const s2a_answer *a, apr_size_t *len)
     return a->held.data ? a->held.data : "";
 }
 
-const char *s2a_answer_broken_event(apr_pool_t *p, apr_size_t *len)
+const char *s2a_answer_broken_event(const s2a_answer *a, apr_size_t *len)
 {
-    const char *ev = apr_pstrcat(p, "event: error\ndata: ",
-                                 s2a_error_body(p, 502, "The upstream connection broke mid-stream"),
-                                 "\n\n", NULL);
-    *len = strlen(ev);
-    return ev;
+    if (a->translation) {
+        return NULL;
+    }
+    return s2a_door_error_event(a->pool, S2A_DOOR_MESSAGES, 502,
+                                "The upstream connection broke mid-stream", len);
 }

@@ -8,6 +8,7 @@
 #include <apr_pools.h>
 
 #include "s2a_buf.h"
+#include "s2a_door.h"
 #include "s2a_policy.h"
 #include "s2a_sse.h"
 #include "s2a_usage.h"
@@ -48,6 +49,9 @@ typedef struct {
     int holding;        /* the bytes fed are kept until s2a_answer_release lets them go */
     s2a_buf held;
     s2a_sse *sse;
+    const s2a_door *door;         /* an OpenAI door's request, NULL: Messages' */
+    s2a_door_stream *translation; /* a stream of an OpenAI door */
+    s2a_buf translated;           /* of it, what has not gone yet */
     s2a_usage_json *json;
     s2a_usage usage;
     int ended;              /* the upstream's answer ended (EOS) */
@@ -64,15 +68,19 @@ typedef struct {
  * `count_only`: a count_tokens answer. `committed`: the client has a 200
  * event stream already (pings while the request waited). `rename`: the
  * client's name of the model when the account was sent another (NULL:
- * none); only 2xx answers name a model. */
+ * none); only 2xx answers name a model. `door`: the request of an OpenAI
+ * door, whose answer is translated (NULL or a Messages door: none); a
+ * translated answer names the client's model itself. */
 void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *content_type,
-                      int dropped, int count_only, int committed, const char *rename);
+                      int dropped, int count_only, int committed, const char *rename,
+                      const s2a_door *door);
 
 /* The upstream's next bytes: reads their usage, and returns 1 when they go
- * on to the client at once, 0 when they are held or dropped. */
+ * on to the client at once, 0 when they are held, dropped or translated. */
 int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n);
 
-/* The upstream's answer ended (`broken`: its connection broke first). */
+/* The upstream's answer ended (`broken`: its connection broke first). A
+ * translated stream that did not finish gets its door's error records. */
 void s2a_answer_end(s2a_answer *a, int broken);
 
 /* The client left at `now` (its connection failed while the answer went
@@ -86,10 +94,12 @@ int s2a_answer_client_left(s2a_answer *a, apr_time_t now, apr_interval_time_t dr
  * the answer ended or the time is up), and draining stops. */
 int s2a_answer_drained(s2a_answer *a, apr_time_t now);
 
-/* What is held and may go now, renamed or wrapped, in *len bytes from the
- * answer's pool: it goes before anything fed since; NULL while it waits
- * (until a stream's first event ended, a JSON answer or an error ended, or
- * the hold grew past its limit), and for a dropped answer. */
+/* What is held and may go now, renamed, wrapped or translated, in *len
+ * bytes valid until the next call of feed, end or release: it goes before
+ * anything fed since; NULL while it waits (until a stream's first event
+ * ended, a JSON answer or an error ended, or the hold grew past its limit),
+ * and for a dropped answer. A translated stream lets go of what its
+ * translation wrote since the last release. */
 const char *s2a_answer_release(s2a_answer *a, apr_size_t *len);
 
 /* The usage the answer carried, as read: 1 with *u, 0 when it carried none
@@ -102,7 +112,8 @@ int s2a_answer_usage(s2a_answer *a, s2a_usage *u);
 const char *s2a_answer_error_body(const s2a_answer *a, apr_size_t *len);
 
 /* The SSE error event that tells a streaming client its stream ended
- * because the upstream's connection broke. */
-const char *s2a_answer_broken_event(apr_pool_t *p, apr_size_t *len);
+ * because the upstream's connection broke; NULL for a translated stream
+ * (its end wrote its own). */
+const char *s2a_answer_broken_event(const s2a_answer *a, apr_size_t *len);
 
 #endif

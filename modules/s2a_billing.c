@@ -68,6 +68,7 @@ void s2a_billing_row(const s2a_billing_facts *f, s2a_usage_row *row, s2a_usage *
     row->multiplier_ppm = f->key->multiplier_ppm;
     row->subscription = f->key->subscription;
     row->stream = f->stream;
+    apr_cpystrn(row->api, f->api ? f->api : "messages", sizeof(row->api));
     row->status = f->status;
     apr_cpystrn(row->outcome, f->outcome, sizeof(row->outcome));
     row->duration_ms = apr_time_as_msec(f->now - f->start);

@@ -24,6 +24,7 @@ typedef struct {
     const s2a_price *price;
     s2a_usage usage; /* as the answer carried it */
     int stream;
+    const char *api; /* the door the client used (s2a_door_name); NULL: Messages */
     int status;
     const char *outcome;
     apr_time_t start, first_byte, now;

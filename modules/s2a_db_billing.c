@@ -5,14 +5,14 @@
 #include "s2a_db_billing.h"
 #include "s2a_key_limits.h"
 
-#define USAGE_COLUMNS 30
+#define USAGE_COLUMNS 31
 #define USAGE_COLUMN_NAMES                                                                         \
     "request_id, attempt, user_id, api_key_id, account_id, group_id, model, upstream_model,"       \
     " input_tokens, output_tokens, cache_creation_tokens, cache_creation_1h_tokens,"               \
     " cache_read_tokens, input_cost_nanousd, output_cost_nanousd, cache_creation_cost_nanousd,"    \
     " cache_read_cost_nanousd, total_cost_nanousd, actual_cost_nanousd, rate_multiplier_ppm,"      \
     " billing_type, stream, status, outcome, duration_ms, first_token_ms, created_at,"             \
-    " web_search_requests, web_fetch_requests, server_tool_cost_nanousd"
+    " web_search_requests, web_fetch_requests, server_tool_cost_nanousd, api"
 
 /* One INSERT of `n` rows that returns the (request id, attempt) of the rows
  * it added: a row billed before (a batch written again after an uncertain
@@ -21,7 +21,7 @@ static apr_dbd_prepared_t *insert_stmt(s2a_dbc *c, int n, const char *label, con
 {
     static const char *const values =
         "(%s, %d, %lld, %lld, %lld, %lld, %s, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld,"
-        " %lld, %lld, %lld, %lld, %lld, %s, %d, %d, %s, %lld, %lld, %lld, %lld, %lld, %lld)";
+        " %lld, %lld, %lld, %lld, %lld, %s, %d, %d, %s, %lld, %lld, %lld, %lld, %lld, %lld, %s)";
     apr_dbd_prepared_t *st = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
     struct iovec *parts;
     const char *sql;
@@ -77,6 +77,7 @@ static void row_args(apr_pool_t *p, const s2a_usage_row *r, const char **args)
     args[27] = S2A_DB_I64(p, r->web_search_requests);
     args[28] = S2A_DB_I64(p, r->web_fetch_requests);
     args[29] = S2A_DB_I64(p, r->server_tool_cost);
+    args[30] = r->api[0] ? r->api : "messages";
 }
 
 /* inserted[i] = 1 for each of rows[0..n-1] the RETURNING rows name. */
@@ -136,7 +137,7 @@ static int insert_rows_pg(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, 
         "text",   "int",    "bigint", "bigint", "bigint", "bigint", "text",   "text",
         "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
         "bigint", "bigint", "bigint", "bigint", "text",   "int",    "int",    "text",
-        "bigint", "bigint", "bigint", "bigint", "bigint", "bigint"};
+        "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "text"};
     apr_dbd_prepared_t *ins = apr_hash_get(c->prepared, "s2a_usage_unnest", APR_HASH_KEY_STRING);
     const char *one[USAGE_COLUMNS], *arrays[USAGE_COLUMNS];
     apr_array_header_t *buf[USAGE_COLUMNS];

@@ -23,6 +23,7 @@ typedef struct {
      * total_cost) */
     apr_int64_t web_search_requests, web_fetch_requests, server_tool_cost;
     int stream;
+    char api[16]; /* the door the client used: "messages", "chat" or "responses" */
     int status;
     char outcome[24];
     apr_int64_t duration_ms, first_token_ms, created_at;

@@ -139,10 +139,15 @@ static const char *schema_v10[] = {
     "ALTER TABLE s2a_usage ADD COLUMN server_tool_cost_nanousd BIGINT NOT NULL DEFAULT 0",
     "ALTER TABLE s2a_groups ADD COLUMN server_tools SMALLINT NOT NULL DEFAULT 1", NULL};
 
+/* Version 11: the door each request came in by (Messages, or OpenAI's
+ * Chat Completions or Responses API). */
+static const char *schema_v11[] = {
+    "ALTER TABLE s2a_usage ADD COLUMN api VARCHAR(16) NOT NULL DEFAULT 'messages'", NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
-static const char *const *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
-                                                schema_v5, schema_v6, schema_v7, schema_v8,
-                                                schema_v9, schema_v10};
+static const char *const *const migrations[] = {schema_v1, schema_v2,  schema_v3, schema_v4,
+                                                schema_v5, schema_v6,  schema_v7, schema_v8,
+                                                schema_v9, schema_v10, schema_v11};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)

@@ -7,13 +7,16 @@
 
 #include "s2a_journal.h"
 
-/* s2a3 added the server tools' uses and charges, s2a2 the billing type;
- * lines of both earlier forms are still read */
-#define TAG "s2a3"
+/* s2a4 added the door the client used, s2a3 the server tools' uses and
+ * charges, s2a2 the billing type; lines of the earlier forms are still
+ * read (their door was Messages) */
+#define TAG "s2a4"
+#define TAG_V3 "s2a3"
 #define TAG_V2 "s2a2"
 #define TAG_V1 "s2a1"
 #define FIELDS_V1 27 /* the tag and the fields of s2a1 */
-#define FIELDS (FIELDS_V1 + 4)
+#define FIELDS_V3 (FIELDS_V1 + 4)
+#define FIELDS (FIELDS_V3 + 1)
 #define READ_CHUNK (1024 * 1024)
 
 /* Strings go between tabs: %, tab, CR, LF and the other control bytes are
@@ -92,6 +95,8 @@ char *s2a_journal_line(apr_pool_t *p, const s2a_usage_row *row)
         put_raw(out, "\t");
         put_i64(out, nums3[i]);
     }
+    put_raw(out, "\t");
+    put_str(out, row->api[0] ? row->api : "messages");
     put_raw(out, "\n");
     *(char *)apr_array_push(out) = '\0';
     return out->elts;
@@ -193,6 +198,7 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
         }
     }
     if (!((n == FIELDS && fl[0] == strlen(TAG) && memcmp(f[0], TAG, fl[0]) == 0) ||
+          (n == FIELDS_V3 && fl[0] == strlen(TAG_V3) && memcmp(f[0], TAG_V3, fl[0]) == 0) ||
           (n == FIELDS_V1 + 1 && fl[0] == strlen(TAG_V2) && memcmp(f[0], TAG_V2, fl[0]) == 0) ||
           (n == FIELDS_V1 && fl[0] == strlen(TAG_V1) && memcmp(f[0], TAG_V1, fl[0]) == 0))) {
         return 0;
@@ -214,9 +220,11 @@ int s2a_journal_parse(const char *line, apr_size_t len, s2a_usage_row *row)
            get_i64(f[26], fl[26], &row->created_at) &&
            (n == FIELDS_V1 || (get_int(f[27], fl[27], &row->subscription) &&
                                (row->subscription == 0 || row->subscription == 1))) &&
-           (n < FIELDS || (get_i64(f[28], fl[28], &row->web_search_requests) &&
-                           get_i64(f[29], fl[29], &row->web_fetch_requests) &&
-                           get_i64(f[30], fl[30], &row->server_tool_cost)));
+           (n < FIELDS_V3 || (get_i64(f[28], fl[28], &row->web_search_requests) &&
+                              get_i64(f[29], fl[29], &row->web_fetch_requests) &&
+                              get_i64(f[30], fl[30], &row->server_tool_cost))) &&
+           (n < FIELDS ? (apr_cpystrn(row->api, "messages", sizeof(row->api)), 1)
+                       : get_str(f[31], fl[31], row->api, sizeof(row->api)) && row->api[0]);
 }
 
 apr_status_t s2a_journal_append(apr_pool_t *p, const char *path, const s2a_usage_row *rows, int n)

@@ -73,6 +73,29 @@ char *s2a_model_created_at(apr_pool_t *p, const char *id)
     return apr_psprintf(p, "%.4s-%.2s-%.2sT00:00:00Z", d + 1, d + 5, d + 7);
 }
 
+apr_int64_t s2a_model_created(const char *id)
+{
+    const char *d = date_suffix(id);
+    apr_int64_t y, m, day, era, yoe, doy, doe;
+    if (!d) {
+        return 0;
+    }
+    y = (d[1] - '0') * 1000 + (d[2] - '0') * 100 + (d[3] - '0') * 10 + (d[4] - '0');
+    m = (d[5] - '0') * 10 + (d[6] - '0');
+    day = (d[7] - '0') * 10 + (d[8] - '0');
+    if (m < 1 || m > 12 || day < 1 || day > 31) {
+        return 0;
+    }
+    /* days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+     * days_from_civil) */
+    y -= m <= 2;
+    era = y / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (era * 146097 + doe - 719468) * 86400;
+}
+
 static int newest_first(const void *a, const void *b)
 {
     const char *x = *(const char *const *)a, *y = *(const char *const *)b;
@@ -98,7 +121,10 @@ char *s2a_model_json(apr_pool_t *p, const char *id)
 {
     return apr_pstrcat(p, "{\"type\":\"model\",\"id\":", s2a_json_quote(p, id),
                        ",\"display_name\":", s2a_json_quote(p, s2a_model_display_name(p, id)),
-                       ",\"created_at\":\"", s2a_model_created_at(p, id), "\"}", NULL);
+                       ",\"created_at\":\"", s2a_model_created_at(p, id),
+                       "\",\"object\":\"model\",\"created\":",
+                       apr_psprintf(p, "%" APR_INT64_T_FMT, s2a_model_created(id)),
+                       ",\"owned_by\":\"anthropic\"}", NULL);
 }
 
 static int index_of(const apr_array_header_t *ids, const char *id)
@@ -140,7 +166,7 @@ char *s2a_models_page(apr_pool_t *p, const apr_array_header_t *ids, const char *
             s2a_model_json(p, APR_ARRAY_IDX(ids, i, const char *));
     }
     return apr_pstrcat(
-        p, "{\"data\":[", apr_array_pstrcat(p, parts, ','),
+        p, "{\"object\":\"list\",\"data\":[", apr_array_pstrcat(p, parts, ','),
         "],\"has_more\":", more ? "true" : "false", ",\"first_id\":",
         from < to ? s2a_json_quote(p, APR_ARRAY_IDX(ids, from, const char *)) : "null",
         ",\"last_id\":",

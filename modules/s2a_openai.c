@@ -922,22 +922,22 @@ s2a_openai_choice s2a_openai_tool_choice(const s2a_json_span *choice, s2a_json_s
     switch (choice->type) {
     case S2A_JSON_NONE:
     case S2A_JSON_NULL:
-        return S2A_CHOICE_AUTO;
+        return S2A_TOOL_CHOICE_AUTO;
     case S2A_JSON_STRING:
         if (s2a_json_string_equals(choice, "auto")) {
-            return S2A_CHOICE_AUTO;
+            return S2A_TOOL_CHOICE_AUTO;
         }
         if (s2a_json_string_equals(choice, "none")) {
-            return S2A_CHOICE_NONE;
+            return S2A_TOOL_CHOICE_NONE;
         }
         if (s2a_json_string_equals(choice, "required")) {
-            return S2A_CHOICE_REQUIRED;
+            return S2A_TOOL_CHOICE_REQUIRED;
         }
-        return S2A_CHOICE_INVALID;
+        return S2A_TOOL_CHOICE_INVALID;
     case S2A_JSON_OBJECT:
         if (!s2a_json_object_get(choice, "type", &type) ||
             !s2a_json_string_equals(&type, "function")) {
-            return S2A_CHOICE_INVALID;
+            return S2A_TOOL_CHOICE_INVALID;
         }
         /* chat nests the name in "function"; the Responses API does not */
         if (s2a_json_object_get(choice, "function", &function) &&
@@ -946,9 +946,9 @@ s2a_openai_choice s2a_openai_tool_choice(const s2a_json_span *choice, s2a_json_s
         } else {
             get_string(choice, "name", name);
         }
-        return name->type == S2A_JSON_STRING ? S2A_CHOICE_NAMED : S2A_CHOICE_INVALID;
+        return name->type == S2A_JSON_STRING ? S2A_TOOL_CHOICE_NAMED : S2A_TOOL_CHOICE_INVALID;
     default:
-        return S2A_CHOICE_INVALID;
+        return S2A_TOOL_CHOICE_INVALID;
     }
 }
 
@@ -1058,14 +1058,14 @@ void s2a_openai_write_tool_choice(s2a_buf *b, s2a_openai_choice choice, const s2
                                   int serial, int *forced)
 {
     switch (choice) {
-    case S2A_CHOICE_NONE:
+    case S2A_TOOL_CHOICE_NONE:
         S2A_PUT(b, ",\"tool_choice\":{\"type\":\"none\"}");
         return;
-    case S2A_CHOICE_REQUIRED:
+    case S2A_TOOL_CHOICE_REQUIRED:
         S2A_PUT(b, ",\"tool_choice\":{\"type\":\"any\"");
         *forced = 1;
         break;
-    case S2A_CHOICE_NAMED:
+    case S2A_TOOL_CHOICE_NAMED:
         S2A_PUT(b, ",\"tool_choice\":{\"type\":\"tool\",\"name\":");
         s2a_openai_put_span(b, name);
         *forced = 1;

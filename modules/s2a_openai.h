@@ -269,11 +269,11 @@ int s2a_openai_tool(s2a_buf *b, const s2a_json_span *name, const s2a_json_span *
  * "required", or an object naming a function (its name in *name; chat
  * nests it in "function", the Responses API does not). */
 typedef enum {
-    S2A_CHOICE_AUTO = 0, /* also when absent or null */
-    S2A_CHOICE_NONE,
-    S2A_CHOICE_REQUIRED,
-    S2A_CHOICE_NAMED,
-    S2A_CHOICE_INVALID
+    S2A_TOOL_CHOICE_AUTO = 0, /* also when absent or null */
+    S2A_TOOL_CHOICE_NONE,
+    S2A_TOOL_CHOICE_REQUIRED,
+    S2A_TOOL_CHOICE_NAMED,
+    S2A_TOOL_CHOICE_INVALID
 } s2a_openai_choice;
 
 s2a_openai_choice s2a_openai_tool_choice(const s2a_json_span *choice, s2a_json_span *name);

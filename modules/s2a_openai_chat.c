@@ -520,7 +520,7 @@ static int write_tools(reader *r, int *count, int *forced)
 
     *count = *forced = 0;
     choice = s2a_openai_tool_choice(&r->f[F_TOOL_CHOICE], &name);
-    if (choice == S2A_CHOICE_INVALID) {
+    if (choice == S2A_TOOL_CHOICE_INVALID) {
         return refuse(r, "tool_choice",
                       "must be auto, none, required or {\"type\":\"function\",\"function\":"
                       "{\"name\":...}}");

@@ -622,11 +622,11 @@ static int write_tools(reader *r, int *count, int *forced)
     type = member(tc, "type");
     if (s2a_json_string_equals(&type, "custom")) {
         name = member(tc, "name");
-        choice = name.type == S2A_JSON_STRING ? S2A_CHOICE_NAMED : S2A_CHOICE_INVALID;
+        choice = name.type == S2A_JSON_STRING ? S2A_TOOL_CHOICE_NAMED : S2A_TOOL_CHOICE_INVALID;
     } else {
         choice = s2a_openai_tool_choice(tc, &name);
     }
-    if (choice == S2A_CHOICE_INVALID) {
+    if (choice == S2A_TOOL_CHOICE_INVALID) {
         return refuse(r, "tool_choice",
                       "must be auto, none, required or {\"type\":\"function\",\"name\":...}");
     }

@@ -41,6 +41,12 @@ s2a_endpoint s2a_endpoint_of(const char *path)
     if (ends_with(path, n, "/v1/redeem")) {
         return S2A_ENDPOINT_REDEEM;
     }
+    if (ends_with(path, n, "/v1/chat/completions")) {
+        return S2A_ENDPOINT_CHAT;
+    }
+    if (ends_with(path, n, "/v1/responses")) {
+        return S2A_ENDPOINT_RESPONSES;
+    }
     return s2a_endpoint_model_id(path) ? S2A_ENDPOINT_MODEL : S2A_ENDPOINT_NONE;
 }
 

@@ -22,7 +22,9 @@ typedef enum {
     S2A_ENDPOINT_MODELS,       /* .../v1/models */
     S2A_ENDPOINT_MODEL,        /* .../v1/models/{id}, one segment */
     S2A_ENDPOINT_USAGE,        /* .../v1/usage */
-    S2A_ENDPOINT_REDEEM        /* .../v1/redeem */
+    S2A_ENDPOINT_REDEEM,       /* .../v1/redeem */
+    S2A_ENDPOINT_CHAT,         /* .../v1/chat/completions (OpenAI's) */
+    S2A_ENDPOINT_RESPONSES     /* .../v1/responses (OpenAI's) */
 } s2a_endpoint;
 
 /* The endpoint a path names; every hook of a request asks this, so they
@@ -33,7 +35,9 @@ s2a_endpoint s2a_endpoint_of(const char *path);
 const char *s2a_endpoint_model_id(const char *path);
 
 /* The endpoints that go upstream through mod_proxy. */
-#define s2a_endpoint_proxied(e) ((e) == S2A_ENDPOINT_MESSAGES || (e) == S2A_ENDPOINT_COUNT_TOKENS)
+#define s2a_endpoint_proxied(e)                                                                    \
+    ((e) == S2A_ENDPOINT_MESSAGES || (e) == S2A_ENDPOINT_COUNT_TOKENS ||                           \
+     (e) == S2A_ENDPOINT_CHAT || (e) == S2A_ENDPOINT_RESPONSES)
 
 /* The fields read, as spans of the body (type NONE when absent). */
 typedef struct {

@@ -36,6 +36,9 @@ the rest is a JSON object of options:
                   stream pauses after `gate_after` events (default 1), a JSON
                   answer before it is sent (a gate closed for 300 s cuts it)
   text            the answer text
+  tool_use        the answer ends with a call of a tool, after its text:
+                  {"name": ..., "input": {...}} (stop_reason tool_use; a
+                  stream sends the input as two input_json_delta pieces)
 
 Control endpoints: GET /_mock/health, GET|DELETE /_mock/requests (the recorded
 requests), GET /_mock/stats (in-flight counters; reset by DELETE /_mock/requests),
@@ -447,13 +450,18 @@ class Handler(BaseHTTPRequestHandler):
         if payload.get("stream") is True:
             self.stream(model, text, usage, opts, headers)
             return
+        content = [{"type": "text", "text": text}]
+        tool = opts.get("tool_use")
+        if tool:
+            content.append({"type": "tool_use", "id": new_id("toolu_"), "name": tool["name"],
+                            "input": tool.get("input", {})})
         message = {
             "id": new_id("msg_"),
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
+            "content": content,
+            "stop_reason": "tool_use" if tool else "end_turn",
             "stop_sequence": None,
             "usage": usage,
         }
@@ -510,6 +518,20 @@ class Handler(BaseHTTPRequestHandler):
                 "delta": {"type": "text_delta", "text": piece},
             }))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        tool = opts.get("tool_use")
+        if tool:
+            arguments = json.dumps(tool.get("input", {}))
+            half = len(arguments) // 2
+            events.append(("content_block_start", {
+                "type": "content_block_start", "index": index + 1,
+                "content_block": {"type": "tool_use", "id": new_id("toolu_"),
+                                  "name": tool["name"], "input": {}}}))
+            for piece in (arguments[:half], arguments[half:]):
+                events.append(("content_block_delta", {
+                    "type": "content_block_delta", "index": index + 1,
+                    "delta": {"type": "input_json_delta", "partial_json": piece}}))
+            events.append(("content_block_stop", {"type": "content_block_stop",
+                                                   "index": index + 1}))
         lingering = set()  # the events sent 100 ms after the one before
         for _ in range(int(opts.get("linger_ms", 0)) // 100):
             lingering.add(len(events))
@@ -517,7 +539,8 @@ class Handler(BaseHTTPRequestHandler):
         events += [
             ("message_delta", {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": "tool_use" if tool else "end_turn",
+                          "stop_sequence": None},
                 "usage": delta_usage,
             }),
             ("message_stop", {"type": "message_stop"}),

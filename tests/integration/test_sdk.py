@@ -145,7 +145,10 @@ def test_sdk_models(gateway, sdk):
                           "my-team-model"]
     assert out["retrieved"] == {"type": "model", "id": "claude-3-5-haiku-20241022",
                                 "display_name": "Claude 3.5 Haiku",
-                                "created_at": "2024-10-22T00:00:00Z"}
+                                "created_at": "2024-10-22T00:00:00Z",
+                                # OpenAI's fields beside (test_openai.py)
+                                "object": "model", "created": 1729555200,
+                                "owned_by": "anthropic"}
     out = sdk(gateway.base_url, t.api_key, "models", model="claude-opus-4-20250514")
     assert not out["ok"] and out["status"] == 404 and out["errorType"] == "not_found_error"
     # an account serving every model offers the price table's Anthropic models

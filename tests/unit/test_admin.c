@@ -491,14 +491,14 @@ static void test_listings(void)
 
     apr_table_clear(q);
     S2A_CHECK_STR(s2a_admin_summary_parse(pool, q, &s),
-                  "by: day, model, upstream_model, account, key or user");
+                  "by: day, model, upstream_model, account, key, user or api");
     apr_table_set(q, "by", "week");
     S2A_CHECK_STR(s2a_admin_summary_parse(pool, q, &s),
-                  "by: day, model, upstream_model, account, key or user");
+                  "by: day, model, upstream_model, account, key, user or api");
     apr_table_set(q, "by", "day");
     apr_table_set(q, "split", "day");
     S2A_CHECK_STR(s2a_admin_summary_parse(pool, q, &s),
-                  "split: day, model, upstream_model, account, key or user, other than by");
+                  "split: day, model, upstream_model, account, key, user or api, other than by");
     apr_table_set(q, "split", "model");
     apr_table_set(q, "key_id", "7");
     S2A_CHECK(s2a_admin_summary_parse(pool, q, &s) == NULL);
@@ -522,6 +522,13 @@ static void test_listings(void)
     S2A_CHECK_STR(json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
                   "[{\"requests\":2,\"upstream_model\":\"claude-x\"}]");
     json_object_put(rows);
+    /* by the door the requests came in by, and only one door's */
+    apr_table_clear(q);
+    apr_table_set(q, "by", "api");
+    apr_table_set(q, "api", "chat");
+    S2A_CHECK(s2a_admin_summary_parse(pool, q, &s) == NULL);
+    S2A_CHECK(strstr(s.stmt.sql, "SELECT api AS k,") != NULL);
+    S2A_CHECK(strstr(s.stmt.sql, " WHERE api = %s GROUP BY k ORDER BY k") != NULL);
 }
 
 int main(void)

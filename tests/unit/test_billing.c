@@ -3,6 +3,7 @@
 #include <apr_strings.h>
 
 #include "s2a_billing.h"
+#include "s2a_door.h"
 #include "s2a_test.h"
 
 static const char table[] = "{\"claude-up\":{\"input_cost_per_token\":0.000003,"
@@ -72,6 +73,17 @@ static void test_row(apr_pool_t *p)
     S2A_CHECK_INT(row.stream, 1);
     S2A_CHECK_STR(row.outcome, "ok");
     S2A_CHECK_INT(billed.output, 100);
+    /* no door named: Messages'; a door's request bills the same, under its name */
+    S2A_CHECK_STR(row.api, "messages");
+    f.api = s2a_door_name(S2A_DOOR_CHAT);
+    {
+        s2a_usage_row chat;
+        s2a_usage chat_billed;
+        s2a_billing_row(&f, &chat, &chat_billed);
+        S2A_CHECK_STR(chat.api, "chat");
+        S2A_CHECK_INT(chat.actual_cost, row.actual_cost);
+    }
+    f.api = NULL;
 
     /* a stream without its final count is billed for the content it carried */
     f.usage.seen_delta = 0;

@@ -156,8 +156,20 @@ static void test_usage(s2a_dbc *c)
     rows[0] = row_of("req_a", 1, 2000000000, 0);
     rows[1] = row_of("req_b", 1, 2000000000, 0);
     rows[2] = row_of("req_b", 2, 2000000000, 0);
+    apr_cpystrn(rows[1].api, "chat", sizeof(rows[1].api));
+    apr_cpystrn(rows[2].api, "responses", sizeof(rows[2].api));
     S2A_CHECK_INT(s2a_db_usage_write(c, pool, rows, 3, depleted, &err), APR_SUCCESS);
     S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage"), 3);
+    /* each row names the door its request came in by; none named is Messages' */
+    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage WHERE request_id = 'req_a'"
+                             " AND api = 'messages'"),
+                  1);
+    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage WHERE request_id = 'req_b'"
+                             " AND attempt = 1 AND api = 'chat'"),
+                  1);
+    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage WHERE request_id = 'req_b'"
+                             " AND attempt = 2 AND api = 'responses'"),
+                  1);
     S2A_CHECK_INT(one_int(c, "SELECT balance_nanousd FROM s2a_users WHERE id = 1"), 1000000000);
     S2A_CHECK_INT(depleted->nelts, 0);
     /* a batch written again (an uncertain commit) adds nothing */

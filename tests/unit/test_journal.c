@@ -49,6 +49,7 @@ static s2a_usage_row make_row(int i)
     r.first_token_ms = 56;
     r.created_at = 1790000000 + i;
     r.subscription = i % 7 == 3;
+    apr_cpystrn(r.api, i % 3 == 0 ? "messages" : i % 3 == 1 ? "chat" : "responses", sizeof(r.api));
     return r;
 }
 
@@ -70,7 +71,7 @@ static int same(const s2a_usage_row *a, const s2a_usage_row *b)
            a->first_token_ms == b->first_token_ms && a->created_at == b->created_at &&
            a->subscription == b->subscription && a->web_search_requests == b->web_search_requests &&
            a->web_fetch_requests == b->web_fetch_requests &&
-           a->server_tool_cost == b->server_tool_cost;
+           a->server_tool_cost == b->server_tool_cost && strcmp(a->api, b->api) == 0;
 }
 
 typedef struct {
@@ -181,7 +182,22 @@ static void test_line(void)
         good = "s2a3\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
                "12\t0\t200\tok\t1\t2\t3\t0\n";
         S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 0);
-        S2A_CHECK(strncmp(s2a_journal_line(pool, &a), "s2a3\t", 5) == 0);
+        /* the door: s2a4 names it; the earlier forms were Messages' */
+        good = "s2a3\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t0\t4\t5\t40000000\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 1);
+        S2A_CHECK_STR(b.api, "messages");
+        good = "s2a4\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t0\t4\t5\t40000000\tchat\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 1);
+        S2A_CHECK_STR(b.api, "chat");
+        good = "s2a4\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t0\t4\t5\t40000000\t\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 0);
+        good = "s2a3\treq\t1\t7\t8\t9\t3\tm\tm\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t"
+               "12\t0\t200\tok\t1\t2\t3\t0\t4\t5\t40000000\tchat\n";
+        S2A_CHECK_INT(s2a_journal_parse(good, strlen(good), &b), 0);
+        S2A_CHECK(strncmp(s2a_journal_line(pool, &a), "s2a4\t", 5) == 0);
     }
     /* a model name longer than the row holds is refused, not cut */
     {

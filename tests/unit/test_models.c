@@ -101,7 +101,20 @@ int main(void)
               strcmp(json_object_get_string(v), "we\"ird-20240101") == 0);
     S2A_CHECK(json_object_object_get_ex(o, "created_at", &v) &&
               strcmp(json_object_get_string(v), "2024-01-01T00:00:00Z") == 0);
+    /* and as OpenAI's SDKs read it */
+    S2A_CHECK(json_object_object_get_ex(o, "object", &v) &&
+              strcmp(json_object_get_string(v), "model") == 0);
+    S2A_CHECK(json_object_object_get_ex(o, "created", &v) &&
+              json_object_get_int64(v) == 1704067200);
+    S2A_CHECK(json_object_object_get_ex(o, "owned_by", &v) &&
+              strcmp(json_object_get_string(v), "anthropic") == 0);
     json_object_put(o);
+    S2A_CHECK_INT(s2a_model_created("claude-sonnet-4-20250514"), 1747180800);
+    S2A_CHECK_INT(s2a_model_created("claude-x-20240229"), 1709164800);
+    S2A_CHECK_INT(s2a_model_created("claude-x-19700101"), 0);
+    S2A_CHECK_INT(s2a_model_created("claude-x-20241301"), 0);
+    S2A_CHECK_INT(s2a_model_created("claude-x-20240100"), 0);
+    S2A_CHECK_INT(s2a_model_created("my-alias"), 0);
 
     /* pages: whole, forward by after_id, back by before_id, unknown ids */
     S2A_CHECK_STR(page_ids(p, s2a_models_page(p, ids, NULL, NULL, 20), &more),

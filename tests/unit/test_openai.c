@@ -882,18 +882,19 @@ static void test_tool_choice(void)
         const char *choice;
         s2a_openai_choice want;
         const char *name;
-    } rows[] = {{"\"auto\"", S2A_CHOICE_AUTO, NULL},
-                {"null", S2A_CHOICE_AUTO, NULL},
-                {"\"none\"", S2A_CHOICE_NONE, NULL},
-                {"\"required\"", S2A_CHOICE_REQUIRED, NULL},
-                {"{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}",
-                 S2A_CHOICE_NAMED, "get_weather"},
-                {"{\"type\":\"function\",\"name\":\"shell\"}", S2A_CHOICE_NAMED, "shell"},
-                {"\"any\"", S2A_CHOICE_INVALID, NULL},
-                {"{\"type\":\"function\"}", S2A_CHOICE_INVALID, NULL},
-                {"{\"type\":\"function\",\"function\":{\"name\":5}}", S2A_CHOICE_INVALID, NULL},
-                {"{\"type\":\"allowed_tools\"}", S2A_CHOICE_INVALID, NULL},
-                {"true", S2A_CHOICE_INVALID, NULL}};
+    } rows[] = {
+        {"\"auto\"", S2A_TOOL_CHOICE_AUTO, NULL},
+        {"null", S2A_TOOL_CHOICE_AUTO, NULL},
+        {"\"none\"", S2A_TOOL_CHOICE_NONE, NULL},
+        {"\"required\"", S2A_TOOL_CHOICE_REQUIRED, NULL},
+        {"{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}", S2A_TOOL_CHOICE_NAMED,
+         "get_weather"},
+        {"{\"type\":\"function\",\"name\":\"shell\"}", S2A_TOOL_CHOICE_NAMED, "shell"},
+        {"\"any\"", S2A_TOOL_CHOICE_INVALID, NULL},
+        {"{\"type\":\"function\"}", S2A_TOOL_CHOICE_INVALID, NULL},
+        {"{\"type\":\"function\",\"function\":{\"name\":5}}", S2A_TOOL_CHOICE_INVALID, NULL},
+        {"{\"type\":\"allowed_tools\"}", S2A_TOOL_CHOICE_INVALID, NULL},
+        {"true", S2A_TOOL_CHOICE_INVALID, NULL}};
     apr_size_t k;
     s2a_json_span v, name;
 
@@ -906,7 +907,7 @@ static void test_tool_choice(void)
         }
     }
     v = none();
-    S2A_CHECK_INT(s2a_openai_tool_choice(&v, &name), S2A_CHOICE_AUTO);
+    S2A_CHECK_INT(s2a_openai_tool_choice(&v, &name), S2A_TOOL_CHOICE_AUTO);
 }
 
 static void test_json_instruction(void)

@@ -235,6 +235,11 @@ static void test_endpoints(void)
     S2A_CHECK_INT(s2a_endpoint_of("/v1/models/a/v1/models/b"), S2A_ENDPOINT_MODEL);
     S2A_CHECK_INT(s2a_endpoint_of("/v1/usage"), S2A_ENDPOINT_USAGE);
     S2A_CHECK_INT(s2a_endpoint_of("/v1/redeem"), S2A_ENDPOINT_REDEEM);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/chat/completions"), S2A_ENDPOINT_CHAT);
+    S2A_CHECK_INT(s2a_endpoint_of("/openai/v1/chat/completions"), S2A_ENDPOINT_CHAT);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/responses"), S2A_ENDPOINT_RESPONSES);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/chat/completions/"), S2A_ENDPOINT_NONE);
+    S2A_CHECK_INT(s2a_endpoint_of("/v1/responses/resp_1"), S2A_ENDPOINT_NONE);
     S2A_CHECK_INT(s2a_endpoint_of("/v1/models/"), S2A_ENDPOINT_NONE);
     S2A_CHECK_INT(s2a_endpoint_of("/v1/models/a/b"), S2A_ENDPOINT_NONE);
     S2A_CHECK_INT(s2a_endpoint_of("/v1/messages/"), S2A_ENDPOINT_NONE);
@@ -247,6 +252,8 @@ static void test_endpoints(void)
     S2A_CHECK(s2a_endpoint_model_id("/v1/models/a/b") == NULL);
     S2A_CHECK(s2a_endpoint_proxied(S2A_ENDPOINT_MESSAGES) &&
               s2a_endpoint_proxied(S2A_ENDPOINT_COUNT_TOKENS) &&
+              s2a_endpoint_proxied(S2A_ENDPOINT_CHAT) &&
+              s2a_endpoint_proxied(S2A_ENDPOINT_RESPONSES) &&
               !s2a_endpoint_proxied(S2A_ENDPOINT_MODEL));
 }
 
