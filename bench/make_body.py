@@ -13,6 +13,9 @@ Files written:
                                            session: 1 MB of conversation
                                            (non-stream)
   headers-nonstream.txt, headers-stream.txt  one "name: value" per line
+  body-openai_nonstream.json,              the same request as an OpenAI
+  body-openai_stream.json                  chat completion, and its headers
+  headers-openai_*.txt                     (a stream asks for text/event-stream)
   answer-message.json                      fixed non-stream answer
   answer-sse.txt                           fixed 40-event SSE answer
 """
@@ -218,6 +221,43 @@ def headers(session_id, stream):
     return h
 
 
+def chat_body(body, stream):
+    """The same request as a client of OpenAI's Chat Completions sends it:
+    the system prompt as a system message, the tools as functions, the
+    thinking as a reasoning effort, the user's id as `user`."""
+    chat = {
+        "model": body["model"],
+        "messages": [{"role": "system",
+                      "content": [{"type": "text", "text": b["text"]}
+                                  for b in body["system"] if b["text"]]}]
+        + [{"role": m["role"], "content": [{"type": "text", "text": b["text"]}
+                                            for b in m["content"]]}
+           for m in body["messages"]],
+        "tools": [{"type": "function",
+                   "function": {"name": t["name"], "description": t["description"],
+                                "parameters": t["input_schema"]}} for t in body["tools"]],
+        "max_completion_tokens": body["max_tokens"],
+        "reasoning_effort": "high",
+        "user": body["metadata"]["user_id"],
+        "stream": stream,
+    }
+    if stream:
+        chat["stream_options"] = {"include_usage": True}
+    return chat
+
+
+def chat_headers(stream):
+    return [
+        ("accept", "text/event-stream" if stream else "application/json"),
+        ("content-type", "application/json"),
+        ("user-agent", "OpenAI/JS 6.49.0"),
+        ("x-stainless-lang", "js"),
+        ("x-stainless-package-version", "6.49.0"),
+        ("x-stainless-retry-count", "0"),
+        ("x-stainless-runtime", "node"),
+    ]
+
+
 def usage(output_tokens):
     return {"input_tokens": 9, "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 19000,
@@ -268,6 +308,10 @@ def main():
             f.write(json.dumps(body, separators=(",", ":")))
         with open(os.path.join(out, "headers-%s.txt" % name), "w") as f:
             f.writelines("%s: %s\n" % kv for kv in headers(session_id, stream))
+        with open(os.path.join(out, "body-openai_%s.json" % name), "w") as f:
+            f.write(json.dumps(chat_body(body, stream), separators=(",", ":")))
+        with open(os.path.join(out, "headers-openai_%s.txt" % name), "w") as f:
+            f.writelines("%s: %s\n" % kv for kv in chat_headers(stream))
     body["stream"] = False
     large = grow_conversation(random.Random(SEED + 1), copy.deepcopy(body))
     with open(os.path.join(out, "body-large.json"), "w") as f:

@@ -602,17 +602,19 @@ int s2a_json_array_next(const s2a_json_span *arr, apr_size_t *pos, s2a_json_span
     return 1;
 }
 
-int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const char *key,
-                               s2a_json_span *out, s2a_json_span *member)
+int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const char *const *keys,
+                                int nkeys, s2a_json_span *out, s2a_json_span *members)
 {
     const char *s, *end, *v;
     s2a_json_type type;
-    int more;
+    int more, i;
 
-    member->p = NULL;
-    member->len = 0;
-    member->type = S2A_JSON_NONE;
-    if (!arr || arr->type != S2A_JSON_ARRAY || !arr->p || arr->len < 2 || !key)
+    for (i = 0; i < nkeys; i++) {
+        members[i].p = NULL;
+        members[i].len = 0;
+        members[i].type = S2A_JSON_NONE;
+    }
+    if (!arr || arr->type != S2A_JSON_ARRAY || !arr->p || arr->len < 2 || !keys)
         return 0;
     end = arr->p + arr->len - 1; /* the closing bracket */
     s = skip_ws(arr->p + (*pos ? *pos : 1), end);
@@ -637,10 +639,13 @@ int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const 
             m = skip_ws(s + 1, end);
             if (!(s = skip_value(m, end, &type, &more)))
                 return 0;
-            if (key_equals(k, kend, key)) {
-                member->p = m;
-                member->len = (apr_size_t)(s - m);
-                member->type = type;
+            for (i = 0; i < nkeys; i++) {
+                if (key_equals(k, kend, keys[i])) {
+                    members[i].p = m;
+                    members[i].len = (apr_size_t)(s - m);
+                    members[i].type = type;
+                    break;
+                }
             }
             s = skip_ws(s, end);
             if (s < end && *s == ',')
@@ -656,6 +661,18 @@ int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const 
     out->type = type;
     *pos = (apr_size_t)(s - arr->p);
     return 1;
+}
+
+int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const char *key,
+                               s2a_json_span *out, s2a_json_span *member)
+{
+    if (!key) {
+        member->p = NULL;
+        member->len = 0;
+        member->type = S2A_JSON_NONE;
+        return 0;
+    }
+    return s2a_json_array_next_members(arr, pos, &key, 1, out, member);
 }
 
 int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out)
@@ -689,6 +706,55 @@ int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span
             out->len = (apr_size_t)(s - v);
             out->type = type;
             found = 1;
+        }
+        s = skip_ws(s, end);
+        if (s >= end || *s != ',')
+            break;
+        s++;
+    }
+    return found;
+}
+
+int s2a_json_object_members(const s2a_json_span *obj, const char *const *keys, int nkeys,
+                            s2a_json_span *out)
+{
+    const char *s, *end;
+    int i, found = 0;
+
+    for (i = 0; i < nkeys; i++) {
+        out[i].p = NULL;
+        out[i].len = 0;
+        out[i].type = S2A_JSON_NONE;
+    }
+    if (!obj || obj->type != S2A_JSON_OBJECT || !obj->p || obj->len < 2)
+        return 0;
+    s = obj->p + 1;
+    end = obj->p + obj->len;
+    for (;;) {
+        const char *k, *kend, *v;
+        s2a_json_type type;
+        int more;
+
+        s = skip_ws(s, end);
+        if (s >= end || *s != '"')
+            break;
+        k = s + 1;
+        if (!(kend = string_close(k, end)))
+            break;
+        s = skip_ws(kend + 1, end);
+        if (s >= end || *s != ':')
+            break;
+        v = skip_ws(s + 1, end);
+        if (!(s = skip_value(v, end, &type, &more)))
+            break;
+        for (i = 0; i < nkeys; i++) {
+            if (key_equals(k, kend, keys[i])) {
+                found += out[i].type == S2A_JSON_NONE;
+                out[i].p = v;
+                out[i].len = (apr_size_t)(s - v);
+                out[i].type = type;
+                break;
+            }
         }
         s = skip_ws(s, end);
         if (s >= end || *s != ',')

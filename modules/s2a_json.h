@@ -59,6 +59,11 @@ int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
  * Returns 1 and sets *out if found, else 0. */
 int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out);
 
+/* s2a_json_object_get for several keys in one pass over obj: out[i] the value of keys[i]
+ * (the last occurrence; type NONE when absent). Returns how many of the keys were found. */
+int s2a_json_object_members(const s2a_json_span *obj, const char *const *keys, int nkeys,
+                            s2a_json_span *out);
+
 /* Walks the elements of the array span arr (as produced by the scanner):
  * start with *pos = 0; each call sets *out to the next element and returns
  * 1, or returns 0 at the end. */
@@ -69,6 +74,11 @@ int s2a_json_array_next(const s2a_json_span *arr, apr_size_t *pos, s2a_json_span
  * element. */
 int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const char *key,
                                s2a_json_span *out, s2a_json_span *member);
+
+/* s2a_json_array_next_member for several keys: members[i] the value of keys[i] (the last
+ * occurrence; NONE when absent or the element is not an object), read in the same pass. */
+int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const char *const *keys,
+                                int nkeys, s2a_json_span *out, s2a_json_span *members);
 
 /* Does the string span str (from the scanner or s2a_json_object_get) decode to s? Same
  * decoding as s2a_json_string_dup, without allocating. 0 if str is not a string. */

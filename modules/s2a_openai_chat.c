@@ -512,8 +512,10 @@ static int write_messages(reader *r, s2a_openai_msgs *m)
 /* tools and tool_choice; *forced when the choice makes the model call one. */
 static int write_tools(reader *r, int *count, int *forced)
 {
+    static const char *const tool_keys[] = {"type", "function"};
+    static const char *const function_keys[] = {"name", "description", "parameters"};
     const s2a_json_span *tools = &r->f[F_TOOLS];
-    s2a_json_span tool, type, fn, name, description, parameters;
+    s2a_json_span tool, name, member[2], fn[3];
     s2a_openai_choice choice;
     apr_size_t pos = 0;
     int j = 0, serial = r->f[F_PARALLEL_TOOL_CALLS].type == S2A_JSON_FALSE;
@@ -531,27 +533,19 @@ static int write_tools(reader *r, int *count, int *forced)
     if (tools->type != S2A_JSON_ARRAY) {
         return refuse(r, "tools", "must be an array");
     }
-    for (; s2a_json_array_next(tools, &pos, &tool); j++) {
-        if (tool.type != S2A_JSON_OBJECT || !s2a_json_object_get(&tool, "type", &type) ||
-            !s2a_json_string_equals(&type, "function")) {
+    /* each tool read in the pass that finds its end: a schema can be long */
+    for (; s2a_json_array_next_members(tools, &pos, tool_keys, 2, &tool, member); j++) {
+        if (tool.type != S2A_JSON_OBJECT || !s2a_json_string_equals(&member[0], "function")) {
             return refuse(r, apr_psprintf(r->pool, "tools[%d].type", j),
                           "only function tools are taken here");
         }
-        if (!s2a_json_object_get(&tool, "function", &fn) || fn.type != S2A_JSON_OBJECT) {
+        if (member[1].type != S2A_JSON_OBJECT) {
             return refuse(r, apr_psprintf(r->pool, "tools[%d]", j),
                           "a function tool needs its function object");
         }
-        if (!s2a_json_object_get(&fn, "name", &name)) {
-            name.type = S2A_JSON_NONE;
-        }
-        if (!s2a_json_object_get(&fn, "description", &description)) {
-            description.type = S2A_JSON_NONE;
-        }
-        if (!s2a_json_object_get(&fn, "parameters", &parameters)) {
-            parameters.type = S2A_JSON_NONE;
-        }
+        s2a_json_object_members(&member[1], function_keys, 3, fn);
         s2a_openai_put(r->b, j ? "," : ",\"tools\":[");
-        if (s2a_openai_tool(r->b, &name, &description, &parameters) != 0) {
+        if (s2a_openai_tool(r->b, &fn[0], &fn[1], &fn[2]) != 0) {
             return refuse(r, apr_psprintf(r->pool, "tools[%d].function", j),
                           "a function needs a string name, and a string description and an "
                           "object of parameters where given");

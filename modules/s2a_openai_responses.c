@@ -636,13 +636,15 @@ static int write_tools(reader *r, int *count, int *forced)
     if (tools->type != S2A_JSON_ARRAY) {
         return refuse(r, "tools", "must be an array");
     }
-    for (; s2a_json_array_next(tools, &pos, &tool); j++) {
-        s2a_json_span description = member(&tool, "description"),
-                      parameters = member(&tool, "parameters"), tname = member(&tool, "name");
-        type = member(&tool, "type");
+    /* each tool read in the pass that finds its end: a schema can be long */
+    static const char *const keys[] = {"type", "name", "description", "parameters"};
+    s2a_json_span m[4];
+
+    for (; s2a_json_array_next_members(tools, &pos, keys, 4, &tool, m); j++) {
+        type = m[0];
         s2a_openai_put(r->b, j ? "," : ",\"tools\":[");
         if (s2a_json_string_equals(&type, "function")) {
-            if (s2a_openai_tool(r->b, &tname, &description, &parameters) != 0) {
+            if (s2a_openai_tool(r->b, &m[1], &m[2], &m[3]) != 0) {
                 return refuse(r, apr_psprintf(r->pool, "tools[%d]", j),
                               "a function needs a string name, and a string description and "
                               "an object of parameters where given");

@@ -63,6 +63,14 @@ static s2a_door door_of(s2a_door_kind kind, int streamed)
                              streamed ? "true" : "false");
     S2A_CHECK_INT(s2a_door_read(pool, &d, raw, strlen(raw), 1790000000, &body, &len, &err), 0);
     S2A_CHECK(body && len == strlen(body) && strstr(body, "\"messages\":[") != NULL);
+    /* what the door wrote is a Messages body */
+    {
+        s2a_body messages;
+        const char *why;
+        S2A_CHECK_INT(s2a_body_read(pool, body, len, &messages, &why), 0);
+        S2A_CHECK_STR(messages.model, "claude-sonnet-4-5");
+        S2A_CHECK_INT(messages.stream, streamed);
+    }
     return d;
 }
 

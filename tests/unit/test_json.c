@@ -857,6 +857,41 @@ static void test_array_next_member(apr_pool_t *p)
     }
 }
 
+/* Several members in one pass: of an array's elements, and of one object;
+ * the last occurrence wins, keys match decoded, absent ones are NONE. */
+static void test_members(apr_pool_t *p)
+{
+    static const char *const keys[] = {"type", "function"};
+    static const char *const fkeys[] = {"name", "description", "parameters"};
+    s2a_json_span arr = {"[{\"function\":{\"name\":\"f\",\"parameters\":{\"a\":[1]},"
+                         "\"na\\u006de\":\"g\"},\"type\":\"function\"}, 7, {\"type\":1,"
+                         "\"type\":2}]",
+                         0, S2A_JSON_ARRAY};
+    s2a_json_span el, m[2], fn[3];
+    apr_size_t pos = 0;
+
+    arr.len = strlen(arr.p);
+    S2A_CHECK_INT(s2a_json_array_next_members(&arr, &pos, keys, 2, &el, m), 1);
+    S2A_CHECK_STR(apr_pstrmemdup(p, m[0].p, m[0].len), "\"function\"");
+    S2A_CHECK_INT(m[1].type, S2A_JSON_OBJECT);
+    S2A_CHECK_INT(s2a_json_object_members(&m[1], fkeys, 3, fn), 2);
+    S2A_CHECK_STR(apr_pstrmemdup(p, fn[0].p, fn[0].len), "\"g\"");
+    S2A_CHECK_INT(fn[1].type, S2A_JSON_NONE);
+    S2A_CHECK_STR(apr_pstrmemdup(p, fn[2].p, fn[2].len), "{\"a\":[1]}");
+    S2A_CHECK_INT(s2a_json_array_next_members(&arr, &pos, keys, 2, &el, m), 1);
+    S2A_CHECK_STR(apr_pstrmemdup(p, el.p, el.len), "7");
+    S2A_CHECK(m[0].type == S2A_JSON_NONE && m[1].type == S2A_JSON_NONE);
+    S2A_CHECK_INT(s2a_json_array_next_members(&arr, &pos, keys, 2, &el, m), 1);
+    S2A_CHECK_STR(apr_pstrmemdup(p, m[0].p, m[0].len), "2");
+    S2A_CHECK_INT(s2a_json_array_next_members(&arr, &pos, keys, 2, &el, m), 0);
+    /* not an object: nothing found, every member NONE */
+    el.p = "7";
+    el.len = 1;
+    el.type = S2A_JSON_NUMBER;
+    S2A_CHECK_INT(s2a_json_object_members(&el, fkeys, 3, fn), 0);
+    S2A_CHECK(fn[0].type == S2A_JSON_NONE && fn[2].type == S2A_JSON_NONE);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -867,6 +902,7 @@ int main(void)
     test_array_next(p);
     test_scan_some(p);
     test_array_next_member(p);
+    test_members(p);
     test_claude_body(p);
     test_top_level_only(p);
     test_backslashes(p);
