@@ -422,9 +422,21 @@ static const char *set_store(cmd_parms *cmd, void *dc, const char *arg)
         return NULL;
     }
     s2a_g.store_url = s2a_redis_url_parse(cmd->pool, arg, &err);
-    return s2a_g.store_url ? NULL
-                           : apr_pstrcat(cmd->pool, "Sub2apiStore: shm or redis://host:port/db (",
-                                         err, ")", NULL);
+    if (!s2a_g.store_url) {
+        return apr_pstrcat(cmd->pool, "Sub2apiStore: shm, redis://host:port/db or rediss://... (",
+                           err, ")", NULL);
+    }
+    /* the CA file is read by every child: refuse one that cannot be read now */
+    if (s2a_g.store_url->ca_file) {
+        apr_file_t *f;
+        if (apr_file_open(&f, s2a_g.store_url->ca_file, APR_FOPEN_READ, 0, cmd->temp_pool) !=
+            APR_SUCCESS) {
+            return apr_pstrcat(cmd->pool, "Sub2apiStore: cannot read the CA file ",
+                               s2a_g.store_url->ca_file, NULL);
+        }
+        apr_file_close(f);
+    }
+    return NULL;
 }
 
 static const command_rec s2a_cmds[] = {

@@ -12,7 +12,10 @@
 #include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
 
+#include <unistd.h>
+
 #include "s2a_redis_conn.h"
+#include "s2a_tls_pipe.h"
 
 #define CONNECT_MSEC 250
 #define COMMAND_MSEC 1000
@@ -45,6 +48,8 @@ struct s2a_redis_conn {
     char (*sha)[41];
     char err[160];
     char down_reason[160]; /* why the last connect failed, said while down */
+    s2a_tls_client *tls;   /* rediss://: what its connections share; NULL when it failed */
+    char tls_err[160];     /* why it failed */
     apr_time_t down_until;
     int stopping;
 };
@@ -199,10 +204,26 @@ static apr_status_t conn_make(void **res, void *params, apr_pool_t *pool)
     s2a_redis_conn *rc = params;
     struct timeval connect_tv = {0, CONNECT_MSEC * 1000};
     struct timeval command_tv = {COMMAND_MSEC / 1000, (COMMAND_MSEC % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(rc->url.host, rc->url.port, connect_tv);
+    redisContext *c = NULL;
     conn_t *conn;
     (void)pool;
 
+    if (rc->url.tls) {
+        char why[160];
+        int fd = !rc->tls ? -1
+                          : s2a_tls_pipe_open(rc->tls, rc->url.host, rc->url.port, CONNECT_MSEC,
+                                              why, sizeof(why));
+        if (fd < 0) {
+            s2a_redis_conn_set_error(rc, "cannot connect over TLS", rc->tls ? why : rc->tls_err);
+            goto fail;
+        }
+        /* hiredis reads and writes the pipe; closing it ends the TLS connection */
+        if (!(c = redisConnectFd(fd))) {
+            close(fd);
+        }
+    } else {
+        c = redisConnectWithTimeout(rc->url.host, rc->url.port, connect_tv);
+    }
     if (!c || c->err) {
         s2a_redis_conn_set_error(rc, "cannot connect", c ? c->errstr : "out of memory");
         goto fail;
@@ -410,6 +431,12 @@ static void *APR_THREAD_FUNC beat(apr_thread_t *t, void *data)
 }
 
 /* A pre-cleanup: runs before the thread's own pool and the connections go. */
+static apr_status_t free_tls(void *data)
+{
+    s2a_tls_client_free(data);
+    return APR_SUCCESS;
+}
+
 static apr_status_t stop_heartbeat(void *data)
 {
     s2a_redis_conn *rc = data;
@@ -445,6 +472,11 @@ apr_status_t s2a_redis_conn_open(apr_pool_t *p, const s2a_redis_url *url,
     if ((rv = apr_thread_mutex_create(&rc->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
         return rv;
     }
+    if (rc->url.tls &&
+        (rc->tls = s2a_tls_client_make(rc->url.ca_file, rc->tls_err, sizeof(rc->tls_err)))) {
+        /* registered before the connections: freed after them */
+        apr_pool_cleanup_register(p, rc->tls, free_tls, apr_pool_cleanup_null);
+    }
     rv = apr_reslist_create(&rc->conns, 0, POOL_SOFT_MAX, POOL_HARD_MAX,
                             apr_time_from_sec(POOL_IDLE_SEC), conn_make, conn_free, rc, p);
     if (rv != APR_SUCCESS) {
@@ -465,14 +497,18 @@ apr_status_t s2a_redis_conn_open(apr_pool_t *p, const s2a_redis_url *url,
 s2a_redis_url *s2a_redis_url_parse(apr_pool_t *p, const char *url, const char **err)
 {
     s2a_redis_url *u = apr_pcalloc(p, sizeof(*u));
-    const char *rest, *at, *slash, *colon;
+    const char *rest, *at, *slash, *colon, *query;
     char *hostport;
 
-    if (strncmp(url, "redis://", 8) != 0) {
-        *err = "must start with redis://";
+    if (strncmp(url, "redis://", 8) == 0) {
+        rest = url + 8;
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        rest = url + 9;
+        u->tls = 1;
+    } else {
+        *err = "must start with redis:// or rediss://";
         return NULL;
     }
-    rest = url + 8;
     slash = strchr(rest, '/');
     at = strchr(rest, '@');
     if (at && (!slash || at < slash)) {
@@ -485,6 +521,15 @@ s2a_redis_url *s2a_redis_url_parse(apr_pool_t *p, const char *url, const char **
         u->password = apr_pstrmemdup(p, sep + 1, (size_t)(at - sep - 1));
         rest = at + 1;
     }
+    if ((query = strchr(rest, '?')) != NULL) {
+        if (!u->tls || strncmp(query + 1, "ca=", 3) != 0 || !query[4] || strchr(query + 4, '&')) {
+            *err = "the only query is ?ca=/path of the CA file, with rediss://";
+            return NULL;
+        }
+        u->ca_file = apr_pstrdup(p, query + 4);
+        rest = apr_pstrmemdup(p, rest, (size_t)(query - rest));
+    }
+    slash = strchr(rest, '/');
     hostport = slash ? apr_pstrmemdup(p, rest, (size_t)(slash - rest)) : apr_pstrdup(p, rest);
     colon = strrchr(hostport, ':');
     u->port = 6379;

@@ -107,14 +107,19 @@ struct s2a_store {
 /* The shm provider over a shared state laid out by s2a_state_init. */
 s2a_store *s2a_store_shm(apr_pool_t *p, s2a_state *state);
 
-/* Parses "redis://[[user]:password@]host[:port][/db]". Returns NULL and sets
- * *err (no secret in it) when the URL is not one. */
+/* Parses "redis://[[user]:password@]host[:port][/db]", or the same with
+ * "rediss://" for TLS and an optional "?ca=/path/of/ca.pem" (the CA the
+ * server's certificate is verified against; the system's store without
+ * one). Returns NULL and sets *err (no secret in it) when the URL is not
+ * one. */
 typedef struct {
     const char *host;
     int port;
     int db;
     const char *user;     /* NULL: none */
     const char *password; /* NULL: none */
+    int tls;              /* rediss:// */
+    const char *ca_file;  /* NULL: the system's store */
 } s2a_redis_url;
 s2a_redis_url *s2a_redis_url_parse(apr_pool_t *p, const char *url, const char **err);
 

@@ -356,15 +356,25 @@ class Postgres:
 class Redis:
     """A private redis-server on a free loopback port (kept across restart()).
     It asks for a password, as a shared one would: the gateway logs in as the
-    ACL user `gateway`, the harness as the default user."""
+    ACL user `gateway`, the harness as the default user. With tls it also
+    listens with TLS on a port of its own, for the gateway (rediss://), its
+    certificate for 127.0.0.1 made here and trusted through ?ca=."""
 
-    def __init__(self, base_dir):
+    def __init__(self, base_dir, tls=False):
         self.dir = make_dir(base_dir)
         self.log = self.dir / "redis.log"
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.proc = None
         self.password = secrets.token_hex(12)
         self.admin_password = secrets.token_hex(12)
+        self.cert = self.dir / "cert.pem"
+        if tls:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=127.0.0.1", "-addext",
+                            "subjectAltName=IP:127.0.0.1", "-keyout", str(self.dir / "key.pem"),
+                            "-out", str(self.cert)], check=True, capture_output=True)
+            os.chmod(self.cert, 0o644)
 
     @staticmethod
     def available():
@@ -372,14 +382,20 @@ class Redis:
 
     @property
     def url(self):
+        if self.tls_port:
+            return "rediss://gateway:%s@127.0.0.1:%d/0?ca=%s" % (self.password, self.tls_port,
+                                                                 self.cert)
         return "redis://gateway:%s@127.0.0.1:%d/0" % (self.password, self.port)
 
     def start(self, timeout=10):
+        tls = ["--tls-port", str(self.tls_port), "--tls-cert-file", str(self.cert),
+               "--tls-key-file", str(self.dir / "key.pem"), "--tls-ca-cert-file", str(self.cert),
+               "--tls-auth-clients", "no"] if self.tls_port else []
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.log),
              "--requirepass", self.admin_password,
-             "--user", "gateway", "on", ">" + self.password, "~*", "&*", "+@all"],
+             "--user", "gateway", "on", ">" + self.password, "~*", "&*", "+@all"] + tls,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
@@ -619,7 +635,8 @@ class Gateway:
 
     def __init__(self, root, db, mocks, extra_conf="", store="shm", peer=None, prices=None,
                  member_params=""):
-        """store: "shm" or "redis" (a private redis-server). peer: another
+        """store: "shm", "redis" (a private redis-server) or "redis-tls" (the
+        same, reached over TLS). peer: another
         Gateway whose database, Redis, admin token and credential key this
         one shares (a second node). member_params: see Httpd."""
         self.root = make_dir(root, 0o755)
@@ -647,8 +664,8 @@ class Gateway:
         if self.peer:
             self.pg, self.redis, self.sqlite_path = (self.peer.pg, self.peer.redis,
                                                      self.peer.sqlite_path)
-        elif self.store == "redis":
-            self.redis = Redis(self.root / "redis").start()
+        elif self.store in ("redis", "redis-tls"):
+            self.redis = Redis(self.root / "redis", tls=self.store == "redis-tls").start()
         self.store_conf = "Sub2apiStore %s\n" % self.redis.url if self.redis else ""
         if self.peer and self.pg:
             driver, params = "pgsql", self.pg.dbd_params

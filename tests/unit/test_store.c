@@ -1,7 +1,8 @@
 /* The store interface: the same cases against the shm provider and against
  * the redis provider talking to a real redis-server this program starts on
- * a free port. Then what only Redis can do to us: lose its scripts, go away
- * and come back. */
+ * a free port, in plain and over TLS (rediss://, with a certificate made
+ * here). Then what only Redis can do to us: lose its scripts, go away and
+ * come back, refuse a password or show a certificate we do not trust. */
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,12 +21,40 @@
 /* The test's redis-server asks for a password, as a shared one would. */
 #define REDIS_PASSWORD "unit-store-secret"
 
-static int redis_port;
+static int redis_port, redis_tls_port;
 static pid_t redis_pid;
+/* the server's certificate (its own CA), and one that did not sign it */
+static char tls_dir[] = "/tmp/s2a-store-tls-XXXXXX";
+static char tls_cert[64], tls_key[64], tls_other[64];
 
 static const char *redis_url(apr_pool_t *p, const char *password)
 {
     return apr_psprintf(p, "redis://:%s@127.0.0.1:%d/3", password, redis_port);
+}
+
+static const char *redis_tls_url(apr_pool_t *p, const char *host, const char *ca)
+{
+    return apr_psprintf(p, "rediss://:%s@%s:%d/3?ca=%s", REDIS_PASSWORD, host, redis_tls_port, ca);
+}
+
+/* A self-signed certificate for 127.0.0.1 (and another one), by openssl. */
+static int make_certificates(void)
+{
+    char cmd[512];
+    if (!mkdtemp(tls_dir)) {
+        return 0;
+    }
+    apr_snprintf(tls_cert, sizeof(tls_cert), "%s/cert.pem", tls_dir);
+    apr_snprintf(tls_key, sizeof(tls_key), "%s/key.pem", tls_dir);
+    apr_snprintf(tls_other, sizeof(tls_other), "%s/other.pem", tls_dir);
+    apr_snprintf(cmd, sizeof(cmd),
+                 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+                 " -addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s 2>/dev/null &&"
+                 " openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+                 " -addext subjectAltName=IP:127.0.0.1 -keyout %s/other-key.pem -out %s"
+                 " 2>/dev/null",
+                 tls_key, tls_cert, tls_dir, tls_other);
+    return system(cmd) == 0;
 }
 
 static int free_port(void)
@@ -72,20 +101,26 @@ static int redis_do(const char *cmd)
 
 static int redis_start(void)
 {
-    char port[16];
+    char port[16], tls_port[16];
     int i;
     if (!redis_port) {
         redis_port = free_port();
     }
+    if (!redis_tls_port) {
+        redis_tls_port = free_port();
+    }
     apr_snprintf(port, sizeof(port), "%d", redis_port);
+    apr_snprintf(tls_port, sizeof(tls_port), "%d", redis_tls_port);
     redis_pid = fork();
     if (redis_pid == 0) {
         if (!freopen("/dev/null", "w", stdout)) {
             _exit(126);
         }
+        /* one server: plain on one port, TLS on another */
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--loglevel", "warning", "--requirepass", REDIS_PASSWORD,
-               (char *)NULL);
+               "--tls-port", tls_port, "--tls-cert-file", tls_cert, "--tls-key-file", tls_key,
+               "--tls-ca-cert-file", tls_cert, "--tls-auth-clients", "no", (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 200; i++) {
@@ -672,6 +707,63 @@ static void test_wrong_password(apr_pool_t *p)
     S2A_CHECK(strstr(said, "AUTH refused") != NULL && strstr(said, "retrying shortly") != NULL);
 }
 
+static s2a_store *make_redis_tls(apr_pool_t *p)
+{
+    const char *err = NULL;
+    s2a_redis_url *u = s2a_redis_url_parse(p, redis_tls_url(p, "127.0.0.1", tls_cert), &err);
+    s2a_store *st = NULL;
+    redis_do("FLUSHALL");
+    if (!u || s2a_store_redis(p, u, make_state(p), &st) != APR_SUCCESS) {
+        return NULL;
+    }
+    return st;
+}
+
+/* What a TLS store says when the server cannot be trusted: a certificate no
+ * CA of ours signed, or one for another name. Nothing is sent to it. */
+static void test_tls_refused(apr_pool_t *p)
+{
+    static const char *const hosts[] = {"127.0.0.1", "localhost"};
+    const char *cas[] = {tls_other, tls_cert};
+    s2a_candidate c[1] = {{141, 10, 0, 0}};
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        const char *err = NULL, *said;
+        s2a_store *st = NULL;
+        s2a_place pl;
+        int ok = -1, picked = -99;
+        S2A_CHECK_INT(
+            s2a_store_redis(p, s2a_redis_url_parse(p, redis_tls_url(p, hosts[i], cas[i]), &err),
+                            make_state(p), &st),
+            APR_SUCCESS);
+        if (!st) {
+            continue;
+        }
+        S2A_CHECK(st->ops->pick(st, c, 1, apr_time_now(), 0, 0, 0, NULL, &picked, &pl, &ok) !=
+                  APR_SUCCESS);
+        said = st->ops->last_error(st, p);
+        S2A_CHECK(strstr(said, "certificate is refused") != NULL);
+        S2A_CHECK(strstr(said, REDIS_PASSWORD) == NULL);
+    }
+    /* a CA file that cannot be read says so */
+    {
+        const char *err = NULL;
+        s2a_store *st = NULL;
+        s2a_place pl;
+        int ok = -1, picked = -99;
+        s2a_store_redis(
+            p, s2a_redis_url_parse(p, redis_tls_url(p, "127.0.0.1", "/nonexistent.pem"), &err),
+            make_state(p), &st);
+        S2A_CHECK(st != NULL);
+        if (st) {
+            S2A_CHECK(st->ops->pick(st, c, 1, apr_time_now(), 0, 0, 0, NULL, &picked, &pl, &ok) !=
+                      APR_SUCCESS);
+            S2A_CHECK(strstr(st->ops->last_error(st, p), "cannot read the CA file") != NULL);
+        }
+    }
+}
+
 static void test_url(apr_pool_t *p)
 {
     const char *err = NULL;
@@ -696,22 +788,43 @@ static void test_url(apr_pool_t *p)
     S2A_CHECK(s2a_redis_url_parse(p, "redis://h/db", &err) == NULL);
     S2A_CHECK(s2a_redis_url_parse(p, "redis://secret@h", &err) == NULL);
     S2A_CHECK(err && !strstr(err, "secret"));
+    /* TLS, with its CA file or the system's store */
+    u = s2a_redis_url_parse(p, "rediss://:pw@cache.local:6380/1?ca=/etc/ssl/r.pem", &err);
+    S2A_CHECK(u && u->tls && u->port == 6380 && u->db == 1);
+    S2A_CHECK(u && u->ca_file && strcmp(u->ca_file, "/etc/ssl/r.pem") == 0);
+    S2A_CHECK(u && strcmp(u->host, "cache.local") == 0 && strcmp(u->password, "pw") == 0);
+    u = s2a_redis_url_parse(p, "rediss://h", &err);
+    S2A_CHECK(u && u->tls && !u->ca_file && u->port == 6379);
+    u = s2a_redis_url_parse(p, "redis://h", &err);
+    S2A_CHECK(u && !u->tls);
+    S2A_CHECK(s2a_redis_url_parse(p, "redis://h?ca=/x", &err) == NULL);
+    S2A_CHECK(s2a_redis_url_parse(p, "rediss://h?ca=", &err) == NULL);
+    S2A_CHECK(s2a_redis_url_parse(p, "rediss://h?verify=no", &err) == NULL);
+    S2A_CHECK(s2a_redis_url_parse(p, "rediss://h?ca=/a&x=1", &err) == NULL);
 }
 
 int main(void)
 {
-    const provider shm = {"shm", make_shm}, redis = {"redis", make_redis};
+    const provider shm = {"shm", make_shm}, redis = {"redis", make_redis},
+                   redis_tls = {"redis", make_redis_tls};
     apr_pool_t *p;
     int rc;
+    /* as httpd's children: a TLS pipe's server may go away mid-write */
+    signal(SIGPIPE, SIG_IGN);
     apr_initialize();
     apr_pool_create(&p, NULL);
     test_url(p);
     run_common(p, &shm);
-    if (!redis_start()) {
+    if (!make_certificates()) {
+        fprintf(stderr, "openssl could not make the test's certificates\n");
+        s2a_test_failed++;
+    } else if (!redis_start()) {
         fprintf(stderr, "redis-server could not be started (is it installed?)\n");
         s2a_test_failed++;
     } else {
         run_common(p, &redis);
+        run_common(p, &redis_tls);
+        test_tls_refused(p);
         test_two_nodes(p);
         test_lease(p);
         test_dead_process_places(p);
@@ -719,6 +832,13 @@ int main(void)
         test_wrong_password(p);
     }
     redis_stop();
+    if (*tls_cert) {
+        char cmd[96];
+        apr_snprintf(cmd, sizeof(cmd), "rm -rf %s", tls_dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "could not remove %s\n", tls_dir);
+        }
+    }
     rc = S2A_TEST_SUMMARY("store");
     apr_pool_destroy(p);
     apr_terminate();
