@@ -11,15 +11,15 @@
 #include "fuzz.h"
 #include "s2a_journal.h"
 
-#define FIELDS 31
+#define FIELDS 32
 
-/* A line as the writer makes it: the tag, 31 fields, no control byte but
+/* A line as the writer makes it: the tag, 32 fields, no control byte but
  * the tabs and the final newline. */
 static void check_line(const char *line)
 {
     size_t n = strlen(line), i, tabs = 0;
 
-    FUZZ_CHECK(n > 5 && strncmp(line, "s2a3\t", 5) == 0 && line[n - 1] == '\n');
+    FUZZ_CHECK(n > 5 && strncmp(line, "s2a4\t", 5) == 0 && line[n - 1] == '\n');
     for (i = 0; i + 1 < n; i++) {
         unsigned char c = (unsigned char)line[i];
         FUZZ_CHECK(c == '\t' || (c >= 0x20 && c != 0x7f));
@@ -94,6 +94,7 @@ static void row_from(fuzz_input *in, s2a_usage_row *row)
     fill(row->model, sizeof(row->model), in, 0);
     fill(row->upstream_model, sizeof(row->upstream_model), in, 0);
     fill(row->outcome, sizeof(row->outcome), in, 0);
+    fill(row->api, sizeof(row->api), in, 1); /* written always: none reads as "messages" */
     for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         *nums[i] = (apr_int64_t)fuzz_u64(in);
     }

@@ -30,7 +30,9 @@ static void check_endpoint(apr_pool_t *p, const char *path)
                 {"/v1/messages/count_tokens", S2A_ENDPOINT_COUNT_TOKENS},
                 {"/v1/models", S2A_ENDPOINT_MODELS},
                 {"/v1/usage", S2A_ENDPOINT_USAGE},
-                {"/v1/redeem", S2A_ENDPOINT_REDEEM}};
+                {"/v1/redeem", S2A_ENDPOINT_REDEEM},
+                {"/v1/chat/completions", S2A_ENDPOINT_CHAT},
+                {"/v1/responses", S2A_ENDPOINT_RESPONSES}};
     s2a_endpoint want = S2A_ENDPOINT_NONE;
     const char *slash = strrchr(path, '/');
     size_t i;
