@@ -13,6 +13,7 @@
 
 #include "mod_sub2api_shared.h"
 #include "s2a_aead.h"
+#include "s2a_http.h"
 #include "s2a_identity.h"
 #include "s2a_sha256.h"
 
@@ -58,6 +59,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(drain_timeout, -1);
     MERGE(oauth_token_url, NULL);
     MERGE(oauth_client_id, NULL);
+    MERGE(oauth_ca_file, NULL);
     /* not inherited: a virtual host may bill to a database of its own */
     c->journal = add->journal;
     return c;
@@ -175,21 +177,33 @@ static const char *set_unpriced(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-/* The token endpoint is reached with the module's own small HTTP client,
- * which speaks no TLS: https endpoints go through a local location that
- * proxies to them (mod_proxy + mod_ssl). */
+/* The token endpoint carries refresh tokens: https://, or http:// to this
+ * host only (s2a_http_url_allowed). */
 static const char *set_oauth_url(cmd_parms *cmd, void *dc, const char *arg)
 {
     apr_uri_t u;
     (void)dc;
     if (apr_uri_parse(cmd->pool, arg, &u) != APR_SUCCESS || !u.scheme || !u.hostname) {
-        return "Sub2apiOAuthTokenURL: an http:// URL is required";
+        return "Sub2apiOAuthTokenURL: an https:// URL is required";
     }
-    if (strcmp(u.scheme, "http") != 0) {
-        return "Sub2apiOAuthTokenURL: only http:// is spoken; point it at a local location that "
-               "proxies to the https endpoint (see docs/directives.md)";
+    if (!s2a_http_url_allowed(arg)) {
+        return "Sub2apiOAuthTokenURL: https:// is required (http:// only to 127.0.0.1, [::1] or "
+               "localhost): the calls carry refresh tokens";
     }
     srv_conf(cmd)->oauth_token_url = arg;
+    return NULL;
+}
+
+static const char *set_oauth_ca(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_file_t *f;
+    (void)dc;
+    if (!path || apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool) != APR_SUCCESS) {
+        return apr_pstrcat(cmd->pool, "Sub2apiOAuthCAFile: cannot read ", arg, NULL);
+    }
+    apr_file_close(f);
+    srv_conf(cmd)->oauth_ca_file = path;
     return NULL;
 }
 
@@ -491,7 +505,10 @@ static const command_rec s2a_cmds[] = {
     AP_INIT_TAKE1("Sub2apiMaxAccounts", set_global_int, (void *)&max_accounts, RSRC_CONF,
                   "Accounts the shared state has room for"),
     AP_INIT_TAKE1("Sub2apiOAuthTokenURL", set_oauth_url, NULL, RSRC_CONF,
-                  "http:// URL of the OAuth token endpoint that refreshes account tokens"),
+                  "https:// URL of the OAuth token endpoint that refreshes account tokens"),
+    AP_INIT_TAKE1("Sub2apiOAuthCAFile", set_oauth_ca, NULL, RSRC_CONF,
+                  "CA certificates (PEM) the token endpoint's certificate is verified against; "
+                  "default: the system's store"),
     AP_INIT_TAKE1("Sub2apiOAuthRefreshInterval", set_global_int, (void *)&oauth_watch, RSRC_CONF,
                   "Seconds between looks for account tokens that end soon"),
     AP_INIT_TAKE1("Sub2apiOAuthClientID", set_oauth_client, NULL, RSRC_CONF,

@@ -13,8 +13,8 @@
 #include "s2a_oauth.h"
 
 #define S2A_OAUTH_LOCK_SEC 30
-/* per connect, send and read: the three stay within the lock's time */
-#define S2A_OAUTH_CALL_SEC 5
+/* the whole call (connect, TLS, send and read) stays within the lock's time */
+#define S2A_OAUTH_CALL_SEC 10
 #define S2A_OAUTH_WAIT_SEC 15
 /* after a failed call, the endpoint is not asked for the account this long */
 #define S2A_OAUTH_BACKOFF_SEC 30
@@ -52,9 +52,11 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
     apr_int64_t now = apr_time_sec(apr_time_now());
     int status = 0;
 
+    s2a_http_options call = {apr_time_from_sec(S2A_OAUTH_CALL_SEC), sc->oauth_ca_file, NULL};
+
     grant = s2a_oauth_refresh_body(p, refresh_token, sc->oauth_client_id);
-    if (s2a_http_post_json(p, sc->oauth_token_url, grant, apr_time_from_sec(S2A_OAUTH_CALL_SEC),
-                           &status, &answer, &len, &err) != APR_SUCCESS) {
+    if (s2a_http_post_json(p, sc->oauth_token_url, grant, &call, &status, &answer, &len, &err) !=
+        APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0501) "account %" APR_INT64_T_FMT " token refresh failed: %s", id,
                      err);

@@ -108,6 +108,7 @@ typedef struct {
     const unsigned char *cred_key; /* Sub2apiCredentialKeyFile: 32 bytes; NULL: none */
     const char *oauth_token_url;   /* Sub2apiOAuthTokenURL */
     const char *oauth_client_id;   /* Sub2apiOAuthClientID */
+    const char *oauth_ca_file;     /* Sub2apiOAuthCAFile; NULL: the system's store */
     const char *secret_file;       /* Sub2apiUserIdSecretFile */
     const char *journal;  /* Sub2apiJournal: this host's usage rows while its database is away */
     void *secret;         /* key of the metadata.user_id pseudonyms (text); set once */

@@ -7,6 +7,7 @@
 #include <apr_strings.h>
 
 #include "mod_sub2api_shared.h"
+#include "s2a_http.h"
 
 /* label sets (server, model, account, status) with series of their own */
 #define S2A_METRICS_SERIES 4096
@@ -176,6 +177,12 @@ int s2a_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
+    }
+    /* before any thread: the children inherit it */
+    if (!s2a_http_init()) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     S2ALOGNO(0020) "libcurl could not be set up (token refreshes)");
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);

@@ -1,21 +1,35 @@
-/* A minimal HTTP/1.1 client for the gateway's own calls (the OAuth token
- * endpoint): one POST per connection, plain http:// only. */
+/* The gateway's own HTTP calls (the OAuth token endpoint) through libcurl:
+ * one POST, HTTPS with the server's certificate verified (a CA file, or
+ * the system's store) and its name checked; plain http:// only to a
+ * loopback address (a token endpoint on this host), never across a
+ * network, since the body carries a refresh token. */
 #ifndef S2A_HTTP_H
 #define S2A_HTTP_H
 
 #include <apr_pools.h>
 #include <apr_time.h>
 
+/* Once per process, before any thread calls: libcurl's global set-up. 0
+ * when it failed. */
+int s2a_http_init(void);
+
+/* What a call may be given besides its URL and body. */
+typedef struct {
+    apr_interval_time_t timeout; /* the whole call: connect, send and read */
+    const char *ca_file;         /* NULL: the system's store */
+    const char *proxy;           /* an HTTP proxy URL the call goes through; NULL: none */
+} s2a_http_options;
+
 /* POSTs `body` (JSON) to `url` and reads the whole answer (at most 1 MiB).
- * APR_SUCCESS with *status and the body, else *err says why. */
+ * APR_SUCCESS with *status and the body (NUL-terminated, from p), else
+ * *err says why (no secret in it: neither the body nor the proxy's
+ * credentials). */
 apr_status_t s2a_http_post_json(apr_pool_t *p, const char *url, const char *body,
-                                apr_interval_time_t timeout, int *status, const char **answer,
+                                const s2a_http_options *options, int *status, const char **answer,
                                 apr_size_t *answer_len, const char **err);
 
-/* The body of a raw HTTP/1.1 response (`raw`, `len` bytes: status line,
- * headers, body framed by Content-Length, chunked or the connection's end).
- * 0 on success; -1 when it is not a complete response. */
-int s2a_http_parse_response(apr_pool_t *p, const char *raw, apr_size_t len, int *status,
-                            const char **body, apr_size_t *body_len);
+/* Whether `url` may carry secrets: https://, or http:// to 127.0.0.1, ::1
+ * or localhost. */
+int s2a_http_url_allowed(const char *url);
 
 #endif

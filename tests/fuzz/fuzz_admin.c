@@ -27,8 +27,8 @@ static const s2a_admin_resource *const resources[8] = {
 
 /* What the summary may be grouped by, with each grouping's row type. */
 static const char *const groupings[][2] = {
-    {"day", "i"},     {"model", "s"}, {"upstream_model", "s"},
-    {"account", "i"}, {"key", "i"},   {"user", "i"}, {"api", "s"}};
+    {"day", "i"},  {"model", "s"}, {"upstream_model", "s"}, {"account", "i"}, {"key", "i"},
+    {"user", "i"}, {"api", "s"}};
 
 static int is_integer(const char *s)
 {

@@ -20,6 +20,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import sqlite3
 import subprocess
 import sys
@@ -135,21 +136,38 @@ def new_client_address():
     return "127.0.%d.%d" % (n // 250, n % 250 + 2)
 
 
-def http_request(port, method, path, body=None, headers=None, timeout=30, source=None):
+def http_request(port, method, path, body=None, headers=None, timeout=30, source=None,
+                 tls=False):
     """One request on a fresh connection, from `source` (an address) when
-    given: (status, lowercased headers, raw body)."""
+    given, over TLS (its certificate not checked) with tls: (status,
+    lowercased headers, raw body)."""
     if isinstance(body, (dict, list)):
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
-                                      source_address=(source, 0) if source else None)
+    if tls:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                           context=ssl._create_unverified_context())
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, lower_headers(resp.headers), resp.read()
     finally:
         conn.close()
+
+
+def make_certificate(directory, name):
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, by
+    openssl, readable by httpd's user: (certificate, key) paths."""
+    cert, key = Path(directory) / (name + ".pem"), Path(directory) / (name + "-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    os.chmod(cert, 0o644)
+    return cert, key
 
 
 def parse_json(raw):
@@ -227,16 +245,19 @@ def sanitizer_env(module):
 class MockUpstream:
     """tests/integration/mock_upstream.py as a subprocess on a free port."""
 
-    def __init__(self, log_path, args=()):
-        """args: more command-line options of mock_upstream.py."""
+    def __init__(self, log_path, args=(), tls=None):
+        """args: more command-line options of mock_upstream.py; tls: (certificate,
+        key) files to serve HTTPS with."""
         self.log_path = Path(log_path)
-        self.args = list(args)
+        self.args = list(args) + (["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+                                  if tls else [])
+        self.tls = bool(tls)
         self.proc = None
         self.port = None
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     def start(self, timeout=10):
         log = open(self.log_path, "ab")
@@ -253,7 +274,7 @@ class MockUpstream:
             self.stop()
             raise HarnessError("mock upstream did not start: %s" % tail(self.log_path))
         self.port = int(line.split()[1])
-        status, _, _ = http_request(self.port, "GET", "/_mock/health", timeout=5)
+        status, _, _ = http_request(self.port, "GET", "/_mock/health", timeout=5, tls=self.tls)
         if status != 200:
             raise HarnessError("mock upstream health check answered %d" % status)
         return self
@@ -270,21 +291,21 @@ class MockUpstream:
             self.proc.stdout.close()
 
     def requests(self):
-        status, _, raw = http_request(self.port, "GET", "/_mock/requests")
+        status, _, raw = http_request(self.port, "GET", "/_mock/requests", tls=self.tls)
         assert status == 200, raw
         return json.loads(raw)
 
     def clear(self):
-        status, _, raw = http_request(self.port, "DELETE", "/_mock/requests")
+        status, _, raw = http_request(self.port, "DELETE", "/_mock/requests", tls=self.tls)
         assert status == 200, raw
 
     def stats(self):
-        status, _, raw = http_request(self.port, "GET", "/_mock/stats")
+        status, _, raw = http_request(self.port, "GET", "/_mock/stats", tls=self.tls)
         assert status == 200, raw
         return json.loads(raw)
 
     def token_calls(self):
-        status, _, raw = http_request(self.port, "GET", "/_mock/token_calls")
+        status, _, raw = http_request(self.port, "GET", "/_mock/token_calls", tls=self.tls)
         assert status == 200, raw
         return json.loads(raw)
 
@@ -368,13 +389,7 @@ class Redis:
         self.proc = None
         self.password = secrets.token_hex(12)
         self.admin_password = secrets.token_hex(12)
-        self.cert = self.dir / "cert.pem"
-        if tls:
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-                            "1", "-subj", "/CN=127.0.0.1", "-addext",
-                            "subjectAltName=IP:127.0.0.1", "-keyout", str(self.dir / "key.pem"),
-                            "-out", str(self.cert)], check=True, capture_output=True)
-            os.chmod(self.cert, 0o644)
+        self.cert, self.key = make_certificate(self.dir, "redis") if tls else (None, None)
 
     @staticmethod
     def available():
@@ -389,7 +404,7 @@ class Redis:
 
     def start(self, timeout=10):
         tls = ["--tls-port", str(self.tls_port), "--tls-cert-file", str(self.cert),
-               "--tls-key-file", str(self.dir / "key.pem"), "--tls-ca-cert-file", str(self.cert),
+               "--tls-key-file", str(self.key), "--tls-ca-cert-file", str(self.cert),
                "--tls-auth-clients", "no"] if self.tls_port else []
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

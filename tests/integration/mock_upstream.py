@@ -5,6 +5,7 @@ Run: mock_upstream.py --port N   (N = 0 picks a free port; the chosen port is
 printed as "PORT <n>" on stdout once the server accepts connections).
 --idle-timeout S closes a kept-alive connection that waits S seconds for its
 next request, as real servers do (default: kept until the client closes it).
+--tls-cert F --tls-key K serve HTTPS (as the real token endpoint does).
 Each connection has a thread of its own: a thousand streams at once are a
 thousand threads.
 
@@ -60,6 +61,7 @@ import argparse
 import json
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -619,9 +621,17 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--idle-timeout", type=float, default=None,
                         help="close a kept-alive connection idle this many seconds")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="and this key")
     args = parser.parse_args()
     Handler.idle_timeout = args.idle_timeout
     server = Server((args.host, args.port))
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        # the handshake happens in the connection's thread, not in accept()
+        server.socket = context.wrap_socket(server.socket, server_side=True,
+                                            do_handshake_on_connect=False)
 
     def on_term(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

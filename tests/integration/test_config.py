@@ -14,11 +14,14 @@ def configured(tmp_path, extra):
 
 
 @pytest.mark.parametrize("line, message", [
-    ("Sub2apiStore http://127.0.0.1:6379", "Sub2apiStore: shm or redis://"),
+    ("Sub2apiStore http://127.0.0.1:6379", "Sub2apiStore: shm, redis://"),
+    ("Sub2apiStore rediss://h:6380/0?ca=/nonexistent.pem",
+     "Sub2apiStore: cannot read the CA file /nonexistent.pem"),
     ("Sub2apiStore redis://h:99999/0", "port must be a number"),
     ("Sub2apiStore redis://:s3cret-pw@h:x/0", "Sub2apiStore"),
-    ("Sub2apiOAuthTokenURL https://console.anthropic.com/v1/oauth/token",
-     "only http:// is spoken"),
+    ("Sub2apiOAuthTokenURL http://auth.example.com/v1/oauth/token",
+     "https:// is required"),
+    ("Sub2apiOAuthCAFile /nonexistent.pem", "Sub2apiOAuthCAFile: cannot read"),
     ("Sub2apiOAuthTokenURL not a url", "Sub2apiOAuthTokenURL"),
     ("Sub2apiOAuthRefreshInterval 0", "Sub2apiOAuthRefreshInterval must be between"),
     ("Sub2apiUnpricedModel claude-nonexistent-1", "Sub2apiUnpricedModel claude-nonexistent-1:"

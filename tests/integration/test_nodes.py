@@ -155,3 +155,33 @@ def test_admin_change_on_one_node_reaches_the_other(two):
             break
         time.sleep(0.05)
     assert status == 401 and "disabled" in json.loads(raw)["error"]["message"]
+
+
+def test_token_refreshed_once_for_both_nodes(two):
+    """Twenty requests on each node find an OAuth token about to end: one
+    refresh call reaches the token endpoint, and both nodes send the new
+    token upstream."""
+    a, b = two
+    t = a.new_tenant(accounts=0)
+    old = "sk-ant-oat01-old-" + harness.Gateway.unique("n")
+    a.create_account([t.group["id"]], type="oauth", credential=old,
+                     refresh_token="sk-ant-ort01-" + harness.Gateway.unique("r"),
+                     expires_at=int(time.time()) + 60, concurrency=100)
+    b.admin_ok("GET", "/admin/accounts")  # b knows the account too
+    a.mock_clear()
+
+    def ask(gw):
+        return gw.post_messages(messages_body(), key=t.api_key)[0]
+
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(ask, [a, b] * 20))
+    assert statuses == [200] * 40
+    assert len(a.mock.token_calls()) == 1
+    sent = [r["headers"].get("authorization", "")[7:] for r in a.mock_requests()]
+    new = [s for s in sent if s != old]
+    # what went after the refresh carries the one new token, from both nodes
+    assert new and len(set(new)) == 1 and new[0].startswith("sk-ant-oat01-mock-")
+    # the next request of each node uses it
+    a.mock_clear()
+    assert ask(a) == 200 and ask(b) == 200
+    assert {r["headers"]["authorization"][7:] for r in a.mock_requests()} == {new[0]}

@@ -1,8 +1,10 @@
-/* OAuth refresh: the token endpoint's request and answer, and the small
- * HTTP client that carries them (against a server this program forks). */
+/* OAuth refresh: the token endpoint's request and answer, and the HTTP
+ * client that carries them (against servers this program runs). */
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/wait.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <apr_general.h>
@@ -75,110 +77,145 @@ static void test_error_words(apr_pool_t *p)
     S2A_CHECK_INT(t.expires_in, S2A_OAUTH_MAX_EXPIRES_IN);
 }
 
-static void test_parse_response(apr_pool_t *p)
-{
-    const char *body;
-    apr_size_t len;
-    int status;
-    const char *cl = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 7\r\n\r\n{\"a\":1}trailing";
-    const char *ch = "HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n"
-                     "3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-    const char *eof = "HTTP/1.0 400 Bad Request\r\n\r\n{\"error\":\"invalid_grant\"}";
-
-    S2A_CHECK_INT(s2a_http_parse_response(p, cl, strlen(cl), &status, &body, &len), 0);
-    S2A_CHECK_INT(status, 200);
-    S2A_CHECK_STR(body, "{\"a\":1}");
-    S2A_CHECK_INT(s2a_http_parse_response(p, ch, strlen(ch), &status, &body, &len), 0);
-    S2A_CHECK_INT(status, 201);
-    S2A_CHECK_STR(body, "{\"a\":1}");
-    S2A_CHECK_INT(len, 7);
-    S2A_CHECK_INT(s2a_http_parse_response(p, eof, strlen(eof), &status, &body, &len), 0);
-    S2A_CHECK_INT(status, 400);
-    S2A_CHECK_STR(body, "{\"error\":\"invalid_grant\"}");
-    /* cut short: headers unfinished, fewer bytes than announced, a chunk cut */
-    S2A_CHECK_INT(s2a_http_parse_response(p, cl, 30, &status, &body, &len), -1);
-    S2A_CHECK_INT(s2a_http_parse_response(p, cl, strlen(cl) - 14, &status, &body, &len), -1);
-    S2A_CHECK_INT(s2a_http_parse_response(p, ch, strlen(ch) - 12, &status, &body, &len), -1);
-    S2A_CHECK_INT(s2a_http_parse_response(p, "SMTP 220 hi\r\n\r\n", 15, &status, &body, &len), -1);
-    S2A_CHECK_INT(s2a_http_parse_response(p, "HTTP/1.1 999 x\r\n\r\n", 18, &status, &body, &len),
-                  -1);
-    /* no digits where the status goes: never read past the bytes given */
-    S2A_CHECK_INT(s2a_http_parse_response(p, "HTTP/1.1 \r\n\r\n", 13, &status, &body, &len), -1);
-    S2A_CHECK_INT(s2a_http_parse_response(p, "HTTP/1.1 2x0 OK\r\n\r\n", 19, &status, &body, &len),
-                  -1);
-}
-
-/* One connection: reads the request, checks it, answers in chunks. */
-static void serve_one(apr_pool_t *p, apr_socket_t *listener)
-{
-    apr_socket_t *c;
-    char req[4096];
-    apr_size_t n, got = 0;
+/* A one-shot HTTP server on a loopback port: reads one request, answers
+ * with `answer`, closes. */
+typedef struct {
+    int fd;
     const char *answer;
-    int good;
-    if (apr_socket_accept(&c, listener, p) != APR_SUCCESS) {
-        _exit(2);
+    size_t len;
+    char request[4096];
+} one_shot;
+
+static void *serve_once(void *arg)
+{
+    one_shot *o = arg;
+    int c = accept(o->fd, NULL, NULL);
+    size_t got = 0, sent = 0;
+    if (c < 0) {
+        return NULL;
     }
-    while (got < sizeof(req) - 1) {
-        n = sizeof(req) - 1 - got;
-        if (apr_socket_recv(c, req + got, &n) != APR_SUCCESS) {
+    /* the request: headers and the JSON body, which ends with } */
+    while (got < sizeof(o->request) - 1) {
+        ssize_t n = recv(c, o->request + got, sizeof(o->request) - 1 - got, 0);
+        if (n <= 0) {
             break;
         }
-        got += n;
-        req[got] = '\0';
-        if (strstr(req, "\r\n\r\n") && strstr(req, "}")) {
+        got += (size_t)n;
+        o->request[got] = '\0';
+        if (strstr(o->request, "\r\n\r\n") && o->request[got - 1] == '}') {
             break;
         }
     }
-    good = strncmp(req, "POST /v1/oauth/token?x=1 HTTP/1.1\r\n", 35) == 0 &&
-           strstr(req, "\r\nContent-Type: application/json\r\n") &&
-           strstr(req, "\r\nContent-Length: 5\r\n") && strstr(req, "\r\n\r\n{\"a\":1}") == NULL &&
-           strstr(req, "\r\n\r\n{\"k\"}");
-    answer = good ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    "5\r\n{\"ok\"\r\n3\r\n:1}\r\n0\r\n\r\n"
-                  : "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
-    n = strlen(answer);
-    apr_socket_send(c, answer, &n);
-    apr_socket_close(c);
-    _exit(0);
+    while (sent < o->len) {
+        ssize_t n = send(c, o->answer + sent, o->len - sent, MSG_NOSIGNAL);
+        if (n <= 0) {
+            break;
+        }
+        sent += (size_t)n;
+    }
+    close(c);
+    return NULL;
 }
 
-static void test_post(apr_pool_t *p)
+static int listen_loopback(int *port)
 {
-    apr_sockaddr_t *sa;
-    apr_socket_t *l;
-    apr_port_t port = 0;
-    const char *body = NULL, *err = NULL;
-    apr_size_t len = 0;
-    int status = 0;
-    pid_t pid;
-
-    apr_sockaddr_info_get(&sa, "127.0.0.1", APR_INET, 0, 0, p);
-    apr_socket_create(&l, APR_INET, SOCK_STREAM, APR_PROTO_TCP, p);
-    apr_socket_bind(l, sa);
-    apr_socket_listen(l, 4);
-    apr_socket_addr_get(&sa, APR_LOCAL, l);
-    port = sa->port;
-    pid = fork();
-    if (pid == 0) {
-        serve_one(p, l);
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 1) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        return -1;
     }
-    S2A_CHECK_INT(
-        s2a_http_post_json(p, apr_psprintf(p, "http://127.0.0.1:%u/v1/oauth/token?x=1", port),
-                           "{\"k\"}", apr_time_from_sec(5), &status, &body, &len, &err),
-        APR_SUCCESS);
-    S2A_CHECK_INT(status, 200);
-    S2A_CHECK_STR(body, "{\"ok\":1}");
-    waitpid(pid, NULL, 0);
-    apr_socket_close(l);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
 
-    /* nobody listens there any more */
-    S2A_CHECK(s2a_http_post_json(p, apr_psprintf(p, "http://127.0.0.1:%u/t", port), "{}",
-                                 apr_time_from_sec(2), &status, &body, &len, &err) != APR_SUCCESS);
-    S2A_CHECK(err && strstr(err, "cannot connect") != NULL);
-    S2A_CHECK(s2a_http_post_json(p, "https://console.example/t", "{}", apr_time_from_sec(2),
-                                 &status, &body, &len, &err) == APR_EINVAL);
+/* One call as the token endpoint gets it: the answer's status and body
+ * come back whatever their framing; an answer past 1 MiB, a closed port
+ * and a URL that would send the token in the clear fail. */
+static void test_http(apr_pool_t *p)
+{
+    s2a_http_options o = {apr_time_from_sec(5), NULL, NULL};
+    const char *answer = NULL, *err = NULL;
+    apr_size_t len = 0;
+    int status = 0, port = 0, i;
+    static const char *const framings[] = {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n"
+        "{\"a\":1}",
+        "HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}"
+        "\r\n0\r\n\r\n",
+        "HTTP/1.0 503 Unavailable\r\n\r\n{\"a\":1}"};
+
+    S2A_CHECK(s2a_http_url_allowed("https://console.anthropic.com/v1/oauth/token"));
+    S2A_CHECK(s2a_http_url_allowed("http://127.0.0.1:8080/v1/oauth/token"));
+    S2A_CHECK(s2a_http_url_allowed("http://localhost/t"));
+    S2A_CHECK(s2a_http_url_allowed("http://[::1]:9/t"));
+    S2A_CHECK(!s2a_http_url_allowed("http://10.0.0.1/t"));
+    S2A_CHECK(!s2a_http_url_allowed("http://localhost.example.com/t"));
+    S2A_CHECK(!s2a_http_url_allowed("http://127.0.0.1.example.com/t"));
+    S2A_CHECK(!s2a_http_url_allowed("ftp://127.0.0.1/t"));
+    S2A_CHECK(!s2a_http_url_allowed("https://"));
+    S2A_CHECK_INT(
+        s2a_http_post_json(p, "http://10.0.0.1/t", "{}", &o, &status, &answer, &len, &err),
+        APR_EINVAL);
+    S2A_CHECK(err && strstr(err, "https://"));
+
+    for (i = 0; i < 3; i++) {
+        one_shot server;
+        pthread_t t;
+        int fd = listen_loopback(&port);
+        S2A_CHECK(fd >= 0);
+        server.fd = fd;
+        server.answer = framings[i];
+        server.len = strlen(framings[i]);
+        pthread_create(&t, NULL, serve_once, &server);
+        S2A_CHECK_INT(s2a_http_post_json(
+                          p, apr_psprintf(p, "http://127.0.0.1:%d/v1/oauth/token", port),
+                          "{\"grant_type\":\"refresh_token\"}", &o, &status, &answer, &len, &err),
+                      APR_SUCCESS);
+        pthread_join(t, NULL);
+        close(fd);
+        S2A_CHECK_INT(status, i == 0 ? 200 : i == 1 ? 400 : 503);
+        S2A_CHECK_STR(answer, "{\"a\":1}");
+        S2A_CHECK_INT(len, 7);
+        /* the request: a JSON POST with its body */
+        S2A_CHECK(strncmp(server.request, "POST /v1/oauth/token HTTP/1.1\r\n", 31) == 0);
+        S2A_CHECK(strstr(server.request, "Content-Type: application/json\r\n") != NULL);
+        S2A_CHECK(strstr(server.request, "\r\n\r\n{\"grant_type\":\"refresh_token\"}") != NULL);
+    }
+    /* an answer past 1 MiB is not read whole */
+    {
+        one_shot server;
+        pthread_t t;
+        size_t big = 2 * 1024 * 1024;
+        char *huge = apr_palloc(p, big + 100);
+        int fd = listen_loopback(&port), n;
+        n = apr_snprintf(huge, 100,
+                         "HTTP/1.1 200 OK\r\nContent-Length: %" APR_SIZE_T_FMT "\r\n\r\n", big);
+        memset(huge + n, 'x', big);
+        server.fd = fd;
+        server.answer = huge;
+        server.len = (size_t)n + big;
+        pthread_create(&t, NULL, serve_once, &server);
+        S2A_CHECK_INT(s2a_http_post_json(p, apr_psprintf(p, "http://127.0.0.1:%d/t", port), "{}",
+                                         &o, &status, &answer, &len, &err),
+                      APR_EGENERAL);
+        S2A_CHECK_STR(err, "the answer is longer than 1 MiB");
+        pthread_join(t, NULL);
+        close(fd);
+    }
+    /* nobody listens */
+    {
+        int fd = listen_loopback(&port);
+        close(fd);
+        S2A_CHECK_INT(s2a_http_post_json(p, apr_psprintf(p, "http://127.0.0.1:%d/t", port), "{}",
+                                         &o, &status, &answer, &len, &err),
+                      APR_EGENERAL);
+        S2A_CHECK(err && *err);
+    }
 }
 
 int main(void)
@@ -187,11 +224,11 @@ int main(void)
     int rc;
     apr_initialize();
     apr_pool_create(&p, NULL);
+    S2A_CHECK(s2a_http_init());
     test_body(p);
     test_parse(p);
     test_error_words(p);
-    test_parse_response(p);
-    test_post(p);
+    test_http(p);
     rc = S2A_TEST_SUMMARY("oauth");
     apr_pool_destroy(p);
     apr_terminate();
