@@ -524,6 +524,8 @@ static void register_hooks(apr_pool_t *p)
     static const char *const pre_dbd[] = {"mod_dbd.c", NULL};
     static const char *const before_proxy[] = {"mod_proxy.c", NULL};
     static const char *const before_log[] = {"mod_log_config.c", NULL};
+    /* the egress runs mod_proxy_http itself, with its forward proxy */
+    static const char *const before_proxy_http[] = {"mod_proxy_http.c", NULL};
 
     /* mod_sub2api_startup.c */
     ap_hook_pre_config(s2a_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -539,6 +541,7 @@ static void register_hooks(apr_pool_t *p)
     /* mod_sub2api_lbmethod.c: the provider, and its guard before the balancer's */
     s2a_lbmethod_register(p);
     /* mod_sub2api_upstream.c */
+    proxy_hook_scheme_handler(s2a_egress_scheme_handler, NULL, before_proxy_http, APR_HOOK_FIRST);
     APR_OPTIONAL_HOOK(proxy, fixups, s2a_upstream_fixups, NULL, NULL, APR_HOOK_LAST);
     /* mod_sub2api_answer.c: below mod_deflate, so the answer is read as sent */
     s2a_g.answer_filter = ap_register_output_filter("SUB2API_ANSWER", s2a_answer_filter, NULL,

@@ -10,6 +10,7 @@
 #include <apr_strings.h>
 
 #include "mod_sub2api_shared.h"
+#include "s2a_egress.h"
 #include "s2a_admin.h"
 #include "s2a_db_admin.h"
 #include "s2a_errors.h"
@@ -268,6 +269,18 @@ static json_object *masked_headers(admin_ctx *a, apr_int64_t id, const char *sto
     return out;
 }
 
+/* The egress as stored, opened, its password hidden; null when it does
+ * not open. */
+static json_object *shown_egress(admin_ctx *a, json_object *row)
+{
+    json_object *v;
+    apr_int64_t id = json_object_object_get_ex(row, "id", &v) ? json_object_get_int64(v) : 0;
+    const char *stored =
+        json_object_object_get_ex(row, "egress", &v) ? json_object_get_string(v) : NULL;
+    const char *plain = stored ? s2a_credential_open(a->r->pool, a->sc, id, stored) : NULL;
+    return plain ? json_object_new_string(s2a_egress_shown(a->r->pool, plain)) : NULL;
+}
+
 /* The credential and the headers' values masked, and the state the store
  * keeps (null when the store cannot be read). */
 static void decorate_account(admin_ctx *a, json_object *row)
@@ -291,6 +304,7 @@ static void decorate_account(admin_ctx *a, json_object *row)
         masked_headers(a, json_object_object_get_ex(row, "id", &v) ? json_object_get_int64(v) : 0,
                        json_object_object_get_ex(row, "headers", &v) ? json_object_get_string(v)
                                                                      : NULL));
+    json_object_object_add(row, "egress", shown_egress(a, row));
     json_object_object_add(row, "state",
                            known ? s2a_admin_account_state(row, &st, apr_time_now()) : NULL);
 }

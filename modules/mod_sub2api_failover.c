@@ -220,7 +220,8 @@ int s2a_failover_request_status(int *status, request_rec *r)
         *status != HTTP_GATEWAY_TIME_OUT) {
         return OK;
     }
-    if (!s2a_policy_unreachable(*status, q->sconf->failover_uncertain == 1)) {
+    if (!s2a_policy_unreachable(q->attempt->egress_unreachable ? HTTP_SERVICE_UNAVAILABLE : *status,
+                                q->sconf->failover_uncertain == 1)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       S2ALOGNO(0212) "account %" APR_INT64_T_FMT " gave no answer (%d) after the "
                                      "request may have reached it; it goes to no other account "

@@ -53,7 +53,20 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
     int status = 0;
 
     s2a_http_options call = {apr_time_from_sec(S2A_OAUTH_CALL_SEC), sc->oauth_ca_file, NULL};
+    const char *egress = NULL;
 
+    /* the refresh leaves the way the account's requests do */
+    if (s2a_db_oauth_egress(db, p, id, &egress, &err) == APR_SUCCESS && *egress &&
+        !(call.proxy = s2a_credential_open(p, sc, id, egress))) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     S2ALOGNO(0501) "account %" APR_INT64_T_FMT " token refresh failed: its "
+                                    "egress does not open",
+                     id);
+        return 0;
+    }
+    if (call.proxy && !*call.proxy) {
+        call.proxy = NULL;
+    }
     grant = s2a_oauth_refresh_body(p, refresh_token, sc->oauth_client_id);
     if (s2a_http_post_json(p, sc->oauth_token_url, grant, &call, &status, &answer, &len, &err) !=
         APR_SUCCESS) {

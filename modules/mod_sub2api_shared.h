@@ -10,6 +10,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
+#include <mod_proxy.h>
 #include <util_filter.h>
 #include <apr_proc_mutex.h>
 #include <apr_thread_mutex.h>
@@ -377,6 +378,10 @@ void s2a_lbmethod_register(apr_pool_t *p);
 /* check_config: why a virtual host's sub2api balancers cannot serve (a
  * stickysession); NULL when they can. */
 const char *s2a_lbmethod_check(apr_pool_t *p, server_rec *s);
+/* mod_sub2api_egress.c: mod_proxy's scheme_handler, first: an attempt whose
+ * account has an egress goes through that forward proxy. */
+int s2a_egress_scheme_handler(request_rec *r, proxy_worker *worker, proxy_server_conf *conf,
+                              char *url, const char *proxyhost, apr_port_t proxyport);
 /* mod_sub2api_upstream.c: mod_proxy's fixups, on the headers sent upstream. */
 int s2a_upstream_fixups(request_rec *r);
 /* mod_sub2api_answer.c: the output filter of the answer; mod_proxy's

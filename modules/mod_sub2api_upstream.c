@@ -54,6 +54,10 @@ int s2a_upstream_fixups(request_rec *r)
     if (!apr_table_get(h, "anthropic-version")) {
         apr_table_setn(h, "anthropic-version", "2023-06-01");
     }
+    if (q->attempt->proxy_authorization) {
+        /* an http:// upstream through the account's egress: for the proxy */
+        apr_table_setn(h, "Proxy-Authorization", q->attempt->proxy_authorization);
+    }
     r->headers_in = h;
     return OK;
 }

@@ -6,6 +6,7 @@
 #include <apr_strings.h>
 
 #include "s2a_admin.h"
+#include "s2a_egress.h"
 #include "s2a_pricing.h"
 #include "s2a_status.h"
 #include "s2a_key_limits.h"
@@ -24,6 +25,26 @@ static const char *const statuses[] = {"active", "disabled", NULL};
 static const char *json_text(apr_pool_t *p, json_object *v)
 {
     return apr_pstrdup(p, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+}
+
+/* An egress: a forward proxy's URL, or "" / null for none. */
+static const char *egress_check(apr_pool_t *p, json_object *v)
+{
+    if (!v) {
+        return NULL;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        return "egress: a string, http://[user:password@]host:port (\"\" or null: none)";
+    }
+    if (strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
+        return "egress: no NUL";
+    }
+    return s2a_egress_check(p, json_object_get_string(v));
+}
+
+static const char *egress_text(apr_pool_t *p, json_object *v)
+{
+    return apr_pstrdup(p, v ? json_object_get_string(v) : "");
 }
 
 /* Names of 1 to 255 characters without control characters. */
@@ -432,6 +453,12 @@ static const s2a_admin_field account_fields[] = {
      .flags = BOTH | S2A_ADMIN_SECRET,
      .check = headers_check,
      .stored = json_text},
+    {.name = "egress",
+     .type = S2A_ADMIN_JSON,
+     .column = "egress",
+     .flags = BOTH | S2A_ADMIN_SECRET,
+     .check = egress_check,
+     .stored = egress_text},
     {.name = "refresh_token",
      .type = S2A_ADMIN_TEXT,
      .column = "refresh_token",
@@ -467,8 +494,9 @@ const s2a_admin_resource s2a_admin_accounts = {
     .table = "s2a_accounts",
     .columns = "id, name, type, credential, endpoint, priority, concurrency, model_mapping, status,"
                " schedulable, error_message, created_at, custom_error_codes, expires_at,"
-               " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END AS refresh_token_set, headers",
-    .types = "issssiijsbsijibs",
+               " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END AS refresh_token_set, headers,"
+               " egress",
+    .types = "issssiijsbsijibss",
     .order = " ORDER BY id",
     .stamped = 1,
     .fields = account_fields};

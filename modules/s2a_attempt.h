@@ -23,6 +23,9 @@ typedef struct {
     apr_array_header_t *body;        /* s2a_piece: what the account is sent */
     int renamed;                     /* the account was sent another model name */
     int body_served;                 /* the replay filter handed the body over */
+    int egress_taken;                /* mod_proxy was sent through the account's egress */
+    int egress_unreachable;          /* the egress could not be reached: nothing was sent */
+    const char *proxy_authorization; /* the egress's credentials, for an http:// upstream */
     apr_time_t sent_at;              /* it went upstream */
     apr_time_t headers_at;           /* the answer's headers came (0: none came) */
     apr_time_t first_byte;           /* the answer's first byte came */

@@ -130,5 +130,6 @@ void s2a_choice_copy(apr_pool_t *p, const s2a_account *a, s2a_account *out)
     out->mapping = NULL;
     out->error_codes = a->error_codes ? apr_array_copy(p, a->error_codes) : NULL;
     out->headers = a->headers ? deep_copy(p, a->headers) : NULL;
+    out->egress = a->egress ? apr_pstrdup(p, a->egress) : NULL;
     out->group_ids = NULL;
 }

@@ -130,15 +130,15 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener
     if (apr_dbd_select(c->driver, p, c->handle, &res,
                        "SELECT id, name, type, credential, endpoint, priority, concurrency,"
                        " model_mapping, status, schedulable, custom_error_codes,"
-                       " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END, expires_at, headers"
-                       " FROM s2a_accounts ORDER BY id",
+                       " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END, expires_at, headers,"
+                       " egress FROM s2a_accounts ORDER BY id",
                        1) != 0) {
         *err = apr_dbd_error(c->driver, c->handle, 0);
         return APR_EGENERAL;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
         s2a_account *a = apr_array_push(arr);
-        const char *headers;
+        const char *headers, *egress;
         a->id = s2a_db_i64(c, row, 0);
         a->name = s2a_db_str(c, p, row, 1);
         a->type = s2a_db_str(c, p, row, 2);
@@ -154,7 +154,9 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener
         a->expires_at = s2a_db_i64(c, row, 12);
         headers = opener->open(opener->baton, p, a->id, s2a_db_str(c, p, row, 13));
         a->headers = headers ? parse_headers(p, headers) : NULL;
-        if (!headers) {
+        egress = opener->open(opener->baton, p, a->id, s2a_db_str(c, p, row, 14));
+        a->egress = egress && *egress ? egress : NULL;
+        if (!headers || !egress) {
             a->credential = NULL;
         }
         a->active = strcmp(a->status, "active") == 0 && a->schedulable && a->credential;

@@ -57,12 +57,14 @@ typedef struct {
     int refreshable;                 /* has a refresh token */
     apr_int64_t expires_at;          /* the access token's end, Unix seconds; 0 unknown */
     apr_table_t *headers;            /* fixed upstream headers; NULL: none */
+    const char *egress;              /* the forward proxy it leaves through (s2a_egress.h); NULL:
+                                        none */
 } s2a_account;
 
 /* 1 found, 0 unknown key, -1 database error. */
 int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_rec *out);
 
-/* What an account's secret (credential, fixed headers) is as stored, in
+/* What an account's secret (credential, fixed headers, egress) is as stored, in
  * plain; NULL when it cannot be opened. */
 typedef struct {
     const char *(*open)(void *baton, apr_pool_t *p, apr_int64_t id, const char *stored);
@@ -70,7 +72,7 @@ typedef struct {
 } s2a_db_opener;
 
 /* Every account with its groups and mapping, allocated from p, its secrets
- * opened by `opener`: an account whose credential or headers do not open
+ * opened by `opener`: an account whose credential, headers or egress do not open
  * has credential NULL and is not active. */
 apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener *opener,
                                   apr_array_header_t **out, const char **err);

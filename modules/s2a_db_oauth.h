@@ -11,6 +11,10 @@ apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const c
                               const char **err);
 apr_status_t s2a_db_oauth_save(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char *credential,
                                const char *refresh_token, apr_int64_t expires_at, const char **err);
+/* The account's egress as stored (sealed or plain; "" none). APR_NOTFOUND
+ * when there is no such account. */
+apr_status_t s2a_db_oauth_egress(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **egress,
+                                 const char **err);
 /* Active accounts with a refresh token whose access token ends before
  * `before` (Unix seconds). */
 apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,

@@ -144,10 +144,15 @@ static const char *schema_v10[] = {
 static const char *schema_v11[] = {
     "ALTER TABLE s2a_usage ADD COLUMN api VARCHAR(16) NOT NULL DEFAULT 'messages'", NULL};
 
+/* Version 12: an account's egress, the forward proxy its traffic leaves
+ * through (sealed like its credential; '' none). */
+static const char *schema_v12[] = {
+    "ALTER TABLE s2a_accounts ADD COLUMN egress TEXT NOT NULL DEFAULT ''", NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
-static const char *const *const migrations[] = {schema_v1, schema_v2,  schema_v3, schema_v4,
-                                                schema_v5, schema_v6,  schema_v7, schema_v8,
-                                                schema_v9, schema_v10, schema_v11};
+static const char *const *const migrations[] = {schema_v1, schema_v2,  schema_v3,  schema_v4,
+                                                schema_v5, schema_v6,  schema_v7,  schema_v8,
+                                                schema_v9, schema_v10, schema_v11, schema_v12};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)

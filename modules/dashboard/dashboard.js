@@ -229,7 +229,7 @@
       return el('tr', { 'data-id': a.id, 'data-state': st.cls },
         el('td', { class: 'num' }, a.id),
         el('td', { class: 'name' }, a.name),
-        el('td', {}, a.type),
+        el('td', {}, a.type, a.egress ? el('span', { class: 'sub-line' }, 'via ' + a.egress) : null),
         stateCell,
         cooldownCell(a, now),
         windowCell(a, now),
@@ -626,7 +626,9 @@
       priority: Number($('account-priority').value), concurrency: Number($('account-concurrency').value),
       group_ids: Array.from($('account-groups').selectedOptions).map((o) => Number(o.value)),
     };
+    if ($('account-egress').value.trim()) body.egress = $('account-egress').value.trim();
     credential.value = ''; // sent once, kept nowhere
+    $('account-egress').value = '';
     const acct = await api('POST', 'accounts', body);
     $('account-name').value = '';
     return 'Account #' + acct.id + ' (' + acct.name + ') added.';

@@ -374,6 +374,65 @@ class Postgres:
             self.started = False
 
 
+class TinyProxy:
+    """Debian's tinyproxy, an HTTP forward proxy, on a free loopback port;
+    with credentials it asks for them (BasicAuth). Its log names every
+    request it carried."""
+
+    def __init__(self, base_dir, credentials=None):
+        self.dir = make_dir(base_dir, 0o777)
+        self.log = self.dir / "tinyproxy.log"
+        self.port = free_port()
+        self.credentials = credentials
+        self.proc = None
+
+    @staticmethod
+    def available():
+        return shutil.which("tinyproxy") is not None
+
+    @property
+    def url(self):
+        """The egress an account names."""
+        auth = "%s:%s@" % self.credentials if self.credentials else ""
+        return "http://%s127.0.0.1:%d" % (auth, self.port)
+
+    def start(self, timeout=10):
+        conf = self.dir / "tinyproxy.conf"
+        lines = ["Port %d" % self.port, "Listen 127.0.0.1", "Timeout 60",
+                 'LogFile "%s"' % self.log, "LogLevel Connect", "MaxClients 200",
+                 "Allow 127.0.0.1"]
+        if is_root():
+            lines = ["User nobody", "Group nogroup"] + lines
+        if self.credentials:
+            lines.append("BasicAuth %s %s" % self.credentials)
+        conf.write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(["tinyproxy", "-d", "-c", str(conf)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise HarnessError("tinyproxy did not start:\n%s" % tail(self.log))
+
+    def carried(self):
+        """The request lines of what it carried ("POST http://... HTTP/1.1",
+        "CONNECT host:port HTTP/1.1")."""
+        text = self.log.read_text() if self.log.exists() else ""
+        return re.findall(r"Request \(file descriptor \d+\): (.*)", text)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
 class Redis:
     """A private redis-server on a free loopback port (kept across restart()).
     It asks for a password, as a shared one would: the gateway logs in as the

@@ -358,6 +358,25 @@ static void test_accounts(void)
             "refresh_token: a non-empty string is required");
     refused(&s2a_admin_accounts, "{\"name\":\"n\",\"priority\":1,\"headers\":{\"Cookie\":\"c\"}}",
             0, "headers: Cookie is set by the gateway");
+    /* an egress is an http:// forward proxy with a port, nothing else */
+    refused(&s2a_admin_accounts, "{" ACCOUNT ",\"egress\":\"socks5://p:1080\"}", 1,
+            "egress: only http:// forward proxies (httpd's proxy speaks no SOCKS; https "
+            "upstreams go through CONNECT)");
+    refused(&s2a_admin_accounts, "{" ACCOUNT ",\"egress\":\"http://p:3128\\r\\nX: y\"}", 1,
+            "egress: no spaces or control characters");
+    refused(&s2a_admin_accounts, "{" ACCOUNT ",\"egress\":\"http://p\"}", 1,
+            "egress: http://[user:password@]host:port, with a port and no path");
+    refused(&s2a_admin_accounts, "{\"egress\":3128}", 0,
+            "egress: a string, http://[user:password@]host:port (\"\" or null: none)");
+    {
+        s2a_admin_change ch;
+        if (!passes(&s2a_admin_accounts, "{\"egress\":\"http://u:pw@p1:3128\"}", 0, &ch)) {
+            S2A_CHECK_STR(s2a_admin_value_of(&ch, "egress")->text, "http://u:pw@p1:3128");
+        }
+        if (!passes(&s2a_admin_accounts, "{\"egress\":null}", 0, &ch)) {
+            S2A_CHECK_STR(s2a_admin_value_of(&ch, "egress")->text, "");
+        }
+    }
 }
 
 static void test_subscriptions_and_codes(void)

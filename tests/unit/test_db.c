@@ -118,6 +118,18 @@ static void test_catalog(s2a_dbc *c)
     S2A_CHECK_INT(APR_ARRAY_IDX(a->error_codes, 1, int), 529);
     S2A_CHECK_STR(apr_table_get(a->headers, "x-team"), "a");
     S2A_CHECK_INT(APR_ARRAY_IDX(a->group_ids, 0, apr_int64_t), 1);
+    S2A_CHECK(a->egress == NULL); /* none: it leaves from the gateway's own address */
+    /* an egress, as stored, is read with the account and for its refreshes */
+    exec(c, "UPDATE s2a_accounts SET egress = 'http://p1:3128' WHERE id = 1");
+    S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &plain, &accounts, &err), APR_SUCCESS);
+    S2A_CHECK_STR(APR_ARRAY_IDX(accounts, 0, s2a_account).egress, "http://p1:3128");
+    {
+        const char *egress = NULL;
+        S2A_CHECK_INT(s2a_db_oauth_egress(c, pool, 1, &egress, &err), APR_SUCCESS);
+        S2A_CHECK_STR(egress, "http://p1:3128");
+        S2A_CHECK_INT(s2a_db_oauth_egress(c, pool, 99, &egress, &err), APR_NOTFOUND);
+    }
+    exec(c, "UPDATE s2a_accounts SET egress = '' WHERE id = 1");
 
     S2A_CHECK_INT(s2a_db_account_error(c, pool, 1, "upstream answered 403", &err), APR_SUCCESS);
     S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &plain, &accounts, &err), APR_SUCCESS);
