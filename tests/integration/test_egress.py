@@ -48,6 +48,7 @@ def carried_by(proxy, port):
 
 def test_each_account_leaves_through_its_own_proxy(egress):
     gw, p1, p2, _ = egress
+    gw.mock_clear()
     a = gw.new_tenant(egress=p1.url)
     b = gw.new_tenant(egress=p2.url)
     c = gw.new_tenant()
