@@ -1,0 +1,336 @@
+/* Amazon Bedrock's streamed answer as an Anthropic event stream: see
+ * s2a_eventstream.h. */
+#include <string.h>
+
+#include <apr_base64.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "s2a_errors.h"
+#include "s2a_eventstream.h"
+#include "s2a_json.h"
+#include "s2a_openai.h"
+
+/* prelude (12) and the message's CRC (4) */
+#define FRAME_OVERHEAD 16
+
+static apr_uint32_t crc_table[256];
+static volatile int crc_ready;
+
+static void crc_init(void)
+{
+    apr_uint32_t i, k, c;
+    for (i = 0; i < 256; i++) {
+        for (c = i, k = 0; k < 8; k++) {
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+        crc_table[i] = c;
+    }
+    crc_ready = 1;
+}
+
+apr_uint32_t s2a_crc32(apr_uint32_t crc, const void *data, apr_size_t n)
+{
+    const unsigned char *s = data;
+    /* the table is the same whoever fills it, and whenever */
+    if (!crc_ready) {
+        crc_init();
+    }
+    crc = ~crc;
+    while (n--) {
+        crc = crc_table[(crc ^ *s++) & 0xff] ^ (crc >> 8);
+    }
+    return ~crc;
+}
+
+struct s2a_eventstream {
+    apr_pool_t *pool;
+    apr_size_t max;
+    s2a_buf buf;        /* bytes of the message being read */
+    const char *broken; /* why the stream ended early */
+    apr_size_t messages;
+};
+
+s2a_eventstream *s2a_eventstream_create(apr_pool_t *p, apr_size_t max)
+{
+    s2a_eventstream *es = apr_pcalloc(p, sizeof(*es));
+    es->pool = p;
+    es->max = max ? max : S2A_EVENTSTREAM_MAX_MESSAGE;
+    s2a_buf_init(&es->buf, p, 1024);
+    return es;
+}
+
+static apr_uint32_t be32(const unsigned char *s)
+{
+    return (apr_uint32_t)s[0] << 24 | (apr_uint32_t)s[1] << 16 | (apr_uint32_t)s[2] << 8 | s[3];
+}
+
+/* The Anthropic error event for `status`, `type` and `message`. */
+static void error_event(s2a_buf *out, apr_pool_t *p, int status, const char *message)
+{
+    const char *body = s2a_error_body(p, status, message);
+    S2A_PUT(out, "event: error\ndata: ");
+    s2a_openai_put(out, body);
+    S2A_PUT(out, "\n\n");
+}
+
+static int fail(s2a_eventstream *es, s2a_buf *out, const char *why)
+{
+    if (!es->broken) {
+        es->broken = why;
+        error_event(out, es->pool, 502,
+                    apr_pstrcat(es->pool, "The upstream's stream broke: ", why, NULL));
+    }
+    return -1;
+}
+
+typedef struct {
+    const char *message_type, *event_type, *exception_type;
+    apr_size_t message_type_len, event_type_len, exception_type_len;
+} headers_read;
+
+static int name_is(const unsigned char *s, apr_size_t n, const char *name)
+{
+    return n == strlen(name) && memcmp(s, name, n) == 0;
+}
+
+/* The headers h[0..n): 0, or -1 when they do not add up. */
+static int read_headers(const unsigned char *h, apr_size_t n, headers_read *out)
+{
+    static const int fixed[] = {0, 0, 1, 2, 4, 8, -1, -1, 8, 16};
+    apr_size_t at = 0;
+    memset(out, 0, sizeof(*out));
+    while (at < n) {
+        apr_size_t name_len = h[at], value_len;
+        const unsigned char *name = h + at + 1;
+        int type;
+        if (at + 1 + name_len + 1 > n) {
+            return -1;
+        }
+        type = h[at + 1 + name_len];
+        at += 2 + name_len;
+        if (type > 9) {
+            return -1;
+        }
+        if (fixed[type] >= 0) {
+            value_len = (apr_size_t)fixed[type];
+        } else {
+            if (at + 2 > n) {
+                return -1;
+            }
+            value_len = (apr_size_t)h[at] << 8 | h[at + 1];
+            at += 2;
+        }
+        if (at + value_len > n) {
+            return -1;
+        }
+        if (type == 7) {
+            const char *v = (const char *)h + at;
+            if (name_is(name, name_len, ":message-type")) {
+                out->message_type = v;
+                out->message_type_len = value_len;
+            } else if (name_is(name, name_len, ":event-type")) {
+                out->event_type = v;
+                out->event_type_len = value_len;
+            } else if (name_is(name, name_len, ":exception-type")) {
+                out->exception_type = v;
+                out->exception_type_len = value_len;
+            }
+        }
+        at += value_len;
+    }
+    return 0;
+}
+
+/* A chunk's payload {"bytes":"<base64>"} as the SSE record of the
+ * Anthropic event it carries; 0, or -1 with *why. */
+static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, s2a_buf *out,
+                        const char **why)
+{
+    static const char *const bytes_key[] = {"bytes"}, *const type_key[] = {"type"};
+    s2a_json_span bytes, type;
+    const char *err, *b64;
+    char *json;
+    apr_size_t len, i;
+    int decoded;
+
+    if (s2a_json_scan_object(es->pool, payload, n, bytes_key, 1, &bytes, &err) != 0 ||
+        bytes.type != S2A_JSON_STRING || !(b64 = s2a_json_string_dup(es->pool, &bytes))) {
+        *why = "a chunk without its bytes";
+        return -1;
+    }
+    for (i = 0; b64[i]; i++) {
+        if (!apr_isalnum(b64[i]) && b64[i] != '+' && b64[i] != '/' && b64[i] != '=') {
+            *why = "a chunk's bytes are not base64";
+            return -1;
+        }
+    }
+    json = apr_palloc(es->pool, (apr_size_t)apr_base64_decode_len(b64) + 1);
+    decoded = apr_base64_decode(json, b64);
+    len = decoded > 0 ? (apr_size_t)decoded : 0;
+    json[len] = '\0';
+    if (s2a_json_scan_object(es->pool, json, len, type_key, 1, &type, &err) != 0 ||
+        type.type != S2A_JSON_STRING || type.len < 3 || !s2a_openai_control_free(json, len)) {
+        *why = "a chunk is not an Anthropic event";
+        return -1;
+    }
+    for (i = 1; i + 1 < type.len; i++) {
+        if (!apr_islower(type.p[i]) && type.p[i] != '_') {
+            *why = "a chunk's event type is not a name";
+            return -1;
+        }
+    }
+    S2A_PUT(out, "event: ");
+    s2a_buf_append(out, type.p + 1, type.len - 2);
+    S2A_PUT(out, "\ndata: ");
+    /* one line: a JSON line break inside would end the record */
+    for (i = 0; i < len; i++) {
+        if (json[i] != '\n' && json[i] != '\r') {
+            s2a_buf_append(out, json + i, 1);
+        }
+    }
+    S2A_PUT(out, "\n\n");
+    return 0;
+}
+
+/* An exception's payload {"message":"..."} as an Anthropic error event. */
+static void exception_record(s2a_eventstream *es, const headers_read *h, const char *payload,
+                             apr_size_t n, s2a_buf *out)
+{
+    static const char *const message_key[] = {"message"};
+    s2a_json_span message;
+    s2a_bedrock_error e;
+    const char *err, *words = NULL;
+
+    s2a_bedrock_exception(h->exception_type ? h->exception_type : "",
+                          h->exception_type ? h->exception_type_len : 0, &e);
+    if (s2a_json_scan_object(es->pool, payload, n, message_key, 1, &message, &err) == 0 &&
+        message.type == S2A_JSON_STRING) {
+        words = s2a_json_string_dup(es->pool, &message);
+    }
+    error_event(out, es->pool, e.status, words && *words ? words : s2a_error_message(e.status));
+}
+
+/* One whole message m[0..n): its record, or the stream's end. */
+static int message(s2a_eventstream *es, const unsigned char *m, apr_size_t n, s2a_buf *out)
+{
+    apr_uint32_t headers_len = be32(m + 4);
+    const char *payload = (const char *)m + 12 + headers_len, *why = NULL;
+    apr_size_t payload_len = n - FRAME_OVERHEAD - headers_len;
+    headers_read h;
+
+    if (s2a_crc32(0, m, n - 4) != be32(m + n - 4)) {
+        return fail(es, out, "a message's CRC does not match");
+    }
+    if (read_headers(m + 12, headers_len, &h) != 0) {
+        return fail(es, out, "a message's headers do not add up");
+    }
+    es->messages++;
+    if (h.message_type && h.message_type_len == 9 && memcmp(h.message_type, "exception", 9) == 0) {
+        exception_record(es, &h, payload, payload_len, out);
+        es->broken = "an exception";
+        return -1;
+    }
+    if (h.message_type && h.message_type_len == 5 && memcmp(h.message_type, "error", 5) == 0) {
+        error_event(out, es->pool, 500, "The upstream's stream ended with an error");
+        es->broken = "an error message";
+        return -1;
+    }
+    if (!h.event_type || h.event_type_len != 5 || memcmp(h.event_type, "chunk", 5) != 0) {
+        return 0; /* events of other kinds carry no Anthropic event */
+    }
+    if (chunk_record(es, payload, payload_len, out, &why) != 0) {
+        return fail(es, out, why);
+    }
+    return 0;
+}
+
+int s2a_eventstream_feed(s2a_eventstream *es, const char *data, apr_size_t n, s2a_buf *out)
+{
+    apr_size_t at = 0;
+    if (es->broken) {
+        return -1;
+    }
+    while (at < n || es->buf.len >= 12) {
+        const unsigned char *b;
+        apr_uint32_t total;
+        apr_size_t want, take;
+        /* the prelude first, then the rest of the message it announces */
+        if (es->buf.len < 12) {
+            take = 12 - es->buf.len < n - at ? 12 - es->buf.len : n - at;
+            s2a_buf_append(&es->buf, data + at, take);
+            at += take;
+            if (es->buf.len < 12) {
+                return 0;
+            }
+        }
+        b = (const unsigned char *)es->buf.data;
+        if (s2a_crc32(0, b, 8) != be32(b + 8)) {
+            return fail(es, out, "a message's prelude CRC does not match");
+        }
+        total = be32(b);
+        if (total < FRAME_OVERHEAD || be32(b + 4) > total - FRAME_OVERHEAD) {
+            return fail(es, out, "a message's lengths cannot be");
+        }
+        if (total > es->max) {
+            return fail(es, out, "a message is larger than the gateway reads");
+        }
+        want = total - es->buf.len;
+        take = want < n - at ? want : n - at;
+        s2a_buf_append(&es->buf, data + at, take);
+        at += take;
+        if (es->buf.len < total) {
+            return 0;
+        }
+        if (message(es, (const unsigned char *)es->buf.data, total, out) != 0) {
+            return -1;
+        }
+        es->buf.len = 0;
+    }
+    return 0;
+}
+
+int s2a_eventstream_end(s2a_eventstream *es, s2a_buf *out)
+{
+    if (es->broken) {
+        return -1;
+    }
+    if (es->buf.len) {
+        return fail(es, out, "it ended inside a message");
+    }
+    return 0;
+}
+
+const char *s2a_eventstream_broken(const s2a_eventstream *es)
+{
+    return es->broken;
+}
+
+apr_size_t s2a_eventstream_messages(const s2a_eventstream *es)
+{
+    return es->messages;
+}
+
+void s2a_bedrock_exception(const char *name, apr_size_t len, s2a_bedrock_error *out)
+{
+    static const struct {
+        const char *name;
+        int status;
+    } known[] = {{"throttlingException", 429},       {"serviceUnavailableException", 529},
+                 {"modelNotReadyException", 529},    {"accessDeniedException", 403},
+                 {"validationException", 400},       {"modelTimeoutException", 504},
+                 {"modelStreamErrorException", 500}, {"internalServerException", 500}};
+    const char *colon = memchr(name, ':', len);
+    apr_size_t i, n = colon ? (apr_size_t)(colon - name) : len;
+
+    out->status = 500;
+    /* AWS writes the first letter either way */
+    for (i = 0; n && i < sizeof(known) / sizeof(known[0]); i++) {
+        if (n == strlen(known[i].name) && apr_tolower(name[0]) == known[i].name[0] &&
+            memcmp(name + 1, known[i].name + 1, n - 1) == 0) {
+            out->status = known[i].status;
+            break;
+        }
+    }
+    out->type = s2a_error_type(out->status);
+}

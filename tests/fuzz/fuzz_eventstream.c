@@ -1,0 +1,162 @@
+/* Bedrock's event stream (s2a_eventstream.h): frames built from the input
+ * with their CRCs (one byte of them perhaps damaged, where the input says),
+ * and the raw input itself, read whole, split at a byte the input picks
+ * and byte by byte: the same records in every case; every record an
+ * "event: <name>" line and one "data:" line, an error event's JSON json-c
+ * reads strictly;
+ * an undamaged stream of chunks gives one record per chunk, a damaged one
+ * ends with one error event.
+ *
+ * Input: flags, the damage's place (2 bytes), the split point (2 bytes),
+ * then payloads separated by NUL bytes, each the JSON of one chunk. */
+#include <string.h>
+
+#include <apr_base64.h>
+#include <apr_strings.h>
+#include <json-c/json.h>
+
+#include "fuzz.h"
+#include "s2a_eventstream.h"
+
+static void put32(s2a_buf *b, apr_uint32_t v)
+{
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    s2a_buf_append(b, (const char *)x, 4);
+}
+
+static void header(s2a_buf *h, const char *name, const char *value)
+{
+    unsigned char n = (unsigned char)strlen(name), t = 7;
+    unsigned char len[2] = {(unsigned char)(strlen(value) >> 8), (unsigned char)strlen(value)};
+    s2a_buf_append(h, (const char *)&n, 1);
+    s2a_buf_append(h, name, n);
+    s2a_buf_append(h, (const char *)&t, 1);
+    s2a_buf_append(h, (const char *)len, 2);
+    s2a_buf_append(h, value, strlen(value));
+}
+
+/* A chunk frame carrying json[0..n). */
+static void chunk(apr_pool_t *p, s2a_buf *out, const char *json, apr_size_t n)
+{
+    s2a_buf h, m;
+    char *b64 = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)n));
+    const char *payload;
+    apr_uint32_t total;
+
+    apr_base64_encode(b64, json, (int)n);
+    payload = apr_pstrcat(p, "{\"bytes\":\"", b64, "\"}", NULL);
+    s2a_buf_init(&h, p, 64);
+    header(&h, ":event-type", "chunk");
+    header(&h, ":message-type", "event");
+    total = (apr_uint32_t)(16 + h.len + strlen(payload));
+    s2a_buf_init(&m, p, total);
+    put32(&m, total);
+    put32(&m, (apr_uint32_t)h.len);
+    put32(&m, s2a_crc32(0, m.data, 8));
+    s2a_buf_append(&m, h.data, h.len);
+    s2a_buf_append(&m, payload, strlen(payload));
+    put32(&m, s2a_crc32(0, m.data, m.len));
+    s2a_buf_append(out, m.data, m.len);
+}
+
+/* What the reader writes for s[0..n) fed in pieces of `step` (0: whole). */
+static char *read_all(apr_pool_t *p, const char *s, apr_size_t n, apr_size_t step, int *rc)
+{
+    s2a_eventstream *es = s2a_eventstream_create(p, 0);
+    s2a_buf out;
+    apr_size_t at;
+    int r = 0;
+    s2a_buf_init(&out, p, 1024);
+    for (at = 0; at < n; at += step ? step : n) {
+        apr_size_t k = step && n - at > step ? step : n - at;
+        r |= s2a_eventstream_feed(es, s + at, k, &out);
+    }
+    r |= s2a_eventstream_end(es, &out);
+    *rc = r;
+    s2a_buf_append(&out, "", 0);
+    return out.data;
+}
+
+/* Every record well formed (the error events, the reader's own, JSON
+ * json-c reads strictly); returns how many, and whether the last is an
+ * error event. */
+static int check_records(const char *out, int *last_error)
+{
+    int n = 0;
+    *last_error = 0;
+    while (*out) {
+        const char *nl = strchr(out, '\n'), *data, *end;
+        json_tokener *tok;
+        json_object *o;
+        FUZZ_CHECK(strncmp(out, "event: ", 7) == 0 && nl);
+        data = nl + 1;
+        FUZZ_CHECK(strncmp(data, "data: ", 6) == 0);
+        end = strstr(data, "\n\n");
+        FUZZ_CHECK(end && !memchr(data, '\n', (size_t)(end - data)));
+        *last_error = strncmp(out, "event: error\n", 13) == 0;
+        n++;
+        if (!*last_error) {
+            /* the upstream's event as it sent it, on one line */
+            out = end + 2;
+            continue;
+        }
+        tok = json_tokener_new();
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        o = json_tokener_parse_ex(tok, data + 6, (int)(end - data - 6));
+        FUZZ_CHECK(o && json_object_is_type(o, json_type_object) &&
+                   json_tokener_get_parse_end(tok) == (size_t)(end - data - 6));
+        json_object_put(o);
+        json_tokener_free(tok);
+        out = end + 2;
+    }
+    return n;
+}
+
+static void check_stream(apr_pool_t *p, const char *s, apr_size_t n, apr_size_t split, int damaged,
+                         int chunks)
+{
+    int rc, rc2, last_error, records;
+    const char *whole = read_all(p, s, n, 0, &rc);
+
+    FUZZ_CHECK(strcmp(read_all(p, s, n, split ? split : 1, &rc2), whole) == 0 && rc2 == rc);
+    FUZZ_CHECK(strcmp(read_all(p, s, n, 1, &rc2), whole) == 0 && rc2 == rc);
+    records = check_records(whole, &last_error);
+    FUZZ_CHECK((rc == 0) == !last_error);
+    if (chunks >= 0 && !damaged) {
+        /* a chunk that is no Anthropic event ends it too */
+        FUZZ_CHECK(rc != 0 || records == chunks);
+    }
+    if (damaged) {
+        FUZZ_CHECK(rc != 0);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    apr_pool_t *p = fuzz_pool();
+    fuzz_input in = {data, size};
+    int flags = fuzz_u8(&in), chunks = 0;
+    size_t damage = fuzz_u16(&in), split = fuzz_u16(&in), n;
+    const uint8_t *rest = fuzz_take(&in, size, &n);
+    s2a_buf s;
+    size_t at = 0;
+
+    /* the raw input as a stream */
+    check_stream(p, fuzz_copy(p, rest, n, 0), n, n ? split % n : 0, 0, -1);
+    /* frames made from it */
+    s2a_buf_init(&s, p, 256);
+    while (at < n) {
+        const uint8_t *nul = memchr(rest + at, 0, n - at);
+        size_t len = nul ? (size_t)(nul - (rest + at)) : n - at;
+        chunk(p, &s, (const char *)rest + at, len);
+        chunks++;
+        at += len + 1;
+    }
+    if (s.len && (flags & 1)) {
+        s.data[damage % s.len] ^= (char)(1 + (flags >> 1));
+    }
+    check_stream(p, s.data, s.len, s.len ? split % s.len : 0, s.len && (flags & 1), chunks);
+    apr_pool_destroy(p);
+    return 0;
+}
