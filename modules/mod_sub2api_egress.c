@@ -25,15 +25,25 @@ int s2a_egress_scheme_handler(request_rec *r, proxy_worker *worker, proxy_server
     (void)proxyhost;
     (void)proxyport;
 
-    if (!a || !a->account.egress || a->egress_taken ||
-        !s2a_egress_parse(r->pool, a->account.egress, &egress)) {
+    if (!a || !a->account.egress || a->egress_taken) {
         return DECLINED;
     }
     a->egress_taken = 1;
+    /* an account with an egress never leaves any other way */
+    if (!s2a_egress_parse(r->pool, a->account.egress, &egress)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      S2ALOGNO(0214) "account %" APR_INT64_T_FMT " has an egress that is no "
+                                     "forward proxy URL; it is not sent",
+                      a->account.id);
+        a->egress_unreachable = 1;
+        return HTTP_BAD_GATEWAY;
+    }
+    /* mod_proxy sends the request's Proxy-Authorization with CONNECT: the
+     * egress's own, never the client's or another account's */
+    apr_table_unset(r->headers_in, "Proxy-Authorization");
     if (egress.authorization) {
         if (strncasecmp(url, "https:", 6) == 0) {
-            /* mod_proxy sends it with CONNECT; s2a_upstream_fixups keeps it
-             * out of the request inside the tunnel */
+            /* s2a_upstream_fixups keeps it out of the request in the tunnel */
             apr_table_setn(r->headers_in, "Proxy-Authorization", egress.authorization);
             apr_table_setn(r->subprocess_env, "Proxy-Chain-Auth", "1");
         } else {
@@ -43,11 +53,14 @@ int s2a_egress_scheme_handler(request_rec *r, proxy_worker *worker, proxy_server
     }
     status = proxy_run_scheme_handler(r, conf->reverse ? conf->reverse : worker, conf, url,
                                       egress.host, egress.port);
+    apr_table_unset(r->headers_in, "Proxy-Authorization");
     apr_table_unset(r->subprocess_env, "Proxy-Chain-Auth");
-    if (status == HTTP_SERVICE_UNAVAILABLE) {
-        /* the proxy, not the member, is away: mod_proxy would take the
-         * member out for every account on it; failover knows it was never
-         * sent (s2a_failover_request_status) */
+    if (status == HTTP_SERVICE_UNAVAILABLE || status == HTTP_INTERNAL_SERVER_ERROR ||
+        status == DECLINED) {
+        /* the proxy could not be reached or resolved (or no handler took
+         * the URL): nothing was sent. mod_proxy would take the member out
+         * for every account on it; failover knows it was never sent
+         * (s2a_failover_request_status) */
         a->egress_unreachable = 1;
         return HTTP_BAD_GATEWAY;
     }

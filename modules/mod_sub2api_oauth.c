@@ -55,13 +55,13 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
     s2a_http_options call = {apr_time_from_sec(S2A_OAUTH_CALL_SEC), sc->oauth_ca_file, NULL};
     const char *egress = NULL;
 
-    /* the refresh leaves the way the account's requests do */
-    if (s2a_db_oauth_egress(db, p, id, &egress, &err) == APR_SUCCESS && *egress &&
-        !(call.proxy = s2a_credential_open(p, sc, id, egress))) {
+    /* the refresh leaves the way the account's requests do, or not at all */
+    if (s2a_db_oauth_egress(db, p, id, &egress, &err) != APR_SUCCESS ||
+        (*egress && !(call.proxy = s2a_credential_open(p, sc, id, egress)))) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0501) "account %" APR_INT64_T_FMT " token refresh failed: its "
-                                    "egress does not open",
-                     id);
+                                    "egress cannot be read (%s)",
+                     id, err ? err : "it does not open");
         return 0;
     }
     if (call.proxy && !*call.proxy) {

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <apr_base64.h>
+#include <apr_escape.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 
@@ -59,7 +60,14 @@ int s2a_egress_parse(apr_pool_t *p, const char *url, s2a_egress *out)
     out->host = u.hostname;
     out->port = u.port;
     if (u.user) {
-        const char *pair = apr_pstrcat(p, u.user, ":", u.password ? u.password : "", NULL);
+        /* as libcurl reads them for token refreshes: %XX decoded */
+        const char *user = apr_punescape_url(p, u.user, NULL, NULL, 0);
+        const char *password = u.password ? apr_punescape_url(p, u.password, NULL, NULL, 0) : "";
+        const char *pair;
+        if (!user || !password) {
+            return 0;
+        }
+        pair = apr_pstrcat(p, user, ":", password, NULL);
         char *b64 = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)strlen(pair)));
         apr_base64_encode(b64, pair, (int)strlen(pair));
         out->authorization = apr_pstrcat(p, "Basic ", b64, NULL);

@@ -1,5 +1,6 @@
 /* Amazon Bedrock's streamed answer as an Anthropic event stream: see
  * s2a_eventstream.h. */
+#include <pthread.h>
 #include <string.h>
 
 #include <apr_base64.h>
@@ -15,7 +16,7 @@
 #define FRAME_OVERHEAD 16
 
 static apr_uint32_t crc_table[256];
-static volatile int crc_ready;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
 {
@@ -26,16 +27,12 @@ static void crc_init(void)
         }
         crc_table[i] = c;
     }
-    crc_ready = 1;
 }
 
 apr_uint32_t s2a_crc32(apr_uint32_t crc, const void *data, apr_size_t n)
 {
     const unsigned char *s = data;
-    /* the table is the same whoever fills it, and whenever */
-    if (!crc_ready) {
-        crc_init();
-    }
+    pthread_once(&crc_once, crc_init);
     crc = ~crc;
     while (n--) {
         crc = crc_table[(crc ^ *s++) & 0xff] ^ (crc >> 8);
@@ -45,6 +42,7 @@ apr_uint32_t s2a_crc32(apr_uint32_t crc, const void *data, apr_size_t n)
 
 struct s2a_eventstream {
     apr_pool_t *pool;
+    apr_pool_t *scratch; /* what one message needs, cleared after it */
     apr_size_t max;
     s2a_buf buf;        /* bytes of the message being read */
     const char *broken; /* why the stream ended early */
@@ -55,6 +53,7 @@ s2a_eventstream *s2a_eventstream_create(apr_pool_t *p, apr_size_t max)
 {
     s2a_eventstream *es = apr_pcalloc(p, sizeof(*es));
     es->pool = p;
+    apr_pool_create(&es->scratch, p);
     es->max = max ? max : S2A_EVENTSTREAM_MAX_MESSAGE;
     s2a_buf_init(&es->buf, p, 1024);
     return es;
@@ -154,8 +153,8 @@ static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, 
     apr_size_t len, i;
     int decoded;
 
-    if (s2a_json_scan_object(es->pool, payload, n, bytes_key, 1, &bytes, &err) != 0 ||
-        bytes.type != S2A_JSON_STRING || !(b64 = s2a_json_string_dup(es->pool, &bytes))) {
+    if (s2a_json_scan_object(es->scratch, payload, n, bytes_key, 1, &bytes, &err) != 0 ||
+        bytes.type != S2A_JSON_STRING || !(b64 = s2a_json_string_dup(es->scratch, &bytes))) {
         *why = "a chunk without its bytes";
         return -1;
     }
@@ -165,11 +164,11 @@ static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, 
             return -1;
         }
     }
-    json = apr_palloc(es->pool, (apr_size_t)apr_base64_decode_len(b64) + 1);
+    json = apr_palloc(es->scratch, (apr_size_t)apr_base64_decode_len(b64) + 1);
     decoded = apr_base64_decode(json, b64);
     len = decoded > 0 ? (apr_size_t)decoded : 0;
     json[len] = '\0';
-    if (s2a_json_scan_object(es->pool, json, len, type_key, 1, &type, &err) != 0 ||
+    if (s2a_json_scan_object(es->scratch, json, len, type_key, 1, &type, &err) != 0 ||
         type.type != S2A_JSON_STRING || type.len < 3 || !s2a_openai_control_free(json, len)) {
         *why = "a chunk is not an Anthropic event";
         return -1;
@@ -204,9 +203,9 @@ static void exception_record(s2a_eventstream *es, const headers_read *h, const c
 
     s2a_bedrock_exception(h->exception_type ? h->exception_type : "",
                           h->exception_type ? h->exception_type_len : 0, &e);
-    if (s2a_json_scan_object(es->pool, payload, n, message_key, 1, &message, &err) == 0 &&
+    if (s2a_json_scan_object(es->scratch, payload, n, message_key, 1, &message, &err) == 0 &&
         message.type == S2A_JSON_STRING) {
-        words = s2a_json_string_dup(es->pool, &message);
+        words = s2a_json_string_dup(es->scratch, &message);
     }
     error_event(out, es->pool, e.status, words && *words ? words : s2a_error_message(e.status));
 }
@@ -286,6 +285,7 @@ int s2a_eventstream_feed(s2a_eventstream *es, const char *data, apr_size_t n, s2
             return -1;
         }
         es->buf.len = 0;
+        apr_pool_clear(es->scratch); /* a long stream takes no more memory than a message */
     }
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include <apr_strings.h>
+#include <apr_uri.h>
 
 #include "s2a_buf.h"
 #include "s2a_http.h"
@@ -15,22 +16,31 @@ int s2a_http_init(void)
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
+/* Whether `url` is http:// to this host: 127.0.0.1, [::1] or localhost,
+ * read as libcurl reads it (no user part, which could hide another host). */
+static int loopback_http(apr_pool_t *p, const char *url)
+{
+    apr_uri_t u;
+    return strncasecmp(url, "http://", 7) == 0 && apr_uri_parse(p, url, &u) == APR_SUCCESS &&
+           !u.user && !u.password && u.hostname &&
+           (strcmp(u.hostname, "127.0.0.1") == 0 || strcmp(u.hostname, "::1") == 0 ||
+            strcasecmp(u.hostname, "localhost") == 0) &&
+           !strpbrk(url + 7, "@\\");
+}
+
 int s2a_http_url_allowed(const char *url)
 {
-    static const char *const loopback[] = {"http://127.0.0.1", "http://[::1]", "http://localhost"};
-    size_t i;
+    apr_pool_t *p;
+    int ok;
     if (strncasecmp(url, "https://", 8) == 0) {
         return url[8] != '\0';
     }
-    for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
-        size_t n = strlen(loopback[i]);
-        /* the host ends there: a port, a path or nothing follows */
-        if (strncasecmp(url, loopback[i], n) == 0 &&
-            (url[n] == '\0' || url[n] == ':' || url[n] == '/')) {
-            return 1;
-        }
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return 0;
     }
-    return 0;
+    ok = loopback_http(p, url);
+    apr_pool_destroy(p);
+    return ok;
 }
 
 typedef struct {
@@ -89,8 +99,10 @@ apr_status_t s2a_http_post_json(apr_pool_t *p, const char *url, const char *body
     if (options->ca_file) {
         curl_easy_setopt(curl, CURLOPT_CAINFO, options->ca_file);
     }
-    /* an empty string: no proxy, whatever the environment says */
-    curl_easy_setopt(curl, CURLOPT_PROXY, options->proxy ? options->proxy : "");
+    /* an empty string: no proxy, whatever the environment says; a token
+     * endpoint on this host is reached directly */
+    curl_easy_setopt(curl, CURLOPT_PROXY,
+                     options->proxy && strncasecmp(url, "https://", 8) == 0 ? options->proxy : "");
     rc = curl_easy_perform(curl);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
     curl_slist_free_all(headers);

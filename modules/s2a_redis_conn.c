@@ -18,6 +18,8 @@
 #include "s2a_tls_pipe.h"
 
 #define CONNECT_MSEC 250
+/* a TLS connection: the connect, the name's lookup and the handshake */
+#define TLS_CONNECT_MSEC 2000
 #define COMMAND_MSEC 1000
 /* after a failed connect, commands fail at once for this long */
 #define RETRY_MSEC 500
@@ -211,7 +213,7 @@ static apr_status_t conn_make(void **res, void *params, apr_pool_t *pool)
     if (rc->url.tls) {
         char why[160];
         int fd = !rc->tls ? -1
-                          : s2a_tls_pipe_open(rc->tls, rc->url.host, rc->url.port, CONNECT_MSEC,
+                          : s2a_tls_pipe_open(rc->tls, rc->url.host, rc->url.port, TLS_CONNECT_MSEC,
                                               why, sizeof(why));
         if (fd < 0) {
             s2a_redis_conn_set_error(rc, "cannot connect over TLS", rc->tls ? why : rc->tls_err);

@@ -15,8 +15,8 @@
  *   loads them, and a server that lost them (NOSCRIPT) gets them again;
  * - a heartbeat thread tells the server that this process lives;
  * - rediss:// connections are TLS, carried by s2a_tls_pipe.h (hiredis 0.14
- *   has none of its own); the process must ignore SIGPIPE, as httpd's
- *   children do.
+ *   has none of its own), made within 2 s (the handshake included); the
+ *   process must ignore SIGPIPE, as httpd's children do.
  *
  * Nothing here logs: a failure is returned, and why it failed is kept for
  * s2a_redis_conn_last_error. The URL type and its parser,

@@ -293,10 +293,18 @@ int s2a_tls_pipe_open(s2a_tls_client *tc, const char *host, int port, int timeou
         close(fd);
         return -1;
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 || !(p = malloc(sizeof(*p)))) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         snprintf(err, errlen, "cannot make the local pipe: %s", strerror(errno));
         SSL_free(ssl);
         close(fd);
+        return -1;
+    }
+    if (!(p = malloc(sizeof(*p)))) {
+        snprintf(err, errlen, "out of memory");
+        SSL_free(ssl);
+        close(fd);
+        close(sv[0]);
+        close(sv[1]);
         return -1;
     }
     p->ssl = ssl;

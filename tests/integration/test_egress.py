@@ -28,7 +28,11 @@ def egress(mock_upstreams):
         'SSLProxyCACertificateFile "%s"\n'
         '<Proxy "balancer://anthropic">\n'
         '    BalancerMember "%s" retry=0\n'
-        "</Proxy>\n" % (harness.APACHE_MODULES, cert, tls_mock.url)))
+        "</Proxy>\n"
+        # token refreshes over HTTPS, as the real endpoint is
+        'Sub2apiOAuthTokenURL "%s/v1/oauth/token"\n'
+        'Sub2apiOAuthCAFile "%s"\n' % (harness.APACHE_MODULES, cert, tls_mock.url,
+                                       tls_mock.url, cert)))
     gw.start()
     offset = gw.log_offset()
     try:
@@ -105,7 +109,8 @@ def test_a_dead_proxy_fails_over_like_a_dead_endpoint(egress):
 
 
 def test_token_refresh_leaves_through_the_egress(egress):
-    gw, p1, _, _ = egress
+    gw, p1, _, tls_mock = egress
+    tls_mock.clear()
     t = gw.new_tenant(accounts=0)
     old = "sk-ant-oat01-old-" + gw.unique("e")
     gw.create_account([t.group["id"]], type="oauth", credential=old, egress=p1.url,
@@ -115,7 +120,8 @@ def test_token_refresh_leaves_through_the_egress(egress):
     status, _, raw = gw.post_messages(messages_body(), key=t.api_key)
     assert status == 200, raw
     carried = p1.carried()[before:]
-    port = gw.mock.port
-    assert "POST http://127.0.0.1:%d/v1/oauth/token HTTP/1.1" % port in carried
-    assert "POST http://127.0.0.1:%d/v1/messages HTTP/1.1" % port in carried
+    # the refresh went to the HTTPS token endpoint through P1's tunnel
+    assert carried[0].startswith("CONNECT 127.0.0.1:%d " % tls_mock.port)
+    assert len(tls_mock.token_calls()) == 1
+    assert "POST http://127.0.0.1:%d/v1/messages HTTP/1.1" % gw.mock.port in carried
     assert gw.mock_requests()[-1]["headers"]["authorization"][7:] != old

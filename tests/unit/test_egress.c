@@ -49,6 +49,9 @@ static void test_parse(apr_pool_t *p)
     /* base64("gw:s3cret") */
     S2A_CHECK_STR(e.authorization, "Basic Z3c6czNjcmV0");
     S2A_CHECK_STR(e.url, "http://gw:s3cret@proxy:8080");
+    /* %XX in the credentials decoded, as libcurl decodes them: base64("gw:p@ss") */
+    S2A_CHECK_INT(s2a_egress_parse(p, "http://gw:p%40ss@proxy:8080", &e), 1);
+    S2A_CHECK_STR(e.authorization, "Basic Z3c6cEBzcw==");
     S2A_CHECK_INT(s2a_egress_parse(p, "", &e), 0);
     S2A_CHECK_INT(s2a_egress_parse(p, NULL, &e), 0);
     S2A_CHECK_INT(s2a_egress_parse(p, "socks5://x:1", &e), 0);

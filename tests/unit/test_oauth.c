@@ -156,6 +156,9 @@ static void test_http(apr_pool_t *p)
     S2A_CHECK(!s2a_http_url_allowed("http://10.0.0.1/t"));
     S2A_CHECK(!s2a_http_url_allowed("http://localhost.example.com/t"));
     S2A_CHECK(!s2a_http_url_allowed("http://127.0.0.1.example.com/t"));
+    S2A_CHECK(!s2a_http_url_allowed("http://localhost:1@evil.example/t"));
+    S2A_CHECK(!s2a_http_url_allowed("http://localhost\\@evil.example/t"));
+    S2A_CHECK(!s2a_http_url_allowed("http://user@127.0.0.1/t"));
     S2A_CHECK(!s2a_http_url_allowed("ftp://127.0.0.1/t"));
     S2A_CHECK(!s2a_http_url_allowed("https://"));
     S2A_CHECK_INT(
