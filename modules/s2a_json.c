@@ -677,42 +677,12 @@ int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const 
 
 int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out)
 {
-    const char *s, *end;
-    int found = 0;
+    s2a_json_span v;
 
-    if (!obj || obj->type != S2A_JSON_OBJECT || !obj->p || obj->len < 2 || !key)
+    if (!key || !s2a_json_object_members(obj, &key, 1, &v))
         return 0;
-    s = obj->p + 1;
-    end = obj->p + obj->len;
-    for (;;) {
-        const char *k, *kend, *v;
-        s2a_json_type type;
-        int more;
-
-        s = skip_ws(s, end);
-        if (s >= end || *s != '"')
-            break;
-        k = s + 1;
-        if (!(kend = string_close(k, end)))
-            break;
-        s = skip_ws(kend + 1, end);
-        if (s >= end || *s != ':')
-            break;
-        v = skip_ws(s + 1, end);
-        if (!(s = skip_value(v, end, &type, &more)))
-            break;
-        if (key_equals(k, kend, key)) {
-            out->p = v;
-            out->len = (apr_size_t)(s - v);
-            out->type = type;
-            found = 1;
-        }
-        s = skip_ws(s, end);
-        if (s >= end || *s != ',')
-            break;
-        s++;
-    }
-    return found;
+    *out = v;
+    return 1;
 }
 
 int s2a_json_object_members(const s2a_json_span *obj, const char *const *keys, int nkeys,
