@@ -44,7 +44,8 @@ static void refused(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db,
  * endpoint unreachable or broken: try later), -1 refused (account in error).
  * The caller holds the account's lock. */
 static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db, apr_int64_t id,
-                       const char *refresh_token, const char **plain, apr_int64_t *expires_in)
+                       const char *refresh_token, const char *egress, const char **plain,
+                       apr_int64_t *expires_in)
 {
     const char *answer = NULL, *err = NULL, *grant;
     apr_size_t len = 0;
@@ -53,15 +54,13 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
     int status = 0;
 
     s2a_http_options call = {apr_time_from_sec(S2A_OAUTH_CALL_SEC), sc->oauth_ca_file, NULL};
-    const char *egress = NULL;
 
     /* the refresh leaves the way the account's requests do, or not at all */
-    if (s2a_db_oauth_egress(db, p, id, &egress, &err) != APR_SUCCESS ||
-        (*egress && !(call.proxy = s2a_credential_open(p, sc, id, egress)))) {
+    if (*egress && !(call.proxy = s2a_credential_open(p, sc, id, egress))) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0501) "account %" APR_INT64_T_FMT " token refresh failed: its "
-                                    "egress cannot be read (%s)",
-                     id, err ? err : "it does not open");
+                                    "egress does not open",
+                     id);
         return 0;
     }
     if (call.proxy && !*call.proxy) {
@@ -115,8 +114,8 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
  * asked again before then; a success removes it (unless the new token is
  * itself so short-lived that it would be refreshed at once). */
 static int refresh_locked(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db,
-                          apr_int64_t id, const char *refresh, const char *attempt,
-                          const char **plain)
+                          apr_int64_t id, const char *refresh, const char *egress,
+                          const char *attempt, const char **plain)
 {
     s2a_store *st = s2a_g.store;
     apr_int64_t expires_in = 0;
@@ -126,7 +125,7 @@ static int refresh_locked(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_db
         !first) {
         return 0;
     }
-    rc = refresh_now(p, s, sc, db, id, refresh, plain, &expires_in);
+    rc = refresh_now(p, s, sc, db, id, refresh, egress, plain, &expires_in);
     if (rc > 0 && (expires_in == 0 || expires_in > 2 * S2A_OAUTH_MARGIN_SEC)) {
         st->ops->unlock(st, attempt);
     }
@@ -145,7 +144,7 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
     lock = apr_psprintf(p, "oauth:%s:%" APR_INT64_T_FMT, secret, id);
     attempt = apr_pstrcat(p, lock, ":attempt", NULL);
     for (;;) {
-        const char *cred = NULL, *refresh = NULL, *err = NULL, *current;
+        const char *cred = NULL, *refresh = NULL, *egress = NULL, *err = NULL, *current;
         apr_int64_t expires_at = 0;
         s2a_dbc db;
         void *h;
@@ -154,7 +153,8 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
         if (!s2a_dbc_open(p, s, &db, &h)) {
             return 0;
         }
-        if (s2a_db_oauth_get(&db, p, id, &cred, &refresh, &expires_at, &err) != APR_SUCCESS) {
+        if (s2a_db_oauth_get(&db, p, id, &cred, &refresh, &expires_at, &egress, &err) !=
+            APR_SUCCESS) {
             s2a_dbc_close(s, h);
             return 0;
         }
@@ -180,7 +180,8 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
         }
         if (got) {
             /* read again under the lock: the last holder may just have saved */
-            ok = s2a_db_oauth_get(&db, p, id, &cred, &refresh, &expires_at, &err) == APR_SUCCESS &&
+            ok = s2a_db_oauth_get(&db, p, id, &cred, &refresh, &expires_at, &egress, &err) ==
+                     APR_SUCCESS &&
                  (current = s2a_credential_open(p, sc, id, cred)) &&
                  (rejected ? strcmp(current, rejected) != 0
                            : still_good(expires_at, apr_time_sec(apr_time_now())));
@@ -188,7 +189,7 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
                 *plain = current;
             } else {
                 refresh = *refresh ? s2a_credential_open(p, sc, id, refresh) : NULL;
-                ok = refresh && refresh_locked(p, s, sc, &db, id, refresh, attempt, plain);
+                ok = refresh && refresh_locked(p, s, sc, &db, id, refresh, egress, attempt, plain);
             }
             s2a_g.store->ops->unlock(s2a_g.store, lock);
             s2a_dbc_close(s, h);

@@ -2,14 +2,16 @@
 #include "s2a_db_oauth.h"
 
 apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **credential,
-                              const char **refresh_token, apr_int64_t *expires_at, const char **err)
+                              const char **refresh_token, apr_int64_t *expires_at,
+                              const char **egress, const char **err)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[1];
     apr_dbd_prepared_t *st = s2a_db_stmt(
         c, "s2a_oauth_get",
-        "SELECT credential, refresh_token, expires_at FROM s2a_accounts WHERE id = %lld", err);
+        "SELECT credential, refresh_token, expires_at, egress FROM s2a_accounts WHERE id = %lld",
+        err);
     apr_status_t rv = APR_NOTFOUND;
     if (!st) {
         return APR_EGENERAL;
@@ -23,30 +25,7 @@ apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const c
         *credential = s2a_db_str(c, p, row, 0);
         *refresh_token = s2a_db_str(c, p, row, 1);
         *expires_at = s2a_db_i64(c, row, 2);
-        rv = APR_SUCCESS;
-    }
-    return rv;
-}
-
-apr_status_t s2a_db_oauth_egress(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **egress,
-                                 const char **err)
-{
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *args[1];
-    apr_dbd_prepared_t *st =
-        s2a_db_stmt(c, "s2a_oauth_egress", "SELECT egress FROM s2a_accounts WHERE id = %lld", err);
-    apr_status_t rv = APR_NOTFOUND;
-    if (!st) {
-        return APR_EGENERAL;
-    }
-    args[0] = S2A_DB_I64(p, id);
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, 1, args) != 0) {
-        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
-        return APR_EGENERAL;
-    }
-    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
-        *egress = s2a_db_str(c, p, row, 0);
+        *egress = s2a_db_str(c, p, row, 3);
         rv = APR_SUCCESS;
     }
     return rv;

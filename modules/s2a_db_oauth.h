@@ -5,16 +5,14 @@
 
 #include "s2a_db.h"
 
-/* APR_NOTFOUND when there is no such account. */
+/* The account's tokens, and its egress (the forward proxy its refreshes
+ * go through; "" none), as stored. APR_NOTFOUND when there is no such
+ * account. */
 apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **credential,
                               const char **refresh_token, apr_int64_t *expires_at,
-                              const char **err);
+                              const char **egress, const char **err);
 apr_status_t s2a_db_oauth_save(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char *credential,
                                const char *refresh_token, apr_int64_t expires_at, const char **err);
-/* The account's egress as stored (sealed or plain; "" none). APR_NOTFOUND
- * when there is no such account. */
-apr_status_t s2a_db_oauth_egress(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **egress,
-                                 const char **err);
 /* Active accounts with a refresh token whose access token ends before
  * `before` (Unix seconds). */
 apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,

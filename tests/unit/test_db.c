@@ -124,10 +124,11 @@ static void test_catalog(s2a_dbc *c)
     S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &plain, &accounts, &err), APR_SUCCESS);
     S2A_CHECK_STR(APR_ARRAY_IDX(accounts, 0, s2a_account).egress, "http://p1:3128");
     {
-        const char *egress = NULL;
-        S2A_CHECK_INT(s2a_db_oauth_egress(c, pool, 1, &egress, &err), APR_SUCCESS);
+        const char *cred = NULL, *refresh = NULL, *egress = NULL;
+        apr_int64_t expires = 0;
+        S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 1, &cred, &refresh, &expires, &egress, &err),
+                      APR_SUCCESS);
         S2A_CHECK_STR(egress, "http://p1:3128");
-        S2A_CHECK_INT(s2a_db_oauth_egress(c, pool, 99, &egress, &err), APR_NOTFOUND);
     }
     exec(c, "UPDATE s2a_accounts SET egress = '' WHERE id = 1");
 
@@ -351,15 +352,18 @@ static void test_schema_changed_elsewhere(s2a_dbc *c, const char *path)
 
 static void test_oauth(s2a_dbc *c)
 {
-    const char *cred = NULL, *refresh = NULL, *err = NULL;
+    const char *cred = NULL, *refresh = NULL, *egress = NULL, *err = NULL;
     apr_array_header_t *due = NULL;
     apr_int64_t expires = 0;
     S2A_CHECK_INT(s2a_db_oauth_save(c, pool, 1, "at-1", "rt-1", 500, &err), APR_SUCCESS);
-    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 1, &cred, &refresh, &expires, &err), APR_SUCCESS);
+    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 1, &cred, &refresh, &expires, &egress, &err),
+                  APR_SUCCESS);
     S2A_CHECK_STR(cred, "at-1");
+    S2A_CHECK_STR(egress, "");
     S2A_CHECK_STR(refresh, "rt-1");
     S2A_CHECK_INT(expires, 500);
-    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 9, &cred, &refresh, &expires, &err), APR_NOTFOUND);
+    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 9, &cred, &refresh, &expires, &egress, &err),
+                  APR_NOTFOUND);
     S2A_CHECK_INT(s2a_db_oauth_save(c, pool, 9, "a", "b", 1, &err), APR_NOTFOUND);
     S2A_CHECK_INT(s2a_db_oauth_due(c, pool, 600, &due, &err), APR_SUCCESS);
     S2A_CHECK_INT(due->nelts, 1);
