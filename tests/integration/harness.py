@@ -159,6 +159,23 @@ def http_request(port, method, path, body=None, headers=None, timeout=30, source
         conn.close()
 
 
+SDK_DIR = REPO / "tests" / "sdk"
+
+
+def sdk_packages(package):
+    """tests/sdk's pinned packages, installed with npm ci when `package` (a
+    path under node_modules) is missing: None, or why they cannot be had."""
+    if (SDK_DIR / "node_modules" / package).is_dir():
+        return None
+    npm = shutil.which("npm")
+    res = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR,
+                         capture_output=True, text=True, timeout=300,
+                         stdin=subprocess.DEVNULL) if npm else None
+    if res is None or res.returncode != 0:
+        return "tests/sdk: npm ci failed: %s" % (res.stderr[-2000:] if res else "npm not found")
+    return None
+
+
 def make_certificate(directory, name):
     """A self-signed certificate for 127.0.0.1 (its own CA) and its key, by
     openssl, readable by httpd's user: (certificate, key) paths."""

@@ -14,7 +14,7 @@ import pytest
 
 import harness
 
-SDK_DIR = harness.REPO / "tests" / "sdk"
+SDK_DIR = harness.SDK_DIR
 ARTIFACTS = harness.REPO / "build" / "artifacts"
 CHROMIUM = os.environ.get("S2A_CHROMIUM", "/usr/bin/chromium")
 SONNET, HAIKU = "claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"
@@ -111,13 +111,8 @@ def browser():
         pytest.skip("chromium is not installed (%s)" % CHROMIUM)
     if not node:
         pytest.skip("node is not installed")
-    if not (SDK_DIR / "node_modules" / "playwright-core").is_dir():
-        npm = shutil.which("npm")
-        res = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR,
-                             capture_output=True, text=True, timeout=300,
-                             stdin=subprocess.DEVNULL) if npm else None
-        assert res is not None and res.returncode == 0, \
-            "tests/sdk: npm ci failed: %s" % (res.stderr[-2000:] if res else "npm not found")
+    missing = harness.sdk_packages("playwright-core")
+    assert not missing, missing
 
     def run(plan):
         plan = dict(plan, chromium=CHROMIUM)

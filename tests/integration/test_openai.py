@@ -13,7 +13,7 @@ import pytest
 import harness
 from harness import messages_body
 
-SDK_DIR = harness.REPO / "tests" / "sdk"
+SDK_DIR = harness.SDK_DIR
 MODEL = "claude-sonnet-4-20250514"
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -25,14 +25,9 @@ def openai_sdk():
     node = shutil.which("node")
     if not node:
         pytest.skip("node is not installed")
-    if not (SDK_DIR / "node_modules" / "openai").is_dir():
-        npm = shutil.which("npm")
-        res = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR,
-                             capture_output=True, text=True, timeout=300,
-                             stdin=subprocess.DEVNULL) if npm else None
-        if res is None or res.returncode != 0:
-            pytest.skip("tests/sdk/node_modules is missing and npm ci failed: %s"
-                        % (res.stderr[-2000:] if res else "npm not found"))
+    missing = harness.sdk_packages("openai")
+    if missing:
+        pytest.skip(missing)
 
     def run(gateway, api_key, mode, model=MODEL, prompt="Hello"):
         res = subprocess.run([node, str(SDK_DIR / "openai.mjs"), gateway.base_url + "/v1",

@@ -10,7 +10,7 @@ import pytest
 
 import harness
 
-SDK_DIR = harness.REPO / "tests" / "sdk"
+SDK_DIR = harness.SDK_DIR
 MODEL = "claude-sonnet-4-20250514"
 
 
@@ -20,14 +20,9 @@ def sdk():
     node = shutil.which("node")
     if not node:
         pytest.skip("node is not installed")
-    if not (SDK_DIR / "node_modules" / "@anthropic-ai" / "sdk").is_dir():
-        npm = shutil.which("npm")
-        res = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR,
-                             capture_output=True, text=True, timeout=300,
-                             stdin=subprocess.DEVNULL) if npm else None
-        if res is None or res.returncode != 0:
-            pytest.skip("tests/sdk/node_modules is missing and npm ci failed: %s"
-                        % (res.stderr[-2000:] if res else "npm not found"))
+    missing = harness.sdk_packages("@anthropic-ai/sdk")
+    if missing:
+        pytest.skip(missing)
 
     def run(base_url, api_key, mode, model=MODEL, prompt="Hello"):
         res = subprocess.run([node, str(SDK_DIR / "client.mjs"), base_url, api_key, mode, model,
