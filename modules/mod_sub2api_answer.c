@@ -181,6 +181,7 @@ apr_status_t s2a_answer_drain_clock(ap_filter_t *f, apr_bucket_brigade *bb, ap_i
     request_rec *client = f->ctx;
     s2a_answer *a = &s2a_request_of(client)->attempt->answer;
     for (;;) {
+        apr_interval_time_t left;
         apr_status_t rv;
         if (!a->draining) {
             return ap_get_brigade(f->next, bb, mode, block, readbytes);
@@ -194,7 +195,10 @@ apr_status_t s2a_answer_drain_clock(ap_filter_t *f, apr_bucket_brigade *bb, ap_i
             !(APR_STATUS_IS_EAGAIN(rv) || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb)))) {
             return rv;
         }
-        wait_readable(f->c, client->pool, a->drain_until - apr_time_now());
+        left = a->drain_until - apr_time_now();
+        if (left > 0) { /* apr_poll waits for ever on a negative time */
+            wait_readable(f->c, client->pool, left);
+        }
     }
 }
 
