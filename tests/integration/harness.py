@@ -5,6 +5,7 @@ nothing here builds the module (it is taken from $S2A_MODULE or
 build/mod_sub2api.so).
 """
 
+import base64
 import concurrent.futures
 import copy
 import ctypes
@@ -14,6 +15,7 @@ import json
 import os
 import pwd
 import grp
+import hashlib
 import re
 import secrets
 import select
@@ -259,6 +261,22 @@ def sanitizer_env(module):
     }
 
 
+def aws_test_key(name):
+    """An AWS access key the mock upstream knows, made from `name`:
+    (access key id, secret access key). The mock derives the secret from the
+    id as this does."""
+    digest = hashlib.sha256(("akid:" + name).encode()).digest()
+    access_key_id = "AKIA" + base64.b32encode(digest).decode()[:16]
+    secret = hashlib.sha256(("mock-aws-secret:" + access_key_id).encode()).digest()
+    return access_key_id, base64.b64encode(secret).decode()[:40]
+
+
+def bedrock_api_key(name):
+    """A Bedrock API key (a bearer token) the mock upstream takes, made from `name`."""
+    secret = hashlib.sha256(name.encode()).hexdigest()[:32]
+    return "ABSK" + base64.b64encode(("BedrockAPIKey-%s:%s" % (name, secret)).encode()).decode()
+
+
 class MockUpstream:
     """tests/integration/mock_upstream.py as a subprocess on a free port."""
 
@@ -323,6 +341,14 @@ class MockUpstream:
 
     def token_calls(self):
         status, _, raw = http_request(self.port, "GET", "/_mock/token_calls", tls=self.tls)
+        assert status == 200, raw
+        return json.loads(raw)
+
+    def service_account(self, **opts):
+        """A new Vertex service account: its key file as Google issues it (a
+        dict). opts: project_id, expires_in (seconds its access tokens last)."""
+        status, _, raw = http_request(self.port, "POST", "/_mock/service_accounts", opts,
+                                      tls=self.tls)
         assert status == 200, raw
         return json.loads(raw)
 
