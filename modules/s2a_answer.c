@@ -17,6 +17,10 @@ void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *cont
                       int dropped, int count_only, int committed, const char *rename,
                       const s2a_door *door)
 {
+    /* Bedrock's frames become SSE, then go on as an SSE stream does */
+    int framed = content_type && strncasecmp(content_type, S2A_ANSWER_EVENTSTREAM_TYPE,
+                                             sizeof(S2A_ANSWER_EVENTSTREAM_TYPE) - 1) == 0;
+    int sse = framed || (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0);
     memset(a, 0, sizeof(*a));
     a->pool = p;
     a->status = status;
@@ -30,12 +34,12 @@ void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *cont
         a->holding = 1;
     } else if (count_only) {
         a->mode = S2A_ANSWER_PASS; /* {"input_tokens": n}: nothing to read or rename */
-    } else if (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0 && a->door) {
+    } else if (sse && a->door) {
         /* the translation reads the usage on the way */
         a->mode = S2A_ANSWER_STREAM;
         a->translation = s2a_door_stream_create(p, a->door);
         s2a_buf_init(&a->translated, p, 4096);
-    } else if (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0) {
+    } else if (sse) {
         a->mode = S2A_ANSWER_STREAM;
         a->rename = rename;
         a->holding = rename != NULL;
@@ -50,10 +54,49 @@ void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *cont
         a->holding = 1;
         a->json = s2a_usage_json_create(p);
     }
+    if (framed && a->mode == S2A_ANSWER_STREAM) {
+        a->eventstream = s2a_eventstream_create(p, 0);
+        s2a_buf_init(&a->decoded, p, 4096);
+        if (!a->translation) {
+            s2a_buf_init(&a->translated, p, 4096);
+        }
+    }
+}
+
+void s2a_answer_from_cloud(s2a_answer *a, s2a_cloud cloud, const char *error_type)
+{
+    a->cloud = cloud;
+    a->error_type = error_type ? apr_pstrdup(a->pool, error_type) : NULL;
+}
+
+/* SSE decoded from Bedrock's frames, on its way as the upstream's own SSE
+ * would go: translated for a door, else read for usage and held or let go
+ * (into `translated`). */
+static void feed_decoded(s2a_answer *a, const char *data, apr_size_t n)
+{
+    if (!n) {
+        return;
+    }
+    if (a->translation) {
+        s2a_door_stream_feed(a->translation, data, n, &a->translated);
+        a->usage = *s2a_door_stream_usage(a->translation);
+    } else {
+        s2a_sse_feed(a->sse, data, n);
+        s2a_buf_append(a->holding ? &a->held : &a->translated, data, n);
+    }
+    if (a->client_left) {
+        a->translated.len = 0; /* read on for the usage, sent nowhere */
+    }
 }
 
 int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n)
 {
+    if (a->eventstream && a->mode == S2A_ANSWER_STREAM) {
+        a->decoded.len = 0;
+        s2a_eventstream_feed(a->eventstream, data, n, &a->decoded);
+        feed_decoded(a, a->decoded.data, a->decoded.len);
+        return 0;
+    }
     switch (a->mode) {
     case S2A_ANSWER_DROP:
         if (!a->too_long && a->held.len + n <= S2A_POLICY_BODY_MAX) {
@@ -89,6 +132,12 @@ int s2a_answer_feed(s2a_answer *a, const char *data, apr_size_t n)
 
 void s2a_answer_end(s2a_answer *a, int broken)
 {
+    if (a->eventstream && a->mode == S2A_ANSWER_STREAM && !a->ended && !broken) {
+        /* a message left cut short is an error event */
+        a->decoded.len = 0;
+        s2a_eventstream_end(a->eventstream, &a->decoded);
+        feed_decoded(a, a->decoded.data, a->decoded.len);
+    }
     if (a->translation && !a->ended && !a->client_left) {
         s2a_door_stream_end(a->translation, &a->translated);
     }
@@ -179,12 +228,33 @@ static const char *json_release(s2a_answer *a, apr_size_t *len)
     return s2a_json_splice(a->pool, text, *len, &e, 1, len);
 }
 
+/* A cloud's error body in the Anthropic API's shape, in place of the held
+ * one (Vertex passes the model's own errors in that shape already). */
+static void cloud_error(s2a_answer *a)
+{
+    s2a_cloud_error e;
+    const char *body;
+    if (a->cloud == S2A_CLOUD_NONE || a->cloud_error_done) {
+        return;
+    }
+    a->cloud_error_done = 1;
+    s2a_cloud_error_read(a->pool, a->cloud, a->status, a->error_type, a->held.data, a->held.len,
+                         &e);
+    if (e.anthropic) {
+        return;
+    }
+    body = s2a_error_body(a->pool, a->status, e.message ? e.message : s2a_error_message(a->status));
+    a->held.len = 0;
+    s2a_buf_append(&a->held, body, strlen(body));
+}
+
 /* The held error body, as it came. */
 static const char *error_release(s2a_answer *a, apr_size_t *len)
 {
     if (!a->ended && a->held.len <= S2A_ANSWER_MAX_JSON_HOLD) {
         return NULL;
     }
+    cloud_error(a);
     if (a->door) {
         return s2a_door_upstream_error(a->pool, a->door, a->status,
                                        a->held.data ? a->held.data : "", a->held.len, len);
@@ -203,6 +273,9 @@ static const char *event_release(s2a_answer *a, apr_size_t *len)
     if (!a->ended && a->held.len <= S2A_ANSWER_MAX_JSON_HOLD) {
         return NULL;
     }
+    cloud_error(a);
+    in = a->held.data ? a->held.data : "";
+    n = a->held.len;
     if (a->door) {
         return s2a_door_upstream_error_event(a->pool, a->door, a->status, in, n, len);
     }
@@ -230,7 +303,7 @@ static const char *event_release(s2a_answer *a, apr_size_t *len)
 const char *s2a_answer_release(s2a_answer *a, apr_size_t *len)
 {
     const char *out;
-    if (a->translation) {
+    if (a->translation || (a->eventstream && a->mode == S2A_ANSWER_STREAM && !a->holding)) {
         if (!a->translated.len) {
             return NULL;
         }

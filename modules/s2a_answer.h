@@ -8,7 +8,9 @@
 #include <apr_pools.h>
 
 #include "s2a_buf.h"
+#include "s2a_cloud.h"
 #include "s2a_door.h"
+#include "s2a_eventstream.h"
 #include "s2a_policy.h"
 #include "s2a_sse.h"
 #include "s2a_usage.h"
@@ -51,7 +53,12 @@ typedef struct {
     s2a_sse *sse;
     const s2a_door *door;         /* an OpenAI door's request, NULL: Messages' */
     s2a_door_stream *translation; /* a stream of an OpenAI door */
-    s2a_buf translated;           /* of it, what has not gone yet */
+    s2a_buf translated;           /* of it (or of a decoded stream), what has not gone yet */
+    s2a_eventstream *eventstream; /* Bedrock's stream, read as Anthropic SSE */
+    s2a_buf decoded;              /* of it, the SSE of the bytes last fed */
+    s2a_cloud cloud;              /* the cloud it comes from (s2a_answer_from_cloud) */
+    const char *error_type;       /* Bedrock's x-amzn-errortype; NULL: none */
+    int cloud_error_done;         /* a cloud's error body is in the Anthropic shape */
     s2a_usage_json *json;
     s2a_usage usage;
     int ended;              /* the upstream's answer ended (EOS) */
@@ -74,6 +81,18 @@ typedef struct {
 void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *content_type,
                       int dropped, int count_only, int committed, const char *rename,
                       const s2a_door *door);
+
+/* The Content-Type of Bedrock's event stream, which the answer turns into
+ * text/event-stream as it comes. */
+#define S2A_ANSWER_EVENTSTREAM_TYPE "application/vnd.amazon.eventstream"
+
+/* After s2a_answer_start: the answer comes from `cloud`, so an error it
+ * sends is written in the Anthropic API's shape (s2a_cloud_error_read;
+ * `error_type`: the x-amzn-errortype header, may be NULL) before its
+ * door's, and `status` given to start was already the Anthropic status
+ * (s2a_cloud_status). Bedrock's event stream (S2A_ANSWER_EVENTSTREAM_TYPE)
+ * is read as SSE whatever the cloud. */
+void s2a_answer_from_cloud(s2a_answer *a, s2a_cloud cloud, const char *error_type);
 
 /* The upstream's next bytes: reads their usage, and returns 1 when they go
  * on to the client at once, 0 when they are held, dropped or translated. */

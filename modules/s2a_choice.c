@@ -5,10 +5,14 @@
 
 #include "s2a_choice.h"
 
-const char *s2a_choice_model(const s2a_account *a, const char *model)
+const char *s2a_choice_model(const s2a_account *a, const char *model, char *cloud_id)
 {
-    const char *mapped = apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING);
-    return mapped ? mapped : model;
+    const char *mapped = a->mapping ? apr_hash_get(a->mapping, model, APR_HASH_KEY_STRING) : NULL;
+    if (mapped || a->cloud == S2A_CLOUD_NONE) {
+        return mapped ? mapped : model;
+    }
+    s2a_cloud_model_id(a->cloud, a->region, model, cloud_id);
+    return cloud_id;
 }
 
 static int among(const apr_array_header_t *ids, apr_int64_t id)
@@ -52,8 +56,9 @@ apr_array_header_t *s2a_choice_models(apr_pool_t *p, const apr_array_header_t *a
 
 static apr_int64_t hold_for(const s2a_choice_hold *hold, const s2a_account *a, const char *model)
 {
-    const s2a_price *price =
-        s2a_pricing_resolve(hold->prices, hold->rules, s2a_choice_model(a, model), NULL);
+    char cloud_id[S2A_CLOUD_MODEL_MAX];
+    const s2a_price *price = s2a_cloud_price(hold->prices, hold->rules, a->cloud,
+                                             s2a_choice_model(a, model, cloud_id), model, NULL);
     s2a_cost cost;
     if (!price) {
         return 0;
@@ -87,19 +92,19 @@ static int closed_to(const apr_array_header_t *closed, const char *endpoint)
 
 int s2a_choice_candidates(const apr_array_header_t *accounts, apr_int64_t group_id,
                           const char *model, const apr_array_header_t *exclude,
-                          const apr_array_header_t *closed, int no_limit,
+                          const apr_array_header_t *closed, int count_only,
                           const s2a_choice_hold *hold, s2a_candidate *cand, const s2a_account **acc)
 {
     int i, n = 0;
     for (i = 0; i < accounts->nelts; i++) {
         const s2a_account *a = &APR_ARRAY_IDX(accounts, i, s2a_account);
         if (!s2a_choice_serves(a, group_id, model) || among(exclude, a->id) ||
-            closed_to(closed, a->endpoint)) {
+            closed_to(closed, a->endpoint) || (count_only && a->cloud == S2A_CLOUD_BEDROCK)) {
             continue;
         }
         cand[n].key = a->state_key;
         cand[n].priority = a->priority;
-        cand[n].concurrency = no_limit ? 0 : a->concurrency;
+        cand[n].concurrency = count_only ? 0 : a->concurrency;
         cand[n].hold = hold ? hold_for(hold, a, model) : 0;
         acc[n++] = a;
     }
@@ -131,5 +136,20 @@ void s2a_choice_copy(apr_pool_t *p, const s2a_account *a, s2a_account *out)
     out->error_codes = a->error_codes ? apr_array_copy(p, a->error_codes) : NULL;
     out->headers = a->headers ? deep_copy(p, a->headers) : NULL;
     out->egress = a->egress ? apr_pstrdup(p, a->egress) : NULL;
+    out->region = apr_pstrdup(p, a->region ? a->region : "");
+    out->project = apr_pstrdup(p, a->project ? a->project : "");
+    out->problem = NULL; /* an account with one is never chosen */
+    if (a->bedrock) {
+        s2a_bedrock_credential *c = apr_palloc(p, sizeof(*c));
+        c->api_key = a->bedrock->api_key ? apr_pstrdup(p, a->bedrock->api_key) : NULL;
+        c->key.access_key_id =
+            a->bedrock->key.access_key_id ? apr_pstrdup(p, a->bedrock->key.access_key_id) : NULL;
+        c->key.secret_access_key = a->bedrock->key.secret_access_key
+                                       ? apr_pstrdup(p, a->bedrock->key.secret_access_key)
+                                       : NULL;
+        c->key.session_token =
+            a->bedrock->key.session_token ? apr_pstrdup(p, a->bedrock->key.session_token) : NULL;
+        out->bedrock = c;
+    }
     out->group_ids = NULL;
 }

@@ -14,8 +14,9 @@
 #include "s2a_usage.h"
 
 /* The model account `a` is sent when a client asks for `model`: its
- * mapping's name for it, else the same. */
-const char *s2a_choice_model(const s2a_account *a, const char *model);
+ * mapping's name for it; else, for a cloud's account, the cloud's id of
+ * it, written into cloud_id[S2A_CLOUD_MODEL_MAX]; else the same. */
+const char *s2a_choice_model(const s2a_account *a, const char *model, char *cloud_id);
 
 /* 1 when account `a` may serve `model` for a key of `group_id`: it is
  * active, in the group, and its mapping (when not empty) names the model. */
@@ -28,7 +29,8 @@ apr_array_header_t *s2a_choice_models(apr_pool_t *p, const apr_array_header_t *a
                                       apr_int64_t group_id, const apr_array_header_t *every);
 
 /* What a request holds of its user's balance should an account serve it:
- * its estimated usage at the prices of the model that account is sent. */
+ * its estimated usage at the prices of the model that account is sent
+ * (s2a_cloud_price for a cloud's). */
 typedef struct {
     const s2a_usage *estimate;
     apr_int64_t multiplier_ppm;
@@ -44,12 +46,15 @@ int s2a_choice_endpoint_is(const char *name, const char *endpoint);
 /* Fills cand[] and acc[] (each with room for every account) with the
  * accounts that serve, other than the ids in `exclude` (apr_int64_t; may be
  * NULL) and those whose endpoint is a member named in `closed` (const char
- * *: taken out by an operator; may be NULL); returns how many. `no_limit`: their concurrency is not
- * counted (cand[i].concurrency 0). `hold` (may be NULL): cand[i].hold is what the request would
- * hold (0 for a model without a price: such a request is refused). */
+ * *: taken out by an operator; may be NULL); returns how many.
+ * `count_only`: a count_tokens request, which takes no place
+ * (cand[i].concurrency 0) and which Bedrock's accounts do not serve (their
+ * API has no such call in the Anthropic shape). `hold` (may be NULL):
+ * cand[i].hold is what the request would hold (0 for a model without a
+ * price: such a request is refused). */
 int s2a_choice_candidates(const apr_array_header_t *accounts, apr_int64_t group_id,
                           const char *model, const apr_array_header_t *exclude,
-                          const apr_array_header_t *closed, int no_limit,
+                          const apr_array_header_t *closed, int count_only,
                           const s2a_choice_hold *hold, s2a_candidate *cand,
                           const s2a_account **acc);
 

@@ -316,10 +316,13 @@ void s2a_bedrock_exception(const char *name, apr_size_t len, s2a_bedrock_error *
     static const struct {
         const char *name;
         int status;
-    } known[] = {{"throttlingException", 429},       {"serviceUnavailableException", 529},
-                 {"modelNotReadyException", 529},    {"accessDeniedException", 403},
-                 {"validationException", 400},       {"modelTimeoutException", 504},
-                 {"modelStreamErrorException", 500}, {"internalServerException", 500}};
+    } known[] = {{"throttlingException", 429},         {"serviceQuotaExceededException", 429},
+                 {"serviceUnavailableException", 529}, {"modelNotReadyException", 529},
+                 {"accessDeniedException", 403},       {"unrecognizedClientException", 401},
+                 {"invalidSignatureException", 401},   {"expiredTokenException", 401},
+                 {"validationException", 400},         {"resourceNotFoundException", 404},
+                 {"modelTimeoutException", 504},       {"modelStreamErrorException", 500},
+                 {"modelErrorException", 500},         {"internalServerException", 500}};
     const char *colon = memchr(name, ':', len);
     apr_size_t i, n = colon ? (apr_size_t)(colon - name) : len;
 

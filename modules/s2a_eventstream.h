@@ -52,9 +52,10 @@ apr_size_t s2a_eventstream_messages(const s2a_eventstream *es);
  * name as the ":exception-type" header or the x-amzn-errortype header
  * gives it (either case of the first letter, anything from a ':' on
  * ignored): the HTTP status the Anthropic API would have answered
- * (throttling 429, service unavailable and model not ready 529, access
- * denied 403, validation 400, model timeout 504, others 500) and the
- * Anthropic error type of that status. */
+ * (throttling and quota 429, service unavailable and model not ready 529,
+ * an unknown, badly signed or expired credential 401, access denied 403,
+ * validation 400, no such model 404, model timeout 504, others 500) and
+ * the Anthropic error type of that status. */
 typedef struct {
     int status;
     const char *type;

@@ -162,10 +162,14 @@ int s2a_body_tools_refused(apr_pool_t *p, const s2a_body *b, const s2a_price *pr
     return 0;
 }
 
+/* Insertions (no length) go before a removal at the same place. */
 static int edit_before(const void *a, const void *b)
 {
     const s2a_json_edit *x = a, *y = b;
-    return x->off < y->off ? -1 : x->off > y->off;
+    if (x->off != y->off) {
+        return x->off < y->off ? -1 : 1;
+    }
+    return x->len < y->len ? -1 : x->len > y->len;
 }
 
 static int is_space(char c)
@@ -173,62 +177,196 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* The new metadata.user_id, and where it goes: over the client's value, as
- * the first member of its metadata, or as a new first member of the body. */
-static void user_id_edit(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
-                         s2a_json_edit *out)
+/* The pseudonym in the form the client used, given its metadata.user_id
+ * (NULL: none), quoted. */
+static const char *user_id_value(apr_pool_t *p, const s2a_body_edits *e, const char *original)
 {
     const char *ps = s2a_identity_pseudonym(p, (const unsigned char *)e->secret, strlen(e->secret),
                                             e->user_id, e->account_id);
+    return s2a_json_quote(p, s2a_identity_user_id(p, ps, original));
+}
+
+/* The new metadata.user_id over the client's value, or as the first member
+ * of its metadata. 0 when the body has no metadata object: the caller puts
+ * one first in the body. */
+static int user_id_edit(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
+                        s2a_json_edit *out)
+{
     const s2a_json_span *meta = &b->f.metadata;
-    const char *original = NULL, *value;
+    const char *original = NULL;
     s2a_json_span uid;
 
-    if (meta->type == S2A_JSON_OBJECT && s2a_json_object_get(meta, "user_id", &uid)) {
+    if (meta->type != S2A_JSON_OBJECT) {
+        return 0;
+    }
+    if (s2a_json_object_get(meta, "user_id", &uid)) {
         if (uid.type == S2A_JSON_STRING) {
             original = s2a_json_string_dup(p, &uid);
         }
         out->off = (apr_size_t)(uid.p - b->raw);
         out->len = uid.len;
-        out->text = s2a_json_quote(p, s2a_identity_user_id(p, ps, original));
-    } else if (meta->type == S2A_JSON_OBJECT) {
+        out->text = user_id_value(p, e, original);
+    } else {
         const char *in = meta->p + 1;
         while (is_space(*in)) {
             in++;
         }
-        value = s2a_json_quote(p, s2a_identity_user_id(p, ps, NULL));
         out->off = (apr_size_t)(meta->p + 1 - b->raw);
         out->len = 0;
-        out->text = apr_pstrcat(p, "\"user_id\":", value, *in == '}' ? "" : ",", NULL);
-    } else {
-        const char *top = memchr(b->raw, '{', b->len);
-        value = s2a_json_quote(p, s2a_identity_user_id(p, ps, NULL));
-        out->off = (apr_size_t)(top + 1 - b->raw);
-        out->len = 0;
-        out->text = apr_pstrcat(p, "\"metadata\":{\"user_id\":", value, "},", NULL);
+        out->text =
+            apr_pstrcat(p, "\"user_id\":", user_id_value(p, e, NULL), *in == '}' ? "" : ",", NULL);
     }
     out->text_len = strlen(out->text);
+    return 1;
+}
+
+/* Where the top-level member whose value is `v` begins: its key's opening
+ * quote. The body is valid JSON (s2a_body_read) and the key a plain name,
+ * so that quote is the first '"' back from the key's closing one. */
+static const char *member_start(const s2a_json_span *v)
+{
+    const char *at = v->p;
+    while (is_space(at[-1])) {
+        at--;
+    }
+    at -= 2; /* the ':' and the key's closing quote */
+    while (is_space(at[0])) {
+        at--;
+    }
+    while (at[-1] != '"') {
+        at--;
+    }
+    return at - 1;
+}
+
+static int span_before(const void *a, const void *b)
+{
+    const s2a_json_edit *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Edits taking out the top-level members whose values are vals[0..n): the
+ * members next to each other go as one run, with the comma after the run,
+ * or before it when the run ends the object. Returns the edits written. */
+static int removals(const s2a_body *b, const s2a_json_span *const *vals, int n, s2a_json_edit *out)
+{
+    const char *raw = b->raw, *end = b->raw + b->len;
+    int i, runs = 0;
+    for (i = 0; i < n; i++) {
+        out[i].off = (apr_size_t)(member_start(vals[i]) - raw);
+        out[i].len = (apr_size_t)(vals[i]->p + vals[i]->len - raw) - out[i].off;
+        out[i].text = "";
+        out[i].text_len = 0;
+    }
+    qsort(out, (size_t)n, sizeof(out[0]), span_before);
+    for (i = 0; i < n; i++) {
+        const char *gap = raw + out[i].off + out[i].len, *from;
+        if (runs && out[runs - 1].off + out[runs - 1].len == out[i].off) {
+            out[runs - 1].len += out[i].len;
+            continue;
+        }
+        if (runs) {
+            /* only a comma between the last run and this member: one run */
+            from = raw + out[runs - 1].off + out[runs - 1].len;
+            while (is_space(*from)) {
+                from++;
+            }
+            if (*from == ',') {
+                from++;
+                while (is_space(*from)) {
+                    from++;
+                }
+                if (from == raw + out[i].off) {
+                    out[runs - 1].len = (apr_size_t)(gap - raw) - out[runs - 1].off;
+                    continue;
+                }
+            }
+        }
+        out[runs++] = out[i];
+    }
+    for (i = 0; i < runs; i++) {
+        const char *after = raw + out[i].off + out[i].len, *before = raw + out[i].off;
+        while (after < end && is_space(*after)) {
+            after++;
+        }
+        if (after < end && *after == ',') {
+            out[i].len = (apr_size_t)(after + 1 - raw) - out[i].off;
+            continue;
+        }
+        while (before > raw && is_space(before[-1])) {
+            before--;
+        }
+        if (before > raw && before[-1] == ',') {
+            out[i].len += out[i].off - (apr_size_t)(before - 1 - raw);
+            out[i].off = (apr_size_t)(before - 1 - raw);
+        }
+    }
+    return runs;
+}
+
+/* anthropic-beta's comma-separated names as a JSON array. */
+static const char *beta_array(apr_pool_t *p, const char *betas)
+{
+    const char *out = "[";
+    char *copy = apr_pstrdup(p, betas), *last = NULL, *name;
+    int n = 0;
+    for (name = apr_strtok(copy, ", \t", &last); name; name = apr_strtok(NULL, ", \t", &last)) {
+        out = apr_pstrcat(p, out, n++ ? "," : "", s2a_json_quote(p, name), NULL);
+    }
+    return apr_pstrcat(p, out, "]", NULL);
 }
 
 apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
                                          int *renamed)
 {
     apr_array_header_t *pieces;
-    s2a_json_edit edits[2];
+    const s2a_json_span *gone[3];
+    s2a_json_edit edits[6];
+    const char *first = "";
     apr_size_t at = 0;
-    int n = 0, i;
+    int n = 0, out = 0, i;
 
-    *renamed = strcmp(b->model, e->upstream_model) != 0;
-    if (*renamed) {
+    *renamed = e->drop_model || strcmp(b->model, e->upstream_model) != 0;
+    if (e->drop_model) {
+        gone[out++] = &b->f.model;
+    } else if (*renamed) {
         edits[n].off = (apr_size_t)(b->f.model.p - b->raw);
         edits[n].len = b->f.model.len;
         edits[n].text = s2a_json_quote(p, e->upstream_model);
         edits[n].text_len = strlen(edits[n].text);
         n++;
     }
-    if (e->add_metadata || b->f.metadata.type == S2A_JSON_OBJECT) {
-        user_id_edit(p, b, e, &edits[n++]);
+    if (e->drop_stream && b->f.stream.type != S2A_JSON_NONE) {
+        gone[out++] = &b->f.stream;
     }
+    if (e->drop_metadata) {
+        if (b->f.metadata.type != S2A_JSON_NONE) {
+            gone[out++] = &b->f.metadata;
+        }
+    } else if (e->add_metadata || b->f.metadata.type == S2A_JSON_OBJECT) {
+        if (user_id_edit(p, b, e, &edits[n])) {
+            n++;
+        } else {
+            first =
+                apr_pstrcat(p, "\"metadata\":{\"user_id\":", user_id_value(p, e, NULL), "},", NULL);
+        }
+    }
+    if (e->betas && *e->betas) {
+        first = apr_pstrcat(p, "\"anthropic_beta\":", beta_array(p, e->betas), ",", first, NULL);
+    }
+    if (e->anthropic_version) {
+        first = apr_pstrcat(p, "\"anthropic_version\":", s2a_json_quote(p, e->anthropic_version),
+                            ",", first, NULL);
+    }
+    if (*first) {
+        /* messages is never taken out: a member always follows */
+        edits[n].off = (apr_size_t)((const char *)memchr(b->raw, '{', b->len) + 1 - b->raw);
+        edits[n].len = 0;
+        edits[n].text = first;
+        edits[n].text_len = strlen(first);
+        n++;
+    }
+    n += removals(b, gone, out, edits + n);
     qsort(edits, (size_t)n, sizeof(edits[0]), edit_before);
     pieces = apr_array_make(p, 2 * n + 1, sizeof(s2a_piece));
     for (i = 0; i < n; i++) {

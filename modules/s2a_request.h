@@ -91,13 +91,22 @@ typedef struct {
     apr_int64_t user_id;
     apr_int64_t account_id;
     int add_metadata; /* 0: a body without metadata gets none (count_tokens takes none) */
+    /* a cloud's (s2a_cloud.h): */
+    int drop_model;                /* the model goes in the path instead */
+    int drop_stream;               /* the path says whether it streams (Bedrock) */
+    int drop_metadata;             /* the cloud takes no metadata (Bedrock) */
+    const char *anthropic_version; /* set as the body's first member; NULL: none */
+    const char *betas;             /* anthropic-beta's names, comma-separated, as the body's
+                                      anthropic_beta array (Bedrock); NULL: none */
 } s2a_body_edits;
 
 /* The body for one account, as pieces (s2a_piece) of the client's bytes and
  * the edits, in order: `model` becomes e->upstream_model when that differs,
  * and metadata.user_id the pseudonym of (user, account) in the form the
- * client used (s2a_identity_user_id), inserted where absent. *renamed is 1
- * when the model was renamed (the answer names the upstream model then). */
+ * client used (s2a_identity_user_id), inserted where absent; for a cloud,
+ * the members it must not get are taken out (with their commas) and the
+ * ones it needs put first. *renamed is 1 when the model was renamed or
+ * taken out (the answer names the upstream model then). */
 apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
                                          int *renamed);
 

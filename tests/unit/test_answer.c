@@ -11,6 +11,8 @@
 
 static apr_pool_t *pool;
 
+#include "s2a_test_frames.h"
+
 static const char stream[] =
     "event: message_start\n"
     "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-up\","
@@ -119,6 +121,144 @@ static void test_stream(void)
         deliver(&t, stream + 30, len - 30);
         S2A_CHECK_INT(t.len, strlen(renamed));
         S2A_CHECK_INT(s2a_answer_feed(&t.a, "x", 1), 1);
+    }
+}
+
+/* The events of `stream` as Bedrock frames them. */
+static s2a_buf bedrock_stream(void)
+{
+    s2a_buf s;
+    const char *at = stream;
+    s2a_buf_init(&s, pool, 1024);
+    while ((at = strstr(at, "data: ")) != NULL) {
+        const char *end = strstr(at, "\n\n");
+        chunk(&s, apr_pstrmemdup(pool, at + 6, (apr_size_t)(end - at - 6)));
+        at = end;
+    }
+    return s;
+}
+
+static void test_bedrock_stream(void)
+{
+    s2a_buf framed = bedrock_stream();
+    const char *renamed = replaced(stream, "\"model\":\"claude-up\"", "\"model\":\"claude\"");
+    apr_size_t cut;
+    int wrong = 0, have = 0;
+    s2a_usage u;
+
+    /* the client gets the SSE the frames carry, however they are cut */
+    for (cut = 0; cut <= framed.len; cut++) {
+        run_t t;
+        t.out = apr_palloc(pool, 4 * framed.len);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 200, S2A_ANSWER_EVENTSTREAM_TYPE, 0, 0, 0,
+                         cut % 2 ? "claude" : NULL, NULL);
+        deliver(&t, framed.data, cut);
+        deliver(&t, framed.data + cut, framed.len - cut);
+        finish(&t);
+        have = s2a_answer_usage(&t.a, &u);
+        if (strcmp(t.out, cut % 2 ? renamed : stream) != 0 || !have || u.input != 10 ||
+            u.output != 42 || !u.seen_delta) {
+            wrong++;
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+
+    /* a corrupt frame ends the stream with an error event; what came is read */
+    {
+        run_t t;
+        s2a_buf bad = bedrock_stream();
+        t.out = apr_palloc(pool, 4 * bad.len);
+        t.len = 0;
+        bad.data[bad.len - 5] ^= 1; /* the last message's payload */
+        s2a_answer_start(&t.a, pool, 200, S2A_ANSWER_EVENTSTREAM_TYPE, 0, 0, 0, NULL, NULL);
+        deliver(&t, bad.data, bad.len);
+        finish(&t);
+        S2A_CHECK(strstr(t.out, "event: message_delta") != NULL);
+        S2A_CHECK(strstr(t.out, "event: message_stop") == NULL);
+        S2A_CHECK(strstr(t.out, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                                "\"api_error\"") != NULL);
+        S2A_CHECK(s2a_answer_usage(&t.a, &u) && u.output == 42);
+    }
+
+    /* a stream cut inside a frame ends with an error event too */
+    {
+        run_t t;
+        t.out = apr_palloc(pool, 4 * framed.len);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 200, S2A_ANSWER_EVENTSTREAM_TYPE, 0, 0, 0, NULL, NULL);
+        deliver(&t, framed.data, framed.len - 3);
+        finish(&t);
+        S2A_CHECK(strstr(t.out, "event: error") != NULL);
+        S2A_CHECK(strstr(t.out, "event: message_stop") == NULL);
+    }
+
+    /* an OpenAI door's client gets the translation of what the frames carry */
+    {
+        run_t t;
+        s2a_door door;
+        memset(&door, 0, sizeof(door));
+        door.kind = S2A_DOOR_CHAT;
+        door.chat.model = "claude";
+        t.out = apr_palloc(pool, 8 * framed.len + 4096);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 200, S2A_ANSWER_EVENTSTREAM_TYPE, 0, 0, 0, NULL, &door);
+        deliver(&t, framed.data, framed.len);
+        finish(&t);
+        S2A_CHECK(strstr(t.out, "\"content\":\"Hello\"") != NULL);
+        S2A_CHECK(strstr(t.out, "data: [DONE]") != NULL);
+        S2A_CHECK(s2a_answer_usage(&t.a, &u) && u.input == 10 && u.output == 42);
+    }
+}
+
+/* A cloud's error body reaches the client in the Anthropic API's shape. */
+static void test_cloud_errors(void)
+{
+    static const char google[] = "{\"error\":{\"code\":429,\"message\":\"Quota "
+                                 "exceeded\",\"status\":\"RESOURCE_EXHAUSTED\"}}";
+    static const char amazon[] = "{\"message\":\"Malformed input request\"}";
+    static const char anthropic[] =
+        "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"m\"}}";
+    apr_size_t cut;
+    int wrong = 0;
+    for (cut = 0; cut <= sizeof(google) - 1; cut++) {
+        run_t t;
+        t.out = apr_palloc(pool, 4096);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 429, "application/json", 0, 0, 0, NULL, NULL);
+        s2a_answer_from_cloud(&t.a, S2A_CLOUD_VERTEX, NULL);
+        deliver(&t, google, cut);
+        deliver(&t, google + cut, sizeof(google) - 1 - cut);
+        finish(&t);
+        wrong += strcmp(t.out, "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\","
+                               "\"message\":\"Quota exceeded\"}}") != 0;
+    }
+    S2A_CHECK_INT(wrong, 0);
+    S2A_CHECK_STR(received(anthropic, 3, 400, "application/json", 0, 0, NULL, NULL, NULL),
+                  anthropic);
+    {
+        run_t t;
+        t.out = apr_palloc(pool, 4096);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 400, "application/json", 0, 0, 0, NULL, NULL);
+        s2a_answer_from_cloud(&t.a, S2A_CLOUD_BEDROCK, "ValidationException");
+        deliver(&t, amazon, sizeof(amazon) - 1);
+        finish(&t);
+        S2A_CHECK_STR(t.out, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+                             "\"message\":\"Malformed input request\"}}");
+    }
+    {
+        /* the same on a stream whose 200 went out: one error event */
+        run_t t;
+        t.out = apr_palloc(pool, 4096);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 400, "application/json", 0, 0, 1, NULL, NULL);
+        s2a_answer_from_cloud(&t.a, S2A_CLOUD_BEDROCK, "ValidationException");
+        deliver(&t, amazon, sizeof(amazon) - 1);
+        finish(&t);
+        S2A_CHECK_STR(t.out, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                             "\"invalid_request_error\",\"message\":\"Malformed input "
+                             "request\"}}\n\n");
     }
 }
 
@@ -346,6 +486,8 @@ int main(void)
     apr_initialize();
     apr_pool_create(&pool, NULL);
     test_stream();
+    test_bedrock_stream();
+    test_cloud_errors();
     test_json();
     test_errors();
     test_client_left();

@@ -61,8 +61,9 @@ int main(void)
     add(list, 4, 0, 7, NULL, NULL);           /* not active */
     add(list, 5, 1, 8, NULL, NULL);           /* another group */
 
-    S2A_CHECK_STR(s2a_choice_model(&APR_ARRAY_IDX(list, 1, s2a_account), "claude"), "claude-b");
-    S2A_CHECK_STR(s2a_choice_model(&APR_ARRAY_IDX(list, 0, s2a_account), "claude"), "claude");
+    S2A_CHECK_STR(s2a_choice_model(&APR_ARRAY_IDX(list, 1, s2a_account), "claude", NULL),
+                  "claude-b");
+    S2A_CHECK_STR(s2a_choice_model(&APR_ARRAY_IDX(list, 0, s2a_account), "claude", NULL), "claude");
 
     n = s2a_choice_candidates(list, 7, "claude", NULL, NULL, 0, NULL, cand, acc);
     S2A_CHECK_INT(n, 2);
@@ -144,6 +145,38 @@ int main(void)
     S2A_CHECK(copy.credential != APR_ARRAY_IDX(list, 1, s2a_account).credential);
     S2A_CHECK_STR(copy.credential, "sk-secret");
     S2A_CHECK(copy.mapping == NULL && copy.group_ids == NULL);
+
+    /* a Bedrock account is sent the cloud's id, and holds at Anthropic's
+       price when the table has none of the cloud's own */
+    {
+        s2a_account *bedrock = add(list, 6, 1, 9, NULL, NULL);
+        s2a_bedrock_credential cred = {{"AKIA1", "secret", NULL}, NULL};
+        char cloud_id[S2A_CLOUD_MODEL_MAX];
+        bedrock->type = "bedrock";
+        bedrock->cloud = S2A_CLOUD_BEDROCK;
+        bedrock->region = "us-east-1";
+        bedrock->bedrock = &cred;
+        S2A_CHECK_STR(s2a_choice_model(bedrock, "claude-b", cloud_id),
+                      "us.anthropic.claude-b-v1:0");
+        hold.rules = NULL;
+        n = s2a_choice_candidates(list, 9, "claude-b", NULL, NULL, 0, &hold, cand, acc);
+        S2A_CHECK_INT(n, 1);
+        S2A_CHECK_INT(cand[0].hold, 2 * (1000 * 10000 + 100 * 20000));
+        /* its mapping wins over the cloud's id */
+        apr_hash_set(bedrock->mapping, "claude-b", APR_HASH_KEY_STRING, "claude-a");
+        S2A_CHECK_STR(s2a_choice_model(bedrock, "claude-b", cloud_id), "claude-a");
+        n = s2a_choice_candidates(list, 9, "claude-b", NULL, NULL, 0, &hold, cand, acc);
+        S2A_CHECK_INT(cand[0].hold, 2 * (1000 * 1000 + 100 * 2000));
+        /* Bedrock has no count_tokens of Anthropic's shape */
+        S2A_CHECK_INT(s2a_choice_candidates(list, 9, "claude-b", NULL, NULL, 1, NULL, cand, acc),
+                      0);
+        s2a_choice_copy(pool, bedrock, &copy);
+        S2A_CHECK(copy.bedrock && copy.bedrock != &cred &&
+                  copy.bedrock->key.secret_access_key != cred.key.secret_access_key);
+        S2A_CHECK_STR(copy.bedrock->key.secret_access_key, "secret");
+        S2A_CHECK(copy.bedrock->key.session_token == NULL && copy.bedrock->api_key == NULL);
+        S2A_CHECK_STR(copy.region, "us-east-1");
+    }
 
     /* the models a group serves: mappings, and the table's when one serves all */
     models = s2a_choice_models(pool, list, 7, s2a_pricing_anthropic(prices));

@@ -72,6 +72,7 @@ static const char *sent(const char *raw, const char *upstream, int add_metadata,
     if (s2a_body_read(pool, raw, strlen(raw), &b, &err) != 0) {
         return NULL;
     }
+    memset(&e, 0, sizeof(e));
     e.upstream_model = upstream;
     e.secret = secret;
     e.user_id = 4;
@@ -169,6 +170,110 @@ static void test_edits(void)
     /* a model name that needs escaping is sent as JSON */
     out = sent("{\"model\":\"m\",\"messages\":[]}", "a\"b", 0, &renamed, &pieces);
     S2A_CHECK_STR(out, "{\"model\":\"a\\\"b\",\"messages\":[]}");
+}
+
+/* The body `raw` as a cloud is sent it, joined; NULL when it does not read. */
+static const char *cloud_sent(const char *raw, const s2a_body_edits *edits, int *renamed)
+{
+    s2a_body b;
+    s2a_body_edits e = *edits;
+    apr_array_header_t *out;
+    const char *err, *joined = "";
+    int i;
+    if (s2a_body_read(pool, raw, strlen(raw), &b, &err) != 0) {
+        return NULL;
+    }
+    e.secret = secret;
+    e.user_id = 4;
+    e.account_id = 9;
+    out = s2a_body_for_account(pool, &b, &e, renamed);
+    for (i = 0; i < out->nelts; i++) {
+        const s2a_piece *pc = &APR_ARRAY_IDX(out, i, s2a_piece);
+        joined = apr_pstrcat(pool, joined, apr_pstrmemdup(pool, pc->p, pc->len), NULL);
+    }
+    return joined;
+}
+
+/* The members of the JSON object `text` by name, comma-separated, in order;
+ * NULL when it does not parse as an object. */
+static const char *members(const char *text)
+{
+    json_object *o = json_tokener_parse(text);
+    const char *names = NULL;
+    if (o && json_object_is_type(o, json_type_object)) {
+        names = "";
+        json_object_object_foreach(o, k, v)
+        {
+            (void)v;
+            names = apr_pstrcat(pool, names, *names ? "," : "", k, NULL);
+        }
+    }
+    json_object_put(o);
+    return names;
+}
+
+static void test_cloud_edits(void)
+{
+    s2a_body_edits bedrock, vertex;
+    const char *out;
+    int renamed = 0;
+    static const char *const bodies[] = {
+        "{\"model\":\"m\",\"messages\":[],\"stream\":true}",
+        "{\"stream\":true,\"model\":\"m\",\"messages\":[]}",
+        "{\"model\":\"m\",\"stream\":false,\"messages\":[]}",
+        "{ \"model\" : \"m\" , \"stream\" : true , \"messages\" : [ ] }",
+        "{\"messages\":[],\"stream\":true,\"model\":\"m\"}",
+        "{\n  \"model\": \"m\",\n  \"stream\": true,\n  \"metadata\": {\"user_id\": \"u\"},\n"
+        "  \"messages\": []\n}",
+        "{\"metadata\":{},\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"model\"}]"
+        "}",
+        "{\"m\\u006fdel\":\"m\",\"messages\":[],\"stream\":true}",
+    };
+    size_t i;
+
+    memset(&bedrock, 0, sizeof(bedrock));
+    bedrock.upstream_model = "us.anthropic.m-v1:0";
+    bedrock.drop_model = bedrock.drop_stream = bedrock.drop_metadata = 1;
+    bedrock.anthropic_version = "bedrock-2023-05-31";
+    bedrock.add_metadata = 1;
+    memset(&vertex, 0, sizeof(vertex));
+    vertex.upstream_model = "m@1";
+    vertex.drop_model = 1;
+    vertex.anthropic_version = "vertex-2023-10-16";
+    vertex.add_metadata = 1;
+
+    /* Bedrock: model, stream and metadata out (with their commas, wherever
+     * they stand), anthropic_version first */
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        out = cloud_sent(bodies[i], &bedrock, &renamed);
+        S2A_CHECK_STR(members(out), "anthropic_version,messages");
+        S2A_CHECK_INT(renamed, 1);
+        S2A_CHECK(strncmp(out, "{\"anthropic_version\":\"bedrock-2023-05-31\",", 42) == 0);
+    }
+    /* Vertex keeps the stream and gets the pseudonym */
+    out = cloud_sent(bodies[0], &vertex, &renamed);
+    S2A_CHECK_STR(members(out), "anthropic_version,metadata,messages,stream");
+    S2A_CHECK(user_id_in(out) != NULL);
+    out = cloud_sent(bodies[5], &vertex, &renamed);
+    S2A_CHECK_STR(members(out), "anthropic_version,stream,metadata,messages");
+    S2A_CHECK(user_id_in(out) && strcmp(user_id_in(out), "u") != 0);
+    /* the text "model" in a message is not a member */
+    out = cloud_sent(bodies[6], &bedrock, &renamed);
+    S2A_CHECK(strstr(out, "\"content\":\"model\"") != NULL);
+
+    /* the betas become Bedrock's anthropic_beta array */
+    bedrock.betas = "context-1m-2025-08-07, interleaved-thinking-2025-05-14";
+    out = cloud_sent(bodies[0], &bedrock, &renamed);
+    S2A_CHECK_STR(members(out), "anthropic_version,anthropic_beta,messages");
+    S2A_CHECK(strstr(out, "\"anthropic_beta\":[\"context-1m-2025-08-07\","
+                          "\"interleaved-thinking-2025-05-14\"]") != NULL);
+
+    /* Vertex's count_tokens: the model renamed, nothing else */
+    memset(&vertex, 0, sizeof(vertex));
+    vertex.upstream_model = "m@1";
+    out = cloud_sent("{\"model\":\"m\",\"messages\":[]}", &vertex, &renamed);
+    S2A_CHECK_STR(out, "{\"model\":\"m@1\",\"messages\":[]}");
+    S2A_CHECK_INT(renamed, 1);
 }
 
 static void test_session_and_estimate(void)
@@ -327,6 +432,7 @@ int main(void)
     test_server_tools();
     test_checks();
     test_edits();
+    test_cloud_edits();
     test_session_and_estimate();
     test_truncations();
     apr_pool_destroy(pool);
