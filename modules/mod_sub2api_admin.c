@@ -234,14 +234,22 @@ static int create_key(admin_ctx *a)
 
 /* ---- accounts ---- */
 
+static const char *row_type(json_object *row)
+{
+    json_object *v;
+    return json_object_object_get_ex(row, "type", &v) ? json_object_get_string(v) : NULL;
+}
+
 /* Where an account's state lives in the store, from its row; 0 when its
  * credential cannot be opened. */
 static apr_int64_t account_key(admin_ctx *a, json_object *row, const char **plain)
 {
     json_object *v;
     apr_int64_t id = json_object_object_get_ex(row, "id", &v) ? json_object_get_int64(v) : 0;
+    /* a Vertex account's token is made again from its key, like a refresh */
     int refreshable =
-        json_object_object_get_ex(row, "refresh_token_set", &v) && json_object_get_boolean(v);
+        (json_object_object_get_ex(row, "refresh_token_set", &v) && json_object_get_boolean(v)) ||
+        s2a_cloud_of_type(row_type(row)) == S2A_CLOUD_VERTEX;
     *plain = json_object_object_get_ex(row, "credential", &v)
                  ? s2a_credential_open(a->r->pool, a->sc, id, json_object_get_string(v))
                  : NULL;
@@ -296,9 +304,12 @@ static void decorate_account(admin_ctx *a, json_object *row)
         s2a_store_failed(a->r, "reading an account's state");
         known = 0;
     }
+    const char *shown =
+        s2a_cloud_credential_shown(a->r->pool, s2a_cloud_of_type(row_type(row)), plain);
     json_object_object_add(row, "credential",
-                           json_object_new_string(plain ? s2a_secret_mask(a->r->pool, plain)
-                                                        : "(sealed with another key)"));
+                           json_object_new_string(shown   ? shown
+                                                  : plain ? s2a_secret_mask(a->r->pool, plain)
+                                                          : "(sealed with another key)"));
     json_object_object_add(
         row, "headers",
         masked_headers(a, json_object_object_get_ex(row, "id", &v) ? json_object_get_int64(v) : 0,

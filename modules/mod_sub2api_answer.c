@@ -73,7 +73,16 @@ static void policy_case(const s2a_request *q, const s2a_attempt *a, int status, 
 /* The answer's headers came: what it means, and how it goes on. */
 static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
 {
+    s2a_cloud cloud = a->account.cloud;
+    const char *error_type =
+        cloud == S2A_CLOUD_BEDROCK ? apr_table_get(r->headers_out, "x-amzn-errortype") : NULL;
     s2a_policy_case c;
+    int status = s2a_cloud_status(cloud, r->status, error_type);
+    if (status != r->status) {
+        /* a cloud's status as the Anthropic API would have answered */
+        r->status = status;
+        r->status_line = NULL;
+    }
     policy_case(q, a, r->status, &c);
     a->headers_at = apr_time_now();
     read_window(r, a);
@@ -86,10 +95,19 @@ static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
     }
     s2a_answer_start(&a->answer, r->pool, r->status, r->content_type, a->verdict.failed,
                      q->count_only, q->committed, a->renamed ? q->body.model : NULL, &q->door);
+    s2a_answer_from_cloud(&a->answer, cloud, error_type);
     if (a->verdict.failed) {
         return;
     }
     strip_account_headers(r->headers_out);
+    if (a->answer.eventstream) {
+        ap_set_content_type(r, "text/event-stream; charset=utf-8");
+    }
+    if (cloud != S2A_CLOUD_NONE && r->status >= 300) {
+        /* rewritten in the Anthropic API's shape */
+        ap_set_content_type(r, "application/json");
+        apr_table_unset(r->headers_out, "Content-Length");
+    }
     if (a->answer.mode == S2A_ANSWER_JSON || a->answer.door) {
         /* recomputed when the held or translated answer goes out with its end */
         apr_table_unset(r->headers_out, "Content-Length");
@@ -269,9 +287,10 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     }
     released = s2a_answer_release(&a->answer, &len);
     if (released) {
-        /* a translation's buffer is written again by the next feed */
+        /* a translation's (or a decoded stream's) buffer is written again by
+         * the next feed */
         APR_BRIGADE_INSERT_HEAD(
-            bb, a->answer.translation
+            bb, a->answer.translation || a->answer.eventstream
                     ? apr_bucket_heap_create(released, len, NULL, bb->bucket_alloc)
                     : apr_bucket_pool_create(released, len, r->pool, bb->bucket_alloc));
     }

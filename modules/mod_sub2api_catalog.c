@@ -221,6 +221,10 @@ static void state_keys(server_rec *s, s2a_srv_conf *sc, apr_pool_t *p, apr_array
                                         "sealed for another account",
                          a->id);
             a->credential = "";
+        } else if (a->problem) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                         S2ALOGNO(0104) "account %" APR_INT64_T_FMT " does not serve: %s", a->id,
+                         a->problem);
         }
         a->state_key = s2a_account_state_key(p, sc, a->id, a->refreshable, a->credential);
     }
@@ -351,8 +355,10 @@ static s2a_choice_result choose_once(request_rec *r, s2a_srv_conf *sc, const s2a
         hold->amount = held == 1 ? cand[pick].hold : 0;
     }
     if (rv == APR_SUCCESS && pick >= 0) {
+        char cloud_id[S2A_CLOUD_MODEL_MAX];
         s2a_choice_copy(r->pool, acc[pick], &into->account);
-        into->upstream_model = apr_pstrdup(r->pool, s2a_choice_model(acc[pick], ask->model));
+        into->upstream_model =
+            apr_pstrdup(r->pool, s2a_choice_model(acc[pick], ask->model, cloud_id));
         if (ask->no_limit) {
             /* a place not given back frees itself when its lease ends */
             s2a_give_back(r, &into->place);
@@ -419,19 +425,43 @@ apr_array_header_t *s2a_catalog_models(request_rec *r, s2a_srv_conf *sc, apr_int
     return out;
 }
 
+/* What a cloud's body loses and carries, and where it goes. */
+static void cloud_request(request_rec *r, s2a_request *q, s2a_attempt *a, s2a_body_edits *edits)
+{
+    const s2a_account *acct = &a->account;
+    const char *path = s2a_cloud_path(r->pool, acct->cloud, acct->project, acct->region,
+                                      a->upstream_model, q->body.stream, q->count_only);
+    if (acct->cloud == S2A_CLOUD_BEDROCK) {
+        edits->drop_model = edits->drop_stream = edits->drop_metadata = 1;
+        edits->add_metadata = 0;
+        edits->anthropic_version = S2A_BEDROCK_ANTHROPIC_VERSION;
+        edits->betas = apr_table_get(r->headers_in, "anthropic-beta");
+    } else if (!q->count_only) {
+        edits->drop_model = 1;
+        edits->anthropic_version = S2A_VERTEX_ANTHROPIC_VERSION;
+    }
+    a->filename = apr_pstrcat(r->pool, "proxy:", s2a_dir_conf_of(r)->balancer, path, NULL);
+}
+
 int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a)
 {
     s2a_body_edits edits;
     s2a_oauth_freshen(r, q->sconf, &a->account);
-    a->price = s2a_price_of(q->sconf, a->upstream_model, &a->priced_by);
+    a->price = s2a_cloud_price(q->sconf->prices, q->sconf->fallbacks, a->account.cloud,
+                               a->upstream_model, q->body.model, &a->priced_by);
     if (!a->price && !q->count_only) {
         return 0;
     }
+    memset(&edits, 0, sizeof(edits));
     edits.upstream_model = a->upstream_model;
     edits.secret = q->secret;
     edits.user_id = q->key.user_id;
     edits.account_id = a->account.id;
     edits.add_metadata = !q->count_only;
+    a->filename = q->proxy_filename;
+    if (a->account.cloud != S2A_CLOUD_NONE) {
+        cloud_request(r, q, a, &edits);
+    }
     a->body = s2a_body_for_account(r->pool, &q->body, &edits, &a->renamed);
     return 1;
 }

@@ -135,9 +135,10 @@ static void switch_to(request_rec *r, s2a_request *q, s2a_attempt *next, int *st
     r->status = HTTP_OK;
     r->status_line = NULL;
     apr_table_clear(r->headers_out);
-    /* mod_proxy_balancer rewrote it to the failed member's URL; mod_proxy_http
-     * notes about the failed attempt must not count against the next one */
-    r->filename = q->proxy_filename;
+    /* mod_proxy_balancer rewrote it to the failed member's URL (the next
+     * account's path may differ too); mod_proxy_http notes about the failed
+     * attempt must not count against the next one */
+    r->filename = apr_pstrdup(r->pool, next->filename);
     apr_table_unset(r->notes, "proxy_timedout");
     apr_table_unset(r->notes, "proxy-100-continue");
     *status = ap_run_handler(r);

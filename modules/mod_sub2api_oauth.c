@@ -1,4 +1,5 @@
-/* Keeping the access tokens of OAuth and setup-token accounts fresh: on the
+/* Keeping the access tokens of OAuth, setup-token and Vertex accounts fresh
+ * (a Vertex account's is made from its service-account key): on the
  * request path before one ends, once after the upstream answered 401, and
  * from a mod_watchdog callback for accounts nothing asked for. A refresh
  * runs once across all processes and nodes: whoever takes the store's lock
@@ -11,6 +12,7 @@
 #include "mod_sub2api_shared.h"
 #include "s2a_http.h"
 #include "s2a_oauth.h"
+#include "s2a_vertex_key.h"
 
 #define S2A_OAUTH_LOCK_SEC 30
 /* the whole call (connect, TLS, send and read) stays within the lock's time */
@@ -40,23 +42,54 @@ static void refused(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db,
     s2a_bump(s, p);
 }
 
+/* The grant a token endpoint is asked for: Anthropic's refresh_token
+ * grant, or a Vertex service account's signed assertion (its key is the
+ * account's "refresh token"). NULL when there is none to make. */
+static const char *grant_for(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t id,
+                             const s2a_db_tokens *t, const char *refresh, const char **url,
+                             const char **content_type)
+{
+    s2a_vertex_key key;
+    const char *assertion, *err = NULL;
+    if (strcmp(t->type, "vertex") != 0) {
+        if (!sc->oauth_token_url || !sc->oauth_client_id) {
+            return NULL;
+        }
+        *url = sc->oauth_token_url;
+        *content_type = "application/json";
+        return s2a_oauth_refresh_body(p, refresh, sc->oauth_client_id);
+    }
+    if (s2a_vertex_key_read(p, refresh, strlen(refresh), &key, &err) != 0 ||
+        !(assertion = s2a_vertex_assertion(p, &key, apr_time_sec(apr_time_now()), &err))) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     S2ALOGNO(0501) "account %" APR_INT64_T_FMT " token refresh failed: its "
+                                    "service-account key: %s",
+                     id, err);
+        return NULL;
+    }
+    *url = key.token_uri;
+    *content_type = "application/x-www-form-urlencoded";
+    return s2a_vertex_token_form(p, assertion);
+}
+
 /* Calls the token endpoint and stores what it gives: 1 done, 0 failed (the
  * endpoint unreachable or broken: try later), -1 refused (account in error).
  * The caller holds the account's lock. */
 static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db, apr_int64_t id,
-                       const char *refresh_token, const char *egress, const char **plain,
+                       const s2a_db_tokens *tokens, const char *refresh_token, const char **plain,
                        apr_int64_t *expires_in)
 {
-    const char *answer = NULL, *err = NULL, *grant;
+    const char *answer = NULL, *err = NULL, *grant, *url = NULL, *content_type = NULL;
     apr_size_t len = 0;
     s2a_oauth_tokens t;
     apr_int64_t now = apr_time_sec(apr_time_now());
-    int status = 0;
+    int status = 0, vertex = strcmp(tokens->type, "vertex") == 0;
+    apr_status_t saved;
 
     s2a_http_options call = {apr_time_from_sec(S2A_OAUTH_CALL_SEC), sc->oauth_ca_file, NULL};
 
     /* the refresh leaves the way the account's requests do, or not at all */
-    if (*egress && !(call.proxy = s2a_credential_open(p, sc, id, egress))) {
+    if (*tokens->egress && !(call.proxy = s2a_credential_open(p, sc, id, tokens->egress))) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0501) "account %" APR_INT64_T_FMT " token refresh failed: its "
                                     "egress does not open",
@@ -66,8 +99,10 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
     if (call.proxy && !*call.proxy) {
         call.proxy = NULL;
     }
-    grant = s2a_oauth_refresh_body(p, refresh_token, sc->oauth_client_id);
-    if (s2a_http_post_json(p, sc->oauth_token_url, grant, &call, &status, &answer, &len, &err) !=
+    if (!(grant = grant_for(p, s, sc, id, tokens, refresh_token, &url, &content_type))) {
+        return 0;
+    }
+    if (s2a_http_post(p, url, content_type, grant, &call, &status, &answer, &len, &err) !=
         APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0501) "account %" APR_INT64_T_FMT " token refresh failed: %s", id,
@@ -89,10 +124,15 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
                      id, status, status != 200 ? s2a_oauth_error_words(p, answer, len) : err);
         return 0;
     }
-    if (s2a_db_oauth_save(
-            db, p, id, s2a_credential_seal(p, sc, id, t.access_token),
-            s2a_credential_seal(p, sc, id, t.refresh_token ? t.refresh_token : refresh_token),
-            t.expires_in ? now + t.expires_in : 0, &err) != APR_SUCCESS) {
+    saved =
+        vertex
+            ? s2a_db_vertex_token_save(db, p, id, s2a_credential_seal(p, sc, id, t.access_token),
+                                       t.expires_in ? now + t.expires_in : 0, &err)
+            : s2a_db_oauth_save(
+                  db, p, id, s2a_credential_seal(p, sc, id, t.access_token),
+                  s2a_credential_seal(p, sc, id, t.refresh_token ? t.refresh_token : refresh_token),
+                  t.expires_in ? now + t.expires_in : 0, &err);
+    if (saved != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      S2ALOGNO(0503) "account %" APR_INT64_T_FMT " new tokens not saved: %s", id,
                      err ? err : "no such account");
@@ -114,7 +154,7 @@ static int refresh_now(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *
  * asked again before then; a success removes it (unless the new token is
  * itself so short-lived that it would be refreshed at once). */
 static int refresh_locked(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_dbc *db,
-                          apr_int64_t id, const char *refresh, const char *egress,
+                          apr_int64_t id, const s2a_db_tokens *tokens, const char *refresh,
                           const char *attempt, const char **plain)
 {
     s2a_store *st = s2a_g.store;
@@ -125,11 +165,20 @@ static int refresh_locked(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, s2a_db
         !first) {
         return 0;
     }
-    rc = refresh_now(p, s, sc, db, id, refresh, egress, plain, &expires_in);
+    rc = refresh_now(p, s, sc, db, id, tokens, refresh, plain, &expires_in);
     if (rc > 0 && (expires_in == 0 || expires_in > 2 * S2A_OAUTH_MARGIN_SEC)) {
         st->ops->unlock(st, attempt);
     }
     return rc > 0;
+}
+
+/* Whether the token read is the one to use: good for a while yet, or
+ * (after the upstream refused `rejected`) already another. */
+static int usable(const char *current, const char *rejected, apr_int64_t expires_at)
+{
+    return current && *current &&
+           (rejected ? strcmp(current, rejected) != 0
+                     : still_good(expires_at, apr_time_sec(apr_time_now())));
 }
 
 int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t id,
@@ -137,15 +186,15 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_sec(S2A_OAUTH_WAIT_SEC);
     const char *secret = sc->secret, *lock, *attempt;
-    if (!sc->oauth_token_url || !sc->oauth_client_id || !secret) {
+    if (!secret) {
         return 0;
     }
     /* the pseudonym key tells databases sharing one store apart */
     lock = apr_psprintf(p, "oauth:%s:%" APR_INT64_T_FMT, secret, id);
     attempt = apr_pstrcat(p, lock, ":attempt", NULL);
     for (;;) {
-        const char *cred = NULL, *refresh = NULL, *egress = NULL, *err = NULL, *current;
-        apr_int64_t expires_at = 0;
+        const char *err = NULL, *current, *refresh;
+        s2a_db_tokens t;
         s2a_dbc db;
         void *h;
         int got = 0, ok;
@@ -153,20 +202,17 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
         if (!s2a_dbc_open(p, s, &db, &h)) {
             return 0;
         }
-        if (s2a_db_oauth_get(&db, p, id, &cred, &refresh, &expires_at, &egress, &err) !=
-            APR_SUCCESS) {
+        if (s2a_db_oauth_get(&db, p, id, &t, &err) != APR_SUCCESS) {
             s2a_dbc_close(s, h);
             return 0;
         }
-        current = s2a_credential_open(p, sc, id, cred);
-        /* fresh enough, or already replaced since the upstream refused it */
-        if (current && (rejected ? strcmp(current, rejected) != 0
-                                 : still_good(expires_at, apr_time_sec(apr_time_now())))) {
+        current = s2a_credential_open(p, sc, id, t.credential);
+        if (usable(current, rejected, t.expires_at)) {
             s2a_dbc_close(s, h);
             *plain = current;
             return 1;
         }
-        if (!*refresh) {
+        if (!*t.refresh_token) {
             s2a_dbc_close(s, h);
             return 0;
         }
@@ -180,23 +226,21 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
         }
         if (got) {
             /* read again under the lock: the last holder may just have saved */
-            ok = s2a_db_oauth_get(&db, p, id, &cred, &refresh, &expires_at, &egress, &err) ==
-                     APR_SUCCESS &&
-                 (current = s2a_credential_open(p, sc, id, cred)) &&
-                 (rejected ? strcmp(current, rejected) != 0
-                           : still_good(expires_at, apr_time_sec(apr_time_now())));
+            ok = s2a_db_oauth_get(&db, p, id, &t, &err) == APR_SUCCESS &&
+                 usable(current = s2a_credential_open(p, sc, id, t.credential), rejected,
+                        t.expires_at);
             if (ok) {
                 *plain = current;
             } else {
-                refresh = *refresh ? s2a_credential_open(p, sc, id, refresh) : NULL;
-                ok = refresh && refresh_locked(p, s, sc, &db, id, refresh, egress, attempt, plain);
+                refresh = *t.refresh_token ? s2a_credential_open(p, sc, id, t.refresh_token) : NULL;
+                ok = refresh && refresh_locked(p, s, sc, &db, id, &t, refresh, attempt, plain);
             }
             s2a_g.store->ops->unlock(s2a_g.store, lock);
             s2a_dbc_close(s, h);
             return ok;
         }
         s2a_dbc_close(s, h);
-        if (!rejected && expires_at > apr_time_sec(apr_time_now())) {
+        if (!rejected && current && *current && t.expires_at > apr_time_sec(apr_time_now())) {
             return 0; /* another refreshes it; meanwhile the old token still works */
         }
         if (apr_time_now() >= deadline || s2a_oauth_stopping()) {
@@ -213,8 +257,10 @@ int s2a_oauth_ensure(apr_pool_t *p, server_rec *s, s2a_srv_conf *sc, apr_int64_t
 void s2a_oauth_freshen(request_rec *r, s2a_srv_conf *sc, s2a_account *a)
 {
     const char *plain;
-    if (a->refreshable && a->expires_at &&
-        a->expires_at <= apr_time_sec(apr_time_now()) + S2A_OAUTH_MARGIN_SEC &&
+    /* a Vertex account has no token before its first */
+    if (a->refreshable &&
+        (!*a->credential ||
+         (a->expires_at && a->expires_at <= apr_time_sec(apr_time_now()) + S2A_OAUTH_MARGIN_SEC)) &&
         s2a_oauth_ensure(r->pool, r->server, sc, a->id, NULL, &plain)) {
         a->credential = plain; /* its state key is its id's: unchanged */
     }
@@ -272,7 +318,7 @@ static apr_status_t watch(int state, void *data, apr_pool_t *wp)
         s2a_dbc db;
         void *h;
         int i;
-        if (!sc->oauth_token_url || !sc->oauth_client_id || !sc->catalog ||
+        if (!sc->catalog ||
             (sp != s && sc == ap_get_module_config(s->module_config, &sub2api_module))) {
             continue;
         }

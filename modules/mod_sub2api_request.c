@@ -672,12 +672,13 @@ static int admit(request_rec *r, s2a_request *q, s2a_endpoint endpoint, apr_off_
         return rc;
     }
     begin_holding(r, q);
+    q->proxy_filename = r->filename;
     if ((rc = take_key_and_user_places(r, q)) != OK || (rc = read_request(r, q, max_body)) != OK ||
         (rc = choose_account(r, q)) != OK || (rc = check_tools(r, q)) != OK ||
         (rc = hold_key_budget(r, q)) != OK) {
         return rc;
     }
-    q->proxy_filename = r->filename;
+    r->filename = apr_pstrdup(r->pool, q->attempt->filename);
     ap_add_input_filter_handle(s2a_g.replay_filter, NULL, r, r->connection);
     ap_add_output_filter_handle(s2a_g.answer_filter, NULL, r, r->connection);
     return OK;

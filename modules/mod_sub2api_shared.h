@@ -161,7 +161,7 @@ typedef struct {
     apr_int64_t budget_held;      /* of it, for this request (0: nothing held) */
     s2a_place key_place;          /* among the key's requests (key 0: none) */
     s2a_place user_place;         /* among the user's requests */
-    char *proxy_filename;         /* "proxy:balancer://...", as each attempt starts */
+    char *proxy_filename;         /* "proxy:balancer://...": where an Anthropic account goes */
     apr_array_header_t *tried;    /* ids of the accounts tried */
     s2a_attempt *attempt;         /* the current attempt; NULL before the first */
     request_rec *upstream_answer; /* mod_proxy's request its answer is read with */

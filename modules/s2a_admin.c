@@ -6,11 +6,13 @@
 #include <apr_strings.h>
 
 #include "s2a_admin.h"
+#include "s2a_cloud.h"
 #include "s2a_egress.h"
 #include "s2a_pricing.h"
 #include "s2a_status.h"
 #include "s2a_key_limits.h"
 #include "s2a_subscription.h"
+#include "s2a_vertex_key.h"
 
 /* ---- the resources ---- */
 
@@ -379,7 +381,110 @@ const s2a_admin_resource s2a_admin_keys = {
     .fields = key_fields,
     .shape = key_shape};
 
-static const char *const account_types[] = {"apikey", "oauth", "setup-token", NULL};
+static const char *const account_types[] = {"apikey", "oauth",   "setup-token",
+                                            "vertex", "bedrock", NULL};
+
+/* A credential: a string (a key or token), or for a cloud's account a JSON
+ * object (a service-account key, an access key pair), stored as its text. */
+static const char *credential_check(apr_pool_t *p, json_object *v)
+{
+    const char *s;
+    size_t len, i;
+    (void)p;
+    if (v && json_object_is_type(v, json_type_object)) {
+        return strlen(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)) <= 16384
+                   ? NULL
+                   : "credential: at most 16384 characters";
+    }
+    if (!v || !json_object_is_type(v, json_type_string)) {
+        return "credential: a non-empty string (or for vertex and bedrock a JSON object) is "
+               "required";
+    }
+    s = json_object_get_string(v);
+    len = (size_t)json_object_get_string_len(v);
+    if (!len || len > 16384 || strlen(s) != len) {
+        return "credential: a non-empty string of at most 16384 characters is required";
+    }
+    for (i = 0; i < len; i++) {
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            return "credential: control characters are not allowed";
+        }
+    }
+    return NULL;
+}
+
+static const char *credential_text(apr_pool_t *p, json_object *v)
+{
+    return json_object_is_type(v, json_type_string) ? apr_pstrdup(p, json_object_get_string(v))
+                                                    : json_text(p, v);
+}
+
+/* A cloud's region or project: letters, digits and '-' ("" or null: none). */
+static const char *cloud_name_check(apr_pool_t *p, json_object *v)
+{
+    (void)p;
+    if (!v ||
+        (json_object_is_type(v, json_type_string) &&
+         (!json_object_get_string_len(v) ||
+          (json_object_get_string_len(v) <= 64 && s2a_cloud_name_ok(json_object_get_string(v)))))) {
+        return NULL;
+    }
+    return "region and project: letters, digits and '-', at most 64";
+}
+
+static const char *cloud_name_text(apr_pool_t *p, json_object *v)
+{
+    return apr_pstrdup(p, v ? json_object_get_string(v) : "");
+}
+
+/* The credential's text as sent (string or object); NULL when absent. */
+static const char *credential_in(apr_pool_t *p, json_object *body)
+{
+    json_object *v;
+    return json_object_object_get_ex(body, "credential", &v) && v ? credential_text(p, v) : NULL;
+}
+
+/* What a cloud's account needs besides each field being good: its
+ * credential in the cloud's form and a region. A PATCH that names no type
+ * is judged when the account list is read (the account then says why it
+ * does not serve). */
+static const char *account_judge(apr_pool_t *p, json_object *body, int create)
+{
+    json_object *type, *region;
+    const char *credential = credential_in(p, body), *err = NULL;
+    s2a_cloud cloud;
+    if (!json_object_object_get_ex(body, "type", &type)) {
+        return NULL;
+    }
+    cloud = s2a_cloud_of_type(json_object_get_string(type));
+    if (cloud == S2A_CLOUD_NONE) {
+        json_object *v;
+        return json_object_object_get_ex(body, "credential", &v) &&
+                       json_object_is_type(v, json_type_object)
+                   ? "credential: a string for this type"
+                   : NULL;
+    }
+    if (create && (!json_object_object_get_ex(body, "region", &region) ||
+                   !json_object_get_string_len(region))) {
+        return "region: required for vertex and bedrock accounts";
+    }
+    if (credential && cloud == S2A_CLOUD_VERTEX) {
+        s2a_vertex_key key;
+        if (s2a_vertex_key_read(p, credential, strlen(credential), &key, &err) != 0) {
+            return apr_pstrcat(p, "credential: a service-account key file's JSON: ", err, NULL);
+        }
+        if (!*key.project_id && create && !json_object_object_get_ex(body, "project", NULL)) {
+            return "project: required when the service-account key names none";
+        }
+    }
+    if (credential && cloud == S2A_CLOUD_BEDROCK) {
+        s2a_bedrock_credential c;
+        if (s2a_bedrock_credential_read(p, credential, &c, &err) != 0) {
+            return apr_pstrcat(p, "credential: ", err, NULL);
+        }
+    }
+    return NULL;
+}
 static const s2a_admin_link account_groups = {"s2a_account_groups", "account_id", "group_id"};
 
 static const s2a_admin_field account_fields[] = {
@@ -394,13 +499,15 @@ static const s2a_admin_field account_fields[] = {
      .column = "type",
      .flags = REQUIRED,
      .words = account_types,
-     .message = "type: apikey, oauth or setup-token"},
+     .message = "type: apikey, oauth, setup-token, vertex or bedrock"},
     {.name = "credential",
-     .type = S2A_ADMIN_TEXT,
+     .type = S2A_ADMIN_JSON,
      .column = "credential",
      .flags = REQUIRED | S2A_ADMIN_SECRET,
-     .max = 16384,
-     .message = "credential: a non-empty string is required"},
+     .check = credential_check,
+     .stored = credential_text,
+     .message = "credential: a non-empty string (or for vertex and bedrock a JSON object) is "
+                "required"},
     {.name = "endpoint",
      .type = S2A_ADMIN_TEXT,
      .column = "endpoint",
@@ -459,6 +566,18 @@ static const s2a_admin_field account_fields[] = {
      .flags = BOTH | S2A_ADMIN_SECRET,
      .check = egress_check,
      .stored = egress_text},
+    {.name = "region",
+     .type = S2A_ADMIN_JSON,
+     .column = "region",
+     .flags = BOTH,
+     .check = cloud_name_check,
+     .stored = cloud_name_text},
+    {.name = "project",
+     .type = S2A_ADMIN_JSON,
+     .column = "project",
+     .flags = BOTH,
+     .check = cloud_name_check,
+     .stored = cloud_name_text},
     {.name = "refresh_token",
      .type = S2A_ADMIN_TEXT,
      .column = "refresh_token",
@@ -495,11 +614,12 @@ const s2a_admin_resource s2a_admin_accounts = {
     .columns = "id, name, type, credential, endpoint, priority, concurrency, model_mapping, status,"
                " schedulable, error_message, created_at, custom_error_codes, expires_at,"
                " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END AS refresh_token_set, headers,"
-               " egress",
-    .types = "issssiijsbsijibss",
+               " egress, region, project",
+    .types = "issssiijsbsijibssss",
     .order = " ORDER BY id",
     .stamped = 1,
-    .fields = account_fields};
+    .fields = account_fields,
+    .judge = account_judge};
 
 #define SUBSCRIBE_MESSAGE "user_id, group_id and days (1 to 36500) are required"
 
@@ -948,7 +1068,7 @@ const char *s2a_admin_check(apr_pool_t *p, const s2a_admin_resource *res, json_o
             APR_ARRAY_PUSH(out->values, s2a_admin_value) = val;
         }
     }
-    return NULL;
+    return res->judge ? res->judge(p, body, create) : NULL;
 }
 
 const s2a_admin_value *s2a_admin_value_of(const s2a_admin_change *ch, const char *name)

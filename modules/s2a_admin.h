@@ -96,6 +96,9 @@ typedef struct {
     const s2a_admin_filter *filters; /* ends with param NULL; NULL: none */
     /* what an answer's row shows besides its columns (s2a_admin_shape) */
     void (*shape)(apr_pool_t *p, json_object *row, apr_int64_t now);
+    /* the fields judged together, once each is good alone: NULL, or why
+     * the body is refused; may be NULL */
+    const char *(*judge)(apr_pool_t *p, json_object *body, int create);
 } s2a_admin_resource;
 
 extern const s2a_admin_resource s2a_admin_users, s2a_admin_groups, s2a_admin_keys,

@@ -21,6 +21,7 @@ typedef struct {
     const s2a_price_rule *priced_by; /* the fallback rule `price` comes from; NULL: its own */
     s2a_place place;                 /* among the account's requests (key 0: none) */
     apr_array_header_t *body;        /* s2a_piece: what the account is sent */
+    const char *filename;            /* mod_proxy's "proxy:balancer://..." for the account */
     int renamed;                     /* the account was sent another model name */
     int body_served;                 /* the replay filter handed the body over */
     int egress_taken;                /* mod_proxy was sent through the account's egress */

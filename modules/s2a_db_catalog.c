@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "s2a_db_catalog.h"
+#include "s2a_vertex_key.h"
 #include "s2a_key_limits.h"
 
 int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_rec *out)
@@ -118,6 +119,37 @@ static apr_array_header_t *parse_codes(apr_pool_t *p, const char *text)
     return codes;
 }
 
+/* A cloud account's credential read (`token`: Vertex's access token as
+ * stored, opened; NULL when it does not open). */
+static void cloud_account(apr_pool_t *p, s2a_account *a, const char *token)
+{
+    s2a_vertex_key key;
+    const char *err = NULL;
+    if (a->cloud == S2A_CLOUD_VERTEX) {
+        if (s2a_vertex_key_read(p, a->credential, strlen(a->credential), &key, &err) != 0) {
+            a->problem = apr_pstrcat(p, "its service-account key: ", err, NULL);
+            return;
+        }
+        if (!*a->project) {
+            a->project = key.project_id;
+        }
+        /* the token is minted again when it does not open */
+        a->credential = token ? token : "";
+        a->refreshable = 1;
+        if (!s2a_cloud_name_ok(a->project)) {
+            a->problem = "its project is not a project id";
+        }
+    } else {
+        a->bedrock = apr_palloc(p, sizeof(*a->bedrock));
+        if (s2a_bedrock_credential_read(p, a->credential, a->bedrock, &err) != 0) {
+            a->problem = apr_pstrcat(p, "its credential: ", err, NULL);
+        }
+    }
+    if (!a->problem && !s2a_cloud_name_ok(a->region)) {
+        a->problem = "its region is not a region name";
+    }
+}
+
 apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener *opener,
                                   apr_array_header_t **out, const char **err)
 {
@@ -131,7 +163,7 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener
                        "SELECT id, name, type, credential, endpoint, priority, concurrency,"
                        " model_mapping, status, schedulable, custom_error_codes,"
                        " CASE WHEN refresh_token <> '' THEN 1 ELSE 0 END, expires_at, headers,"
-                       " egress FROM s2a_accounts ORDER BY id",
+                       " egress, region, project, access_token FROM s2a_accounts ORDER BY id",
                        1) != 0) {
         *err = apr_dbd_error(c->driver, c->handle, 0);
         return APR_EGENERAL;
@@ -159,7 +191,14 @@ apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener
         if (!headers || !egress) {
             a->credential = NULL;
         }
-        a->active = strcmp(a->status, "active") == 0 && a->schedulable && a->credential;
+        a->cloud = s2a_cloud_of_type(a->type);
+        a->region = s2a_db_str(c, p, row, 15);
+        a->project = s2a_db_str(c, p, row, 16);
+        if (a->cloud != S2A_CLOUD_NONE && a->credential) {
+            cloud_account(p, a, opener->open(opener->baton, p, a->id, s2a_db_str(c, p, row, 17)));
+        }
+        a->active =
+            strcmp(a->status, "active") == 0 && a->schedulable && a->credential && !a->problem;
         a->group_ids = apr_array_make(p, 2, sizeof(apr_int64_t));
     }
     for (i = 0; i < arr->nelts; i++) {

@@ -4,6 +4,7 @@
 #ifndef S2A_DB_CATALOG_H
 #define S2A_DB_CATALOG_H
 
+#include "s2a_cloud.h"
 #include "s2a_db.h"
 #include "s2a_subscription.h"
 
@@ -59,6 +60,11 @@ typedef struct {
     apr_table_t *headers;            /* fixed upstream headers; NULL: none */
     const char *egress;              /* the forward proxy it leaves through (s2a_egress.h); NULL:
                                         none */
+    s2a_cloud cloud;                 /* NONE: Anthropic's API */
+    const char *region;              /* a cloud's region */
+    const char *project;             /* Vertex's project (the key's when the row has none) */
+    s2a_bedrock_credential *bedrock; /* Bedrock's credential, read; NULL for the others */
+    const char *problem;             /* why a cloud account's row cannot serve; NULL: none */
 } s2a_account;
 
 /* 1 found, 0 unknown key, -1 database error. */
@@ -73,7 +79,11 @@ typedef struct {
 
 /* Every account with its groups and mapping, allocated from p, its secrets
  * opened by `opener`: an account whose credential, headers or egress do not open
- * has credential NULL and is not active. */
+ * has credential NULL and is not active. A Vertex account's credential is
+ * its access token ("" before the first), its service-account key read for
+ * its project; a Bedrock account's is read into `bedrock`. A cloud account
+ * whose key, credential, region or project is not usable is not active
+ * and says why in `problem`. */
 apr_status_t s2a_db_accounts_load(s2a_dbc *c, apr_pool_t *p, const s2a_db_opener *opener,
                                   apr_array_header_t **out, const char **err);
 

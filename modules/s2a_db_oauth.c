@@ -1,16 +1,17 @@
 /* The tokens of OAuth accounts: see s2a_db_oauth.h. */
 #include "s2a_db_oauth.h"
 
-apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const char **credential,
-                              const char **refresh_token, apr_int64_t *expires_at,
-                              const char **egress, const char **err)
+apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, s2a_db_tokens *out,
+                              const char **err)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[1];
     apr_dbd_prepared_t *st = s2a_db_stmt(
         c, "s2a_oauth_get",
-        "SELECT credential, refresh_token, expires_at, egress FROM s2a_accounts WHERE id = %lld",
+        "SELECT type, CASE WHEN type = 'vertex' THEN access_token ELSE credential END,"
+        " CASE WHEN type = 'vertex' THEN credential ELSE refresh_token END, expires_at, egress"
+        " FROM s2a_accounts WHERE id = %lld",
         err);
     apr_status_t rv = APR_NOTFOUND;
     if (!st) {
@@ -22,10 +23,11 @@ apr_status_t s2a_db_oauth_get(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const c
         return APR_EGENERAL;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
-        *credential = s2a_db_str(c, p, row, 0);
-        *refresh_token = s2a_db_str(c, p, row, 1);
-        *expires_at = s2a_db_i64(c, row, 2);
-        *egress = s2a_db_str(c, p, row, 3);
+        out->type = s2a_db_str(c, p, row, 0);
+        out->credential = s2a_db_str(c, p, row, 1);
+        out->refresh_token = s2a_db_str(c, p, row, 2);
+        out->expires_at = s2a_db_i64(c, row, 3);
+        out->egress = s2a_db_str(c, p, row, 4);
         rv = APR_SUCCESS;
     }
     return rv;
@@ -55,6 +57,29 @@ apr_status_t s2a_db_oauth_save(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, const 
     return nrows == 1 ? APR_SUCCESS : APR_NOTFOUND;
 }
 
+apr_status_t s2a_db_vertex_token_save(s2a_dbc *c, apr_pool_t *p, apr_int64_t id,
+                                      const char *access_token, apr_int64_t expires_at,
+                                      const char **err)
+{
+    const char *args[3];
+    int nrows = 0;
+    apr_dbd_prepared_t *st = s2a_db_stmt(c, "s2a_vertex_token_save",
+                                         "UPDATE s2a_accounts SET access_token = %s,"
+                                         " expires_at = %lld WHERE id = %lld AND type = 'vertex'",
+                                         err);
+    if (!st) {
+        return APR_EGENERAL;
+    }
+    args[0] = access_token;
+    args[1] = S2A_DB_I64(p, expires_at);
+    args[2] = S2A_DB_I64(p, id);
+    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, st, 3, args) != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+        return APR_EGENERAL;
+    }
+    return nrows == 1 ? APR_SUCCESS : APR_NOTFOUND;
+}
+
 apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,
                               apr_array_header_t **ids, const char **err)
 {
@@ -63,7 +88,7 @@ apr_status_t s2a_db_oauth_due(s2a_dbc *c, apr_pool_t *p, apr_int64_t before,
     const char *args[1];
     apr_dbd_prepared_t *st =
         s2a_db_stmt(c, "s2a_oauth_due",
-                    "SELECT id FROM s2a_accounts WHERE refresh_token <> ''"
+                    "SELECT id FROM s2a_accounts WHERE (refresh_token <> '' OR type = 'vertex')"
                     " AND expires_at > 0 AND expires_at < %lld AND status = 'active'",
                     err);
     if (!st) {

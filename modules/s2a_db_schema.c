@@ -149,10 +149,18 @@ static const char *schema_v11[] = {
 static const char *schema_v12[] = {
     "ALTER TABLE s2a_accounts ADD COLUMN egress TEXT NOT NULL DEFAULT ''", NULL};
 
+/* Version 13: the clouds' accounts (s2a_cloud.h): their region, Vertex's
+ * project, and the access token a Vertex service account was last given
+ * (sealed; '' none yet). */
+static const char *schema_v13[] = {
+    "ALTER TABLE s2a_accounts ADD COLUMN region VARCHAR(64) NOT NULL DEFAULT ''",
+    "ALTER TABLE s2a_accounts ADD COLUMN project VARCHAR(255) NOT NULL DEFAULT ''",
+    "ALTER TABLE s2a_accounts ADD COLUMN access_token TEXT NOT NULL DEFAULT ''", NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
-static const char *const *const migrations[] = {schema_v1, schema_v2,  schema_v3,  schema_v4,
-                                                schema_v5, schema_v6,  schema_v7,  schema_v8,
-                                                schema_v9, schema_v10, schema_v11, schema_v12};
+static const char *const *const migrations[] = {
+    schema_v1, schema_v2, schema_v3,  schema_v4,  schema_v5,  schema_v6, schema_v7,
+    schema_v8, schema_v9, schema_v10, schema_v11, schema_v12, schema_v13};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)

@@ -59,9 +59,9 @@ static size_t on_data(char *data, size_t size, size_t n, void *baton)
     return size * n;
 }
 
-apr_status_t s2a_http_post_json(apr_pool_t *p, const char *url, const char *body,
-                                const s2a_http_options *options, int *status, const char **answer,
-                                apr_size_t *answer_len, const char **err)
+apr_status_t s2a_http_post(apr_pool_t *p, const char *url, const char *content_type,
+                           const char *body, const s2a_http_options *options, int *status,
+                           const char **answer, apr_size_t *answer_len, const char **err)
 {
     char why[CURL_ERROR_SIZE] = "";
     struct curl_slist *headers = NULL;
@@ -80,7 +80,7 @@ apr_status_t s2a_http_post_json(apr_pool_t *p, const char *url, const char *body
     }
     memset(&rd, 0, sizeof(rd));
     s2a_buf_init(&rd.answer, p, 4096);
-    headers = curl_slist_append(headers, "Content-Type: application/json");
+    headers = curl_slist_append(headers, apr_pstrcat(p, "Content-Type: ", content_type, NULL));
     headers = curl_slist_append(headers, "Accept: application/json");
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");

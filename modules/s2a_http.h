@@ -1,4 +1,5 @@
-/* The gateway's own HTTP calls (the OAuth token endpoint) through libcurl:
+/* The gateway's own HTTP calls (the token endpoints of OAuth and of Vertex's
+ * service accounts) through libcurl:
  * one POST, HTTPS with the server's certificate verified (a CA file, or
  * the system's store) and its name checked; plain http:// only to a
  * loopback address (a token endpoint on this host), never across a
@@ -20,13 +21,14 @@ typedef struct {
     const char *proxy;           /* an HTTP proxy URL the call goes through; NULL: none */
 } s2a_http_options;
 
-/* POSTs `body` (JSON) to `url` and reads the whole answer (at most 1 MiB).
+/* POSTs `body` (of `content_type`: JSON, or a form) to `url` and reads
+ * the whole answer (JSON, at most 1 MiB).
  * APR_SUCCESS with *status and the body (NUL-terminated, from p), else
  * *err says why (no secret in it: neither the body nor the proxy's
  * credentials). */
-apr_status_t s2a_http_post_json(apr_pool_t *p, const char *url, const char *body,
-                                const s2a_http_options *options, int *status, const char **answer,
-                                apr_size_t *answer_len, const char **err);
+apr_status_t s2a_http_post(apr_pool_t *p, const char *url, const char *content_type,
+                           const char *body, const s2a_http_options *options, int *status,
+                           const char **answer, apr_size_t *answer_len, const char **err);
 
 /* Whether `url` may carry secrets: https://, or http:// to 127.0.0.1, ::1
  * or localhost. */

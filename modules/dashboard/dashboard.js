@@ -627,8 +627,18 @@
       group_ids: Array.from($('account-groups').selectedOptions).map((o) => Number(o.value)),
     };
     if ($('account-egress').value.trim()) body.egress = $('account-egress').value.trim();
+    if ($('account-region').value.trim()) body.region = $('account-region').value.trim();
+    if (credential.value.trim().startsWith('{')) {
+      // a service-account key file or a Bedrock key pair, pasted
+      try {
+        body.credential = JSON.parse(credential.value);
+      } catch (e) {
+        throw new Error('The credential starts as JSON but does not parse: ' + e.message);
+      }
+    }
     credential.value = ''; // sent once, kept nowhere
     $('account-egress').value = '';
+    $('account-region').value = '';
     const acct = await api('POST', 'accounts', body);
     $('account-name').value = '';
     return 'Account #' + acct.id + ' (' + acct.name + ') added.';

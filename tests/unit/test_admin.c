@@ -6,6 +6,8 @@
 
 #include <apr_general.h>
 #include <apr_strings.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "s2a_admin.h"
 #include "s2a_test.h"
@@ -315,9 +317,9 @@ static void test_accounts(void)
 
 #define ACCOUNT "\"name\":\"a\",\"type\":\"apikey\",\"credential\":\"c\",\"endpoint\":\"e\""
     refused(&s2a_admin_accounts, "{\"name\":\"a\",\"type\":\"cookie\"}", 1,
-            "type: apikey, oauth or setup-token");
+            "type: apikey, oauth, setup-token, vertex or bedrock");
     refused(&s2a_admin_accounts, "{\"name\":\"a\",\"type\":\"apikey\",\"endpoint\":\"e\"}", 1,
-            "credential: a non-empty string is required");
+            "credential: a non-empty string (or for vertex and bedrock a JSON object) is required");
     refused(&s2a_admin_accounts, "{" ACCOUNT ",\"credential\":\"sk\\r\\nx-evil: 1\"}", 1,
             "credential: control characters are not allowed");
     refused(&s2a_admin_accounts, "{" ACCOUNT ",\"concurrency\":0}", 1,
@@ -377,6 +379,104 @@ static void test_accounts(void)
             S2A_CHECK_STR(s2a_admin_value_of(&ch, "egress")->text, "");
         }
     }
+}
+
+/* A service-account key file's JSON around a new RSA key. */
+static const char *service_account(const char *project)
+{
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    BIO *bio = BIO_new(BIO_s_mem());
+    json_object *o = json_object_new_object();
+    const char *out;
+    char *pem;
+    long n;
+    PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
+    n = BIO_get_mem_data(bio, &pem);
+    json_object_object_add(o, "type", json_object_new_string("service_account"));
+    if (project) {
+        json_object_object_add(o, "project_id", json_object_new_string(project));
+    }
+    json_object_object_add(o, "client_email", json_object_new_string("gw@p.iam.example"));
+    json_object_object_add(o, "private_key", json_object_new_string_len(pem, (int)n));
+    out = apr_pstrdup(pool, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    BIO_free(bio);
+    EVP_PKEY_free(key);
+    return out;
+}
+
+static void test_cloud_accounts(void)
+{
+    s2a_admin_change ch;
+    const char *key = service_account("proj-1"), *bare = service_account(NULL);
+    json_object *quoted;
+    const char *vertex = apr_psprintf(pool,
+                                      "{\"name\":\"v\",\"type\":\"vertex\",\"credential\":%s,"
+                                      "\"endpoint\":\"https://us-east5-aiplatform.googleapis.com\","
+                                      "\"region\":\"us-east5\"}",
+                                      key);
+
+    /* a service-account key as the JSON object of its file, stored as its text */
+    passes(&s2a_admin_accounts, vertex, 1, &ch);
+    S2A_CHECK(strstr(text_of(&ch, "credential"), "\"client_email\":\"gw@p.iam.example\"") != NULL);
+    S2A_CHECK_STR(text_of(&ch, "region"), "us-east5");
+    /* or as a string of that text */
+    quoted = json_object_new_string(bare);
+    passes(&s2a_admin_accounts,
+           apr_psprintf(pool,
+                        "{\"name\":\"v\",\"type\":\"vertex\",\"credential\":%s,"
+                        "\"endpoint\":\"e\",\"region\":\"global\",\"project\":\"p-2\"}",
+                        json_object_to_json_string(quoted)),
+           1, &ch);
+    json_object_put(quoted);
+    S2A_CHECK_STR(text_of(&ch, "project"), "p-2");
+    refused(&s2a_admin_accounts,
+            apr_psprintf(pool,
+                         "{\"name\":\"v\",\"type\":\"vertex\",\"credential\":%s,"
+                         "\"endpoint\":\"e\",\"region\":\"global\"}",
+                         bare),
+            1, "project: required when the service-account key names none");
+    refused(&s2a_admin_accounts,
+            "{\"name\":\"v\",\"type\":\"vertex\",\"credential\":{\"type\":\"service_account\","
+            "\"client_email\":\"a@b\",\"private_key\":\"-----BEGIN PRIVATE KEY-----\\nxx\"},"
+            "\"endpoint\":\"e\",\"region\":\"global\"}",
+            1,
+            "credential: a service-account key file's JSON: private_key is not an unencrypted PEM "
+            "private key");
+    refused(&s2a_admin_accounts,
+            apr_psprintf(pool,
+                         "{\"name\":\"v\",\"type\":\"vertex\",\"credential\":%s,"
+                         "\"endpoint\":\"e\"}",
+                         key),
+            1, "region: required for vertex and bedrock accounts");
+    refused(&s2a_admin_accounts,
+            apr_psprintf(pool,
+                         "{\"name\":\"v\",\"type\":\"vertex\",\"credential\":%s,"
+                         "\"endpoint\":\"e\",\"region\":\"us/east\"}",
+                         key),
+            1, "region and project: letters, digits and '-', at most 64");
+
+    /* Bedrock: an access key pair, or an API key */
+    passes(&s2a_admin_accounts,
+           "{\"name\":\"b\",\"type\":\"bedrock\",\"credential\":{\"access_key_id\":\"AKIA1\","
+           "\"secret_access_key\":\"s/k\"},\"endpoint\":\"e\",\"region\":\"us-east-1\"}",
+           1, &ch);
+    S2A_CHECK_STR(text_of(&ch, "credential"),
+                  "{\"access_key_id\":\"AKIA1\",\"secret_access_key\":\"s\\/k\"}");
+    passes(&s2a_admin_accounts,
+           "{\"name\":\"b\",\"type\":\"bedrock\",\"credential\":\"ABSKa2V5\",\"endpoint\":\"e\","
+           "\"region\":\"us-east-1\"}",
+           1, &ch);
+    refused(&s2a_admin_accounts,
+            "{\"name\":\"b\",\"type\":\"bedrock\",\"credential\":{\"access_key_id\":\"AKIA1\"},"
+            "\"endpoint\":\"e\",\"region\":\"us-east-1\"}",
+            1, "credential: secret_access_key: a string without spaces is required");
+    /* an Anthropic account's credential is a string */
+    refused(&s2a_admin_accounts,
+            "{\"name\":\"a\",\"type\":\"apikey\",\"credential\":{\"k\":\"v\"},\"endpoint\":\"e\"}",
+            1, "credential: a string for this type");
+    /* a PATCH of the credential alone is judged when the accounts are read */
+    passes(&s2a_admin_accounts, "{\"credential\":{\"access_key_id\":\"AKIA2\"}}", 0, &ch);
 }
 
 static void test_subscriptions_and_codes(void)
@@ -558,6 +658,7 @@ int main(void)
     test_groups();
     test_keys();
     test_accounts();
+    test_cloud_accounts();
     test_subscriptions_and_codes();
     test_answers();
     test_listings();

@@ -124,11 +124,9 @@ static void test_catalog(s2a_dbc *c)
     S2A_CHECK_INT(s2a_db_accounts_load(c, pool, &plain, &accounts, &err), APR_SUCCESS);
     S2A_CHECK_STR(APR_ARRAY_IDX(accounts, 0, s2a_account).egress, "http://p1:3128");
     {
-        const char *cred = NULL, *refresh = NULL, *egress = NULL;
-        apr_int64_t expires = 0;
-        S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 1, &cred, &refresh, &expires, &egress, &err),
-                      APR_SUCCESS);
-        S2A_CHECK_STR(egress, "http://p1:3128");
+        s2a_db_tokens t;
+        S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 1, &t, &err), APR_SUCCESS);
+        S2A_CHECK_STR(t.egress, "http://p1:3128");
     }
     exec(c, "UPDATE s2a_accounts SET egress = '' WHERE id = 1");
 
@@ -352,23 +350,41 @@ static void test_schema_changed_elsewhere(s2a_dbc *c, const char *path)
 
 static void test_oauth(s2a_dbc *c)
 {
-    const char *cred = NULL, *refresh = NULL, *egress = NULL, *err = NULL;
+    const char *err = NULL;
     apr_array_header_t *due = NULL;
-    apr_int64_t expires = 0;
+    s2a_db_tokens t;
     S2A_CHECK_INT(s2a_db_oauth_save(c, pool, 1, "at-1", "rt-1", 500, &err), APR_SUCCESS);
-    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 1, &cred, &refresh, &expires, &egress, &err),
-                  APR_SUCCESS);
-    S2A_CHECK_STR(cred, "at-1");
-    S2A_CHECK_STR(egress, "");
-    S2A_CHECK_STR(refresh, "rt-1");
-    S2A_CHECK_INT(expires, 500);
-    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 9, &cred, &refresh, &expires, &egress, &err),
-                  APR_NOTFOUND);
+    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 1, &t, &err), APR_SUCCESS);
+    S2A_CHECK_STR(t.credential, "at-1");
+    S2A_CHECK_STR(t.egress, "");
+    S2A_CHECK_STR(t.refresh_token, "rt-1");
+    S2A_CHECK_INT(t.expires_at, 500);
+    S2A_CHECK_STR(t.type, "apikey");
+    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 9, &t, &err), APR_NOTFOUND);
     S2A_CHECK_INT(s2a_db_oauth_save(c, pool, 9, "a", "b", 1, &err), APR_NOTFOUND);
     S2A_CHECK_INT(s2a_db_oauth_due(c, pool, 600, &due, &err), APR_SUCCESS);
     S2A_CHECK_INT(due->nelts, 1);
     S2A_CHECK_INT(s2a_db_oauth_due(c, pool, 400, &due, &err), APR_SUCCESS);
     S2A_CHECK_INT(due->nelts, 0);
+
+    /* a Vertex account: its access token is the token, its key the grant;
+       only its access token and end are saved */
+    exec(c, "INSERT INTO s2a_accounts (id, name, type, credential, endpoint, region, created_at)"
+            " VALUES (77, 'v', 'vertex', '{\"type\":\"service_account\"}', 'https://v',"
+            " 'global', 1)");
+    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 77, &t, &err), APR_SUCCESS);
+    S2A_CHECK_STR(t.type, "vertex");
+    S2A_CHECK_STR(t.credential, "");
+    S2A_CHECK_STR(t.refresh_token, "{\"type\":\"service_account\"}");
+    S2A_CHECK_INT(s2a_db_vertex_token_save(c, pool, 77, "ya29.x", 900, &err), APR_SUCCESS);
+    S2A_CHECK_INT(s2a_db_oauth_get(c, pool, 77, &t, &err), APR_SUCCESS);
+    S2A_CHECK_STR(t.credential, "ya29.x");
+    S2A_CHECK_STR(t.refresh_token, "{\"type\":\"service_account\"}");
+    S2A_CHECK_INT(t.expires_at, 900);
+    S2A_CHECK_INT(s2a_db_vertex_token_save(c, pool, 1, "ya29.y", 900, &err), APR_NOTFOUND);
+    S2A_CHECK_INT(s2a_db_oauth_due(c, pool, 1000, &due, &err), APR_SUCCESS);
+    S2A_CHECK_INT(due->nelts, 2);
+    exec(c, "DELETE FROM s2a_accounts WHERE id = 77");
 }
 
 int main(void)

@@ -161,9 +161,9 @@ static void test_http(apr_pool_t *p)
     S2A_CHECK(!s2a_http_url_allowed("http://user@127.0.0.1/t"));
     S2A_CHECK(!s2a_http_url_allowed("ftp://127.0.0.1/t"));
     S2A_CHECK(!s2a_http_url_allowed("https://"));
-    S2A_CHECK_INT(
-        s2a_http_post_json(p, "http://10.0.0.1/t", "{}", &o, &status, &answer, &len, &err),
-        APR_EINVAL);
+    S2A_CHECK_INT(s2a_http_post(p, "http://10.0.0.1/t", "application/json", "{}", &o, &status,
+                                &answer, &len, &err),
+                  APR_EINVAL);
     S2A_CHECK(err && strstr(err, "https://"));
 
     for (i = 0; i < 3; i++) {
@@ -175,9 +175,9 @@ static void test_http(apr_pool_t *p)
         server.answer = framings[i];
         server.len = strlen(framings[i]);
         pthread_create(&t, NULL, serve_once, &server);
-        S2A_CHECK_INT(s2a_http_post_json(
-                          p, apr_psprintf(p, "http://127.0.0.1:%d/v1/oauth/token", port),
-                          "{\"grant_type\":\"refresh_token\"}", &o, &status, &answer, &len, &err),
+        S2A_CHECK_INT(s2a_http_post(p, apr_psprintf(p, "http://127.0.0.1:%d/v1/oauth/token", port),
+                                    "application/json", "{\"grant_type\":\"refresh_token\"}", &o,
+                                    &status, &answer, &len, &err),
                       APR_SUCCESS);
         pthread_join(t, NULL);
         close(fd);
@@ -203,8 +203,8 @@ static void test_http(apr_pool_t *p)
         server.answer = huge;
         server.len = (size_t)n + big;
         pthread_create(&t, NULL, serve_once, &server);
-        S2A_CHECK_INT(s2a_http_post_json(p, apr_psprintf(p, "http://127.0.0.1:%d/t", port), "{}",
-                                         &o, &status, &answer, &len, &err),
+        S2A_CHECK_INT(s2a_http_post(p, apr_psprintf(p, "http://127.0.0.1:%d/t", port),
+                                    "application/json", "{}", &o, &status, &answer, &len, &err),
                       APR_EGENERAL);
         S2A_CHECK_STR(err, "the answer is longer than 1 MiB");
         pthread_join(t, NULL);
@@ -214,8 +214,8 @@ static void test_http(apr_pool_t *p)
     {
         int fd = listen_loopback(&port);
         close(fd);
-        S2A_CHECK_INT(s2a_http_post_json(p, apr_psprintf(p, "http://127.0.0.1:%d/t", port), "{}",
-                                         &o, &status, &answer, &len, &err),
+        S2A_CHECK_INT(s2a_http_post(p, apr_psprintf(p, "http://127.0.0.1:%d/t", port),
+                                    "application/json", "{}", &o, &status, &answer, &len, &err),
                       APR_EGENERAL);
         S2A_CHECK(err && *err);
     }
