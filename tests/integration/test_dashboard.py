@@ -156,6 +156,8 @@ def test_dashboard_in_chromium(gateway, browser, request):
     key_name = gateway.unique("dashboard-key")
     account_name = gateway.unique("dashboard-account")
     credential = "sk-ant-api03-" + secrets.token_hex(24) + "-DB"
+    cloud_name = gateway.unique("dashboard-bedrock")
+    akid, aws_secret = harness.aws_test_key(cloud_name)
     before = gateway.admin_ok("GET", "/admin/users/%d" % t.user["id"])
     out = browser({
         "url": gateway.base_url + "/dashboard",
@@ -167,6 +169,10 @@ def test_dashboard_in_chromium(gateway, browser, request):
         "balance": {"user_id": t.user["id"], "amount": "2.5", "reason": "dashboard test"},
         "account": {"name": account_name, "credential": credential,
                     "endpoint": gateway.mock.url, "group_id": t.group["id"]},
+        "cloudAccount": {"name": cloud_name, "type": "bedrock", "region": "us-east-1",
+                         "credential": json.dumps({"access_key_id": akid,
+                                                   "secret_access_key": aws_secret}, indent=2),
+                         "endpoint": gateway.mock.url, "group_id": t.group["id"]},
     })
     assert out["ok"], out.get("error")
 
@@ -265,6 +271,14 @@ def test_dashboard_in_chromium(gateway, browser, request):
     assert accts[0]["endpoint"] == gateway.mock.url and accts[0]["credential"].endswith("-DB")
     assert credential not in out["afterReload"]["html"]
     gateway.admin_ok("PATCH", "/admin/accounts/%d" % accts[0]["id"], {"status": "disabled"})
+    # a Bedrock key pair pasted as JSON: a Bedrock account, its secret nowhere in the page
+    assert "added" in out["cloudAccount"]["message"]["text"], out["cloudAccount"]
+    [cloud] = [a for a in gateway.admin_ok("GET", "/admin/accounts")["data"]
+               if a["name"] == cloud_name]
+    assert cloud["type"] == "bedrock" and cloud["region"] == "us-east-1"
+    assert cloud["credential"].startswith("access key AKIA")
+    assert aws_secret not in out["afterReload"]["html"]
+    gateway.admin_ok("PATCH", "/admin/accounts/%d" % cloud["id"], {"status": "disabled"})
 
     # signing out forgets the token; the operator's admin path is used
     assert json.loads(out["afterLogout"]["storage"]) == {"session": {}, "local": {}}

@@ -134,6 +134,17 @@ async function run(browser) {
   await page.waitForSelector(`#accounts tbody tr:has-text("${plan.account.name}")`);
   out.account.credentialField = await page.inputValue('#account-credential');
 
+  phase = 'cloud-account';
+  await page.fill('#account-name', plan.cloudAccount.name);
+  await page.selectOption('#account-type', plan.cloudAccount.type);
+  await page.fill('#account-credential', plan.cloudAccount.credential);
+  await page.fill('#account-region', plan.cloudAccount.region);
+  await page.fill('#account-endpoint', plan.cloudAccount.endpoint);
+  await page.selectOption('#account-groups', [String(plan.cloudAccount.group_id)]);
+  await page.click('#account-form button[type=submit]');
+  out.cloudAccount = { message: await formDone(page, 'account-form') };
+  await page.waitForSelector(`#accounts tbody tr:has-text("${plan.cloudAccount.name}")`);
+
   phase = 'screenshot';
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: plan.screenshot, fullPage: true });
