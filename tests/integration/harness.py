@@ -956,6 +956,41 @@ class Gateway:
                                      accounts=accts, account=accts[0] if accts else None,
                                      credentials=creds, credential=creds[0] if creds else None)
 
+    def bedrock_pair(self, session_token=None):
+        """A Bedrock access key pair (as the admin API takes it) the mock knows."""
+        akid, secret = aws_test_key(self.unique("akid"))
+        pair = {"access_key_id": akid, "secret_access_key": secret}
+        if session_token:
+            pair["session_token"] = session_token
+        return pair
+
+    def bedrock_tenant(self, credential=None, accounts=1, **fields):
+        """A tenant whose accounts are Bedrock's (region us-east-1, the mock as
+        endpoint), each with a key pair of its own (t.pairs) unless
+        `credential` is given."""
+        t = self.new_tenant(accounts=0)
+        t.pairs = [credential or self.bedrock_pair() for _ in range(accounts)]
+        for cred in t.pairs:
+            self.create_account([t.group["id"]], type="bedrock", region="us-east-1",
+                                credential=cred, **fields)
+        return self._with_accounts(t)
+
+    def vertex_tenant(self, accounts=1, sa_opts=None, **fields):
+        """A tenant whose accounts are Vertex service accounts of the mock
+        (region us-east5; t.keys: their key files)."""
+        t = self.new_tenant(accounts=0)
+        t.keys = [self.mock.service_account(**(sa_opts or {})) for _ in range(accounts)]
+        for key in t.keys:
+            self.create_account([t.group["id"]], type="vertex", region="us-east5",
+                                credential=key, **fields)
+        return self._with_accounts(t)
+
+    def _with_accounts(self, t):
+        t.accounts = [a for a in self.admin_ok("GET", "/admin/accounts")["data"]
+                      if t.group["id"] in a.get("group_ids", [])]
+        t.account = t.accounts[0]
+        return t
+
     def wait_usage(self, filter=None, count=1, timeout=10):
         """Poll GET /admin/usage until at least `count` rows match; returns the rows."""
         query = urllib.parse.urlencode({k: v for k, v in (filter or {}).items()

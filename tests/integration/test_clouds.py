@@ -5,6 +5,8 @@ service-account JWTs and the tokens they buy, paths and bodies), frames
 Bedrock's stream as AWS event-stream binary, and answers errors in each
 cloud's own shape."""
 import json
+import subprocess
+import sys
 import time
 import urllib.parse
 
@@ -18,54 +20,13 @@ BEDROCK_ID = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 VERTEX_ID = "claude-sonnet-4@20250514"
 
 
-def bedrock_pair(gw, session_token=None):
-    akid, secret = harness.aws_test_key(gw.unique("akid"))
-    pair = {"access_key_id": akid, "secret_access_key": secret}
-    if session_token:
-        pair["session_token"] = session_token
-    return pair
-
-
-def bedrock_tenant(gw, credential=None, accounts=1, **fields):
-    """A tenant whose accounts are Bedrock's, each with its own key pair
-    (t.pairs) unless `credential` is given."""
-    t = gw.new_tenant(accounts=0)
-    t.pairs = []
-    for _ in range(accounts):
-        cred = credential or bedrock_pair(gw)
-        t.pairs.append(cred)
-        gw.create_account([t.group["id"]], type="bedrock", region="us-east-1",
-                          credential=cred, **fields)
-    return refreshed(gw, t)
-
-
-def vertex_tenant(gw, accounts=1, sa_opts=None, **fields):
-    """A tenant whose accounts are Vertex service accounts (t.keys: their key files)."""
-    t = gw.new_tenant(accounts=0)
-    t.keys = []
-    for _ in range(accounts):
-        key = gw.mock.service_account(**(sa_opts or {}))
-        t.keys.append(key)
-        gw.create_account([t.group["id"]], type="vertex", region="us-east5", credential=key,
-                          **fields)
-    return refreshed(gw, t)
-
-
-def refreshed(gw, t):
-    accts = [a for a in gw.admin_ok("GET", "/admin/accounts")["data"]
-             if t.group["id"] in a.get("group_ids", [])]
-    t.accounts = accts
-    t.account = accts[0]
-    return t
-
-
 def upstream_calls(gw):
     return [r for r in gw.mock_requests() if r["path"] != "/google/token"]
 
 
 def test_bedrock_key_pair_answers_signed_and_bills(gateway):
     gw = gateway
-    t = bedrock_tenant(gw)
+    t = gw.bedrock_tenant()
     status, headers, raw = gw.post_messages(
         messages_body(mock={"text": "From Bedrock.", "usage": {"input_tokens": 21,
                                                                "output_tokens": 8}},
@@ -92,7 +53,7 @@ def test_bedrock_key_pair_answers_signed_and_bills(gateway):
 
 def test_bedrock_stream_arrives_as_server_sent_events(gateway):
     gw = gateway
-    t = bedrock_tenant(gw)
+    t = gw.bedrock_tenant()
     res = gw.stream_messages(
         messages_body(mock={"text": "abcdefgh" * 8, "events": 6,
                             "usage": {"input_tokens": 30, "output_tokens": 17}}),
@@ -123,8 +84,8 @@ def test_bedrock_other_credentials(gateway, kind):
     if kind == "api_key":
         credential = harness.bedrock_api_key(gw.unique("k"))
     else:
-        credential = bedrock_pair(gw, session_token="FwoGZXIvYXdzE" + gw.unique("tok"))
-    t = bedrock_tenant(gw, credential=credential)
+        credential = gw.bedrock_pair(session_token="FwoGZXIvYXdzE" + gw.unique("tok"))
+    t = gw.bedrock_tenant(credential=credential)
     status, _, raw = gw.post_messages(messages_body(), key=t.api_key)
     assert status == 200, raw
     [sent] = upstream_calls(gw)
@@ -140,7 +101,7 @@ def test_bedrock_other_credentials(gateway, kind):
 
 def test_bedrock_throttling_rests_the_account_and_fails_over(gateway):
     gw = gateway
-    t = bedrock_tenant(gw, accounts=2)
+    t = gw.bedrock_tenant(accounts=2)
     throttled = t.pairs[0]["access_key_id"]
     for _ in range(2):
         status, _, raw = gw.post_messages(
@@ -162,7 +123,7 @@ def test_bedrock_throttling_rests_the_account_and_fails_over(gateway):
 
 def test_bedrock_unavailable_is_the_anthropic_overload(gateway):
     gw = gateway
-    t = bedrock_tenant(gw)
+    t = gw.bedrock_tenant()
     status, headers, raw = gw.post_messages(
         messages_body(mock={"bedrock_error": "ServiceUnavailableException"}), key=t.api_key)
     # as after Anthropic's own 529: the account rests, the client may retry
@@ -173,7 +134,7 @@ def test_bedrock_unavailable_is_the_anthropic_overload(gateway):
 
 def test_bedrock_validation_error_reaches_the_client_in_anthropic_shape(gateway):
     gw = gateway
-    t = bedrock_tenant(gw)
+    t = gw.bedrock_tenant()
     status, headers, raw = gw.post_messages(messages_body(mock={"status": 400}), key=t.api_key)
     assert status == 400, raw
     assert headers["content-type"].startswith("application/json")
@@ -186,9 +147,9 @@ def test_bedrock_validation_error_reaches_the_client_in_anthropic_shape(gateway)
 
 def test_bedrock_wrong_secret_puts_the_account_in_error(gateway):
     gw = gateway
-    pair = bedrock_pair(gw)
+    pair = gw.bedrock_pair()
     pair["secret_access_key"] = "x" * 40
-    t = bedrock_tenant(gw, credential=pair)
+    t = gw.bedrock_tenant(credential=pair)
     status, _, raw = gw.post_messages(messages_body(), key=t.api_key)
     assert status >= 500 or status == 401, raw
     assert json.loads(raw)["type"] == "error"
@@ -204,7 +165,7 @@ def test_bedrock_stream_fault_ends_with_an_error_event_and_bills_what_came(gatew
         mock["stream_exception"] = {"after": 5, "type": "throttlingException"}
     else:
         mock["corrupt_after"] = 5
-    t = bedrock_tenant(gw)
+    t = gw.bedrock_tenant()
     res = gw.stream_messages(messages_body(mock=mock), key=t.api_key)
     assert res.status == 200
     names = [n for n, _ in res.events]
@@ -221,7 +182,7 @@ def test_bedrock_stream_fault_ends_with_an_error_event_and_bills_what_came(gatew
 
 def test_vertex_service_account_mints_a_token_once_and_answers(gateway):
     gw = gateway
-    t = vertex_tenant(gw)
+    t = gw.vertex_tenant()
     assert t.account["credential"].startswith("service account ")
     assert "PRIVATE KEY" not in json.dumps(t.account)
     for _ in range(2):
@@ -248,7 +209,7 @@ def test_vertex_service_account_mints_a_token_once_and_answers(gateway):
 
 def test_vertex_stream_and_a_token_near_its_end_is_made_again(gateway):
     gw = gateway
-    t = vertex_tenant(gw)
+    t = gw.vertex_tenant()
     res = gw.stream_messages(messages_body(mock={"events": 3}), key=t.api_key)
     assert res.status == 200 and [n for n, _ in res.events][-1] == "message_stop"
     assert res.events[0][1]["message"]["model"] == MODEL
@@ -266,7 +227,7 @@ def test_vertex_stream_and_a_token_near_its_end_is_made_again(gateway):
 
 def test_vertex_quota_answer_rests_the_account_with_anthropic_shape(gateway):
     gw = gateway
-    t = vertex_tenant(gw)
+    t = gw.vertex_tenant()
     status, headers, raw = gw.post_messages(messages_body(mock={"status": 429}), key=t.api_key)
     assert status == 429, raw
     error = json.loads(raw)
@@ -277,7 +238,7 @@ def test_vertex_quota_answer_rests_the_account_with_anthropic_shape(gateway):
 
 def test_count_tokens_goes_to_vertex_and_never_to_bedrock(gateway):
     gw = gateway
-    t = vertex_tenant(gw)
+    t = gw.vertex_tenant()
     status, _, raw = gw.post_messages({"model": MODEL, "messages": [{"role": "user",
                                                                      "content": "hi"}]},
                                       key=t.api_key, path="/v1/messages/count_tokens")
@@ -287,7 +248,7 @@ def test_count_tokens_goes_to_vertex_and_never_to_bedrock(gateway):
     assert sent["path"].endswith("/publishers/anthropic/models/count-tokens:rawPredict")
     assert json.loads(sent["body"])["model"] == VERTEX_ID
     gw.mock_clear()
-    b = bedrock_tenant(gw)
+    b = gw.bedrock_tenant()
     status, _, raw = gw.post_messages({"model": MODEL, "messages": [{"role": "user",
                                                                      "content": "hi"}]},
                                       key=b.api_key, path="/v1/messages/count_tokens")
@@ -297,7 +258,7 @@ def test_count_tokens_goes_to_vertex_and_never_to_bedrock(gateway):
 
 def test_cloud_accounts_in_the_admin_api(gateway):
     gw = gateway
-    t = bedrock_tenant(gw)
+    t = gw.bedrock_tenant()
     shown = gw.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])
     assert shown["type"] == "bedrock" and shown["region"] == "us-east-1"
     assert shown["credential"].startswith("access key AKIA") and "..." in shown["credential"]
@@ -314,7 +275,7 @@ def test_cloud_accounts_in_the_admin_api(gateway):
 
 def test_openai_door_through_a_bedrock_stream(gateway):
     gw = gateway
-    t = bedrock_tenant(gw)
+    t = gw.bedrock_tenant()
     res = gw.stream_messages({"model": MODEL, "stream": True,
                               "messages": [{"role": "user",
                                             "content": 'mock:{"text": "Hi there", "events": 2}'}]},
@@ -357,3 +318,37 @@ def test_sub2apictl_adds_cloud_accounts(gateway, ctl, tmp_path):
     assert status == 200, raw
     paths = [c["path"] for c in upstream_calls(gw)]
     assert paths[0].endswith(":rawPredict") and paths[1].endswith("/invoke"), paths
+
+
+@pytest.mark.parametrize("cloud", ["bedrock", "vertex"])
+def test_claude_code_request_shape_through_each_cloud(gateway, cloud, tmp_path):
+    """A coding client's first turn (system blocks with cache_control, two
+    dozen tools, metadata.user_id as JSON, its betas and session header),
+    streamed, as bench/make_body.py writes it."""
+    gw = gateway
+    subprocess.run([sys.executable, str(harness.HERE.parent.parent / "bench" / "make_body.py"), str(tmp_path)],
+                   check=True, capture_output=True)
+    body = json.loads((tmp_path / "body-stream.json").read_text())
+    headers = {}
+    for line in (tmp_path / "headers-stream.txt").read_text().splitlines():
+        name, _, value = line.partition(": ")
+        if name.lower() not in ("x-api-key", "content-length", "host"):
+            headers[name] = value
+    t = gw.bedrock_tenant() if cloud == "bedrock" else gw.vertex_tenant()
+    res = gw.stream_messages(body, key=t.api_key, headers=headers)
+    assert res.status == 200, res.raw[:300]
+    names = [n for n, _ in res.events]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert res.events[0][1]["message"]["model"] == body["model"]
+    [sent] = upstream_calls(gw)
+    upstream = json.loads(sent["body"])
+    assert upstream["tools"] == body["tools"] and upstream["system"] == body["system"]
+    assert upstream["messages"] == body["messages"]
+    if cloud == "bedrock":
+        assert "metadata" not in upstream
+        assert set(upstream["anthropic_beta"]) == {
+            b.strip() for b in headers["anthropic-beta"].split(",")}
+    else:
+        assert upstream["metadata"]["user_id"] != body["metadata"]["user_id"]
+        assert sent["headers"]["anthropic-beta"] == headers["anthropic-beta"]
+    gw.wait_usage({"key_id": t.key["id"]})

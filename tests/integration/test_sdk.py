@@ -56,6 +56,21 @@ def test_sdk_request(gateway, tenant, sdk, mode):
     assert row["actual_cost_nanousd"] > 0
 
 
+@pytest.mark.parametrize("cloud", ["bedrock", "vertex"])
+@pytest.mark.parametrize("mode", ["plain", "stream"])
+def test_sdk_through_a_cloud_account(gateway, sdk, mode, cloud):
+    """The SDK cannot tell a Vertex or Bedrock account from Anthropic's."""
+    t = gateway.bedrock_tenant() if cloud == "bedrock" else gateway.vertex_tenant()
+    out = sdk(gateway.base_url, t.api_key, mode,
+              prompt='mock:{"text": "Answer from the cloud.", "events": 4}')
+    assert out["ok"], out
+    assert out["model"] == MODEL and out["text"] == "Answer from the cloud."
+    assert out["usage"]["input_tokens"] == 10 and out["usage"]["output_tokens"] == 5
+    row = gateway.wait_usage({"key_id": t.key["id"]})[0]
+    assert row["model"] == MODEL and row["upstream_model"] != MODEL
+    assert row["account_id"] == t.account["id"] and bool(row["stream"]) == (mode == "stream")
+
+
 @pytest.mark.parametrize("mode", ["plain", "stream"])
 def test_sdk_sees_requested_model_when_mapped(gateway, sdk, mode):
     upstream_model = "claude-3-5-haiku-20241022"
