@@ -401,15 +401,25 @@ static int match_key(const char *k, const char *kend, int escaped, const char *c
 
 enum { ST_VALUE, ST_OBJ_FIRST, ST_OBJ_KEY, ST_ARR_FIRST, ST_AFTER_VALUE };
 
+static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                       int nkeys, int nchecked, int once, s2a_json_span *out, const char **err);
+
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err)
 {
-    return s2a_json_scan_object_some(p, buf, len, keys, nkeys, nkeys, out, err);
+    return scan_object(p, buf, len, keys, nkeys, nkeys, 0, out, err);
 }
 
 int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
                               const char *const *keys, int nkeys, int nchecked, s2a_json_span *out,
                               const char **err)
+{
+    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, out, err);
+}
+
+/* `once`: a requested key met twice at the top is refused. */
+static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                       int nkeys, int nchecked, int once, s2a_json_span *out, const char **err)
 {
     scanner sc = {buf, buf + len, NULL, NULL};
     char stack[S2A_JSON_MAX_DEPTH];
@@ -418,6 +428,7 @@ int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
     int open_key = -1; /* requested key whose container value is open at depth 2 */
     const char *open_start = NULL;
     const char *s;
+    unsigned long long seen = 0; /* the requested keys met so far */
     int i;
 
     for (i = 0; i < nkeys; i++) {
@@ -490,8 +501,18 @@ int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
             }
             if (!(kend = scan_string(&sc, k, &escaped)))
                 break;
-            if (depth == 1)
+            if (depth == 1) {
                 cur_key = match_key(k, kend, escaped, keys, nkeys);
+                /* two values of one key: parsers disagree on which counts */
+                if (once && cur_key >= 0 && cur_key < 64 && (seen >> cur_key & 1)) {
+                    *err = p ? apr_psprintf(p, "%s: the key appears twice", keys[cur_key])
+                             : "a key appears twice";
+                    return -2;
+                }
+                if (cur_key >= 0 && cur_key < 64) {
+                    seen |= 1ULL << cur_key;
+                }
+            }
             s = skip_ws(kend + 1, sc.end);
             if (s == sc.end) {
                 fail_truncated(&sc);

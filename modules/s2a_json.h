@@ -46,7 +46,10 @@ typedef struct {
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err);
 
-/* s2a_json_scan_object, but the values of keys[nchecked..nkeys) are only delimited as
+/* s2a_json_scan_object for a client's body: a requested key that appears twice at the top
+ * is refused with -2 and *err naming it (parsers differ on which of its values counts, and
+ * the gateway must read the one the upstream reads); and the values of keys[nchecked..nkeys)
+ * are only delimited as
  * those of keys not asked for are: the caller reads them knowing only that their strings
  * are closed and their brackets balanced (s2a_json_object_get, s2a_json_array_next and
  * s2a_json_array_next_member stay within such a span and give up where it is malformed). */

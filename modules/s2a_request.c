@@ -100,13 +100,17 @@ int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
                                         "system", "max_tokens", "tools"};
     s2a_json_span spans[7];
     s2a_body_fields *f = &out->f;
+    int rc;
 
     memset(out, 0, sizeof(*out));
     out->raw = raw;
     out->len = len;
     /* "tools" (the last) only delimited: the upstream validates it */
-    if (s2a_json_scan_object_some(p, raw, len, names, 7, 6, spans, err) != 0) {
-        *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
+    rc = s2a_json_scan_object_some(p, raw, len, names, 7, 6, spans, err);
+    if (rc != 0) {
+        if (rc == -1) {
+            *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
+        }
         return -1;
     }
     f->model = spans[0];

@@ -55,9 +55,15 @@ static void test_checks(void)
                   "stream: must be a boolean");
     S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":[],\"metadata\":[]}"),
                   "metadata: must be an object");
-    /* the last of a repeated key counts, as a JSON parser upstream reads it */
-    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":[],\"model\":3}"),
-                  "model: a non-empty string is required");
+    /* parsers differ on which of a repeated key's values counts: refused */
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":[],\"model\":\"n\"}"),
+                  "model: the key appears twice");
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"stream\":true,\"messages\":[],\"stream\":false}"),
+                  "stream: the key appears twice");
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"messages\":[],\"m\\u006fdel\":\"n\"}"),
+                  "model: the key appears twice");
+    /* a key the gateway does not read may repeat: the upstream judges it */
+    S2A_CHECK(refusal("{\"model\":\"m\",\"messages\":[],\"x\":1,\"x\":2}") == NULL);
 }
 
 /* The body `raw` for account 9 of user 4, sent `upstream`. */
