@@ -1,9 +1,8 @@
 /* Amazon Bedrock's streamed answer as an Anthropic event stream: see
  * s2a_eventstream.h. */
-#include <pthread.h>
 #include <string.h>
+#include <zlib.h>
 
-#include <apr_base64.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 
@@ -15,29 +14,10 @@
 /* prelude (12) and the message's CRC (4) */
 #define FRAME_OVERHEAD 16
 
-static apr_uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-    apr_uint32_t i, k, c;
-    for (i = 0; i < 256; i++) {
-        for (c = i, k = 0; k < 8; k++) {
-            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        }
-        crc_table[i] = c;
-    }
-}
-
 apr_uint32_t s2a_crc32(apr_uint32_t crc, const void *data, apr_size_t n)
 {
-    const unsigned char *s = data;
-    pthread_once(&crc_once, crc_init);
-    crc = ~crc;
-    while (n--) {
-        crc = crc_table[(crc ^ *s++) & 0xff] ^ (crc >> 8);
-    }
-    return ~crc;
+    /* zlib's, many bytes a step: every byte of the answer passes here */
+    return (apr_uint32_t)crc32_z(crc, data, n);
 }
 
 struct s2a_eventstream {
@@ -141,35 +121,125 @@ static int read_headers(const unsigned char *h, apr_size_t n, headers_read *out)
     return 0;
 }
 
+/* Base64 s[0..n) (standard alphabet, '=' padding optional) decoded into
+ * out (room for n / 4 * 3 + 2 bytes); the decoded length, or -1 when it is
+ * not base64. */
+static apr_ssize_t base64_decode(const char *s, apr_size_t n, unsigned char *out)
+{
+    static const signed char value[256] = {
+        ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,
+        ['H'] = 8,  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14,
+        ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21,
+        ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28,
+        ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35,
+        ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+        ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49,
+        ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+        ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63,
+        ['/'] = 64}; /* the digit's value + 1; 0: not a digit */
+    const unsigned char *u = (const unsigned char *)s;
+    apr_uint32_t v = 0;
+    apr_size_t i, o = 0, digits;
+    if (n % 4 == 0 && n && u[n - 1] == '=') {
+        n -= n > 1 && u[n - 2] == '=' ? 2 : 1;
+    }
+    if (n % 4 == 1) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        int d = value[u[i]];
+        if (!d) {
+            return -1;
+        }
+        v = v << 6 | (apr_uint32_t)(d - 1);
+        if (i % 4 == 3) {
+            out[o++] = (unsigned char)(v >> 16);
+            out[o++] = (unsigned char)(v >> 8);
+            out[o++] = (unsigned char)v;
+        }
+    }
+    digits = n % 4; /* the last group: 2 digits give a byte, 3 two */
+    if (digits) {
+        v <<= 6 * (4 - digits);
+        out[o++] = (unsigned char)(v >> 16);
+        if (digits == 3) {
+            out[o++] = (unsigned char)(v >> 8);
+        }
+    }
+    return (apr_ssize_t)o;
+}
+
+/* The base64 of a chunk's payload: {"bytes":"...", ...} as Bedrock writes
+ * it, found at once; any other spelling of the object through the JSON
+ * reader. NULL when there is none. */
+static const char *chunk_bytes(s2a_eventstream *es, const char *payload, apr_size_t n,
+                               apr_size_t *len)
+{
+    static const char prefix[] = "{\"bytes\":\"";
+    static const char *const bytes_key[] = {"bytes"};
+    s2a_json_span bytes;
+    const char *end, *err;
+    if (n > sizeof(prefix) - 1 && memcmp(payload, prefix, sizeof(prefix) - 1) == 0 &&
+        (end = memchr(payload + sizeof(prefix) - 1, '"', n - (sizeof(prefix) - 1))) != NULL &&
+        end + 1 < payload + n && (end[1] == ',' || end[1] == '}') &&
+        !memchr(payload + sizeof(prefix) - 1, '\\',
+                (apr_size_t)(end - payload) - (sizeof(prefix) - 1))) {
+        *len = (apr_size_t)(end - payload) - (sizeof(prefix) - 1);
+        return payload + sizeof(prefix) - 1;
+    }
+    if (s2a_json_scan_object(es->scratch, payload, n, bytes_key, 1, &bytes, &err) != 0 ||
+        bytes.type != S2A_JSON_STRING || !(end = s2a_json_string_dup(es->scratch, &bytes))) {
+        return NULL;
+    }
+    *len = strlen(end);
+    return end;
+}
+
+/* The event type an Anthropic event's JSON names: {"type":"name", ...} at
+ * once, else through the JSON reader. 0 with its span (quotes included),
+ * or -1. */
+static int event_type(s2a_eventstream *es, const char *json, apr_size_t len, s2a_json_span *type)
+{
+    static const char prefix[] = "{\"type\":\"";
+    static const char *const type_key[] = {"type"};
+    const char *end, *err;
+    if (len > sizeof(prefix) - 1 && memcmp(json, prefix, sizeof(prefix) - 1) == 0 &&
+        (end = memchr(json + sizeof(prefix) - 1, '"', len - (sizeof(prefix) - 1))) != NULL) {
+        type->type = S2A_JSON_STRING;
+        type->p = json + sizeof(prefix) - 2;
+        type->len = (apr_size_t)(end + 1 - type->p);
+        return 0;
+    }
+    return s2a_json_scan_object(es->scratch, json, len, type_key, 1, type, &err) == 0 &&
+                   type->type == S2A_JSON_STRING
+               ? 0
+               : -1;
+}
+
 /* A chunk's payload {"bytes":"<base64>"} as the SSE record of the
  * Anthropic event it carries; 0, or -1 with *why. */
 static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, s2a_buf *out,
                         const char **why)
 {
-    static const char *const bytes_key[] = {"bytes"}, *const type_key[] = {"type"};
-    s2a_json_span bytes, type;
-    const char *err, *b64;
+    s2a_json_span type;
+    const char *b64;
     char *json;
-    apr_size_t len, i;
-    int decoded;
+    apr_size_t b64_len, len, i;
+    apr_ssize_t decoded;
 
-    if (s2a_json_scan_object(es->scratch, payload, n, bytes_key, 1, &bytes, &err) != 0 ||
-        bytes.type != S2A_JSON_STRING || !(b64 = s2a_json_string_dup(es->scratch, &bytes))) {
+    if (!(b64 = chunk_bytes(es, payload, n, &b64_len))) {
         *why = "a chunk without its bytes";
         return -1;
     }
-    for (i = 0; b64[i]; i++) {
-        if (!apr_isalnum(b64[i]) && b64[i] != '+' && b64[i] != '/' && b64[i] != '=') {
-            *why = "a chunk's bytes are not base64";
-            return -1;
-        }
+    json = apr_palloc(es->scratch, b64_len / 4 * 3 + 3);
+    if ((decoded = base64_decode(b64, b64_len, (unsigned char *)json)) < 0) {
+        *why = "a chunk's bytes are not base64";
+        return -1;
     }
-    json = apr_palloc(es->scratch, (apr_size_t)apr_base64_decode_len(b64) + 1);
-    decoded = apr_base64_decode(json, b64);
-    len = decoded > 0 ? (apr_size_t)decoded : 0;
+    len = (apr_size_t)decoded;
     json[len] = '\0';
-    if (s2a_json_scan_object(es->scratch, json, len, type_key, 1, &type, &err) != 0 ||
-        type.type != S2A_JSON_STRING || type.len < 3 || !s2a_openai_control_free(json, len)) {
+    if (event_type(es, json, len, &type) != 0 || type.len < 3 ||
+        !s2a_openai_control_free(json, len)) {
         *why = "a chunk is not an Anthropic event";
         return -1;
     }
@@ -183,10 +253,10 @@ static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, 
     s2a_buf_append(out, type.p + 1, type.len - 2);
     S2A_PUT(out, "\ndata: ");
     /* one line: a JSON line break inside would end the record */
-    for (i = 0; i < len; i++) {
-        if (json[i] != '\n' && json[i] != '\r') {
-            s2a_buf_append(out, json + i, 1);
-        }
+    for (i = 0; i < len;) {
+        apr_size_t run = strcspn(json + i, "\r\n");
+        s2a_buf_append(out, json + i, run);
+        i += run + 1;
     }
     S2A_PUT(out, "\n\n");
     return 0;

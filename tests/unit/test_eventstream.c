@@ -215,6 +215,61 @@ static void test_broken(void)
     }
 }
 
+/* A chunk whose payload is `payload` (its bytes written by the caller). */
+static const char *payload_read(const char *payload, int *rc)
+{
+    s2a_buf h, s;
+    s2a_buf_init(&h, pool, 64);
+    s2a_buf_init(&s, pool, 256);
+    header(&h, ":event-type", "chunk");
+    header(&h, ":message-type", "event");
+    frame(&s, &h, payload);
+    return read_all(s.data, s.len, 0, rc);
+}
+
+/* The payload's other spellings: keys in another order, spaces, an
+ * escaped '/', base64 without its padding; and what is not base64. Only
+ * the bytes are read: what follows them in the payload is not judged. */
+static void test_payloads(void)
+{
+    /* {"type":"ping"} and {"type":"message_stop"} */
+    static const char ping_sse[] = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
+    static const char *const same[] = {
+        "{\"bytes\":\"eyJ0eXBlIjoicGluZyJ9\",\"p\":\"ab\"}",
+        "{\"p\":\"ab\",\"bytes\":\"eyJ0eXBlIjoicGluZyJ9\"}",
+        "{ \"bytes\" : \"eyJ0eXBlIjoicGluZyJ9\" }",
+        "{\"bytes\":\"eyJ0eXBlIjoicGluZyJ9\"}",
+    };
+    static const char *const refused[] = {
+        "{\"bytes\":\"eyJ0eXBlIjoicGluZyJ9*\"}",            /* not a base64 digit */
+        "{\"bytes\":\"eyJ0eXBlIjoicGluZyJ9e\"}",            /* one digit over */
+        "{\"bytes\":\"=eyJ0eXBlIjoicGluZyJ9\"}",            /* padding first */
+        "{\"bytes\":\"e30=\"}",                             /* {}: no type */
+        "{\"bytes\":\"eyJ0eXBlIjoiUElORyJ9\"}",             /* {"type":"PING"} */
+        "{\"bytes\":\"eyJ0eXBlIjoicGluZyIsIngiOiIBIn0=\"}", /* a control character */
+        "{\"bites\":\"eyJ0eXBlIjoicGluZyJ9\"}",
+        "[]",
+        "",
+    };
+    size_t i;
+    int rc;
+    for (i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        S2A_CHECK_STR(payload_read(same[i], &rc), ping_sse);
+        S2A_CHECK_INT(rc, 0);
+    }
+    /* "\/" is a '/' in JSON; padding may be left out */
+    S2A_CHECK_STR(
+        payload_read("{\"bytes\":\"eyJ0eXBlIjoibWVzc2FnZV9zdG9wIiwieCI6Ij8\\/In0=\"}", &rc),
+        "event: message_stop\ndata: {\"type\":\"message_stop\",\"x\":\"?\?\"}\n\n");
+    S2A_CHECK_STR(payload_read("{\"bytes\":\"eyJ0eXBlIjoibWVzc2FnZV9zdG9wIn0\"}", &rc),
+                  "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        const char *out = payload_read(refused[i], &rc);
+        S2A_CHECK_INT(rc, -1);
+        S2A_CHECK(strstr(out, "event: error") != NULL);
+    }
+}
+
 int main(void)
 {
     apr_initialize();
@@ -223,6 +278,7 @@ int main(void)
     test_stream();
     test_exception();
     test_broken();
+    test_payloads();
     apr_pool_destroy(pool);
     apr_terminate();
     return S2A_TEST_SUMMARY("eventstream");
