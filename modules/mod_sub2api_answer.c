@@ -108,8 +108,8 @@ static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
         ap_set_content_type(r, "application/json");
         apr_table_unset(r->headers_out, "Content-Length");
     }
-    if (a->answer.mode == S2A_ANSWER_JSON || a->answer.door) {
-        /* recomputed when the held or translated answer goes out with its end */
+    if (a->answer.mode == S2A_ANSWER_JSON || a->answer.door || a->answer.eventstream) {
+        /* recomputed when the held, translated or decoded answer goes out with its end */
         apr_table_unset(r->headers_out, "Content-Length");
     }
     server_timing(r, q);

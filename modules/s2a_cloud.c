@@ -1,4 +1,5 @@
 /* Claude through a cloud: see s2a_cloud.h. */
+#include <pthread.h>
 #include <string.h>
 
 #include <apr_lib.h>
@@ -313,6 +314,16 @@ void s2a_cloud_error_read(apr_pool_t *p, s2a_cloud cloud, int status, const char
     }
 }
 
+/* SHA-256 fetched once: OpenSSL 3 looks an implicit EVP_sha256() up again,
+ * under a lock, on every use. */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 const char *s2a_bedrock_sign(apr_pool_t *p, const s2a_aws_key *key, const char *region,
                              const char *host, const char *path, const char *query,
                              const char *content_type, const apr_array_header_t *pieces,
@@ -323,7 +334,9 @@ const char *s2a_bedrock_sign(apr_pool_t *p, const s2a_aws_key *key, const char *
     char *date = apr_palloc(p, S2A_SIGV4_DATE_LEN + 1);
     s2a_sigv4_header headers[3];
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int i, ok = md && host && *host && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    int i, ok;
+    pthread_once(&sha256_once, fetch_sha256);
+    ok = md && sha256 && host && *host && EVP_DigestInit_ex(md, sha256, NULL);
     /* OpenSSL's SHA-256: the body may be large, and it runs on every request */
     for (i = 0; ok && i < pieces->nelts; i++) {
         const s2a_piece *pc = &APR_ARRAY_IDX(pieces, i, s2a_piece);
