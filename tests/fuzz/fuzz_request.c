@@ -197,6 +197,87 @@ static void check_sent(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e
     }
 }
 
+/* Whether a member is one a cloud's body loses or gains. */
+static int cloud_member(const char *key, int bedrock)
+{
+    return strcmp(key, "model") == 0 || strcmp(key, "anthropic_version") == 0 ||
+           (bedrock ? strcmp(key, "stream") == 0 || strcmp(key, "metadata") == 0 ||
+                          strcmp(key, "anthropic_beta") == 0
+                    : strcmp(key, "metadata") == 0);
+}
+
+/* A cloud's body: JSON whatever the client's spelling, without the members
+ * the cloud refuses, anthropic_version first, everything else as sent. */
+static void check_cloud(apr_pool_t *p, const s2a_body *b, int bedrock, json_object *in_plain,
+                        json_object *in_strict)
+{
+    apr_array_header_t *pieces;
+    s2a_body_edits e;
+    size_t total = 0;
+    char *joined, *o;
+    int renamed = 0, i;
+    json_object *out, *v;
+
+    memset(&e, 0, sizeof(e));
+    e.upstream_model = "us.anthropic.m-v1:0";
+    e.secret = secret;
+    e.user_id = 7;
+    e.account_id = 9;
+    e.drop_model = 1;
+    e.anthropic_version = bedrock ? "bedrock-2023-05-31" : "vertex-2023-10-16";
+    if (bedrock) {
+        e.drop_stream = e.drop_metadata = 1;
+        e.betas = "a-1, b-2";
+    } else {
+        e.add_metadata = 1;
+    }
+    pieces = s2a_body_for_account(p, b, &e, &renamed);
+    FUZZ_CHECK(renamed == 1);
+    for (i = 0; i < pieces->nelts; i++) {
+        total += APR_ARRAY_IDX(pieces, i, s2a_piece).len;
+    }
+    o = joined = apr_palloc(p, total + 1);
+    for (i = 0; i < pieces->nelts; i++) {
+        const s2a_piece *c = &APR_ARRAY_IDX(pieces, i, s2a_piece);
+        memcpy(o, c->p, c->len);
+        o += c->len;
+    }
+    FUZZ_CHECK(total > 21 && memcmp(joined, "{\"anthropic_version\":\"", 22) == 0);
+    for (i = 0; i < 2; i++) {
+        json_object *in = i ? in_strict : in_plain;
+        if (!in) {
+            continue;
+        }
+        out = parse(joined, total, i);
+        FUZZ_CHECK(out != NULL);
+        FUZZ_CHECK(!json_object_object_get_ex(out, "model", NULL));
+        FUZZ_CHECK(json_object_object_get_ex(out, "anthropic_version", &v) &&
+                   strcmp(json_object_get_string(v), e.anthropic_version) == 0);
+        if (bedrock) {
+            FUZZ_CHECK(!json_object_object_get_ex(out, "stream", NULL) &&
+                       !json_object_object_get_ex(out, "metadata", NULL));
+            FUZZ_CHECK(json_object_object_get_ex(out, "anthropic_beta", &v) &&
+                       json_object_array_length(v) == 2);
+        } else {
+            FUZZ_CHECK(json_object_object_get_ex(out, "metadata", &v) &&
+                       json_object_object_get_ex(v, "user_id", NULL));
+        }
+        json_object_object_foreach(in, key, value)
+        {
+            json_object *w;
+            if (!cloud_member(key, bedrock)) {
+                FUZZ_CHECK(json_object_object_get_ex(out, key, &w) && same(value, w));
+            }
+        }
+        json_object_object_foreach(out, okey, ovalue)
+        {
+            (void)ovalue;
+            FUZZ_CHECK(json_object_object_get_ex(in, okey, NULL) || cloud_member(okey, bedrock));
+        }
+        json_object_put(out);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
@@ -224,12 +305,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < 4; i++) {
         /* another model (one that needs escapes too), the same one; with and
          * without metadata added */
-        s2a_body_edits e = {i == 2   ? "m\"\\\x01\xff"
-                            : i == 3 ? b.model
-                                     : "claude-upstream-x",
-                            secret, 7, 9, i % 2 == 0};
+        s2a_body_edits e;
+        memset(&e, 0, sizeof(e));
+        e.upstream_model = i == 2 ? "m\"\\\x01\xff" : i == 3 ? b.model : "claude-upstream-x";
+        e.secret = secret;
+        e.user_id = 7;
+        e.account_id = 9;
+        e.add_metadata = i % 2 == 0;
         check_sent(p, &b, &e, plain, strict);
     }
+    check_cloud(p, &b, 1, plain, strict);
+    check_cloud(p, &b, 0, plain, strict);
     json_object_put(plain);
     json_object_put(strict);
     apr_pool_destroy(p);
