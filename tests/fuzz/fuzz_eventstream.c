@@ -17,47 +17,21 @@
 
 #include "fuzz.h"
 #include "s2a_eventstream.h"
+#include "../unit/s2a_test_frames.h"
 
-static void put32(s2a_buf *b, apr_uint32_t v)
+/* A chunk frame carrying json[0..n), NUL bytes and all. */
+static void chunk_of(apr_pool_t *p, s2a_buf *out, const char *json, apr_size_t n)
 {
-    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    s2a_buf_append(b, (const char *)x, 4);
-}
-
-static void header(s2a_buf *h, const char *name, const char *value)
-{
-    unsigned char n = (unsigned char)strlen(name), t = 7;
-    unsigned char len[2] = {(unsigned char)(strlen(value) >> 8), (unsigned char)strlen(value)};
-    s2a_buf_append(h, (const char *)&n, 1);
-    s2a_buf_append(h, name, n);
-    s2a_buf_append(h, (const char *)&t, 1);
-    s2a_buf_append(h, (const char *)len, 2);
-    s2a_buf_append(h, value, strlen(value));
-}
-
-/* A chunk frame carrying json[0..n). */
-static void chunk(apr_pool_t *p, s2a_buf *out, const char *json, apr_size_t n)
-{
-    s2a_buf h, m;
+    s2a_buf h;
     char *b64 = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)n));
     const char *payload;
-    apr_uint32_t total;
 
     apr_base64_encode(b64, json, (int)n);
     payload = apr_pstrcat(p, "{\"bytes\":\"", b64, "\"}", NULL);
     s2a_buf_init(&h, p, 64);
     header(&h, ":event-type", "chunk");
     header(&h, ":message-type", "event");
-    total = (apr_uint32_t)(16 + h.len + strlen(payload));
-    s2a_buf_init(&m, p, total);
-    put32(&m, total);
-    put32(&m, (apr_uint32_t)h.len);
-    put32(&m, s2a_crc32(0, m.data, 8));
-    s2a_buf_append(&m, h.data, h.len);
-    s2a_buf_append(&m, payload, strlen(payload));
-    put32(&m, s2a_crc32(0, m.data, m.len));
-    s2a_buf_append(out, m.data, m.len);
+    frame(p, out, &h, payload);
 }
 
 /* What the reader writes for s[0..n) fed in pieces of `step` (0: whole). */
@@ -149,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (at < n) {
         const uint8_t *nul = memchr(rest + at, 0, n - at);
         size_t len = nul ? (size_t)(nul - (rest + at)) : n - at;
-        chunk(p, &s, (const char *)rest + at, len);
+        chunk_of(p, &s, (const char *)rest + at, len);
         chunks++;
         at += len + 1;
     }

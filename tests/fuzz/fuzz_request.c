@@ -117,13 +117,26 @@ static const char *client_user_id(apr_pool_t *p, const s2a_body *b, s2a_json_spa
     return NULL;
 }
 
+/* The pieces, `total` bytes in all, as one buffer. */
+static char *joined_pieces(apr_pool_t *p, const apr_array_header_t *pieces, size_t total)
+{
+    char *joined = apr_palloc(p, total + 1), *o = joined;
+    int i;
+    for (i = 0; i < pieces->nelts; i++) {
+        const s2a_piece *c = &APR_ARRAY_IDX(pieces, i, s2a_piece);
+        memcpy(o, c->p, c->len);
+        o += c->len;
+    }
+    return joined;
+}
+
 static void check_sent(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
                        json_object *in_plain, json_object *in_strict)
 {
     apr_array_header_t *pieces;
     s2a_json_span uid;
     const char *original = client_user_id(p, b, &uid), *at = b->raw, *quoted;
-    char *joined, *o;
+    char *joined;
     size_t total = 0;
     int renamed = -1, i, edited_model = 0, edited_uid = 0, meta;
     json_object *out, *v, *m;
@@ -157,12 +170,7 @@ static void check_sent(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e
     FUZZ_CHECK(at == b->raw + b->len);
     FUZZ_CHECK(edited_model == renamed && edited_uid <= 1);
     FUZZ_CHECK(edited_uid == (meta && uid.type != S2A_JSON_NONE));
-    o = joined = apr_palloc(p, total + 1);
-    for (i = 0; i < pieces->nelts; i++) {
-        const s2a_piece *c = &APR_ARRAY_IDX(pieces, i, s2a_piece);
-        memcpy(o, c->p, c->len);
-        o += c->len;
-    }
+    joined = joined_pieces(p, pieces, total);
     for (i = 0; i < 2; i++) {
         json_object *in = i ? in_strict : in_plain;
         if (!in) {
@@ -214,7 +222,7 @@ static void check_cloud(apr_pool_t *p, const s2a_body *b, int bedrock, json_obje
     apr_array_header_t *pieces;
     s2a_body_edits e;
     size_t total = 0;
-    char *joined, *o;
+    char *joined;
     int renamed = 0, i;
     json_object *out, *v;
 
@@ -236,12 +244,7 @@ static void check_cloud(apr_pool_t *p, const s2a_body *b, int bedrock, json_obje
     for (i = 0; i < pieces->nelts; i++) {
         total += APR_ARRAY_IDX(pieces, i, s2a_piece).len;
     }
-    o = joined = apr_palloc(p, total + 1);
-    for (i = 0; i < pieces->nelts; i++) {
-        const s2a_piece *c = &APR_ARRAY_IDX(pieces, i, s2a_piece);
-        memcpy(o, c->p, c->len);
-        o += c->len;
-    }
+    joined = joined_pieces(p, pieces, total);
     FUZZ_CHECK(total > 21 && memcmp(joined, "{\"anthropic_version\":\"", 22) == 0);
     for (i = 0; i < 2; i++) {
         json_object *in = i ? in_strict : in_plain;

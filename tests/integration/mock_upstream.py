@@ -814,6 +814,19 @@ class Handler(BaseHTTPRequestHandler):
         headers.update(extra or {})
         return headers
 
+    def read_payload(self, body, headers):
+        """The request's JSON object and its mock options; (None, None) once a
+        400 in Anthropic's shape went out for a body that is neither."""
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("body must be a JSON object")
+            return payload, parse_options(payload)
+        except ValueError as exc:
+            self.send_error_body(400, "invalid_request_error", "Invalid request body: %s" % exc,
+                                 headers)
+            return None, None
+
     def send_error_body(self, status, error_type, message, headers):
         request_id = headers.get("request-id") or new_id("req_")
         body = {
@@ -1086,14 +1099,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_body(400, "invalid_request_error",
                                  "anthropic-version: header is required", base_headers)
             return
-        try:
-            payload = json.loads(body)
-            if not isinstance(payload, dict):
-                raise ValueError("body must be a JSON object")
-            opts = parse_options(payload)
-        except ValueError as exc:
-            self.send_error_body(400, "invalid_request_error", "Invalid request body: %s" % exc,
-                                 base_headers)
+        payload, opts = self.read_payload(body, base_headers)
+        if payload is None:
             return
         model = payload.get("model")
         if not isinstance(model, str) or not isinstance(payload.get("messages"), list):
@@ -1252,14 +1259,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.vertex_token_refused(project, location, model, streamed):
             return
-        try:
-            payload = json.loads(body)
-            if not isinstance(payload, dict):
-                raise ValueError("body must be a JSON object")
-            opts = parse_options(payload)
-        except ValueError as exc:
-            self.send_error_body(400, "invalid_request_error", "Invalid request body: %s" % exc,
-                                 {})
+        payload, opts = self.read_payload(body, {})
+        if payload is None:
             return
         counting = model == "count-tokens"
         problem = vertex_body_fault(payload, counting, streamed)

@@ -132,7 +132,7 @@ static s2a_buf bedrock_stream(void)
     s2a_buf_init(&s, pool, 1024);
     while ((at = strstr(at, "data: ")) != NULL) {
         const char *end = strstr(at, "\n\n");
-        chunk(&s, apr_pstrmemdup(pool, at + 6, (apr_size_t)(end - at - 6)));
+        chunk(pool, &s, apr_pstrmemdup(pool, at + 6, (apr_size_t)(end - at - 6)));
         at = end;
     }
     return s;

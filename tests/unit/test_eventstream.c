@@ -33,7 +33,7 @@ static s2a_buf stream_of_events(void)
     size_t i;
     s2a_buf_init(&s, pool, 4096);
     for (i = 0; i < NEVENTS; i++) {
-        chunk(&s, events[i]);
+        chunk(pool, &s, events[i]);
     }
     return s;
 }
@@ -99,8 +99,8 @@ static void test_stream(void)
         s2a_buf_init(&t, pool, 256);
         header(&h, ":event-type", "metadata");
         header(&h, ":message-type", "event");
-        frame(&t, &h, "{}");
-        chunk(&t, events[0]);
+        frame(pool, &t, &h, "{}");
+        chunk(pool, &t, events[0]);
         S2A_CHECK(strncmp(read_all(t.data, t.len, 0, &rc), "event: message_start\ndata: ", 27) ==
                   0);
         S2A_CHECK_INT(rc, 0);
@@ -115,13 +115,13 @@ static void test_exception(void)
     int rc;
 
     s.len = 0;
-    chunk(&s, events[0]);
+    chunk(pool, &s, events[0]);
     s2a_buf_init(&h, pool, 64);
     header(&h, ":exception-type", "throttlingException");
     header(&h, ":content-type", "application/json");
     header(&h, ":message-type", "exception");
-    frame(&s, &h, "{\"message\":\"Too many tokens, please wait\"}");
-    chunk(&s, events[1]); /* after the end: ignored */
+    frame(pool, &s, &h, "{\"message\":\"Too many tokens, please wait\"}");
+    chunk(pool, &s, events[1]); /* after the end: ignored */
     got = read_all(s.data, s.len, 0, &rc);
     S2A_CHECK_INT(rc, -1);
     S2A_CHECK(strstr(got,
@@ -201,15 +201,15 @@ static void test_broken(void)
         header(&h, ":event-type", "chunk");
         header(&h, ":message-type", "event");
         s2a_buf_init(&t, pool, 256);
-        frame(&t, &h, "{\"bytes\":\"!!!!\"}");
+        frame(pool, &t, &h, "{\"bytes\":\"!!!!\"}");
         got = read_all(t.data, t.len, 0, &rc);
         S2A_CHECK(rc == -1 && strstr(got, "not base64"));
         t.len = 0;
-        frame(&t, &h, "{\"bytes\":\"eyJhIjoxfQ==\"}"); /* {"a":1} */
+        frame(pool, &t, &h, "{\"bytes\":\"eyJhIjoxfQ==\"}"); /* {"a":1} */
         got = read_all(t.data, t.len, 0, &rc);
         S2A_CHECK(rc == -1 && strstr(got, "not an Anthropic event"));
         t.len = 0;
-        frame(&t, &h, "[1]");
+        frame(pool, &t, &h, "[1]");
         got = read_all(t.data, t.len, 0, &rc);
         S2A_CHECK(rc == -1 && strstr(got, "without its bytes"));
     }
@@ -223,7 +223,7 @@ static const char *payload_read(const char *payload, int *rc)
     s2a_buf_init(&s, pool, 256);
     header(&h, ":event-type", "chunk");
     header(&h, ":message-type", "event");
-    frame(&s, &h, payload);
+    frame(pool, &s, &h, payload);
     return read_all(s.data, s.len, 0, rc);
 }
 
