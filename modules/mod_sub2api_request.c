@@ -604,7 +604,9 @@ static int read_request(request_rec *r, s2a_request *q, apr_off_t max_body)
         q->body.raw = body.data; /* read: the connection may stay */
         return s2a_fail_at(r, refusal.status, refusal.message, refusal.param);
     }
-    if (s2a_body_read(r->pool, messages, messages_len, &q->body, &err) != 0) {
+    if ((q->door.kind == S2A_DOOR_MESSAGES
+             ? s2a_body_read(r->pool, messages, messages_len, &q->body, &err)
+             : s2a_body_read_built(r->pool, messages, messages_len, &q->body, &err)) != 0) {
         return s2a_fail(r, HTTP_BAD_REQUEST, err);
     }
     if (!s2a_key_model_allowed(&q->key, q->body.model)) {

@@ -94,7 +94,10 @@ static int server_tools_of(apr_pool_t *p, const s2a_json_span *tools)
     return found;
 }
 
-int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err)
+/* The body's fields; the values of the first `checked` of them checked
+ * (the rest only delimited). */
+static int read_fields(apr_pool_t *p, const char *raw, apr_size_t len, int checked, s2a_body *out,
+                       const char **err)
 {
     static const char *const names[] = {"model",  "messages",   "stream", "metadata",
                                         "system", "max_tokens", "tools"};
@@ -105,8 +108,7 @@ int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
     memset(out, 0, sizeof(*out));
     out->raw = raw;
     out->len = len;
-    /* "tools" (the last) only delimited: the upstream validates it */
-    rc = s2a_json_scan_object_some(p, raw, len, names, 7, 6, spans, err);
+    rc = s2a_json_scan_object_some(p, raw, len, names, 7, checked, spans, err);
     if (rc != 0) {
         if (rc == -1) {
             *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
@@ -141,6 +143,19 @@ int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
     out->stream = f->stream.type == S2A_JSON_TRUE;
     out->server_tools = server_tools_of(p, &f->tools);
     return 0;
+}
+
+int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err)
+{
+    /* "tools" (the last) only delimited: the upstream validates it */
+    return read_fields(p, raw, len, 6, out, err);
+}
+
+int s2a_body_read_built(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
+                        const char **err)
+{
+    /* the door checked what it was given, and writes JSON */
+    return read_fields(p, raw, len, 1, out, err);
 }
 
 int s2a_body_tools_refused(apr_pool_t *p, const s2a_body *b, const s2a_price *price,

@@ -72,6 +72,13 @@ typedef struct {
  * (from p). */
 int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err);
 
+/* s2a_body_read of a body the gateway wrote itself (an OpenAI door's
+ * Messages body, from a request the door checked whole): the fields are
+ * found and their kinds checked, but the values after `model` are only
+ * delimited, not read through again. */
+int s2a_body_read_built(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
+                        const char **err);
+
 /* Why the request may not use the server tools it lists: 0 when it may;
  * else the status (403: its group refuses server tools; 400: one has no price
  * at `price`, the prices of the model the account is sent) with *message. */

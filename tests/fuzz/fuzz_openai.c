@@ -13,11 +13,23 @@
 #include <json-c/json.h>
 
 #include "fuzz.h"
+#include "s2a_request.h"
 #include "s2a_openai_chat.h"
 #include "s2a_openai_responses.h"
 
 /* Streams fed byte by byte up to this size (each byte is a feed). */
 #define BYTEWISE_MAX 2048
+
+/* The door's Messages body reads the same checked and unchecked. */
+static int built_reads(apr_pool_t *p, const char *body, size_t n)
+{
+    s2a_body checked, built;
+    const char *err = NULL;
+    return s2a_body_read(p, body, n, &checked, &err) == 0 &&
+           s2a_body_read_built(p, body, n, &built, &err) == 0 &&
+           strcmp(checked.model, built.model) == 0 && checked.stream == built.stream &&
+           checked.f.messages.len == built.f.messages.len;
+}
 
 static json_object *parse(const char *text, size_t n)
 {
@@ -66,6 +78,8 @@ static void chat_request(apr_pool_t *p, const uint8_t *body, size_t n)
     FUZZ_CHECK(!req.include_usage || req.stream);
     o = parse(req.body, req.len);
     FUZZ_CHECK(o != NULL);
+    /* what the request path reads unchecked (s2a_body_read_built) passes every check */
+    FUZZ_CHECK(built_reads(p, req.body, req.len));
     FUZZ_CHECK(json_object_array_length(json_object_object_get(o, "messages")) > 0);
     json_object_put(o);
 }
@@ -84,7 +98,7 @@ static void responses_request(apr_pool_t *p, const uint8_t *body, size_t n)
     }
     FUZZ_CHECK(req.body && strlen(req.body) == req.len && req.model && *req.model);
     FUZZ_CHECK(req.max_tokens >= 1 && req.thinking >= 0 && req.tools >= req.custom->nelts);
-    FUZZ_CHECK(is_json(req.body, req.len));
+    FUZZ_CHECK(is_json(req.body, req.len) && built_reads(p, req.body, req.len));
     echo = apr_pstrcat(p, "{", req.echo, "}", NULL);
     FUZZ_CHECK(is_json(echo, strlen(echo)));
 }
