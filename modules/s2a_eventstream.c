@@ -146,19 +146,27 @@ static apr_ssize_t base64_decode(const char *s, apr_size_t n, unsigned char *out
     if (n % 4 == 1) {
         return -1;
     }
-    for (i = 0; i < n; i++) {
+    /* four digits, three bytes a step */
+    for (i = 0; i + 4 <= n; i += 4) {
+        int a = value[u[i]], b = value[u[i + 1]], c = value[u[i + 2]], d = value[u[i + 3]];
+        if (!a || !b || !c || !d) {
+            return -1;
+        }
+        v = (apr_uint32_t)(a - 1) << 18 | (apr_uint32_t)(b - 1) << 12 | (apr_uint32_t)(c - 1) << 6 |
+            (apr_uint32_t)(d - 1);
+        out[o] = (unsigned char)(v >> 16);
+        out[o + 1] = (unsigned char)(v >> 8);
+        out[o + 2] = (unsigned char)v;
+        o += 3;
+    }
+    digits = n - i; /* the last group: 2 digits give a byte, 3 two */
+    for (v = 0; i < n; i++) {
         int d = value[u[i]];
         if (!d) {
             return -1;
         }
         v = v << 6 | (apr_uint32_t)(d - 1);
-        if (i % 4 == 3) {
-            out[o++] = (unsigned char)(v >> 16);
-            out[o++] = (unsigned char)(v >> 8);
-            out[o++] = (unsigned char)v;
-        }
     }
-    digits = n % 4; /* the last group: 2 digits give a byte, 3 two */
     if (digits) {
         v <<= 6 * (4 - digits);
         out[o++] = (unsigned char)(v >> 16);
@@ -244,7 +252,7 @@ static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, 
         return -1;
     }
     for (i = 1; i + 1 < type.len; i++) {
-        if (!apr_islower(type.p[i]) && type.p[i] != '_') {
+        if ((type.p[i] < 'a' || type.p[i] > 'z') && type.p[i] != '_') {
             *why = "a chunk's event type is not a name";
             return -1;
         }
@@ -288,7 +296,8 @@ static int message(s2a_eventstream *es, const unsigned char *m, apr_size_t n, s2
     apr_size_t payload_len = n - FRAME_OVERHEAD - headers_len;
     headers_read h;
 
-    if (s2a_crc32(0, m, n - 4) != be32(m + n - 4)) {
+    /* the prelude's CRC (checked) is the CRC of its first 8 bytes */
+    if (s2a_crc32(be32(m + 8), m + 8, n - 12) != be32(m + n - 4)) {
         return fail(es, out, "a message's CRC does not match");
     }
     if (read_headers(m + 12, headers_len, &h) != 0) {
