@@ -18,13 +18,20 @@ Files written:
   headers-openai_*.txt                     (a stream asks for text/event-stream)
   answer-message.json                      fixed non-stream answer
   answer-sse.txt                           fixed 40-event SSE answer
+  answer-bedrock.eventstream               the same 40 events as Bedrock streams
+                                           them: AWS event-stream messages
+  body-bedrock_*stream.json,               the stream request again, for the
+  headers-bedrock_*stream.txt              keys of the Bedrock accounts
 """
+import base64
 import copy
 import json
 import os
 import random
+import struct
 import sys
 import uuid
+import zlib
 
 MODEL = "claude-sonnet-4-5-20250929"
 TARGET_BYTES = 77 * 1000
@@ -296,6 +303,34 @@ def answers():
     return json.dumps(msg, separators=(",", ":")), sse
 
 
+def eventstream_message(payload):
+    """One AWS event-stream message: prelude, headers, payload, CRCs."""
+    headers = b""
+    for name, value in ((":event-type", "chunk"), (":content-type", "application/json"),
+                        (":message-type", "event")):
+        headers += struct.pack(">B", len(name)) + name.encode() + b"\x07"
+        headers += struct.pack(">H", len(value)) + value.encode()
+    total = 16 + len(headers) + len(payload)
+    prelude = struct.pack(">II", total, len(headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + headers + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def bedrock_stream(sse):
+    """The SSE answer's events as Bedrock's chunk messages."""
+    out = b""
+    for record in sse.split("\n\n"):
+        for line in record.splitlines():
+            if line.startswith("data: "):
+                data = line[6:].encode()
+                payload = json.dumps({"bytes": base64.b64encode(data).decode(),
+                                      "p": "abcdefghijklmnopqrstuvwxyzABCDEF"[:len(data) % 32]},
+                                     separators=(",", ":"))
+                out += eventstream_message(payload.encode())
+    return out
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_body.py OUTDIR")
@@ -321,6 +356,13 @@ def main():
         f.write(msg)
     with open(os.path.join(out, "answer-sse.txt"), "w") as f:
         f.write(sse)
+    with open(os.path.join(out, "answer-bedrock.eventstream"), "wb") as f:
+        f.write(bedrock_stream(sse))
+    for mode in ("bedrock_stream", "bedrock_sigv4_stream"):
+        for name, ext in (("body", "json"), ("headers", "txt")):
+            with open(os.path.join(out, "%s-stream.%s" % (name, ext))) as f, \
+                    open(os.path.join(out, "%s-%s.%s" % (name, mode, ext)), "w") as g:
+                g.write(f.read())
 
 
 if __name__ == "__main__":
