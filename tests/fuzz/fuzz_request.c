@@ -222,7 +222,7 @@ static void check_cloud(apr_pool_t *p, const s2a_body *b, int bedrock, json_obje
     apr_array_header_t *pieces;
     s2a_body_edits e;
     size_t total = 0;
-    char *joined;
+    char *joined, *first;
     int renamed = 0, i;
     json_object *out, *v;
 
@@ -245,7 +245,10 @@ static void check_cloud(apr_pool_t *p, const s2a_body *b, int bedrock, json_obje
         total += APR_ARRAY_IDX(pieces, i, s2a_piece).len;
     }
     joined = joined_pieces(p, pieces, total);
-    FUZZ_CHECK(total > 21 && memcmp(joined, "{\"anthropic_version\":\"", 22) == 0);
+    /* first in the object, after any space before it */
+    FUZZ_CHECK((first = memchr(joined, '{', total)) != NULL &&
+               (size_t)(first - joined) + 22 <= total &&
+               memcmp(first, "{\"anthropic_version\":\"", 22) == 0);
     for (i = 0; i < 2; i++) {
         json_object *in = i ? in_strict : in_plain;
         if (!in) {
