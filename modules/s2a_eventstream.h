@@ -5,7 +5,10 @@
  * CRC32), headers (":message-type", ":event-type", ":exception-type"...),
  * a payload and the message's CRC32. A "chunk" event's payload is
  * {"bytes":"<base64>"}, and the bytes are one Anthropic stream event as
- * JSON; an exception's payload is {"message":"..."}.
+ * JSON; an exception's payload is {"message":"..."}. An event's type is
+ * read from its JSON, which otherwise goes on as it came (as the Anthropic
+ * API's own events do); one without a type, or with control characters,
+ * ends the stream.
  *
  * The reader is fed the answer in whatever pieces it arrives and writes
  * the client's SSE records as each message completes, never holding more
