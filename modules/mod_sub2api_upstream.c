@@ -78,15 +78,15 @@ int s2a_upstream_fixups(request_rec *r)
         }
     } else if (strcmp(account->type, "apikey") == 0) {
         apr_table_setn(h, "x-api-key", account->credential);
-    } else if (account->cloud == S2A_CLOUD_VERTEX) {
-        apr_table_setn(h, "Authorization",
-                       apr_pstrcat(r->pool, "Bearer ", account->credential, NULL));
     } else {
+        /* an OAuth, setup-token or Vertex access token */
         apr_table_setn(h, "Authorization",
                        apr_pstrcat(r->pool, "Bearer ", account->credential, NULL));
-        apr_table_setn(h, "anthropic-beta",
-                       s2a_beta_for_oauth(r->pool, apr_table_get(h, "anthropic-beta"),
-                                          q->attempt->upstream_model));
+        if (account->cloud == S2A_CLOUD_NONE) {
+            apr_table_setn(h, "anthropic-beta",
+                           s2a_beta_for_oauth(r->pool, apr_table_get(h, "anthropic-beta"),
+                                              q->attempt->upstream_model));
+        }
     }
     if (account->headers) {
         /* the operator's fixed headers (checked by the admin API) win */
