@@ -41,15 +41,6 @@ typedef struct {
     uint64_t h_hi, h_lo;          /* hash subkey H = E(K, 0^128) */
 } gcm_ctx;
 
-/* Clears key material in a way the compiler may not drop as a dead store. */
-static void wipe(void *p, apr_size_t n)
-{
-    volatile unsigned char *v = p;
-    while (n--) {
-        *v++ = 0;
-    }
-}
-
 static unsigned char xtime(unsigned char a)
 {
     return (unsigned char)((a << 1) ^ (0x1b & -(a >> 7)));
@@ -96,7 +87,7 @@ static void sub_shift(unsigned char s[16])
         }
     }
     memcpy(s, t, 16);
-    wipe(t, sizeof(t));
+    s2a_wipe(t, sizeof(t));
 }
 
 static void mix_columns(unsigned char s[16])
@@ -138,7 +129,7 @@ static void aes_encrypt(const unsigned char rk[AES_RK_LEN], const unsigned char 
     sub_shift(s);
     add_round_key(s, rk + 16 * AES_ROUNDS);
     memcpy(out, s, 16);
-    wipe(s, sizeof(s));
+    s2a_wipe(s, sizeof(s));
 }
 
 static uint64_t load_be64(const unsigned char *b)
@@ -168,7 +159,7 @@ static void gcm_init(gcm_ctx *g, const unsigned char key[S2A_AEAD_KEY_LEN])
     aes_encrypt(g->rk, h, h);
     g->h_hi = load_be64(h);
     g->h_lo = load_be64(h + 8);
-    wipe(h, sizeof(h));
+    s2a_wipe(h, sizeof(h));
 }
 
 /* y = y * H in GF(2^128), SP 800-38D algorithm 1, with masks in place of branches. */
@@ -231,8 +222,8 @@ static void gcm_tag(const gcm_ctx *g, const unsigned char nonce[S2A_AEAD_NONCE_L
     for (i = 0; i < S2A_AEAD_TAG_LEN; i++) {
         tag[i] ^= mask[i];
     }
-    wipe(mask, sizeof(mask));
-    wipe(y, sizeof(y));
+    s2a_wipe(mask, sizeof(mask));
+    s2a_wipe(y, sizeof(y));
 }
 
 /* Counter mode from counter 2 (1 masks the tag); in and out may be the same buffer. */
@@ -256,7 +247,7 @@ static void gcm_ctr(const gcm_ctx *g, const unsigned char nonce[S2A_AEAD_NONCE_L
             out[off + i] = in[off + i] ^ ks[i];
         }
     }
-    wipe(ks, sizeof(ks));
+    s2a_wipe(ks, sizeof(ks));
 }
 
 void s2a_aead_seal(const unsigned char key[S2A_AEAD_KEY_LEN],
@@ -269,7 +260,7 @@ void s2a_aead_seal(const unsigned char key[S2A_AEAD_KEY_LEN],
     gcm_init(&g, key);
     gcm_ctr(&g, nonce, plain, len, out);
     gcm_tag(&g, nonce, aad, aad_len, out, len, out + len);
-    wipe(&g, sizeof(g));
+    s2a_wipe(&g, sizeof(g));
 }
 
 int s2a_aead_open(const unsigned char key[S2A_AEAD_KEY_LEN],
@@ -294,8 +285,8 @@ int s2a_aead_open(const unsigned char key[S2A_AEAD_KEY_LEN],
     } else if (clen > 0) {
         memset(out, 0, clen);
     }
-    wipe(&g, sizeof(g));
-    wipe(tag, sizeof(tag));
+    s2a_wipe(&g, sizeof(g));
+    s2a_wipe(tag, sizeof(tag));
     return ok ? 0 : -1;
 }
 

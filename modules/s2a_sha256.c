@@ -183,6 +183,14 @@ char *s2a_hex(apr_pool_t *p, const unsigned char *bin, apr_size_t len)
     return s;
 }
 
+void s2a_wipe(void *p, apr_size_t len)
+{
+    volatile unsigned char *v = p;
+    while (len--) {
+        *v++ = 0;
+    }
+}
+
 int s2a_ct_equal(const void *a, const void *b, apr_size_t len)
 {
     const volatile unsigned char *x = a, *y = b;

@@ -24,6 +24,10 @@ void s2a_hmac_sha256(const void *key, apr_size_t klen, const void *msg, apr_size
 /* Lowercase hex of bin (2 * len chars + NUL), allocated from p. */
 char *s2a_hex(apr_pool_t *p, const unsigned char *bin, apr_size_t len);
 
+/* Clears len bytes of key material in a way the compiler may not drop as
+ * a dead store. */
+void s2a_wipe(void *p, apr_size_t len);
+
 /* Constant-time comparison of two equal-length buffers; 1 if equal. */
 int s2a_ct_equal(const void *a, const void *b, apr_size_t len);
 

@@ -318,15 +318,6 @@ const char *s2a_sigv4_string_to_sign(apr_pool_t *p, const char *amz_date, const 
                        s2a_hex(p, digest, sizeof(digest)), NULL);
 }
 
-/* Clears key material in a way the compiler may not drop as a dead store. */
-static void wipe(void *p, apr_size_t n)
-{
-    volatile unsigned char *v = p;
-    while (n--) {
-        *v++ = 0;
-    }
-}
-
 /* Hex of HMAC(signing key, string_to_sign), the signing key derived from
  * the secret through the date, region and service. */
 static const char *signature(apr_pool_t *p, const char *secret, const char *amz_date,
@@ -342,11 +333,11 @@ static const char *signature(apr_pool_t *p, const char *secret, const char *amz_
     s2a_hmac_sha256(region_key, sizeof(region_key), service, strlen(service), service_key);
     s2a_hmac_sha256(service_key, sizeof(service_key), "aws4_request", 12, signing_key);
     s2a_hmac_sha256(signing_key, sizeof(signing_key), string_to_sign, strlen(string_to_sign), mac);
-    wipe(keyed_secret, strlen(keyed_secret));
-    wipe(date_key, sizeof(date_key));
-    wipe(region_key, sizeof(region_key));
-    wipe(service_key, sizeof(service_key));
-    wipe(signing_key, sizeof(signing_key));
+    s2a_wipe(keyed_secret, strlen(keyed_secret));
+    s2a_wipe(date_key, sizeof(date_key));
+    s2a_wipe(region_key, sizeof(region_key));
+    s2a_wipe(service_key, sizeof(service_key));
+    s2a_wipe(signing_key, sizeof(signing_key));
     return s2a_hex(p, mac, sizeof(mac));
 }
 
