@@ -385,6 +385,65 @@ static const char *skip_container(scanner *sc, const char *s, char *stack, int d
     return fail_truncated(sc);
 }
 
+/* skip_container for the array of a noted key: a string after '{' or ',' in one of its
+ * element objects is a member's name, one after ':' its value. */
+static const char *skip_array_noting(scanner *sc, const char *s, char *stack, int depth,
+                                     const s2a_json_member_note *n)
+{
+    const int base = depth, members = depth + 2;
+    char prev = 0; /* the last structural character */
+    int wanted = 0;
+
+    for (; s < sc->end; s++) {
+        const char *q;
+        s2a_json_span value;
+
+        switch (*s) {
+        case '"':
+            if (!(q = string_close(s + 1, sc->end)))
+                return fail_truncated(sc);
+            if (depth == members && stack[depth - 1] == '{') {
+                if (prev != ':') {
+                    wanted = key_equals(s + 1, q, n->member);
+                } else if (wanted) {
+                    value.p = s;
+                    value.len = (apr_size_t)(q + 1 - s);
+                    value.type = S2A_JSON_STRING;
+                    n->note(n->ctx, &value);
+                }
+            }
+            prev = '"';
+            s = q;
+            break;
+        case ':':
+        case ',':
+            prev = *s;
+            break;
+        case '{':
+        case '[':
+            if (depth == S2A_JSON_MAX_DEPTH) {
+                sc->err = "JSON nested too deeply";
+                sc->err_at = NULL;
+                return NULL;
+            }
+            stack[depth++] = *s;
+            prev = *s;
+            break;
+        case '}':
+        case ']':
+            if (stack[depth - 1] != (*s == '}' ? '{' : '['))
+                return fail_at(sc, s);
+            if (--depth == base)
+                return s + 1;
+            prev = *s;
+            break;
+        default:
+            break;
+        }
+    }
+    return fail_truncated(sc);
+}
+
 static int match_key(const char *k, const char *kend, int escaped, const char *const *keys,
                      int nkeys)
 {
@@ -402,24 +461,33 @@ static int match_key(const char *k, const char *kend, int escaped, const char *c
 enum { ST_VALUE, ST_OBJ_FIRST, ST_OBJ_KEY, ST_ARR_FIRST, ST_AFTER_VALUE };
 
 static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
-                       int nkeys, int nchecked, int once, s2a_json_span *out, const char **err);
+                       int nkeys, int nchecked, int once, const s2a_json_member_note *n,
+                       s2a_json_span *out, const char **err);
 
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nkeys, 0, out, err);
+    return scan_object(p, buf, len, keys, nkeys, nkeys, 0, NULL, out, err);
 }
 
 int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
                               const char *const *keys, int nkeys, int nchecked, s2a_json_span *out,
                               const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, out, err);
+    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, NULL, out, err);
+}
+
+int s2a_json_scan_object_noting(apr_pool_t *p, const char *buf, apr_size_t len,
+                                const char *const *keys, int nkeys, int nchecked,
+                                const s2a_json_member_note *n, s2a_json_span *out, const char **err)
+{
+    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, n, out, err);
 }
 
 /* `once`: a requested key met twice at the top is refused. */
 static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
-                       int nkeys, int nchecked, int once, s2a_json_span *out, const char **err)
+                       int nkeys, int nchecked, int once, const s2a_json_member_note *n,
+                       s2a_json_span *out, const char **err)
 {
     scanner sc = {buf, buf + len, NULL, NULL};
     char stack[S2A_JSON_MAX_DEPTH];
@@ -540,7 +608,11 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
             if (depth == 1 && (cur_key < 0 || cur_key >= nchecked)) {
                 /* Nobody reads this value, or its reader takes it as it is: only
                  * its extent matters here. */
-                if (!(s = skip_container(&sc, s, stack, depth)))
+                if (n && cur_key == n->key && *s == '[')
+                    s = skip_array_noting(&sc, s, stack, depth, n);
+                else
+                    s = skip_container(&sc, s, stack, depth);
+                if (!s)
                     break;
                 if (cur_key >= 0) {
                     out[cur_key].p = v;

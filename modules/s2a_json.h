@@ -57,6 +57,24 @@ int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
                               const char *const *keys, int nkeys, int nchecked, s2a_json_span *out,
                               const char **err);
 
+/* What s2a_json_scan_object_noting reads on its way through one delimited value: when the
+ * value of keys[key] is an array, each string value of `member` directly inside one of its
+ * element objects is passed to note(ctx, value) (a member spelled with escapes counts; one
+ * met twice in an element is passed twice). The scan delimits the array as it would
+ * anyway, so a coding client's tools, most of its body, are walked once. */
+typedef struct {
+    int key;
+    const char *member;
+    void (*note)(void *ctx, const s2a_json_span *value);
+    void *ctx;
+} s2a_json_member_note;
+
+/* s2a_json_scan_object_some, noting as `n` says (key >= nchecked). */
+int s2a_json_scan_object_noting(apr_pool_t *p, const char *buf, apr_size_t len,
+                                const char *const *keys, int nkeys, int nchecked,
+                                const s2a_json_member_note *n, s2a_json_span *out,
+                                const char **err);
+
 /* Find key directly inside the object span obj, which must be the value of a requested key
  * from the scanner or lie inside one (its syntax is trusted). The last occurrence wins.
  * Returns 1 and sets *out if found, else 0. */

@@ -64,10 +64,14 @@ static int type_begins(apr_pool_t *p, const s2a_json_span *type, const char *pre
     return text && strncmp(text, prefix, n) == 0;
 }
 
-/* The server tools of a "tools" array (S2A_TOOL_*); anything else is the
- * upstream's to judge. The array is only delimited (a coding client's tools
- * are most of its body): read once, the "type" of each tool on the way. */
-static int server_tools_of(apr_pool_t *p, const s2a_json_span *tools)
+/* What the scan notes of a "tools" array: the server tools (S2A_TOOL_*) among
+ * the "type"s of its tools; anything else is the upstream's to judge. */
+typedef struct {
+    apr_pool_t *p;
+    int found;
+} tool_types;
+
+static void note_tool_type(void *ctx, const s2a_json_span *type)
 {
     static const struct {
         const char *prefix;
@@ -75,23 +79,14 @@ static int server_tools_of(apr_pool_t *p, const s2a_json_span *tools)
     } kinds[] = {{"web_search_", S2A_TOOL_WEB_SEARCH},
                  {"web_fetch_", S2A_TOOL_WEB_FETCH},
                  {"code_execution_", S2A_TOOL_CODE_EXECUTION}};
-    s2a_json_span tool, type;
-    apr_size_t pos = 0, k;
-    int found = 0;
-    if (tools->type != S2A_JSON_ARRAY) {
-        return 0;
-    }
-    while (s2a_json_array_next_member(tools, &pos, "type", &tool, &type)) {
-        if (type.type != S2A_JSON_STRING) {
-            continue;
-        }
-        for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-            if (type_begins(p, &type, kinds[k].prefix)) {
-                found |= kinds[k].tool;
-            }
+    tool_types *t = ctx;
+    apr_size_t k;
+
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        if (type_begins(t->p, type, kinds[k].prefix)) {
+            t->found |= kinds[k].tool;
         }
     }
-    return found;
 }
 
 /* The body's fields; the values of the first `checked` of them checked
@@ -103,12 +98,15 @@ static int read_fields(apr_pool_t *p, const char *raw, apr_size_t len, int check
                                         "system", "max_tokens", "tools"};
     s2a_json_span spans[7];
     s2a_body_fields *f = &out->f;
+    tool_types tools = {p, 0};
+    /* "tools" (the last) is read only for its server tools, on the way */
+    const s2a_json_member_note tool_note = {6, "type", note_tool_type, &tools};
     int rc;
 
     memset(out, 0, sizeof(*out));
     out->raw = raw;
     out->len = len;
-    rc = s2a_json_scan_object_some(p, raw, len, names, 7, checked, spans, err);
+    rc = s2a_json_scan_object_noting(p, raw, len, names, 7, checked, &tool_note, spans, err);
     if (rc != 0) {
         if (rc == -1) {
             *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
@@ -141,7 +139,7 @@ static int read_fields(apr_pool_t *p, const char *raw, apr_size_t len, int check
         return -1;
     }
     out->stream = f->stream.type == S2A_JSON_TRUE;
-    out->server_tools = server_tools_of(p, &f->tools);
+    out->server_tools = tools.found;
     return 0;
 }
 

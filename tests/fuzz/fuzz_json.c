@@ -376,6 +376,57 @@ static void check_prefix(const char *buf, size_t len, int scanned, const s2a_jso
     }
 }
 
+typedef struct {
+    apr_pool_t *p;
+    const char *values[64];
+    int n;
+    int more;
+} noted;
+
+static void note_type(void *ctx, const s2a_json_span *v)
+{
+    noted *t = ctx;
+    FUZZ_CHECK(v->type == S2A_JSON_STRING && v->len >= 2 && v->p[0] == '"' &&
+               v->p[v->len - 1] == '"');
+    if (t->n < 64) {
+        t->values[t->n++] = s2a_json_string_dup(t->p, v);
+    } else {
+        t->more = 1;
+    }
+}
+
+/* Noting the "type" of "content"'s elements on the way accepts and refuses
+ * as the scan without it does, and notes every such string json-c reads
+ * there, in order (a member met twice is noted twice: json-c keeps the last). */
+static void check_noting(apr_pool_t *p, const char *buf, size_t size, json_object *root)
+{
+    noted t = {p, {NULL}, 0, 0};
+    const s2a_json_member_note n = {NKEYS - 1, "type", note_type, &t};
+    s2a_json_span plain[NKEYS], spans[NKEYS];
+    json_object *content;
+    const char *err = NULL;
+    int rc, i, k = 0;
+
+    rc = s2a_json_scan_object_some(p, buf, size, keys, NKEYS, NKEYS - 1, plain, &err);
+    FUZZ_CHECK(s2a_json_scan_object_noting(p, buf, size, keys, NKEYS, NKEYS - 1, &n, spans, &err) ==
+               rc);
+    if (rc != 0 || !root || t.more || !json_object_object_get_ex(root, "content", &content) ||
+        !json_object_is_type(content, json_type_array)) {
+        return;
+    }
+    for (i = 0; i < (int)json_object_array_length(content); i++) {
+        json_object *el = json_object_array_get_idx(content, i), *type;
+        if (json_object_is_type(el, json_type_object) &&
+            json_object_object_get_ex(el, "type", &type) &&
+            json_object_is_type(type, json_type_string)) {
+            while (k < t.n && (!t.values[k] || strcmp(t.values[k], json_object_get_string(type))))
+                k++;
+            FUZZ_CHECK(k < t.n);
+            k++;
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
@@ -404,12 +455,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         span_splices(p, buf, size, spans);
-        json_object_put(root);
     } else {
         for (i = 0; i < NKEYS; i++) {
             FUZZ_CHECK(spans[i].type == S2A_JSON_NONE || spans[i].p != NULL);
         }
     }
+    check_noting(p, buf, size, root);
+    json_object_put(root);
     check_prefix(buf, size, rc == 0, &spans[0]);
     random_splices(p, buf, size);
     apr_pool_destroy(p);

@@ -1,4 +1,5 @@
 /* Unit tests for the JSON scanner, string helpers, splicing and response prefix search. */
+#include "s2a_buf.h"
 #include "s2a_json.h"
 #include "s2a_test.h"
 
@@ -812,6 +813,45 @@ static void test_scan_some(apr_pool_t *p)
     S2A_CHECK_INT(s2a_json_scan_object_some(p, doc, strlen(doc), keys, 2, 1, f, &err), -1);
 }
 
+static void note_value(void *ctx, const s2a_json_span *v)
+{
+    s2a_buf *seen = ctx;
+    s2a_buf_append(seen, v->p, v->len);
+    s2a_buf_append(seen, ";", 1);
+}
+
+/* The scan notes one member of the elements of a delimited array, and
+ * accepts and refuses exactly what it does without noting: at every cut
+ * of the body too. */
+static void test_scan_noting(apr_pool_t *p)
+{
+    static const char *const keys[] = {"model", "tools"};
+    const char *doc =
+        "{\"tools\": [{\"type\":\"a\", \"s\":{\"type\":\"no\"}}, [{\"type\":\"no\"}],"
+        " {\"d\":\"x: \\\"type\\\", \\\\\", \"type\" : \"b\"}, {\"type\":1}, \"type\","
+        " {\"t\\u0079pe\":\"c\",\"n\":[\"type\",\"no\"]}], \"model\": \"m\"}";
+    s2a_json_span f[2], g[2];
+    s2a_buf seen;
+    s2a_json_member_note n = {1, "type", note_value, &seen};
+    const char *err;
+    apr_size_t cut;
+
+    s2a_buf_init(&seen, p, 64);
+    S2A_CHECK_INT(s2a_json_scan_object_noting(p, doc, strlen(doc), keys, 2, 1, &n, f, &err), 0);
+    S2A_CHECK_STR(apr_pstrmemdup(p, seen.data, seen.len), "\"a\";\"b\";\"c\";");
+    S2A_CHECK_INT(f[1].type, S2A_JSON_ARRAY);
+    S2A_CHECK_STR(apr_pstrmemdup(p, f[0].p, f[0].len), "\"m\"");
+    for (cut = 0; cut <= strlen(doc); cut++) {
+        int plain = s2a_json_scan_object_some(p, doc, cut, keys, 2, 1, g, &err);
+        seen.len = 0;
+        S2A_CHECK_INT(s2a_json_scan_object_noting(p, doc, cut, keys, 2, 1, &n, f, &err), plain);
+    }
+    /* a mismatched bracket inside is refused as before */
+    doc = "{\"tools\": [{\"type\":\"a\"]], \"model\": \"m\"}";
+    seen.len = 0;
+    S2A_CHECK_INT(s2a_json_scan_object_noting(p, doc, strlen(doc), keys, 2, 1, &n, f, &err), -1);
+}
+
 /* Elements and one member of each object in a single pass; a malformed
  * element ends the walk, never the bounds. */
 static void test_array_next_member(apr_pool_t *p)
@@ -901,6 +941,7 @@ int main(void)
 
     test_array_next(p);
     test_scan_some(p);
+    test_scan_noting(p);
     test_array_next_member(p);
     test_members(p);
     test_claude_body(p);

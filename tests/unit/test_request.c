@@ -388,6 +388,11 @@ static void test_server_tools(void)
          S2A_TOOL_WEB_FETCH | S2A_TOOL_CODE_EXECUTION},
         {",\"tools\":{\"type\":\"web_search_20250305\"}", 0},
         {",\"tools\":[\"web_search_20250305\", 7, null]", 0},
+        {",\"tools\":[{\"name\":\"n\",\"input_schema\":{\"type\":\"web_search_1\"}}]", 0},
+        {",\"tools\":[{\"t\\u0079pe\" : \"web_fetch_1\"}]", S2A_TOOL_WEB_FETCH},
+        {",\"tools\":[{\"description\":\"a: \\\"type\\\", b\",\"type\":\"custom\"}]", 0},
+        {",\"tools\":[[{\"type\":\"web_search_1\"}]]", 0},
+        {",\"tools\":[{\"type\":{\"type\":\"web_search_1\"}},{\"type\":7}]", 0},
     };
     s2a_price priced, unpriced;
     const char *msg = NULL;
