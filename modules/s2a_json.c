@@ -695,17 +695,77 @@ int s2a_json_array_next(const s2a_json_span *arr, apr_size_t *pos, s2a_json_span
     return 1;
 }
 
-int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const char *const *keys,
-                                int nkeys, s2a_json_span *out, s2a_json_span *members)
+static void clear_spans(s2a_json_span *spans, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        spans[i].p = NULL;
+        spans[i].len = 0;
+        spans[i].type = S2A_JSON_NONE;
+    }
+}
+
+/* The members of the object at s ('{'), bounded by end: members[i] the value of keys[i];
+ * the object value of keys[inner->member] walked for inner's keys rather than skipped.
+ * Returns the position after the object, or NULL where it is malformed or cut. */
+static const char *walk_members(const char *s, const char *end, const char *const *keys, int nkeys,
+                                s2a_json_span *members, const s2a_json_inner *inner)
+{
+    s = skip_ws(s + 1, end);
+    while (s < end && *s == '"') {
+        const char *k = s + 1, *kend, *m;
+        s2a_json_type type;
+        int more, i, found = -1;
+
+        if (!(kend = string_close(k, end)))
+            return NULL;
+        s = skip_ws(kend + 1, end);
+        if (s >= end || *s != ':')
+            return NULL;
+        m = skip_ws(s + 1, end);
+        for (i = 0; i < nkeys; i++) {
+            if (key_equals(k, kend, keys[i])) {
+                found = i;
+                break;
+            }
+        }
+        if (inner && found >= 0 && found == inner->member) {
+            clear_spans(inner->out, inner->nkeys);
+        }
+        if (inner && found >= 0 && found == inner->member && m < end && *m == '{') {
+            if (!(s = walk_members(m, end, inner->keys, inner->nkeys, inner->out, NULL)))
+                return NULL;
+            type = S2A_JSON_OBJECT;
+        } else if (!(s = skip_value(m, end, &type, &more))) {
+            return NULL;
+        }
+        if (found >= 0) {
+            members[found].p = m;
+            members[found].len = (apr_size_t)(s - m);
+            members[found].type = type;
+        }
+        s = skip_ws(s, end);
+        if (s < end && *s == ',')
+            s = skip_ws(s + 1, end);
+    }
+    if (s >= end || *s != '}')
+        return NULL;
+    return s + 1;
+}
+
+int s2a_json_array_next_members_inner(const s2a_json_span *arr, apr_size_t *pos,
+                                      const char *const *keys, int nkeys,
+                                      const s2a_json_inner *inner, s2a_json_span *out,
+                                      s2a_json_span *members)
 {
     const char *s, *end, *v;
     s2a_json_type type;
-    int more, i;
+    int more;
 
-    for (i = 0; i < nkeys; i++) {
-        members[i].p = NULL;
-        members[i].len = 0;
-        members[i].type = S2A_JSON_NONE;
+    clear_spans(members, nkeys);
+    if (inner) {
+        clear_spans(inner->out, inner->nkeys);
     }
     if (!arr || arr->type != S2A_JSON_ARRAY || !arr->p || arr->len < 2 || !keys)
         return 0;
@@ -721,32 +781,8 @@ int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const
             return 0;
     } else {
         /* the members are walked once: the object ends after the last */
-        s = skip_ws(v + 1, end);
-        while (s < end && *s == '"') {
-            const char *k = s + 1, *kend, *m;
-            if (!(kend = string_close(k, end)))
-                return 0;
-            s = skip_ws(kend + 1, end);
-            if (s >= end || *s != ':')
-                return 0;
-            m = skip_ws(s + 1, end);
-            if (!(s = skip_value(m, end, &type, &more)))
-                return 0;
-            for (i = 0; i < nkeys; i++) {
-                if (key_equals(k, kend, keys[i])) {
-                    members[i].p = m;
-                    members[i].len = (apr_size_t)(s - m);
-                    members[i].type = type;
-                    break;
-                }
-            }
-            s = skip_ws(s, end);
-            if (s < end && *s == ',')
-                s = skip_ws(s + 1, end);
-        }
-        if (s >= end || *s != '}')
+        if (!(s = walk_members(v, end, keys, nkeys, members, inner)))
             return 0;
-        s++;
         type = S2A_JSON_OBJECT;
     }
     out->p = v;
@@ -754,6 +790,12 @@ int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const
     out->type = type;
     *pos = (apr_size_t)(s - arr->p);
     return 1;
+}
+
+int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const char *const *keys,
+                                int nkeys, s2a_json_span *out, s2a_json_span *members)
+{
+    return s2a_json_array_next_members_inner(arr, pos, keys, nkeys, NULL, out, members);
 }
 
 int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const char *key,
@@ -776,6 +818,39 @@ int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span
         return 0;
     *out = v;
     return 1;
+}
+
+int s2a_json_object_has(const s2a_json_span *obj, const char *key)
+{
+    const char *s, *end;
+
+    if (!obj || obj->type != S2A_JSON_OBJECT || !obj->p || obj->len < 2 || !key)
+        return 0;
+    s = obj->p + 1;
+    end = obj->p + obj->len;
+    for (;;) {
+        const char *k, *kend;
+        s2a_json_type type;
+        int more;
+
+        s = skip_ws(s, end);
+        if (s >= end || *s != '"')
+            return 0;
+        k = s + 1;
+        if (!(kend = string_close(k, end)))
+            return 0;
+        if (key_equals(k, kend, key))
+            return 1;
+        s = skip_ws(kend + 1, end);
+        if (s >= end || *s != ':')
+            return 0;
+        if (!(s = skip_value(skip_ws(s + 1, end), end, &type, &more)))
+            return 0;
+        s = skip_ws(s, end);
+        if (s >= end || *s != ',')
+            return 0;
+        s++;
+    }
 }
 
 int s2a_json_object_members(const s2a_json_span *obj, const char *const *keys, int nkeys,

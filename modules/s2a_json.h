@@ -80,6 +80,9 @@ int s2a_json_scan_object_noting(apr_pool_t *p, const char *buf, apr_size_t len,
  * Returns 1 and sets *out if found, else 0. */
 int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span *out);
 
+/* Whether the object span obj has a member named key (the walk stops at the first). */
+int s2a_json_object_has(const s2a_json_span *obj, const char *key);
+
 /* s2a_json_object_get for several keys in one pass over obj: out[i] the value of keys[i]
  * (the last occurrence; type NONE when absent). Returns how many of the keys were found. */
 int s2a_json_object_members(const s2a_json_span *obj, const char *const *keys, int nkeys,
@@ -100,6 +103,23 @@ int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const 
  * occurrence; NONE when absent or the element is not an object), read in the same pass. */
 int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const char *const *keys,
                                 int nkeys, s2a_json_span *out, s2a_json_span *members);
+
+/* An object read within each element by s2a_json_array_next_members_inner: the value of
+ * the element's keys[member], when an object, is walked for these keys (out[i] the value of
+ * keys[i], as members are read) in the pass that finds the element's end. */
+typedef struct {
+    int member;
+    const char *const *keys;
+    int nkeys;
+    s2a_json_span *out;
+} s2a_json_inner;
+
+/* s2a_json_array_next_members reading `inner` too (NULL: none); inner->out is NONE where
+ * that member is absent or not an object (the last occurrence counting). */
+int s2a_json_array_next_members_inner(const s2a_json_span *arr, apr_size_t *pos,
+                                      const char *const *keys, int nkeys,
+                                      const s2a_json_inner *inner, s2a_json_span *out,
+                                      s2a_json_span *members);
 
 /* Does the string span str (from the scanner or s2a_json_object_get) decode to s? Same
  * decoding as s2a_json_string_dup, without allocating. 0 if str is not a string. */

@@ -930,8 +930,6 @@ int s2a_openai_tool_use_block(apr_pool_t *p, s2a_buf *b, const s2a_json_span *id
 int s2a_openai_tool(s2a_buf *b, const s2a_json_span *name, const s2a_json_span *description,
                     const s2a_json_span *parameters)
 {
-    s2a_json_span type;
-
     if (name->type != S2A_JSON_STRING ||
         (description->type != S2A_JSON_NONE && description->type != S2A_JSON_NULL &&
          description->type != S2A_JSON_STRING) ||
@@ -948,7 +946,7 @@ int s2a_openai_tool(s2a_buf *b, const s2a_json_span *name, const s2a_json_span *
     S2A_PUT(b, ",\"input_schema\":");
     if (parameters->type != S2A_JSON_OBJECT) {
         S2A_PUT(b, "{\"type\":\"object\",\"properties\":{}}");
-    } else if (s2a_json_object_get(parameters, "type", &type)) {
+    } else if (s2a_json_object_has(parameters, "type")) {
         s2a_openai_put_span(b, parameters);
     } else {
         /* Anthropic wants the schema's type; OpenAI's implies it */

@@ -516,6 +516,7 @@ static int write_tools(reader *r, int *count, int *forced)
     static const char *const function_keys[] = {"name", "description", "parameters"};
     const s2a_json_span *tools = &r->f[F_TOOLS];
     s2a_json_span tool, name, member[2], fn[3];
+    const s2a_json_inner function = {1, function_keys, 3, fn};
     s2a_openai_choice choice;
     apr_size_t pos = 0;
     int j = 0, serial = r->f[F_PARALLEL_TOOL_CALLS].type == S2A_JSON_FALSE;
@@ -534,7 +535,8 @@ static int write_tools(reader *r, int *count, int *forced)
         return refuse(r, "tools", "must be an array");
     }
     /* each tool read in the pass that finds its end: a schema can be long */
-    for (; s2a_json_array_next_members(tools, &pos, tool_keys, 2, &tool, member); j++) {
+    for (; s2a_json_array_next_members_inner(tools, &pos, tool_keys, 2, &function, &tool, member);
+         j++) {
         if (tool.type != S2A_JSON_OBJECT || !s2a_json_string_equals(&member[0], "function")) {
             return refuse(r, apr_psprintf(r->pool, "tools[%d].type", j),
                           "only function tools are taken here");
@@ -543,7 +545,6 @@ static int write_tools(reader *r, int *count, int *forced)
             return refuse(r, apr_psprintf(r->pool, "tools[%d]", j),
                           "a function tool needs its function object");
         }
-        s2a_json_object_members(&member[1], function_keys, 3, fn);
         s2a_openai_put(r->b, j ? "," : ",\"tools\":[");
         if (s2a_openai_tool(r->b, &fn[0], &fn[1], &fn[2]) != 0) {
             return refuse(r, apr_psprintf(r->pool, "tools[%d].function", j),

@@ -852,6 +852,63 @@ static void test_scan_noting(apr_pool_t *p)
     S2A_CHECK_INT(s2a_json_scan_object_noting(p, doc, strlen(doc), keys, 2, 1, &n, f, &err), -1);
 }
 
+/* An object inside each element read in the pass over the element: its
+ * members as object_members reads them, NONE where it is no object. */
+static void test_array_next_members_inner(apr_pool_t *p)
+{
+    static const char *const keys[] = {"type", "function"};
+    static const char *const inner_keys[] = {"name", "parameters"};
+    const char *doc = "[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"x\":[\"}\"],"
+                      "\"parameters\":{\"type\":\"object\"}}},"
+                      " {\"function\":{\"name\":\"b\"},\"function\":7},"
+                      " {\"function\" : { \"n\\u0061me\" : \"c\" } , \"type\":1}, 5]";
+    s2a_json_span arr = {doc, strlen(doc), S2A_JSON_ARRAY}, el, m[2], fn[2];
+    const s2a_json_inner inner = {1, inner_keys, 2, fn};
+    apr_size_t pos = 0;
+
+    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 1);
+    S2A_CHECK_STR(apr_pstrmemdup(p, fn[0].p, fn[0].len), "\"a\"");
+    S2A_CHECK_STR(apr_pstrmemdup(p, fn[1].p, fn[1].len), "{\"type\":\"object\"}");
+    S2A_CHECK_INT(m[1].type, S2A_JSON_OBJECT);
+    S2A_CHECK_STR(apr_pstrmemdup(p, m[1].p, m[1].len),
+                  "{\"name\":\"a\",\"x\":[\"}\"],\"parameters\":{\"type\":\"object\"}}");
+    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 1);
+    S2A_CHECK_INT(m[1].type, S2A_JSON_NUMBER);
+    S2A_CHECK_INT(fn[0].type, S2A_JSON_NONE);
+    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 1);
+    S2A_CHECK_STR(apr_pstrmemdup(p, fn[0].p, fn[0].len), "\"c\"");
+    S2A_CHECK_STR(apr_pstrmemdup(p, el.p, el.len),
+                  "{\"function\" : { \"n\\u0061me\" : \"c\" } , \"type\":1}");
+    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 1);
+    S2A_CHECK_INT(el.type, S2A_JSON_NUMBER);
+    S2A_CHECK_INT(fn[0].type, S2A_JSON_NONE);
+    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 0);
+    {
+        const char *bad[] = {"[{\"function\":{\"name\":\"a\"]", "[{\"function\":{\"name\" 1}}]",
+                             "[{\"function\":{\"name\":\"a"};
+        size_t i;
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            s2a_json_span b = {bad[i], strlen(bad[i]), S2A_JSON_ARRAY};
+            pos = 0;
+            S2A_CHECK_INT(s2a_json_array_next_members_inner(&b, &pos, keys, 2, &inner, &el, m), 0);
+        }
+    }
+}
+
+/* Whether a member is there, the walk ending at the first. */
+static void test_object_has(void)
+{
+    const char *doc = "{\"a\":{\"type\":1}, \"t\\u0079pe\" : [\"x\"], \"b\":2}";
+    s2a_json_span obj = {doc, strlen(doc), S2A_JSON_OBJECT};
+    s2a_json_span cut = {doc, 20, S2A_JSON_OBJECT};
+
+    S2A_CHECK_INT(s2a_json_object_has(&obj, "type"), 1);
+    S2A_CHECK_INT(s2a_json_object_has(&obj, "b"), 1);
+    S2A_CHECK_INT(s2a_json_object_has(&obj, "c"), 0);
+    S2A_CHECK_INT(s2a_json_object_has(&cut, "b"), 0);
+    S2A_CHECK_INT(s2a_json_object_has(NULL, "b"), 0);
+}
+
 /* Elements and one member of each object in a single pass; a malformed
  * element ends the walk, never the bounds. */
 static void test_array_next_member(apr_pool_t *p)
@@ -943,6 +1000,8 @@ int main(void)
     test_scan_some(p);
     test_scan_noting(p);
     test_array_next_member(p);
+    test_array_next_members_inner(p);
+    test_object_has();
     test_members(p);
     test_claude_body(p);
     test_top_level_only(p);
