@@ -588,25 +588,20 @@ static int check_spending(request_rec *r, s2a_request *q)
  * body it stands for), and the conversation it belongs to. */
 static int read_request(request_rec *r, s2a_request *q, apr_off_t max_body)
 {
-    const char *err = NULL, *messages;
-    apr_size_t messages_len;
+    const char *err = NULL;
     s2a_openai_error refusal;
     s2a_buf body;
     int rc;
     if ((rc = read_body(r, max_body > 0 ? max_body : S2A_DEFAULT_MAX_BODY, &body)) != OK) {
         return rc;
     }
-    messages = body.data;
-    messages_len = body.len;
-    if (q->door.kind != S2A_DOOR_MESSAGES &&
-        s2a_door_read(r->pool, &q->door, body.data, body.len, apr_time_sec(r->request_time),
-                      &messages, &messages_len, &refusal) != 0) {
-        q->body.raw = body.data; /* read: the connection may stay */
-        return s2a_fail_at(r, refusal.status, refusal.message, refusal.param);
-    }
-    if ((q->door.kind == S2A_DOOR_MESSAGES
-             ? s2a_body_read(r->pool, messages, messages_len, &q->body, &err)
-             : s2a_body_read_built(r->pool, messages, messages_len, &q->body, &err)) != 0) {
+    if (q->door.kind != S2A_DOOR_MESSAGES) {
+        if (s2a_door_read(r->pool, &q->door, body.data, body.len, apr_time_sec(r->request_time),
+                          &q->body, &refusal) != 0) {
+            q->body.raw = body.data; /* read: the connection may stay */
+            return s2a_fail_at(r, refusal.status, refusal.message, refusal.param);
+        }
+    } else if (s2a_body_read(r->pool, body.data, body.len, &q->body, &err) != 0) {
         return s2a_fail(r, HTTP_BAD_REQUEST, err);
     }
     if (!s2a_key_model_allowed(&q->key, q->body.model)) {

@@ -19,23 +19,27 @@ const char *s2a_door_name(s2a_door_kind kind)
 }
 
 int s2a_door_read(apr_pool_t *p, s2a_door *d, const char *raw, apr_size_t len, apr_int64_t created,
-                  const char **body, apr_size_t *body_len, s2a_openai_error *err)
+                  s2a_body *body, s2a_openai_error *err)
 {
+    const char *why;
     d->created = created;
     if (d->kind == S2A_DOOR_CHAT) {
         if (s2a_chat_request_read(p, raw, len, &d->chat, err) != 0) {
             return -1;
         }
-        *body = d->chat.body;
-        *body_len = d->chat.len;
+        if (s2a_body_read_built(p, d->chat.body, d->chat.len, &d->chat.marks, body, &why) != 0) {
+            return s2a_openai_refuse(err, NULL, why);
+        }
         return 0;
     }
     if (d->kind == S2A_DOOR_RESPONSES) {
         if (s2a_responses_request_read(p, raw, len, &d->responses, err) != 0) {
             return -1;
         }
-        *body = d->responses.body;
-        *body_len = d->responses.len;
+        if (s2a_body_read_built(p, d->responses.body, d->responses.len, &d->responses.marks, body,
+                                &why) != 0) {
+            return s2a_openai_refuse(err, NULL, why);
+        }
         return 0;
     }
     s2a_openai_refuse(err, NULL, "This request has no door to be read by");

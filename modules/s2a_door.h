@@ -38,11 +38,11 @@ typedef struct {
 } s2a_door;
 
 /* Reads an OpenAI door's body raw[0..len) into the Messages body the
- * upstream is sent (*body, *body_len, from p), at `created`. 0; or -1 with
- * *err the door's 400 (its param naming the field at fault). A Messages
- * door is never read here. */
+ * upstream is sent, read as s2a_body_read reads a client's (*body, from p),
+ * at `created`. 0; or -1 with *err the door's 400 (its param naming the
+ * field at fault). A Messages door is never read here. */
 int s2a_door_read(apr_pool_t *p, s2a_door *d, const char *raw, apr_size_t len, apr_int64_t created,
-                  const char **body, apr_size_t *body_len, s2a_openai_error *err);
+                  s2a_body *body, s2a_openai_error *err);
 
 /* The gateway's own error of `status` with `message` (`param`: the field
  * at fault, NULL: none) as the door's clients read errors: one JSON object,

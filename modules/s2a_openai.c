@@ -1027,9 +1027,19 @@ static const char *effort_of(apr_int64_t budget)
                                                 : "max";
 }
 
-void s2a_openai_write_tail(s2a_buf *b, const s2a_openai_tail *t, const s2a_openai_msgs *m,
-                           apr_int64_t *max_out, apr_int64_t *budget_out)
+void s2a_openai_mark(const s2a_buf *b, apr_size_t from, const char *key, s2a_body_mark *m)
 {
+    apr_size_t at = from + strlen(key);
+    if (b->len > at) {
+        m->off = at;
+        m->len = b->len - at;
+    }
+}
+
+void s2a_openai_write_tail(s2a_buf *b, const s2a_openai_tail *t, const s2a_openai_msgs *m,
+                           s2a_body_marks *marks, apr_int64_t *max_out, apr_int64_t *budget_out)
+{
+    apr_size_t at;
     apr_int64_t max = t->max_tokens, budget = 0, cap;
     apr_int64_t milli;
 
@@ -1041,8 +1051,10 @@ void s2a_openai_write_tail(s2a_buf *b, const s2a_openai_tail *t, const s2a_opena
             max = cap;
         }
     }
+    at = b->len;
     S2A_PUT(b, ",\"max_tokens\":");
     s2a_openai_put_int(b, max);
+    s2a_openai_mark(b, at, ",\"max_tokens\":", &marks->max_tokens);
     if (budget && t->adaptive) {
         S2A_PUT(b, ",\"thinking\":{\"type\":\"adaptive\"},\"output_config\":{\"effort\":\"");
         s2a_openai_put(b, effort_of(budget));
@@ -1071,12 +1083,16 @@ void s2a_openai_write_tail(s2a_buf *b, const s2a_openai_tail *t, const s2a_opena
         }
     }
     if (t->user.type == S2A_JSON_STRING) {
+        at = b->len;
         S2A_PUT(b, ",\"metadata\":{\"user_id\":");
         s2a_openai_put_span(b, &t->user);
         S2A_PUT(b, "}");
+        s2a_openai_mark(b, at, ",\"metadata\":", &marks->metadata);
     }
     if (t->stream) {
+        at = b->len;
         S2A_PUT(b, ",\"stream\":true");
+        s2a_openai_mark(b, at, ",\"stream\":", &marks->stream);
     }
     *max_out = max;
     *budget_out = budget;

@@ -13,6 +13,7 @@
 
 #include "s2a_buf.h"
 #include "s2a_json.h"
+#include "s2a_request.h"
 #include "s2a_usage.h"
 
 /* ---- Errors ---------------------------------------------------------------------------- */
@@ -318,10 +319,16 @@ int s2a_openai_thinks(const s2a_openai_tail *t, const s2a_openai_msgs *m);
  * only without a temperature (newer models take one of the two). A
  * temperature or top_p of 1 or more is sent as 1 (Anthropic's range is 0
  * to 1).
+ * marks gets where max_tokens, metadata and stream went.
  * *max_out and *budget_out get what was sent (the allowance for an
  * adaptive model). */
 void s2a_openai_write_tail(s2a_buf *b, const s2a_openai_tail *t, const s2a_openai_msgs *m,
-                           apr_int64_t *max_out, apr_int64_t *budget_out);
+                           s2a_body_marks *marks, apr_int64_t *max_out, apr_int64_t *budget_out);
+
+/* Marks in *m the value written to b since b->len was `from`, after the
+ * member's name `key` as written (",\"system\":"); nothing when nothing was
+ * written. */
+void s2a_openai_mark(const s2a_buf *b, apr_size_t from, const char *key, s2a_body_mark *m);
 
 /* Checks a temperature span (absent, null or a number from 0 to 2) and top_p
  * (absent, null or a number from 0 to 1): 0, or -1 with e set about the

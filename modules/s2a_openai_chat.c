@@ -69,6 +69,7 @@ typedef struct {
     s2a_buf *b;
     s2a_openai_error *err;
     s2a_json_span f[F_COUNT];
+    s2a_body_marks *marks; /* where the body's fields went */
 } reader;
 
 static int present(const s2a_json_span *v)
@@ -204,6 +205,7 @@ static int role_is_system(const s2a_json_span *role)
  * the instruction response_format asks for. */
 static int write_system(reader *r)
 {
+    apr_size_t from = r->b->len;
     const s2a_json_span *rf = &r->f[F_RESPONSE_FORMAT];
     s2a_json_span msg, role, content, type, schema, js;
     apr_size_t pos = 0;
@@ -252,6 +254,7 @@ static int write_system(reader *r)
     }
     if (count) {
         S2A_PUT(r->b, "]");
+        s2a_openai_mark(r->b, from, ",\"system\":", &r->marks->system);
     }
     return 0;
 }
@@ -475,6 +478,8 @@ static int write_messages(reader *r, s2a_openai_msgs *m)
     apr_size_t pos = 0;
     int i = 0, rc;
 
+    apr_size_t from = r->b->len;
+
     S2A_PUT(r->b, ",");
     s2a_openai_msgs_start(m, r->b);
     for (; s2a_json_array_next(&r->f[F_MESSAGES], &pos, &msg); i++) {
@@ -503,6 +508,7 @@ static int write_messages(reader *r, s2a_openai_msgs *m)
         }
     }
     s2a_openai_msgs_end(m);
+    s2a_openai_mark(r->b, from, ",\"messages\":", &r->marks->messages);
     if (!m->messages) {
         return refuse(r, "messages", "at least one user or assistant message is needed");
     }
@@ -512,6 +518,7 @@ static int write_messages(reader *r, s2a_openai_msgs *m)
 /* tools and tool_choice; *forced when the choice makes the model call one. */
 static int write_tools(reader *r, int *count, int *forced)
 {
+    apr_size_t from = r->b->len;
     static const char *const tool_keys[] = {"type", "function"};
     static const char *const function_keys[] = {"name", "description", "parameters"};
     const s2a_json_span *tools = &r->f[F_TOOLS];
@@ -556,6 +563,7 @@ static int write_tools(reader *r, int *count, int *forced)
         return 0; /* an empty list: no tools, and no choice among them */
     }
     S2A_PUT(r->b, "]");
+    s2a_openai_mark(r->b, from, ",\"tools\":", &r->marks->tools);
     *count = j;
     /* read again: the loop reused `name` */
     choice = s2a_openai_tool_choice(&r->f[F_TOOL_CHOICE], &name);
@@ -625,6 +633,7 @@ int s2a_chat_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_ch
     memset(out, 0, sizeof(*out));
     memset(&r, 0, sizeof(r));
     r.pool = p;
+    r.marks = &out->marks;
     r.b = &b;
     r.err = err;
     if (s2a_json_scan_object(p, raw, len, fields, F_COUNT, r.f, &why) != 0) {
@@ -669,12 +678,13 @@ int s2a_chat_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_ch
     s2a_buf_init(&b, p, len + 512);
     S2A_PUT(&b, "{\"model\":");
     s2a_openai_put_span(&b, &r.f[F_MODEL]);
+    s2a_openai_mark(&b, 0, "{\"model\":", &out->marks.model);
     if (write_system(&r) != 0 || write_messages(&r, &m) != 0 ||
         write_tools(&r, &out->tools, &forced) != 0 || write_stop(&r) != 0) {
         return -1;
     }
     tail.forced_tool = forced;
-    s2a_openai_write_tail(&b, &tail, &m, &out->max_tokens, &out->thinking);
+    s2a_openai_write_tail(&b, &tail, &m, &out->marks, &out->max_tokens, &out->thinking);
     S2A_PUT(&b, "}");
     out->body = b.data;
     out->len = b.len;

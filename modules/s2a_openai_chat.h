@@ -14,12 +14,13 @@
 
 /* A Chat Completions request, read. */
 typedef struct {
-    const char *body;  /* the Messages request: one JSON object, NUL-terminated, from the pool */
-    apr_size_t len;    /* its length */
-    const char *model; /* the model the client named, decoded: the answer names it */
-    int stream;        /* "stream": true */
-    int include_usage; /* "stream_options": {"include_usage": true} on a stream */
-    int tools;         /* the tools offered */
+    const char *body;     /* the Messages request: one JSON object, NUL-terminated, from the pool */
+    apr_size_t len;       /* its length */
+    s2a_body_marks marks; /* where its fields are (s2a_body_read_built) */
+    const char *model;    /* the model the client named, decoded: the answer names it */
+    int stream;           /* "stream": true */
+    int include_usage;    /* "stream_options": {"include_usage": true} on a stream */
+    int tools;            /* the tools offered */
     apr_int64_t max_tokens; /* max_tokens sent (the client's, the default, grown for thinking) */
     apr_int64_t thinking;   /* the thinking budget sent, 0: none */
 } s2a_chat_request;

@@ -63,6 +63,7 @@ typedef struct {
     s2a_buf *b;
     s2a_openai_error *err;
     s2a_json_span f[F_COUNT];
+    s2a_body_marks *marks; /* where the body's fields went */
     apr_array_header_t *custom;
 } reader;
 
@@ -227,6 +228,7 @@ static int system_blocks(reader *r, int i, const s2a_json_span *content, int *co
  * every item is an object with a type. */
 static int write_system(reader *r)
 {
+    apr_size_t from = r->b->len;
     const s2a_json_span *input = &r->f[F_INPUT], *text = &r->f[F_TEXT];
     s2a_json_span item, type, role, content, format, ftype, schema;
     apr_size_t pos = 0;
@@ -282,6 +284,7 @@ static int write_system(reader *r)
     }
     if (count) {
         S2A_PUT(r->b, "]");
+        s2a_openai_mark(r->b, from, ",\"system\":", &r->marks->system);
     }
     return 0;
 }
@@ -521,6 +524,8 @@ static int write_messages(reader *r, s2a_openai_msgs *m)
     apr_size_t pos = 0;
     int i = 0, rc;
 
+    apr_size_t from = r->b->len;
+
     S2A_PUT(r->b, ",");
     s2a_openai_msgs_start(m, r->b);
     if (input->type == S2A_JSON_STRING) {
@@ -565,6 +570,7 @@ static int write_messages(reader *r, s2a_openai_msgs *m)
         }
     }
     s2a_openai_msgs_end(m);
+    s2a_openai_mark(r->b, from, ",\"messages\":", &r->marks->messages);
     if (!m->messages) {
         return refuse(r, "input", "at least one user or assistant message is needed");
     }
@@ -612,6 +618,7 @@ static int custom_tool(reader *r, const s2a_json_span *tool, int j)
 /* tools and tool_choice; *forced when the choice makes the model call one. */
 static int write_tools(reader *r, int *count, int *forced)
 {
+    apr_size_t from = r->b->len;
     const s2a_json_span *tools = &r->f[F_TOOLS], *tc = &r->f[F_TOOL_CHOICE];
     s2a_json_span tool, type, name;
     s2a_openai_choice choice;
@@ -662,6 +669,7 @@ static int write_tools(reader *r, int *count, int *forced)
         return 0;
     }
     S2A_PUT(r->b, "]");
+    s2a_openai_mark(r->b, from, ",\"tools\":", &r->marks->tools);
     *count = j;
     s2a_openai_write_tool_choice(r->b, choice, &name, serial, forced);
     return 0;
@@ -713,6 +721,7 @@ int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len,
     memset(out, 0, sizeof(*out));
     memset(&r, 0, sizeof(r));
     r.pool = p;
+    r.marks = &out->marks;
     r.b = &b;
     r.err = err;
     if (s2a_json_scan_object(p, raw, len, fields, F_COUNT, r.f, &why) != 0) {
@@ -764,12 +773,13 @@ int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len,
     s2a_buf_init(&b, p, len + 512);
     S2A_PUT(&b, "{\"model\":");
     s2a_openai_put_span(&b, &r.f[F_MODEL]);
+    s2a_openai_mark(&b, 0, "{\"model\":", &out->marks.model);
     if (write_system(&r) != 0 || write_messages(&r, &m) != 0 ||
         write_tools(&r, &out->tools, &forced) != 0) {
         return -1;
     }
     tail.forced_tool = forced;
-    s2a_openai_write_tail(&b, &tail, &m, &out->max_tokens, &out->thinking);
+    s2a_openai_write_tail(&b, &tail, &m, &out->marks, &out->max_tokens, &out->thinking);
     S2A_PUT(&b, "}");
     out->body = b.data;
     out->len = b.len;

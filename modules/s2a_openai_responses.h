@@ -23,6 +23,7 @@
 typedef struct {
     const char *body; /* the Messages request: one JSON object, NUL-terminated, from the pool */
     apr_size_t len;
+    s2a_body_marks marks;   /* where its fields are (s2a_body_read_built) */
     const char *model;      /* the model the client named, decoded: the answer names it */
     int stream;             /* "stream": true */
     int tools;              /* the tools offered */

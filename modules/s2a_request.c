@@ -89,37 +89,11 @@ static void note_tool_type(void *ctx, const s2a_json_span *type)
     }
 }
 
-/* The body's fields; the values of the first `checked` of them checked
- * (the rest only delimited). */
-static int read_fields(apr_pool_t *p, const char *raw, apr_size_t len, int checked, s2a_body *out,
-                       const char **err)
+/* The kinds of the fields found: what s2a_body_read promises. */
+static int check_fields(apr_pool_t *p, s2a_body *out, const char **err)
 {
-    static const char *const names[] = {"model",  "messages",   "stream", "metadata",
-                                        "system", "max_tokens", "tools"};
-    s2a_json_span spans[7];
-    s2a_body_fields *f = &out->f;
-    tool_types tools = {p, 0};
-    /* "tools" (the last) is read only for its server tools, on the way */
-    const s2a_json_member_note tool_note = {6, "type", note_tool_type, &tools};
-    int rc;
+    const s2a_body_fields *f = &out->f;
 
-    memset(out, 0, sizeof(*out));
-    out->raw = raw;
-    out->len = len;
-    rc = s2a_json_scan_object_noting(p, raw, len, names, 7, checked, &tool_note, spans, err);
-    if (rc != 0) {
-        if (rc == -1) {
-            *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
-        }
-        return -1;
-    }
-    f->model = spans[0];
-    f->messages = spans[1];
-    f->stream = spans[2];
-    f->metadata = spans[3];
-    f->system = spans[4];
-    f->max_tokens = spans[5];
-    f->tools = spans[6];
     if (f->model.type != S2A_JSON_STRING || !(out->model = s2a_json_string_dup(p, &f->model)) ||
         !*out->model) {
         *err = "model: a non-empty string is required";
@@ -139,21 +113,95 @@ static int read_fields(apr_pool_t *p, const char *raw, apr_size_t len, int check
         return -1;
     }
     out->stream = f->stream.type == S2A_JSON_TRUE;
-    out->server_tools = tools.found;
     return 0;
 }
 
 int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err)
 {
-    /* "tools" (the last) only delimited: the upstream validates it */
-    return read_fields(p, raw, len, 6, out, err);
+    static const char *const names[] = {"model",  "messages",   "stream", "metadata",
+                                        "system", "max_tokens", "tools"};
+    s2a_json_span spans[7];
+    s2a_body_fields *f = &out->f;
+    tool_types tools = {p, 0};
+    /* "tools" (the last) only delimited, the upstream validating it, and
+     * read for its server tools on the way */
+    const s2a_json_member_note tool_note = {6, "type", note_tool_type, &tools};
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->raw = raw;
+    out->len = len;
+    rc = s2a_json_scan_object_noting(p, raw, len, names, 7, 6, &tool_note, spans, err);
+    if (rc != 0) {
+        if (rc == -1) {
+            *err = apr_pstrcat(p, "The request body is not valid JSON: ", *err, NULL);
+        }
+        return -1;
+    }
+    f->model = spans[0];
+    f->messages = spans[1];
+    f->stream = spans[2];
+    f->metadata = spans[3];
+    f->system = spans[4];
+    f->max_tokens = spans[5];
+    f->tools = spans[6];
+    if (check_fields(p, out, err) != 0) {
+        return -1;
+    }
+    out->server_tools = tools.found;
+    return 0;
 }
 
-int s2a_body_read_built(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
-                        const char **err)
+static s2a_json_span span_of(const char *raw, apr_size_t len, const s2a_body_mark *m)
 {
-    /* the door checked what it was given, and writes JSON */
-    return read_fields(p, raw, len, 1, out, err);
+    s2a_json_span v = {NULL, 0, S2A_JSON_NONE};
+    if (!m->len || m->off > len || m->len > len - m->off) {
+        return v;
+    }
+    v.p = raw + m->off;
+    v.len = m->len;
+    switch (*v.p) {
+    case '"':
+        v.type = S2A_JSON_STRING;
+        break;
+    case '{':
+        v.type = S2A_JSON_OBJECT;
+        break;
+    case '[':
+        v.type = S2A_JSON_ARRAY;
+        break;
+    case 't':
+        v.type = S2A_JSON_TRUE;
+        break;
+    case 'f':
+        v.type = S2A_JSON_FALSE;
+        break;
+    case 'n':
+        v.type = S2A_JSON_NULL;
+        break;
+    default:
+        v.type = S2A_JSON_NUMBER;
+        break;
+    }
+    return v;
+}
+
+int s2a_body_read_built(apr_pool_t *p, const char *raw, apr_size_t len, const s2a_body_marks *marks,
+                        s2a_body *out, const char **err)
+{
+    s2a_body_fields *f = &out->f;
+
+    memset(out, 0, sizeof(*out));
+    out->raw = raw;
+    out->len = len;
+    f->model = span_of(raw, len, &marks->model);
+    f->messages = span_of(raw, len, &marks->messages);
+    f->stream = span_of(raw, len, &marks->stream);
+    f->metadata = span_of(raw, len, &marks->metadata);
+    f->system = span_of(raw, len, &marks->system);
+    f->max_tokens = span_of(raw, len, &marks->max_tokens);
+    f->tools = span_of(raw, len, &marks->tools);
+    return check_fields(p, out, err);
 }
 
 int s2a_body_tools_refused(apr_pool_t *p, const s2a_body *b, const s2a_price *price,

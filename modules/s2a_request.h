@@ -72,12 +72,31 @@ typedef struct {
  * (from p). */
 int s2a_body_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out, const char **err);
 
+/* Where the writer of a body put the values of s2a_body_fields: offsets
+ * into the body (its buffer may move while it grows); len 0 where it wrote
+ * none. */
+typedef struct {
+    apr_size_t off;
+    apr_size_t len;
+} s2a_body_mark;
+
+typedef struct {
+    s2a_body_mark model;
+    s2a_body_mark messages;
+    s2a_body_mark stream;
+    s2a_body_mark metadata;
+    s2a_body_mark system;
+    s2a_body_mark max_tokens;
+    s2a_body_mark tools;
+} s2a_body_marks;
+
 /* s2a_body_read of a body the gateway wrote itself (an OpenAI door's
- * Messages body, from a request the door checked whole): the fields are
- * found and their kinds checked, but the values after `model` are only
- * delimited, not read through again. */
-int s2a_body_read_built(apr_pool_t *p, const char *raw, apr_size_t len, s2a_body *out,
-                        const char **err);
+ * Messages body, from a request the door checked whole), whose fields are
+ * where `marks` say: nothing is scanned again, and the kinds are checked as
+ * s2a_body_read checks them. A door's tools are functions, never server
+ * tools. */
+int s2a_body_read_built(apr_pool_t *p, const char *raw, apr_size_t len, const s2a_body_marks *marks,
+                        s2a_body *out, const char **err);
 
 /* Why the request may not use the server tools it lists: 0 when it may;
  * else the status (403: its group refuses server tools; 400: one has no price

@@ -42,13 +42,29 @@ static const char upstream_error[] =
     "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
     "\"message\":\"prompt is too long: 210000 tokens > 200000 maximum\"}}";
 
+/* Whether two readings of a body found the same fields. */
+static int same_fields(const s2a_body_fields *a, const s2a_body_fields *b)
+{
+    const s2a_json_span *x[] = {&a->model,  &a->messages,   &a->stream, &a->metadata,
+                                &a->system, &a->max_tokens, &a->tools};
+    const s2a_json_span *y[] = {&b->model,  &b->messages,   &b->stream, &b->metadata,
+                                &b->system, &b->max_tokens, &b->tools};
+    size_t i;
+    for (i = 0; i < sizeof(x) / sizeof(x[0]); i++) {
+        if (x[i]->type != y[i]->type || x[i]->len != y[i]->len || x[i]->p != y[i]->p) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* A door read from a small request of its kind. */
 static s2a_door door_of(s2a_door_kind kind, int streamed)
 {
     s2a_door d;
     s2a_openai_error err;
-    const char *body, *raw;
-    apr_size_t len;
+    s2a_body built;
+    const char *raw;
     memset(&d, 0, sizeof(d));
     d.kind = kind;
     raw = kind == S2A_DOOR_CHAT
@@ -61,15 +77,18 @@ static s2a_door door_of(s2a_door_kind kind, int streamed)
                              "{\"model\":\"claude-sonnet-4-5\",\"stream\":%s,\"store\":false,"
                              "\"input\":\"hi\"}",
                              streamed ? "true" : "false");
-    S2A_CHECK_INT(s2a_door_read(pool, &d, raw, strlen(raw), 1790000000, &body, &len, &err), 0);
-    S2A_CHECK(body && len == strlen(body) && strstr(body, "\"messages\":[") != NULL);
-    /* what the door wrote is a Messages body */
+    S2A_CHECK_INT(s2a_door_read(pool, &d, raw, strlen(raw), 1790000000, &built, &err), 0);
+    S2A_CHECK(built.raw && built.len == strlen(built.raw) &&
+              strstr(built.raw, "\"messages\":[") != NULL);
+    S2A_CHECK_STR(built.model, "claude-sonnet-4-5");
+    S2A_CHECK_INT(built.stream, streamed);
+    /* what the door wrote is a Messages body, its fields where the door says */
     {
         s2a_body messages;
         const char *why;
-        S2A_CHECK_INT(s2a_body_read(pool, body, len, &messages, &why), 0);
-        S2A_CHECK_STR(messages.model, "claude-sonnet-4-5");
-        S2A_CHECK_INT(messages.stream, streamed);
+        S2A_CHECK_INT(s2a_body_read(pool, built.raw, built.len, &messages, &why), 0);
+        S2A_CHECK(same_fields(&messages.f, &built.f));
+        S2A_CHECK_STR(messages.model, built.model);
     }
     return d;
 }
@@ -317,22 +336,21 @@ static void test_refused(void)
 {
     s2a_door d;
     s2a_openai_error err;
-    const char *body = NULL;
-    apr_size_t len = 0;
+    s2a_body body;
     static const char raw[] = "{\"model\":\"m\",\"n\":2,\"messages\":[{\"role\":\"user\","
                               "\"content\":\"hi\"}]}";
     memset(&d, 0, sizeof(d));
     d.kind = S2A_DOOR_CHAT;
-    S2A_CHECK_INT(s2a_door_read(pool, &d, raw, sizeof(raw) - 1, 1, &body, &len, &err), -1);
+    S2A_CHECK_INT(s2a_door_read(pool, &d, raw, sizeof(raw) - 1, 1, &body, &err), -1);
     S2A_CHECK_INT(err.status, 400);
     S2A_CHECK_STR(err.param, "n");
     d.kind = S2A_DOOR_RESPONSES;
     S2A_CHECK_INT(s2a_door_read(pool, &d, "{\"model\":\"m\",\"input\":\"x\",\"store\":true}", 38, 1,
-                                &body, &len, &err),
+                                &body, &err),
                   -1);
     S2A_CHECK_STR(err.param, "store");
     d.kind = S2A_DOOR_MESSAGES;
-    S2A_CHECK_INT(s2a_door_read(pool, &d, raw, sizeof(raw) - 1, 1, &body, &len, &err), -1);
+    S2A_CHECK_INT(s2a_door_read(pool, &d, raw, sizeof(raw) - 1, 1, &body, &err), -1);
 }
 
 int main(void)

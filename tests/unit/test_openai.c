@@ -984,9 +984,16 @@ static json_object *tail(const s2a_openai_tail *t, const s2a_openai_msgs *m, apr
                          apr_int64_t *budget)
 {
     s2a_buf b;
+    s2a_body_marks marks;
 
+    memset(&marks, 0, sizeof(marks));
     s2a_buf_init(&b, pool, 0);
-    s2a_openai_write_tail(&b, t, m, max, budget);
+    s2a_openai_write_tail(&b, t, m, &marks, max, budget);
+    /* the marks say where max_tokens and stream went */
+    S2A_CHECK_STR(apr_pstrmemdup(pool, b.data + marks.max_tokens.off, marks.max_tokens.len),
+                  apr_psprintf(pool, "%" APR_INT64_T_FMT, *max));
+    S2A_CHECK_STR(apr_pstrmemdup(pool, b.data + marks.stream.off, marks.stream.len),
+                  t->stream ? "true" : "");
     return parse_wrapped("{\"model\":\"m\"", &b, "}");
 }
 
