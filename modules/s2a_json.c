@@ -124,8 +124,14 @@ static const char *decode_escape(const char *b, const char *end, char *out, apr_
 static int key_equals(const char *k, const char *kend, const char *key)
 {
     apr_size_t klen = (apr_size_t)(kend - k);
-    apr_size_t n = strlen(key);
+    apr_size_t n;
 
+    /* most keys differ at once: a first byte that is no escape is the decoded first byte */
+    if (!klen)
+        return *key == '\0';
+    if (*k != '\\' && *k != *key)
+        return 0;
+    n = strlen(key);
     if (!memchr(k, '\\', klen))
         return klen == n && memcmp(k, key, n) == 0;
     while (k < kend) {
@@ -452,7 +458,8 @@ static int match_key(const char *k, const char *kend, int escaped, const char *c
 
     for (i = 0; i < nkeys; i++) {
         if (escaped ? key_equals(k, kend, keys[i])
-                    : strlen(keys[i]) == klen && memcmp(k, keys[i], klen) == 0)
+                    : (klen ? keys[i][0] == *k : keys[i][0] == '\0') && strlen(keys[i]) == klen &&
+                          memcmp(k, keys[i], klen) == 0)
             return i;
     }
     return -1;

@@ -1,6 +1,10 @@
 /* What the OpenAI-compatible doors share: see s2a_openai.h. */
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <apr_strings.h>
 
 #include "s2a_errors.h"
@@ -223,15 +227,29 @@ static int word_matters(apr_uint64_t w)
             highs) != 0;
 }
 
-/* Whether s[0..n) holds a byte below 0x20, eight bytes at a time. */
+/* Whether s[0..n) holds a byte below 0x20: sixteen bytes at a time where
+ * SSE2 is (a byte is one when the larger of it and 0x1f is 0x1f), then
+ * eight. */
 static int any_control(const char *s, apr_size_t n)
 {
     const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
     const apr_uint64_t highs = APR_UINT64_C(0x8080808080808080);
     apr_uint64_t w, seen = 0;
-    apr_size_t i;
+    apr_size_t i = 0;
 
-    for (i = 0; i + 8 <= n; i += 8) {
+#if defined(__SSE2__)
+    const __m128i limit = _mm_set1_epi8(0x1f);
+    __m128i found = _mm_setzero_si128();
+
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        found = _mm_or_si128(found, _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit));
+    }
+    if (_mm_movemask_epi8(found)) {
+        return 1;
+    }
+#endif
+    for (; i + 8 <= n; i += 8) {
         memcpy(&w, s + i, 8);
         seen |= (w - ones * 0x20) & ~w;
     }

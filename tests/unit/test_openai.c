@@ -245,6 +245,23 @@ static void test_control_free(void)
         }
         S2A_CHECK_INT(wrong, 0);
     }
+    /* one control byte anywhere in text that is otherwise free of them, high
+     * bytes around it (which are not ones) */
+    {
+        char text[72];
+        apr_size_t at;
+        int wrong = 0;
+
+        for (at = 0; at < sizeof(text); at++) {
+            memset(text, 'a', sizeof(text));
+            text[(at + 5) % sizeof(text)] = '\xff';
+            text[(at + 9) % sizeof(text)] = '\x80';
+            wrong += !s2a_openai_control_free(text, sizeof(text));
+            text[at] = '\x01';
+            wrong += s2a_openai_control_free(text, sizeof(text));
+        }
+        S2A_CHECK_INT(wrong, 0);
+    }
 }
 
 static void test_integer(void)
