@@ -313,6 +313,14 @@ static const char *scan_string(scanner *sc, const char *s, int *escaped)
     }
 }
 
+const char *s2a_json_string_close(const char *s, const char *end)
+{
+    scanner sc = {s, end, NULL, NULL};
+    int escaped = 0;
+
+    return scan_string(&sc, s, &escaped);
+}
+
 static const char *scan_digits(scanner *sc, const char *s)
 {
     if (s == sc->end)

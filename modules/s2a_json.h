@@ -121,6 +121,11 @@ int s2a_json_array_next_members_inner(const s2a_json_span *arr, apr_size_t *pos,
                                       const s2a_json_inner *inner, s2a_json_span *out,
                                       s2a_json_span *members);
 
+/* The closing quote of the string whose content begins at s (after its opening quote),
+ * its escapes checked as the scanner checks them; NULL where one is bad or the buffer
+ * ends first. */
+const char *s2a_json_string_close(const char *s, const char *end);
+
 /* Does the string span str (from the scanner or s2a_json_object_get) decode to s? Same
  * decoding as s2a_json_string_dup, without allocating. 0 if str is not a string. */
 int s2a_json_string_equals(const s2a_json_span *str, const char *s);

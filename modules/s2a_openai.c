@@ -521,6 +521,58 @@ static void read_delta(const s2a_json_span *delta, s2a_anthropic_event *ev)
     }
 }
 
+/* A delta event as the API writes it, {"type":"content_block_delta","index":N,"delta":
+ * {"type":"…_delta","…":"…"}} to the byte, read without the scanner: dozens come per
+ * answer. 0 for anything else (a space, another member, another order), which the
+ * scanner then reads. */
+static int read_delta_as_written(const char *data, apr_size_t dlen, s2a_anthropic_event *ev)
+{
+    static const char head[] = "{\"type\":\"content_block_delta\",\"index\":";
+    static const struct {
+        const char *members; /* from the delta's type to its string's opening quote */
+        s2a_block_kind kind;
+    } kinds[] = {
+        {",\"delta\":{\"type\":\"text_delta\",\"text\":\"", S2A_BLOCK_TEXT},
+        {",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"", S2A_BLOCK_THINKING},
+        {",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"", S2A_BLOCK_TOOL_USE},
+        {",\"delta\":{\"type\":\"signature_delta\",\"signature\":\"", S2A_BLOCK_SIGNATURE}};
+    const char *s = data + sizeof(head) - 1, *end = data + dlen, *q;
+    apr_int64_t index = 0;
+    apr_size_t k, n;
+
+    if (dlen < sizeof(head) || memcmp(data, head, sizeof(head) - 1) != 0 || !IS_DIGIT(*s) ||
+        (*s == '0' && s + 1 < end && IS_DIGIT(s[1]))) {
+        return 0;
+    }
+    for (n = 0; s < end && IS_DIGIT(*s); s++, n++) {
+        if (n == 9) {
+            return 0; /* an index that long: the scanner's reading */
+        }
+        index = index * 10 + (*s - '0');
+    }
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        n = strlen(kinds[k].members);
+        if ((apr_size_t)(end - s) > n && memcmp(s, kinds[k].members, n) == 0) {
+            break;
+        }
+    }
+    if (k == sizeof(kinds) / sizeof(kinds[0])) {
+        return 0;
+    }
+    s += n;
+    if (!(q = s2a_json_string_close(s, end)) || end - q != 3 || q[1] != '}' || q[2] != '}' ||
+        !s2a_openai_control_free(s - 1, (apr_size_t)(q + 1 - (s - 1)))) {
+        return 0;
+    }
+    ev->kind = S2A_AEV_BLOCK_DELTA;
+    ev->index = index;
+    ev->block = kinds[k].kind;
+    ev->text.p = s - 1;
+    ev->text.len = (apr_size_t)(q + 1 - (s - 1));
+    ev->text.type = S2A_JSON_STRING;
+    return 1;
+}
+
 s2a_aev_kind s2a_anthropic_event_read(const char *name, apr_size_t nlen, const char *data,
                                       apr_size_t dlen, s2a_anthropic_event *ev)
 {
@@ -533,6 +585,9 @@ s2a_aev_kind s2a_anthropic_event_read(const char *name, apr_size_t nlen, const c
 
     memset(ev, 0, sizeof(*ev));
     ev->index = -1;
+    if (read_delta_as_written(data, dlen, ev)) {
+        return ev->kind;
+    }
     if (s2a_json_scan_object(NULL, data, dlen, keys, 7, v, &why) != 0 ||
         !s2a_openai_control_free(data, dlen)) {
         return ev->kind = S2A_AEV_OTHER;

@@ -519,6 +519,66 @@ static void test_events(void)
     S2A_CHECK_INT(ev.index, -1);
 }
 
+/* A delta as the API writes it reads as the same delta spaced out (which
+ * only the scanner reads), whatever it holds: good and bad strings, every
+ * kind, indexes near and past the reader's limits, bytes after it. */
+static void test_deltas_as_written(void)
+{
+    static const char *const deltas[] = {
+        "\"text_delta\",\"text\":\"Hello\"",
+        "\"text_delta\",\"text\":\"\"",
+        "\"text_delta\",\"text\":\"a\\\"b\\\\\\n\\u00e9\\ud83d\\ude00\"",
+        "\"text_delta\",\"text\":\"bad \\x escape\"",
+        "\"text_delta\",\"text\":\"bad \\u12 escape\"",
+        "\"text_delta\",\"text\":\"raw\ttab\"",
+        "\"text_delta\",\"text\":\"cut",
+        "\"text_delta\",\"text\":\"ends with a backslash\\\"",
+        "\"thinking_delta\",\"thinking\":\"hmm\"",
+        "\"input_json_delta\",\"partial_json\":\"{\\\"a\\\":\"",
+        "\"signature_delta\",\"signature\":\"EqQB\"",
+        "\"text_delta\",\"thinking\":\"mixed\"",
+        "\"citations_delta\",\"citation\":{}"};
+    static const char *const indexes[] = {"0", "7", "123456789", "1234567890", "01", "-1", "1.5"};
+    static const char *const tails[] = {"}}", "}} ", "},\"x\":1}", "}}}", "}"};
+    size_t d, i, t;
+    int wrong = 0;
+
+    for (d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++) {
+        for (i = 0; i < sizeof(indexes) / sizeof(indexes[0]); i++) {
+            for (t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+                const char *tight =
+                    apr_pstrcat(pool, "{\"type\":\"content_block_delta\",\"index\":", indexes[i],
+                                ",\"delta\":{\"type\":", deltas[d], tails[t], NULL);
+                const char *spaced =
+                    apr_pstrcat(pool, "{\"type\": \"content_block_delta\",\"index\":", indexes[i],
+                                ",\"delta\":{\"type\":", deltas[d], tails[t], NULL);
+                s2a_anthropic_event a, b;
+                s2a_aev_kind ka = event("content_block_delta", tight, &a);
+                s2a_aev_kind kb = event("content_block_delta", spaced, &b);
+                if (ka != kb || a.index != b.index || a.block != b.block ||
+                    a.text.type != b.text.type || a.text.len != b.text.len ||
+                    (a.text.len && memcmp(a.text.p, b.text.p, a.text.len) != 0)) {
+                    wrong++;
+                    fprintf(stderr, "differs: %s\n", tight);
+                }
+            }
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+    /* and the common one is read */
+    {
+        s2a_anthropic_event ev;
+        S2A_CHECK_INT(event("content_block_delta",
+                            "{\"type\":\"content_block_delta\",\"index\":3,\"delta\":"
+                            "{\"type\":\"text_delta\",\"text\":\"Hi\"}}",
+                            &ev),
+                      S2A_AEV_BLOCK_DELTA);
+        S2A_CHECK_INT(ev.index, 3);
+        S2A_CHECK_INT(ev.block, S2A_BLOCK_TEXT);
+        S2A_CHECK_STR(apr_pstrmemdup(pool, ev.text.p, ev.text.len), "\"Hi\"");
+    }
+}
+
 static void test_budget_and_adaptive(void)
 {
     static const struct {
@@ -1182,6 +1242,7 @@ int main(void)
     test_milli();
     test_finish_and_tokens();
     test_events();
+    test_deltas_as_written();
     test_budget_and_adaptive();
     test_msgs();
     test_image_block();
