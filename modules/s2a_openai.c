@@ -227,9 +227,9 @@ static int word_matters(apr_uint64_t w)
             highs) != 0;
 }
 
-/* Whether s[0..n) holds a byte below 0x20: sixteen bytes at a time where
- * SSE2 is (a byte is one when the larger of it and 0x1f is 0x1f), then
- * eight. */
+/* Whether s[0..n) holds a byte below 0x20: sixteen or more bytes at a time
+ * where SSE2 is (a byte is one when the larger of it and 0x1f is 0x1f),
+ * then eight. */
 static int any_control(const char *s, apr_size_t n)
 {
     const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
@@ -241,6 +241,13 @@ static int any_control(const char *s, apr_size_t n)
     const __m128i limit = _mm_set1_epi8(0x1f);
     __m128i found = _mm_setzero_si128();
 
+    /* the smallest of 64 bytes at a time: one is below 0x20 when it is */
+    for (; i + 64 <= n; i += 64) {
+        const __m128i *v = (const __m128i *)(const void *)(s + i);
+        __m128i low = _mm_min_epu8(_mm_min_epu8(_mm_loadu_si128(v), _mm_loadu_si128(v + 1)),
+                                   _mm_min_epu8(_mm_loadu_si128(v + 2), _mm_loadu_si128(v + 3)));
+        found = _mm_or_si128(found, _mm_cmpeq_epi8(_mm_max_epu8(low, limit), limit));
+    }
     for (; i + 16 <= n; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
         found = _mm_or_si128(found, _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit));
