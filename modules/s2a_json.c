@@ -477,33 +477,64 @@ enum { ST_VALUE, ST_OBJ_FIRST, ST_OBJ_KEY, ST_ARR_FIRST, ST_AFTER_VALUE };
 
 static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                        int nkeys, int nchecked, int once, const s2a_json_member_note *n,
-                       s2a_json_span *out, const char **err);
+                       const s2a_json_values *vs, s2a_json_span *out, const char **err);
 
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nkeys, 0, NULL, out, err);
+    return scan_object(p, buf, len, keys, nkeys, nkeys, 0, NULL, NULL, out, err);
 }
 
 int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
                               const char *const *keys, int nkeys, int nchecked, s2a_json_span *out,
                               const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, NULL, out, err);
+    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, NULL, NULL, out, err);
 }
 
 int s2a_json_scan_object_noting(apr_pool_t *p, const char *buf, apr_size_t len,
                                 const char *const *keys, int nkeys, int nchecked,
                                 const s2a_json_member_note *n, s2a_json_span *out, const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, n, out, err);
+    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, n, NULL, out, err);
+}
+
+int s2a_json_scan_object_values(apr_pool_t *p, const char *buf, apr_size_t len,
+                                const char *const *keys, int nkeys, const s2a_json_values *v,
+                                s2a_json_span *out, const char **err)
+{
+    return scan_object(p, buf, len, keys, nkeys, nkeys, 1, NULL, v, out, err);
+}
+
+/* A value inside the read one ended at s. At stack depth `depth` a value is at level
+ * depth - 1 of the read value (which sits at depth 1); names[depth] names a member's. */
+static void value_ended(const s2a_json_values *vs, int levels, const s2a_json_span *names,
+                        const char *start, const char *s, const char *stack, int depth,
+                        s2a_json_type type)
+{
+    static const s2a_json_span element = {NULL, 0, S2A_JSON_NONE};
+    s2a_json_span value;
+
+    if (depth < 2 || depth - 1 > levels)
+        return;
+    value.p = start;
+    value.len = (apr_size_t)(s - start);
+    value.type = type;
+    vs->each(vs->ctx, depth - 1, stack[depth - 1] == '{' ? &names[depth] : &element, &value);
 }
 
 /* `once`: a requested key met twice at the top is refused. */
 static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                        int nkeys, int nchecked, int once, const s2a_json_member_note *n,
-                       s2a_json_span *out, const char **err)
+                       const s2a_json_values *vs, s2a_json_span *out, const char **err)
 {
+    /* reading vs's value: its members' names and where its containers begin, by depth */
+    s2a_json_span names[S2A_JSON_VALUES_DEPTH + 2];
+    const char *starts[S2A_JSON_VALUES_DEPTH + 2];
+    const int levels = !vs                                 ? 0
+                       : vs->depth > S2A_JSON_VALUES_DEPTH ? S2A_JSON_VALUES_DEPTH
+                                                           : vs->depth;
+    int reading = 0;
     scanner sc = {buf, buf + len, NULL, NULL};
     char stack[S2A_JSON_MAX_DEPTH];
     int depth = 0, state = ST_OBJ_FIRST;
@@ -556,6 +587,11 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
             if ((*s == '}' && stack[depth - 1] == '{') || (*s == ']' && stack[depth - 1] == '[')) {
                 depth--;
                 s++;
+                if (reading && depth >= 2 && depth <= levels + 1)
+                    value_ended(vs, levels, names, starts[depth], s, stack, depth,
+                                s[-1] == '}' ? S2A_JSON_OBJECT : S2A_JSON_ARRAY);
+                if (depth == 1)
+                    reading = 0;
                 if (depth == 1 && open_key >= 0) {
                     out[open_key].p = open_start;
                     out[open_key].len = (apr_size_t)(s - open_start);
@@ -584,6 +620,11 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
             }
             if (!(kend = scan_string(&sc, k, &escaped)))
                 break;
+            if (reading && depth <= levels + 1) {
+                names[depth].p = s;
+                names[depth].len = (apr_size_t)(kend + 1 - s);
+                names[depth].type = S2A_JSON_STRING;
+            }
             if (depth == 1) {
                 cur_key = match_key(k, kend, escaped, keys, nkeys);
                 /* two values of one key: parsers disagree on which counts */
@@ -639,7 +680,10 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
             if (depth == 1) {
                 open_key = cur_key;
                 open_start = s;
+                reading = levels > 0 && cur_key >= 0 && cur_key == vs->key;
             }
+            if (reading && depth >= 2 && depth <= levels + 1)
+                starts[depth] = s;
             stack[depth++] = *s;
             state = *s == '{' ? ST_OBJ_FIRST : ST_ARR_FIRST;
             s++;
@@ -670,6 +714,8 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
         }
         if (!s)
             break;
+        if (reading)
+            value_ended(vs, levels, names, v, s, stack, depth, type);
         if (depth == 1 && cur_key >= 0) {
             out[cur_key].p = v;
             out[cur_key].len = (apr_size_t)(s - v);
@@ -721,17 +767,16 @@ static void clear_spans(s2a_json_span *spans, int n)
     }
 }
 
-/* The members of the object at s ('{'), bounded by end: members[i] the value of keys[i];
- * the object value of keys[inner->member] walked for inner's keys rather than skipped.
+/* The members of the object at s ('{'), bounded by end: members[i] the value of keys[i].
  * Returns the position after the object, or NULL where it is malformed or cut. */
 static const char *walk_members(const char *s, const char *end, const char *const *keys, int nkeys,
-                                s2a_json_span *members, const s2a_json_inner *inner)
+                                s2a_json_span *members)
 {
     s = skip_ws(s + 1, end);
     while (s < end && *s == '"') {
         const char *k = s + 1, *kend, *m;
         s2a_json_type type;
-        int more, i, found = -1;
+        int more, i;
 
         if (!(kend = string_close(k, end)))
             return NULL;
@@ -739,26 +784,15 @@ static const char *walk_members(const char *s, const char *end, const char *cons
         if (s >= end || *s != ':')
             return NULL;
         m = skip_ws(s + 1, end);
+        if (!(s = skip_value(m, end, &type, &more)))
+            return NULL;
         for (i = 0; i < nkeys; i++) {
             if (key_equals(k, kend, keys[i])) {
-                found = i;
+                members[i].p = m;
+                members[i].len = (apr_size_t)(s - m);
+                members[i].type = type;
                 break;
             }
-        }
-        if (inner && found >= 0 && found == inner->member) {
-            clear_spans(inner->out, inner->nkeys);
-        }
-        if (inner && found >= 0 && found == inner->member && m < end && *m == '{') {
-            if (!(s = walk_members(m, end, inner->keys, inner->nkeys, inner->out, NULL)))
-                return NULL;
-            type = S2A_JSON_OBJECT;
-        } else if (!(s = skip_value(m, end, &type, &more))) {
-            return NULL;
-        }
-        if (found >= 0) {
-            members[found].p = m;
-            members[found].len = (apr_size_t)(s - m);
-            members[found].type = type;
         }
         s = skip_ws(s, end);
         if (s < end && *s == ',')
@@ -769,19 +803,14 @@ static const char *walk_members(const char *s, const char *end, const char *cons
     return s + 1;
 }
 
-int s2a_json_array_next_members_inner(const s2a_json_span *arr, apr_size_t *pos,
-                                      const char *const *keys, int nkeys,
-                                      const s2a_json_inner *inner, s2a_json_span *out,
-                                      s2a_json_span *members)
+int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const char *const *keys,
+                                int nkeys, s2a_json_span *out, s2a_json_span *members)
 {
     const char *s, *end, *v;
     s2a_json_type type;
     int more;
 
     clear_spans(members, nkeys);
-    if (inner) {
-        clear_spans(inner->out, inner->nkeys);
-    }
     if (!arr || arr->type != S2A_JSON_ARRAY || !arr->p || arr->len < 2 || !keys)
         return 0;
     end = arr->p + arr->len - 1; /* the closing bracket */
@@ -796,7 +825,7 @@ int s2a_json_array_next_members_inner(const s2a_json_span *arr, apr_size_t *pos,
             return 0;
     } else {
         /* the members are walked once: the object ends after the last */
-        if (!(s = walk_members(v, end, keys, nkeys, members, inner)))
+        if (!(s = walk_members(v, end, keys, nkeys, members)))
             return 0;
         type = S2A_JSON_OBJECT;
     }
@@ -805,12 +834,6 @@ int s2a_json_array_next_members_inner(const s2a_json_span *arr, apr_size_t *pos,
     out->type = type;
     *pos = (apr_size_t)(s - arr->p);
     return 1;
-}
-
-int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const char *const *keys,
-                                int nkeys, s2a_json_span *out, s2a_json_span *members)
-{
-    return s2a_json_array_next_members_inner(arr, pos, keys, nkeys, NULL, out, members);
 }
 
 int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const char *key,

@@ -75,6 +75,28 @@ int s2a_json_scan_object_noting(apr_pool_t *p, const char *buf, apr_size_t len,
                                 const s2a_json_member_note *n, s2a_json_span *out,
                                 const char **err);
 
+/* Deepest level s2a_json_scan_object_values reads inside the value it reads. */
+#define S2A_JSON_VALUES_DEPTH 3
+
+/* What s2a_json_scan_object_values reads on its way through the value of one key it
+ * checks: each value inside it, down to `depth` levels (1: the elements or members of
+ * that value, 2: theirs too...), is passed to each(ctx, level, name, value) as it ends,
+ * name being the member's name as a string span (quotes included), or NONE for an array's
+ * element. A value ends before the value it is in. */
+typedef struct {
+    int key;
+    int depth;
+    void (*each)(void *ctx, int level, const s2a_json_span *name, const s2a_json_span *value);
+    void *ctx;
+} s2a_json_values;
+
+/* s2a_json_scan_object_some with every value checked, reading as `v` says (its key < nkeys,
+ * its depth at most S2A_JSON_VALUES_DEPTH): what the reader needs of that value comes in
+ * the pass that checks it. */
+int s2a_json_scan_object_values(apr_pool_t *p, const char *buf, apr_size_t len,
+                                const char *const *keys, int nkeys, const s2a_json_values *v,
+                                s2a_json_span *out, const char **err);
+
 /* Find key directly inside the object span obj, which must be the value of a requested key
  * from the scanner or lie inside one (its syntax is trusted). The last occurrence wins.
  * Returns 1 and sets *out if found, else 0. */
@@ -103,23 +125,6 @@ int s2a_json_array_next_member(const s2a_json_span *arr, apr_size_t *pos, const 
  * occurrence; NONE when absent or the element is not an object), read in the same pass. */
 int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const char *const *keys,
                                 int nkeys, s2a_json_span *out, s2a_json_span *members);
-
-/* An object read within each element by s2a_json_array_next_members_inner: the value of
- * the element's keys[member], when an object, is walked for these keys (out[i] the value of
- * keys[i], as members are read) in the pass that finds the element's end. */
-typedef struct {
-    int member;
-    const char *const *keys;
-    int nkeys;
-    s2a_json_span *out;
-} s2a_json_inner;
-
-/* s2a_json_array_next_members reading `inner` too (NULL: none); inner->out is NONE where
- * that member is absent or not an object (the last occurrence counting). */
-int s2a_json_array_next_members_inner(const s2a_json_span *arr, apr_size_t *pos,
-                                      const char *const *keys, int nkeys,
-                                      const s2a_json_inner *inner, s2a_json_span *out,
-                                      s2a_json_span *members);
 
 /* The closing quote of the string whose content begins at s (after its opening quote),
  * its escapes checked as the scanner checks them; NULL where one is bad or the buffer

@@ -69,7 +69,8 @@ typedef struct {
     s2a_buf *b;
     s2a_openai_error *err;
     s2a_json_span f[F_COUNT];
-    s2a_body_marks *marks; /* where the body's fields went */
+    s2a_body_marks *marks;     /* where the body's fields went */
+    apr_array_header_t *tools; /* chat_tool: "tools" as the scan read it */
 } reader;
 
 static int present(const s2a_json_span *v)
@@ -515,17 +516,62 @@ static int write_messages(reader *r, s2a_openai_msgs *m)
     return 0;
 }
 
+/* A tool as the scan of the request read it: the element, its type and
+ * function, and the function's members (NONE where absent; the last of a
+ * name met twice). */
+typedef struct {
+    s2a_json_span tool, type, function, fn[3];
+} chat_tool;
+
+/* What the scan passes on its way through "tools" (s2a_json_scan_object_values). */
+typedef struct {
+    apr_array_header_t *tools;
+    chat_tool now;       /* the tool being read */
+    s2a_json_span fn[3]; /* the members of the tool's last object value yet */
+} tools_read;
+
+static void read_tool(void *ctx, int level, const s2a_json_span *name, const s2a_json_span *v)
+{
+    static const char *const function_keys[] = {"name", "description", "parameters"};
+    static const s2a_json_span none = {NULL, 0, S2A_JSON_NONE};
+    tools_read *t = ctx;
+    int k;
+
+    if (level == 3) {
+        for (k = 0; k < 3; k++) {
+            if (s2a_json_string_equals(name, function_keys[k])) {
+                t->fn[k] = *v;
+                break;
+            }
+        }
+        return;
+    }
+    if (level == 2) {
+        if (s2a_json_string_equals(name, "type")) {
+            t->now.type = *v;
+        } else if (s2a_json_string_equals(name, "function")) {
+            t->now.function = *v;
+            for (k = 0; k < 3; k++) {
+                t->now.fn[k] = v->type == S2A_JSON_OBJECT ? t->fn[k] : none;
+            }
+        }
+    } else {
+        t->now.tool = *v;
+        APR_ARRAY_PUSH(t->tools, chat_tool) = t->now;
+        memset(&t->now, 0, sizeof(t->now));
+    }
+    for (k = 0; k < 3; k++) {
+        t->fn[k] = none;
+    }
+}
+
 /* tools and tool_choice; *forced when the choice makes the model call one. */
 static int write_tools(reader *r, int *count, int *forced)
 {
     apr_size_t from = r->b->len;
-    static const char *const tool_keys[] = {"type", "function"};
-    static const char *const function_keys[] = {"name", "description", "parameters"};
     const s2a_json_span *tools = &r->f[F_TOOLS];
-    s2a_json_span tool, name, member[2], fn[3];
-    const s2a_json_inner function = {1, function_keys, 3, fn};
+    s2a_json_span name;
     s2a_openai_choice choice;
-    apr_size_t pos = 0;
     int j = 0, serial = r->f[F_PARALLEL_TOOL_CALLS].type == S2A_JSON_FALSE;
 
     *count = *forced = 0;
@@ -541,19 +587,19 @@ static int write_tools(reader *r, int *count, int *forced)
     if (tools->type != S2A_JSON_ARRAY) {
         return refuse(r, "tools", "must be an array");
     }
-    /* each tool read in the pass that finds its end: a schema can be long */
-    for (; s2a_json_array_next_members_inner(tools, &pos, tool_keys, 2, &function, &tool, member);
-         j++) {
-        if (tool.type != S2A_JSON_OBJECT || !s2a_json_string_equals(&member[0], "function")) {
+    /* each tool read by the scan that checked it: a schema can be long */
+    for (; j < r->tools->nelts; j++) {
+        const chat_tool *t = &APR_ARRAY_IDX(r->tools, j, chat_tool);
+        if (t->tool.type != S2A_JSON_OBJECT || !s2a_json_string_equals(&t->type, "function")) {
             return refuse(r, apr_psprintf(r->pool, "tools[%d].type", j),
                           "only function tools are taken here");
         }
-        if (member[1].type != S2A_JSON_OBJECT) {
+        if (t->function.type != S2A_JSON_OBJECT) {
             return refuse(r, apr_psprintf(r->pool, "tools[%d]", j),
                           "a function tool needs its function object");
         }
         s2a_openai_put(r->b, j ? "," : ",\"tools\":[");
-        if (s2a_openai_tool(r->b, &fn[0], &fn[1], &fn[2]) != 0) {
+        if (s2a_openai_tool(r->b, &t->fn[0], &t->fn[1], &t->fn[2]) != 0) {
             return refuse(r, apr_psprintf(r->pool, "tools[%d].function", j),
                           "a function needs a string name, and a string description and an "
                           "object of parameters where given");
@@ -627,18 +673,24 @@ int s2a_chat_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_ch
     s2a_openai_msgs m;
     s2a_openai_tail tail;
     s2a_json_span include;
+    tools_read tools;
+    const s2a_json_values tools_values = {F_TOOLS, 3, read_tool, &tools};
     const char *why;
-    int forced;
+    int forced, rc;
 
     memset(out, 0, sizeof(*out));
     memset(&r, 0, sizeof(r));
+    memset(&tools, 0, sizeof(tools));
     r.pool = p;
     r.marks = &out->marks;
     r.b = &b;
     r.err = err;
-    if (s2a_json_scan_object(p, raw, len, fields, F_COUNT, r.f, &why) != 0) {
-        return s2a_openai_refuse(err, NULL,
-                                 apr_pstrcat(p, "The request body is not valid JSON: ", why, NULL));
+    tools.tools = r.tools = apr_array_make(p, 32, sizeof(chat_tool));
+    if ((rc = s2a_json_scan_object_values(p, raw, len, fields, F_COUNT, &tools_values, r.f,
+                                          &why)) != 0) {
+        return s2a_openai_refuse(
+            err, NULL,
+            rc == -2 ? why : apr_pstrcat(p, "The request body is not valid JSON: ", why, NULL));
     }
     if (!s2a_openai_control_free(raw, len)) {
         return s2a_openai_refuse(err, NULL,

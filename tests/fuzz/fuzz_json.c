@@ -427,6 +427,51 @@ static void check_noting(apr_pool_t *p, const char *buf, size_t size, json_objec
     }
 }
 
+typedef struct {
+    apr_pool_t *p;
+    const char *buf;
+    size_t size;
+    int depth;
+    const char *last_end; /* where the last value noted ended */
+} values_seen;
+
+static void value_seen(void *ctx, int level, const s2a_json_span *name, const s2a_json_span *v)
+{
+    static const char *const key[] = {"v"};
+    values_seen *t = ctx;
+    s2a_json_span again;
+    const char *err, *wrapped;
+
+    FUZZ_CHECK(level >= 1 && level <= t->depth);
+    FUZZ_CHECK(v->p >= t->buf && v->len && (size_t)(v->p - t->buf) + v->len <= t->size);
+    /* values end in order: none ends before one noted earlier */
+    FUZZ_CHECK(!t->last_end || v->p + v->len >= t->last_end);
+    t->last_end = v->p + v->len;
+    /* each is a whole JSON value of its type, and a member's name a string */
+    wrapped = apr_pstrcat(t->p, "{\"v\":", apr_pstrmemdup(t->p, v->p, v->len), "}", NULL);
+    FUZZ_CHECK(s2a_json_scan_object(t->p, wrapped, strlen(wrapped), key, 1, &again, &err) == 0 &&
+               again.type == v->type);
+    FUZZ_CHECK(name->type == S2A_JSON_NONE ||
+               (name->type == S2A_JSON_STRING && name->len >= 2 && name->p[0] == '"'));
+}
+
+/* Reading the values inside "content" on the way accepts and refuses as the
+ * checking scan does, and gives whole values of the buffer, in order. */
+static void check_values(apr_pool_t *p, const char *buf, size_t size)
+{
+    values_seen t = {p, buf, size, 3, NULL};
+    const s2a_json_values v = {NKEYS - 1, 3, value_seen, &t};
+    s2a_json_span plain[NKEYS], spans[NKEYS];
+    const char *err = NULL;
+    int rc;
+
+    if (memchr(buf, '\0', size)) {
+        return; /* a wrapped value would be cut there */
+    }
+    rc = s2a_json_scan_object_some(p, buf, size, keys, NKEYS, NKEYS, plain, &err);
+    FUZZ_CHECK(s2a_json_scan_object_values(p, buf, size, keys, NKEYS, &v, spans, &err) == rc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
@@ -461,6 +506,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     check_noting(p, buf, size, root);
+    check_values(p, buf, size);
     json_object_put(root);
     check_prefix(buf, size, rc == 0, &spans[0]);
     random_splices(p, buf, size);

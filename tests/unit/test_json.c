@@ -852,49 +852,6 @@ static void test_scan_noting(apr_pool_t *p)
     S2A_CHECK_INT(s2a_json_scan_object_noting(p, doc, strlen(doc), keys, 2, 1, &n, f, &err), -1);
 }
 
-/* An object inside each element read in the pass over the element: its
- * members as object_members reads them, NONE where it is no object. */
-static void test_array_next_members_inner(apr_pool_t *p)
-{
-    static const char *const keys[] = {"type", "function"};
-    static const char *const inner_keys[] = {"name", "parameters"};
-    const char *doc = "[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"x\":[\"}\"],"
-                      "\"parameters\":{\"type\":\"object\"}}},"
-                      " {\"function\":{\"name\":\"b\"},\"function\":7},"
-                      " {\"function\" : { \"n\\u0061me\" : \"c\" } , \"type\":1}, 5]";
-    s2a_json_span arr = {doc, strlen(doc), S2A_JSON_ARRAY}, el, m[2], fn[2];
-    const s2a_json_inner inner = {1, inner_keys, 2, fn};
-    apr_size_t pos = 0;
-
-    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 1);
-    S2A_CHECK_STR(apr_pstrmemdup(p, fn[0].p, fn[0].len), "\"a\"");
-    S2A_CHECK_STR(apr_pstrmemdup(p, fn[1].p, fn[1].len), "{\"type\":\"object\"}");
-    S2A_CHECK_INT(m[1].type, S2A_JSON_OBJECT);
-    S2A_CHECK_STR(apr_pstrmemdup(p, m[1].p, m[1].len),
-                  "{\"name\":\"a\",\"x\":[\"}\"],\"parameters\":{\"type\":\"object\"}}");
-    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 1);
-    S2A_CHECK_INT(m[1].type, S2A_JSON_NUMBER);
-    S2A_CHECK_INT(fn[0].type, S2A_JSON_NONE);
-    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 1);
-    S2A_CHECK_STR(apr_pstrmemdup(p, fn[0].p, fn[0].len), "\"c\"");
-    S2A_CHECK_STR(apr_pstrmemdup(p, el.p, el.len),
-                  "{\"function\" : { \"n\\u0061me\" : \"c\" } , \"type\":1}");
-    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 1);
-    S2A_CHECK_INT(el.type, S2A_JSON_NUMBER);
-    S2A_CHECK_INT(fn[0].type, S2A_JSON_NONE);
-    S2A_CHECK_INT(s2a_json_array_next_members_inner(&arr, &pos, keys, 2, &inner, &el, m), 0);
-    {
-        const char *bad[] = {"[{\"function\":{\"name\":\"a\"]", "[{\"function\":{\"name\" 1}}]",
-                             "[{\"function\":{\"name\":\"a"};
-        size_t i;
-        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-            s2a_json_span b = {bad[i], strlen(bad[i]), S2A_JSON_ARRAY};
-            pos = 0;
-            S2A_CHECK_INT(s2a_json_array_next_members_inner(&b, &pos, keys, 2, &inner, &el, m), 0);
-        }
-    }
-}
-
 /* Whether a member is there, the walk ending at the first. */
 static void test_object_has(void)
 {
@@ -907,6 +864,65 @@ static void test_object_has(void)
     S2A_CHECK_INT(s2a_json_object_has(&obj, "c"), 0);
     S2A_CHECK_INT(s2a_json_object_has(&cut, "b"), 0);
     S2A_CHECK_INT(s2a_json_object_has(NULL, "b"), 0);
+}
+
+static void note_level(void *ctx, int level, const s2a_json_span *name, const s2a_json_span *v)
+{
+    s2a_buf *seen = ctx;
+    char digit = (char)('0' + level);
+
+    s2a_buf_append(seen, &digit, 1);
+    if (name->type == S2A_JSON_STRING) {
+        s2a_buf_append(seen, name->p, name->len);
+    }
+    s2a_buf_append(seen, "=", 1);
+    s2a_buf_append(seen, v->p, v->len);
+    s2a_buf_append(seen, ";", 1);
+}
+
+/* The values inside one key's value, each as it ends, down to the depth
+ * asked; the scan accepts and refuses as it does without reading them. */
+static void test_scan_values(apr_pool_t *p)
+{
+    static const char *const keys[] = {"model", "tools"};
+    const char *doc = "{\"tools\": [{\"type\":\"function\", \"function\": {\"name\":\"a\","
+                      "\"parameters\":{\"type\":\"object\",\"deep\":[1]}}}, 7, [true]],"
+                      " \"model\":\"m\"}";
+    s2a_json_span f[2], g[2];
+    s2a_buf seen;
+    s2a_json_values v = {1, 3, note_level, &seen};
+    const char *err;
+    apr_size_t cut;
+
+    s2a_buf_init(&seen, p, 64);
+    S2A_CHECK_INT(s2a_json_scan_object_values(p, doc, strlen(doc), keys, 2, &v, f, &err), 0);
+    S2A_CHECK_STR(
+        apr_pstrmemdup(p, seen.data, seen.len),
+        "2\"type\"=\"function\";3\"name\"=\"a\";"
+        "3\"parameters\"={\"type\":\"object\",\"deep\":[1]};"
+        "2\"function\"={\"name\":\"a\",\"parameters\":{\"type\":\"object\",\"deep\":[1]}};"
+        "1={\"type\":\"function\", \"function\": {\"name\":\"a\",\"parameters\":"
+        "{\"type\":\"object\",\"deep\":[1]}}};1=7;2=true;1=[true];");
+    S2A_CHECK_STR(apr_pstrmemdup(p, f[0].p, f[0].len), "\"m\"");
+    /* one level: the elements only */
+    v.depth = 1;
+    seen.len = 0;
+    S2A_CHECK_INT(s2a_json_scan_object_values(p, doc, strlen(doc), keys, 2, &v, f, &err), 0);
+    S2A_CHECK(strncmp(seen.data, "1={", 3) == 0 && strstr(seen.data, ";1=7;1=[true];") != NULL);
+    v.depth = 3;
+    for (cut = 0; cut <= strlen(doc); cut++) {
+        int plain = s2a_json_scan_object_some(p, doc, cut, keys, 2, 2, g, &err);
+        seen.len = 0;
+        S2A_CHECK_INT(s2a_json_scan_object_values(p, doc, cut, keys, 2, &v, f, &err), plain);
+    }
+    /* a key met twice is refused, as by s2a_json_scan_object_some */
+    doc = "{\"tools\":[1],\"tools\":[2]}";
+    S2A_CHECK_INT(s2a_json_scan_object_values(p, doc, strlen(doc), keys, 2, &v, f, &err), -2);
+    /* another key's value is not read */
+    seen.len = 0;
+    doc = "{\"model\":[1,2],\"tools\":3}";
+    S2A_CHECK_INT(s2a_json_scan_object_values(p, doc, strlen(doc), keys, 2, &v, f, &err), 0);
+    S2A_CHECK_INT((int)seen.len, 0);
 }
 
 /* Elements and one member of each object in a single pass; a malformed
@@ -999,8 +1015,8 @@ int main(void)
     test_array_next(p);
     test_scan_some(p);
     test_scan_noting(p);
+    test_scan_values(p);
     test_array_next_member(p);
-    test_array_next_members_inner(p);
     test_object_has();
     test_members(p);
     test_claude_body(p);
