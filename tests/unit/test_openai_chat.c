@@ -590,6 +590,18 @@ static void test_refusals(void)
                 rows[k][1]);
     }
 
+    /* a key the door reads, twice: parsers differ on which value counts */
+    {
+        s2a_chat_request req;
+        s2a_openai_error err;
+        json_object *o = request("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                                 "\"q\"}],\"tools\":[],\"tools\":[{\"type\":\"function\"}]}",
+                                 &req, &err);
+        S2A_CHECK(o == NULL);
+        S2A_CHECK_INT(err.status, 400);
+        S2A_CHECK_STR(err.message, "tools: the key appears twice");
+    }
+
     /* the body itself */
     refused("", NULL);
     refused("[]", NULL);
