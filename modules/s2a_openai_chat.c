@@ -908,8 +908,13 @@ static void on_event(void *baton, const char *name, apr_size_t nlen, const char 
     if (s->done || lost_event(s)) {
         return;
     }
-    s2a_usage_apply_sse(&s->usage, name, nlen, data, dlen);
     s2a_anthropic_event_read(name, nlen, data, dlen, &ev);
+    if (ev.kind == S2A_AEV_BLOCK_DELTA && ev.text.type == S2A_JSON_STRING) {
+        /* a delta read already: its string is what the estimate counts */
+        s->usage.delta_bytes += (apr_int64_t)ev.text.len - 2;
+    } else {
+        s2a_usage_apply_sse(&s->usage, name, nlen, data, dlen);
+    }
     if (ev.kind == S2A_AEV_OTHER) {
         return;
     }

@@ -243,6 +243,16 @@ static void test_cut_stream(void)
     S2A_CHECK_INT(u.seen_start, 1);
     S2A_CHECK_INT(u.seen_delta, 0);
     S2A_CHECK(u.delta_bytes > 0);
+    /* counted as the Messages door counts the same stream */
+    {
+        s2a_door messages;
+        s2a_usage m;
+        memset(&messages, 0, sizeof(messages));
+        messages.kind = S2A_DOOR_MESSAGES;
+        deliver(&messages, 200, "text/event-stream", stream, (apr_size_t)(cut_at - stream), 0, &len,
+                &m);
+        S2A_CHECK_INT(u.delta_bytes, m.delta_bytes);
+    }
 
     /* the upstream's connection broke: the end says so, no Messages event */
     {
