@@ -366,43 +366,11 @@ static const char *scan_literal(scanner *sc, const char *s, const char *lit)
 /* Skip the container opening at s, depth levels being open around it, checking only what
  * decides where it ends: strings are closed (escapes trusted), brackets balance and match,
  * the depth limit holds. Returns the position after its closing bracket. */
-static const char *skip_container(scanner *sc, const char *s, char *stack, int depth)
-{
-    const int base = depth;
-
-    for (; s < sc->end; s++) {
-        switch (*s) {
-        case '"':
-            if (!(s = string_close(s + 1, sc->end)))
-                return fail_truncated(sc);
-            break;
-        case '{':
-        case '[':
-            if (depth == S2A_JSON_MAX_DEPTH) {
-                sc->err = "JSON nested too deeply";
-                sc->err_at = NULL;
-                return NULL;
-            }
-            stack[depth++] = *s;
-            break;
-        case '}':
-        case ']':
-            if (stack[depth - 1] != (*s == '}' ? '{' : '['))
-                return fail_at(sc, s);
-            if (--depth == base)
-                return s + 1;
-            break;
-        default:
-            break;
-        }
-    }
-    return fail_truncated(sc);
-}
-
-/* skip_container for the array of a noted key: a string after '{' or ',' in one of its
- * element objects is a member's name, one after ':' its value. */
-static const char *skip_array_noting(scanner *sc, const char *s, char *stack, int depth,
-                                     const s2a_json_member_note *n)
+/* Skips the object or array at s, checking what a delimited value needs. With `n`, the
+ * container is the array of a noted key: a string after '{' or ',' in one of its element
+ * objects is a member's name, one after ':' its value. */
+static const char *skip_container(scanner *sc, const char *s, char *stack, int depth,
+                                  const s2a_json_member_note *n)
 {
     const int base = depth, members = depth + 2;
     char prev = 0; /* the last structural character */
@@ -416,7 +384,7 @@ static const char *skip_array_noting(scanner *sc, const char *s, char *stack, in
         case '"':
             if (!(q = string_close(s + 1, sc->end)))
                 return fail_truncated(sc);
-            if (depth == members && stack[depth - 1] == '{') {
+            if (n && depth == members && stack[depth - 1] == '{') {
                 if (prev != ':') {
                     wanted = key_equals(s + 1, q, n->member);
                 } else if (wanted) {
@@ -664,10 +632,8 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
             if (depth == 1 && (cur_key < 0 || cur_key >= nchecked)) {
                 /* Nobody reads this value, or its reader takes it as it is: only
                  * its extent matters here. */
-                if (n && cur_key == n->key && *s == '[')
-                    s = skip_array_noting(&sc, s, stack, depth, n);
-                else
-                    s = skip_container(&sc, s, stack, depth);
+                s = skip_container(&sc, s, stack, depth,
+                                   n && cur_key == n->key && *s == '[' ? n : NULL);
                 if (!s)
                     break;
                 if (cur_key >= 0) {

@@ -16,25 +16,10 @@
 #include "s2a_request.h"
 #include "s2a_openai_chat.h"
 #include "s2a_openai_responses.h"
+#include "../unit/s2a_test_body.h"
 
 /* Streams fed byte by byte up to this size (each byte is a feed). */
 #define BYTEWISE_MAX 2048
-
-/* Whether two readings of a body found the same fields. */
-static int same_fields(const s2a_body_fields *a, const s2a_body_fields *b)
-{
-    const s2a_json_span *x[] = {&a->model,  &a->messages,   &a->stream, &a->metadata,
-                                &a->system, &a->max_tokens, &a->tools};
-    const s2a_json_span *y[] = {&b->model,  &b->messages,   &b->stream, &b->metadata,
-                                &b->system, &b->max_tokens, &b->tools};
-    size_t i;
-    for (i = 0; i < sizeof(x) / sizeof(x[0]); i++) {
-        if (x[i]->type != y[i]->type || x[i]->len != y[i]->len || x[i]->p != y[i]->p) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 /* The door's Messages body reads the same scanned as where its marks say. */
 static int built_reads(apr_pool_t *p, const char *body, size_t n, const s2a_body_marks *marks)

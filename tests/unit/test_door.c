@@ -14,6 +14,7 @@
 static apr_pool_t *pool;
 
 #include "s2a_test_json.h"
+#include "s2a_test_body.h"
 
 static const char stream[] =
     "event: message_start\n"
@@ -41,22 +42,6 @@ static const char json[] =
 static const char upstream_error[] =
     "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
     "\"message\":\"prompt is too long: 210000 tokens > 200000 maximum\"}}";
-
-/* Whether two readings of a body found the same fields. */
-static int same_fields(const s2a_body_fields *a, const s2a_body_fields *b)
-{
-    const s2a_json_span *x[] = {&a->model,  &a->messages,   &a->stream, &a->metadata,
-                                &a->system, &a->max_tokens, &a->tools};
-    const s2a_json_span *y[] = {&b->model,  &b->messages,   &b->stream, &b->metadata,
-                                &b->system, &b->max_tokens, &b->tools};
-    size_t i;
-    for (i = 0; i < sizeof(x) / sizeof(x[0]); i++) {
-        if (x[i]->type != y[i]->type || x[i]->len != y[i]->len || x[i]->p != y[i]->p) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 /* A door read from a small request of its kind. */
 static s2a_door door_of(s2a_door_kind kind, int streamed)

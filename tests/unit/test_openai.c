@@ -565,18 +565,6 @@ static void test_deltas_as_written(void)
         }
     }
     S2A_CHECK_INT(wrong, 0);
-    /* and the common one is read */
-    {
-        s2a_anthropic_event ev;
-        S2A_CHECK_INT(event("content_block_delta",
-                            "{\"type\":\"content_block_delta\",\"index\":3,\"delta\":"
-                            "{\"type\":\"text_delta\",\"text\":\"Hi\"}}",
-                            &ev),
-                      S2A_AEV_BLOCK_DELTA);
-        S2A_CHECK_INT(ev.index, 3);
-        S2A_CHECK_INT(ev.block, S2A_BLOCK_TEXT);
-        S2A_CHECK_STR(apr_pstrmemdup(pool, ev.text.p, ev.text.len), "\"Hi\"");
-    }
 }
 
 static void test_budget_and_adaptive(void)
