@@ -365,8 +365,7 @@ static const char *scan_literal(scanner *sc, const char *s, const char *lit)
 
 /* Skip the container opening at s, depth levels being open around it, checking only what
  * decides where it ends: strings are closed (escapes trusted), brackets balance and match,
- * the depth limit holds. Returns the position after its closing bracket. */
-/* Skips the object or array at s, checking what a delimited value needs. With `n`, the
+ * the depth limit holds. Returns the position after its closing bracket. With `n`, the
  * container is the array of a noted key: a string after '{' or ',' in one of its element
  * objects is a member's name, one after ':' its value. */
 static const char *skip_container(scanner *sc, const char *s, char *stack, int depth,
@@ -555,7 +554,7 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
             if ((*s == '}' && stack[depth - 1] == '{') || (*s == ']' && stack[depth - 1] == '[')) {
                 depth--;
                 s++;
-                if (reading && depth >= 2 && depth <= levels + 1)
+                if (reading && depth >= 2 && depth <= levels + 1) /* starts[] holds those */
                     value_ended(vs, levels, names, starts[depth], s, stack, depth,
                                 s[-1] == '}' ? S2A_JSON_OBJECT : S2A_JSON_ARRAY);
                 if (depth == 1)
@@ -824,50 +823,14 @@ int s2a_json_object_get(const s2a_json_span *obj, const char *key, s2a_json_span
     return 1;
 }
 
-int s2a_json_object_has(const s2a_json_span *obj, const char *key)
-{
-    const char *s, *end;
-
-    if (!obj || obj->type != S2A_JSON_OBJECT || !obj->p || obj->len < 2 || !key)
-        return 0;
-    s = obj->p + 1;
-    end = obj->p + obj->len;
-    for (;;) {
-        const char *k, *kend;
-        s2a_json_type type;
-        int more;
-
-        s = skip_ws(s, end);
-        if (s >= end || *s != '"')
-            return 0;
-        k = s + 1;
-        if (!(kend = string_close(k, end)))
-            return 0;
-        if (key_equals(k, kend, key))
-            return 1;
-        s = skip_ws(kend + 1, end);
-        if (s >= end || *s != ':')
-            return 0;
-        if (!(s = skip_value(skip_ws(s + 1, end), end, &type, &more)))
-            return 0;
-        s = skip_ws(s, end);
-        if (s >= end || *s != ',')
-            return 0;
-        s++;
-    }
-}
-
-int s2a_json_object_members(const s2a_json_span *obj, const char *const *keys, int nkeys,
-                            s2a_json_span *out)
+/* s2a_json_object_members; with `first`, the walk ends at the first of the keys met. */
+static int members_of(const s2a_json_span *obj, const char *const *keys, int nkeys,
+                      s2a_json_span *out, int first)
 {
     const char *s, *end;
     int i, found = 0;
 
-    for (i = 0; i < nkeys; i++) {
-        out[i].p = NULL;
-        out[i].len = 0;
-        out[i].type = S2A_JSON_NONE;
-    }
+    clear_spans(out, nkeys);
     if (!obj || obj->type != S2A_JSON_OBJECT || !obj->p || obj->len < 2)
         return 0;
     s = obj->p + 1;
@@ -898,12 +861,27 @@ int s2a_json_object_members(const s2a_json_span *obj, const char *const *keys, i
                 break;
             }
         }
+        if (first && found)
+            break;
         s = skip_ws(s, end);
         if (s >= end || *s != ',')
             break;
         s++;
     }
     return found;
+}
+
+int s2a_json_object_members(const s2a_json_span *obj, const char *const *keys, int nkeys,
+                            s2a_json_span *out)
+{
+    return members_of(obj, keys, nkeys, out, 0);
+}
+
+int s2a_json_object_has(const s2a_json_span *obj, const char *key)
+{
+    s2a_json_span v;
+
+    return key && members_of(obj, &key, 1, &v, 1);
 }
 
 int s2a_json_string_equals(const s2a_json_span *str, const char *s)

@@ -535,14 +535,18 @@ static void read_delta(const s2a_json_span *delta, s2a_anthropic_event *ev)
 static int read_delta_as_written(const char *data, apr_size_t dlen, s2a_anthropic_event *ev)
 {
     static const char head[] = "{\"type\":\"content_block_delta\",\"index\":";
+#define DELTA(members) members, sizeof(members) - 1
     static const struct {
         const char *members; /* from the delta's type to its string's opening quote */
+        apr_size_t len;
         s2a_block_kind kind;
     } kinds[] = {
-        {",\"delta\":{\"type\":\"text_delta\",\"text\":\"", S2A_BLOCK_TEXT},
-        {",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"", S2A_BLOCK_THINKING},
-        {",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"", S2A_BLOCK_TOOL_USE},
-        {",\"delta\":{\"type\":\"signature_delta\",\"signature\":\"", S2A_BLOCK_SIGNATURE}};
+        {DELTA(",\"delta\":{\"type\":\"text_delta\",\"text\":\""), S2A_BLOCK_TEXT},
+        {DELTA(",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\""), S2A_BLOCK_THINKING},
+        {DELTA(",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\""),
+         S2A_BLOCK_TOOL_USE},
+        {DELTA(",\"delta\":{\"type\":\"signature_delta\",\"signature\":\""), S2A_BLOCK_SIGNATURE}};
+#undef DELTA
     const char *s = data + sizeof(head) - 1, *end = data + dlen, *q;
     apr_int64_t index = 0;
     apr_size_t k, n;
@@ -558,15 +562,15 @@ static int read_delta_as_written(const char *data, apr_size_t dlen, s2a_anthropi
         index = index * 10 + (*s - '0');
     }
     for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-        n = strlen(kinds[k].members);
-        if ((apr_size_t)(end - s) > n && memcmp(s, kinds[k].members, n) == 0) {
+        if ((apr_size_t)(end - s) > kinds[k].len &&
+            memcmp(s, kinds[k].members, kinds[k].len) == 0) {
             break;
         }
     }
     if (k == sizeof(kinds) / sizeof(kinds[0])) {
         return 0;
     }
-    s += n;
+    s += kinds[k].len;
     if (!(q = s2a_json_string_close(s, end)) || end - q != 3 || q[1] != '}' || q[2] != '}' ||
         !s2a_openai_control_free(s - 1, (apr_size_t)(q + 1 - (s - 1)))) {
         return 0;
@@ -655,6 +659,17 @@ s2a_aev_kind s2a_anthropic_event_read(const char *name, apr_size_t nlen, const c
         break;
     }
     return ev->kind;
+}
+
+void s2a_anthropic_event_usage(s2a_usage *u, const s2a_anthropic_event *ev, const char *name,
+                               apr_size_t nlen, const char *data, apr_size_t dlen)
+{
+    if (ev->kind == S2A_AEV_BLOCK_DELTA && ev->text.type == S2A_JSON_STRING) {
+        /* a delta read already: its string is what the estimate counts */
+        u->delta_bytes += (apr_int64_t)ev->text.len - 2;
+    } else {
+        s2a_usage_apply_sse(u, name, nlen, data, dlen);
+    }
 }
 
 /* ---- The Messages body both requests become ---------------------------------------------- */

@@ -161,6 +161,12 @@ typedef struct {
 s2a_aev_kind s2a_anthropic_event_read(const char *name, apr_size_t nlen, const char *data,
                                       apr_size_t dlen, s2a_anthropic_event *ev);
 
+/* Adds what the event (name, data) read as *ev tells of the usage to *u, as
+ * s2a_usage_apply_sse would: a delta's string, read already, is counted
+ * without being looked for again. */
+void s2a_anthropic_event_usage(s2a_usage *u, const s2a_anthropic_event *ev, const char *name,
+                               apr_size_t nlen, const char *data, apr_size_t dlen);
+
 /* ---- The Messages body both requests become ---------------------------------------------- */
 
 /* Output tokens when the client names no maximum: Chat Completions and the

@@ -478,7 +478,6 @@ static int write_messages(reader *r, s2a_openai_msgs *m)
     s2a_json_span msg, role, content;
     apr_size_t pos = 0;
     int i = 0, rc;
-
     apr_size_t from = r->b->len;
 
     S2A_PUT(r->b, ",");
@@ -909,12 +908,7 @@ static void on_event(void *baton, const char *name, apr_size_t nlen, const char 
         return;
     }
     s2a_anthropic_event_read(name, nlen, data, dlen, &ev);
-    if (ev.kind == S2A_AEV_BLOCK_DELTA && ev.text.type == S2A_JSON_STRING) {
-        /* a delta read already: its string is what the estimate counts */
-        s->usage.delta_bytes += (apr_int64_t)ev.text.len - 2;
-    } else {
-        s2a_usage_apply_sse(&s->usage, name, nlen, data, dlen);
-    }
+    s2a_anthropic_event_usage(&s->usage, &ev, name, nlen, data, dlen);
     if (ev.kind == S2A_AEV_OTHER) {
         return;
     }
