@@ -6,6 +6,10 @@
 
 #include <apr_strings.h>
 
+/* The scanner's general loops are specialised per use by inlining: a constant NULL note or
+ * reader folds their checks out of the plain scan. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
@@ -366,39 +370,33 @@ static const char *scan_literal(scanner *sc, const char *s, const char *lit)
 /* Skip the container opening at s, depth levels being open around it, checking only what
  * decides where it ends: strings are closed (escapes trusted), brackets balance and match,
  * the depth limit holds. Returns the position after its closing bracket. With `n`, the
- * container is the array of a noted key: a string after '{' or ',' in one of its element
- * objects is a member's name, one after ':' its value. */
-static const char *skip_container(scanner *sc, const char *s, char *stack, int depth,
-                                  const s2a_json_member_note *n)
+ * container is the array of a noted key: a string in one of its element objects is a
+ * member's name when a ':' follows it, else the value of the name before it. */
+static ALWAYS_INLINE const char *skip_container_as(scanner *sc, const char *s, char *stack,
+                                                   int depth, const s2a_json_member_note *n)
 {
     const int base = depth, members = depth + 2;
-    char prev = 0; /* the last structural character */
     int wanted = 0;
 
     for (; s < sc->end; s++) {
         const char *q;
-        s2a_json_span value;
 
         switch (*s) {
         case '"':
             if (!(q = string_close(s + 1, sc->end)))
                 return fail_truncated(sc);
             if (n && depth == members && stack[depth - 1] == '{') {
-                if (prev != ':') {
+                const char *after = skip_ws(q + 1, sc->end);
+
+                if (after < sc->end && *after == ':') {
                     wanted = key_equals(s + 1, q, n->member);
                 } else if (wanted) {
-                    value.p = s;
-                    value.len = (apr_size_t)(q + 1 - s);
-                    value.type = S2A_JSON_STRING;
+                    s2a_json_span value = {s, (apr_size_t)(q + 1 - s), S2A_JSON_STRING};
+
                     n->note(n->ctx, &value);
                 }
             }
-            prev = '"';
             s = q;
-            break;
-        case ':':
-        case ',':
-            prev = *s;
             break;
         case '{':
         case '[':
@@ -408,7 +406,6 @@ static const char *skip_container(scanner *sc, const char *s, char *stack, int d
                 return NULL;
             }
             stack[depth++] = *s;
-            prev = *s;
             break;
         case '}':
         case ']':
@@ -416,13 +413,23 @@ static const char *skip_container(scanner *sc, const char *s, char *stack, int d
                 return fail_at(sc, s);
             if (--depth == base)
                 return s + 1;
-            prev = *s;
             break;
         default:
             break;
         }
     }
     return fail_truncated(sc);
+}
+
+static const char *skip_container(scanner *sc, const char *s, char *stack, int depth)
+{
+    return skip_container_as(sc, s, stack, depth, NULL);
+}
+
+static const char *skip_noted(scanner *sc, const char *s, char *stack, int depth,
+                              const s2a_json_member_note *n)
+{
+    return skip_container_as(sc, s, stack, depth, n);
 }
 
 static int match_key(const char *k, const char *kend, int escaped, const char *const *keys,
@@ -442,35 +449,39 @@ static int match_key(const char *k, const char *kend, int escaped, const char *c
 
 enum { ST_VALUE, ST_OBJ_FIRST, ST_OBJ_KEY, ST_ARR_FIRST, ST_AFTER_VALUE };
 
-static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
-                       int nkeys, int nchecked, int once, const s2a_json_member_note *n,
-                       const s2a_json_values *vs, s2a_json_span *out, const char **err);
+static int scan_plain(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                      int nkeys, int nchecked, int once, s2a_json_span *out, const char **err);
+static int scan_noting(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                       int nkeys, int nchecked, const s2a_json_member_note *n, s2a_json_span *out,
+                       const char **err);
+static int scan_values(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                       int nkeys, const s2a_json_values *vs, s2a_json_span *out, const char **err);
 
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nkeys, 0, NULL, NULL, out, err);
+    return scan_plain(p, buf, len, keys, nkeys, nkeys, 0, out, err);
 }
 
 int s2a_json_scan_object_some(apr_pool_t *p, const char *buf, apr_size_t len,
                               const char *const *keys, int nkeys, int nchecked, s2a_json_span *out,
                               const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, NULL, NULL, out, err);
+    return scan_plain(p, buf, len, keys, nkeys, nchecked, 1, out, err);
 }
 
 int s2a_json_scan_object_noting(apr_pool_t *p, const char *buf, apr_size_t len,
                                 const char *const *keys, int nkeys, int nchecked,
                                 const s2a_json_member_note *n, s2a_json_span *out, const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, n, NULL, out, err);
+    return scan_noting(p, buf, len, keys, nkeys, nchecked, n, out, err);
 }
 
 int s2a_json_scan_object_values(apr_pool_t *p, const char *buf, apr_size_t len,
                                 const char *const *keys, int nkeys, const s2a_json_values *v,
                                 s2a_json_span *out, const char **err)
 {
-    return scan_object(p, buf, len, keys, nkeys, nkeys, 1, NULL, v, out, err);
+    return scan_values(p, buf, len, keys, nkeys, v, out, err);
 }
 
 /* A value inside the read one ended at s. At stack depth `depth` a value is at level
@@ -490,10 +501,12 @@ static void value_ended(const s2a_json_values *vs, int levels, const s2a_json_sp
     vs->each(vs->ctx, depth - 1, stack[depth - 1] == '{' ? &names[depth] : &element, &value);
 }
 
-/* `once`: a requested key met twice at the top is refused. */
-static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
-                       int nkeys, int nchecked, int once, const s2a_json_member_note *n,
-                       const s2a_json_values *vs, s2a_json_span *out, const char **err)
+/* `once`: a requested key met twice at the top is refused. Inlined into one copy per use
+ * below, so that the plain scan carries no noting or reading work in its loop. */
+static ALWAYS_INLINE int scan_object(apr_pool_t *p, const char *buf, apr_size_t len,
+                                     const char *const *keys, int nkeys, int nchecked, int once,
+                                     const s2a_json_member_note *n, const s2a_json_values *vs,
+                                     s2a_json_span *out, const char **err)
 {
     /* reading vs's value: its members' names and where its containers begin, by depth */
     s2a_json_span names[S2A_JSON_VALUES_DEPTH + 2];
@@ -631,8 +644,8 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
             if (depth == 1 && (cur_key < 0 || cur_key >= nchecked)) {
                 /* Nobody reads this value, or its reader takes it as it is: only
                  * its extent matters here. */
-                s = skip_container(&sc, s, stack, depth,
-                                   n && cur_key == n->key && *s == '[' ? n : NULL);
+                s = n && cur_key == n->key && *s == '[' ? skip_noted(&sc, s, stack, depth, n)
+                                                        : skip_container(&sc, s, stack, depth);
                 if (!s)
                     break;
                 if (cur_key >= 0) {
@@ -694,6 +707,25 @@ static int scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const cha
     else
         *err = sc.err;
     return -1;
+}
+
+static int scan_plain(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                      int nkeys, int nchecked, int once, s2a_json_span *out, const char **err)
+{
+    return scan_object(p, buf, len, keys, nkeys, nchecked, once, NULL, NULL, out, err);
+}
+
+static int scan_noting(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                       int nkeys, int nchecked, const s2a_json_member_note *n, s2a_json_span *out,
+                       const char **err)
+{
+    return scan_object(p, buf, len, keys, nkeys, nchecked, 1, n, NULL, out, err);
+}
+
+static int scan_values(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
+                       int nkeys, const s2a_json_values *vs, s2a_json_span *out, const char **err)
+{
+    return scan_object(p, buf, len, keys, nkeys, nkeys, 1, NULL, vs, out, err);
 }
 
 int s2a_json_array_next(const s2a_json_span *arr, apr_size_t *pos, s2a_json_span *out)
