@@ -1,7 +1,14 @@
 /* SHA-256 per FIPS 180-4 and HMAC per RFC 2104. */
+#include <pthread.h>
 #include <string.h>
 
 #include "s2a_sha256.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define S2A_SHA_NI 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -18,7 +25,7 @@ static uint32_t rotr(uint32_t x, unsigned n)
     return (x >> n) | (x << (32 - n));
 }
 
-static void compress(uint32_t st[8], const unsigned char *blk)
+static void compress_portable(uint32_t st[8], const unsigned char *blk)
 {
     uint32_t w[64];
     uint32_t a, b, c, d, e, f, g, h;
@@ -62,6 +69,91 @@ static void compress(uint32_t st[8], const unsigned char *blk)
     st[5] += f;
     st[6] += g;
     st[7] += h;
+}
+
+#ifdef S2A_SHA_NI
+/* One block with the SHA extensions (SHA-NI), four rounds per step. The instructions keep
+ * the state as ABEF and CDGH, A and C in the top lanes. */
+__attribute__((target("sha,sse4.1"))) static void compress_sha_ni(uint32_t st[8],
+                                                                  const unsigned char *blk)
+{
+    const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i abcd = _mm_loadu_si128((const __m128i *)&st[0]);
+    __m128i efgh = _mm_loadu_si128((const __m128i *)&st[4]);
+    __m128i badc = _mm_shuffle_epi32(abcd, 0xB1);
+    __m128i hgfe = _mm_shuffle_epi32(efgh, 0x1B);
+    __m128i abef = _mm_alignr_epi8(badc, hgfe, 8);
+    __m128i cdgh = _mm_blend_epi16(hgfe, badc, 0xF0);
+    const __m128i abef_in = abef, cdgh_in = cdgh;
+    __m128i w[4];
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        __m128i wk;
+
+        if (i < 4) {
+            w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk + 16 * i)), byte_swap);
+        } else {
+            /* W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], four at a time */
+            __m128i t = _mm_sha256msg1_epu32(w[i % 4], w[(i + 1) % 4]);
+
+            t = _mm_add_epi32(t, _mm_alignr_epi8(w[(i + 3) % 4], w[(i + 2) % 4], 4));
+            w[i % 4] = _mm_sha256msg2_epu32(t, w[(i + 3) % 4]);
+        }
+        wk = _mm_add_epi32(w[i % 4], _mm_loadu_si128((const __m128i *)&K[4 * i]));
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));
+    }
+    abef = _mm_add_epi32(abef, abef_in);
+    cdgh = _mm_add_epi32(cdgh, cdgh_in);
+    {
+        __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+        __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+
+        _mm_storeu_si128((__m128i *)&st[0], _mm_blend_epi16(feba, dchg, 0xF0));
+        _mm_storeu_si128((__m128i *)&st[4], _mm_alignr_epi8(dchg, feba, 8));
+    }
+}
+
+static int sha_ni_present(void)
+{
+    unsigned int a, b, c, d;
+
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) {
+        return 0;
+    }
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
+}
+#endif
+
+static pthread_once_t choice_once = PTHREAD_ONCE_INIT;
+static int hardware;      /* the CPU has SHA-NI */
+static int portable_only; /* set by tests to compare the two */
+
+static void choose(void)
+{
+#ifdef S2A_SHA_NI
+    hardware = sha_ni_present();
+#endif
+}
+
+static void compress(uint32_t st[8], const unsigned char *blk)
+{
+    pthread_once(&choice_once, choose);
+#ifdef S2A_SHA_NI
+    if (hardware && !portable_only) {
+        compress_sha_ni(st, blk);
+        return;
+    }
+#endif
+    compress_portable(st, blk);
+}
+
+int s2a_sha256_hardware(int portable)
+{
+    pthread_once(&choice_once, choose);
+    portable_only = portable;
+    return hardware && !portable;
 }
 
 void s2a_sha256_init(s2a_sha256_ctx *c)

@@ -21,6 +21,11 @@ void s2a_sha256(const void *data, apr_size_t len, unsigned char out[S2A_SHA256_L
 void s2a_hmac_sha256(const void *key, apr_size_t klen, const void *msg, apr_size_t mlen,
                      unsigned char out[S2A_SHA256_LEN]);
 
+/* Whether blocks go through the CPU's SHA extensions (x86-64 SHA-NI), found at first use;
+ * `portable` != 0 makes every later block take the portable code instead, for tests that
+ * compare the two. */
+int s2a_sha256_hardware(int portable);
+
 /* Lowercase hex of bin (2 * len chars + NUL), allocated from p. */
 char *s2a_hex(apr_pool_t *p, const unsigned char *bin, apr_size_t len);
 
