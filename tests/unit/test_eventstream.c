@@ -1,6 +1,8 @@
 /* Bedrock's event-stream answer as the Anthropic stream it carries: frames
  * built here as AWS encodes them (prelude, headers, payload, CRCs), read
  * whole and split at every byte; exceptions, corrupt and cut streams. */
+#include <stdio.h>
+
 #include <apr_base64.h>
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -290,6 +292,62 @@ static void test_payloads(void)
     }
 }
 
+/* Base64 of every length from 20 to 400 digits, padded and not, its text using every
+ * printable character; then one digit at a time, at each place of a long one, replaced by
+ * what is not a digit: the decoding takes sixteen digits a step where the CPU can. */
+static void test_base64_lengths(void)
+{
+    static const char bad[] = "*-_=:@[`{ \x01\x7f\x80\xff";
+    char text[320], b64[460], payload[520];
+    apr_size_t fill, at, k;
+    int rc, wrong = 0, places = 0;
+
+    for (fill = 0; fill <= 280; fill++) {
+        apr_size_t i, n = (apr_size_t)snprintf(text, sizeof(text), "{\"type\":\"ping\",\"x\":\"");
+        const char *sse;
+
+        for (i = 0; i < fill; i++) {
+            char c = (char)(' ' + (fill * 7 + i * 13) % 95);
+            text[n++] = c == '"' || c == '\\' ? 'q' : c;
+        }
+        memcpy(text + n, "\"}", 3);
+        apr_base64_encode(b64, text, (int)strlen(text));
+        sse = apr_pstrcat(pool, "event: ping\ndata: ", text, "\n\n", NULL);
+        snprintf(payload, sizeof(payload), "{\"bytes\":\"%s\"}", b64);
+        if (strcmp(payload_read(payload, &rc), sse) != 0 || rc != 0) {
+            wrong++;
+        }
+        b64[strcspn(b64, "=")] = '\0';
+        snprintf(payload, sizeof(payload), "{\"bytes\":\"%s\"}", b64);
+        if (strcmp(payload_read(payload, &rc), sse) != 0 || rc != 0) {
+            wrong++;
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+
+    snprintf(text, sizeof(text), "{\"type\":\"ping\",\"x\":\"%s%s\"}",
+             "0123456789abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ+/?>~!");
+    apr_base64_encode(b64, text, (int)strlen(text));
+    for (at = 0; b64[at] && b64[at] != '='; at++) {
+        for (k = 0; k < sizeof(bad) - 1; k++) {
+            const char *out;
+
+            if (bad[k] == '=' && !b64[at + 1]) {
+                continue; /* padding there is base64 */
+            }
+            snprintf(payload, sizeof(payload), "{\"bytes\":\"%.*s%c%s\"}", (int)at, b64, bad[k],
+                     b64 + at + 1);
+            out = payload_read(payload, &rc);
+            if (rc != -1 || !strstr(out, "not base64")) {
+                wrong++;
+            }
+        }
+        places++;
+    }
+    S2A_CHECK_INT(wrong, 0);
+    S2A_CHECK(places > 100);
+}
+
 int main(void)
 {
     apr_initialize();
@@ -299,6 +357,7 @@ int main(void)
     test_exception();
     test_broken();
     test_payloads();
+    test_base64_lengths();
     apr_pool_destroy(pool);
     apr_terminate();
     return S2A_TEST_SUMMARY("eventstream");
