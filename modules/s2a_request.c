@@ -372,13 +372,12 @@ static int removals(const s2a_body *b, const s2a_json_span *const *vals, int n, 
 /* anthropic-beta's comma-separated names as a JSON array. */
 static const char *beta_array(apr_pool_t *p, const char *betas)
 {
-    const char *out = "[";
+    apr_array_header_t *names = apr_array_make(p, 8, sizeof(const char *));
     char *copy = apr_pstrdup(p, betas), *last = NULL, *name;
-    int n = 0;
     for (name = apr_strtok(copy, ", \t", &last); name; name = apr_strtok(NULL, ", \t", &last)) {
-        out = apr_pstrcat(p, out, n++ ? "," : "", s2a_json_quote(p, name), NULL);
+        APR_ARRAY_PUSH(names, const char *) = s2a_json_quote(p, name);
     }
-    return apr_pstrcat(p, out, "]", NULL);
+    return apr_pstrcat(p, "[", apr_array_pstrcat(p, names, ','), "]", NULL);
 }
 
 apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
