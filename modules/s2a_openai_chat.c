@@ -69,9 +69,15 @@ typedef struct {
     s2a_buf *b;
     s2a_openai_error *err;
     s2a_json_span f[F_COUNT];
-    s2a_body_marks *marks;     /* where the body's fields went */
-    apr_array_header_t *tools; /* chat_tool: "tools" as the scan read it */
+    s2a_body_marks *marks;        /* where the body's fields went */
+    apr_array_header_t *tools;    /* chat_tool: "tools" as the scan read it */
+    apr_array_header_t *messages; /* chat_message: "messages", read by write_system */
 } reader;
+
+/* A message's members, read in one walk of it (NONE where absent). */
+typedef struct {
+    s2a_json_span role, content, tool_calls, tool_call_id;
+} chat_message;
 
 static int present(const s2a_json_span *v)
 {
@@ -161,10 +167,13 @@ static int check_refusals(reader *r)
     return 0;
 }
 
+/* What a content part's readers take of it, in one walk. */
+static const char *const part_keys[] = {"type", "text", "cache_control", "image_url", "file"};
+
 /* The text parts of a system or developer message, as system blocks. */
 static int system_blocks(reader *r, int i, const s2a_json_span *content, int *count)
 {
-    s2a_json_span part, type, text, cc;
+    s2a_json_span part;
     apr_size_t pos = 0;
     int j = 0;
 
@@ -180,17 +189,15 @@ static int system_blocks(reader *r, int i, const s2a_json_span *content, int *co
         return refuse_at(r, i, "content", -1, "must be a string or an array of text parts");
     }
     for (; s2a_json_array_next(content, &pos, &part); j++) {
-        if (part.type != S2A_JSON_OBJECT || !s2a_json_object_get(&part, "type", &type) ||
-            !s2a_json_string_equals(&type, "text") || !s2a_json_object_get(&part, "text", &text) ||
-            text.type != S2A_JSON_STRING) {
+        s2a_json_span v[3]; /* type, text, cache_control */
+
+        if (part.type != S2A_JSON_OBJECT || !s2a_json_object_members(&part, part_keys, 3, v) ||
+            !s2a_json_string_equals(&v[0], "text") || v[1].type != S2A_JSON_STRING) {
             return refuse_at(r, i, "content", j, "a system message takes text parts only");
         }
-        if (!s2a_openai_blank(&text)) {
-            if (!s2a_json_object_get(&part, "cache_control", &cc)) {
-                cc.type = S2A_JSON_NONE;
-            }
+        if (!s2a_openai_blank(&v[1])) {
             s2a_openai_put(r->b, *count ? "," : ",\"system\":[");
-            s2a_openai_text_block(r->b, &text, &cc);
+            s2a_openai_text_block(r->b, &v[1], &v[2]);
             ++*count;
         }
     }
@@ -206,26 +213,32 @@ static int role_is_system(const s2a_json_span *role)
  * the instruction response_format asks for. */
 static int write_system(reader *r)
 {
+    static const char *const message_keys[] = {"role", "content", "tool_calls", "tool_call_id"};
     apr_size_t from = r->b->len;
     const s2a_json_span *rf = &r->f[F_RESPONSE_FORMAT];
-    s2a_json_span msg, role, content, type, schema, js;
+    s2a_json_span msg, type, schema, js;
     apr_size_t pos = 0;
     int i = 0, count = 0;
 
+    r->messages = apr_array_make(r->pool, 8, sizeof(chat_message));
     for (; s2a_json_array_next(&r->f[F_MESSAGES], &pos, &msg); i++) {
+        chat_message *m = apr_array_push(r->messages);
+        s2a_json_span v[4];
+
         if (msg.type != S2A_JSON_OBJECT) {
             return refuse_at(r, i, NULL, -1, "must be an object");
         }
-        if (!s2a_json_object_get(&msg, "role", &role) || role.type != S2A_JSON_STRING) {
+        /* the members every writer of a message needs, in one walk of it */
+        s2a_json_object_members(&msg, message_keys, 4, v);
+        m->role = v[0];
+        m->content = v[1];
+        m->tool_calls = v[2];
+        m->tool_call_id = v[3];
+        if (m->role.type != S2A_JSON_STRING) {
             return refuse_at(r, i, "role", -1, "must be a string");
         }
-        if (role_is_system(&role)) {
-            if (!s2a_json_object_get(&msg, "content", &content)) {
-                content.type = S2A_JSON_NONE;
-            }
-            if (system_blocks(r, i, &content, &count) != 0) {
-                return -1;
-            }
+        if (role_is_system(&m->role) && system_blocks(r, i, &m->content, &count) != 0) {
+            return -1;
         }
     }
     if (present(rf)) {
@@ -265,21 +278,19 @@ static int write_system(reader *r)
 static int user_part(reader *r, s2a_openai_msgs *m, const s2a_json_span *part, int i, int j,
                      int *written)
 {
-    s2a_json_span type, text, cc, image, url, file, data;
+    s2a_json_span v[5], url, data;
+    const s2a_json_span *type = &v[0], *text = &v[1], *cc = &v[2], *image = &v[3], *file = &v[4];
     const char *why;
 
-    if (part->type != S2A_JSON_OBJECT || !s2a_json_object_get(part, "type", &type) ||
-        type.type != S2A_JSON_STRING) {
+    if (part->type != S2A_JSON_OBJECT || !s2a_json_object_members(part, part_keys, 5, v) ||
+        type->type != S2A_JSON_STRING) {
         return refuse_at(r, i, "content", j, "must be an object with a type");
     }
-    if (!s2a_json_object_get(part, "cache_control", &cc)) {
-        cc.type = S2A_JSON_NONE;
-    }
-    if (s2a_json_string_equals(&type, "text")) {
-        if (!s2a_json_object_get(part, "text", &text) || text.type != S2A_JSON_STRING) {
+    if (s2a_json_string_equals(type, "text")) {
+        if (text->type != S2A_JSON_STRING) {
             return refuse_at(r, i, "content", j, "a text part needs its text as a string");
         }
-        if (s2a_openai_blank(&text)) {
+        if (s2a_openai_blank(text)) {
             return 0; /* the upstream refuses blank text blocks */
         }
         if (m) {
@@ -287,15 +298,12 @@ static int user_part(reader *r, s2a_openai_msgs *m, const s2a_json_span *part, i
         } else if ((*written)++) {
             S2A_PUT(r->b, ",");
         }
-        s2a_openai_text_block(r->b, &text, &cc);
+        s2a_openai_text_block(r->b, text, cc);
         return 0;
     }
-    if (s2a_json_string_equals(&type, "image_url")) {
-        if (!s2a_json_object_get(part, "image_url", &image)) {
-            image.type = S2A_JSON_NONE;
-        }
-        url = image;
-        if (image.type == S2A_JSON_OBJECT && !s2a_json_object_get(&image, "url", &url)) {
+    if (s2a_json_string_equals(type, "image_url")) {
+        url = *image;
+        if (image->type == S2A_JSON_OBJECT && !s2a_json_object_get(image, "url", &url)) {
             url.type = S2A_JSON_NONE;
         }
         if (url.type != S2A_JSON_STRING) {
@@ -307,16 +315,16 @@ static int user_part(reader *r, s2a_openai_msgs *m, const s2a_json_span *part, i
         } else if ((*written)++) {
             S2A_PUT(r->b, ",");
         }
-        if (s2a_openai_image_block(r->pool, r->b, &url, 0, &cc, &why) != 0) {
+        if (s2a_openai_image_block(r->pool, r->b, &url, 0, cc, &why) != 0) {
             return refuse_at(r, i, "content", j, apr_pstrcat(r->pool, "image_url.url ", why, NULL));
         }
         return 0;
     }
-    if (s2a_json_string_equals(&type, "file")) {
-        if (!s2a_json_object_get(part, "file", &file) || file.type != S2A_JSON_OBJECT) {
+    if (s2a_json_string_equals(type, "file")) {
+        if (file->type != S2A_JSON_OBJECT) {
             return refuse_at(r, i, "content", j, "a file part needs its file object");
         }
-        if (!s2a_json_object_get(&file, "file_data", &data) || data.type != S2A_JSON_STRING) {
+        if (!s2a_json_object_get(file, "file_data", &data) || data.type != S2A_JSON_STRING) {
             return refuse_at(r, i, "content", j,
                              "files are taken as file_data only (no file ids here)");
         }
@@ -325,13 +333,13 @@ static int user_part(reader *r, s2a_openai_msgs *m, const s2a_json_span *part, i
         } else if ((*written)++) {
             S2A_PUT(r->b, ",");
         }
-        if (s2a_openai_image_block(r->pool, r->b, &data, 1, &cc, &why) != 0) {
+        if (s2a_openai_image_block(r->pool, r->b, &data, 1, cc, &why) != 0) {
             return refuse_at(r, i, "content", j,
                              apr_pstrcat(r->pool, "file.file_data ", why, NULL));
         }
         return 0;
     }
-    if (s2a_json_string_equals(&type, "input_audio")) {
+    if (s2a_json_string_equals(type, "input_audio")) {
         return refuse_at(r, i, "content", j, "audio input is not available here");
     }
     return refuse_at(r, i, "content", j, "type must be text, image_url or file");
@@ -361,16 +369,14 @@ static int user_message(reader *r, s2a_openai_msgs *m, int i, const s2a_json_spa
     return 0;
 }
 
-static int assistant_message(reader *r, s2a_openai_msgs *m, int i, const s2a_json_span *msg)
+static int assistant_message(reader *r, s2a_openai_msgs *m, int i, const chat_message *msg)
 {
-    s2a_json_span content, part, type, text, calls, call, fn, id, name, args;
+    const s2a_json_span content = msg->content, calls = msg->tool_calls;
+    s2a_json_span part, type, text, call, fn, id, name, args;
     apr_size_t pos = 0;
     const char *why;
     int j = 0;
 
-    if (!s2a_json_object_get(msg, "content", &content)) {
-        content.type = S2A_JSON_NONE;
-    }
     if (content.type == S2A_JSON_STRING) {
         if (!s2a_openai_blank(&content)) {
             s2a_openai_msgs_block(m, S2A_ROLE_ASSISTANT, S2A_BLOCK_TEXT, 0);
@@ -401,7 +407,7 @@ static int assistant_message(reader *r, s2a_openai_msgs *m, int i, const s2a_jso
     } else if (present(&content)) {
         return refuse_at(r, i, "content", -1, "must be a string, an array of parts or null");
     }
-    if (!s2a_json_object_get(msg, "tool_calls", &calls) || !present(&calls)) {
+    if (!present(&calls)) {
         return 0;
     }
     if (calls.type != S2A_JSON_ARRAY) {
@@ -430,18 +436,16 @@ static int assistant_message(reader *r, s2a_openai_msgs *m, int i, const s2a_jso
 }
 
 /* A tool message: a tool_result in a user turn (adjacent ones share it). */
-static int tool_message(reader *r, s2a_openai_msgs *m, int i, const s2a_json_span *msg)
+static int tool_message(reader *r, s2a_openai_msgs *m, int i, const chat_message *msg)
 {
-    s2a_json_span id, content, part;
+    const s2a_json_span id = msg->tool_call_id, content = msg->content;
+    s2a_json_span part;
     apr_size_t pos = 0;
     int j = 0, written = 0;
 
-    if (!s2a_json_object_get(msg, "tool_call_id", &id) || id.type != S2A_JSON_STRING) {
+    if (id.type != S2A_JSON_STRING) {
         return refuse_at(r, i, "tool_call_id", -1,
                          "a tool message needs the id of its tool call as a string");
-    }
-    if (!s2a_json_object_get(msg, "content", &content)) {
-        content.type = S2A_JSON_NONE;
     }
     s2a_openai_msgs_block(m, S2A_ROLE_USER, S2A_BLOCK_OTHER, 1);
     S2A_PUT(r->b, "{\"type\":\"tool_result\",\"tool_use_id\":");
@@ -475,29 +479,26 @@ static int tool_message(reader *r, s2a_openai_msgs *m, int i, const s2a_json_spa
 
 static int write_messages(reader *r, s2a_openai_msgs *m)
 {
-    s2a_json_span msg, role, content;
-    apr_size_t pos = 0;
-    int i = 0, rc;
+    int i, rc;
     apr_size_t from = r->b->len;
 
     S2A_PUT(r->b, ",");
     s2a_openai_msgs_start(m, r->b);
-    for (; s2a_json_array_next(&r->f[F_MESSAGES], &pos, &msg); i++) {
-        /* write_system checked each is an object with a string role */
-        s2a_json_object_get(&msg, "role", &role);
-        if (!s2a_json_object_get(&msg, "content", &content)) {
-            content.type = S2A_JSON_NONE;
-        }
-        if (role_is_system(&role)) {
+    /* write_system read each, an object with a string role */
+    for (i = 0; i < r->messages->nelts; i++) {
+        const chat_message *msg = &APR_ARRAY_IDX(r->messages, i, chat_message);
+        const s2a_json_span *role = &msg->role;
+
+        if (role_is_system(role)) {
             continue;
         }
-        if (s2a_json_string_equals(&role, "user")) {
-            rc = present(&content) ? user_message(r, m, i, &content) : 0;
-        } else if (s2a_json_string_equals(&role, "assistant")) {
-            rc = assistant_message(r, m, i, &msg);
-        } else if (s2a_json_string_equals(&role, "tool")) {
-            rc = tool_message(r, m, i, &msg);
-        } else if (s2a_json_string_equals(&role, "function")) {
+        if (s2a_json_string_equals(role, "user")) {
+            rc = present(&msg->content) ? user_message(r, m, i, &msg->content) : 0;
+        } else if (s2a_json_string_equals(role, "assistant")) {
+            rc = assistant_message(r, m, i, msg);
+        } else if (s2a_json_string_equals(role, "tool")) {
+            rc = tool_message(r, m, i, msg);
+        } else if (s2a_json_string_equals(role, "function")) {
             rc = refuse_at(r, i, "role", -1,
                            "the legacy function role is not taken here; send tool messages");
         } else {
