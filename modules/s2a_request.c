@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "s2a_identity.h"
@@ -369,15 +370,51 @@ static int removals(const s2a_body *b, const s2a_json_span *const *vals, int n, 
     return runs;
 }
 
-/* anthropic-beta's comma-separated names as a JSON array. */
+/* anthropic-beta's comma-separated names as a JSON array. The names are plain words,
+ * written between quotes as they are; one that needs escapes goes through the quoting. */
 static const char *beta_array(apr_pool_t *p, const char *betas)
 {
-    apr_array_header_t *names = apr_array_make(p, 8, sizeof(const char *));
-    char *copy = apr_pstrdup(p, betas), *last = NULL, *name;
-    for (name = apr_strtok(copy, ", \t", &last); name; name = apr_strtok(NULL, ", \t", &last)) {
-        APR_ARRAY_PUSH(names, const char *) = s2a_json_quote(p, name);
+    static const char separators[] = ", \t";
+    /* a name of one byte and one separator grow to four bytes: "a", */
+    char *out = apr_palloc(p, 3 * strlen(betas) + 3), *o = out;
+    const char *s = betas + strspn(betas, separators);
+    apr_array_header_t *escaped = NULL;
+
+    *o++ = '[';
+    while (*s) {
+        apr_size_t len = strcspn(s, separators), i;
+
+        for (i = 0; i < len && (apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.');
+             i++)
+            ;
+        if (i < len) {
+            /* a name with other bytes: the array is built again from the quoted names */
+            escaped = apr_array_make(p, 8, sizeof(const char *));
+            break;
+        }
+        if (o > out + 1) {
+            *o++ = ',';
+        }
+        *o++ = '"';
+        memcpy(o, s, len);
+        o += len;
+        *o++ = '"';
+        s += len;
+        s += strspn(s, separators);
     }
-    return apr_pstrcat(p, "[", apr_array_pstrcat(p, names, ','), "]", NULL);
+    if (!escaped) {
+        *o++ = ']';
+        *o = '\0';
+        return out;
+    }
+    {
+        char *copy = apr_pstrdup(p, betas), *last = NULL, *name;
+        for (name = apr_strtok(copy, separators, &last); name;
+             name = apr_strtok(NULL, separators, &last)) {
+            APR_ARRAY_PUSH(escaped, const char *) = s2a_json_quote(p, name);
+        }
+        return apr_pstrcat(p, "[", apr_array_pstrcat(p, escaped, ','), "]", NULL);
+    }
 }
 
 apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,

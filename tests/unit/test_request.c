@@ -273,6 +273,16 @@ static void test_cloud_edits(void)
     S2A_CHECK_STR(members(out), "anthropic_version,anthropic_beta,messages");
     S2A_CHECK(strstr(out, "\"anthropic_beta\":[\"context-1m-2025-08-07\","
                           "\"interleaved-thinking-2025-05-14\"]") != NULL);
+    /* names of one byte, separators around them; a name that needs escapes; none */
+    bedrock.betas = " a,b,,c\td, ";
+    out = cloud_sent(bodies[0], &bedrock, &renamed);
+    S2A_CHECK(strstr(out, "\"anthropic_beta\":[\"a\",\"b\",\"c\",\"d\"],") != NULL);
+    bedrock.betas = "x-1,q\"u\\o,y";
+    out = cloud_sent(bodies[0], &bedrock, &renamed);
+    S2A_CHECK(strstr(out, "\"anthropic_beta\":[\"x-1\",\"q\\\"u\\\\o\",\"y\"],") != NULL);
+    bedrock.betas = " , ";
+    out = cloud_sent(bodies[0], &bedrock, &renamed);
+    S2A_CHECK(strstr(out, "\"anthropic_beta\":[],") != NULL);
 
     /* Vertex's count_tokens: the model renamed, nothing else */
     memset(&vertex, 0, sizeof(vertex));
