@@ -1014,6 +1014,66 @@ static void test_members(apr_pool_t *p)
     S2A_CHECK(fn[0].type == S2A_JSON_NONE && fn[2].type == S2A_JSON_NONE);
 }
 
+/* An escape at every place of a long string (where the scan takes sixteen bytes a step)
+ * and of a short one: a good one reads back, a bad one is refused at its backslash when a
+ * quote follows, and a string cut anywhere inside is cut, not invalid. */
+static void test_escapes_everywhere(apr_pool_t *p)
+{
+    static const char *const keys[] = {"a"};
+    static const struct {
+        const char *escape, *decoded;
+    } good[] = {
+        {"\\n", "\n"}, {"\\u00e9", "\xc3\xa9"}, {"\\\"", "\""}, {"\\\\", "\\"}, {"\\/", "/"}};
+    static const char *const bad[] = {"\\x", "\\u12g4", "\\u\"", "\\U0041"};
+    s2a_json_span f[1];
+    const char *err;
+    apr_size_t len, at, k, cut;
+    int wrong = 0;
+
+    for (len = 3; len <= 40; len += 37) {
+        for (at = 0; at <= len; at++) {
+            for (k = 0; k < sizeof(good) / sizeof(good[0]); k++) {
+                char *text = apr_psprintf(
+                    p, "%.*s%s%.*s", (int)at, "0123456789012345678901234567890123456789",
+                    good[k].escape, (int)(len - at), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop");
+                char *doc = apr_psprintf(p, "{\"a\":\"%s\"}", text);
+                char *want = apr_psprintf(
+                    p, "%.*s%s%.*s", (int)at, "0123456789012345678901234567890123456789",
+                    good[k].decoded, (int)(len - at), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop");
+                if (s2a_json_scan_object(p, doc, strlen(doc), keys, 1, f, &err) != 0 ||
+                    strcmp(s2a_json_string_dup(p, &f[0]), want) != 0) {
+                    wrong++;
+                }
+                for (cut = 6; cut < strlen(doc) - 2; cut++) {
+                    if (s2a_json_scan_object(p, doc, cut, keys, 1, f, &err) != -1 ||
+                        strcmp(err, "truncated JSON") != 0) {
+                        wrong++;
+                    }
+                }
+            }
+            for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+                char *doc =
+                    apr_psprintf(p, "{\"a\":\"%.*s%s%.*s\"}", (int)at,
+                                 "0123456789012345678901234567890123456789", bad[k],
+                                 (int)(len - at), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop");
+                char *want = apr_psprintf(p, "invalid JSON at offset %d", (int)(6 + at));
+                if (s2a_json_scan_object(p, doc, strlen(doc), keys, 1, f, &err) != -1 ||
+                    strcmp(err, want) != 0) {
+                    wrong++;
+                }
+                /* cut before any quote after the backslash: cut, not invalid */
+                for (cut = 6 + at + 1; cut <= 6 + at + strcspn(bad[k] + 1, "\""); cut++) {
+                    if (s2a_json_scan_object(p, doc, cut, keys, 1, f, &err) != -1 ||
+                        strcmp(err, "truncated JSON") != 0) {
+                        wrong++;
+                    }
+                }
+            }
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -1028,6 +1088,7 @@ int main(void)
     test_array_next_member(p);
     test_object_has();
     test_members(p);
+    test_escapes_everywhere(p);
     test_claude_body(p);
     test_top_level_only(p);
     test_backslashes(p);
