@@ -750,8 +750,10 @@ struct s2a_chat_stream {
     const s2a_chat_request *req;
     apr_int64_t created;
     s2a_sse *sse;
-    s2a_buf *out; /* the caller's, during a feed */
-    s2a_buf head; /* a chunk's members before "choices" */
+    s2a_buf *out;       /* the caller's, during a feed */
+    s2a_buf open;       /* "data: ", a chunk's members, its delta's name */
+    apr_size_t members; /* where "choices" begins in open */
+    s2a_buf close;      /* the end of a chunk without a finish_reason */
     s2a_usage usage;
     int started;          /* the first chunk went out */
     int finished;         /* the chunk with the finish_reason went out */
@@ -767,34 +769,40 @@ static void start(s2a_chat_stream *s, const s2a_json_span *id)
 {
     char *text;
 
-    S2A_PUT(&s->head, "{\"id\":\"chatcmpl-");
+    S2A_PUT(&s->open, "data: {\"id\":\"chatcmpl-");
     if (id && id->type == S2A_JSON_STRING && (text = s2a_json_string_dup(s->pool, id))) {
-        s2a_openai_put_escaped(&s->head, text, strlen(text));
+        s2a_openai_put_escaped(&s->open, text, strlen(text));
     }
-    S2A_PUT(&s->head, "\",\"object\":\"chat.completion.chunk\",\"created\":");
-    s2a_openai_put_int(&s->head, s->created);
-    S2A_PUT(&s->head, ",\"model\":");
-    s2a_openai_put_string(&s->head, s->req->model);
-    S2A_PUT(&s->head, ",\"system_fingerprint\":null,");
+    S2A_PUT(&s->open, "\",\"object\":\"chat.completion.chunk\",\"created\":");
+    s2a_openai_put_int(&s->open, s->created);
+    S2A_PUT(&s->open, ",\"model\":");
+    s2a_openai_put_string(&s->open, s->req->model);
+    S2A_PUT(&s->open, ",\"system_fingerprint\":null,");
+    s->members = s->open.len;
+    S2A_PUT(&s->open, "\"choices\":[{\"index\":0,\"delta\":");
+    /* every chunk begins and most end the same way: written once */
+    S2A_PUT(&s->close, ",\"logprobs\":null,\"finish_reason\":null}]");
+    if (s->req->include_usage) {
+        S2A_PUT(&s->close, ",\"usage\":null");
+    }
+    S2A_PUT(&s->close, "}\n\n");
     s->started = 1;
 }
 
 /* `data: ` and a chunk up to its delta's value. */
 static void chunk_open(s2a_chat_stream *s)
 {
-    S2A_PUT(s->out, "data: ");
-    s2a_buf_append(s->out, s->head.data, s->head.len);
-    S2A_PUT(s->out, "\"choices\":[{\"index\":0,\"delta\":");
+    s2a_buf_append(s->out, s->open.data, s->open.len);
 }
 
 static void chunk_close(s2a_chat_stream *s, const char *finish)
 {
-    S2A_PUT(s->out, ",\"logprobs\":null,\"finish_reason\":");
-    if (finish) {
-        s2a_openai_put_string(s->out, finish);
-    } else {
-        S2A_PUT(s->out, "null");
+    if (!finish) {
+        s2a_buf_append(s->out, s->close.data, s->close.len);
+        return;
     }
+    S2A_PUT(s->out, ",\"logprobs\":null,\"finish_reason\":");
+    s2a_openai_put_string(s->out, finish);
     S2A_PUT(s->out, "}]");
     if (s->req->include_usage) {
         S2A_PUT(s->out, ",\"usage\":null");
@@ -802,13 +810,11 @@ static void chunk_close(s2a_chat_stream *s, const char *finish)
     S2A_PUT(s->out, "}\n\n");
 }
 
-/* A chunk whose delta is {"<member>":<string span>}. */
-static void chunk_string(s2a_chat_stream *s, const char *member, const s2a_json_span *v)
+/* A chunk whose delta is {"<member>":<string span>}, `opening` being {"<member>":. */
+static void chunk_string(s2a_chat_stream *s, const char *opening, const s2a_json_span *v)
 {
     chunk_open(s);
-    S2A_PUT(s->out, "{\"");
-    s2a_buf_append(s->out, member, strlen(member));
-    S2A_PUT(s->out, "\":");
+    s2a_buf_append(s->out, opening, strlen(opening));
     s2a_openai_put_span(s->out, v);
     S2A_PUT(s->out, "}");
     chunk_close(s, NULL);
@@ -862,8 +868,7 @@ static void complete(s2a_chat_stream *s)
 {
     finish(s, "stop");
     if (s->req->include_usage) {
-        S2A_PUT(s->out, "data: ");
-        s2a_buf_append(s->out, s->head.data, s->head.len);
+        s2a_buf_append(s->out, s->open.data, s->members);
         S2A_PUT(s->out, "\"choices\":[],");
         put_usage(s->out, &s->usage);
         S2A_PUT(s->out, "}\n\n");
@@ -952,9 +957,9 @@ static void on_event(void *baton, const char *name, apr_size_t nlen, const char 
             S2A_PUT(s->out, ",\"arguments\":\"\"}}]}");
             chunk_close(s, NULL);
         } else if (ev.block == S2A_BLOCK_TEXT && ev.text.len > 2) {
-            chunk_string(s, "content", &ev.text);
+            chunk_string(s, "{\"content\":", &ev.text);
         } else if (ev.block == S2A_BLOCK_THINKING && ev.text.len > 2) {
-            chunk_string(s, "reasoning_content", &ev.text);
+            chunk_string(s, "{\"reasoning_content\":", &ev.text);
         }
         break;
     case S2A_AEV_BLOCK_DELTA:
@@ -962,9 +967,9 @@ static void on_event(void *baton, const char *name, apr_size_t nlen, const char 
             break; /* nothing added */
         }
         if (ev.block == S2A_BLOCK_TEXT) {
-            chunk_string(s, "content", &ev.text);
+            chunk_string(s, "{\"content\":", &ev.text);
         } else if (ev.block == S2A_BLOCK_THINKING) {
-            chunk_string(s, "reasoning_content", &ev.text);
+            chunk_string(s, "{\"reasoning_content\":", &ev.text);
         } else if (ev.block == S2A_BLOCK_TOOL_USE && s->block == S2A_BLOCK_TOOL_USE) {
             chunk_arguments(s, ev.text.p, ev.text.len);
             s->args = 1;
@@ -997,7 +1002,8 @@ s2a_chat_stream *s2a_chat_stream_create(apr_pool_t *p, const s2a_chat_request *r
     s->pool = p;
     s->req = req;
     s->created = created;
-    s2a_buf_init(&s->head, p, 256);
+    s2a_buf_init(&s->open, p, 256);
+    s2a_buf_init(&s->close, p, 64);
     s->sse = s2a_sse_create(p, S2A_ANSWER_MAX_EVENT, on_event, s);
     return s;
 }
