@@ -274,7 +274,8 @@ __attribute__((target("ssse3"))) static int base64_16(const unsigned char *s, un
 #endif
 
 /* Base64 s[0..n) (standard alphabet, '=' padding optional) decoded into
- * out (room for n / 4 * 3 + 2 bytes); the decoded length, or -1 when it is
+ * out (room for n / 4 * 3 + 8 bytes: a step of sixteen digits writes four past its
+ * twelve); the decoded length, or -1 when it is
  * not base64. */
 static apr_ssize_t base64_decode(const char *s, apr_size_t n, unsigned char *out)
 {
@@ -300,10 +301,9 @@ static apr_ssize_t base64_decode(const char *s, apr_size_t n, unsigned char *out
     }
     i = 0;
 #ifdef S2A_BASE64_SSSE3
-    /* sixteen digits a step while 24 remain: the four bytes written past the twelve fall
-     * within what the digits after them decode to */
+    /* sixteen digits a step while sixteen remain */
     if (__builtin_cpu_supports("ssse3")) {
-        for (; i + 24 <= n && base64_16(u + i, out + o); i += 16) {
+        for (; i + 16 <= n && base64_16(u + i, out + o); i += 16) {
             o += 12;
         }
     }
@@ -386,6 +386,13 @@ static int event_type(s2a_eventstream *es, const char *json, apr_size_t len, s2a
                : -1;
 }
 
+/* The bytes of an event's name: a to z and '_'. */
+static const unsigned char name_byte[256] = {
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
+    ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['_'] = 1};
+
 /* A chunk's payload {"bytes":"<base64>"} as the SSE record of the
  * Anthropic event it carries; 0, or -1 with *why. */
 static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, s2a_buf *out,
@@ -401,7 +408,7 @@ static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, 
         *why = "a chunk without its bytes";
         return -1;
     }
-    json = apr_palloc(es->scratch, b64_len / 4 * 3 + 3);
+    json = apr_palloc(es->scratch, b64_len / 4 * 3 + 8);
     if ((decoded = base64_decode(b64, b64_len, (unsigned char *)json)) < 0) {
         *why = "a chunk's bytes are not base64";
         return -1;
@@ -414,7 +421,7 @@ static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, 
         return -1;
     }
     for (i = 1; i + 1 < type.len; i++) {
-        if ((type.p[i] < 'a' || type.p[i] > 'z') && type.p[i] != '_') {
+        if (!name_byte[(unsigned char)type.p[i]]) {
             *why = "a chunk's event type is not a name";
             return -1;
         }
