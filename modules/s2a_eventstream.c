@@ -429,11 +429,15 @@ static int chunk_record(s2a_eventstream *es, const char *payload, apr_size_t n, 
     S2A_PUT(out, "event: ");
     s2a_buf_append(out, type.p + 1, type.len - 2);
     S2A_PUT(out, "\ndata: ");
-    /* one line: a JSON line break inside would end the record */
-    for (i = 0; i < len;) {
-        apr_size_t run = strcspn(json + i, "\r\n");
-        s2a_buf_append(out, json + i, run);
-        i += run + 1;
+    /* one line: a JSON line break inside would end the record (Bedrock's JSON has none) */
+    if (!memchr(json, '\n', len) && !memchr(json, '\r', len)) {
+        s2a_buf_append(out, json, len);
+    } else {
+        for (i = 0; i < len;) {
+            apr_size_t run = strcspn(json + i, "\r\n");
+            s2a_buf_append(out, json + i, run);
+            i += run + 1;
+        }
     }
     S2A_PUT(out, "\n\n");
     return 0;

@@ -285,6 +285,9 @@ static void test_payloads(void)
         "event: message_stop\ndata: {\"type\":\"message_stop\",\"x\":\"?\?\"}\n\n");
     S2A_CHECK_STR(payload_read("{\"bytes\":\"eyJ0eXBlIjoibWVzc2FnZV9zdG9wIn0\"}", &rc),
                   "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    /* line breaks between the JSON's tokens are taken out: they would end the record */
+    S2A_CHECK_STR(payload_read("{\"bytes\":\"eyJ0eXBlIjoicGluZyIsDQogIngiOgoxfQ==\"}", &rc),
+                  "event: ping\ndata: {\"type\":\"ping\", \"x\":1}\n\n");
     for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         const char *out = payload_read(refused[i], &rc);
         S2A_CHECK_INT(rc, -1);
