@@ -5,6 +5,7 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
+#include "s2a_buf.h"
 #include "s2a_identity.h"
 #include "s2a_request.h"
 #include "s2a_session.h"
@@ -371,50 +372,37 @@ static int removals(const s2a_body *b, const s2a_json_span *const *vals, int n, 
 }
 
 /* anthropic-beta's comma-separated names as a JSON array. The names are plain words,
- * written between quotes as they are; one that needs escapes goes through the quoting. */
+ * written between quotes as they are; one with other bytes goes through the quoting. */
 static const char *beta_array(apr_pool_t *p, const char *betas)
 {
     static const char separators[] = ", \t";
-    /* a name of one byte and one separator grow to four bytes: "a", */
-    char *out = apr_palloc(p, 3 * strlen(betas) + 3), *o = out;
     const char *s = betas + strspn(betas, separators);
-    apr_array_header_t *escaped = NULL;
+    s2a_buf out;
 
-    *o++ = '[';
+    s2a_buf_init(&out, p, strlen(betas) * 3 + 3);
+    s2a_buf_append(&out, "[", 1);
     while (*s) {
         apr_size_t len = strcspn(s, separators), i;
 
         for (i = 0; i < len && (apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.');
              i++)
             ;
-        if (i < len) {
-            /* a name with other bytes: the array is built again from the quoted names */
-            escaped = apr_array_make(p, 8, sizeof(const char *));
-            break;
+        if (out.len > 1) {
+            s2a_buf_append(&out, ",", 1);
         }
-        if (o > out + 1) {
-            *o++ = ',';
+        if (i == len) {
+            s2a_buf_append(&out, "\"", 1);
+            s2a_buf_append(&out, s, len);
+            s2a_buf_append(&out, "\"", 1);
+        } else {
+            const char *quoted = s2a_json_quote(p, apr_pstrmemdup(p, s, len));
+            s2a_buf_append(&out, quoted, strlen(quoted));
         }
-        *o++ = '"';
-        memcpy(o, s, len);
-        o += len;
-        *o++ = '"';
         s += len;
         s += strspn(s, separators);
     }
-    if (!escaped) {
-        *o++ = ']';
-        *o = '\0';
-        return out;
-    }
-    {
-        char *copy = apr_pstrdup(p, betas), *last = NULL, *name;
-        for (name = apr_strtok(copy, separators, &last); name;
-             name = apr_strtok(NULL, separators, &last)) {
-            APR_ARRAY_PUSH(escaped, const char *) = s2a_json_quote(p, name);
-        }
-        return apr_pstrcat(p, "[", apr_array_pstrcat(p, escaped, ','), "]", NULL);
-    }
+    s2a_buf_append(&out, "]", 1);
+    return out.data;
 }
 
 apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b, const s2a_body_edits *e,
