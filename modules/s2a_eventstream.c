@@ -120,10 +120,10 @@ apr_uint32_t s2a_crc32(apr_uint32_t crc, const void *data, apr_size_t n)
 
         crc = crc_folded(crc, p, whole);
         p += whole;
-        n -= whole;
-    } else
+        n -= whole; /* under sixteen: the tables take it */
+    }
 #endif
-        if (n >= CRC_SHORT) {
+    if (n >= CRC_SHORT) {
         return (apr_uint32_t)crc32_z(~crc, p, n);
     }
     for (; n >= 8; p += 8, n -= 8) {
