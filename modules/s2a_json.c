@@ -641,15 +641,6 @@ static ALWAYS_INLINE int scan_object(apr_pool_t *p, const char *buf, apr_size_t 
                 *err = "JSON nested too deeply";
                 return -1;
             }
-            if (reading && depth == levels + 1) {
-                /* the reader's deepest level: its containers only delimited, as the value
-                 * of a key nobody reads is */
-                if (!(s = skip_container(&sc, s, stack, depth)))
-                    break;
-                value_ended(vs, levels, names, v, s, stack, depth,
-                            *v == '{' ? S2A_JSON_OBJECT : S2A_JSON_ARRAY);
-                continue;
-            }
             if (depth == 1 && (cur_key < 0 || cur_key >= nchecked)) {
                 /* Nobody reads this value, or its reader takes it as it is: only
                  * its extent matters here. */

@@ -92,9 +92,7 @@ typedef struct {
 
 /* s2a_json_scan_object_some with every value checked, reading as `v` says (its key < nkeys,
  * its depth at most S2A_JSON_VALUES_DEPTH): what the reader needs of that value comes in
- * the pass that checks it. The containers at the deepest level read are only delimited
- * (strings closed, brackets matched), as the value of a key that is not checked: what is
- * inside them goes on as it came. */
+ * the pass that checks it. */
 int s2a_json_scan_object_values(apr_pool_t *p, const char *buf, apr_size_t len,
                                 const char *const *keys, int nkeys, const s2a_json_values *v,
                                 s2a_json_span *out, const char **err);
