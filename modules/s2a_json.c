@@ -6,6 +6,11 @@
 
 #include <apr_strings.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define S2A_JSON_AVX2 1
+#include <immintrin.h>
+#endif
+
 /* The scanner's general loops are specialised per use by inlining: a constant NULL note or
  * reader folds their checks out of the plain scan. */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -275,45 +280,88 @@ static const char *fail_truncated(scanner *sc)
     return NULL;
 }
 
+/* A byte a string's scan must stop at: its closing quote, an escape, or a raw control
+ * character, which JSON does not allow inside a string. */
+#define STRING_STOP(c) ((c) == '"' || (c) == '\\' || (unsigned char)(c) < 0x20)
+
+#ifdef S2A_JSON_AVX2
+/* The first stop byte in s[0..end) a 32-byte step at a time, or the last fewer than 32
+ * bytes left to the caller. A byte x is a quote or a control character when x ^ 2 is at
+ * most 0x20 (the quote becomes 0x20, a control stays below it, nothing else lands there). */
+static __attribute__((target("avx2"))) const char *string_stop_avx2(const char *s, const char *end)
+{
+    const __m256i two = _mm256_set1_epi8(2), space = _mm256_set1_epi8(0x20);
+    const __m256i backslash = _mm256_set1_epi8('\\');
+
+    while (end - s >= 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)s);
+        __m256i low = _mm256_xor_si256(v, two);
+        __m256i hit = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_max_epu8(low, space), space),
+                                      _mm256_cmpeq_epi8(v, backslash));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(hit);
+
+        if (mask)
+            return s + __builtin_ctz(mask);
+        s += 32;
+    }
+    return s;
+}
+#endif
+
+/* The first stop byte in s[0..end), or end. */
+static const char *string_stop(const char *s, const char *end)
+{
+#ifdef S2A_JSON_AVX2
+    if (end - s >= 32 && __builtin_cpu_supports("avx2")) {
+        s = string_stop_avx2(s, end);
+    }
+#endif
+    while (s < end && !STRING_STOP(*s))
+        s++;
+    return s;
+}
+
+/* A string found bad at `at`: invalid when its closing quote may be in the buffer, else cut
+ * (what follows could not have mended it, but a cut string reads as cut wherever it is). */
+static const char *string_bad(scanner *sc, const char *at)
+{
+    return memchr(at, '"', (apr_size_t)(sc->end - at)) ? fail_at(sc, at) : fail_truncated(sc);
+}
+
 /* Validate a string whose content starts at s; returns its closing quote. Every escape is
  * checked on the way, so a backslash before a quote is known to be escaping it without
- * walking back. *escaped tells whether the content holds any escape. */
+ * walking back, and so is every byte: a raw control character is refused. *escaped tells
+ * whether the content holds any escape. */
 static const char *scan_string(scanner *sc, const char *s, int *escaped)
 {
     for (;;) {
-        const char *q = memchr(s, '"', (apr_size_t)(sc->end - s));
-        const char *b = s;
-
-        if (!q)
+        s = string_stop(s, sc->end);
+        if (s == sc->end)
             return fail_truncated(sc);
-        for (;;) {
-            b = memchr(b, '\\', (apr_size_t)(q - b));
-            if (!b)
-                return q;
-            *escaped = 1;
-            if (b + 1 == q)
-                break;
-            switch (b[1]) {
-            case '"':
-            case '\\':
-            case '/':
-            case 'b':
-            case 'f':
-            case 'n':
-            case 'r':
-            case 't':
-                b += 2;
-                break;
-            case 'u':
-                if (q - b < 6 || hex4(b + 2) < 0)
-                    return fail_at(sc, b);
-                b += 6;
-                break;
-            default:
-                return fail_at(sc, b);
-            }
+        if (*s == '"')
+            return s;
+        if (*s != '\\' || sc->end - s < 2)
+            return *s != '\\' ? string_bad(sc, s) : fail_truncated(sc);
+        *escaped = 1;
+        switch (s[1]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            s += 2;
+            break;
+        case 'u':
+            if (sc->end - s < 6 || hex4(s + 2) < 0)
+                return string_bad(sc, s);
+            s += 6;
+            break;
+        default:
+            return string_bad(sc, s);
         }
-        s = q + 1;
     }
 }
 

@@ -41,7 +41,8 @@ typedef struct {
  * depth within the limit, but its escapes, numbers, literals, commas and colons are left to
  * whoever parses it later. Truncated input is therefore always refused, and a parser that
  * accepts the body sees the same outer object as the spans describe.
- * Raw control characters and UTF-8 validity inside strings are not checked. Returns 0, or -1
+ * A raw control character inside a validated string is refused; UTF-8 validity is not
+ * checked. Returns 0, or -1
  * with *err set to a short English reason (allocated from p when it carries an offset). */
 int s2a_json_scan_object(apr_pool_t *p, const char *buf, apr_size_t len, const char *const *keys,
                          int nkeys, s2a_json_span *out, const char **err);
@@ -127,8 +128,8 @@ int s2a_json_array_next_members(const s2a_json_span *arr, apr_size_t *pos, const
                                 int nkeys, s2a_json_span *out, s2a_json_span *members);
 
 /* The closing quote of the string whose content begins at s (after its opening quote),
- * its escapes checked as the scanner checks them; NULL where one is bad or the buffer
- * ends first. */
+ * its escapes and bytes checked as the scanner checks them; NULL where one is bad, a raw
+ * control character is met, or the buffer ends first. */
 const char *s2a_json_string_close(const char *s, const char *end);
 
 /* Does the string span str (from the scanner or s2a_json_object_get) decode to s? Same

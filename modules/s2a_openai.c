@@ -571,8 +571,7 @@ static int read_delta_as_written(const char *data, apr_size_t dlen, s2a_anthropi
         return 0;
     }
     s += kinds[k].len;
-    if (!(q = s2a_json_string_close(s, end)) || end - q != 3 || q[1] != '}' || q[2] != '}' ||
-        !s2a_openai_control_free(s - 1, (apr_size_t)(q + 1 - (s - 1)))) {
+    if (!(q = s2a_json_string_close(s, end)) || end - q != 3 || q[1] != '}' || q[2] != '}') {
         return 0;
     }
     ev->kind = S2A_AEV_BLOCK_DELTA;

@@ -727,10 +727,6 @@ int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len,
         return s2a_openai_refuse(err, NULL,
                                  apr_pstrcat(p, "The request body is not valid JSON: ", why, NULL));
     }
-    if (!s2a_openai_control_free(raw, len)) {
-        return s2a_openai_refuse(err, NULL,
-                                 "The request body is not valid JSON: a raw control character");
-    }
     if (r.f[F_MODEL].type != S2A_JSON_STRING ||
         !(out->model = s2a_json_string_dup(p, &r.f[F_MODEL])) || !*out->model) {
         return refuse(&r, "model", "a non-empty string is required");

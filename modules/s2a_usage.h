@@ -38,8 +38,8 @@ apr_int64_t s2a_usage_output_estimate(const s2a_usage *u);
    parsing. Counts are JSON integers (no fraction or exponent) and not negative; larger than
    APR_INT64_MAX saturates; anything else counts as absent. Returns 1 if usage changed, 0 otherwise,
    also when data is not one JSON object in the sense of s2a_json_scan_object (an unknown container
-   member is only checked for balance, raw control characters in strings are not checked). Allocates
-   nothing. */
+   member is only checked for balance; a raw control character in a string it reads refuses it).
+   Allocates nothing. */
 int s2a_usage_apply_sse(s2a_usage *u, const char *event, apr_size_t elen, const char *data,
                         apr_size_t dlen);
 

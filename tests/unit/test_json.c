@@ -205,12 +205,12 @@ static void test_top_level_only(apr_pool_t *p)
     t = "{\"model\":\"cheap\",\"m\\u006Fdel\":\"dear\",\"mode\\u006c\\u0000\":\"x\"}";
     S2A_CHECK_INT(s2a_json_scan_object(p, t, strlen(t), keys, 2, out, &err), 0);
     S2A_CHECK(span_is(&out[0], S2A_JSON_STRING, "\"dear\""));
-    /* A raw NUL after an escaped spelling of the key is not the end of the key. */
+    /* A raw NUL after an escaped spelling of the key does not end the key: it is no JSON. */
     {
         static const char nul_key[] = "{\"mod\\u0065l\0\0\0\0\0\0\0\0\":1}";
-        S2A_CHECK_INT(scan_exact(p, nul_key, sizeof(nul_key) - 1, &err), 0);
-        S2A_CHECK_INT(s2a_json_scan_object(p, nul_key, sizeof(nul_key) - 1, keys, 2, out, &err), 0);
-        S2A_CHECK(out[0].type == S2A_JSON_NONE);
+        S2A_CHECK_INT(s2a_json_scan_object(p, nul_key, sizeof(nul_key) - 1, keys, 2, out, &err),
+                      -1);
+        S2A_CHECK_STR(err, "invalid JSON at offset 12");
     }
     /* Prefixes and extensions of the key do not match. */
     t = "{\"mode\":1,\"models\":2,\"Model\":3,\"\\u006dode\":4}";
@@ -1065,6 +1065,57 @@ static void test_escapes_everywhere(apr_pool_t *p)
     S2A_CHECK_INT(wrong, 0);
 }
 
+/* Every byte value at every place of a short string and of strings long enough to be taken
+ * 32 bytes a step, in a key and in a value: a raw control character is refused at its
+ * offset when the string's quote follows, and cut when it does not; any other byte but the
+ * quote and the backslash is content. */
+static void test_bytes_everywhere(apr_pool_t *p)
+{
+    static const char *const keys[] = {"a"};
+    static const char filler[] = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static const apr_size_t lens[] = {1, 31, 32, 33, 70, 100};
+    s2a_json_span f[1];
+    const char *err;
+    apr_size_t l, at, cut;
+    int c, in_key, wrong = 0;
+
+    for (l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+        for (at = 0; at < lens[l]; at++) {
+            for (c = 0; c < 256; c++) {
+                for (in_key = 0; in_key < 2; in_key++) {
+                    const char *open = in_key ? "{\"" : "{\"a\":\"",
+                               *close = in_key ? "\":1}" : "\"}";
+                    apr_size_t start = strlen(open), n = start + lens[l] + strlen(close);
+                    char *doc = apr_palloc(p, n);
+                    int rc;
+
+                    if (c == '"' || c == '\\') {
+                        continue;
+                    }
+                    /* built by length: the byte may be a NUL */
+                    memcpy(doc, open, start);
+                    memcpy(doc + start, filler, lens[l]);
+                    memcpy(doc + start + lens[l], close, strlen(close));
+                    doc[start + at] = (char)c;
+                    rc = s2a_json_scan_object(p, doc, n, keys, 1, f, &err);
+                    if (c >= 0x20) {
+                        wrong += rc != 0 || (!in_key && f[0].len != lens[l] + 2);
+                        continue;
+                    }
+                    wrong += rc != -1 || strcmp(err, apr_psprintf(p, "invalid JSON at offset %d",
+                                                                  (int)(start + at))) != 0;
+                    for (cut = start + at + 1; cut < start + lens[l]; cut++) {
+                        rc = s2a_json_scan_object(p, doc, cut, keys, 1, f, &err);
+                        wrong += rc != -1 || strcmp(err, "truncated JSON") != 0;
+                    }
+                }
+            }
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -1080,6 +1131,7 @@ int main(void)
     test_object_has();
     test_members(p);
     test_escapes_everywhere(p);
+    test_bytes_everywhere(p);
     test_claude_body(p);
     test_top_level_only(p);
     test_backslashes(p);
