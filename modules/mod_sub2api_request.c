@@ -706,6 +706,7 @@ int s2a_request_fixups(request_rec *r)
     q->fixups_at = apr_time_now();
     q->count_only = endpoint == S2A_ENDPOINT_COUNT_TOKENS;
     q->door.kind = s2a_door_of(endpoint);
+    q->door.memo = s2a_g.tools_memo;
     /* set now: a request refused below is counted and logged with what is known */
     ap_set_module_config(r->request_config, &sub2api_module, q);
     rc = admit(r, q, endpoint, dc->max_body);

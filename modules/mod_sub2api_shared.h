@@ -54,6 +54,10 @@ APLOG_USE_MODULE(sub2api);
 #define S2A_KNOWN_KEYS 100000
 /* models priced by a fallback rule a process remembers having logged */
 #define S2A_FALLBACKS_TOLD 1024
+/* tools arrays whose translation a process keeps, and the longest kept:
+ * a session's client sends the same array each turn */
+#define S2A_TOOLS_MEMO_SLOTS 8
+#define S2A_TOOLS_MEMO_MAX_LEN (512 * 1024)
 /* how long a conversation waits for its full account before moving */
 #define S2A_STICKY_WAIT_MSEC 2000
 /* a streamed request that waits for a place gets a ping this often */
@@ -134,6 +138,7 @@ typedef struct {
     int max_sessions;
     int oauth_watch_sec;            /* Sub2apiOAuthRefreshInterval */
     s2a_metrics *metrics;           /* counters in shared memory; NULL until post_config */
+    s2a_tools_memo *tools_memo;     /* the OpenAI doors' tools translations; NULL: none */
     ap_filter_rec_t *replay_filter; /* mod_sub2api_request.c */
     ap_filter_rec_t *answer_filter; /* mod_sub2api_answer.c */
     ap_filter_rec_t *drain_filter;  /* mod_sub2api_answer.c */

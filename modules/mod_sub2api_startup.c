@@ -294,6 +294,12 @@ void s2a_child_init(apr_pool_t *pchild, server_rec *s)
         return;
     }
     s2a_oauth_child_init(pchild);
+    if (!(s2a_g.tools_memo =
+              s2a_tools_memo_make(pchild, S2A_TOOLS_MEMO_SLOTS, S2A_TOOLS_MEMO_MAX_LEN))) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     S2ALOGNO(0021) "no memo of tools translations: the OpenAI doors read "
+                                    "every tools array in full");
+    }
     for (sp = s; sp; sp = sp->next) {
         s2a_srv_conf *sc = ap_get_module_config(sp->module_config, &sub2api_module);
         if (sc->catalog) {

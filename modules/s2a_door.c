@@ -24,7 +24,7 @@ int s2a_door_read(apr_pool_t *p, s2a_door *d, const char *raw, apr_size_t len, a
     const char *why;
     d->created = created;
     if (d->kind == S2A_DOOR_CHAT) {
-        if (s2a_chat_request_read(p, raw, len, &d->chat, err) != 0) {
+        if (s2a_chat_request_read(p, raw, len, d->memo, &d->chat, err) != 0) {
             return -1;
         }
         if (s2a_body_read_built(p, d->chat.body, d->chat.len, &d->chat.marks, body, &why) != 0) {

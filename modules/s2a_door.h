@@ -32,7 +32,8 @@ const char *s2a_door_name(s2a_door_kind kind);
 /* One request through a door: what its body was read to. */
 typedef struct {
     s2a_door_kind kind;
-    apr_int64_t created; /* Unix seconds: the answer's "created" */
+    apr_int64_t created;  /* Unix seconds: the answer's "created" */
+    s2a_tools_memo *memo; /* the process's translations of tools arrays; NULL: none */
     s2a_chat_request chat;
     s2a_responses_request responses;
 } s2a_door;

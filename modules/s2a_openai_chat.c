@@ -19,7 +19,6 @@ enum {
     F_TEMPERATURE,
     F_TOP_P,
     F_STOP,
-    F_TOOLS,
     F_TOOL_CHOICE,
     F_PARALLEL_TOOL_CALLS,
     F_RESPONSE_FORMAT,
@@ -34,11 +33,13 @@ enum {
     F_FUNCTIONS,
     F_FUNCTION_CALL,
     F_WEB_SEARCH_OPTIONS,
+    F_TOOLS, /* last: the first scan only delimits it */
     F_COUNT
 };
 
 /* Every container read is asked for by name: the scanner then checks it
- * in full, so that whatever is copied from it is JSON. */
+ * in full, so that whatever is copied from it is JSON. "tools" is checked
+ * by a second scan, needed only when the memo does not know the array. */
 static const char *const fields[F_COUNT] = {"model",
                                             "messages",
                                             "stream",
@@ -48,7 +49,6 @@ static const char *const fields[F_COUNT] = {"model",
                                             "temperature",
                                             "top_p",
                                             "stop",
-                                            "tools",
                                             "tool_choice",
                                             "parallel_tool_calls",
                                             "response_format",
@@ -62,7 +62,8 @@ static const char *const fields[F_COUNT] = {"model",
                                             "top_logprobs",
                                             "functions",
                                             "function_call",
-                                            "web_search_options"};
+                                            "web_search_options",
+                                            "tools"};
 
 typedef struct {
     apr_pool_t *pool;
@@ -70,7 +71,7 @@ typedef struct {
     s2a_openai_error *err;
     s2a_json_span f[F_COUNT];
     s2a_body_marks *marks;        /* where the body's fields went */
-    apr_array_header_t *tools;    /* chat_tool: "tools" as the scan read it */
+    s2a_tools_memo *memo;         /* NULL: none */
     apr_array_header_t *messages; /* chat_message: "messages", read by write_system */
 } reader;
 
@@ -565,8 +566,50 @@ static void read_tool(void *ctx, int level, const s2a_json_span *name, const s2a
     }
 }
 
+/* The function tools of "tools", checked and read by a second scan of
+ * the body, written as Messages tools; the count of them. */
+static int translate_tools(reader *r, const char *raw, apr_size_t len, int *count)
+{
+    tools_read tools;
+    const s2a_json_values tools_values = {F_TOOLS, 3, read_tool, &tools};
+    const char *why;
+    int j;
+
+    memset(&tools, 0, sizeof(tools));
+    tools.tools = apr_array_make(r->pool, 32, sizeof(chat_tool));
+    /* the first scan refused a key met twice: only the array's JSON can be at fault here */
+    if (s2a_json_scan_object_values(r->pool, raw, len, fields, F_COUNT, &tools_values, r->f,
+                                    &why) != 0) {
+        return s2a_openai_refuse(
+            r->err, NULL, apr_pstrcat(r->pool, "The request body is not valid JSON: ", why, NULL));
+    }
+    /* each tool read by the scan that checked it: a schema can be long */
+    for (j = 0; j < tools.tools->nelts; j++) {
+        const chat_tool *t = &APR_ARRAY_IDX(tools.tools, j, chat_tool);
+        if (t->tool.type != S2A_JSON_OBJECT || !s2a_json_string_equals(&t->type, "function")) {
+            return refuse(r, apr_psprintf(r->pool, "tools[%d].type", j),
+                          "only function tools are taken here");
+        }
+        if (t->function.type != S2A_JSON_OBJECT) {
+            return refuse(r, apr_psprintf(r->pool, "tools[%d]", j),
+                          "a function tool needs its function object");
+        }
+        s2a_openai_put(r->b, j ? "," : ",\"tools\":[");
+        if (s2a_openai_tool(r->b, &t->fn[0], &t->fn[1], &t->fn[2]) != 0) {
+            return refuse(r, apr_psprintf(r->pool, "tools[%d].function", j),
+                          "a function needs a string name, and a string description and an "
+                          "object of parameters where given");
+        }
+    }
+    if (j) {
+        S2A_PUT(r->b, "]");
+    }
+    *count = j;
+    return 0;
+}
+
 /* tools and tool_choice; *forced when the choice makes the model call one. */
-static int write_tools(reader *r, int *count, int *forced)
+static int write_tools(reader *r, const char *raw, apr_size_t len, int *count, int *forced)
 {
     apr_size_t from = r->b->len;
     const s2a_json_span *tools = &r->f[F_TOOLS];
@@ -587,28 +630,16 @@ static int write_tools(reader *r, int *count, int *forced)
     if (tools->type != S2A_JSON_ARRAY) {
         return refuse(r, "tools", "must be an array");
     }
-    /* each tool read by the scan that checked it: a schema can be long */
-    for (; j < r->tools->nelts; j++) {
-        const chat_tool *t = &APR_ARRAY_IDX(r->tools, j, chat_tool);
-        if (t->tool.type != S2A_JSON_OBJECT || !s2a_json_string_equals(&t->type, "function")) {
-            return refuse(r, apr_psprintf(r->pool, "tools[%d].type", j),
-                          "only function tools are taken here");
+    if (!s2a_tools_memo_get(r->memo, S2A_TOOLS_MEMO_CHAT, tools->p, tools->len, r->b, &j)) {
+        if (translate_tools(r, raw, len, &j) != 0) {
+            return -1;
         }
-        if (t->function.type != S2A_JSON_OBJECT) {
-            return refuse(r, apr_psprintf(r->pool, "tools[%d]", j),
-                          "a function tool needs its function object");
-        }
-        s2a_openai_put(r->b, j ? "," : ",\"tools\":[");
-        if (s2a_openai_tool(r->b, &t->fn[0], &t->fn[1], &t->fn[2]) != 0) {
-            return refuse(r, apr_psprintf(r->pool, "tools[%d].function", j),
-                          "a function needs a string name, and a string description and an "
-                          "object of parameters where given");
-        }
+        s2a_tools_memo_put(r->memo, S2A_TOOLS_MEMO_CHAT, tools->p, tools->len, r->b->data + from,
+                           r->b->len - from, j);
     }
     if (!j) {
         return 0; /* an empty list: no tools, and no choice among them */
     }
-    S2A_PUT(r->b, "]");
     s2a_openai_mark(r->b, from, ",\"tools\":", &r->marks->tools);
     *count = j;
     /* read again: the loop reused `name` */
@@ -665,29 +696,25 @@ static int read_max_tokens(reader *r, apr_int64_t *max)
     return 0;
 }
 
-int s2a_chat_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_chat_request *out,
-                          s2a_openai_error *err)
+int s2a_chat_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_tools_memo *memo,
+                          s2a_chat_request *out, s2a_openai_error *err)
 {
     reader r;
     s2a_buf b;
     s2a_openai_msgs m;
     s2a_openai_tail tail;
     s2a_json_span include;
-    tools_read tools;
-    const s2a_json_values tools_values = {F_TOOLS, 3, read_tool, &tools};
     const char *why;
     int forced, rc;
 
     memset(out, 0, sizeof(*out));
     memset(&r, 0, sizeof(r));
-    memset(&tools, 0, sizeof(tools));
     r.pool = p;
     r.marks = &out->marks;
     r.b = &b;
     r.err = err;
-    tools.tools = r.tools = apr_array_make(p, 32, sizeof(chat_tool));
-    if ((rc = s2a_json_scan_object_values(p, raw, len, fields, F_COUNT, &tools_values, r.f,
-                                          &why)) != 0) {
+    r.memo = memo;
+    if ((rc = s2a_json_scan_object_some(p, raw, len, fields, F_COUNT, F_TOOLS, r.f, &why)) != 0) {
         return s2a_openai_refuse(
             err, NULL,
             rc == -2 ? why : apr_pstrcat(p, "The request body is not valid JSON: ", why, NULL));
@@ -728,7 +755,7 @@ int s2a_chat_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_ch
     s2a_openai_put_span(&b, &r.f[F_MODEL]);
     s2a_openai_mark(&b, 0, "{\"model\":", &out->marks.model);
     if (write_system(&r) != 0 || write_messages(&r, &m) != 0 ||
-        write_tools(&r, &out->tools, &forced) != 0 || write_stop(&r) != 0) {
+        write_tools(&r, raw, len, &out->tools, &forced) != 0 || write_stop(&r) != 0) {
         return -1;
     }
     tail.forced_tool = forced;

@@ -10,6 +10,7 @@
 
 #include "s2a_buf.h"
 #include "s2a_openai.h"
+#include "s2a_tools_memo.h"
 #include "s2a_usage.h"
 
 /* A Chat Completions request, read. */
@@ -31,9 +32,11 @@ typedef struct {
  * is refused when it is not one JSON object, lacks a model or messages,
  * asks for what the gateway cannot give (n above 1, audio, logprobs,
  * legacy functions, web search), holds a message of an unknown role or a
- * part of an unknown type, or a value of the wrong type. */
-int s2a_chat_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_chat_request *out,
-                          s2a_openai_error *err);
+ * part of an unknown type, or a value of the wrong type. `memo` (NULL:
+ * none) is asked for the translation of the tools array, and given it
+ * when it did not know it. */
+int s2a_chat_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_tools_memo *memo,
+                          s2a_chat_request *out, s2a_openai_error *err);
 
 /* ---- A streamed answer ---------------------------------------------------------------------- */
 

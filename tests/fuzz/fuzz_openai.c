@@ -56,6 +56,39 @@ static int is_json(const char *text, size_t n)
     return o != NULL;
 }
 
+/* The same body read twice through a memo that lives as long as the
+ * fuzzer (and may know its tools array from any input before) gives what
+ * `req` (read without one) holds, or when NULL the same refusal as `err`. */
+static int memo_agrees(apr_pool_t *p, const uint8_t *body, size_t n, const s2a_chat_request *req,
+                       const s2a_openai_error *err)
+{
+    static s2a_tools_memo *memo;
+    static apr_pool_t *memo_pool;
+    int k;
+
+    if (!memo) {
+        apr_pool_create(&memo_pool, NULL);
+        memo = s2a_tools_memo_make(memo_pool, 4, 16 * 1024);
+    }
+    for (k = 0; k < 2; k++) {
+        s2a_chat_request again;
+        s2a_openai_error again_err;
+
+        memset(&again_err, 0, sizeof(again_err));
+        if (s2a_chat_request_read(p, fuzz_copy(p, body, n, 0), n, memo, &again, &again_err) !=
+            (req ? 0 : -1)) {
+            return 0;
+        }
+        if (req ? again.len != req->len || memcmp(again.body, req->body, req->len) ||
+                      memcmp(&again.marks, &req->marks, sizeof(req->marks)) ||
+                      again.tools != req->tools || again.max_tokens != req->max_tokens
+                : again_err.status != err->status || strcmp(again_err.message, err->message)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void check_refusal(const s2a_openai_error *e)
 {
     FUZZ_CHECK(e->status == 400 && e->type && e->message && *e->message);
@@ -69,11 +102,13 @@ static void chat_request(apr_pool_t *p, const uint8_t *body, size_t n)
     json_object *o;
 
     memset(&err, 0, sizeof(err));
-    if (s2a_chat_request_read(p, fuzz_copy(p, body, n, 0), n, &req, &err) != 0) {
+    if (s2a_chat_request_read(p, fuzz_copy(p, body, n, 0), n, NULL, &req, &err) != 0) {
         FUZZ_CHECK(req.body == NULL);
         check_refusal(&err);
+        FUZZ_CHECK(memo_agrees(p, body, n, NULL, &err));
         return;
     }
+    FUZZ_CHECK(memo_agrees(p, body, n, &req, NULL));
     FUZZ_CHECK(req.body && strlen(req.body) == req.len && req.model && *req.model);
     FUZZ_CHECK(req.max_tokens >= 1 && req.thinking >= 0 && req.tools >= 0);
     FUZZ_CHECK(!req.include_usage || req.stream);

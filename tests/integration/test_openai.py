@@ -113,6 +113,31 @@ def test_chat_tool_call_and_its_result(gateway, tenant, openai_sdk, streamed):
     assert {r["api"] for r in rows} == {"chat"}
 
 
+def test_chat_tools_sent_each_turn(gateway, tenant):
+    """A session's client sends the same tools every turn, which a child
+    translates once: every turn's upstream body carries the same tools,
+    and an array differing in one byte, of the same length, its own."""
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "The weather of a city.\nOne call per city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}}]
+    other = json.loads(json.dumps(tools))
+    other[0]["function"]["name"] = "get_weathex"
+    sent = [other if turn == 3 else tools for turn in range(7)]
+    for turn, offered in enumerate(sent):
+        status, _, raw = post(gateway, CHAT, {
+            "model": MODEL, "tools": offered,
+            "messages": [{"role": "user", "content": "turn %d" % turn}]}, tenant.api_key)
+        assert status == 200, raw
+    bodies = upstream_bodies(gateway)
+    assert [b["messages"][0]["content"] for b in bodies] == [
+        [{"type": "text", "text": "turn %d" % turn}] for turn in range(7)]
+    want = {"name": "get_weather", "description": "The weather of a city.\nOne call per city.",
+            "input_schema": tools[0]["function"]["parameters"]}
+    assert [b["tools"] for b in bodies] == [
+        [dict(want, name=o[0]["function"]["name"])] for o in sent]
+
+
 def test_chat_image_part(gateway, tenant, openai_sdk):
     out = openai_sdk(gateway, tenant.api_key, "chat-image", prompt="What is this?")
     assert out["ok"], out

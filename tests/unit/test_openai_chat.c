@@ -13,10 +13,43 @@
 #include "s2a_test.h"
 
 static apr_pool_t *pool;
+static s2a_tools_memo *memo; /* the whole run's: every tools array read goes through it */
 
 #include "s2a_test_json.h"
 
 /* ---- Requests ------------------------------------------------------------------------------- */
+
+static int same_error(const s2a_openai_error *a, const s2a_openai_error *b)
+{
+    return a->status == b->status && !strcmp(a->type, b->type) && !strcmp(a->message, b->message) &&
+           (a->param ? b->param && !strcmp(a->param, b->param) : !b->param);
+}
+
+static int same_request(const s2a_chat_request *a, const s2a_chat_request *b)
+{
+    return a->len == b->len && !memcmp(a->body, b->body, a->len) &&
+           !memcmp(&a->marks, &b->marks, sizeof(a->marks)) && !strcmp(a->model, b->model) &&
+           a->stream == b->stream && a->include_usage == b->include_usage && a->tools == b->tools &&
+           a->max_tokens == b->max_tokens && a->thinking == b->thinking;
+}
+
+/* s2a_chat_request_read without a memo, and then twice through the run's
+ * memo (which may then know the tools array, or know it already): the
+ * three readings must agree, body and marks byte for byte. */
+static int read_request(apr_pool_t *p, const char *raw, apr_size_t n, s2a_chat_request *req,
+                        s2a_openai_error *err)
+{
+    int rc = s2a_chat_request_read(p, raw, n, NULL, req, err), k;
+
+    for (k = 0; k < 2; k++) {
+        s2a_chat_request again;
+        s2a_openai_error again_err;
+        memset(&again_err, 0, sizeof(again_err));
+        S2A_CHECK_INT(s2a_chat_request_read(p, raw, n, memo, &again, &again_err), rc);
+        S2A_CHECK(rc == 0 ? same_request(req, &again) : same_error(err, &again_err));
+    }
+    return rc;
+}
 
 /* Reads body (from an exact-size copy), and returns the Messages body
  * parsed; NULL when refused, with *err. */
@@ -29,7 +62,7 @@ static json_object *request(const char *body, s2a_chat_request *req, s2a_openai_
 
     memcpy(copy, body, n);
     memset(err, 0, sizeof(*err));
-    rc = s2a_chat_request_read(pool, copy, n, req, err);
+    rc = read_request(pool, copy, n, req, err);
     free(copy);
     if (rc == 0) {
         S2A_CHECK(req->body && strlen(req->body) == req->len);
@@ -609,13 +642,22 @@ static void test_refusals(void)
     refused("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}x", NULL);
     refused("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\nb\"}]}", NULL);
     refused("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\x01\"}]}", NULL);
+    /* the tools, checked by a scan of their own: bad JSON deep in a schema, a raw control
+     * character in a description */
+    refused("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],\"tools\":[{"
+            "\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":"
+            "\"object\",\"properties\":{\"a\":{\"type\":tru}}}}}]}",
+            NULL);
+    refused("{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+            "\"description\":\"a\tb\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}",
+            NULL);
     {
         /* a NUL in a string */
         static const char nul[] = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
                                   "\"a\0b\"}]}";
         s2a_chat_request req;
         s2a_openai_error err;
-        S2A_CHECK_INT(s2a_chat_request_read(pool, nul, sizeof(nul) - 1, &req, &err), -1);
+        S2A_CHECK_INT(read_request(pool, nul, sizeof(nul) - 1, &req, &err), -1);
         S2A_CHECK_INT(err.status, 400);
         json_object *o = request("{\n\t\"model\": \"m\",\r\n \"messages\": [{\"role\": \"user\", "
                                  "\"content\": \"q\"}]\n}\n",
@@ -686,7 +728,7 @@ static void test_truncations(void)
 
         memcpy(copy, full, cut);
         memset(&err, 0, sizeof(err));
-        rc = s2a_chat_request_read(sub, copy, cut, &req, &err);
+        rc = read_request(sub, copy, cut, &req, &err);
         free(copy);
         if (rc == 0) {
             json_object *o = parse(req.body, req.len);
@@ -1258,6 +1300,7 @@ int main(void)
 {
     apr_initialize();
     apr_pool_create(&pool, NULL);
+    memo = s2a_tools_memo_make(pool, 4, 64 * 1024);
 
     test_conversation();
     test_parts();
