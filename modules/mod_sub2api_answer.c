@@ -108,7 +108,8 @@ static void start(request_rec *r, s2a_request *q, s2a_attempt *a)
         ap_set_content_type(r, "application/json");
         apr_table_unset(r->headers_out, "Content-Length");
     }
-    if (a->answer.mode == S2A_ANSWER_JSON || a->answer.door || a->answer.eventstream) {
+    if (a->answer.mode == S2A_ANSWER_JSON || a->answer.mode == S2A_ANSWER_COUNT || a->answer.door ||
+        a->answer.eventstream) {
         /* recomputed when the held, translated or decoded answer goes out with its end */
         apr_table_unset(r->headers_out, "Content-Length");
     }
@@ -295,7 +296,8 @@ apr_status_t s2a_answer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
                     : apr_bucket_pool_create(released, len, r->pool, bb->bucket_alloc));
     }
     q->filter_time += apr_time_now() - t0;
-    if ((a->answer.mode == S2A_ANSWER_ERROR || a->answer.mode == S2A_ANSWER_JSON) &&
+    if ((a->answer.mode == S2A_ANSWER_ERROR || a->answer.mode == S2A_ANSWER_JSON ||
+         a->answer.mode == S2A_ANSWER_COUNT) &&
         a->answer.holding) {
         /* Not even the headers go while the answer is held: an error may yet
          * be the account's, and a JSON answer goes with its Content-Length

@@ -436,6 +436,7 @@ static void cloud_request(request_rec *r, s2a_request *q, s2a_attempt *a, s2a_bo
         edits->add_metadata = 0;
         edits->anthropic_version = S2A_BEDROCK_ANTHROPIC_VERSION;
         edits->betas = apr_table_get(r->headers_in, "anthropic-beta");
+        edits->add_max_tokens = q->count_only;
     } else if (!q->count_only) {
         edits->drop_model = 1;
         edits->anthropic_version = S2A_VERTEX_ANTHROPIC_VERSION;
@@ -463,5 +464,8 @@ int s2a_attempt_ready(request_rec *r, s2a_request *q, s2a_attempt *a)
         cloud_request(r, q, a, &edits);
     }
     a->body = s2a_body_for_account(r->pool, &q->body, &edits, &a->renamed);
+    if (a->account.cloud == S2A_CLOUD_BEDROCK && q->count_only) {
+        a->body = s2a_bedrock_count_body(r->pool, a->body); /* the invoke body, wrapped */
+    }
     return 1;
 }

@@ -67,6 +67,10 @@ void s2a_answer_from_cloud(s2a_answer *a, s2a_cloud cloud, const char *error_typ
 {
     a->cloud = cloud;
     a->error_type = error_type ? apr_pstrdup(a->pool, error_type) : NULL;
+    if (cloud == S2A_CLOUD_BEDROCK && a->mode == S2A_ANSWER_PASS) {
+        a->mode = S2A_ANSWER_COUNT;
+        a->holding = 1;
+    }
 }
 
 /* SSE decoded from Bedrock's frames, on its way as the upstream's own SSE
@@ -300,6 +304,23 @@ static const char *event_release(s2a_answer *a, apr_size_t *len)
     return out;
 }
 
+/* The held CountTokens answer as count_tokens answers; as it came when it
+ * is not one. */
+static const char *count_release(s2a_answer *a, apr_size_t *len)
+{
+    const char *out;
+    if (!a->ended && a->held.len <= S2A_ANSWER_MAX_JSON_HOLD) {
+        return NULL;
+    }
+    if (a->ended && (out = s2a_bedrock_count_answer(a->pool, a->held.data ? a->held.data : "",
+                                                    a->held.len)) != NULL) {
+        *len = strlen(out);
+        return out;
+    }
+    *len = a->held.len;
+    return a->held.data ? a->held.data : "";
+}
+
 const char *s2a_answer_release(s2a_answer *a, apr_size_t *len)
 {
     const char *out;
@@ -317,6 +338,7 @@ const char *s2a_answer_release(s2a_answer *a, apr_size_t *len)
     out = a->mode == S2A_ANSWER_STREAM  ? stream_release(a, len)
           : a->mode == S2A_ANSWER_JSON  ? json_release(a, len)
           : a->mode == S2A_ANSWER_ERROR ? error_release(a, len)
+          : a->mode == S2A_ANSWER_COUNT ? count_release(a, len)
                                         : event_release(a, len);
     if (out) {
         a->holding = 0;

@@ -40,7 +40,10 @@ typedef enum {
     S2A_ANSWER_EVENT,
     /* an answer about the account (s2a_policy): nothing reaches the client;
      * the first S2A_POLICY_BODY_MAX bytes are kept for the policy */
-    S2A_ANSWER_DROP
+    S2A_ANSWER_DROP,
+    /* Bedrock's CountTokens answer: held to its end, then written as the
+     * Anthropic API's count_tokens answer */
+    S2A_ANSWER_COUNT
 } s2a_answer_mode;
 
 typedef struct {
@@ -91,7 +94,8 @@ void s2a_answer_start(s2a_answer *a, apr_pool_t *p, int status, const char *cont
  * `error_type`: the x-amzn-errortype header, may be NULL) before its
  * door's, and `status` given to start was already the Anthropic status
  * (s2a_cloud_status). Bedrock's event stream (S2A_ANSWER_EVENTSTREAM_TYPE)
- * is read as SSE whatever the cloud. */
+ * is read as SSE whatever the cloud; Bedrock's 2xx count_tokens answer is
+ * CountTokens', rewritten at its end (S2A_ANSWER_COUNT). */
 void s2a_answer_from_cloud(s2a_answer *a, s2a_cloud cloud, const char *error_type);
 
 /* The upstream's next bytes: reads their usage, and returns 1 when they go

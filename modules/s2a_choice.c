@@ -99,7 +99,7 @@ int s2a_choice_candidates(const apr_array_header_t *accounts, apr_int64_t group_
     for (i = 0; i < accounts->nelts; i++) {
         const s2a_account *a = &APR_ARRAY_IDX(accounts, i, s2a_account);
         if (!s2a_choice_serves(a, group_id, model) || among(exclude, a->id) ||
-            closed_to(closed, a->endpoint) || (count_only && a->cloud == S2A_CLOUD_BEDROCK)) {
+            closed_to(closed, a->endpoint)) {
             continue;
         }
         cand[n].key = a->state_key;

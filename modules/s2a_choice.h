@@ -48,8 +48,7 @@ int s2a_choice_endpoint_is(const char *name, const char *endpoint);
  * NULL) and those whose endpoint is a member named in `closed` (const char
  * *: taken out by an operator; may be NULL); returns how many.
  * `count_only`: a count_tokens request, which takes no place
- * (cand[i].concurrency 0) and which Bedrock's accounts do not serve (their
- * API has no such call in the Anthropic shape). `hold` (may be NULL):
+ * (cand[i].concurrency 0). `hold` (may be NULL):
  * cand[i].hold is what the request would hold (0 for a model without a
  * price: such a request is refused). */
 int s2a_choice_candidates(const apr_array_header_t *accounts, apr_int64_t group_id,

@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <apr_base64.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <json-c/json.h>
@@ -10,6 +11,7 @@
 #include "s2a_cloud.h"
 #include "s2a_errors.h"
 #include "s2a_eventstream.h"
+#include "s2a_json.h"
 #include "s2a_request.h"
 #include "s2a_sha256.h"
 
@@ -171,11 +173,81 @@ const char *s2a_cloud_path(apr_pool_t *p, s2a_cloud cloud, const char *project, 
                                              stream ? ":streamRawPredict" : ":rawPredict", NULL),
                            NULL);
     }
-    if (cloud == S2A_CLOUD_BEDROCK && !count_only) {
+    if (cloud == S2A_CLOUD_BEDROCK && count_only) {
+        return apr_pstrcat(p, "/model/", segment(p, s2a_bedrock_foundation_model(model), ""),
+                           "/count-tokens", NULL);
+    }
+    if (cloud == S2A_CLOUD_BEDROCK) {
         return apr_pstrcat(p, "/model/", segment(p, model, ""),
                            stream ? "/invoke-with-response-stream" : "/invoke", NULL);
     }
     return NULL;
+}
+
+const char *s2a_bedrock_foundation_model(const char *model)
+{
+    const char *dot = strchr(model, '.');
+    const char *s;
+
+    if (!dot || dot == model || strncmp(dot + 1, "anthropic.", 10) != 0) {
+        return model;
+    }
+    for (s = model; s < dot; s++) {
+        if (!apr_islower(*s)) {
+            return model; /* not a geography's prefix */
+        }
+    }
+    return dot + 1;
+}
+
+apr_array_header_t *s2a_bedrock_count_body(apr_pool_t *p, const apr_array_header_t *pieces)
+{
+    static const char open[] = "{\"input\":{\"invokeModel\":{\"body\":\"";
+    static const char close[] = "\"}}}";
+    apr_array_header_t *out = apr_array_make(p, 1, sizeof(s2a_piece));
+    s2a_piece *whole = apr_array_push(out);
+    apr_size_t n = 0, at = 0;
+    char *plain, *text;
+    int i;
+
+    for (i = 0; i < pieces->nelts; i++) {
+        n += APR_ARRAY_IDX(pieces, i, s2a_piece).len;
+    }
+    plain = apr_palloc(p, n + 1);
+    for (i = 0; i < pieces->nelts; i++) {
+        const s2a_piece *k = &APR_ARRAY_IDX(pieces, i, s2a_piece);
+        memcpy(plain + at, k->p, k->len);
+        at += k->len;
+    }
+    text = apr_palloc(p, sizeof(open) - 1 + (n + 2) / 3 * 4 + sizeof(close));
+    memcpy(text, open, sizeof(open) - 1);
+    at = sizeof(open) - 1;
+    /* apr_base64_encode_binary counts the NUL it writes */
+    at += (apr_size_t)apr_base64_encode_binary(text + at, (const unsigned char *)plain, (int)n) - 1;
+    memcpy(text + at, close, sizeof(close));
+    whole->p = text;
+    whole->len = at + sizeof(close) - 1;
+    return out;
+}
+
+char *s2a_bedrock_count_answer(apr_pool_t *p, const char *json, apr_size_t len)
+{
+    static const char *const keys[] = {"inputTokens"};
+    s2a_json_span v;
+    const char *err;
+    apr_size_t i;
+
+    if (s2a_json_scan_object(NULL, json, len, keys, 1, &v, &err) != 0 ||
+        v.type != S2A_JSON_NUMBER || v.len > 18) {
+        return NULL;
+    }
+    /* a count: digits only (the scanner allows no leading zero) */
+    for (i = 0; i < v.len; i++) {
+        if (!apr_isdigit(v.p[i])) {
+            return NULL;
+        }
+    }
+    return apr_psprintf(p, "{\"input_tokens\":%.*s}", (int)v.len, v.p);
 }
 
 int s2a_cloud_name_ok(const char *name)

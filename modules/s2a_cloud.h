@@ -51,10 +51,26 @@ const s2a_price *s2a_cloud_price(const s2a_pricing *t, const apr_array_header_t 
  * /v1/projects/{project}/locations/{region}/publishers/anthropic/models/
  * {model}:rawPredict (:streamRawPredict for a stream; the models' own
  * count-tokens:rawPredict for count_only), Bedrock's
- * /model/{model}/invoke (or invoke-with-response-stream), each segment
- * percent-encoded. NULL for Bedrock's count_only (not served) and NONE. */
+ * /model/{model}/invoke (or invoke-with-response-stream; for count_only
+ * /model/{foundation model}/count-tokens), each segment percent-encoded.
+ * NULL for NONE. */
 const char *s2a_cloud_path(apr_pool_t *p, s2a_cloud cloud, const char *project, const char *region,
                            const char *model, int stream, int count_only);
+
+/* The foundation model of a Bedrock model id: an inference profile's id
+ * without its geography ("us.anthropic.claude-..." is
+ * "anthropic.claude-..."), which is all Bedrock counts tokens for; any
+ * other id (a foundation model's, an ARN) as it is. Points into model. */
+const char *s2a_bedrock_foundation_model(const char *model);
+
+/* Bedrock's CountTokens body for the invoke body `pieces` (s2a_piece):
+ * {"input":{"invokeModel":{"body":"<the body in base64>"}}}, as one piece. */
+apr_array_header_t *s2a_bedrock_count_body(apr_pool_t *p, const apr_array_header_t *pieces);
+
+/* CountTokens' answer json[0..len), {"inputTokens": n}, as the Anthropic
+ * API's count_tokens answers: {"input_tokens":n} (from p); NULL when it is
+ * not that. */
+char *s2a_bedrock_count_answer(apr_pool_t *p, const char *json, apr_size_t len);
 
 /* A Bedrock account's credential: an access key pair, written as the JSON
  * object {"access_key_id", "secret_access_key"[, "session_token"]}, or a

@@ -443,6 +443,9 @@ apr_array_header_t *s2a_body_for_account(apr_pool_t *p, const s2a_body *b, const
     if (e->betas && *e->betas) {
         first = apr_pstrcat(p, "\"anthropic_beta\":", beta_array(p, e->betas), ",", first, NULL);
     }
+    if (e->add_max_tokens && b->f.max_tokens.type == S2A_JSON_NONE) {
+        first = apr_pstrcat(p, "\"max_tokens\":1,", first, NULL);
+    }
     if (e->anthropic_version) {
         first = apr_pstrcat(p, "\"anthropic_version\":", s2a_json_quote(p, e->anthropic_version),
                             ",", first, NULL);

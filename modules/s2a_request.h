@@ -122,6 +122,8 @@ typedef struct {
     int drop_stream;               /* the path says whether it streams (Bedrock) */
     int drop_metadata;             /* the cloud takes no metadata (Bedrock) */
     const char *anthropic_version; /* set as the body's first member; NULL: none */
+    int add_max_tokens;            /* a body without max_tokens gets 1 (Bedrock's CountTokens
+                                      reads an invoke body, which needs one) */
     const char *betas;             /* anthropic-beta's names, comma-separated, as the body's
                                       anthropic_beta array (Bedrock); NULL: none */
 } s2a_body_edits;

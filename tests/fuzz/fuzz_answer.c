@@ -26,7 +26,15 @@ static const char *const types[] = {NULL,
                                     "TEXT/EVENT-STREAM",
                                     "text/event-strea"};
 
-enum { DROPPED = 1, COUNT_ONLY = 2, COMMITTED = 4, RENAME = 8, BROKEN = 16, ODD_NAME = 32 };
+enum {
+    DROPPED = 1,
+    COUNT_ONLY = 2,
+    COMMITTED = 4,
+    RENAME = 8,
+    BROKEN = 16,
+    ODD_NAME = 32,
+    BEDROCK = 64 /* a count from Bedrock: CountTokens' answer */
+};
 
 typedef struct {
     char *p;
@@ -48,7 +56,7 @@ static s2a_answer_mode mode_of(int status, const char *type, int flags)
         return flags & COMMITTED ? S2A_ANSWER_EVENT : S2A_ANSWER_ERROR;
     }
     if (flags & COUNT_ONLY) {
-        return S2A_ANSWER_PASS;
+        return flags & BEDROCK ? S2A_ANSWER_COUNT : S2A_ANSWER_PASS;
     }
     return type && strncasecmp(type, "text/event-stream", 17) == 0 ? S2A_ANSWER_STREAM
                                                                    : S2A_ANSWER_JSON;
@@ -162,6 +170,9 @@ static void check_answer(apr_pool_t *p, int status, const char *type, int flags,
     out.len = 0;
     s2a_answer_start(&a, p, status, type, flags & DROPPED, flags & COUNT_ONLY, flags & COMMITTED,
                      rename, NULL);
+    if ((flags & BEDROCK) && a.mode == S2A_ANSWER_PASS) {
+        s2a_answer_from_cloud(&a, S2A_CLOUD_BEDROCK, NULL);
+    }
     FUZZ_CHECK(a.mode == mode);
     for (at = 0, step = 1 + seed % 13; at < n; at += step, step = 1 + (step * 5 + seed) % 97) {
         size_t k = n - at < step ? n - at : step;
@@ -196,12 +207,21 @@ static void check_answer(apr_pool_t *p, int status, const char *type, int flags,
             want = renamed_json(p, b, n, rename, &want_len);
         }
         break;
+    case S2A_ANSWER_COUNT:
+        /* a count, rewritten, or the body as it came */
+        if ((kept = s2a_bedrock_count_answer(p, b, n)) != NULL) {
+            want = kept;
+            want_len = strlen(kept);
+        }
+        break;
     default:
         break;
     }
     FUZZ_CHECK(out.len == want_len && memcmp(out.p, want, want_len) == 0);
-    bound = mode == S2A_ANSWER_EVENT ? 7 * n + 32
-                                     : n + (rename ? strlen(s2a_json_quote(p, rename)) : 0);
+    /* a count's name is one byte longer than CountTokens' */
+    bound = mode == S2A_ANSWER_EVENT   ? 7 * n + 32
+            : mode == S2A_ANSWER_COUNT ? n + 1
+                                       : n + (rename ? strlen(s2a_json_quote(p, rename)) : 0);
     FUZZ_CHECK(out.len <= bound);
 
     FUZZ_CHECK(s2a_answer_usage(&a, &got_u) == whole_usage(p, mode, b, n, &want_u));

@@ -98,7 +98,8 @@ application/vnd.amazon.eventstream: each stream event one message (headers
 :event-type chunk, :content-type application/json, :message-type event;
 payload {"bytes": base64 of the event JSON, "p": padding}), message_stop with
 "amazon-bedrock-invocationMetrics". count-tokens takes {"input": {"invokeModel":
-{"body": base64 of an invoke body}}} and answers {"inputTokens": n}. As Bedrock
+{"body": base64 of an invoke body}}} and answers {"inputTokens": n}, for a
+foundation model's id only (an inference profile's is a ValidationException). As Bedrock
 does, answers name the model as Anthropic does (claude-sonnet-4-5-20250929 for
 us.anthropic.claude-sonnet-4-5-20250929-v1:0) and ids read msg_bdrk_/toolu_bdrk_.
 
@@ -1136,6 +1137,11 @@ class Handler(BaseHTTPRequestHandler):
                              "Authorization header is missing"), "Message"
         if fault:
             self.send_aws_error(403, fault[0], AWS_AUTH_ERRORS, fault[1], headers, member)
+            return
+        if action == "count-tokens" and re.match(r"[a-z]+\.anthropic\.", model_id):
+            # an inference profile counts nothing: only a foundation model does
+            self.send_aws_error(400, "ValidationException", BEDROCK_ERRORS,
+                                "The provided model doesn't support counting tokens.", headers)
             return
         invoke_body = count_tokens_invoke_body(body) if action == "count-tokens" else body
         try:

@@ -4,6 +4,7 @@ upstream checks what each cloud checks (SigV4 signatures, Bedrock API keys,
 service-account JWTs and the tokens they buy, paths and bodies), frames
 Bedrock's stream as AWS event-stream binary, and answers errors in each
 cloud's own shape."""
+import base64
 import json
 import subprocess
 import sys
@@ -236,7 +237,7 @@ def test_vertex_quota_answer_rests_the_account_with_anthropic_shape(gateway):
     assert gw.admin_ok("GET", "/admin/accounts/%d" % t.account["id"])["state"]["rate_limited_until"]
 
 
-def test_count_tokens_goes_to_vertex_and_never_to_bedrock(gateway):
+def test_count_tokens_goes_to_each_cloud(gateway):
     gw = gateway
     t = gw.vertex_tenant()
     status, _, raw = gw.post_messages({"model": MODEL, "messages": [{"role": "user",
@@ -247,13 +248,42 @@ def test_count_tokens_goes_to_vertex_and_never_to_bedrock(gateway):
     [sent] = upstream_calls(gw)
     assert sent["path"].endswith("/publishers/anthropic/models/count-tokens:rawPredict")
     assert json.loads(sent["body"])["model"] == VERTEX_ID
+    # Bedrock's CountTokens: the invoke body in base64, for the foundation
+    # model behind the inference profile, signed as any request
     gw.mock_clear()
     b = gw.bedrock_tenant()
-    status, _, raw = gw.post_messages({"model": MODEL, "messages": [{"role": "user",
-                                                                     "content": "hi"}]},
-                                      key=b.api_key, path="/v1/messages/count_tokens")
-    assert status == 503, raw
-    assert upstream_calls(gw) == []
+    asked = {"model": MODEL, "system": "Be brief.",
+             "messages": [{"role": "user", "content": "hi"}],
+             "tools": [{"name": "f", "input_schema": {"type": "object"}}]}
+    status, _, raw = gw.post_messages(asked, key=b.api_key, path="/v1/messages/count_tokens",
+                                      headers={"anthropic-beta": "token-efficient-tools-2025-02-19"})
+    assert status == 200, raw
+    assert json.loads(raw) == {"input_tokens": 10}
+    [sent] = upstream_calls(gw)
+    assert sent["path"] == "/model/%s/count-tokens" % urllib.parse.quote(
+        BEDROCK_ID[len("us."):], safe="")
+    assert sent["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
+    wrapped = json.loads(sent["body"])
+    invoke = json.loads(base64.b64decode(wrapped["input"]["invokeModel"]["body"]))
+    assert invoke == {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1,
+                      "anthropic_beta": ["token-efficient-tools-2025-02-19"],
+                      "system": "Be brief.", "messages": asked["messages"],
+                      "tools": asked["tools"]}
+    # CountTokens' own error reaches the client in the Anthropic API's shape
+    refused = messages_body(mock={"bedrock_error": "ValidationException",
+                                  "error_message": "The provided model doesn't support counting "
+                                                   "tokens."})
+    del refused["max_tokens"]
+    status, _, raw = gw.post_messages(refused, key=b.api_key, path="/v1/messages/count_tokens")
+    assert status == 400, raw
+    assert json.loads(raw) == {"type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": "The provided model doesn't support counting tokens."}}
+    # a count is never billed
+    status, _, _ = gw.post_messages(messages_body(), key=b.api_key)
+    assert status == 200
+    rows = gw.wait_usage({"key_id": b.key["id"]})
+    assert len(rows) == 1 and rows[0]["input_tokens"] > 0
 
 
 def test_cloud_accounts_in_the_admin_api(gateway):

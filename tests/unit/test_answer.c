@@ -262,6 +262,50 @@ static void test_cloud_errors(void)
     }
 }
 
+/* Bedrock's CountTokens answer, cut anywhere, reaches the client as count_tokens answers; a
+ * count from elsewhere, or what is no count, goes as it came. */
+static void test_counts(void)
+{
+    static const char counted[] = "{\"inputTokens\": 1234}";
+    apr_size_t cut;
+    int wrong = 0, k;
+
+    for (cut = 0; cut <= sizeof(counted) - 1; cut++) {
+        run_t t;
+        t.out = apr_palloc(pool, 256);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 200, "application/json", 0, 1, 0, NULL, NULL);
+        s2a_answer_from_cloud(&t.a, S2A_CLOUD_BEDROCK, NULL);
+        deliver(&t, counted, cut);
+        wrong += t.len != 0; /* nothing goes before the end */
+        deliver(&t, counted + cut, sizeof(counted) - 1 - cut);
+        finish(&t);
+        wrong += strcmp(t.out, "{\"input_tokens\":1234}") != 0;
+    }
+    S2A_CHECK_INT(wrong, 0);
+    for (k = 0; k < 4; k++) {
+        static const char *const not_counts[] = {"{\"inputTokens\":1.5}", "{\"inputTokens\":-1}",
+                                                 "{\"inputTokens\":\"7\"}", "{\"other\":1}"};
+        run_t t;
+        t.out = apr_palloc(pool, 256);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 200, "application/json", 0, 1, 0, NULL, NULL);
+        s2a_answer_from_cloud(&t.a, S2A_CLOUD_BEDROCK, NULL);
+        deliver(&t, not_counts[k], strlen(not_counts[k]));
+        finish(&t);
+        S2A_CHECK_STR(t.out, not_counts[k]);
+    }
+    /* Vertex and Anthropic answer count_tokens in its own shape */
+    {
+        run_t t;
+        t.out = apr_palloc(pool, 256);
+        t.len = 0;
+        s2a_answer_start(&t.a, pool, 200, "application/json", 0, 1, 0, NULL, NULL);
+        s2a_answer_from_cloud(&t.a, S2A_CLOUD_VERTEX, NULL);
+        S2A_CHECK_INT(s2a_answer_feed(&t.a, "{\"input_tokens\":3}", 18), 1);
+    }
+}
+
 static void test_json(void)
 {
     const char *renamed = replaced(json, "\"model\":\"claude-up\"", "\"model\":\"claude\"");
@@ -488,6 +532,7 @@ int main(void)
     test_stream();
     test_bedrock_stream();
     test_cloud_errors();
+    test_counts();
     test_json();
     test_errors();
     test_client_left();

@@ -167,9 +167,10 @@ int main(void)
         S2A_CHECK_STR(s2a_choice_model(bedrock, "claude-b", cloud_id), "claude-a");
         n = s2a_choice_candidates(list, 9, "claude-b", NULL, NULL, 0, &hold, cand, acc);
         S2A_CHECK_INT(cand[0].hold, 2 * (1000 * 1000 + 100 * 2000));
-        /* Bedrock has no count_tokens of Anthropic's shape */
+        /* it counts tokens too (CountTokens), taking no place */
         S2A_CHECK_INT(s2a_choice_candidates(list, 9, "claude-b", NULL, NULL, 1, NULL, cand, acc),
-                      0);
+                      1);
+        S2A_CHECK_INT(cand[0].concurrency, 0);
         s2a_choice_copy(pool, bedrock, &copy);
         S2A_CHECK(copy.bedrock && copy.bedrock != &cred &&
                   copy.bedrock->key.secret_access_key != cred.key.secret_access_key);

@@ -1,5 +1,6 @@
 /* Claude through Vertex and Bedrock: the clouds' model ids, paths, prices,
  * Bedrock's credentials and what their error answers mean. */
+#include <apr_base64.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 
@@ -80,7 +81,22 @@ static void test_paths(void)
                   "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke");
     S2A_CHECK_STR(s2a_cloud_path(pool, S2A_CLOUD_BEDROCK, NULL, "us-east-1", "a/b c", 1, 0),
                   "/model/a%2Fb%20c/invoke-with-response-stream");
-    S2A_CHECK(s2a_cloud_path(pool, S2A_CLOUD_BEDROCK, NULL, "us-east-1", "m", 0, 1) == NULL);
+    /* Bedrock counts tokens for a foundation model only */
+    S2A_CHECK_STR(s2a_cloud_path(pool, S2A_CLOUD_BEDROCK, NULL, "us-east-1",
+                                 "us.anthropic.claude-sonnet-4-5-20250929-v1:0", 0, 1),
+                  "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/count-tokens");
+    S2A_CHECK_STR(s2a_bedrock_foundation_model("apac.anthropic.claude-x-v1:0"),
+                  "anthropic.claude-x-v1:0");
+    S2A_CHECK_STR(s2a_bedrock_foundation_model("global.anthropic.claude-x-v1:0"),
+                  "anthropic.claude-x-v1:0");
+    S2A_CHECK_STR(s2a_bedrock_foundation_model("anthropic.claude-x-v1:0"),
+                  "anthropic.claude-x-v1:0");
+    S2A_CHECK_STR(s2a_bedrock_foundation_model("arn:aws:bedrock:us-east-1::foundation-model/"
+                                               "anthropic.claude-x-v1:0"),
+                  "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-x-v1:0");
+    S2A_CHECK_STR(s2a_bedrock_foundation_model("US.anthropic.m"), "US.anthropic.m");
+    S2A_CHECK_STR(s2a_bedrock_foundation_model("us.meta.llama"), "us.meta.llama");
+    S2A_CHECK_STR(s2a_bedrock_foundation_model(".anthropic.m"), ".anthropic.m");
     S2A_CHECK(s2a_cloud_path(pool, S2A_CLOUD_NONE, NULL, NULL, "m", 0, 0) == NULL);
     /* a path segment cannot be left or cut short */
     S2A_CHECK_STR(s2a_cloud_path(pool, S2A_CLOUD_VERTEX, "../x", "r?", "m#", 0, 0),
@@ -228,6 +244,58 @@ static void test_errors(void)
     S2A_CHECK(e.message == NULL);
 }
 
+static const char *count_of(const char *answer)
+{
+    return s2a_bedrock_count_answer(pool, answer, strlen(answer));
+}
+
+/* CountTokens is sent the invoke body, whatever its pieces, in base64 (every length mod 3),
+ * and answers as count_tokens does once rewritten. */
+static void test_bedrock_counts(void)
+{
+    static const char body[] = "{\"anthropic_version\":\"bedrock-2023-05-31\",\"max_tokens\":1,"
+                               "\"messages\":[{\"role\":\"user\",\"content\":\"caf\u00e9\"}]}";
+    static const char open[] = "{\"input\":{\"invokeModel\":{\"body\":\"";
+    apr_size_t n, cut;
+    int wrong = 0;
+
+    for (n = sizeof(body) - 4; n < sizeof(body); n++) {
+        for (cut = 0; cut <= n; cut += 7) {
+            apr_array_header_t *pieces = apr_array_make(pool, 2, sizeof(s2a_piece)), *out;
+            s2a_piece *first = apr_array_push(pieces), *second = apr_array_push(pieces), *whole;
+            char *decoded;
+            const char *b64;
+            apr_size_t b64_len;
+            int len;
+
+            first->p = body;
+            first->len = cut;
+            second->p = body + cut;
+            second->len = n - cut;
+            out = s2a_bedrock_count_body(pool, pieces);
+            whole = &APR_ARRAY_IDX(out, 0, s2a_piece);
+            wrong += out->nelts != 1 || whole->len < sizeof(open) + 3 ||
+                     memcmp(whole->p, open, sizeof(open) - 1) != 0 ||
+                     memcmp(whole->p + whole->len - 4, "\"}}}", 4) != 0;
+            b64 = apr_pstrmemdup(pool, whole->p + sizeof(open) - 1, whole->len - sizeof(open) - 3);
+            b64_len = strlen(b64);
+            decoded = apr_palloc(pool, (apr_size_t)apr_base64_decode_len(b64));
+            len = apr_base64_decode(decoded, b64);
+            wrong += b64_len % 4 != 0 || len != (int)n || memcmp(decoded, body, n) != 0;
+        }
+    }
+    S2A_CHECK_INT(wrong, 0);
+
+    S2A_CHECK_STR(count_of("{\"inputTokens\": 0}"), "{\"input_tokens\":0}");
+    S2A_CHECK_STR(count_of(" {\"x\":[1],\"inputTokens\":987654321} "),
+                  "{\"input_tokens\":987654321}");
+    S2A_CHECK(count_of("{\"inputTokens\":1e3}") == NULL);
+    S2A_CHECK(count_of("{\"inputTokens\":-3}") == NULL);
+    S2A_CHECK(count_of("{\"inputTokens\":1234567890123456789}") == NULL);
+    S2A_CHECK(count_of("{\"inputTokens\":12") == NULL);
+    S2A_CHECK(count_of("{\"input_tokens\":12}") == NULL);
+}
+
 /* A Bedrock request is signed over its body however it is cut in pieces,
  * as SigV4 signs that body whole. */
 static void test_bedrock_signing(void)
@@ -282,6 +350,7 @@ int main(void)
     test_prices();
     test_bedrock_credentials();
     test_errors();
+    test_bedrock_counts();
     test_bedrock_signing();
     apr_pool_destroy(pool);
     apr_terminate();

@@ -284,6 +284,18 @@ static void test_cloud_edits(void)
     out = cloud_sent(bodies[0], &bedrock, &renamed);
     S2A_CHECK(strstr(out, "\"anthropic_beta\":[],") != NULL);
 
+    /* Bedrock's count_tokens (CountTokens): an invoke body, which needs a max_tokens; one
+     * the client gave stays */
+    bedrock.betas = NULL;
+    bedrock.add_metadata = 0;
+    bedrock.add_max_tokens = 1;
+    out = cloud_sent("{\"model\":\"m\",\"system\":\"s\",\"messages\":[]}", &bedrock, &renamed);
+    S2A_CHECK_STR(out, "{\"anthropic_version\":\"bedrock-2023-05-31\",\"max_tokens\":1,"
+                       "\"system\":\"s\",\"messages\":[]}");
+    out = cloud_sent("{\"model\":\"m\",\"max_tokens\":77,\"messages\":[]}", &bedrock, &renamed);
+    S2A_CHECK_STR(out, "{\"anthropic_version\":\"bedrock-2023-05-31\",\"max_tokens\":77,"
+                       "\"messages\":[]}");
+
     /* Vertex's count_tokens: the model renamed, nothing else */
     memset(&vertex, 0, sizeof(vertex));
     vertex.upstream_model = "m@1";
