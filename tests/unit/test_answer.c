@@ -212,6 +212,27 @@ static void test_bedrock_stream(void)
 }
 
 /* A cloud's error body reaches the client in the Anthropic API's shape. */
+/* An answer of `status` from `cloud`, fed in two pieces cut at `cut` and ended; *early (may
+ * be NULL): the bytes that went out before the second piece. */
+static const char *from_cloud(int status, int count_only, int committed, s2a_cloud cloud,
+                              const char *error_type, const char *body, apr_size_t cut,
+                              apr_size_t *early)
+{
+    apr_size_t len = strlen(body);
+    run_t t;
+    t.out = apr_palloc(pool, 8 * len + 256);
+    t.len = 0;
+    s2a_answer_start(&t.a, pool, status, "application/json", 0, count_only, committed, NULL, NULL);
+    s2a_answer_from_cloud(&t.a, cloud, error_type);
+    deliver(&t, body, cut);
+    if (early) {
+        *early = t.len;
+    }
+    deliver(&t, body + cut, len - cut);
+    finish(&t);
+    return t.out;
+}
+
 static void test_cloud_errors(void)
 {
     static const char google[] = "{\"error\":{\"code\":429,\"message\":\"Quota "
@@ -222,44 +243,20 @@ static void test_cloud_errors(void)
     apr_size_t cut;
     int wrong = 0;
     for (cut = 0; cut <= sizeof(google) - 1; cut++) {
-        run_t t;
-        t.out = apr_palloc(pool, 4096);
-        t.len = 0;
-        s2a_answer_start(&t.a, pool, 429, "application/json", 0, 0, 0, NULL, NULL);
-        s2a_answer_from_cloud(&t.a, S2A_CLOUD_VERTEX, NULL);
-        deliver(&t, google, cut);
-        deliver(&t, google + cut, sizeof(google) - 1 - cut);
-        finish(&t);
-        wrong += strcmp(t.out, "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\","
-                               "\"message\":\"Quota exceeded\"}}") != 0;
+        wrong += strcmp(from_cloud(429, 0, 0, S2A_CLOUD_VERTEX, NULL, google, cut, NULL),
+                        "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\","
+                        "\"message\":\"Quota exceeded\"}}") != 0;
     }
     S2A_CHECK_INT(wrong, 0);
     S2A_CHECK_STR(received(anthropic, 3, 400, "application/json", 0, 0, NULL, NULL, NULL),
                   anthropic);
-    {
-        run_t t;
-        t.out = apr_palloc(pool, 4096);
-        t.len = 0;
-        s2a_answer_start(&t.a, pool, 400, "application/json", 0, 0, 0, NULL, NULL);
-        s2a_answer_from_cloud(&t.a, S2A_CLOUD_BEDROCK, "ValidationException");
-        deliver(&t, amazon, sizeof(amazon) - 1);
-        finish(&t);
-        S2A_CHECK_STR(t.out, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
-                             "\"message\":\"Malformed input request\"}}");
-    }
-    {
-        /* the same on a stream whose 200 went out: one error event */
-        run_t t;
-        t.out = apr_palloc(pool, 4096);
-        t.len = 0;
-        s2a_answer_start(&t.a, pool, 400, "application/json", 0, 0, 1, NULL, NULL);
-        s2a_answer_from_cloud(&t.a, S2A_CLOUD_BEDROCK, "ValidationException");
-        deliver(&t, amazon, sizeof(amazon) - 1);
-        finish(&t);
-        S2A_CHECK_STR(t.out, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
-                             "\"invalid_request_error\",\"message\":\"Malformed input "
-                             "request\"}}\n\n");
-    }
+    S2A_CHECK_STR(from_cloud(400, 0, 0, S2A_CLOUD_BEDROCK, "ValidationException", amazon, 5, NULL),
+                  "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+                  "\"message\":\"Malformed input request\"}}");
+    /* the same on a stream whose 200 went out: one error event */
+    S2A_CHECK_STR(from_cloud(400, 0, 1, S2A_CLOUD_BEDROCK, "ValidationException", amazon, 5, NULL),
+                  "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                  "\"invalid_request_error\",\"message\":\"Malformed input request\"}}\n\n");
 }
 
 /* Bedrock's CountTokens answer, cut anywhere, reaches the client as count_tokens answers; a
@@ -267,43 +264,25 @@ static void test_cloud_errors(void)
 static void test_counts(void)
 {
     static const char counted[] = "{\"inputTokens\": 1234}";
-    apr_size_t cut;
+    static const char *const not_counts[] = {"{\"inputTokens\":1.5}", "{\"inputTokens\":-1}",
+                                             "{\"inputTokens\":\"7\"}", "{\"other\":1}"};
+    apr_size_t cut, early;
     int wrong = 0, k;
 
     for (cut = 0; cut <= sizeof(counted) - 1; cut++) {
-        run_t t;
-        t.out = apr_palloc(pool, 256);
-        t.len = 0;
-        s2a_answer_start(&t.a, pool, 200, "application/json", 0, 1, 0, NULL, NULL);
-        s2a_answer_from_cloud(&t.a, S2A_CLOUD_BEDROCK, NULL);
-        deliver(&t, counted, cut);
-        wrong += t.len != 0; /* nothing goes before the end */
-        deliver(&t, counted + cut, sizeof(counted) - 1 - cut);
-        finish(&t);
-        wrong += strcmp(t.out, "{\"input_tokens\":1234}") != 0;
+        wrong += strcmp(from_cloud(200, 1, 0, S2A_CLOUD_BEDROCK, NULL, counted, cut, &early),
+                        "{\"input_tokens\":1234}") != 0;
+        wrong += early != 0; /* nothing goes before the end */
     }
     S2A_CHECK_INT(wrong, 0);
     for (k = 0; k < 4; k++) {
-        static const char *const not_counts[] = {"{\"inputTokens\":1.5}", "{\"inputTokens\":-1}",
-                                                 "{\"inputTokens\":\"7\"}", "{\"other\":1}"};
-        run_t t;
-        t.out = apr_palloc(pool, 256);
-        t.len = 0;
-        s2a_answer_start(&t.a, pool, 200, "application/json", 0, 1, 0, NULL, NULL);
-        s2a_answer_from_cloud(&t.a, S2A_CLOUD_BEDROCK, NULL);
-        deliver(&t, not_counts[k], strlen(not_counts[k]));
-        finish(&t);
-        S2A_CHECK_STR(t.out, not_counts[k]);
+        S2A_CHECK_STR(from_cloud(200, 1, 0, S2A_CLOUD_BEDROCK, NULL, not_counts[k], 3, NULL),
+                      not_counts[k]);
     }
-    /* Vertex and Anthropic answer count_tokens in its own shape */
-    {
-        run_t t;
-        t.out = apr_palloc(pool, 256);
-        t.len = 0;
-        s2a_answer_start(&t.a, pool, 200, "application/json", 0, 1, 0, NULL, NULL);
-        s2a_answer_from_cloud(&t.a, S2A_CLOUD_VERTEX, NULL);
-        S2A_CHECK_INT(s2a_answer_feed(&t.a, "{\"input_tokens\":3}", 18), 1);
-    }
+    /* Vertex and Anthropic answer count_tokens in its own shape: it passes at once */
+    S2A_CHECK_STR(from_cloud(200, 1, 0, S2A_CLOUD_VERTEX, NULL, "{\"input_tokens\":3}", 18, &early),
+                  "{\"input_tokens\":3}");
+    S2A_CHECK_INT(early, 18);
 }
 
 static void test_json(void)
