@@ -33,7 +33,7 @@ int s2a_door_read(apr_pool_t *p, s2a_door *d, const char *raw, apr_size_t len, a
         return 0;
     }
     if (d->kind == S2A_DOOR_RESPONSES) {
-        if (s2a_responses_request_read(p, raw, len, &d->responses, err) != 0) {
+        if (s2a_responses_request_read(p, raw, len, d->memo, &d->responses, err) != 0) {
             return -1;
         }
         if (s2a_body_read_built(p, d->responses.body, d->responses.len, &d->responses.marks, body,

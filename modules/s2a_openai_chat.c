@@ -630,12 +630,12 @@ static int write_tools(reader *r, const char *raw, apr_size_t len, int *count, i
     if (tools->type != S2A_JSON_ARRAY) {
         return refuse(r, "tools", "must be an array");
     }
-    if (!s2a_tools_memo_get(r->memo, S2A_TOOLS_MEMO_CHAT, tools->p, tools->len, r->b, &j)) {
+    if (!s2a_tools_memo_get(r->memo, S2A_TOOLS_MEMO_CHAT, tools->p, tools->len, r->b, NULL, &j)) {
         if (translate_tools(r, raw, len, &j) != 0) {
             return -1;
         }
         s2a_tools_memo_put(r->memo, S2A_TOOLS_MEMO_CHAT, tools->p, tools->len, r->b->data + from,
-                           r->b->len - from, j);
+                           r->b->len - from, NULL, 0, j);
     }
     if (!j) {
         return 0; /* an empty list: no tools, and no choice among them */

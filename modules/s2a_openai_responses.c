@@ -13,7 +13,6 @@ enum {
     F_MODEL,
     F_INPUT,
     F_INSTRUCTIONS,
-    F_TOOLS,
     F_TOOL_CHOICE,
     F_PARALLEL_TOOL_CALLS,
     F_MAX_OUTPUT_TOKENS,
@@ -31,15 +30,16 @@ enum {
     F_SAFETY_IDENTIFIER,
     F_TOP_LOGPROBS,
     F_INCLUDE,
+    F_TOOLS, /* last: the first scan only delimits it */
     F_COUNT
 };
 
 /* Every container read is asked for by name: the scanner then checks it
- * in full, so that whatever is copied from it is JSON. */
+ * in full, so that whatever is copied from it is JSON. "tools" is checked
+ * by a second scan, needed only when the memo does not know the array. */
 static const char *const fields[F_COUNT] = {"model",
                                             "input",
                                             "instructions",
-                                            "tools",
                                             "tool_choice",
                                             "parallel_tool_calls",
                                             "max_output_tokens",
@@ -56,7 +56,8 @@ static const char *const fields[F_COUNT] = {"model",
                                             "user",
                                             "safety_identifier",
                                             "top_logprobs",
-                                            "include"};
+                                            "include",
+                                            "tools"};
 
 typedef struct {
     apr_pool_t *pool;
@@ -65,6 +66,9 @@ typedef struct {
     s2a_json_span f[F_COUNT];
     s2a_body_marks *marks; /* where the body's fields went */
     apr_array_header_t *custom;
+    s2a_tools_memo *memo; /* NULL: none */
+    const char *raw;      /* the client's body, for the tools' own scan */
+    apr_size_t len;
 } reader;
 
 static int present(const s2a_json_span *v)
@@ -614,14 +618,87 @@ static int custom_tool(reader *r, const s2a_json_span *tool, int j)
     return 0;
 }
 
+/* The tools of "tools", checked by a second scan of the body, written as
+ * Messages tools (the custom ones' names in r->custom); *count of them. */
+static int translate_tools(reader *r, int *count)
+{
+    static const char *const keys[] = {"type", "name", "description", "parameters"};
+    const s2a_json_span *tools = &r->f[F_TOOLS];
+    s2a_json_span tool, type, m[4];
+    apr_size_t pos = 0;
+    const char *why;
+    int j = 0;
+
+    /* the first scan refused a key met twice: only the array's JSON can be at fault here */
+    if (s2a_json_scan_object(r->pool, r->raw, r->len, fields, F_COUNT, r->f, &why) != 0) {
+        return s2a_openai_refuse(
+            r->err, NULL, apr_pstrcat(r->pool, "The request body is not valid JSON: ", why, NULL));
+    }
+    /* each tool read in the pass that finds its end: a schema can be long */
+    for (; s2a_json_array_next_members(tools, &pos, keys, 4, &tool, m); j++) {
+        type = m[0];
+        s2a_openai_put(r->b, j ? "," : ",\"tools\":[");
+        if (s2a_json_string_equals(&type, "function")) {
+            if (s2a_openai_tool(r->b, &m[1], &m[2], &m[3]) != 0) {
+                return refuse(r, apr_psprintf(r->pool, "tools[%d]", j),
+                              "a function needs a string name, and a string description and "
+                              "an object of parameters where given");
+            }
+        } else if (s2a_json_string_equals(&type, "custom")) {
+            if (custom_tool(r, &tool, j) != 0) {
+                return -1;
+            }
+        } else {
+            return refuse(r, apr_psprintf(r->pool, "tools[%d].type", j),
+                          "only function and custom tools are taken here (no hosted tools)");
+        }
+    }
+    if (j) {
+        S2A_PUT(r->b, "]");
+    }
+    *count = j;
+    return 0;
+}
+
+/* The tools from the memo, or translated and given to it; the custom
+ * tools' names ride along as what it keeps aside, each ended by a NUL
+ * (a decoded name holds none). */
+static int memo_tools(reader *r, int *count)
+{
+    const s2a_json_span *tools = &r->f[F_TOOLS];
+    apr_size_t from = r->b->len, at;
+    s2a_buf aside;
+    int k, known;
+
+    s2a_buf_init(&aside, r->pool, 0);
+    known = s2a_tools_memo_get(r->memo, S2A_TOOLS_MEMO_RESPONSES, tools->p, tools->len, r->b,
+                               &aside, count);
+    if (known) {
+        for (at = 0; at < aside.len; at += strlen(aside.data + at) + 1) {
+            *(const char **)apr_array_push(r->custom) = aside.data + at;
+        }
+        return 0;
+    }
+    k = r->custom->nelts;
+    if (translate_tools(r, count) != 0) {
+        return -1;
+    }
+    for (; k < r->custom->nelts; k++) {
+        const char *name = APR_ARRAY_IDX(r->custom, k, const char *);
+        s2a_buf_append(&aside, name, strlen(name) + 1);
+    }
+    s2a_tools_memo_put(r->memo, S2A_TOOLS_MEMO_RESPONSES, tools->p, tools->len, r->b->data + from,
+                       r->b->len - from, aside.data, aside.len, *count);
+    return 0;
+}
+
 /* tools and tool_choice; *forced when the choice makes the model call one. */
 static int write_tools(reader *r, int *count, int *forced)
 {
     apr_size_t from = r->b->len;
     const s2a_json_span *tools = &r->f[F_TOOLS], *tc = &r->f[F_TOOL_CHOICE];
-    s2a_json_span tool, type, name;
+    s2a_json_span type, name;
     s2a_openai_choice choice;
-    apr_size_t pos = 0;
     int j = 0, serial = r->f[F_PARALLEL_TOOL_CALLS].type == S2A_JSON_FALSE;
 
     *count = *forced = 0;
@@ -642,32 +719,12 @@ static int write_tools(reader *r, int *count, int *forced)
     if (tools->type != S2A_JSON_ARRAY) {
         return refuse(r, "tools", "must be an array");
     }
-    /* each tool read in the pass that finds its end: a schema can be long */
-    static const char *const keys[] = {"type", "name", "description", "parameters"};
-    s2a_json_span m[4];
-
-    for (; s2a_json_array_next_members(tools, &pos, keys, 4, &tool, m); j++) {
-        type = m[0];
-        s2a_openai_put(r->b, j ? "," : ",\"tools\":[");
-        if (s2a_json_string_equals(&type, "function")) {
-            if (s2a_openai_tool(r->b, &m[1], &m[2], &m[3]) != 0) {
-                return refuse(r, apr_psprintf(r->pool, "tools[%d]", j),
-                              "a function needs a string name, and a string description and "
-                              "an object of parameters where given");
-            }
-        } else if (s2a_json_string_equals(&type, "custom")) {
-            if (custom_tool(r, &tool, j) != 0) {
-                return -1;
-            }
-        } else {
-            return refuse(r, apr_psprintf(r->pool, "tools[%d].type", j),
-                          "only function and custom tools are taken here (no hosted tools)");
-        }
+    if (memo_tools(r, &j) != 0) {
+        return -1;
     }
     if (!j) {
         return 0;
     }
-    S2A_PUT(r->b, "]");
     s2a_openai_mark(r->b, from, ",\"tools\":", &r->marks->tools);
     *count = j;
     s2a_openai_write_tool_choice(r->b, choice, &name, serial, forced);
@@ -705,7 +762,7 @@ static const char *write_echo(reader *r)
     return b.data;
 }
 
-int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len,
+int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_tools_memo *memo,
                                s2a_responses_request *out, s2a_openai_error *err)
 {
     const s2a_json_span *reasoning;
@@ -715,7 +772,7 @@ int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len,
     s2a_openai_tail tail;
     s2a_json_span effort;
     const char *why;
-    int forced;
+    int forced, rc;
 
     memset(out, 0, sizeof(*out));
     memset(&r, 0, sizeof(r));
@@ -723,9 +780,13 @@ int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len,
     r.marks = &out->marks;
     r.b = &b;
     r.err = err;
-    if (s2a_json_scan_object(p, raw, len, fields, F_COUNT, r.f, &why) != 0) {
-        return s2a_openai_refuse(err, NULL,
-                                 apr_pstrcat(p, "The request body is not valid JSON: ", why, NULL));
+    r.memo = memo;
+    r.raw = raw;
+    r.len = len;
+    if ((rc = s2a_json_scan_object_some(p, raw, len, fields, F_COUNT, F_TOOLS, r.f, &why)) != 0) {
+        return s2a_openai_refuse(
+            err, NULL,
+            rc == -2 ? why : apr_pstrcat(p, "The request body is not valid JSON: ", why, NULL));
     }
     if (r.f[F_MODEL].type != S2A_JSON_STRING ||
         !(out->model = s2a_json_string_dup(p, &r.f[F_MODEL])) || !*out->model) {

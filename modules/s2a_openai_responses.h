@@ -13,6 +13,7 @@
 
 #include "s2a_buf.h"
 #include "s2a_openai.h"
+#include "s2a_tools_memo.h"
 #include "s2a_usage.h"
 
 /* The encrypted_content of a reasoning item made from a redacted thinking
@@ -45,8 +46,9 @@ typedef struct {
  * a stored prompt, store true or background true (nothing is kept here);
  * an item, part or tool of a type the gateway cannot give (item
  * references, hosted tools, audio, file ids); log probabilities; a value of
- * the wrong type. */
-int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len,
+ * the wrong type; a field read twice. `memo` (NULL: none) is asked for the
+ * translation of the tools array, and given it when it did not know it. */
+int s2a_responses_request_read(apr_pool_t *p, const char *raw, apr_size_t len, s2a_tools_memo *memo,
                                s2a_responses_request *out, s2a_openai_error *err);
 
 /* ---- A streamed answer ---------------------------------------------------------------------- */

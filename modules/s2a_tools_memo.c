@@ -8,10 +8,11 @@
 #include "s2a_tools_memo.h"
 
 typedef struct {
-    char *data;     /* the array's bytes, then its translation's; malloc'd */
+    char *data;     /* the array's bytes, its translation's, the aside; malloc'd */
     apr_size_t cap; /* data's room */
     apr_size_t len; /* the array's length; 0: empty slot */
     apr_size_t out_len;
+    apr_size_t aside_len;
     int door;
     int count;
     apr_uint32_t used; /* the memo's clock when last found or put */
@@ -65,7 +66,7 @@ static slot_t *find(s2a_tools_memo *m, int door, const char *tools, apr_size_t l
 }
 
 int s2a_tools_memo_get(s2a_tools_memo *m, int door, const char *tools, apr_size_t len, s2a_buf *b,
-                       int *count)
+                       s2a_buf *aside, int *count)
 {
     slot_t *s;
 
@@ -74,6 +75,9 @@ int s2a_tools_memo_get(s2a_tools_memo *m, int door, const char *tools, apr_size_
     }
     if ((s = find(m, door, tools, len)) != NULL) {
         s2a_buf_append(b, s->data + s->len, s->out_len);
+        if (aside) {
+            s2a_buf_append(aside, s->data + s->len + s->out_len, s->aside_len);
+        }
         *count = s->count;
         apr_atomic_set32(&s->used, apr_atomic_inc32(&m->clock) + 1);
     }
@@ -82,8 +86,10 @@ int s2a_tools_memo_get(s2a_tools_memo *m, int door, const char *tools, apr_size_
 }
 
 void s2a_tools_memo_put(s2a_tools_memo *m, int door, const char *tools, apr_size_t len,
-                        const char *out, apr_size_t out_len, int count)
+                        const char *out, apr_size_t out_len, const char *aside,
+                        apr_size_t aside_len, int count)
 {
+    apr_size_t need = len + out_len + aside_len;
     slot_t *s;
     int i;
 
@@ -98,19 +104,23 @@ void s2a_tools_memo_put(s2a_tools_memo *m, int door, const char *tools, apr_size
             }
         }
         s->len = 0;
-        if (s->cap < len + out_len) {
-            char *data = malloc(len + out_len);
+        if (s->cap < need) {
+            char *data = malloc(need);
             if (data) {
                 free(s->data);
                 s->data = data;
-                s->cap = len + out_len;
+                s->cap = need;
             }
         }
-        if (s->cap >= len + out_len) {
+        if (s->cap >= need) {
             memcpy(s->data, tools, len);
             memcpy(s->data + len, out, out_len);
+            if (aside_len) {
+                memcpy(s->data + len + out_len, aside, aside_len);
+            }
             s->len = len;
             s->out_len = out_len;
+            s->aside_len = aside_len;
             s->door = door;
             s->count = count;
             s->used = apr_atomic_inc32(&m->clock) + 1;

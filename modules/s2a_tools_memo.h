@@ -23,16 +23,19 @@ enum { S2A_TOOLS_MEMO_CHAT = 1, S2A_TOOLS_MEMO_RESPONSES };
 s2a_tools_memo *s2a_tools_memo_make(apr_pool_t *p, int slots, apr_size_t max_len);
 
 /* When door `door` wrote a translation of the array tools[0..len) before:
- * appends it to b and returns 1 with *count the tools it holds; else 0
- * and b is untouched. */
+ * appends it to b, and what the door kept aside of it to `aside` (may be
+ * NULL), and returns 1 with *count the tools it holds; else 0 and the
+ * buffers are untouched. */
 int s2a_tools_memo_get(s2a_tools_memo *m, int door, const char *tools, apr_size_t len, s2a_buf *b,
-                       int *count);
+                       s2a_buf *aside, int *count);
 
 /* Remembers out[0..out_len), holding `count` tools, as what door `door`
- * wrote for tools[0..len), in place of the least recently used. Nothing
- * when the array is longer than the memo's max_len or the memory is not
- * there. */
+ * wrote for tools[0..len), with aside[0..aside_len) (what else the door
+ * learnt of them; may be empty), in place of the least recently used.
+ * Nothing when the array is longer than the memo's max_len or the memory
+ * is not there. */
 void s2a_tools_memo_put(s2a_tools_memo *m, int door, const char *tools, apr_size_t len,
-                        const char *out, apr_size_t out_len, int count);
+                        const char *out, apr_size_t out_len, const char *aside,
+                        apr_size_t aside_len, int count);
 
 #endif

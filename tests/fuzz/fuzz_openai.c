@@ -56,20 +56,28 @@ static int is_json(const char *text, size_t n)
     return o != NULL;
 }
 
-/* The same body read twice through a memo that lives as long as the
- * fuzzer (and may know its tools array from any input before) gives what
- * `req` (read without one) holds, or when NULL the same refusal as `err`. */
-static int memo_agrees(apr_pool_t *p, const uint8_t *body, size_t n, const s2a_chat_request *req,
-                       const s2a_openai_error *err)
+/* A memo of tools translations that lives as long as the fuzzer: it may
+ * know an input's tools array from any input before. */
+static s2a_tools_memo *fuzz_memo(void)
 {
     static s2a_tools_memo *memo;
     static apr_pool_t *memo_pool;
-    int k;
 
     if (!memo) {
         apr_pool_create(&memo_pool, NULL);
         memo = s2a_tools_memo_make(memo_pool, 4, 16 * 1024);
     }
+    return memo;
+}
+
+/* The same body read twice through the fuzzer's memo gives what `req`
+ * (read without one) holds, or when NULL the same refusal as `err`. */
+static int memo_agrees(apr_pool_t *p, const uint8_t *body, size_t n, const s2a_chat_request *req,
+                       const s2a_openai_error *err)
+{
+    s2a_tools_memo *memo = fuzz_memo();
+    int k;
+
     for (k = 0; k < 2; k++) {
         s2a_chat_request again;
         s2a_openai_error again_err;
@@ -120,6 +128,42 @@ static void chat_request(apr_pool_t *p, const uint8_t *body, size_t n)
     json_object_put(o);
 }
 
+/* memo_agrees for the Responses door: the custom tools' names too. */
+static int responses_memo_agrees(apr_pool_t *p, const uint8_t *body, size_t n,
+                                 const s2a_responses_request *req, const s2a_openai_error *err)
+{
+    int k, i;
+
+    for (k = 0; k < 2; k++) {
+        s2a_responses_request again;
+        s2a_openai_error again_err;
+
+        memset(&again_err, 0, sizeof(again_err));
+        if (s2a_responses_request_read(p, fuzz_copy(p, body, n, 0), n, fuzz_memo(), &again,
+                                       &again_err) != (req ? 0 : -1)) {
+            return 0;
+        }
+        if (!req) {
+            if (again_err.status != err->status || strcmp(again_err.message, err->message)) {
+                return 0;
+            }
+            continue;
+        }
+        if (again.len != req->len || memcmp(again.body, req->body, req->len) ||
+            memcmp(&again.marks, &req->marks, sizeof(req->marks)) || again.tools != req->tools ||
+            strcmp(again.echo, req->echo) || again.custom->nelts != req->custom->nelts) {
+            return 0;
+        }
+        for (i = 0; i < req->custom->nelts; i++) {
+            if (strcmp(APR_ARRAY_IDX(again.custom, i, const char *),
+                       APR_ARRAY_IDX(req->custom, i, const char *)) != 0) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 static void responses_request(apr_pool_t *p, const uint8_t *body, size_t n)
 {
     s2a_responses_request req;
@@ -127,11 +171,13 @@ static void responses_request(apr_pool_t *p, const uint8_t *body, size_t n)
     const char *echo;
 
     memset(&err, 0, sizeof(err));
-    if (s2a_responses_request_read(p, fuzz_copy(p, body, n, 0), n, &req, &err) != 0) {
+    if (s2a_responses_request_read(p, fuzz_copy(p, body, n, 0), n, NULL, &req, &err) != 0) {
         FUZZ_CHECK(req.body == NULL);
         check_refusal(&err);
+        FUZZ_CHECK(responses_memo_agrees(p, body, n, NULL, &err));
         return;
     }
+    FUZZ_CHECK(responses_memo_agrees(p, body, n, &req, NULL));
     FUZZ_CHECK(req.body && strlen(req.body) == req.len && req.model && *req.model);
     FUZZ_CHECK(req.max_tokens >= 1 && req.thinking >= 0 && req.tools >= req.custom->nelts);
     FUZZ_CHECK(is_json(req.body, req.len) && built_reads(p, req.body, req.len, &req.marks));
@@ -243,7 +289,7 @@ static void stream(apr_pool_t *p, int responses, fuzz_input *in)
     chat.model = "gpt-4o";
     chat.stream = 1;
     chat.include_usage = cut & 1;
-    FUZZ_CHECK(s2a_responses_request_read(p, codex, sizeof(codex) - 1, &resp, &err) == 0);
+    FUZZ_CHECK(s2a_responses_request_read(p, codex, sizeof(codex) - 1, NULL, &resp, &err) == 0);
     req = responses ? (const void *)&resp : (const void *)&chat;
 
     whole = run(p, responses, req, data, n, NULL, 0);

@@ -227,6 +227,28 @@ def test_response_function_call_and_its_output(gateway, tenant, openai_sdk):
     assert result["tool_use_id"] == use["id"] and use["input"] == {"city": "Oslo"}
 
 
+def test_response_tools_sent_each_turn(gateway, tenant):
+    """Codex sends its tools, a free-form one among them, every turn: each
+    turn's upstream body carries them, and the free-form tool's call comes
+    back as a custom_tool_call whether the child translated the array then
+    or before."""
+    tools = [{"type": "function", "name": "shell", "description": "Runs a command.",
+              "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}},
+             {"type": "custom", "name": "apply_patch", "description": "Edits files."}]
+    call = 'mock:{"tool_use": {"name": "apply_patch", "input": {"input": "*** Begin Patch"}}}'
+    for turn in range(4):
+        status, _, raw = post(gateway, RESPONSES, {"model": MODEL, "tools": tools,
+                                                   "input": call}, tenant.api_key)
+        assert status == 200, raw
+        items = [i for i in json.loads(raw)["output"] if i["type"] != "message"]
+        assert [(i["type"], i["name"], i["input"]) for i in items] == [
+            ("custom_tool_call", "apply_patch", "*** Begin Patch")], turn
+    bodies = upstream_bodies(gateway)
+    assert len(bodies) == 4
+    assert all(b["tools"] == bodies[0]["tools"] for b in bodies)
+    assert [t["name"] for t in bodies[0]["tools"]] == ["shell", "apply_patch"]
+
+
 @pytest.mark.parametrize("field", [{"store": True}, {"previous_response_id": "resp_1"}])
 def test_responses_keeps_no_conversation(gateway, tenant, field):
     body = dict({"model": MODEL, "input": "Hello"}, **field)

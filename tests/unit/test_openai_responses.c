@@ -17,6 +17,52 @@ static apr_pool_t *pool;
 
 /* ---- Requests ------------------------------------------------------------------------------- */
 
+static s2a_tools_memo *memo; /* the whole run's: every tools array read goes through it */
+
+static int same_error(const s2a_openai_error *a, const s2a_openai_error *b)
+{
+    return a->status == b->status && !strcmp(a->type, b->type) && !strcmp(a->message, b->message) &&
+           (a->param ? b->param && !strcmp(a->param, b->param) : !b->param);
+}
+
+static int same_request(const s2a_responses_request *a, const s2a_responses_request *b)
+{
+    int k;
+
+    if (a->len != b->len || memcmp(a->body, b->body, a->len) ||
+        memcmp(&a->marks, &b->marks, sizeof(a->marks)) || strcmp(a->model, b->model) ||
+        a->stream != b->stream || a->tools != b->tools || a->max_tokens != b->max_tokens ||
+        a->thinking != b->thinking || strcmp(a->echo, b->echo) ||
+        a->custom->nelts != b->custom->nelts) {
+        return 0;
+    }
+    for (k = 0; k < a->custom->nelts; k++) {
+        if (strcmp(APR_ARRAY_IDX(a->custom, k, const char *),
+                   APR_ARRAY_IDX(b->custom, k, const char *)) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* s2a_responses_request_read without a memo, and then twice through the
+ * run's memo (which may then know the tools array, or know it already):
+ * the three readings must agree, body, marks and custom tools alike. */
+static int read_request(apr_pool_t *p, const char *raw, apr_size_t n, s2a_responses_request *req,
+                        s2a_openai_error *err)
+{
+    int rc = s2a_responses_request_read(p, raw, n, NULL, req, err), k;
+
+    for (k = 0; k < 2; k++) {
+        s2a_responses_request again;
+        s2a_openai_error again_err;
+        memset(&again_err, 0, sizeof(again_err));
+        S2A_CHECK_INT(s2a_responses_request_read(p, raw, n, memo, &again, &again_err), rc);
+        S2A_CHECK(rc == 0 ? same_request(req, &again) : same_error(err, &again_err));
+    }
+    return rc;
+}
+
 /* Reads body (from an exact-size copy), and returns the Messages body
  * parsed; NULL when refused, with *err. */
 static json_object *request(const char *body, s2a_responses_request *req, s2a_openai_error *err)
@@ -28,7 +74,7 @@ static json_object *request(const char *body, s2a_responses_request *req, s2a_op
 
     memcpy(copy, body, n);
     memset(err, 0, sizeof(*err));
-    rc = s2a_responses_request_read(pool, copy, n, req, err);
+    rc = read_request(pool, copy, n, req, err);
     free(copy);
     if (rc == 0) {
         S2A_CHECK(req->body && strlen(req->body) == req->len);
@@ -60,6 +106,18 @@ static void refused(const char *body, const char *param)
     } else {
         S2A_CHECK(err.param == NULL);
     }
+}
+
+/* The message of the refusal of body; NULL when it is not refused. */
+static const char *refusal(const char *body)
+{
+    s2a_responses_request req;
+    s2a_openai_error err;
+    json_object *o = request(body, &req, &err);
+    const char *message = o ? NULL : err.message;
+
+    json_object_put(o);
+    return message;
 }
 
 /* A request as Codex CLI sends it, mid-task: stateless, its reasoning
@@ -347,6 +405,18 @@ static void test_refusals(void)
     refused("", NULL);
     refused("{\"model\":\"m\",\"input\":\"q\"", NULL);
     refused("{\"model\":\"m\",\"input\":\"a\tb\"}", NULL);
+    /* the tools, checked by a scan of their own: bad JSON deep in a schema, a raw control
+     * character in a description */
+    refused("{\"model\":\"m\",\"input\":\"q\",\"tools\":[{\"type\":\"function\",\"name\":\"f\","
+            "\"parameters\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":nul}}}}]}",
+            NULL);
+    refused("{\"model\":\"m\",\"tools\":[{\"type\":\"custom\",\"name\":\"f\",\"description\":"
+            "\"a\nb\"}],\"input\":\"q\"}",
+            NULL);
+    /* a field read twice: parsers differ on which counts */
+    S2A_CHECK_STR(refusal("{\"model\":\"m\",\"input\":\"q\",\"tools\":[],\"tools\":[{"
+                          "\"type\":\"web_search\"}]}"),
+                  "tools: the key appears twice");
     refused("{\"input\":\"q\"}", "model");
     refused("{\"model\":\"\",\"input\":\"q\"}", "model");
     refused("{\"model\":\"m\"}", "input");
@@ -408,7 +478,7 @@ static void test_truncations(void)
 
         memcpy(copy, CODEX, cut);
         memset(&err, 0, sizeof(err));
-        rc = s2a_responses_request_read(sub, copy, cut, &req, &err);
+        rc = read_request(sub, copy, cut, &req, &err);
         free(copy);
         if (rc == 0) {
             json_object *o = parse(req.body, req.len);
@@ -435,7 +505,7 @@ static s2a_responses_request codex_req(void)
     s2a_responses_request req;
     s2a_openai_error err;
 
-    S2A_CHECK_INT(s2a_responses_request_read(pool, CODEX, sizeof(CODEX) - 1, &req, &err), 0);
+    S2A_CHECK_INT(read_request(pool, CODEX, sizeof(CODEX) - 1, &req, &err), 0);
     req.model = "gpt-5-codex";
     return req;
 }
@@ -878,6 +948,7 @@ int main(void)
 {
     apr_initialize();
     apr_pool_create(&pool, NULL);
+    memo = s2a_tools_memo_make(pool, 4, 64 * 1024);
 
     test_codex();
     test_requests();

@@ -19,7 +19,7 @@ static const char *got(s2a_tools_memo *m, int door, const char *tools, int *coun
     s2a_buf_init(&b, pool, 0);
     s2a_buf_append(&b, "<", 1);
     *count = -1;
-    if (!s2a_tools_memo_get(m, door, tools, strlen(tools), &b, count)) {
+    if (!s2a_tools_memo_get(m, door, tools, strlen(tools), &b, NULL, count)) {
         S2A_CHECK_INT(b.len, 1); /* untouched */
         S2A_CHECK_INT(*count, -1);
         return NULL;
@@ -29,7 +29,7 @@ static const char *got(s2a_tools_memo *m, int door, const char *tools, int *coun
 
 static void put(s2a_tools_memo *m, int door, const char *tools, const char *out, int count)
 {
-    s2a_tools_memo_put(m, door, tools, strlen(tools), out, strlen(out), count);
+    s2a_tools_memo_put(m, door, tools, strlen(tools), out, strlen(out), NULL, 0, count);
 }
 
 static void test_exact(void)
@@ -55,9 +55,30 @@ static void test_exact(void)
     S2A_CHECK_STR(got(m, S2A_TOOLS_MEMO_CHAT, "[]", &count), "");
     S2A_CHECK_INT(count, 0);
     /* nothing for an empty array's bytes, and no memo at all */
-    S2A_CHECK_INT(s2a_tools_memo_get(m, S2A_TOOLS_MEMO_CHAT, "", 0, NULL, &count), 0);
-    S2A_CHECK_INT(s2a_tools_memo_get(NULL, S2A_TOOLS_MEMO_CHAT, "[1]", 3, NULL, &count), 0);
-    s2a_tools_memo_put(NULL, S2A_TOOLS_MEMO_CHAT, "[1]", 3, "x", 1, 1);
+    S2A_CHECK_INT(s2a_tools_memo_get(m, S2A_TOOLS_MEMO_CHAT, "", 0, NULL, NULL, &count), 0);
+    S2A_CHECK_INT(s2a_tools_memo_get(NULL, S2A_TOOLS_MEMO_CHAT, "[1]", 3, NULL, NULL, &count), 0);
+    s2a_tools_memo_put(NULL, S2A_TOOLS_MEMO_CHAT, "[1]", 3, "x", 1, NULL, 0, 1);
+}
+
+/* What the door kept aside comes back with the translation, NULs and all. */
+static void test_aside(void)
+{
+    s2a_tools_memo *m = s2a_tools_memo_make(pool, 2, 100);
+    s2a_buf b, aside;
+    int count = 0;
+
+    s2a_tools_memo_put(m, S2A_TOOLS_MEMO_RESPONSES, "[x]", 3, "out", 3, "a\0bc", 4, 2);
+    s2a_buf_init(&b, pool, 0);
+    s2a_buf_init(&aside, pool, 0);
+    S2A_CHECK_INT(s2a_tools_memo_get(m, S2A_TOOLS_MEMO_RESPONSES, "[x]", 3, &b, &aside, &count), 1);
+    S2A_CHECK(b.len == 3 && memcmp(b.data, "out", 3) == 0);
+    S2A_CHECK(aside.len == 4 && memcmp(aside.data, "a\0bc", 4) == 0);
+    S2A_CHECK_INT(count, 2);
+    /* an entry without one gives nothing aside */
+    s2a_tools_memo_put(m, S2A_TOOLS_MEMO_RESPONSES, "[y]", 3, "o2", 2, NULL, 0, 1);
+    aside.len = 0;
+    S2A_CHECK_INT(s2a_tools_memo_get(m, S2A_TOOLS_MEMO_RESPONSES, "[y]", 3, &b, &aside, &count), 1);
+    S2A_CHECK_INT(aside.len, 0);
 }
 
 static void test_limits(void)
@@ -115,18 +136,22 @@ static void *APR_THREAD_FUNC hammer(apr_thread_t *t, void *data)
     apr_pool_create(&p, NULL);
     for (i = 0; i < ROUNDS; i++) {
         int n = (i * 7 + h->id) % 12, count = -1;
-        char tools[32], out[64];
-        s2a_buf b;
+        char tools[32], out[64], aside[16];
+        s2a_buf b, kept;
 
         apr_snprintf(tools, sizeof(tools), "[%d]", n);
         apr_snprintf(out, sizeof(out), "translation of %d, %0*d", n, n * 3 + 1, 0);
+        apr_snprintf(aside, sizeof(aside), "aside %d", n);
         s2a_buf_init(&b, p, 0);
-        if (s2a_tools_memo_get(h->m, S2A_TOOLS_MEMO_CHAT, tools, strlen(tools), &b, &count)) {
+        s2a_buf_init(&kept, p, 0);
+        if (s2a_tools_memo_get(h->m, S2A_TOOLS_MEMO_CHAT, tools, strlen(tools), &b, &kept,
+                               &count)) {
             h->found++;
-            h->wrong += count != n || b.len != strlen(out) || memcmp(b.data, out, b.len) != 0;
+            h->wrong += count != n || b.len != strlen(out) || memcmp(b.data, out, b.len) != 0 ||
+                        kept.len != strlen(aside) || memcmp(kept.data, aside, kept.len) != 0;
         } else {
             s2a_tools_memo_put(h->m, S2A_TOOLS_MEMO_CHAT, tools, strlen(tools), out, strlen(out),
-                               n);
+                               aside, strlen(aside), n);
         }
         if (i % 256 == 0) {
             apr_pool_clear(p);
@@ -167,6 +192,7 @@ int main(void)
 
     test_exact();
     test_limits();
+    test_aside();
     test_threads();
 
     apr_pool_destroy(pool);
