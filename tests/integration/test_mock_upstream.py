@@ -145,8 +145,8 @@ SIGNATURE_MISMATCH = ("The request signature we calculated does not match the si
 PADDING = string.ascii_lowercase + string.ascii_uppercase + string.digits
 
 
-def bedrock_path(action):
-    return "/model/%s/%s" % (urllib.parse.quote(BEDROCK_MODEL, safe=""), action)
+def bedrock_path(action, model=BEDROCK_MODEL):
+    return "/model/%s/%s" % (urllib.parse.quote(model, safe=""), action)
 
 
 def bedrock_body(mock=None, **extra):
@@ -197,8 +197,8 @@ def sigv4_headers(port, path, body, key, date=None, session_token=None, sign_tok
     return headers
 
 
-def bedrock_post(mock, action, body, key, **signing):
-    path = bedrock_path(action)
+def bedrock_post(mock, action, body, key, model=BEDROCK_MODEL, **signing):
+    path = bedrock_path(action, model)
     return harness.http_request(mock.port, "POST", path, body,
                                 sigv4_headers(mock.port, path, body, key, **signing))
 
@@ -409,7 +409,11 @@ def test_bedrock_errors_and_count_tokens(mock):
     invoke_body = bedrock_body(mock={"usage": {"input_tokens": 42}})
     count = json.dumps({"input": {"invokeModel": {
         "body": base64.b64encode(invoke_body).decode()}}}).encode()
-    status, _, raw = bedrock_post(mock, "count-tokens", count, key)
+    # CountTokens counts for a foundation model only, never an inference profile
+    aws_error(bedrock_post(mock, "count-tokens", count, key), 400, "ValidationException",
+              BEDROCK_ERRORS, "The provided model doesn't support counting tokens.")
+    status, _, raw = bedrock_post(mock, "count-tokens", count, key,
+                                  model=BEDROCK_MODEL.partition(".")[2])
     assert status == 200 and json.loads(raw) == {"inputTokens": 42}
 
 
