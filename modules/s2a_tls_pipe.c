@@ -21,12 +21,18 @@
 
 /* how long one write to the server may wait for room */
 #define WRITE_WAIT_MS 5000
+/* how long freeing the client waits for its pipes' threads to end */
+#define DRAIN_WAIT_SEC 1
 
 struct s2a_tls_client {
     SSL_CTX *ctx;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    int pipes; /* threads carrying a pipe, which use OpenSSL until they end */
 };
 
 typedef struct {
+    s2a_tls_client *tc;
     SSL *ssl;
     int server; /* the TCP socket, non-blocking */
     int local;  /* the pipe's end, blocking */
@@ -46,9 +52,15 @@ static void openssl_error(char *err, size_t errlen, const char *what)
 s2a_tls_client *s2a_tls_client_make(const char *ca_file, char *err, size_t errlen)
 {
     s2a_tls_client *tc = calloc(1, sizeof(*tc));
-    if (!tc || !(tc->ctx = SSL_CTX_new(TLS_client_method()))) {
+    if (!tc) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&tc->lock, NULL);
+    pthread_cond_init(&tc->idle, NULL);
+    if (!(tc->ctx = SSL_CTX_new(TLS_client_method()))) {
         openssl_error(err, errlen, "cannot make a TLS context");
-        free(tc);
+        s2a_tls_client_free(tc);
         return NULL;
     }
     SSL_CTX_set_min_proto_version(tc->ctx, TLS1_2_VERSION);
@@ -66,10 +78,32 @@ s2a_tls_client *s2a_tls_client_make(const char *ca_file, char *err, size_t errle
 
 void s2a_tls_client_free(s2a_tls_client *tc)
 {
-    if (tc) {
-        SSL_CTX_free(tc->ctx);
-        free(tc);
+    struct timespec until;
+    int live;
+
+    if (!tc) {
+        return;
     }
+    /* A process that exits while a pipe's thread still frees its TLS
+     * connection has OpenSSL's exit handlers pull its state from under
+     * that thread: wait for them. */
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DRAIN_WAIT_SEC;
+    pthread_mutex_lock(&tc->lock);
+    while (tc->pipes > 0) {
+        if (pthread_cond_timedwait(&tc->idle, &tc->lock, &until) != 0) {
+            break; /* the second is up */
+        }
+    }
+    live = tc->pipes;
+    pthread_mutex_unlock(&tc->lock);
+    if (live) {
+        return; /* a pipe still carries (its library end is open): what it uses stays */
+    }
+    pthread_cond_destroy(&tc->idle);
+    pthread_mutex_destroy(&tc->lock);
+    SSL_CTX_free(tc->ctx);
+    free(tc);
 }
 
 static long long now_ms(void)
@@ -244,6 +278,7 @@ static int from_server(pipe_t *p, char *buf, int size)
 static void *carry(void *arg)
 {
     pipe_t *p = arg;
+    s2a_tls_client *tc;
     char buf[16384];
 
     for (;;) {
@@ -272,7 +307,13 @@ static void *carry(void *arg)
     SSL_free(p->ssl);
     close(p->server);
     close(p->local); /* the library reads the end */
+    tc = p->tc;
     free(p);
+    pthread_mutex_lock(&tc->lock);
+    if (--tc->pipes == 0) {
+        pthread_cond_broadcast(&tc->idle);
+    }
+    pthread_mutex_unlock(&tc->lock);
     return NULL;
 }
 
@@ -307,13 +348,20 @@ int s2a_tls_pipe_open(s2a_tls_client *tc, const char *host, int port, int timeou
         close(sv[1]);
         return -1;
     }
+    p->tc = tc;
     p->ssl = ssl;
     p->server = fd;
     p->local = sv[1];
+    pthread_mutex_lock(&tc->lock);
+    tc->pipes++;
+    pthread_mutex_unlock(&tc->lock);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&thread, &attr, carry, p) != 0) {
         pthread_attr_destroy(&attr);
+        pthread_mutex_lock(&tc->lock);
+        tc->pipes--;
+        pthread_mutex_unlock(&tc->lock);
         snprintf(err, errlen, "cannot start the pipe's thread");
         SSL_free(ssl);
         close(fd);

@@ -17,8 +17,10 @@ typedef struct s2a_tls_client s2a_tls_client;
 
 /* What every pipe of one server shares: the CA file (NULL: the system's
  * store), loaded once. NULL with err[0..errlen) set when it cannot be
- * read. Freed by s2a_tls_client_free, after the last pipe was opened
- * (pipes hold their own reference). */
+ * read. Freed by s2a_tls_client_free once the library closed its ends of
+ * the pipes: it waits (a second at most) for their threads to finish with
+ * OpenSSL, so that a process exiting next does not pull OpenSSL's state
+ * from under them; when one still carries, the client is left to it. */
 s2a_tls_client *s2a_tls_client_make(const char *ca_file, char *err, size_t errlen);
 void s2a_tls_client_free(s2a_tls_client *tc);
 
