@@ -104,9 +104,10 @@ def test_fifty_clients_one_small_window(gateway):
     gw.admin_ok("POST", "/admin/subscriptions",
                 {"user_id": user["id"], "group_id": group["id"], "days": 30}, 201)
     # 4,000 bytes are estimated at 1,000 input tokens, as the upstream reports:
-    # the hold is the cost
+    # the hold is the cost. The answers take long enough for all fifty to be
+    # in flight together, also in a slow (sanitizer) build.
     body = harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
-                                mock={"usage": USAGE, "delay_ms": 400})
+                                mock={"usage": USAGE, "delay_ms": 1500})
     results = gw.post_at_once(body, key)
     answered = [r for r in results if r[0] == 200]
     refused = [r for r in results if r[0] == 429]
