@@ -215,17 +215,23 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
                    err) != 0) {
         return APR_EGENERAL;
     }
+    /* a version that cannot be read is not version 0: migrating from 0 would
+     * replay every step over a schema that has them */
     if (apr_dbd_select(c->driver, p, c->handle, &res,
-                       "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 1) == 0) {
-        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
-            version = atoi(apr_dbd_get_entry(c->driver, row, 0));
-        }
+                       "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 1) != 0) {
+        *err = apr_pstrcat(
+            p, "cannot read the schema version: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        version = atoi(apr_dbd_get_entry(c->driver, row, 0));
     }
     if (version >= S2A_SCHEMA_VERSION) {
         return APR_SUCCESS;
     }
     if (s2a_db_begin(c) != 0) {
-        *err = "cannot start a transaction";
+        *err = apr_pstrcat(
+            p, "cannot start a transaction: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return APR_EGENERAL;
     }
     for (v = version; ok && v < S2A_SCHEMA_VERSION; v++) {

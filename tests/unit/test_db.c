@@ -2,6 +2,7 @@
  * keys and accounts as requests read them, and every write of money. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <apr_general.h>
@@ -54,6 +55,29 @@ static void test_schema(s2a_dbc *c)
     S2A_CHECK_STR(value, "first");
     S2A_CHECK_INT(s2a_db_secret(c, pool, "k", "second", &value, &err), APR_SUCCESS);
     S2A_CHECK_STR(value, "first");
+}
+
+/* A version that cannot be read stops the migration: it is not version 0,
+ * whose steps would be replayed over the tables. */
+static void test_schema_version_unreadable(const apr_dbd_driver_t *driver)
+{
+    char path[] = "/tmp/s2a-test-db-version-XXXXXX";
+    const char *err = NULL;
+    s2a_dbc other;
+    int fd = mkstemp(path);
+
+    close(fd);
+    S2A_CHECK_INT(apr_dbd_open(driver, pool, path, &other.handle), APR_SUCCESS);
+    other.driver = driver;
+    other.pool = pool;
+    other.prepared = apr_hash_make(pool);
+    exec(&other, "CREATE TABLE s2a_meta (k VARCHAR(64) PRIMARY KEY)");
+    S2A_CHECK_INT(s2a_db_migrate(&other, pool, &err), APR_EGENERAL);
+    S2A_CHECK(err && strncmp(err, "cannot read the schema version: ", 32) == 0);
+    S2A_CHECK_INT(one_int(&other, "SELECT COUNT(*) FROM sqlite_master WHERE name = 's2a_users'"),
+                  0);
+    apr_dbd_close(driver, other.handle);
+    unlink(path);
 }
 
 static const char *open_plain(void *baton, apr_pool_t *p, apr_int64_t id, const char *stored)
@@ -410,6 +434,7 @@ int main(void)
     s2a_db_child_init(pool);
 
     test_schema(&c);
+    test_schema_version_unreadable(driver);
     test_catalog(&c);
     test_usage(&c);
     test_key_budget(&c);
