@@ -206,11 +206,13 @@ typedef struct {
 } deduction;
 
 /* The assignments that add to windows `<name>_usage_nanousd` and
- * `<name>_start`, starting again those past their end, written from the
- * windows' names and lengths (s2a_subscription.h); five arguments a window:
- * now, amount, amount, now, now. (SQLite binds the arguments as text: each
- * is compared with a column, never with an expression, so that the
- * column's type applies.) */
+ * `<name>_start`, starting again those past their end and counting their
+ * runs in `<name>_runs`, written from the windows' names and lengths
+ * (s2a_subscription.h); WINDOW_ARGS arguments a window: now, amount,
+ * amount, now, now, now. (SQLite binds the arguments as text: each is
+ * compared with a column, never with an expression, so that the column's
+ * type applies.) */
+#define WINDOW_ARGS 6
 static const char *windows_set_sql(apr_pool_t *p)
 {
     const char *sql = "";
@@ -222,8 +224,9 @@ static const char *windows_set_sql(apr_pool_t *p)
         sql = apr_psprintf(p,
                            "%s%s %s_usage_nanousd = CASE WHEN %s THEN %%lld"
                            " ELSE %s_usage_nanousd + %%lld END,"
-                           " %s_start = CASE WHEN %s THEN %%lld ELSE %s_start END",
-                           sql, w ? "," : "", n, ended, n, n, ended, n);
+                           " %s_start = CASE WHEN %s THEN %%lld ELSE %s_start END,"
+                           " %s_runs = CASE WHEN %s THEN %s_runs + 1 ELSE %s_runs END",
+                           sql, w ? "," : "", n, ended, n, n, ended, n, n, ended, n, n);
     }
     return sql;
 }
@@ -232,11 +235,12 @@ static void windows_args(const char **args, const char *at, const char *amount)
 {
     int i;
     for (i = 0; i < S2A_WINDOWS; i++) {
-        args[5 * i] = at;
-        args[5 * i + 1] = amount;
-        args[5 * i + 2] = amount;
-        args[5 * i + 3] = at;
-        args[5 * i + 4] = at;
+        args[WINDOW_ARGS * i] = at;
+        args[WINDOW_ARGS * i + 1] = amount;
+        args[WINDOW_ARGS * i + 2] = amount;
+        args[WINDOW_ARGS * i + 3] = at;
+        args[WINDOW_ARGS * i + 4] = at;
+        args[WINDOW_ARGS * i + 5] = at;
     }
 }
 
@@ -288,7 +292,7 @@ static int add_to_windows(s2a_dbc *c, apr_pool_t *p, const deduction *d,
 {
     apr_dbd_prepared_t *upd = stmt_made(c, p, "s2a_windows_add", windows_add_sql, err);
     apr_dbd_prepared_t *full = stmt_made(c, p, "s2a_windows_full", windows_full_sql, err);
-    const char *args[5 * S2A_WINDOWS + 2], *at = S2A_DB_I64(p, d->at);
+    const char *args[WINDOW_ARGS * S2A_WINDOWS + 2], *at = S2A_DB_I64(p, d->at);
     const char *amount = S2A_DB_I64(p, d->amount);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
@@ -297,15 +301,16 @@ static int add_to_windows(s2a_dbc *c, apr_pool_t *p, const deduction *d,
         return -1;
     }
     windows_args(args, at, amount);
-    args[5 * S2A_WINDOWS] = S2A_DB_I64(p, d->user_id);
-    args[5 * S2A_WINDOWS + 1] = S2A_DB_I64(p, d->group_id);
-    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, upd, 5 * S2A_WINDOWS + 2, args) != 0) {
+    args[WINDOW_ARGS * S2A_WINDOWS] = S2A_DB_I64(p, d->user_id);
+    args[WINDOW_ARGS * S2A_WINDOWS + 1] = S2A_DB_I64(p, d->group_id);
+    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, upd, WINDOW_ARGS * S2A_WINDOWS + 2, args) !=
+        0) {
         *err =
             apr_pstrcat(p, "subscription update: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return -1;
     }
-    if (depleted &&
-        apr_dbd_pselect(c->driver, p, c->handle, &res, full, 1, 2, args + 5 * S2A_WINDOWS) == 0) {
+    if (depleted && apr_dbd_pselect(c->driver, p, c->handle, &res, full, 1, 2,
+                                    args + WINDOW_ARGS * S2A_WINDOWS) == 0) {
         while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
             if (s2a_db_i64(c, row, 0) > 0) {
                 APR_ARRAY_PUSH(depleted, apr_int64_t) = d->user_id;
@@ -321,7 +326,7 @@ static int key_spend(s2a_dbc *c, apr_pool_t *p, apr_int64_t key_id, apr_int64_t 
                      apr_int64_t at, apr_array_header_t *depleted, const char **err)
 {
     apr_dbd_prepared_t *upd = stmt_made(c, p, "s2a_key_spend", key_spend_sql, err);
-    const char *args[5 * S2A_WINDOWS + 2];
+    const char *args[WINDOW_ARGS * S2A_WINDOWS + 2];
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int i;
@@ -330,8 +335,9 @@ static int key_spend(s2a_dbc *c, apr_pool_t *p, apr_int64_t key_id, apr_int64_t 
     }
     args[0] = S2A_DB_I64(p, amount);
     windows_args(args + 1, S2A_DB_I64(p, at), args[0]);
-    args[5 * S2A_WINDOWS + 1] = S2A_DB_I64(p, key_id);
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, upd, 1, 5 * S2A_WINDOWS + 2, args) != 0) {
+    args[WINDOW_ARGS * S2A_WINDOWS + 1] = S2A_DB_I64(p, key_id);
+    if (apr_dbd_pselect(c->driver, p, c->handle, &res, upd, 1, WINDOW_ARGS * S2A_WINDOWS + 2,
+                        args) != 0) {
         *err = apr_pstrcat(p, "key spend: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
         return -1;
     }

@@ -23,7 +23,9 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
         " COALESCE(s.monthly_start, 0), g.name, k.budget_nanousd, k.spent_nanousd,"
         " k.daily_limit_nanousd, k.weekly_limit_nanousd, k.monthly_limit_nanousd,"
         " k.daily_usage_nanousd, k.weekly_usage_nanousd, k.monthly_usage_nanousd,"
-        " k.daily_start, k.weekly_start, k.monthly_start, k.models, g.server_tools"
+        " k.daily_start, k.weekly_start, k.monthly_start, k.models, g.server_tools,"
+        " COALESCE(s.daily_runs, 0), COALESCE(s.weekly_runs, 0), COALESCE(s.monthly_runs, 0),"
+        " k.daily_runs, k.weekly_runs, k.monthly_runs"
         " FROM s2a_api_keys k"
         " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
         " LEFT JOIN s2a_subscriptions s ON s.user_id = k.user_id AND s.group_id = k.group_id"
@@ -56,6 +58,8 @@ int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_r
             out->budget_windows.limit[i] = s2a_db_i64(c, row, 27 + i);
             out->budget_windows.usage[i] = s2a_db_i64(c, row, 30 + i);
             out->budget_windows.start[i] = s2a_db_i64(c, row, 33 + i);
+            out->windows.runs[i] = s2a_db_i64(c, row, 38 + i);
+            out->budget_windows.runs[i] = s2a_db_i64(c, row, 41 + i);
         }
         out->server_tools = s2a_db_i64(c, row, 37) != 0;
         out->budget = s2a_db_i64(c, row, 25);

@@ -157,10 +157,22 @@ static const char *schema_v13[] = {
     "ALTER TABLE s2a_accounts ADD COLUMN project VARCHAR(255) NOT NULL DEFAULT ''",
     "ALTER TABLE s2a_accounts ADD COLUMN access_token TEXT NOT NULL DEFAULT ''", NULL};
 
+/* Version 14: how many times each window of a subscription or a key has
+ * started, so that the figure held against a window is named by its run,
+ * the same before and after its first row starts it (s2a_state_key_spend). */
+static const char *schema_v14[] = {
+    "ALTER TABLE s2a_subscriptions ADD COLUMN daily_runs BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_subscriptions ADD COLUMN weekly_runs BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_subscriptions ADD COLUMN monthly_runs BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN daily_runs BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN weekly_runs BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE s2a_api_keys ADD COLUMN monthly_runs BIGINT NOT NULL DEFAULT 0",
+    NULL};
+
 /* migrations[v] brings a database at version v to v + 1 */
 static const char *const *const migrations[] = {
-    schema_v1, schema_v2, schema_v3,  schema_v4,  schema_v5,  schema_v6, schema_v7,
-    schema_v8, schema_v9, schema_v10, schema_v11, schema_v12, schema_v13};
+    schema_v1, schema_v2, schema_v3,  schema_v4,  schema_v5,  schema_v6,  schema_v7,
+    schema_v8, schema_v9, schema_v10, schema_v11, schema_v12, schema_v13, schema_v14};
 #define S2A_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql)

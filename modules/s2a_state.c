@@ -77,7 +77,7 @@ apr_int64_t s2a_state_key_spend(apr_pool_t *p, const char *secret, const char *k
     for (i = 0; i < S2A_WINDOWS; i++) {
         if (v[i].limit > 0) {
             name = apr_psprintf(p, "%s:%" APR_INT64_T_FMT "@%" APR_INT64_T_FMT, name, v[i].limit,
-                                v[i].resets_at);
+                                v[i].run);
         }
     }
     return s2a_state_key(name);

@@ -61,9 +61,10 @@ apr_int64_t s2a_state_key_user(apr_pool_t *p, const char *secret, apr_int64_t us
  * s2a_state_reserve, with what is left as what the database knows): a
  * subscription's allowance (`kind` "allowance", `id` the subscription) or
  * a key's budget ("budget", the key). It names the total limit, the
- * windows' limits and the periods running at `now` (Unix seconds), so that
- * a window that starts or starts again, or a changed limit, brings the
- * figure afresh. */
+ * windows' limits and each window's run at `now` (Unix seconds): a window
+ * past its end, or a changed limit, brings the figure afresh, while the
+ * row that starts a window leaves its name, and what requests hold of it,
+ * as they were. */
 apr_int64_t s2a_state_key_spend(apr_pool_t *p, const char *secret, const char *kind, apr_int64_t id,
                                 apr_int64_t total_limit, const s2a_windows *w, apr_int64_t now);
 /* Where an account's state lives: its credential's key; for an account with

@@ -14,6 +14,7 @@ void s2a_windows_view(const s2a_windows *w, apr_int64_t now, s2a_window_view out
         out[i].limit = w->limit[i] > 0 ? w->limit[i] : 0;
         out[i].used = running ? w->usage[i] : 0;
         out[i].resets_at = running ? end : 0;
+        out[i].run = running ? w->runs[i] : w->runs[i] + 1;
         out[i].left = !out[i].limit                 ? -1
                       : out[i].used >= out[i].limit ? 0
                                                     : out[i].limit - out[i].used;

@@ -17,6 +17,7 @@ typedef struct {
     apr_int64_t limit[S2A_WINDOWS]; /* 0: no limit */
     apr_int64_t usage[S2A_WINDOWS];
     apr_int64_t start[S2A_WINDOWS]; /* Unix seconds; 0: not started */
+    apr_int64_t runs[S2A_WINDOWS];  /* how many times it has started */
 } s2a_windows;
 
 /* A window as it stands at a moment. */
@@ -25,6 +26,7 @@ typedef struct {
     apr_int64_t used;      /* 0 before its first use and once past its end */
     apr_int64_t left;      /* limit - used, never below 0; -1: no limit */
     apr_int64_t resets_at; /* its end while it runs; 0 when it does not */
+    apr_int64_t run;       /* the run it counts: the one running, else the next */
 } s2a_window_view;
 
 /* Each window at `now`: what it allows, what is used and left, and when

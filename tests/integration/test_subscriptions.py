@@ -3,6 +3,7 @@ subscription, its requests add their total cost to the subscription's daily,
 weekly and monthly windows instead of touching the balance, and a used-up
 window answers 429 naming itself and when it starts again."""
 
+import concurrent.futures
 import json
 import time
 
@@ -126,6 +127,42 @@ def test_fifty_clients_one_small_window(gateway):
     # the next request finds the window used up
     status, _, raw = gw.post_messages(body, key=key)
     assert status == 429 and "daily allowance" in error_of(raw)[1], raw
+
+
+def test_window_counts_what_is_held_across_a_reload(gateway):
+    """The first row written starts the window in the database, and an
+    operator's change elsewhere reloads every cache: requests after that
+    still count the one in flight before it. A daily window of about two
+    requests answers the slow one, a fast one, one more, and then 429."""
+    gw = gateway
+    group = gw.create_group(billing_type="subscription", daily_limit_usd="0.01")
+    user = gw.create_user(balance_usd="0")
+    created = gw.create_key(user["id"], group["id"], concurrency=100)
+    key = created["key"]
+    gw.create_account([group["id"]], concurrency=100)
+    gw.admin_ok("POST", "/admin/subscriptions",
+                {"user_id": user["id"], "group_id": group["id"], "days": 30}, 201)
+
+    def body(delay_ms):
+        return harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
+                                    mock={"usage": USAGE, "delay_ms": delay_ms})
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(gw.post_messages, body(4000), key=key)
+        deadline = time.monotonic() + 10
+        while not gw.mock_requests() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, _, raw = gw.post_messages(body(0), key=key)
+        assert status == 200, raw
+        gw.wait_usage({"user_id": user["id"]}, count=1)
+        gw.admin_ok("PATCH", "/admin/keys/%d" % created["id"], {"name": gw.unique("k")})
+        status, _, raw = gw.post_messages(body(0), key=key)
+        assert status == 200, raw
+        status, _, raw = gw.post_messages(body(0), key=key)
+        assert status == 429 and "daily allowance" in error_of(raw)[1], raw
+        assert slow.result()[0] == 200
+    rows = gw.wait_usage({"user_id": user["id"]}, count=3)
+    sub = gw.admin_ok("GET", "/admin/subscriptions?user_id=%d" % user["id"])["data"][0]
+    assert sub["daily_usage_nanousd"] == COST * len(rows) == COST * 3
 
 
 def test_subscription_admin_refusals(gateway):

@@ -254,6 +254,8 @@ static void test_key_budget(s2a_dbc *c)
     S2A_CHECK_INT(key.budget_windows.limit[0], 900);
     S2A_CHECK_INT(key.budget_windows.usage[0], 1200);
     S2A_CHECK(key.budget_windows.start[0] > 0);
+    /* test_usage's rows, of 2023, started it first */
+    S2A_CHECK_INT(key.budget_windows.runs[0], 2);
     S2A_CHECK_STR(key.models, "claude-sonnet-*\nclaude-2");
     /* a list spoiled outside the admin API allows nothing */
     exec(c, "UPDATE s2a_api_keys SET models = '[\"a b\"]' WHERE id = 1");
@@ -344,6 +346,18 @@ static void test_subscriptions(s2a_dbc *c)
     S2A_CHECK_INT(key.windows.limit[0], 1000);
     S2A_CHECK_INT(key.windows.usage[0], 1200);
     S2A_CHECK(key.windows.start[0] > 0);
+    /* each window has started once; a row after the day's end starts the
+     * daily one again, empty, and counts its run */
+    S2A_CHECK_INT(key.windows.runs[0], 1);
+    S2A_CHECK_INT(key.windows.runs[1], 1);
+    row = row_of("req_s3", 1, 100, 1);
+    row.created_at = key.windows.start[0] + 86400;
+    S2A_CHECK_INT(s2a_db_usage_write(c, pool, &row, 1, depleted, &err), APR_SUCCESS);
+    S2A_CHECK_INT(s2a_db_key_lookup(c, pool, "hash-s", &key), 1);
+    S2A_CHECK_INT(key.windows.usage[0], 100);
+    S2A_CHECK_INT(key.windows.runs[0], 2);
+    S2A_CHECK_INT(key.windows.usage[1], 1300);
+    S2A_CHECK_INT(key.windows.runs[1], 1);
 }
 
 /* Another connection changes the schema (an operator's index): rows are

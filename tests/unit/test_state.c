@@ -373,8 +373,9 @@ static void test_balance_idle(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_reserve(st, 77, 0, 1, now + 3 + 2 * S2A_BALANCE_IDLE), 1);
 }
 
-/* An allowance's key stays while its windows run, and moves when one
- * starts, ends or changes its limit, or for another subscription. */
+/* An allowance's key stays while its windows run and when the row of a
+ * request that counted before a window started starts it; it moves when a
+ * window ends or changes its limit, or for another subscription. */
 static void test_allowance_key(apr_pool_t *p)
 {
     s2a_windows w;
@@ -387,17 +388,30 @@ static void test_allowance_key(apr_pool_t *p)
     S2A_CHECK(k != s2a_state_key_user(p, "s", 5));
     S2A_CHECK(k != s2a_state_key_spend(p, "s", "allowance", 6, 0, &w, now));
     S2A_CHECK(k != s2a_state_key_spend(p, "t", "allowance", 5, 0, &w, now));
-    /* the daily window starts: a new figure; then it holds for the day */
+    /* the first row starts the daily window: the figure is the one the
+     * requests before it held from; it holds for the day */
     w.start[0] = now;
     w.usage[0] = 4500000;
-    k = s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now);
+    w.runs[0] = 1;
+    S2A_CHECK_INT(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now), k);
     S2A_CHECK_INT(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 86399), k);
     /* usage moves nothing; a window without a limit moves nothing */
     w.usage[0] = 9000000;
     w.start[1] = now - 10;
     S2A_CHECK_INT(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 5), k);
-    /* the day ends */
+    /* the day ends: a new figure, which the row starting the next day's
+     * window keeps */
     S2A_CHECK(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 86400) != k);
+    {
+        apr_int64_t next = s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 90000);
+        w.start[0] = now + 90000;
+        w.usage[0] = 1;
+        w.runs[0] = 2;
+        S2A_CHECK_INT(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 90001), next);
+        w.start[0] = now;
+        w.usage[0] = 9000000;
+        w.runs[0] = 1;
+    }
     /* a key's budget is apart from an allowance; its total limit counts */
     S2A_CHECK(s2a_state_key_spend(p, "s", "budget", 5, 0, &w, now + 5) != k);
     S2A_CHECK(s2a_state_key_spend(p, "s", "allowance", 5, 1, &w, now + 5) != k);

@@ -29,18 +29,28 @@ int main(void)
     S2A_CHECK_INT(v[0].used, 300);
     S2A_CHECK_INT(v[0].left, 700);
     S2A_CHECK_INT(v[0].resets_at, now - 3600 + 86400);
+    S2A_CHECK_INT(v[0].run, 0);
     S2A_CHECK_INT(s2a_windows_left(&w, now), 700);
     /* the same window at its end and after: empty, not running */
     s2a_windows_view(&w, now - 3600 + 86400, v);
     S2A_CHECK_INT(v[0].used, 0);
     S2A_CHECK_INT(v[0].left, 1000);
     S2A_CHECK_INT(v[0].resets_at, 0);
+    /* it counts for the next run, the one the next row starts */
+    S2A_CHECK_INT(v[0].run, 1);
+    w.runs[0] = 4;
+    s2a_windows_view(&w, now, v);
+    S2A_CHECK_INT(v[0].run, 4);
+    s2a_windows_view(&w, now - 3600 + 86400, v);
+    S2A_CHECK_INT(v[0].run, 5);
+    w.runs[0] = 0;
     /* a limit before the window's first use */
     w.limit[2] = 50000;
     s2a_windows_view(&w, now, v);
     S2A_CHECK_INT(v[2].used, 0);
     S2A_CHECK_INT(v[2].left, 50000);
     S2A_CHECK_INT(v[2].resets_at, 0);
+    S2A_CHECK_INT(v[2].run, 1);
     /* a window used past its limit has nothing left, never less */
     w.usage[0] = 1200;
     s2a_windows_view(&w, now, v);
