@@ -148,8 +148,9 @@ static int too_many_failures(request_rec *r, apr_time_t until)
  * for the rest of the minute, its keys unread, from every process of the
  * node that refused it (a node that has not refused it yet reads good keys
  * until its own first refusal). */
-static int refuse_key(request_rec *r, s2a_srv_conf *sc, apr_int64_t address, const char *message)
+static int refuse_key(request_rec *r, s2a_srv_conf *sc, const char *message)
 {
+    apr_int64_t address = address_key(r);
     apr_time_t now = apr_time_now(), retry_at;
     int allowed = 1;
     s2a_metrics_note(S2A_COUNT_AUTH_FAILURES);
@@ -169,19 +170,21 @@ int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const c
     const char *key = s2a_key_from_headers(r->pool, apr_table_get(r->headers_in, "x-api-key"),
                                            apr_table_get(r->headers_in, "Authorization"));
     unsigned char digest[S2A_SHA256_LEN];
-    apr_int64_t address = address_key(r);
-    apr_time_t until = s2a_state_locked_until(s2a_g.state, address, apr_time_now());
+    apr_time_t now = apr_time_now();
+    /* the address is named (hashed) only when some address may be blocked */
+    apr_time_t until = s2a_state_any_lock(s2a_g.state, now)
+                           ? s2a_state_locked_until(s2a_g.state, address_key(r), now)
+                           : 0;
     int found;
 
     if (until) {
         return too_many_failures(r, until);
     }
     if (!key) {
-        return refuse_key(r, sc, address,
-                          "An API key is required in the x-api-key or Authorization header");
+        return refuse_key(r, sc, "An API key is required in the x-api-key or Authorization header");
     }
     if (!s2a_key_well_formed(key)) {
-        return refuse_key(r, sc, address, "invalid x-api-key");
+        return refuse_key(r, sc, "invalid x-api-key");
     }
     s2a_sha256(key, strlen(key), digest);
     *key_hash = s2a_hex(r->pool, digest, sizeof(digest));
@@ -191,13 +194,13 @@ int s2a_authenticate(request_rec *r, s2a_srv_conf *sc, s2a_key_rec *out, const c
         return s2a_no_database(r);
     }
     if (!found) {
-        return refuse_key(r, sc, address, "invalid x-api-key");
+        return refuse_key(r, sc, "invalid x-api-key");
     }
     if (!out->active) {
-        return refuse_key(r, sc, address, "This API key is disabled");
+        return refuse_key(r, sc, "This API key is disabled");
     }
     if (out->expires_at && out->expires_at <= apr_time_sec(apr_time_now())) {
-        return refuse_key(r, sc, address, "This API key has expired");
+        return refuse_key(r, sc, "This API key has expired");
     }
     return OK;
 }

@@ -23,13 +23,16 @@ typedef struct {
 
 /* Tells a segment laid out by this build from one another build left (a
  * graceful restart into a new module keeps the parent's memory). */
-#define S2A_STATE_LAYOUT 0x53324131u /* "S2A1" */
+#define S2A_STATE_LAYOUT 0x53324132u /* "S2A2" */
 
 typedef struct {
     apr_uint32_t layout;
     apr_uint32_t lock_ready; /* the lock outlives a graceful restart: made once */
     s2a_lock lock;
     apr_uint32_t generation;
+    /* the latest end of any lock taken: before it passes, s2a_state_locked_until
+     * looks; after, no lock is held and the table is not searched */
+    apr_uint64_t lock_horizon;
     apr_uint32_t nslots;
     apr_uint32_t nbindings;
     s2a_account_state slots[];
@@ -613,6 +616,9 @@ int s2a_state_lock(s2a_state *st, apr_int64_t key, apr_time_t ttl, apr_time_t no
     if (s && s->locked_until <= now) {
         s->locked_until = now + ttl;
         got = 1;
+        if ((apr_uint64_t)s->locked_until > apr_atomic_read64(&st->shm->lock_horizon)) {
+            apr_atomic_set64(&st->shm->lock_horizon, (apr_uint64_t)s->locked_until);
+        }
     }
     unlock(st);
     return got;
@@ -631,11 +637,16 @@ void s2a_state_unlock(s2a_state *st, apr_int64_t key)
     unlock(st);
 }
 
+int s2a_state_any_lock(s2a_state *st, apr_time_t now)
+{
+    return (apr_time_t)apr_atomic_read64(&st->shm->lock_horizon) > now;
+}
+
 apr_time_t s2a_state_locked_until(s2a_state *st, apr_int64_t key, apr_time_t now)
 {
     s2a_account_state *s;
     apr_time_t until = 0;
-    if (!lock(st)) {
+    if (!s2a_state_any_lock(st, now) || !lock(st)) {
         return 0;
     }
     s = table_slot(&st->limits, key, 0);

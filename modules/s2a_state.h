@@ -141,6 +141,10 @@ int s2a_state_lock(s2a_state *st, apr_int64_t key, apr_time_t ttl, apr_time_t no
 void s2a_state_unlock(s2a_state *st, apr_int64_t key);
 /* Until when the lock under `key` is held; 0 when it is free at `now`. */
 apr_time_t s2a_state_locked_until(s2a_state *st, apr_int64_t key, apr_time_t now);
+/* 0 when no lock at all can be held at `now` (every s2a_state_locked_until
+ * answers 0), known without the state's lock: the check a request makes
+ * before it names what it looks up. */
+int s2a_state_any_lock(s2a_state *st, apr_time_t now);
 /* A user's balance while requests spend it (in the limits table, keyed by
  * the user's state key). The first request after S2A_BALANCE_IDLE without
  * any (or ever) brings `known`, the balance the database had; from then on

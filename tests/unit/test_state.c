@@ -252,12 +252,20 @@ static void test_locked_until(apr_pool_t *p)
     s2a_state *st = make_state(p, 16);
     apr_time_t t = apr_time_from_sec(6000030), retry = 0;
     S2A_CHECK_INT(s2a_state_locked_until(st, 904, t), 0);
+    S2A_CHECK_INT(s2a_state_any_lock(st, t), 0);
     S2A_CHECK_INT(s2a_state_rate(st, 904, 1, t, &retry), 1);
     S2A_CHECK_INT(s2a_state_rate(st, 904, 1, t, &retry), 0);
     S2A_CHECK_INT(s2a_state_lock(st, 904, retry - t, t), 1);
+    S2A_CHECK_INT(s2a_state_any_lock(st, t + 1), 1);
     S2A_CHECK_INT(s2a_state_locked_until(st, 904, t + 1), apr_time_from_sec(6000060));
     S2A_CHECK_INT(s2a_state_locked_until(st, 904, apr_time_from_sec(6000060)), 0);
     S2A_CHECK_INT(s2a_state_locked_until(st, 905, t), 0);
+    /* a shorter lock taken later leaves the horizon at the longer one's end */
+    S2A_CHECK_INT(s2a_state_lock(st, 906, apr_time_from_sec(2), t), 1);
+    S2A_CHECK_INT(s2a_state_any_lock(st, t + apr_time_from_sec(5)), 1);
+    S2A_CHECK_INT(s2a_state_locked_until(st, 904, t + apr_time_from_sec(5)),
+                  apr_time_from_sec(6000060));
+    S2A_CHECK_INT(s2a_state_any_lock(st, apr_time_from_sec(6000060)), 0);
     s2a_state_unlock(st, 904);
     S2A_CHECK_INT(s2a_state_locked_until(st, 904, t), 0);
 }
