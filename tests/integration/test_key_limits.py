@@ -3,6 +3,7 @@ before anything reaches the upstream) and what it may spend, in all and per
 day, week or month (402), held per request while in flight as balances
 are."""
 
+import concurrent.futures
 import json
 import time
 
@@ -134,3 +135,35 @@ def test_fifty_clients_one_small_key_budget(gateway):
     assert key["spent_nanousd"] == COST * len(rows)
     user = gw.admin_ok("GET", "/admin/users/%d" % t.user["id"])
     assert user["balance_nanousd"] == 100_000_000_000 - COST * len(rows)
+
+
+def test_daily_budget_counts_what_is_held_across_a_reload(gateway):
+    """The first row starts the key's daily window in the database and an
+    operator's change reloads every cache: later requests still count the
+    one in flight. A daily budget of about two requests answers the slow
+    one, a fast one and one more; then 402."""
+    gw = gateway
+    t = gw.new_tenant(balance_usd="100", concurrency=100)
+    gw.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"daily_limit_usd": "0.01"})
+
+    def body(delay_ms):
+        return harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
+                                    mock={"usage": USAGE, "delay_ms": delay_ms})
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(gw.post_messages, body(4000), key=t.api_key)
+        deadline = time.monotonic() + 10
+        while not gw.mock_requests() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, _, raw = gw.post_messages(body(0), key=t.api_key)
+        assert status == 200, raw
+        gw.wait_usage({"key_id": t.key["id"]}, count=1)
+        gw.admin_ok("PATCH", "/admin/keys/%d" % t.key["id"], {"name": gw.unique("k")})
+        status, _, raw = gw.post_messages(body(0), key=t.api_key)
+        assert status == 200, raw
+        status, _, raw = gw.post_messages(body(0), key=t.api_key)
+        assert status == 402 and "budget is used up" in error_of(raw)[1], raw
+        assert slow.result()[0] == 200
+    rows = gw.wait_usage({"key_id": t.key["id"]}, count=3)
+    assert len(rows) == 3
+    key = gw.admin_ok("GET", "/admin/keys/%d" % t.key["id"])
+    assert key["daily_usage_nanousd"] == key["spent_nanousd"] == COST * 3
