@@ -164,6 +164,31 @@ typedef struct {
     s2a_request *q;
 } places_owner;
 
+/* What the request's holds settle: its balance; or its allowance and its
+ * key's budget, on the next run's figure for what it spent when a window
+ * ended while it ran (s2a_state_spend_settlement). */
+static int settlements(request_rec *r, s2a_request *q, s2a_settlement *out)
+{
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    int n = 0;
+    memset(out, 0, 4 * sizeof(*out));
+    if (q->held && q->key.subscription) {
+        n += s2a_state_spend_settlement(r->pool, q->secret, "allowance", q->key.sub_id, 0,
+                                        &q->key.windows, s2a_windows_left(&q->key.windows, now),
+                                        now, q->hold_key, q->held, q->counted, out);
+    } else if (q->held) {
+        out[n].key = q->hold_key;
+        out[n].held = q->held;
+        out[n++].spent = q->counted;
+    }
+    if (q->budget_held) {
+        n += s2a_state_spend_settlement(r->pool, q->secret, "budget", q->key.id, q->key.budget,
+                                        &q->key.budget_windows, s2a_key_budget_left(&q->key, now),
+                                        now, q->budget_key, q->budget_held, q->charged, out + n);
+    }
+    return n;
+}
+
 /* The request's end: its places back and its balance hold settled, in one
  * call to the store (one round trip with Redis). */
 static apr_status_t release_places(void *data)
@@ -174,10 +199,9 @@ static apr_status_t release_places(void *data)
     s2a_place *const places[] = {q->attempt ? &q->attempt->place : &none, &q->key_place,
                                  &q->user_place};
     size_t i;
-    const s2a_settlement holds[] = {
-        {q->held ? q->hold_key : 0, q->held, q->counted},
-        {q->budget_held ? q->budget_key : 0, q->budget_held, q->charged}};
-    if (s2a_g.store->ops->finish(s2a_g.store, places, 3, holds, 2) != APR_SUCCESS) {
+    s2a_settlement holds[4];
+    int n = settlements(o->r, q, holds);
+    if (s2a_g.store->ops->finish(s2a_g.store, places, 3, holds, n) != APR_SUCCESS) {
         /* places free themselves when their lease ends */
         s2a_store_failed(o->r, "giving places back");
         if (q->held || q->budget_held) {

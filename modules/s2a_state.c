@@ -86,6 +86,26 @@ apr_int64_t s2a_state_key_spend(apr_pool_t *p, const char *secret, const char *k
     return s2a_state_key(name);
 }
 
+int s2a_state_spend_settlement(apr_pool_t *p, const char *secret, const char *kind, apr_int64_t id,
+                               apr_int64_t total_limit, const s2a_windows *w, apr_int64_t left_now,
+                               apr_int64_t now, apr_int64_t held_key, apr_int64_t held,
+                               apr_int64_t spent, s2a_settlement out[2])
+{
+    apr_int64_t next = s2a_state_key_spend(p, secret, kind, id, total_limit, w, now);
+    memset(out, 0, 2 * sizeof(*out));
+    out[0].key = held_key;
+    out[0].held = held;
+    if (next == held_key) {
+        out[0].spent = spent;
+        return 1;
+    }
+    out[1].key = next;
+    out[1].spent = spent;
+    out[1].open = 1;
+    out[1].known = left_now;
+    return 2;
+}
+
 apr_int64_t s2a_state_key_account(apr_pool_t *p, const char *secret, apr_int64_t id,
                                   int refreshable, const char *credential)
 {
@@ -508,6 +528,27 @@ void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int6
     s = table_slot(&st->limits, key, 0);
     if (s) {
         s->held = s->held > held ? s->held - held : 0;
+        s->balance -= charged;
+    }
+    unlock(st);
+}
+
+void s2a_state_spend(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t charged,
+                     apr_time_t now)
+{
+    s2a_account_state *s;
+    if (!lock(st)) {
+        return;
+    }
+    s = limit_slot(st, key);
+    if (s) {
+        if (!s->balance_used) {
+            s->balance = known;
+        } else if (now - s->balance_used > S2A_BALANCE_IDLE) {
+            s->balance = known;
+            s->held = 0;
+        }
+        s->balance_used = now;
         s->balance -= charged;
     }
     unlock(st);

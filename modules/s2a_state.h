@@ -158,8 +158,39 @@ int s2a_state_any_lock(s2a_state *st, apr_time_t now);
 #define S2A_BALANCE_IDLE apr_time_from_sec(600)
 int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t amount,
                       apr_time_t now);
+/* A hold settled at a request's end: `held` of the balance under `key`
+ * comes off what requests in flight hold, and `spent` off the balance.
+ * With `open` (and nothing held) the balance is one the request did not
+ * hold from, the next run of a window that ended while it ran: one not
+ * known yet, or idle, starts at `known` first (s2a_state_spend). */
+typedef struct {
+    apr_int64_t key;
+    apr_int64_t held;
+    apr_int64_t spent;
+    int open;
+    apr_int64_t known;
+} s2a_settlement;
+
+/* The settlement of a request that held `held` from the spending figure
+ * s2a_state_key_spend named `held_key` when it started, and spent
+ * `spent`: named again at its end (`now`, Unix seconds) with the same
+ * arguments, the figure is the same and out[0] settles it whole; or a
+ * window ended while it ran, its row starts the window's next run in the
+ * database, and out[0] only takes the hold off while out[1] opens the next
+ * run's figure at `left_now` (what the windows allow at `now`) and takes
+ * the spending off it. Returns how many of out[] it wrote. */
+int s2a_state_spend_settlement(apr_pool_t *p, const char *secret, const char *kind, apr_int64_t id,
+                               apr_int64_t total_limit, const s2a_windows *w, apr_int64_t left_now,
+                               apr_int64_t now, apr_int64_t held_key, apr_int64_t held,
+                               apr_int64_t spent, s2a_settlement out[2]);
+
 /* The request that held `held` cost `charged`: both move the balance. */
 void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t charged);
+/* `charged` goes off a balance the request did not hold from (the next run
+ * of a window that ended while it ran); one not known yet, or idle, starts
+ * at `known`, as s2a_state_reserve would start it. */
+void s2a_state_spend(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t charged,
+                     apr_time_t now);
 /* The database's balance changed outside the requests (an operator): the
  * next request brings it again. */
 void s2a_state_forget_balance(s2a_state *st, apr_int64_t key);

@@ -33,14 +33,6 @@ typedef struct {
     apr_int64_t known;
 } s2a_balance;
 
-/* A hold settled at a request's end: `held` of the balance under `key`
- * comes off what requests in flight hold, and `spent` off the balance. */
-typedef struct {
-    apr_int64_t key;
-    apr_int64_t held;
-    apr_int64_t spent;
-} s2a_settlement;
-
 typedef struct {
     const char *name;
     /* Counter that moves whenever cached users, keys or accounts must be

@@ -489,7 +489,7 @@ static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
         return APR_SUCCESS;
     }
     if (!s2a_redis_cmd_script(rs->conn, &cmd, S2A_REDIS_SCRIPT_FINISH, taken + settled,
-                              2 * taken + 3 * settled + 1)) {
+                              2 * taken + 4 * settled + 2)) {
         return APR_ENOMEM;
     }
     for (i = 0; i < n; i++) {
@@ -503,6 +503,7 @@ static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
         }
     }
     s2a_redis_cmd_fmt(&cmd, "%d", taken);
+    s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, apr_time_as_msec(S2A_BALANCE_IDLE));
     for (i = 0; i < n; i++) {
         if (places[i]->key) {
             member(rs, &cmd, places[i]->token);
@@ -512,6 +513,11 @@ static apr_status_t redis_finish(s2a_store *st, s2a_place *const *places, int n,
         if (holds[i].key) {
             s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, -holds[i].held);
             s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, -holds[i].spent);
+            if (holds[i].open) {
+                s2a_redis_cmd_fmt(&cmd, "%" APR_INT64_T_FMT, holds[i].known);
+            } else {
+                s2a_redis_cmd_fmt(&cmd, "%s", "");
+            }
         }
     }
     return s2a_redis_run_int(rs->conn, &cmd, NULL);

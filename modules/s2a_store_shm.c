@@ -160,7 +160,10 @@ static apr_status_t shm_finish(s2a_store *st, s2a_place *const *places, int n,
         }
     }
     for (i = 0; i < nholds; i++) {
-        if (holds[i].key) {
+        if (holds[i].key && holds[i].open) {
+            s2a_state_spend(state_of(st), holds[i].key, holds[i].known, holds[i].spent,
+                            apr_time_now());
+        } else if (holds[i].key) {
             s2a_state_settle(state_of(st), holds[i].key, holds[i].held, holds[i].spent);
         }
     }

@@ -165,6 +165,46 @@ def test_window_counts_what_is_held_across_a_reload(gateway):
     assert sub["daily_usage_nanousd"] == COST * len(rows) == COST * 3
 
 
+def test_a_request_across_the_end_of_a_window(gateway):
+    """A request that starts before its daily window ends and finishes
+    after counts in the next day, in the database as in what requests of
+    the next day hold against: with one of the next day's requests already
+    done, one more fits in the day's allowance, not two."""
+    gw = gateway
+    group = gw.create_group(billing_type="subscription", daily_limit_usd="0.01")
+    user = gw.create_user(balance_usd="0")
+    created = gw.create_key(user["id"], group["id"], concurrency=100)
+    key = created["key"]
+    gw.create_account([group["id"]], concurrency=100)
+    sub = gw.admin_ok("POST", "/admin/subscriptions",
+                      {"user_id": user["id"], "group_id": group["id"], "days": 30}, 201)
+
+    def body(delay_ms):
+        return harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
+                                    mock={"usage": USAGE, "delay_ms": delay_ms})
+    assert gw.post_messages(body(0), key=key)[0] == 200
+    gw.wait_usage({"user_id": user["id"]}, count=1)
+    # the day ends in 3 s; an operator's change makes every process see it
+    ends = time.time() + 3
+    gw.db_write("UPDATE s2a_subscriptions SET daily_start = %d WHERE id = %d"
+                % (int(ends) - 86400, sub["id"]))
+    gw.admin_ok("PATCH", "/admin/keys/%d" % created["id"], {"name": gw.unique("k")})
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        across = pool.submit(gw.post_messages, body(6000), key=key)
+        time.sleep(max(0, ends + 1 - time.time()))
+        # the next day's first request, while the other still runs
+        status, _, raw = gw.post_messages(body(0), key=key)
+        assert status == 200, raw
+        assert across.result()[0] == 200
+    gw.wait_usage({"user_id": user["id"]}, count=3)
+    statuses = [gw.post_messages(body(0), key=key)[0] for _ in range(3)]
+    assert statuses == [200, 429, 429], statuses
+    gw.wait_usage({"user_id": user["id"]}, count=4)
+    time.sleep(0.5)
+    sub = gw.admin_ok("GET", "/admin/subscriptions?user_id=%d" % user["id"])["data"][0]
+    assert sub["daily_usage_nanousd"] == COST * 3, sub
+
+
 def test_subscription_admin_refusals(gateway):
     gw = gateway
     for bad in ({"billing_type": "credit"}, {"daily_limit_usd": "-1"},

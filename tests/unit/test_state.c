@@ -428,6 +428,59 @@ static void test_allowance_key(apr_pool_t *p)
     S2A_CHECK(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 5) != k);
 }
 
+/* A request settles on the figure it held from, unless a window ended
+ * while it ran: then what it spent goes to the next run's. */
+static void test_spend_settlement(apr_pool_t *p)
+{
+    s2a_windows w;
+    s2a_settlement out[2];
+    apr_int64_t start = 1700000000, held_key;
+    memset(&w, 0, sizeof(w));
+    w.limit[0] = 10000000;
+    w.usage[0] = 4000000;
+    w.start[0] = start;
+    w.runs[0] = 3;
+    held_key = s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, start + 100);
+    S2A_CHECK_INT(s2a_state_spend_settlement(p, "s", "allowance", 5, 0, &w, 6000000, start + 200,
+                                             held_key, 450, 300, out),
+                  1);
+    S2A_CHECK_INT(out[0].key, held_key);
+    S2A_CHECK_INT(out[0].held, 450);
+    S2A_CHECK_INT(out[0].spent, 300);
+    S2A_CHECK_INT(out[0].open, 0);
+    /* the day ended during the request */
+    S2A_CHECK_INT(s2a_state_spend_settlement(p, "s", "allowance", 5, 0, &w, 10000000, start + 86400,
+                                             held_key, 450, 300, out),
+                  2);
+    S2A_CHECK_INT(out[0].key, held_key);
+    S2A_CHECK_INT(out[0].held, 450);
+    S2A_CHECK_INT(out[0].spent, 0);
+    S2A_CHECK_INT(out[1].key, s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, start + 86400));
+    S2A_CHECK_INT(out[1].held, 0);
+    S2A_CHECK_INT(out[1].spent, 300);
+    S2A_CHECK_INT(out[1].open, 1);
+    S2A_CHECK_INT(out[1].known, 10000000);
+}
+
+/* What a request spent on a figure it did not hold from: one never seen,
+ * or idle, opens at what is known; one in use is charged as it stands. */
+static void test_spend(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    apr_time_t now = apr_time_from_sec(1700000000);
+    s2a_state_spend(st, 940, 500, 40, now);
+    S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 460, now), 1);
+    S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 1, now), 0);
+    s2a_state_spend(st, 940, 999, 60, now);
+    s2a_state_settle(st, 940, 460, 0);
+    S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 400, now), 1);
+    S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 1, now), 0);
+    /* idle: opened again, what was held forgotten */
+    s2a_state_spend(st, 940, 100, 30, now + S2A_BALANCE_IDLE + 1);
+    S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 70, now + S2A_BALANCE_IDLE + 2), 1);
+    S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 1, now + S2A_BALANCE_IDLE + 2), 0);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -448,6 +501,8 @@ int main(void)
     test_full_table(p);
     test_balance_idle(p);
     test_allowance_key(p);
+    test_spend_settlement(p);
+    test_spend(p);
     test_locked_until(p);
     apr_pool_destroy(p);
     apr_terminate();

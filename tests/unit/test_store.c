@@ -415,7 +415,7 @@ static void test_balance_and_places(s2a_store *st)
     S2A_CHECK_INT(let_in(st, 521, 1000, 1), 0);
     /* settled at 100: 900 left, 600 held */
     {
-        s2a_settlement done = {521, 400, 100};
+        s2a_settlement done = {521, 400, 100, 0, 0};
         S2A_CHECK_INT(st->ops->finish(st, both, 2, &done, 1), APR_SUCCESS);
     }
     S2A_CHECK_INT(let_in(st, 521, 1000, 300), 1);
@@ -425,7 +425,7 @@ static void test_balance_and_places(s2a_store *st)
 /* A request that held `held` ends having cost `charged`, with no place. */
 static apr_status_t settle(s2a_store *st, apr_int64_t user, apr_int64_t held, apr_int64_t charged)
 {
-    s2a_settlement done = {user, held, charged};
+    s2a_settlement done = {user, held, charged, 0, 0};
     return st->ops->finish(st, NULL, 0, &done, 1);
 }
 
@@ -468,7 +468,7 @@ static void test_balance(s2a_store *st)
         st->ops->acquire(st, 601, 1, apr_time_now(), &taken, &none);
         S2A_CHECK_INT(taken, 0);
         memset(&none, 0, sizeof(none));
-        s2a_settlement done = {602, 100, 40};
+        s2a_settlement done = {602, 100, 40, 0, 0};
         S2A_CHECK_INT(st->ops->finish(st, both, 2, &done, 1), APR_SUCCESS);
         st->ops->acquire(st, 601, 1, apr_time_now(), &taken, &kp);
         S2A_CHECK_INT(taken, 1);
@@ -478,6 +478,48 @@ static void test_balance(s2a_store *st)
     /* settling a user never seen changes nothing */
     S2A_CHECK_INT(settle(st, 504, 10, 10), APR_SUCCESS);
     S2A_CHECK_INT(let_in(st, 504, 20, 10), 1);
+}
+
+/* A window ended while a request ran: its hold comes off the figure it held
+ * from, and what it spent goes off the next run's, opened at the windows'
+ * figure when no request holds from it yet, else charged as it stands. */
+static void test_spend_on_the_next_run(s2a_store *st)
+{
+    s2a_balance old = {831, 1000}, next = {832, 999999};
+    s2a_settlement done[2];
+    int held = -99;
+
+    memset(done, 0, sizeof(done));
+    S2A_CHECK_INT(st->ops->reserve(st, &old, 100, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(st->ops->reserve(st, &old, 900, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 1);
+    done[0].key = 831;
+    done[0].held = 100;
+    done[1].key = 832;
+    done[1].spent = 40;
+    done[1].open = 1;
+    done[1].known = 500;
+    S2A_CHECK_INT(st->ops->finish(st, NULL, 0, done, 2), APR_SUCCESS);
+    /* 831: the hold is off, nothing spent: 1000 less the 900 still held */
+    S2A_CHECK_INT(st->ops->reserve(st, &old, 1, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 1);
+    /* 832 opened at 500 less 40, not at the 999999 a later request knows */
+    S2A_CHECK_INT(st->ops->reserve(st, &next, 460, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(st->ops->reserve(st, &next, 1, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 0);
+    /* a figure known already is charged as it stands */
+    done[1].spent = 60;
+    done[1].known = 999999;
+    S2A_CHECK_INT(st->ops->finish(st, NULL, 0, done + 1, 1), APR_SUCCESS);
+    done[0].key = 832;
+    done[0].held = 460;
+    S2A_CHECK_INT(st->ops->finish(st, NULL, 0, done, 1), APR_SUCCESS);
+    S2A_CHECK_INT(st->ops->reserve(st, &next, 400, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(st->ops->reserve(st, &next, 1, apr_time_now(), &held), APR_SUCCESS);
+    S2A_CHECK_INT(held, 0);
 }
 
 /* One request may end holding a place and several balances at once (its
@@ -490,6 +532,7 @@ static void test_finish_many(s2a_store *st)
     s2a_place pl;
     s2a_place *const one[] = {&pl};
     int i, held = -99;
+    memset(done, 0, sizeof(done));
     S2A_CHECK_INT(pick(st, &c, 1, apr_time_now(), 0, 0, &pl), 0);
     for (i = 0; i < 4; i++) {
         S2A_CHECK_INT(st->ops->reserve(st, &b[i], 100, apr_time_now(), &held), APR_SUCCESS);
@@ -522,7 +565,7 @@ static void test_generation(s2a_store *st)
 static void test_reserve(s2a_store *st)
 {
     s2a_balance budget = {801, 1000};
-    s2a_settlement both[2] = {{801, 600, 250}, {802, 600, 250}};
+    s2a_settlement both[2] = {{801, 600, 250, 0, 0}, {802, 600, 250, 0, 0}};
     int held = -99;
     S2A_CHECK_INT(st->ops->reserve(st, &budget, 600, apr_time_now(), &held), APR_SUCCESS);
     S2A_CHECK_INT(held, 1);
@@ -563,6 +606,7 @@ static void run_common(apr_pool_t *root, const provider *pv)
                                           test_balance_and_places,
                                           test_reserve,
                                           test_finish_many,
+                                          test_spend_on_the_next_run,
                                           test_generation};
     size_t i;
     for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
