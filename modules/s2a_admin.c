@@ -694,6 +694,7 @@ static void windows_shape(apr_pool_t *p, json_object *row, apr_int64_t now, s2a_
     json_object *windows = json_object_new_object();
     int i;
 
+    memset(w, 0, sizeof(*w));
     for (i = 0; i < S2A_WINDOWS; i++) {
         const char *name = s2a_window_names[i];
         w->limit[i] = int_in(row, apr_pstrcat(p, name, "_limit_nanousd", NULL));
