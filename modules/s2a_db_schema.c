@@ -187,6 +187,26 @@ static const char *with_id_type(apr_pool_t *p, const s2a_dbc *c, const char *sql
                        mark + 4, NULL);
 }
 
+/* The schema version, 0 before the first migration. One that cannot be read
+ * is not 0: migrating from 0 would replay every step over a schema that has
+ * them. */
+static int read_version(s2a_dbc *c, apr_pool_t *p, int *version, const char **err)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    *version = 0;
+    if (apr_dbd_select(c->driver, p, c->handle, &res,
+                       "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 1) != 0) {
+        *err = apr_pstrcat(
+            p, "cannot read the schema version: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return -1;
+    }
+    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        *version = atoi(apr_dbd_get_entry(c->driver, row, 0));
+    }
+    return 0;
+}
+
 apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
 {
     apr_dbd_results_t *res = NULL;
@@ -227,16 +247,8 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
                    err) != 0) {
         return APR_EGENERAL;
     }
-    /* a version that cannot be read is not version 0: migrating from 0 would
-     * replay every step over a schema that has them */
-    if (apr_dbd_select(c->driver, p, c->handle, &res,
-                       "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 1) != 0) {
-        *err = apr_pstrcat(
-            p, "cannot read the schema version: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (read_version(c, p, &version, err) != 0) {
         return APR_EGENERAL;
-    }
-    while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
-        version = atoi(apr_dbd_get_entry(c->driver, row, 0));
     }
     if (version >= S2A_SCHEMA_VERSION) {
         return APR_SUCCESS;
@@ -244,6 +256,17 @@ apr_status_t s2a_db_migrate(s2a_dbc *c, apr_pool_t *p, const char **err)
     if (s2a_db_begin(c) != 0) {
         *err = apr_pstrcat(
             p, "cannot start a transaction: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+        return APR_EGENERAL;
+    }
+    /* Nodes sharing PostgreSQL start at once: one migrates while the others
+     * wait for its commit, then read the version it wrote. */
+    if (s2a_db_is_pgsql(c) && apr_dbd_select(c->driver, p, c->handle, &res,
+                                             "SELECT pg_advisory_xact_lock(5448257)", 1) == 0) {
+        while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
+        }
+    }
+    if (read_version(c, p, &version, err) != 0) {
+        s2a_db_end(c, 0);
         return APR_EGENERAL;
     }
     for (v = version; ok && v < S2A_SCHEMA_VERSION; v++) {
