@@ -568,14 +568,15 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(s2a_error_page_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
-module AP_MODULE_DECLARE_DATA sub2api_module = {STANDARD20_MODULE_STUFF,
-                                                create_dir_conf,
-                                                merge_dir_conf,
-                                                create_srv_conf,
-                                                merge_srv_conf,
-                                                s2a_cmds,
-                                                register_hooks,
+module AP_MODULE_DECLARE_DATA __attribute__((visibility("default")))
+sub2api_module = {STANDARD20_MODULE_STUFF,
+                  create_dir_conf,
+                  merge_dir_conf,
+                  create_srv_conf,
+                  merge_srv_conf,
+                  s2a_cmds,
+                  register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-                                                AP_MODULE_FLAG_ALWAYS_MERGE
+                  AP_MODULE_FLAG_ALWAYS_MERGE
 #endif
 };
