@@ -129,23 +129,33 @@ def test_fifty_clients_one_small_window(gateway):
     assert status == 429 and "daily allowance" in error_of(raw)[1], raw
 
 
+def small_daily_window(gw):
+    """A user, a key of a subscription group whose daily allowance covers
+    about two requests of body(), and the user's subscription."""
+    group = gw.create_group(billing_type="subscription", daily_limit_usd="0.01")
+    user = gw.create_user(balance_usd="0")
+    created = gw.create_key(user["id"], group["id"], concurrency=100)
+    gw.create_account([group["id"]], concurrency=100)
+    sub = gw.admin_ok("POST", "/admin/subscriptions",
+                      {"user_id": user["id"], "group_id": group["id"], "days": 30}, 201)
+    return user, created, sub
+
+
+def body(delay_ms):
+    """4,000 bytes, estimated at the 1,000 input tokens the upstream reports,
+    answered after delay_ms."""
+    return harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
+                                mock={"usage": USAGE, "delay_ms": delay_ms})
+
+
 def test_window_counts_what_is_held_across_a_reload(gateway):
     """The first row written starts the window in the database, and an
     operator's change elsewhere reloads every cache: requests after that
     still count the one in flight before it. A daily window of about two
     requests answers the slow one, a fast one, one more, and then 429."""
     gw = gateway
-    group = gw.create_group(billing_type="subscription", daily_limit_usd="0.01")
-    user = gw.create_user(balance_usd="0")
-    created = gw.create_key(user["id"], group["id"], concurrency=100)
+    user, created, sub = small_daily_window(gw)
     key = created["key"]
-    gw.create_account([group["id"]], concurrency=100)
-    gw.admin_ok("POST", "/admin/subscriptions",
-                {"user_id": user["id"], "group_id": group["id"], "days": 30}, 201)
-
-    def body(delay_ms):
-        return harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
-                                    mock={"usage": USAGE, "delay_ms": delay_ms})
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         slow = pool.submit(gw.post_messages, body(4000), key=key)
         deadline = time.monotonic() + 10
@@ -171,17 +181,8 @@ def test_a_request_across_the_end_of_a_window(gateway):
     the next day hold against: with one of the next day's requests already
     done, one more fits in the day's allowance, not two."""
     gw = gateway
-    group = gw.create_group(billing_type="subscription", daily_limit_usd="0.01")
-    user = gw.create_user(balance_usd="0")
-    created = gw.create_key(user["id"], group["id"], concurrency=100)
+    user, created, sub = small_daily_window(gw)
     key = created["key"]
-    gw.create_account([group["id"]], concurrency=100)
-    sub = gw.admin_ok("POST", "/admin/subscriptions",
-                      {"user_id": user["id"], "group_id": group["id"], "days": 30}, 201)
-
-    def body(delay_ms):
-        return harness.body_of_size(4000, text="x", model=SONNET, max_tokens=100,
-                                    mock={"usage": USAGE, "delay_ms": delay_ms})
     assert gw.post_messages(body(0), key=key)[0] == 200
     gw.wait_usage({"user_id": user["id"]}, count=1)
     # the day ends in 3 s; an operator's change makes every process see it

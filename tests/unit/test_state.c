@@ -428,6 +428,15 @@ static void test_allowance_key(apr_pool_t *p)
     S2A_CHECK(s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, now + 5) != k);
 }
 
+static void check_settlement(const s2a_settlement *s, apr_int64_t key, apr_int64_t held,
+                             apr_int64_t spent, int open)
+{
+    S2A_CHECK_INT(s->key, key);
+    S2A_CHECK_INT(s->held, held);
+    S2A_CHECK_INT(s->spent, spent);
+    S2A_CHECK_INT(s->open, open);
+}
+
 /* A request settles on the figure it held from, unless a window ended
  * while it ran: then what it spent goes to the next run's. */
 static void test_spend_settlement(apr_pool_t *p)
@@ -444,21 +453,14 @@ static void test_spend_settlement(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_spend_settlement(p, "s", "allowance", 5, 0, &w, 6000000, start + 200,
                                              held_key, 450, 300, out),
                   1);
-    S2A_CHECK_INT(out[0].key, held_key);
-    S2A_CHECK_INT(out[0].held, 450);
-    S2A_CHECK_INT(out[0].spent, 300);
-    S2A_CHECK_INT(out[0].open, 0);
+    check_settlement(&out[0], held_key, 450, 300, 0);
     /* the day ended during the request */
     S2A_CHECK_INT(s2a_state_spend_settlement(p, "s", "allowance", 5, 0, &w, 10000000, start + 86400,
                                              held_key, 450, 300, out),
                   2);
-    S2A_CHECK_INT(out[0].key, held_key);
-    S2A_CHECK_INT(out[0].held, 450);
-    S2A_CHECK_INT(out[0].spent, 0);
-    S2A_CHECK_INT(out[1].key, s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, start + 86400));
-    S2A_CHECK_INT(out[1].held, 0);
-    S2A_CHECK_INT(out[1].spent, 300);
-    S2A_CHECK_INT(out[1].open, 1);
+    check_settlement(&out[0], held_key, 450, 0, 0);
+    check_settlement(&out[1], s2a_state_key_spend(p, "s", "allowance", 5, 0, &w, start + 86400), 0,
+                     300, 1);
     S2A_CHECK_INT(out[1].known, 10000000);
 }
 

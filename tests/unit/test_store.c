@@ -483,17 +483,22 @@ static void test_balance(s2a_store *st)
 /* A window ended while a request ran: its hold comes off the figure it held
  * from, and what it spent goes off the next run's, opened at the windows'
  * figure when no request holds from it yet, else charged as it stands. */
+/* reserve's answer for `amount` of `b` now: 1 held, 0 refused. */
+static int holds(s2a_store *st, const s2a_balance *b, apr_int64_t amount)
+{
+    int held = -99;
+    S2A_CHECK_INT(st->ops->reserve(st, b, amount, apr_time_now(), &held), APR_SUCCESS);
+    return held;
+}
+
 static void test_spend_on_the_next_run(s2a_store *st)
 {
     s2a_balance old = {831, 1000}, next = {832, 999999};
     s2a_settlement done[2];
-    int held = -99;
 
     memset(done, 0, sizeof(done));
-    S2A_CHECK_INT(st->ops->reserve(st, &old, 100, apr_time_now(), &held), APR_SUCCESS);
-    S2A_CHECK_INT(held, 1);
-    S2A_CHECK_INT(st->ops->reserve(st, &old, 900, apr_time_now(), &held), APR_SUCCESS);
-    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(holds(st, &old, 100), 1);
+    S2A_CHECK_INT(holds(st, &old, 900), 1);
     done[0].key = 831;
     done[0].held = 100;
     done[1].key = 832;
@@ -502,13 +507,10 @@ static void test_spend_on_the_next_run(s2a_store *st)
     done[1].known = 500;
     S2A_CHECK_INT(st->ops->finish(st, NULL, 0, done, 2), APR_SUCCESS);
     /* 831: the hold is off, nothing spent: 1000 less the 900 still held */
-    S2A_CHECK_INT(st->ops->reserve(st, &old, 1, apr_time_now(), &held), APR_SUCCESS);
-    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(holds(st, &old, 1), 1);
     /* 832 opened at 500 less 40, not at the 999999 a later request knows */
-    S2A_CHECK_INT(st->ops->reserve(st, &next, 460, apr_time_now(), &held), APR_SUCCESS);
-    S2A_CHECK_INT(held, 1);
-    S2A_CHECK_INT(st->ops->reserve(st, &next, 1, apr_time_now(), &held), APR_SUCCESS);
-    S2A_CHECK_INT(held, 0);
+    S2A_CHECK_INT(holds(st, &next, 460), 1);
+    S2A_CHECK_INT(holds(st, &next, 1), 0);
     /* a figure known already is charged as it stands */
     done[1].spent = 60;
     done[1].known = 999999;
@@ -516,10 +518,8 @@ static void test_spend_on_the_next_run(s2a_store *st)
     done[0].key = 832;
     done[0].held = 460;
     S2A_CHECK_INT(st->ops->finish(st, NULL, 0, done, 1), APR_SUCCESS);
-    S2A_CHECK_INT(st->ops->reserve(st, &next, 400, apr_time_now(), &held), APR_SUCCESS);
-    S2A_CHECK_INT(held, 1);
-    S2A_CHECK_INT(st->ops->reserve(st, &next, 1, apr_time_now(), &held), APR_SUCCESS);
-    S2A_CHECK_INT(held, 0);
+    S2A_CHECK_INT(holds(st, &next, 400), 1);
+    S2A_CHECK_INT(holds(st, &next, 1), 0);
 }
 
 /* One request may end holding a place and several balances at once (its
