@@ -181,7 +181,10 @@ def test_token_refreshed_once_for_both_nodes(two):
     new = [s for s in sent if s != old]
     # what went after the refresh carries the one new token, from both nodes
     assert new and len(set(new)) == 1 and new[0].startswith("sk-ant-oat01-mock-")
-    # the next request of each node uses it
+    # the next request of each node uses it, once node b's cache learned of
+    # the refresh (within S2A_REDIS_GENERATION_MSEC; the old token is still
+    # good meanwhile)
+    time.sleep(0.3)
     a.mock_clear()
     assert ask(a) == 200 and ask(b) == 200
     assert {r["headers"]["authorization"][7:] for r in a.mock_requests()} == {new[0]}
