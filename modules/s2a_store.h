@@ -80,7 +80,8 @@ typedef struct {
                             apr_time_t now, int *held);
     /* The end of a request, in one go: gives back places[0..n-1] (those
      * with key 0 hold nothing) and settles holds[0..nholds-1] (those with
-     * key 0 held nothing; s2a_state_settle semantics). */
+     * key 0 held nothing; s2a_state_settle semantics, or s2a_state_spend
+     * for an open one). */
     apr_status_t (*finish)(s2a_store *st, s2a_place *const *places, int n,
                            const s2a_settlement *holds, int nholds);
     /* Why the last failed operation of this process failed, for the log;
