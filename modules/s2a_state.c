@@ -491,6 +491,19 @@ int s2a_state_rate(s2a_state *st, apr_int64_t key, int per_minute, apr_time_t no
     return ok;
 }
 
+/* A balance about to be used at `now` (the lock held): one not known, or
+ * idle, starts at `known`. */
+static void balance_in_use(s2a_account_state *s, apr_int64_t known, apr_time_t now)
+{
+    if (!s->balance_used) {
+        s->balance = known; /* new, or forgotten: holds in flight stay */
+    } else if (now - s->balance_used > S2A_BALANCE_IDLE) {
+        s->balance = known;
+        s->held = 0; /* what a crashed process held, say */
+    }
+    s->balance_used = now;
+}
+
 int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t amount,
                       apr_time_t now)
 {
@@ -504,13 +517,7 @@ int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int
         unlock(st);
         return known > 0 ? -1 : 0;
     }
-    if (!s->balance_used) {
-        s->balance = known; /* new, or forgotten: holds in flight stay */
-    } else if (now - s->balance_used > S2A_BALANCE_IDLE) {
-        s->balance = known;
-        s->held = 0; /* what a crashed process held, say */
-    }
-    s->balance_used = now;
+    balance_in_use(s, known, now);
     ok = s->balance - s->held > 0;
     if (ok) {
         s->held += amount;
@@ -542,13 +549,7 @@ void s2a_state_spend(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int6
     }
     s = limit_slot(st, key);
     if (s) {
-        if (!s->balance_used) {
-            s->balance = known;
-        } else if (now - s->balance_used > S2A_BALANCE_IDLE) {
-            s->balance = known;
-            s->held = 0;
-        }
-        s->balance_used = now;
+        balance_in_use(s, known, now);
         s->balance -= charged;
     }
     unlock(st);
