@@ -51,6 +51,31 @@ struct s2a_state {
     binding_t *bindings;
 };
 
+/* This process's id, asked once (a system call, made under the lock
+ * otherwise); a child forgets its parent's at fork. */
+static volatile apr_uint32_t own_pid;
+static pthread_once_t own_pid_once = PTHREAD_ONCE_INIT;
+
+static void forget_own_pid(void)
+{
+    apr_atomic_set32(&own_pid, 0);
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, forget_own_pid);
+}
+
+static apr_int32_t self(void)
+{
+    apr_uint32_t pid = apr_atomic_read32(&own_pid);
+    if (!pid) {
+        pid = (apr_uint32_t)getpid();
+        apr_atomic_set32(&own_pid, pid);
+    }
+    return (apr_int32_t)pid;
+}
+
 apr_int64_t s2a_state_key(const char *credential)
 {
     unsigned char d[S2A_SHA256_LEN];
@@ -133,6 +158,7 @@ apr_size_t s2a_state_size(int nslots, int nbindings)
 s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings)
 {
     s2a_state *st = apr_pcalloc(p, sizeof(*st));
+    pthread_once(&own_pid_once, watch_forks);
     st->shm = base;
     if (!st->shm->lock_ready) {
         if (s2a_lock_init(&st->shm->lock) != APR_SUCCESS) {
@@ -176,7 +202,7 @@ static s2a_account_state *table_slot(table_t *t, apr_int64_t id, int create)
 {
     apr_uint32_t n = t->n, i, h = (apr_uint32_t)((apr_uint64_t)id % n);
     s2a_account_state *reuse = NULL;
-    apr_time_t now = create ? apr_time_now() : 0;
+    apr_time_t now = 0; /* read once a slot is weighed for reuse */
     for (i = 0; i < n; i++) {
         s2a_account_state *s = &t->base[(h + i) % n];
         if (s->key == id) {
@@ -188,6 +214,9 @@ static s2a_account_state *table_slot(table_t *t, apr_int64_t id, int create)
             }
             reuse = s;
             break;
+        }
+        if (create && !now) {
+            now = apr_time_now();
         }
         if (create && idle(s, now) && (!reuse || s->last_used < reuse->last_used)) {
             reuse = s;
@@ -224,7 +253,7 @@ static s2a_account_state *limit_slot(s2a_state *st, apr_int64_t id)
 /* Counts one more request of this process in flight. */
 static void hold(s2a_account_state *s)
 {
-    apr_int32_t me = (apr_int32_t)getpid();
+    apr_int32_t me = self();
     int i, free_at = -1;
     s->in_flight++;
     for (i = 0; i < S2A_STATE_OWNERS; i++) {
@@ -245,7 +274,7 @@ static void hold(s2a_account_state *s)
 
 static void unhold(s2a_account_state *s)
 {
-    apr_int32_t me = (apr_int32_t)getpid();
+    apr_int32_t me = self();
     int i;
     if (s->in_flight > 0) {
         s->in_flight--;
@@ -255,6 +284,23 @@ static void unhold(s2a_account_state *s)
             s->owner_count[i]--;
             return;
         }
+    }
+}
+
+/* A place given back, the lock held: an account's, or a key's or user's. */
+static void release_locked(s2a_state *st, apr_int64_t key)
+{
+    s2a_account_state *s = slot(st, key, 0);
+    if (s) {
+        unhold(s);
+    }
+}
+
+static void release_limit_locked(s2a_state *st, apr_int64_t key)
+{
+    s2a_account_state *s = table_slot(&st->limits, key, 0);
+    if (s) {
+        unhold(s);
     }
 }
 
@@ -311,13 +357,11 @@ static int better(const s2a_candidate *c, const s2a_account_state *s, const s2a_
     return l ? l < 0 : s->last_used < bs->last_used;
 }
 
-int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
+/* s2a_state_pick, the lock held. */
+static int pick_locked(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
 {
     int i, best = S2A_PICK_NONE, busy = 0;
     s2a_account_state *bs = NULL;
-    if (!lock(st)) {
-        return S2A_PICK_NONE;
-    }
     for (i = 0; i < n; i++) {
         s2a_account_state *s = slot(st, c[i].key, 1);
         if (!s) {
@@ -339,8 +383,18 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
         bs->last_used = now;
         hold(bs);
     }
-    unlock(st);
     return bs ? best : busy ? S2A_PICK_BUSY : S2A_PICK_NONE;
+}
+
+int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
+{
+    int pick;
+    if (!lock(st)) {
+        return S2A_PICK_NONE;
+    }
+    pick = pick_locked(st, c, n, now);
+    unlock(st);
+    return pick;
 }
 
 /* Probes a few places of the binding table; the caller holds the lock. */
@@ -379,17 +433,15 @@ static binding_t *binding_place(s2a_state *st, apr_uint64_t session, apr_time_t 
     return oldest;
 }
 
-int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
-                          apr_uint64_t session, apr_time_t ttl, int wait_for_bound)
+/* s2a_state_pick_sticky, the lock held. */
+static int pick_sticky_locked(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
+                              apr_uint64_t session, apr_time_t ttl, int wait_for_bound)
 {
     binding_t *b;
     int i, pick;
 
     if (!session || !ttl || !st->shm->nbindings) {
-        return s2a_state_pick(st, c, n, now);
-    }
-    if (!lock(st)) {
-        return S2A_PICK_NONE;
+        return pick_locked(st, c, n, now);
     }
     b = binding_find(st, session);
     for (i = 0; b && b->expires > now && i < n; i++) {
@@ -402,7 +454,6 @@ int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time
         }
         if (!has_room(s, c[i].concurrency)) {
             if (wait_for_bound) {
-                unlock(st);
                 return S2A_PICK_BUSY;
             }
             break;
@@ -410,19 +461,26 @@ int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time
         s->last_used = now;
         hold(s);
         b->expires = now + ttl;
-        unlock(st);
         return i;
     }
-    unlock(st);
-    pick = s2a_state_pick(st, c, n, now);
-    if (pick >= 0 && lock(st)) {
-        if ((b = binding_place(st, session, now))) {
-            b->session = session;
-            b->key = c[pick].key;
-            b->expires = now + ttl;
-        }
-        unlock(st);
+    pick = pick_locked(st, c, n, now);
+    if (pick >= 0 && (b = binding_place(st, session, now))) {
+        b->session = session;
+        b->key = c[pick].key;
+        b->expires = now + ttl;
     }
+    return pick;
+}
+
+int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
+                          apr_uint64_t session, apr_time_t ttl, int wait_for_bound)
+{
+    int pick;
+    if (!lock(st)) {
+        return S2A_PICK_NONE;
+    }
+    pick = pick_sticky_locked(st, c, n, now, session, ttl, wait_for_bound);
+    unlock(st);
     return pick;
 }
 
@@ -504,17 +562,13 @@ static void balance_in_use(s2a_account_state *s, apr_int64_t known, apr_time_t n
     s->balance_used = now;
 }
 
-int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t amount,
-                      apr_time_t now)
+/* s2a_state_reserve, the lock held. */
+static int reserve_locked(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t amount,
+                          apr_time_t now)
 {
-    s2a_account_state *s;
+    s2a_account_state *s = limit_slot(st, key);
     int ok;
-    if (!lock(st)) {
-        return known > 0 ? -1 : 0;
-    }
-    s = limit_slot(st, key);
     if (!s) {
-        unlock(st);
         return known > 0 ? -1 : 0;
     }
     balance_in_use(s, known, now);
@@ -522,36 +576,79 @@ int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int
     if (ok) {
         s->held += amount;
     }
+    return ok;
+}
+
+int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t amount,
+                      apr_time_t now)
+{
+    int ok;
+    if (!lock(st)) {
+        return known > 0 ? -1 : 0;
+    }
+    ok = reserve_locked(st, key, known, amount, now);
     unlock(st);
     return ok;
 }
 
-void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t charged)
+int s2a_state_pick_holding(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
+                           apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
+                           apr_int64_t balance_key, apr_int64_t known, int *held)
 {
-    s2a_account_state *s;
+    int pick;
+    *held = 0;
     if (!lock(st)) {
-        return;
+        return S2A_PICK_NONE;
     }
-    s = table_slot(&st->limits, key, 0);
+    if (balance_key && !reserve_locked(st, balance_key, known, 0, now)) {
+        unlock(st);
+        return S2A_PICK_BROKE;
+    }
+    pick = pick_sticky_locked(st, c, n, now, session, ttl, wait_for_bound);
+    if (pick >= 0 && balance_key &&
+        !(*held = reserve_locked(st, balance_key, known, c[pick].hold, now))) {
+        release_locked(st, c[pick].key);
+        pick = S2A_PICK_BROKE;
+    }
+    unlock(st);
+    return pick;
+}
+
+static void settle_locked(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t charged)
+{
+    s2a_account_state *s = table_slot(&st->limits, key, 0);
     if (s) {
         s->held = s->held > held ? s->held - held : 0;
         s->balance -= charged;
     }
+}
+
+void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t charged)
+{
+    if (!lock(st)) {
+        return;
+    }
+    settle_locked(st, key, held, charged);
     unlock(st);
+}
+
+static void spend_locked(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t charged,
+                         apr_time_t now)
+{
+    s2a_account_state *s = limit_slot(st, key);
+    if (s) {
+        balance_in_use(s, known, now);
+        s->balance -= charged;
+    }
 }
 
 void s2a_state_spend(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t charged,
                      apr_time_t now)
 {
-    s2a_account_state *s;
     if (!lock(st)) {
         return;
     }
-    s = limit_slot(st, key);
-    if (s) {
-        balance_in_use(s, known, now);
-        s->balance -= charged;
-    }
+    spend_locked(st, key, known, charged, now);
     unlock(st);
 }
 
@@ -570,26 +667,42 @@ void s2a_state_forget_balance(s2a_state *st, apr_int64_t key)
 
 void s2a_state_release_limit(s2a_state *st, apr_int64_t key)
 {
-    s2a_account_state *s;
     if (!lock(st)) {
         return;
     }
-    s = table_slot(&st->limits, key, 0);
-    if (s) {
-        unhold(s);
-    }
+    release_limit_locked(st, key);
     unlock(st);
 }
 
 void s2a_state_release(s2a_state *st, apr_int64_t key)
 {
-    s2a_account_state *s;
     if (!lock(st)) {
         return;
     }
-    s = slot(st, key, 0);
-    if (s) {
-        unhold(s);
+    release_locked(st, key);
+    unlock(st);
+}
+
+void s2a_state_finish(s2a_state *st, const s2a_state_place *places, int n,
+                      const s2a_settlement *holds, int nholds, apr_time_t now)
+{
+    int i;
+    if (!lock(st)) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (places[i].key && places[i].account) {
+            release_locked(st, places[i].key);
+        } else if (places[i].key) {
+            release_limit_locked(st, places[i].key);
+        }
+    }
+    for (i = 0; i < nholds; i++) {
+        if (holds[i].key && holds[i].open) {
+            spend_locked(st, holds[i].key, holds[i].known, holds[i].spent, now);
+        } else if (holds[i].key) {
+            settle_locked(st, holds[i].key, holds[i].held, holds[i].spent);
+        }
     }
     unlock(st);
 }

@@ -108,6 +108,14 @@ int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
  * binding that expires first. */
 int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
                           apr_uint64_t session, apr_time_t ttl, int wait_for_bound);
+/* s2a_state_pick_sticky and a balance's hold in one step under one lock:
+ * with `balance_key` (0: none) a balance already spent by what requests in
+ * flight hold picks nothing (S2A_PICK_BROKE); else the picked candidate's
+ * `hold` of it is reserved (s2a_state_reserve semantics in *held, 0 without
+ * a balance), and a pick the hold refuses is given back (S2A_PICK_BROKE). */
+int s2a_state_pick_holding(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
+                           apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
+                           apr_int64_t balance_key, apr_int64_t known, int *held);
 /* The state key a conversation is bound to, 0 if none. */
 apr_int64_t s2a_state_bound(s2a_state *st, apr_uint64_t session, apr_time_t now);
 
@@ -191,6 +199,17 @@ void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int6
  * at `known`, as s2a_state_reserve would start it. */
 void s2a_state_spend(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t charged,
                      apr_time_t now);
+/* A place a request holds: an account's (`account` 1, s2a_state_pick) or
+ * a key's or user's (s2a_state_acquire); key 0 holds nothing. */
+typedef struct {
+    apr_int64_t key;
+    int account;
+} s2a_state_place;
+/* A request's end under one lock: places[0..n-1] given back, then
+ * holds[0..nholds-1] settled (s2a_state_settle, or s2a_state_spend at
+ * `now` for an open one; key 0 held nothing). */
+void s2a_state_finish(s2a_state *st, const s2a_state_place *places, int n,
+                      const s2a_settlement *holds, int nholds, apr_time_t now);
 /* The database's balance changed outside the requests (an operator): the
  * next request brings it again. */
 void s2a_state_forget_balance(s2a_state *st, apr_int64_t key);

@@ -21,25 +21,14 @@ static apr_status_t shm_bump(s2a_store *st)
 }
 
 /* As the redis store: a spent balance is refused before anything is
- * picked; the hold follows the pick, and a pick it then refuses (the
- * balance was spent meanwhile) is given back. */
+ * picked, and the hold follows the pick, all in one step. */
 static apr_status_t shm_pick(s2a_store *st, const s2a_candidate *c, int n, apr_time_t now,
                              apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
                              const s2a_balance *bal, int *picked, s2a_place *place, int *held)
 {
-    *held = 0;
-    if (bal && bal->key && !s2a_state_reserve(state_of(st), bal->key, bal->known, 0, now)) {
-        *picked = S2A_PICK_BROKE;
-        return APR_SUCCESS;
-    }
-    *picked = s2a_state_pick_sticky(state_of(st), c, n, now, session, ttl, wait_for_bound);
+    *picked = s2a_state_pick_holding(state_of(st), c, n, now, session, ttl, wait_for_bound,
+                                     bal ? bal->key : 0, bal ? bal->known : 0, held);
     if (*picked < 0) {
-        return APR_SUCCESS;
-    }
-    if (bal && bal->key &&
-        !(*held = s2a_state_reserve(state_of(st), bal->key, bal->known, c[*picked].hold, now))) {
-        s2a_state_release(state_of(st), c[*picked].key);
-        *picked = S2A_PICK_BROKE;
         return APR_SUCCESS;
     }
     place->key = c[*picked].key;
@@ -150,23 +139,23 @@ static apr_status_t shm_reserve(s2a_store *st, const s2a_balance *bal, apr_int64
     return APR_SUCCESS;
 }
 
+/* Places are copied this many at a time (a request holds three). */
+#define SHM_FINISH_PLACES 4
+
 static apr_status_t shm_finish(s2a_store *st, s2a_place *const *places, int n,
                                const s2a_settlement *holds, int nholds)
 {
-    int i;
+    s2a_state_place given[SHM_FINISH_PLACES];
+    int i, k = 0;
     for (i = 0; i < n; i++) {
-        if (places[i]->key) {
-            shm_release(st, places[i]);
+        given[k].key = places[i]->key;
+        given[k++].account = places[i]->account;
+        if (k == SHM_FINISH_PLACES && i + 1 < n) {
+            s2a_state_finish(state_of(st), given, k, NULL, 0, 0);
+            k = 0;
         }
     }
-    for (i = 0; i < nholds; i++) {
-        if (holds[i].key && holds[i].open) {
-            s2a_state_spend(state_of(st), holds[i].key, holds[i].known, holds[i].spent,
-                            apr_time_now());
-        } else if (holds[i].key) {
-            s2a_state_settle(state_of(st), holds[i].key, holds[i].held, holds[i].spent);
-        }
-    }
+    s2a_state_finish(state_of(st), given, k, holds, nholds, apr_time_now());
     return APR_SUCCESS;
 }
 

@@ -277,7 +277,7 @@ static void test_dead_process_places_come_back(apr_pool_t *p)
     apr_shm_t *shm;
     apr_proc_t proc;
     s2a_state *st;
-    s2a_candidate c[1] = {{61, 1, 1, 0}};
+    s2a_candidate c[1] = {{61, 1, 1, 0}}, other[1] = {{62, 1, 0, 0}};
     int code;
     apr_exit_why_e why;
 
@@ -287,6 +287,10 @@ static void test_dead_process_places_come_back(apr_pool_t *p)
     }
     memset(apr_shm_baseaddr_get(shm), 0, s2a_state_size(8, 64));
     st = s2a_state_init(p, apr_shm_baseaddr_get(shm), 8, 64);
+    /* this process has held a place before it forks: the child is told
+     * apart by its own id all the same */
+    S2A_CHECK_INT(s2a_state_pick(st, other, 1, apr_time_from_sec(1)), 0);
+    s2a_state_release(st, 62);
     if (apr_proc_fork(&proc, p) == APR_INCHILD) {
         /* takes the only place and dies without giving it back */
         _exit(s2a_state_pick(st, c, 1, apr_time_from_sec(1)) == 0 ? 0 : 1);
@@ -483,6 +487,84 @@ static void test_spend(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 1, now + S2A_BALANCE_IDLE + 2), 0);
 }
 
+/* The pick and the balance's hold in one step: a spent balance picks
+ * nothing and takes no place; a pick it cannot hold for is given back. */
+static void test_pick_holding(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    s2a_candidate c[2] = {{71, 1, 0, 60}, {72, 2, 1, 60}};
+    s2a_account_state a;
+    apr_time_t now = apr_time_from_sec(1700000000);
+    int held = 7;
+
+    S2A_CHECK_INT(s2a_state_pick_holding(st, c, 2, now, 0, 0, 0, 0, 0, &held), 0);
+    S2A_CHECK_INT(held, 0);
+    s2a_state_release(st, 71);
+    S2A_CHECK_INT(s2a_state_pick_holding(st, c, 2, now, 0, 0, 0, 950, 100, &held), 0);
+    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(s2a_state_pick_holding(st, c, 2, now, 0, 0, 0, 950, 100, &held), 0);
+    S2A_CHECK_INT(held, 1);
+    /* 100 known, 120 held: spent */
+    S2A_CHECK_INT(s2a_state_pick_holding(st, c, 2, now, 0, 0, 0, 950, 100, &held), S2A_PICK_BROKE);
+    S2A_CHECK_INT(held, 0);
+    s2a_state_get(st, 71, &a);
+    S2A_CHECK_INT(a.in_flight, 2);
+    /* one request settles at 30: 70 left, 60 held */
+    s2a_state_release(st, 71);
+    s2a_state_settle(st, 950, 60, 30);
+    /* a full account holds nothing */
+    c[0].concurrency = 1;
+    c[1].concurrency = 0;
+    S2A_CHECK_INT(s2a_state_pick_holding(st, c, 1, now, 0, 0, 0, 950, 100, &held), S2A_PICK_BUSY);
+    S2A_CHECK_INT(held, 0);
+    S2A_CHECK_INT(s2a_state_reserve(st, 950, 100, 0, now), 1);
+    /* a bound conversation is held for like any pick */
+    S2A_CHECK_INT(
+        s2a_state_pick_holding(st, c + 1, 1, now, 99, apr_time_from_sec(60), 1, 950, 100, &held),
+        0);
+    S2A_CHECK_INT(held, 1);
+    S2A_CHECK_INT(s2a_state_bound(st, 99, now), 72);
+    S2A_CHECK_INT(
+        s2a_state_pick_holding(st, c + 1, 1, now, 99, apr_time_from_sec(60), 1, 950, 100, &held),
+        S2A_PICK_BROKE);
+    s2a_state_get(st, 72, &a);
+    S2A_CHECK_INT(a.in_flight, 1);
+}
+
+/* A request's end gives back every kind of place it held and settles
+ * both kinds of hold, in one step. */
+static void test_finish(apr_pool_t *p)
+{
+    s2a_state *st = make_state(p, 16);
+    s2a_candidate c[1] = {{81, 1, 1, 0}};
+    s2a_state_place places[3] = {{81, 1}, {0, 0}, {82, 0}};
+    s2a_settlement holds[2];
+    s2a_account_state a;
+    apr_time_t now = apr_time_from_sec(1700000000);
+
+    memset(holds, 0, sizeof(holds));
+    S2A_CHECK_INT(s2a_state_pick(st, c, 1, now), 0);
+    S2A_CHECK_INT(s2a_state_acquire(st, 82, 1), 1);
+    S2A_CHECK_INT(s2a_state_reserve(st, 960, 100, 80, now), 1);
+    holds[0].key = 960;
+    holds[0].held = 80;
+    holds[0].spent = 75;
+    holds[1].key = 961;
+    holds[1].open = 1;
+    holds[1].known = 50;
+    holds[1].spent = 20;
+    s2a_state_finish(st, places, 3, holds, 2, now);
+    s2a_state_get(st, 81, &a);
+    S2A_CHECK_INT(a.in_flight, 0);
+    S2A_CHECK_INT(s2a_state_acquire(st, 82, 1), 1);
+    /* 100 - 75 left, nothing held: a hold of 25 is let in, then nothing */
+    S2A_CHECK_INT(s2a_state_reserve(st, 960, 100, 25, now), 1);
+    S2A_CHECK_INT(s2a_state_reserve(st, 960, 100, 0, now), 0);
+    /* the open figure started at 50 and spent 20 */
+    S2A_CHECK_INT(s2a_state_reserve(st, 961, 999, 30, now), 1);
+    S2A_CHECK_INT(s2a_state_reserve(st, 961, 999, 0, now), 0);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -505,6 +587,8 @@ int main(void)
     test_allowance_key(p);
     test_spend_settlement(p);
     test_spend(p);
+    test_pick_holding(p);
+    test_finish(p);
     test_locked_until(p);
     apr_pool_destroy(p);
     apr_terminate();
