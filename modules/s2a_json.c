@@ -6,7 +6,8 @@
 
 #include <apr_strings.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* S2A_JSON_PORTABLE builds the loops every CPU runs (a test of them). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(S2A_JSON_PORTABLE)
 #define S2A_JSON_AVX2 1
 #define S2A_JSON_SSE2 1 /* every x86-64 has it */
 #include <immintrin.h>
@@ -437,25 +438,170 @@ static const char *scan_literal(scanner *sc, const char *s, const char *lit)
     return memcmp(s, lit, n) == 0 ? s + n : fail_at(sc, s);
 }
 
+/* A bracket closing or opening one level at depth levels open around the skipped container
+ * (base): pushed or matched on the stack. NULL (and the scanner's error) when it does not
+ * match or nests too deeply. */
+static ALWAYS_INLINE const char *skip_bracket(scanner *sc, const char *at, char *stack, int *depth)
+{
+    if (*at == '{' || *at == '[') {
+        if (*depth == S2A_JSON_MAX_DEPTH) {
+            sc->err = "JSON nested too deeply";
+            sc->err_at = NULL;
+            return NULL;
+        }
+        stack[(*depth)++] = *at;
+    } else if (stack[*depth - 1] != (*at == '}' ? '{' : '[')) {
+        return fail_at(sc, at);
+    } else {
+        --*depth;
+    }
+    return at + 1;
+}
+
+#ifdef S2A_JSON_AVX2
+/* The escaped bytes of a 64-byte block with backslashes at `bs`: a backslash not itself
+ * escaped escapes the byte after it. *pending carries one escaping the next block's first. */
+static ALWAYS_INLINE apr_uint64_t escaped_bytes(apr_uint64_t bs, apr_uint64_t *pending)
+{
+    apr_uint64_t escaped = *pending;
+
+    bs &= ~escaped;
+    *pending = 0;
+    while (bs) {
+        int i = __builtin_ctzll(bs);
+
+        if (i == 63) {
+            *pending = 1;
+            break;
+        }
+        escaped |= 2ULL << i;
+        bs &= ~(3ULL << i);
+    }
+    return escaped;
+}
+
+/* Bit i set when byte i of the 64 at s is a bracket outside every string; *stray the
+ * backslashes outside strings, which JSON has none of (past the first, the block is not
+ * read right: every backslash is taken for an escape). *pending and *inside (all ones inside
+ * a string) carry from one block to the next. Inside is the xor of the unescaped quotes up
+ * to each byte: a string's opening quote and content are in, its closing quote is out, and
+ * so is every bracket between strings. */
+static __attribute__((target("avx2"))) apr_uint64_t
+block_brackets(const char *s, apr_uint64_t *pending, apr_uint64_t *inside, apr_uint64_t *stray)
+{
+    const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\');
+    const __m256i case_bit = _mm256_set1_epi8(0x20), open = _mm256_set1_epi8('{');
+    const __m256i close = _mm256_set1_epi8('}');
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)s);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(s + 32));
+    /* '[' and ']' are '{' and '}' without the 0x20 bit; no other byte becomes either */
+    __m256i lo_folded = _mm256_or_si256(lo, case_bit), hi_folded = _mm256_or_si256(hi, case_bit);
+    apr_uint64_t quotes =
+        (apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, quote)) |
+        (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, quote)) << 32;
+    apr_uint64_t bs =
+        (apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, backslash)) |
+        (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, backslash)) << 32;
+    apr_uint64_t brackets =
+        (apr_uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(lo_folded, open),
+                                                           _mm256_cmpeq_epi8(lo_folded, close))) |
+        (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
+            _mm256_cmpeq_epi8(hi_folded, open), _mm256_cmpeq_epi8(hi_folded, close)))
+            << 32;
+    apr_uint64_t in;
+
+    if (bs | *pending) {
+        quotes &= ~escaped_bytes(bs, pending);
+    }
+    in = quotes;
+    in ^= in << 1;
+    in ^= in << 2;
+    in ^= in << 4;
+    in ^= in << 8;
+    in ^= in << 16;
+    in ^= in << 32;
+    in ^= *inside;
+    *inside = (apr_uint64_t)((apr_int64_t)in >> 63);
+    *stray = bs & ~in;
+    return brackets & ~in;
+}
+
+/* Walks brackets from s (outside any string) 64 bytes at a time, strings passed over whole,
+ * until one leaves *depth at `base` or `stop`: returns the position after it. NULL with the
+ * scanner's error when the buffer ends first, or a bracket or a backslash is refused. */
+static const char *skip_blocks(scanner *sc, const char *s, char *stack, int *depth, int base,
+                               int stop)
+{
+    apr_uint64_t pending = 0, inside = 0;
+    char tail[64];
+
+    while (s < sc->end) {
+        apr_size_t left = (apr_size_t)(sc->end - s);
+        const char *block = s;
+        apr_uint64_t brackets, stray;
+
+        if (left < 64) {
+            memset(tail, ' ', sizeof(tail));
+            memcpy(tail, s, left);
+            block = tail;
+        }
+        brackets = block_brackets(block, &pending, &inside, &stray);
+        if (stray)
+            brackets &= (stray & (0 - stray)) - 1;
+        for (; brackets; brackets &= brackets - 1) {
+            const char *at = s + __builtin_ctzll(brackets);
+
+            if (!skip_bracket(sc, at, stack, depth))
+                return NULL;
+            if (*depth == base || *depth == stop)
+                return at + 1;
+        }
+        if (stray)
+            return fail_at(sc, s + __builtin_ctzll(stray));
+        s += left < 64 ? left : 64;
+    }
+    return fail_truncated(sc);
+}
+
+static int blocks_usable(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+#endif
+
 /* Skip the container opening at s, depth levels being open around it, checking only what
  * decides where it ends: strings are closed (escapes trusted), brackets balance and match,
- * the depth limit holds. Returns the position after its closing bracket. With `n`, the
- * container is the array of a noted key: a string in one of its element objects is a
- * member's name when a ':' follows it, else the value of the name before it. */
+ * no backslash stands outside a string, the depth limit holds. Returns the position after its
+ * closing bracket. With `n`, the container is the array of a noted key: a string in one of its
+ * element objects is a member's name when a ':' follows it, else the value of the name before it.
+ * Where no string is noted, brackets are found a block at a time. */
 static ALWAYS_INLINE const char *skip_container_as(scanner *sc, const char *s, char *stack,
                                                    int depth, const s2a_json_member_note *n)
 {
     const int base = depth, members = depth + 2;
     int wanted = 0;
+#ifdef S2A_JSON_AVX2
+    const int blocks = blocks_usable();
+#endif
 
-    for (; s < sc->end; s++) {
+    while (s < sc->end) {
         const char *q;
+        int noting = n && depth == members && stack[depth - 1] == '{';
 
+#ifdef S2A_JSON_AVX2
+        if (blocks && !noting) {
+            if (!(s = skip_blocks(sc, s, stack, &depth, base, n ? members : -1)))
+                return NULL;
+            if (depth == base)
+                return s;
+            continue;
+        }
+#endif
         switch (*s) {
         case '"':
             if (!(q = string_close(s + 1, sc->end)))
                 return fail_truncated(sc);
-            if (n && depth == members && stack[depth - 1] == '{') {
+            if (noting) {
                 const char *after = skip_ws(q + 1, sc->end);
 
                 if (after < sc->end && *after == ':') {
@@ -466,25 +612,21 @@ static ALWAYS_INLINE const char *skip_container_as(scanner *sc, const char *s, c
                     n->note(n->ctx, &value);
                 }
             }
-            s = q;
+            s = q + 1;
             break;
         case '{':
         case '[':
-            if (depth == S2A_JSON_MAX_DEPTH) {
-                sc->err = "JSON nested too deeply";
-                sc->err_at = NULL;
-                return NULL;
-            }
-            stack[depth++] = *s;
-            break;
         case '}':
         case ']':
-            if (stack[depth - 1] != (*s == '}' ? '{' : '['))
-                return fail_at(sc, s);
-            if (--depth == base)
-                return s + 1;
+            if (!(s = skip_bracket(sc, s, stack, &depth)))
+                return NULL;
+            if (depth == base)
+                return s;
             break;
+        case '\\':
+            return fail_at(sc, s);
         default:
+            s++;
             break;
         }
     }

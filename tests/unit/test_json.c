@@ -1065,6 +1065,100 @@ static void test_escapes_everywhere(apr_pool_t *p)
     S2A_CHECK_INT(wrong, 0);
 }
 
+/* Where a delimited array ends, walked the obvious way: a byte at a time, a string's
+ * escapes and brackets inside strings honoured. 0 when it does not end. */
+static apr_size_t reference_end(const char *s, apr_size_t len)
+{
+    int depth = 0, in_string = 0, escaped = 0;
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (in_string) {
+            if (escaped)
+                escaped = 0;
+            else if (s[i] == '\\')
+                escaped = 1;
+            else if (s[i] == '"')
+                in_string = 0;
+        } else if (s[i] == '"') {
+            in_string = 1;
+        } else if (s[i] == '[' || s[i] == '{') {
+            depth++;
+        } else if ((s[i] == ']' || s[i] == '}') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* A delimited array is walked 64 bytes at a time where the CPU allows: strings holding
+ * brackets, quotes behind runs of backslashes, and element objects with a noted member,
+ * each shifted through every place of a block and across its end, delimit the array where
+ * a byte-at-a-time walk does, note what it notes, and every cut is truncated. */
+static void test_blocks_everywhere(apr_pool_t *p)
+{
+    static const char *const keys[] = {"model", "tools"};
+    static const char *const pieces[] = {
+        "{\"type\":\"a\",\"s\":\"]}[{\"}",
+        "{\"d\":\"x\\\\\",\"type\":\"b\"}",
+        "[\"\\\"]\",\"\\\\\\\"}\\\\\"]",
+        "{\"type\":\"c\",\"n\":[[{\"v\":\"\\\\\\\\\\\\\\\\[\"}]],"
+        "\"w\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"}",
+        "{\"e\":{\"type\":\"no\"},\"type\"  :  \"d\"}",
+    };
+    s2a_json_span f[2], g[2];
+    s2a_buf seen;
+    s2a_json_member_note n = {1, "type", note_value, &seen};
+    const char *err;
+    apr_size_t shift, k, cut;
+    int wrong = 0;
+
+    s2a_buf_init(&seen, p, 64);
+    for (shift = 0; shift < 130; shift++) {
+        char *tools = apr_pstrcat(p, "[", apr_psprintf(p, "%*s", (int)shift, ""), NULL);
+        char *doc;
+        apr_size_t at, full;
+
+        for (k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++)
+            tools = apr_pstrcat(p, tools, k ? "," : "", pieces[k], NULL);
+        tools = apr_pstrcat(p, tools, "]", NULL);
+        doc = apr_pstrcat(p, "{\"tools\":", tools, ",\"model\":\"m\"}", NULL);
+        at = 9;
+        full = strlen(doc);
+        seen.len = 0;
+        if (s2a_json_scan_object_noting(p, doc, full, keys, 2, 1, &n, f, &err) != 0 ||
+            f[1].p != doc + at || f[1].len != reference_end(doc + at, full - at) ||
+            f[1].len != strlen(tools) || f[0].len != 3 ||
+            strcmp(apr_pstrmemdup(p, seen.data, seen.len), "\"a\";\"b\";\"c\";\"d\";") != 0)
+            wrong++;
+        if (s2a_json_scan_object_some(p, doc, full, keys, 2, 1, g, &err) != 0 ||
+            g[1].len != f[1].len)
+            wrong++;
+        for (cut = at; cut < at + strlen(tools); cut++) {
+            if (s2a_json_scan_object_some(p, doc, cut, keys, 2, 1, g, &err) != -1 ||
+                strcmp(err, "truncated JSON") != 0 ||
+                s2a_json_scan_object_noting(p, doc, cut, keys, 2, 1, &n, f, &err) != -1 ||
+                strcmp(err, "truncated JSON") != 0)
+                wrong++;
+        }
+        /* so is a backslash outside any string, which would read as an escape */
+        doc = apr_pstrcat(p, "{\"tools\":", apr_pstrmemdup(p, tools, strlen(tools) - 1),
+                          "\\\"]]\"]}", NULL);
+        if (s2a_json_scan_object_some(p, doc, strlen(doc), keys, 2, 1, g, &err) != -1 ||
+            strcmp(err, apr_psprintf(p, "invalid JSON at offset %d",
+                                     (int)(at + strlen(tools) - 1))) != 0)
+            wrong++;
+        /* a closing bracket that does not match is refused where it stands */
+        doc =
+            apr_pstrcat(p, "{\"tools\":", apr_pstrmemdup(p, tools, strlen(tools) - 1), "}}", NULL);
+        if (s2a_json_scan_object_some(p, doc, strlen(doc), keys, 2, 1, g, &err) != -1 ||
+            strcmp(err, apr_psprintf(p, "invalid JSON at offset %d",
+                                     (int)(at + strlen(tools) - 1))) != 0)
+            wrong++;
+    }
+    S2A_CHECK_INT(wrong, 0);
+}
+
 /* Every byte value at every place of a short string and of strings long enough to be taken
  * 32 bytes a step, in a key and in a value: a raw control character is refused at its
  * offset when the string's quote follows, and cut when it does not; any other byte but the
@@ -1132,6 +1226,7 @@ int main(void)
     test_members(p);
     test_escapes_everywhere(p);
     test_bytes_everywhere(p);
+    test_blocks_everywhere(p);
     test_claude_body(p);
     test_top_level_only(p);
     test_backslashes(p);
