@@ -185,6 +185,22 @@ apr_int64_t s2a_db_i64(s2a_dbc *c, apr_dbd_row_t *row, int col)
     return v ? apr_atoi64(v) : 0;
 }
 
+char *s2a_db_i64_text(apr_pool_t *p, apr_int64_t v)
+{
+    char digits[24], *end = digits + sizeof(digits), *d = end;
+    /* counted negative, where every value fits */
+    apr_int64_t n = v < 0 ? v : -v;
+
+    do {
+        *--d = (char)('0' - n % 10);
+        n /= 10;
+    } while (n);
+    if (v < 0) {
+        *--d = '-';
+    }
+    return apr_pstrmemdup(p, d, (apr_size_t)(end - d));
+}
+
 const char *s2a_db_str(s2a_dbc *c, apr_pool_t *p, apr_dbd_row_t *row, int col)
 {
     const char *v = apr_dbd_get_entry(c->driver, row, col);

@@ -425,6 +425,19 @@ static void test_oauth(s2a_dbc *c)
     exec(c, "DELETE FROM s2a_accounts WHERE id = 77");
 }
 
+/* Statement arguments: every integer as printf would write it. */
+static void test_i64_text(void)
+{
+    static const apr_int64_t values[] = {
+        0, 7, -7, 10, -10, 1234567890123LL, APR_INT64_MAX, APR_INT64_MIN, APR_INT64_MIN + 1};
+    size_t i;
+
+    for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        S2A_CHECK_STR(s2a_db_i64_text(pool, values[i]),
+                      apr_psprintf(pool, "%" APR_INT64_T_FMT, values[i]));
+    }
+}
+
 int main(void)
 {
     const apr_dbd_driver_t *driver;
@@ -447,6 +460,7 @@ int main(void)
     c.prepared = apr_hash_make(pool);
     s2a_db_child_init(pool);
 
+    test_i64_text();
     test_schema(&c);
     test_schema_version_unreadable(driver);
     test_catalog(&c);
