@@ -344,6 +344,34 @@ static const char *string_stop(const char *s, const char *end)
     return s;
 }
 
+#ifdef S2A_JSON_AVX2
+static int blocks_usable(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+/* The escaped bytes of a 64-byte block with backslashes at `bs`: a backslash not itself
+ * escaped escapes the byte after it. *pending carries one escaping the next block's first. */
+static ALWAYS_INLINE apr_uint64_t escaped_bytes(apr_uint64_t bs, apr_uint64_t *pending)
+{
+    apr_uint64_t escaped = *pending;
+
+    bs &= ~escaped;
+    *pending = 0;
+    while (bs) {
+        int i = __builtin_ctzll(bs);
+
+        if (i == 63) {
+            *pending = 1;
+            break;
+        }
+        escaped |= 2ULL << i;
+        bs &= ~(3ULL << i);
+    }
+    return escaped;
+}
+
+#endif
+
 /* A string found bad at `at`: invalid when its closing quote may be in the buffer, else cut
  * (what follows could not have mended it, but a cut string reads as cut wherever it is). */
 static const char *string_bad(scanner *sc, const char *at)
@@ -355,7 +383,7 @@ static const char *string_bad(scanner *sc, const char *at)
  * checked on the way, so a backslash before a quote is known to be escaping it without
  * walking back, and so is every byte: a raw control character is refused. *escaped tells
  * whether the content holds any escape. */
-static const char *scan_string(scanner *sc, const char *s, int *escaped)
+static const char *scan_string_bytes(scanner *sc, const char *s, int *escaped)
 {
     for (;;) {
         s = string_stop(s, sc->end);
@@ -386,6 +414,100 @@ static const char *scan_string(scanner *sc, const char *s, int *escaped)
             return string_bad(sc, s);
         }
     }
+}
+
+#ifdef S2A_JSON_AVX2
+/* Of the 64 bytes at s: the quotes, the backslashes and the raw control characters. */
+static __attribute__((target("avx2"))) void string_masks(const char *s, apr_uint64_t *quotes,
+                                                         apr_uint64_t *bs, apr_uint64_t *controls)
+{
+    const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\');
+    const __m256i last_control = _mm256_set1_epi8(0x1f);
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)s);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(s + 32));
+
+    *quotes = (apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, quote)) |
+              (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, quote)) << 32;
+    *bs = (apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, backslash)) |
+          (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, backslash)) << 32;
+    *controls = (apr_uint32_t)_mm256_movemask_epi8(
+                    _mm256_cmpeq_epi8(_mm256_min_epu8(lo, last_control), lo)) |
+                (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(
+                    _mm256_cmpeq_epi8(_mm256_min_epu8(hi, last_control), hi))
+                    << 32;
+}
+
+/* Whether the escape whose letter is at e (its backslash before it) is one JSON has. */
+static int escape_good(const scanner *sc, const char *e)
+{
+    switch (*e) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+        return 1;
+    case 'u':
+        return sc->end - e >= 5 && hex4(e + 1) >= 0;
+    default:
+        return 0;
+    }
+}
+
+/* scan_string 64 bytes a step, for the long strings of a conversation: the block's escapes
+ * come from its backslash runs, its closing quote is its first quote not escaped, and what
+ * lies before it is refused at the first raw control character or the backslash of the first
+ * bad escape, as the byte walk refuses it. The last bytes are left to that walk. */
+static const char *scan_string_blocks(scanner *sc, const char *s, int *escaped)
+{
+    apr_uint64_t pending = 0;
+
+    while (sc->end - s >= 64) {
+        apr_uint64_t quotes, bs, controls, esc = 0, before, letters;
+        const char *bad = NULL;
+
+        string_masks(s, &quotes, &bs, &controls);
+        if (bs | pending)
+            esc = escaped_bytes(bs, &pending);
+        quotes &= ~esc;
+        before = quotes ? (quotes & (0 - quotes)) - 1 : ~(apr_uint64_t)0;
+        if (controls & before)
+            bad = s + __builtin_ctzll(controls & before);
+        for (letters = esc & before; letters; letters &= letters - 1) {
+            const char *e = s + __builtin_ctzll(letters);
+
+            if (bad && e - 1 > bad)
+                break;
+            if (!escape_good(sc, e)) {
+                bad = e - 1;
+                break;
+            }
+        }
+        if (bad)
+            return string_bad(sc, bad);
+        if (esc & before)
+            *escaped = 1;
+        if (quotes)
+            return s + __builtin_ctzll(quotes);
+        s += 64;
+    }
+    /* an escape the last block's backslash began is read from that backslash */
+    return scan_string_bytes(sc, pending ? s - 1 : s, escaped);
+}
+#endif
+
+/* Validate a string whose content starts at s; returns its closing quote (see
+ * scan_string_bytes). */
+static const char *scan_string(scanner *sc, const char *s, int *escaped)
+{
+#ifdef S2A_JSON_AVX2
+    if (sc->end - s >= 64 && blocks_usable())
+        return scan_string_blocks(sc, s, escaped);
+#endif
+    return scan_string_bytes(sc, s, escaped);
 }
 
 const char *s2a_json_string_close(const char *s, const char *end)
@@ -459,27 +581,6 @@ static ALWAYS_INLINE const char *skip_bracket(scanner *sc, const char *at, char 
 }
 
 #ifdef S2A_JSON_AVX2
-/* The escaped bytes of a 64-byte block with backslashes at `bs`: a backslash not itself
- * escaped escapes the byte after it. *pending carries one escaping the next block's first. */
-static ALWAYS_INLINE apr_uint64_t escaped_bytes(apr_uint64_t bs, apr_uint64_t *pending)
-{
-    apr_uint64_t escaped = *pending;
-
-    bs &= ~escaped;
-    *pending = 0;
-    while (bs) {
-        int i = __builtin_ctzll(bs);
-
-        if (i == 63) {
-            *pending = 1;
-            break;
-        }
-        escaped |= 2ULL << i;
-        bs &= ~(3ULL << i);
-    }
-    return escaped;
-}
-
 /* Bit i set when byte i of the 64 at s is a bracket outside every string; *stray the
  * backslashes outside strings, which JSON has none of (past the first, the block is not
  * read right: every backslash is taken for an escape). *pending and *inside (all ones inside
@@ -563,10 +664,6 @@ static const char *skip_blocks(scanner *sc, const char *s, char *stack, int *dep
     return fail_truncated(sc);
 }
 
-static int blocks_usable(void)
-{
-    return __builtin_cpu_supports("avx2");
-}
 #endif
 
 /* Skip the container opening at s, depth levels being open around it, checking only what

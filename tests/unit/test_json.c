@@ -1005,9 +1005,10 @@ static void test_members(apr_pool_t *p)
     S2A_CHECK(fn[0].type == S2A_JSON_NONE && fn[2].type == S2A_JSON_NONE);
 }
 
-/* An escape at every place of a long string (where the scan takes sixteen bytes a step)
- * and of a short one: a good one reads back, a bad one is refused at its backslash when a
- * quote follows, and a string cut anywhere inside is cut, not invalid. */
+/* An escape at every place of short strings and of long ones (taken 32 and 64 bytes a
+ * step, an escape across a block's end among them): a good one reads back, a bad one is
+ * refused at its backslash when a quote follows, and a string cut anywhere inside is cut,
+ * not invalid. */
 static void test_escapes_everywhere(apr_pool_t *p)
 {
     static const char *const keys[] = {"a"};
@@ -1021,16 +1022,22 @@ static void test_escapes_everywhere(apr_pool_t *p)
     apr_size_t len, at, k, cut;
     int wrong = 0;
 
-    for (len = 3; len <= 40; len += 37) {
+    static const apr_size_t lens[] = {3, 40, 70, 140};
+    const char *digits = "0123456789012345678901234567890123456789012345678901234567890123456789"
+                         "0123456789012345678901234567890123456789012345678901234567890123456789";
+    const char *letters = "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnop"
+                          "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnop";
+    apr_size_t l;
+
+    for (l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+        len = lens[l];
         for (at = 0; at <= len; at++) {
             for (k = 0; k < sizeof(good) / sizeof(good[0]); k++) {
-                char *text = apr_psprintf(
-                    p, "%.*s%s%.*s", (int)at, "0123456789012345678901234567890123456789",
-                    good[k].escape, (int)(len - at), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop");
+                char *text = apr_psprintf(p, "%.*s%s%.*s", (int)at, digits, good[k].escape,
+                                          (int)(len - at), letters);
                 char *doc = apr_psprintf(p, "{\"a\":\"%s\"}", text);
-                char *want = apr_psprintf(
-                    p, "%.*s%s%.*s", (int)at, "0123456789012345678901234567890123456789",
-                    good[k].decoded, (int)(len - at), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop");
+                char *want = apr_psprintf(p, "%.*s%s%.*s", (int)at, digits, good[k].decoded,
+                                          (int)(len - at), letters);
                 if (s2a_json_scan_object(p, doc, strlen(doc), keys, 1, f, &err) != 0 ||
                     strcmp(s2a_json_string_dup(p, &f[0]), want) != 0) {
                     wrong++;
@@ -1043,10 +1050,8 @@ static void test_escapes_everywhere(apr_pool_t *p)
                 }
             }
             for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-                char *doc =
-                    apr_psprintf(p, "{\"a\":\"%.*s%s%.*s\"}", (int)at,
-                                 "0123456789012345678901234567890123456789", bad[k],
-                                 (int)(len - at), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop");
+                char *doc = apr_psprintf(p, "{\"a\":\"%.*s%s%.*s\"}", (int)at, digits, bad[k],
+                                         (int)(len - at), letters);
                 char *want = apr_psprintf(p, "invalid JSON at offset %d", (int)(6 + at));
                 if (s2a_json_scan_object(p, doc, strlen(doc), keys, 1, f, &err) != -1 ||
                     strcmp(err, want) != 0) {
@@ -1159,6 +1164,31 @@ static void test_blocks_everywhere(apr_pool_t *p)
     S2A_CHECK_INT(wrong, 0);
 }
 
+/* Strings read 64 bytes a step say what the byte walk says: a requested key spelled with
+ * an escape is still found, and of two faults the first is named. */
+static void test_long_strings(apr_pool_t *p)
+{
+    static const char *const keys[] = {"model"};
+    const char *pad = "0123456789012345678901234567890123456789012345678901234567890123456789";
+    const char *doc = apr_psprintf(p, "{\"mod\\u0065l\":\"m\",\"pad\":\"%s\"}", pad);
+    s2a_json_span f[1];
+    const char *err;
+
+    S2A_CHECK_INT(s2a_json_scan_object(p, doc, strlen(doc), keys, 1, f, &err), 0);
+    S2A_CHECK(f[0].type == S2A_JSON_STRING && f[0].len == 3);
+    /* a bad escape before a raw control character in one block: refused at the escape */
+    doc = apr_psprintf(p, "{\"model\":\"ab\\xcd\tef%s\"}", pad);
+    S2A_CHECK_INT(s2a_json_scan_object(p, doc, strlen(doc), keys, 1, f, &err), -1);
+    S2A_CHECK_STR(err, "invalid JSON at offset 12");
+    /* and the control character first */
+    doc = apr_psprintf(p, "{\"model\":\"ab\tcd\\xef%s\"}", pad);
+    S2A_CHECK_INT(s2a_json_scan_object(p, doc, strlen(doc), keys, 1, f, &err), -1);
+    S2A_CHECK_STR(err, "invalid JSON at offset 12");
+    doc = apr_psprintf(p, "{\"model\":\"abcd\\x\tef%s\"}", pad);
+    S2A_CHECK_INT(s2a_json_scan_object(p, doc, strlen(doc), keys, 1, f, &err), -1);
+    S2A_CHECK_STR(err, "invalid JSON at offset 14");
+}
+
 /* Every byte value at every place of a short string and of strings long enough to be taken
  * 32 bytes a step, in a key and in a value: a raw control character is refused at its
  * offset when the string's quote follows, and cut when it does not; any other byte but the
@@ -1167,8 +1197,9 @@ static void test_bytes_everywhere(apr_pool_t *p)
 {
     static const char *const keys[] = {"a"};
     static const char filler[] = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                  "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    static const apr_size_t lens[] = {1, 31, 32, 33, 70, 100};
+    static const apr_size_t lens[] = {1, 31, 32, 33, 63, 64, 65, 70, 100, 130};
     s2a_json_span f[1];
     const char *err;
     apr_size_t l, at, cut;
@@ -1227,6 +1258,7 @@ int main(void)
     test_escapes_everywhere(p);
     test_bytes_everywhere(p);
     test_blocks_everywhere(p);
+    test_long_strings(p);
     test_claude_body(p);
     test_top_level_only(p);
     test_backslashes(p);
