@@ -379,6 +379,26 @@ static const char *string_bad(scanner *sc, const char *at)
     return memchr(at, '"', (apr_size_t)(sc->end - at)) ? fail_at(sc, at) : fail_truncated(sc);
 }
 
+/* Whether the escape whose letter is at e (its backslash before it) is one JSON has. */
+static int escape_good(const scanner *sc, const char *e)
+{
+    switch (*e) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+        return 1;
+    case 'u':
+        return sc->end - e >= 5 && hex4(e + 1) >= 0;
+    default:
+        return 0;
+    }
+}
+
 /* Validate a string whose content starts at s; returns its closing quote. Every escape is
  * checked on the way, so a backslash before a quote is known to be escaping it without
  * walking back, and so is every byte: a raw control character is refused. *escaped tells
@@ -394,25 +414,9 @@ static const char *scan_string_bytes(scanner *sc, const char *s, int *escaped)
         if (*s != '\\' || sc->end - s < 2)
             return *s != '\\' ? string_bad(sc, s) : fail_truncated(sc);
         *escaped = 1;
-        switch (s[1]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            s += 2;
-            break;
-        case 'u':
-            if (sc->end - s < 6 || hex4(s + 2) < 0)
-                return string_bad(sc, s);
-            s += 6;
-            break;
-        default:
+        if (!escape_good(sc, s + 1))
             return string_bad(sc, s);
-        }
+        s += s[1] == 'u' ? 6 : 2;
     }
 }
 
@@ -435,26 +439,6 @@ static __attribute__((target("avx2"))) void string_masks(const char *s, apr_uint
                 (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(
                     _mm256_cmpeq_epi8(_mm256_min_epu8(hi, last_control), hi))
                     << 32;
-}
-
-/* Whether the escape whose letter is at e (its backslash before it) is one JSON has. */
-static int escape_good(const scanner *sc, const char *e)
-{
-    switch (*e) {
-    case '"':
-    case '\\':
-    case '/':
-    case 'b':
-    case 'f':
-    case 'n':
-    case 'r':
-    case 't':
-        return 1;
-    case 'u':
-        return sc->end - e >= 5 && hex4(e + 1) >= 0;
-    default:
-        return 0;
-    }
 }
 
 /* scan_string 64 bytes a step, for the long strings of a conversation: the block's escapes
