@@ -292,7 +292,7 @@ typedef struct {
     const char *model;                 /* as the client asked */
     const apr_array_header_t *exclude; /* ids of accounts tried already; may be NULL */
     apr_uint64_t session;              /* the conversation, 0: none */
-    int wait_for_bound;                /* see s2a_state_pick_sticky */
+    int wait_for_bound;                /* see s2a_state_pick_holding */
     int no_limit;   /* accounts at their concurrency count as free and no place is kept: for
                        requests that take none */
     s2a_hold *hold; /* the balance is held from in the same step; may be NULL */

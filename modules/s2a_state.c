@@ -357,7 +357,7 @@ static int better(const s2a_candidate *c, const s2a_account_state *s, const s2a_
     return l ? l < 0 : s->last_used < bs->last_used;
 }
 
-/* s2a_state_pick, the lock held. */
+/* The pick without a conversation, the lock held. */
 static int pick_locked(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
 {
     int i, best = S2A_PICK_NONE, busy = 0;
@@ -384,17 +384,6 @@ static int pick_locked(s2a_state *st, const s2a_candidate *c, int n, apr_time_t 
         hold(bs);
     }
     return bs ? best : busy ? S2A_PICK_BUSY : S2A_PICK_NONE;
-}
-
-int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
-{
-    int pick;
-    if (!lock(st)) {
-        return S2A_PICK_NONE;
-    }
-    pick = pick_locked(st, c, n, now);
-    unlock(st);
-    return pick;
 }
 
 /* Probes a few places of the binding table; the caller holds the lock. */
@@ -433,7 +422,7 @@ static binding_t *binding_place(s2a_state *st, apr_uint64_t session, apr_time_t 
     return oldest;
 }
 
-/* s2a_state_pick_sticky, the lock held. */
+/* The pick for a conversation, the lock held. */
 static int pick_sticky_locked(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
                               apr_uint64_t session, apr_time_t ttl, int wait_for_bound)
 {
@@ -469,18 +458,6 @@ static int pick_sticky_locked(s2a_state *st, const s2a_candidate *c, int n, apr_
         b->key = c[pick].key;
         b->expires = now + ttl;
     }
-    return pick;
-}
-
-int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
-                          apr_uint64_t session, apr_time_t ttl, int wait_for_bound)
-{
-    int pick;
-    if (!lock(st)) {
-        return S2A_PICK_NONE;
-    }
-    pick = pick_sticky_locked(st, c, n, now, session, ttl, wait_for_bound);
-    unlock(st);
     return pick;
 }
 
@@ -623,15 +600,6 @@ static void settle_locked(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_
     }
 }
 
-void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t charged)
-{
-    if (!lock(st)) {
-        return;
-    }
-    settle_locked(st, key, held, charged);
-    unlock(st);
-}
-
 static void spend_locked(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t charged,
                          apr_time_t now)
 {
@@ -640,16 +608,6 @@ static void spend_locked(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_
         balance_in_use(s, known, now);
         s->balance -= charged;
     }
-}
-
-void s2a_state_spend(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t charged,
-                     apr_time_t now)
-{
-    if (!lock(st)) {
-        return;
-    }
-    spend_locked(st, key, known, charged, now);
-    unlock(st);
 }
 
 void s2a_state_forget_balance(s2a_state *st, apr_int64_t key)

@@ -88,31 +88,28 @@ s2a_state *s2a_state_init(apr_pool_t *p, void *base, int nslots, int nbindings);
 apr_uint32_t s2a_state_generation(s2a_state *st);
 void s2a_state_bump(s2a_state *st);
 
-/* Picks among the schedulable candidates with room (in flight below their
- * concurrency) the one with the lowest priority number, then the lowest
- * load (in flight / concurrency), then the least recently used; marks it
- * used and counts it in flight, all under one lock so concurrent requests
- * spread (the policy: docs/store.md). Returns its index; S2A_PICK_BUSY when
- * schedulable candidates exist but all are full; S2A_PICK_NONE when none can
- * serve. */
-#define S2A_PICK_NONE (-1)
-#define S2A_PICK_BUSY (-2)
-/* (stores only) the user's balance is spent: nothing picked */
-#define S2A_PICK_BROKE (-3)
-int s2a_state_pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now);
-/* Like s2a_state_pick, for a conversation (`session`, 0 for none): the
+/* The pick: among the schedulable candidates with room (in flight below
+ * their concurrency) the one with the lowest priority number, then the
+ * lowest load (in flight / concurrency), then the least recently used; it
+ * is marked used and counted in flight, all under one lock so concurrent
+ * requests spread (the policy: docs/store.md). It returns its index;
+ * S2A_PICK_BUSY when schedulable candidates exist but all are full;
+ * S2A_PICK_NONE when none can serve.
+ * For a conversation (`session`, 0 for none; `ttl` 0: no binding) the
  * account it is bound to serves it while that account is schedulable and
  * among the candidates; the binding is renewed for `ttl`. When the bound
  * account is full, S2A_PICK_BUSY if `wait_for_bound`, else another account
  * is picked. Whatever is picked becomes the binding. A full table drops the
- * binding that expires first. */
-int s2a_state_pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
-                          apr_uint64_t session, apr_time_t ttl, int wait_for_bound);
-/* s2a_state_pick_sticky and a balance's hold in one step under one lock:
- * with `balance_key` (0: none) a balance already spent by what requests in
- * flight hold picks nothing (S2A_PICK_BROKE); else the picked candidate's
- * `hold` of it is reserved (s2a_state_reserve semantics in *held, 0 without
- * a balance), and a pick the hold refuses is given back (S2A_PICK_BROKE). */
+ * binding that expires first.
+ * With `balance_key` (0: none) the pick holds from a balance in the same
+ * step: a balance already spent by what requests in flight hold picks
+ * nothing (S2A_PICK_BROKE); else the picked candidate's `hold` of it is
+ * reserved (s2a_state_reserve semantics in *held, 0 without a balance),
+ * and a pick the hold refuses is given back (S2A_PICK_BROKE). */
+#define S2A_PICK_NONE (-1)
+#define S2A_PICK_BUSY (-2)
+/* (stores only) the user's balance is spent: nothing picked */
+#define S2A_PICK_BROKE (-3)
 int s2a_state_pick_holding(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
                            apr_uint64_t session, apr_time_t ttl, int wait_for_bound,
                            apr_int64_t balance_key, apr_int64_t known, int *held);
@@ -170,7 +167,8 @@ int s2a_state_reserve(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int
  * comes off what requests in flight hold, and `spent` off the balance.
  * With `open` (and nothing held) the balance is one the request did not
  * hold from, the next run of a window that ended while it ran: one not
- * known yet, or idle, starts at `known` first (s2a_state_spend). */
+ * known yet, or idle, starts at `known` first, as s2a_state_reserve would
+ * start it. */
 typedef struct {
     apr_int64_t key;
     apr_int64_t held;
@@ -192,22 +190,14 @@ int s2a_state_spend_settlement(apr_pool_t *p, const char *secret, const char *ki
                                apr_int64_t now, apr_int64_t held_key, apr_int64_t held,
                                apr_int64_t spent, s2a_settlement out[2]);
 
-/* The request that held `held` cost `charged`: both move the balance. */
-void s2a_state_settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t charged);
-/* `charged` goes off a balance the request did not hold from (the next run
- * of a window that ended while it ran); one not known yet, or idle, starts
- * at `known`, as s2a_state_reserve would start it. */
-void s2a_state_spend(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t charged,
-                     apr_time_t now);
-/* A place a request holds: an account's (`account` 1, s2a_state_pick) or
+/* A place a request holds: an account's (`account` 1, the pick) or
  * a key's or user's (s2a_state_acquire); key 0 holds nothing. */
 typedef struct {
     apr_int64_t key;
     int account;
 } s2a_state_place;
 /* A request's end under one lock: places[0..n-1] given back, then
- * holds[0..nholds-1] settled (s2a_state_settle, or s2a_state_spend at
- * `now` for an open one; key 0 held nothing). */
+ * holds[0..nholds-1] settled (an open one at `now`; key 0 held nothing). */
 void s2a_state_finish(s2a_state *st, const s2a_state_place *places, int n,
                       const s2a_settlement *holds, int nholds, apr_time_t now);
 /* The database's balance changed outside the requests (an operator): the

@@ -40,7 +40,7 @@ typedef struct {
      * answer from a short-lived copy unless `fresh`. */
     apr_uint32_t (*generation)(s2a_store *st, int fresh);
     apr_status_t (*bump)(s2a_store *st);
-    /* s2a_state_pick_sticky semantics; *picked gets the index or S2A_PICK_*,
+    /* s2a_state_pick_holding semantics; *picked gets the index or S2A_PICK_*,
      * *place the account's place when one was picked. With a balance (`bal`
      * not NULL, its key not 0) the pick also holds the picked candidate's
      * `hold` of it, in the same step (s2a_state_reserve semantics): *held 1
@@ -80,8 +80,7 @@ typedef struct {
                             apr_time_t now, int *held);
     /* The end of a request, in one go: gives back places[0..n-1] (those
      * with key 0 hold nothing) and settles holds[0..nholds-1] (those with
-     * key 0 held nothing; s2a_state_settle semantics, or s2a_state_spend
-     * for an open one). */
+     * key 0 held nothing; s2a_state_finish semantics). */
     apr_status_t (*finish)(s2a_store *st, s2a_place *const *places, int n,
                            const s2a_settlement *holds, int nholds);
     /* Why the last failed operation of this process failed, for the log;

@@ -14,6 +14,34 @@ static s2a_state *make_state(apr_pool_t *p, int nslots)
     return s2a_state_init(p, apr_pcalloc(p, s2a_state_size(nslots, 64)), nslots, 64);
 }
 
+/* The pick without a balance, for a conversation or none (session 0). */
+static int pick_sticky(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now,
+                       apr_uint64_t session, apr_time_t ttl, int wait_for_bound)
+{
+    int held;
+    return s2a_state_pick_holding(st, c, n, now, session, ttl, wait_for_bound, 0, 0, &held);
+}
+
+static int pick(s2a_state *st, const s2a_candidate *c, int n, apr_time_t now)
+{
+    return pick_sticky(st, c, n, now, 0, 0, 0);
+}
+
+/* A request's end that only settles one hold. */
+static void settle(s2a_state *st, apr_int64_t key, apr_int64_t held, apr_int64_t spent)
+{
+    s2a_settlement h = {key, held, spent, 0, 0};
+    s2a_state_finish(st, NULL, 0, &h, 1, 0);
+}
+
+/* One that only spends from a figure it did not hold from. */
+static void spend(s2a_state *st, apr_int64_t key, apr_int64_t known, apr_int64_t spent,
+                  apr_time_t now)
+{
+    s2a_settlement h = {key, 0, spent, 1, known};
+    s2a_state_finish(st, NULL, 0, &h, 1, now);
+}
+
 static void test_priority_then_least_recently_used(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
@@ -21,9 +49,9 @@ static void test_priority_then_least_recently_used(apr_pool_t *p)
     apr_time_t t = apr_time_from_sec(1000);
     int first, second, third;
 
-    first = s2a_state_pick(st, c, 3, t);
-    second = s2a_state_pick(st, c, 3, t + 1);
-    third = s2a_state_pick(st, c, 3, t + 2);
+    first = pick(st, c, 3, t);
+    second = pick(st, c, 3, t + 1);
+    third = pick(st, c, 3, t + 2);
     /* the two priority-10 accounts alternate; priority 50 is never taken */
     S2A_CHECK(first == 1 || first == 2);
     S2A_CHECK(second == 1 || second == 2);
@@ -39,19 +67,19 @@ static void test_cooling_and_error_accounts_are_skipped(apr_pool_t *p)
     s2a_account_state a;
 
     s2a_state_set_rate_limited(st, 7, now + apr_time_from_sec(60));
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, now), 1);
+    S2A_CHECK_INT(pick(st, c, 2, now), 1);
     /* once the reset time has passed it serves again */
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, now + apr_time_from_sec(61)), 0);
+    S2A_CHECK_INT(pick(st, c, 2, now + apr_time_from_sec(61)), 0);
 
     s2a_state_set_overloaded(st, 7, now + apr_time_from_sec(600));
     s2a_state_set_error(st, 8, 1);
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, now + apr_time_from_sec(100)), S2A_PICK_NONE);
+    S2A_CHECK_INT(pick(st, c, 2, now + apr_time_from_sec(100)), S2A_PICK_NONE);
 
     s2a_state_clear(st, 8, 0); /* rests only: the error stays */
     s2a_state_get(st, 8, &a);
     S2A_CHECK_INT(a.error, 1);
     s2a_state_clear(st, 7, 1);
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, now + apr_time_from_sec(100)), 0);
+    S2A_CHECK_INT(pick(st, c, 2, now + apr_time_from_sec(100)), 0);
     s2a_state_get(st, 7, &a);
     S2A_CHECK_INT(a.overloaded_until, 0);
     S2A_CHECK_INT(a.error, 0);
@@ -67,7 +95,7 @@ static void test_in_flight_counts(apr_pool_t *p)
     int i;
 
     for (i = 0; i < 3; i++) {
-        S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(10 + i)), 0);
+        S2A_CHECK_INT(pick(st, c, 1, apr_time_from_sec(10 + i)), 0);
     }
     s2a_state_get(st, 42, &a);
     S2A_CHECK_INT(a.in_flight, 3);
@@ -91,7 +119,7 @@ static void test_concurrency_and_load(apr_pool_t *p)
 
     /* six picks fill both; loads stay level, so the larger one takes more */
     for (i = 0; i < 6; i++) {
-        picks[i] = s2a_state_pick(st, c, 2, apr_time_from_sec(100 + i));
+        picks[i] = pick(st, c, 2, apr_time_from_sec(100 + i));
     }
     s2a_state_get(st, 11, &a);
     s2a_state_get(st, 12, &b);
@@ -100,20 +128,20 @@ static void test_concurrency_and_load(apr_pool_t *p)
     for (i = 0; i < 6; i++) {
         S2A_CHECK(picks[i] == 0 || picks[i] == 1);
     }
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(200)), S2A_PICK_BUSY);
+    S2A_CHECK_INT(pick(st, c, 2, apr_time_from_sec(200)), S2A_PICK_BUSY);
     s2a_state_release(st, 12);
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(201)), 1);
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(202)), S2A_PICK_BUSY);
+    S2A_CHECK_INT(pick(st, c, 2, apr_time_from_sec(201)), 1);
+    S2A_CHECK_INT(pick(st, c, 2, apr_time_from_sec(202)), S2A_PICK_BUSY);
 
     /* a full account with better priority does not block a free one */
     {
         s2a_candidate d[2] = {{21, 1, 1, 0}, {22, 9, 1, 0}};
-        S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(300)), 0);
-        S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(301)), 1);
-        S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(302)), S2A_PICK_BUSY);
+        S2A_CHECK_INT(pick(st, d, 2, apr_time_from_sec(300)), 0);
+        S2A_CHECK_INT(pick(st, d, 2, apr_time_from_sec(301)), 1);
+        S2A_CHECK_INT(pick(st, d, 2, apr_time_from_sec(302)), S2A_PICK_BUSY);
         s2a_state_set_overloaded(st, 22, apr_time_from_sec(10000));
         /* one full, one resting: busy, since the full one frees up first */
-        S2A_CHECK_INT(s2a_state_pick(st, d, 2, apr_time_from_sec(303)), S2A_PICK_BUSY);
+        S2A_CHECK_INT(pick(st, d, 2, apr_time_from_sec(303)), S2A_PICK_BUSY);
     }
 }
 
@@ -121,17 +149,17 @@ static void test_lower_load_wins(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
     s2a_candidate c[2] = {{31, 5, 10, 0}, {32, 5, 10, 0}};
-    int first = s2a_state_pick(st, c, 2, apr_time_from_sec(1));
+    int first = pick(st, c, 2, apr_time_from_sec(1));
     /* the other one is idle, so it comes next... */
-    int second = s2a_state_pick(st, c, 2, apr_time_from_sec(2));
+    int second = pick(st, c, 2, apr_time_from_sec(2));
     /* ...and with both at 1, the least recently used goes next */
-    int third = s2a_state_pick(st, c, 2, apr_time_from_sec(3));
+    int third = pick(st, c, 2, apr_time_from_sec(3));
     S2A_CHECK(first != second);
     S2A_CHECK_INT(third, first);
     s2a_state_release(st, c[second].key);
     s2a_state_release(st, c[second].key);
     /* first carries 2, second 0: the idle one wins */
-    S2A_CHECK_INT(s2a_state_pick(st, c, 2, apr_time_from_sec(4)), second);
+    S2A_CHECK_INT(pick(st, c, 2, apr_time_from_sec(4)), second);
 }
 
 /* A conversation stays on its account while that account can serve it. */
@@ -142,17 +170,17 @@ static void test_sticky(apr_pool_t *p)
     apr_time_t t = apr_time_from_sec(1000), ttl = apr_time_from_sec(3600);
     int first, i;
 
-    first = s2a_state_pick_sticky(st, c, 3, t, 777, ttl, 1);
+    first = pick_sticky(st, c, 3, t, 777, ttl, 1);
     S2A_CHECK(first >= 0);
     S2A_CHECK_INT(s2a_state_bound(st, 777, t), c[first].key);
     /* other requests move the least-recently-used order; 777 does not move */
     for (i = 0; i < 3; i++) {
         s2a_state_release(st, c[first].key);
-        S2A_CHECK_INT(s2a_state_pick_sticky(st, c, 3, t + i + 1, 777, ttl, 1), first);
+        S2A_CHECK_INT(pick_sticky(st, c, 3, t + i + 1, 777, ttl, 1), first);
     }
     /* full: wait for it, or leave it */
-    S2A_CHECK_INT(s2a_state_pick_sticky(st, c, 3, t + 10, 777, ttl, 1), S2A_PICK_BUSY);
-    i = s2a_state_pick_sticky(st, c, 3, t + 11, 777, ttl, 0);
+    S2A_CHECK_INT(pick_sticky(st, c, 3, t + 10, 777, ttl, 1), S2A_PICK_BUSY);
+    i = pick_sticky(st, c, 3, t + 11, 777, ttl, 0);
     S2A_CHECK(i >= 0 && i != first);
     S2A_CHECK_INT(s2a_state_bound(st, 777, t + 11), c[i].key);
     s2a_state_release(st, c[first].key);
@@ -161,7 +189,7 @@ static void test_sticky(apr_pool_t *p)
 
     /* resting: the conversation moves at once */
     s2a_state_set_rate_limited(st, c[first].key, t + apr_time_from_sec(60));
-    i = s2a_state_pick_sticky(st, c, 3, t + 12, 777, ttl, 1);
+    i = pick_sticky(st, c, 3, t + 12, 777, ttl, 1);
     S2A_CHECK(i >= 0 && i != first);
     S2A_CHECK_INT(s2a_state_bound(st, 777, t + 12), c[i].key);
     s2a_state_release(st, c[i].key);
@@ -170,14 +198,14 @@ static void test_sticky(apr_pool_t *p)
     first = i;
     {
         s2a_candidate d[1] = {c[first == 0 ? 2 : 0]};
-        S2A_CHECK_INT(s2a_state_pick_sticky(st, d, 1, t + 13, 777, ttl, 1), 0);
+        S2A_CHECK_INT(pick_sticky(st, d, 1, t + 13, 777, ttl, 1), 0);
         S2A_CHECK_INT(s2a_state_bound(st, 777, t + 13), d[0].key);
         s2a_state_release(st, d[0].key);
     }
 
     /* expired bindings are gone; no session, no binding */
     S2A_CHECK_INT(s2a_state_bound(st, 777, t + 14 + ttl), 0);
-    S2A_CHECK(s2a_state_pick_sticky(st, c, 3, t + 20, 0, ttl, 1) >= 0);
+    S2A_CHECK(pick_sticky(st, c, 3, t + 20, 0, ttl, 1) >= 0);
     S2A_CHECK_INT(s2a_state_bound(st, 0, t + 20), 0);
 }
 
@@ -189,9 +217,9 @@ static void test_binding_table_full(apr_pool_t *p)
     apr_uint64_t s;
     int bound = 0;
     for (s = 1; s <= 200; s++) {
-        S2A_CHECK_INT(s2a_state_pick_sticky(st, c, 1, apr_time_from_sec((apr_int64_t)s), s,
-                                            apr_time_from_sec(100), 1),
-                      0);
+        S2A_CHECK_INT(
+            pick_sticky(st, c, 1, apr_time_from_sec((apr_int64_t)s), s, apr_time_from_sec(100), 1),
+            0);
     }
     for (s = 1; s <= 200; s++) {
         bound += s2a_state_bound(st, s, apr_time_from_sec(200)) != 0;
@@ -208,12 +236,12 @@ static void test_limits_do_not_evict_accounts(apr_pool_t *p)
     s2a_candidate c[1] = {{77, 1, 0, 0}};
     apr_time_t retry;
     apr_int64_t k;
-    S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(1)), 0);
+    S2A_CHECK_INT(pick(st, c, 1, apr_time_from_sec(1)), 0);
     for (k = 1000; k < 1200; k++) {
         S2A_CHECK(s2a_state_rate(st, k, 5, apr_time_from_sec(2), &retry) == 1);
     }
     s2a_state_release(st, 77);
-    S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(3)), 0);
+    S2A_CHECK_INT(pick(st, c, 1, apr_time_from_sec(3)), 0);
 }
 
 /* Users and keys: places and requests per minute. */
@@ -232,7 +260,7 @@ static void test_user_and_key_limits(apr_pool_t *p)
     /* limits and accounts keep to their own tables */
     {
         s2a_candidate c[1] = {{900, 1, 1, 0}};
-        S2A_CHECK_INT(s2a_state_pick(st, c, 1, t), 0);
+        S2A_CHECK_INT(pick(st, c, 1, t), 0);
     }
 
     for (i = 0; i < 3; i++) {
@@ -289,17 +317,17 @@ static void test_dead_process_places_come_back(apr_pool_t *p)
     st = s2a_state_init(p, apr_shm_baseaddr_get(shm), 8, 64);
     /* this process has held a place before it forks: the child is told
      * apart by its own id all the same */
-    S2A_CHECK_INT(s2a_state_pick(st, other, 1, apr_time_from_sec(1)), 0);
+    S2A_CHECK_INT(pick(st, other, 1, apr_time_from_sec(1)), 0);
     s2a_state_release(st, 62);
     if (apr_proc_fork(&proc, p) == APR_INCHILD) {
         /* takes the only place and dies without giving it back */
-        _exit(s2a_state_pick(st, c, 1, apr_time_from_sec(1)) == 0 ? 0 : 1);
+        _exit(pick(st, c, 1, apr_time_from_sec(1)) == 0 ? 0 : 1);
     }
     apr_proc_wait(&proc, &code, &why, APR_WAIT);
     S2A_CHECK_INT(code, 0);
-    S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(2)), 0);
+    S2A_CHECK_INT(pick(st, c, 1, apr_time_from_sec(2)), 0);
     /* a live holder (this process) keeps its place */
-    S2A_CHECK_INT(s2a_state_pick(st, c, 1, apr_time_from_sec(3)), S2A_PICK_BUSY);
+    S2A_CHECK_INT(pick(st, c, 1, apr_time_from_sec(3)), S2A_PICK_BUSY);
     s2a_state_release(st, 61);
     S2A_CHECK_INT(s2a_state_acquire(st, 61, 1), 1);
     S2A_CHECK_INT(s2a_state_acquire(st, 61, 1), 0);
@@ -317,11 +345,11 @@ static void test_fits(apr_pool_t *p)
     S2A_CHECK_INT(s2a_state_fits(base, size, 8, 32), 0);
     S2A_CHECK_INT(s2a_state_fits(base, size - 16, 8, 64), 0);
     /* laid out again: its lock and contents are kept */
-    S2A_CHECK_INT(s2a_state_pick(s2a_state_init(p, base, 8, 64), (s2a_candidate[]){{7, 1, 1, 0}}, 1,
-                                 apr_time_from_sec(1)),
+    S2A_CHECK_INT(pick(s2a_state_init(p, base, 8, 64), (s2a_candidate[]){{7, 1, 1, 0}}, 1,
+                       apr_time_from_sec(1)),
                   0);
-    S2A_CHECK_INT(s2a_state_pick(s2a_state_init(p, base, 8, 64), (s2a_candidate[]){{7, 1, 1, 0}}, 1,
-                                 apr_time_from_sec(2)),
+    S2A_CHECK_INT(pick(s2a_state_init(p, base, 8, 64), (s2a_candidate[]){{7, 1, 1, 0}}, 1,
+                       apr_time_from_sec(2)),
                   S2A_PICK_BUSY);
 }
 
@@ -346,7 +374,7 @@ static void test_full_table(apr_pool_t *p)
         c[i].concurrency = 0;
     }
     for (i = 0; i < 6; i++) {
-        int k = s2a_state_pick(st, c, 6, apr_time_from_sec(100 + i));
+        int k = pick(st, c, 6, apr_time_from_sec(100 + i));
         S2A_CHECK(k >= 0 && k < 6);
         picked += k >= 0;
     }
@@ -356,11 +384,11 @@ static void test_full_table(apr_pool_t *p)
         s2a_state *st2 = make_state(p, 2);
         s2a_candidate a[1] = {{201, 1, 0, 0}}, b[1] = {{202, 1, 0, 0}}, d[1] = {{203, 1, 0, 0}};
         s2a_account_state s;
-        S2A_CHECK_INT(s2a_state_pick(st2, a, 1, apr_time_from_sec(1)), 0);
-        S2A_CHECK_INT(s2a_state_pick(st2, b, 1, apr_time_from_sec(2)), 0);
-        S2A_CHECK_INT(s2a_state_pick(st2, d, 1, apr_time_from_sec(3)), S2A_PICK_NONE);
+        S2A_CHECK_INT(pick(st2, a, 1, apr_time_from_sec(1)), 0);
+        S2A_CHECK_INT(pick(st2, b, 1, apr_time_from_sec(2)), 0);
+        S2A_CHECK_INT(pick(st2, d, 1, apr_time_from_sec(3)), S2A_PICK_NONE);
         s2a_state_release(st2, 201);
-        S2A_CHECK_INT(s2a_state_pick(st2, d, 1, apr_time_from_sec(4)), 0);
+        S2A_CHECK_INT(pick(st2, d, 1, apr_time_from_sec(4)), 0);
         s2a_state_get(st2, 202, &s);
         S2A_CHECK_INT(s.in_flight, 1);
     }
@@ -474,15 +502,15 @@ static void test_spend(apr_pool_t *p)
 {
     s2a_state *st = make_state(p, 16);
     apr_time_t now = apr_time_from_sec(1700000000);
-    s2a_state_spend(st, 940, 500, 40, now);
+    spend(st, 940, 500, 40, now);
     S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 460, now), 1);
     S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 1, now), 0);
-    s2a_state_spend(st, 940, 999, 60, now);
-    s2a_state_settle(st, 940, 460, 0);
+    spend(st, 940, 999, 60, now);
+    settle(st, 940, 460, 0);
     S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 400, now), 1);
     S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 1, now), 0);
     /* idle: opened again, what was held forgotten */
-    s2a_state_spend(st, 940, 100, 30, now + S2A_BALANCE_IDLE + 1);
+    spend(st, 940, 100, 30, now + S2A_BALANCE_IDLE + 1);
     S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 70, now + S2A_BALANCE_IDLE + 2), 1);
     S2A_CHECK_INT(s2a_state_reserve(st, 940, 999, 1, now + S2A_BALANCE_IDLE + 2), 0);
 }
@@ -511,7 +539,7 @@ static void test_pick_holding(apr_pool_t *p)
     S2A_CHECK_INT(a.in_flight, 2);
     /* one request settles at 30: 70 left, 60 held */
     s2a_state_release(st, 71);
-    s2a_state_settle(st, 950, 60, 30);
+    settle(st, 950, 60, 30);
     /* a full account holds nothing */
     c[0].concurrency = 1;
     c[1].concurrency = 0;
@@ -543,7 +571,7 @@ static void test_finish(apr_pool_t *p)
     apr_time_t now = apr_time_from_sec(1700000000);
 
     memset(holds, 0, sizeof(holds));
-    S2A_CHECK_INT(s2a_state_pick(st, c, 1, now), 0);
+    S2A_CHECK_INT(pick(st, c, 1, now), 0);
     S2A_CHECK_INT(s2a_state_acquire(st, 82, 1), 1);
     S2A_CHECK_INT(s2a_state_reserve(st, 960, 100, 80, now), 1);
     holds[0].key = 960;
