@@ -349,6 +349,15 @@ static int blocks_usable(void)
 {
     return __builtin_cpu_supports("avx2");
 }
+
+/* One bit a byte of a 64-byte block, from the byte compares of its two halves. */
+static inline __attribute__((target("avx2"), always_inline)) apr_uint64_t block_bits(__m256i lo,
+                                                                                     __m256i hi)
+{
+    return (apr_uint32_t)_mm256_movemask_epi8(lo) |
+           (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(hi) << 32;
+}
+
 /* The escaped bytes of a 64-byte block with backslashes at `bs`: a backslash not itself
  * escaped escapes the byte after it. *pending carries one escaping the next block's first. */
 static ALWAYS_INLINE apr_uint64_t escaped_bytes(apr_uint64_t bs, apr_uint64_t *pending)
@@ -369,7 +378,6 @@ static ALWAYS_INLINE apr_uint64_t escaped_bytes(apr_uint64_t bs, apr_uint64_t *p
     }
     return escaped;
 }
-
 #endif
 
 /* A string found bad at `at`: invalid when its closing quote may be in the buffer, else cut
@@ -430,15 +438,10 @@ static __attribute__((target("avx2"))) void string_masks(const char *s, apr_uint
     __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)s);
     __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(s + 32));
 
-    *quotes = (apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, quote)) |
-              (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, quote)) << 32;
-    *bs = (apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, backslash)) |
-          (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, backslash)) << 32;
-    *controls = (apr_uint32_t)_mm256_movemask_epi8(
-                    _mm256_cmpeq_epi8(_mm256_min_epu8(lo, last_control), lo)) |
-                (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(
-                    _mm256_cmpeq_epi8(_mm256_min_epu8(hi, last_control), hi))
-                    << 32;
+    *quotes = block_bits(_mm256_cmpeq_epi8(lo, quote), _mm256_cmpeq_epi8(hi, quote));
+    *bs = block_bits(_mm256_cmpeq_epi8(lo, backslash), _mm256_cmpeq_epi8(hi, backslash));
+    *controls = block_bits(_mm256_cmpeq_epi8(_mm256_min_epu8(lo, last_control), lo),
+                           _mm256_cmpeq_epi8(_mm256_min_epu8(hi, last_control), hi));
 }
 
 /* scan_string 64 bytes a step, for the long strings of a conversation: the block's escapes
@@ -585,18 +588,12 @@ block_brackets(const char *s, apr_uint64_t *pending, apr_uint64_t *inside, apr_u
     __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(s + 32));
     /* '[' and ']' are '{' and '}' without the 0x20 bit; no other byte becomes either */
     __m256i lo_folded = _mm256_or_si256(lo, case_bit), hi_folded = _mm256_or_si256(hi, case_bit);
-    apr_uint64_t quotes =
-        (apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, quote)) |
-        (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, quote)) << 32;
+    apr_uint64_t quotes = block_bits(_mm256_cmpeq_epi8(lo, quote), _mm256_cmpeq_epi8(hi, quote));
     apr_uint64_t bs =
-        (apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, backslash)) |
-        (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, backslash)) << 32;
-    apr_uint64_t brackets =
-        (apr_uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(lo_folded, open),
-                                                           _mm256_cmpeq_epi8(lo_folded, close))) |
-        (apr_uint64_t)(apr_uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
-            _mm256_cmpeq_epi8(hi_folded, open), _mm256_cmpeq_epi8(hi_folded, close)))
-            << 32;
+        block_bits(_mm256_cmpeq_epi8(lo, backslash), _mm256_cmpeq_epi8(hi, backslash));
+    apr_uint64_t brackets = block_bits(
+        _mm256_or_si256(_mm256_cmpeq_epi8(lo_folded, open), _mm256_cmpeq_epi8(lo_folded, close)),
+        _mm256_or_si256(_mm256_cmpeq_epi8(hi_folded, open), _mm256_cmpeq_epi8(hi_folded, close)));
     apr_uint64_t in;
 
     if (bs | *pending) {
@@ -651,7 +648,6 @@ static const char *skip_blocks(scanner *sc, const char *s, char *stack, int *dep
     }
     return fail_truncated(sc);
 }
-
 #endif
 
 /* Skip the container opening at s, depth levels being open around it, checking only what
