@@ -31,23 +31,6 @@ void s2a_db_conn_init(s2a_dbc *c)
     apr_hash_set(c->prepared, "s2a:init", APR_HASH_KEY_STRING, c);
 }
 
-/* Prepared once per connection and kept in the connection's own hash. */
-apr_dbd_prepared_t *s2a_db_stmt(s2a_dbc *c, const char *label, const char *sql, const char **err)
-{
-    apr_dbd_prepared_t *st = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
-    if (st) {
-        return st;
-    }
-    s2a_db_conn_init(c);
-    if (apr_dbd_prepare(c->driver, c->pool, c->handle, sql, label, &st) != 0) {
-        *err =
-            apr_psprintf(c->pool, "prepare %s: %s", label, apr_dbd_error(c->driver, c->handle, 0));
-        return NULL;
-    }
-    apr_hash_set(c->prepared, label, APR_HASH_KEY_STRING, st);
-    return st;
-}
-
 /* Selects ask for the whole result at once (random access): small results,
  * and the pgsql driver's row-by-row mode does not mix with other queries. */
 int s2a_db_run(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
@@ -207,27 +190,80 @@ const char *s2a_db_str(s2a_dbc *c, apr_pool_t *p, apr_dbd_row_t *row, int col)
     return apr_pstrdup(p, v ? v : "");
 }
 
-static apr_dbd_prepared_t *adhoc(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err)
+/* The statement kept under `label`, prepared from `sql` on its first use or
+ * when `again`; a NULL label prepares it for this call only. */
+static apr_dbd_prepared_t *prepared(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql,
+                                    int again, const char **err)
 {
-    apr_dbd_prepared_t *st = NULL;
+    apr_dbd_prepared_t *st =
+        label && !again ? apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING) : NULL;
+    if (st) {
+        return st;
+    }
     s2a_db_conn_init(c);
-    if (apr_dbd_prepare(c->driver, p, c->handle, sql, NULL, &st) != 0) {
-        *err = apr_psprintf(p, "prepare: %s", apr_dbd_error(c->driver, c->handle, 0));
+    if (apr_dbd_prepare(c->driver, label ? c->pool : p, c->handle, sql, label, &st) != 0) {
+        *err = apr_psprintf(p, "prepare %s: %s", label ? label : "statement",
+                            apr_dbd_error(c->driver, c->handle, 0));
         return NULL;
+    }
+    if (label) {
+        apr_hash_set(c->prepared, label, APR_HASH_KEY_STRING, st);
     }
     return st;
 }
 
-int s2a_db_exec(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
-                int *nrows, const char **err)
+/* apr-util prepares with SQLite's legacy call: a statement that meets a
+ * schema another connection changed since (an operator's index, a trigger)
+ * fails once with SQLITE_SCHEMA instead of being prepared again, and
+ * apr_dbd hands out the message, not the code. */
+static int schema_moved(s2a_dbc *c, int rv)
 {
-    apr_dbd_prepared_t *st = adhoc(c, p, sql, err);
-    int n = 0;
-    if (!st) {
+    const char *message;
+    if (rv == 0 || s2a_db_is_pgsql(c)) {
+        return 0;
+    }
+    message = apr_dbd_error(c->driver, c->handle, rv);
+    return message && strstr(message, "database schema has changed") != NULL;
+}
+
+int s2a_db_select(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
+                  const char **args, apr_dbd_results_t **res, const char **err)
+{
+    int again, rv = -1;
+    for (again = 0; again < 2; again++) {
+        apr_dbd_prepared_t *st = prepared(c, p, label, sql, again, err);
+        if (!st) {
+            return -1;
+        }
+        *res = NULL;
+        rv = apr_dbd_pselect(c->driver, p, c->handle, res, st, 1, nargs, args);
+        if (!schema_moved(c, rv)) {
+            break;
+        }
+    }
+    if (rv != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, rv));
         return -1;
     }
-    if (apr_dbd_pquery(c->driver, p, c->handle, &n, st, nargs, args) != 0) {
-        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+    return 0;
+}
+
+int s2a_db_query(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
+                 const char **args, int *nrows, const char **err)
+{
+    int again, rv = -1, n = 0;
+    for (again = 0; again < 2; again++) {
+        apr_dbd_prepared_t *st = prepared(c, p, label, sql, again, err);
+        if (!st) {
+            return -1;
+        }
+        rv = apr_dbd_pquery(c->driver, p, c->handle, &n, st, nargs, args);
+        if (!schema_moved(c, rv)) {
+            break;
+        }
+    }
+    if (rv != 0) {
+        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, rv));
         return -1;
     }
     if (nrows) {
@@ -236,20 +272,21 @@ int s2a_db_exec(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const cha
     return 0;
 }
 
+int s2a_db_exec(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
+                int *nrows, const char **err)
+{
+    return s2a_db_query(c, p, NULL, sql, nargs, args, nrows, err);
+}
+
 int s2a_db_rows(s2a_dbc *c, apr_pool_t *p, const char *sql, const char *types, int nargs,
                 const char **args, json_object **out, const char **err)
 {
-    apr_dbd_prepared_t *st = adhoc(c, p, sql, err);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     json_object *arr;
     int ncols, i;
 
-    if (!st) {
-        return -1;
-    }
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, nargs, args) != 0) {
-        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+    if (s2a_db_select(c, p, NULL, sql, nargs, args, &res, err) != 0) {
         return -1;
     }
     ncols = apr_dbd_num_cols(c->driver, res);
@@ -284,16 +321,12 @@ int s2a_db_rows(s2a_dbc *c, apr_pool_t *p, const char *sql, const char *types, i
 int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
                   apr_int64_t *id, const char **err)
 {
-    apr_dbd_prepared_t *st = adhoc(c, p, apr_pstrcat(p, sql, " RETURNING id", NULL), err);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int found = 0;
 
-    if (!st) {
-        return -1;
-    }
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, nargs, args) != 0) {
-        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
+    if (s2a_db_select(c, p, NULL, apr_pstrcat(p, sql, " RETURNING id", NULL), nargs, args, &res,
+                      err) != 0) {
         return -1;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {

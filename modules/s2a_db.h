@@ -59,8 +59,15 @@ int s2a_db_insert(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const c
 int s2a_db_is_pgsql(const s2a_dbc *c);
 /* The connection's settings (SQLite's busy wait and sync), once. */
 void s2a_db_conn_init(s2a_dbc *c);
-/* A statement prepared once per connection under `label`; NULL with *err. */
-apr_dbd_prepared_t *s2a_db_stmt(s2a_dbc *c, const char *label, const char *sql, const char **err);
+/* The statement kept under `label` (prepared from `sql` on its first use;
+ * a NULL label prepares it for this call only), run with `args` as text;
+ * a select reads its whole result into *res. A SQLite statement that meets
+ * a schema another connection changed is prepared again and run once more.
+ * 0, or -1 with *err. */
+int s2a_db_select(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
+                  const char **args, apr_dbd_results_t **res, const char **err);
+int s2a_db_query(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
+                 const char **args, int *nrows, const char **err);
 /* A statement without arguments or result. */
 int s2a_db_run(s2a_dbc *c, apr_pool_t *p, const char *sql, const char **err);
 /* Column `col` of a row: an integer (0 when NULL), a string ("" when NULL). */

@@ -17,20 +17,14 @@
 /* One INSERT of `n` rows that returns the (request id, attempt) of the rows
  * it added: a row billed before (a batch written again after an uncertain
  * commit) conflicts and is left out. Prepared once per size. */
-static apr_dbd_prepared_t *insert_stmt(s2a_dbc *c, int n, const char *label, const char **err)
+static const char *insert_sql(apr_pool_t *p, int n)
 {
     static const char *const values =
         "(%s, %d, %lld, %lld, %lld, %lld, %s, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld,"
         " %lld, %lld, %lld, %lld, %lld, %s, %d, %d, %s, %lld, %lld, %lld, %lld, %lld, %lld, %s)";
-    apr_dbd_prepared_t *st = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
-    struct iovec *parts;
-    const char *sql;
+    struct iovec *parts = apr_palloc(p, sizeof(*parts) * (apr_size_t)(2 * n + 1));
     int i;
 
-    if (st) {
-        return st;
-    }
-    parts = apr_palloc(c->pool, sizeof(*parts) * (apr_size_t)(2 * n + 1));
     parts[0].iov_base = "INSERT INTO s2a_usage (" USAGE_COLUMN_NAMES ") VALUES ";
     parts[0].iov_len = strlen(parts[0].iov_base);
     for (i = 0; i < n; i++) {
@@ -39,10 +33,9 @@ static apr_dbd_prepared_t *insert_stmt(s2a_dbc *c, int n, const char *label, con
         parts[2 + 2 * i].iov_base = (void *)values;
         parts[2 + 2 * i].iov_len = strlen(values);
     }
-    sql = apr_pstrcat(c->pool, apr_pstrcatv(c->pool, parts, (apr_size_t)(2 * n + 1), NULL),
-                      " ON CONFLICT (request_id, attempt) DO NOTHING RETURNING request_id, attempt",
-                      NULL);
-    return s2a_db_stmt(c, label, sql, err);
+    return apr_pstrcat(
+        p, apr_pstrcatv(p, parts, (apr_size_t)(2 * n + 1), NULL),
+        " ON CONFLICT (request_id, attempt) DO NOTHING RETURNING request_id, attempt", NULL);
 }
 
 static void row_args(apr_pool_t *p, const s2a_usage_row *r, const char **args)
@@ -108,19 +101,15 @@ static void mark_inserted(s2a_dbc *c, apr_pool_t *p, apr_dbd_results_t *res,
 static int insert_rows(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, int n,
                        const char *label, char *inserted, const char **err)
 {
-    apr_dbd_prepared_t *ins = insert_stmt(c, n, label, err);
     const char **args = apr_palloc(p, sizeof(*args) * (apr_size_t)(n * USAGE_COLUMNS));
     apr_dbd_results_t *res = NULL;
     int i;
 
-    if (!ins) {
-        return -1;
-    }
     for (i = 0; i < n; i++) {
         row_args(p, &rows[i], args + i * USAGE_COLUMNS);
     }
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, ins, 1, n * USAGE_COLUMNS, args) != 0) {
-        *err = apr_pstrcat(p, "usage insert: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (s2a_db_select(c, p, label, insert_sql(p, n), n * USAGE_COLUMNS, args, &res, err) != 0) {
+        *err = apr_pstrcat(p, "usage insert: ", *err, NULL);
         return -1;
     }
     mark_inserted(c, p, res, rows, n, inserted);
@@ -138,25 +127,19 @@ static int insert_rows_pg(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, 
         "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
         "bigint", "bigint", "bigint", "bigint", "text",   "int",    "int",    "text",
         "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "text"};
-    apr_dbd_prepared_t *ins = apr_hash_get(c->prepared, "s2a_usage_unnest", APR_HASH_KEY_STRING);
+    const char *sql = "INSERT INTO s2a_usage (" USAGE_COLUMN_NAMES ") SELECT * FROM unnest(";
     const char *one[USAGE_COLUMNS], *arrays[USAGE_COLUMNS];
     apr_array_header_t *buf[USAGE_COLUMNS];
     apr_dbd_results_t *res = NULL;
     int i, k;
 
-    if (!ins) {
-        const char *sql = "INSERT INTO s2a_usage (" USAGE_COLUMN_NAMES ") SELECT * FROM unnest(";
-        for (k = 0; k < USAGE_COLUMNS; k++) {
-            sql = apr_pstrcat(p, sql, k ? ", " : "", "%s::", types[k], "[]", NULL);
-        }
-        sql = apr_pstrcat(p, sql,
-                          ") ON CONFLICT (request_id, attempt) DO NOTHING"
-                          " RETURNING request_id, attempt",
-                          NULL);
-        if (!(ins = s2a_db_stmt(c, "s2a_usage_unnest", sql, err))) {
-            return -1;
-        }
+    for (k = 0; k < USAGE_COLUMNS; k++) {
+        sql = apr_pstrcat(p, sql, k ? ", " : "", "%s::", types[k], "[]", NULL);
     }
+    sql = apr_pstrcat(p, sql,
+                      ") ON CONFLICT (request_id, attempt) DO NOTHING"
+                      " RETURNING request_id, attempt",
+                      NULL);
     for (k = 0; k < USAGE_COLUMNS; k++) {
         buf[k] = apr_array_make(p, n * 24 + 2, 1);
         *(char *)apr_array_push(buf[k]) = '{';
@@ -190,8 +173,8 @@ static int insert_rows_pg(s2a_dbc *c, apr_pool_t *p, const s2a_usage_row *rows, 
         *(char *)apr_array_push(buf[k]) = '\0';
         arrays[k] = buf[k]->elts;
     }
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, ins, 1, USAGE_COLUMNS, arrays) != 0) {
-        *err = apr_pstrcat(p, "usage insert: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (s2a_db_select(c, p, "s2a_usage_unnest", sql, USAGE_COLUMNS, arrays, &res, err) != 0) {
+        *err = apr_pstrcat(p, "usage insert: ", *err, NULL);
         return -1;
     }
     mark_inserted(c, p, res, rows, n, inserted);
@@ -279,38 +262,24 @@ static const char *windows_full_sql(apr_pool_t *p)
     return apr_pstrcat(p, sql, ")", NULL);
 }
 
-/* A statement of the connection, written by `sql` the first time only. */
-static apr_dbd_prepared_t *stmt_made(s2a_dbc *c, apr_pool_t *p, const char *label,
-                                     const char *(*sql)(apr_pool_t *), const char **err)
-{
-    apr_dbd_prepared_t *st = apr_hash_get(c->prepared, label, APR_HASH_KEY_STRING);
-    return st ? st : s2a_db_stmt(c, label, sql(p), err);
-}
-
 static int add_to_windows(s2a_dbc *c, apr_pool_t *p, const deduction *d,
                           apr_array_header_t *depleted, const char **err)
 {
-    apr_dbd_prepared_t *upd = stmt_made(c, p, "s2a_windows_add", windows_add_sql, err);
-    apr_dbd_prepared_t *full = stmt_made(c, p, "s2a_windows_full", windows_full_sql, err);
     const char *args[WINDOW_ARGS * S2A_WINDOWS + 2], *at = S2A_DB_I64(p, d->at);
     const char *amount = S2A_DB_I64(p, d->amount);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int nrows = 0;
-    if (!upd || !full) {
-        return -1;
-    }
     windows_args(args, at, amount);
     args[WINDOW_ARGS * S2A_WINDOWS] = S2A_DB_I64(p, d->user_id);
     args[WINDOW_ARGS * S2A_WINDOWS + 1] = S2A_DB_I64(p, d->group_id);
-    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, upd, WINDOW_ARGS * S2A_WINDOWS + 2, args) !=
-        0) {
-        *err =
-            apr_pstrcat(p, "subscription update: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (s2a_db_query(c, p, "s2a_windows_add", windows_add_sql(p), WINDOW_ARGS * S2A_WINDOWS + 2,
+                     args, &nrows, err) != 0) {
+        *err = apr_pstrcat(p, "subscription update: ", *err, NULL);
         return -1;
     }
-    if (depleted && apr_dbd_pselect(c->driver, p, c->handle, &res, full, 1, 2,
-                                    args + WINDOW_ARGS * S2A_WINDOWS) == 0) {
+    if (depleted && s2a_db_select(c, p, "s2a_windows_full", windows_full_sql(p), 2,
+                                  args + WINDOW_ARGS * S2A_WINDOWS, &res, err) == 0) {
         while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
             if (s2a_db_i64(c, row, 0) > 0) {
                 APR_ARRAY_PUSH(depleted, apr_int64_t) = d->user_id;
@@ -325,20 +294,16 @@ static int add_to_windows(s2a_dbc *c, apr_pool_t *p, const deduction *d,
 static int key_spend(s2a_dbc *c, apr_pool_t *p, apr_int64_t key_id, apr_int64_t amount,
                      apr_int64_t at, apr_array_header_t *depleted, const char **err)
 {
-    apr_dbd_prepared_t *upd = stmt_made(c, p, "s2a_key_spend", key_spend_sql, err);
     const char *args[WINDOW_ARGS * S2A_WINDOWS + 2];
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int i;
-    if (!upd) {
-        return -1;
-    }
     args[0] = S2A_DB_I64(p, amount);
     windows_args(args + 1, S2A_DB_I64(p, at), args[0]);
     args[WINDOW_ARGS * S2A_WINDOWS + 1] = S2A_DB_I64(p, key_id);
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, upd, 1, WINDOW_ARGS * S2A_WINDOWS + 2,
-                        args) != 0) {
-        *err = apr_pstrcat(p, "key spend: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (s2a_db_select(c, p, "s2a_key_spend", key_spend_sql(p), WINDOW_ARGS * S2A_WINDOWS + 2, args,
+                      &res, err) != 0) {
+        *err = apr_pstrcat(p, "key spend: ", *err, NULL);
         return -1;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
@@ -367,18 +332,13 @@ static int deduct(s2a_dbc *c, apr_pool_t *p, const deduction *d, apr_array_heade
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *args[2];
-    apr_dbd_prepared_t *upd =
-        s2a_db_stmt(c, "s2a_usage_deduct",
-                    "UPDATE s2a_users SET balance_nanousd = balance_nanousd - %lld"
-                    " WHERE id = %lld RETURNING balance_nanousd",
-                    err);
-    if (!upd) {
-        return -1;
-    }
     args[0] = S2A_DB_I64(p, d->amount);
     args[1] = S2A_DB_I64(p, d->user_id);
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, upd, 1, 2, args) != 0) {
-        *err = apr_pstrcat(p, "balance update: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (s2a_db_select(c, p, "s2a_usage_deduct",
+                      "UPDATE s2a_users SET balance_nanousd = balance_nanousd - %lld"
+                      " WHERE id = %lld RETURNING balance_nanousd",
+                      2, args, &res, err) != 0) {
+        *err = apr_pstrcat(p, "balance update: ", *err, NULL);
         return -1;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
@@ -465,17 +425,12 @@ static int ledger_add(s2a_dbc *c, apr_pool_t *p, const char *user, apr_int64_t d
 {
     const char *args[7] = {user, S2A_DB_I64(p, delta), S2A_DB_I64(p, after), kind, actor, reason,
                            now};
-    apr_dbd_prepared_t *st =
-        s2a_db_stmt(c, "s2a_ledger_add",
-                    "INSERT INTO s2a_balance_log (user_id, delta_nanousd, balance_after_nanousd,"
-                    " kind, actor, reason, created_at) VALUES (%lld, %lld, %lld, %s, %s, %s, %lld)",
-                    err);
-    int nrows = 0;
-    if (!st) {
-        return -1;
-    }
-    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, st, 7, args) != 0) {
-        *err = apr_pstrcat(p, "balance log: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (s2a_db_query(
+            c, p, "s2a_ledger_add",
+            "INSERT INTO s2a_balance_log (user_id, delta_nanousd, balance_after_nanousd,"
+            " kind, actor, reason, created_at) VALUES (%lld, %lld, %lld, %s, %s, %s, %lld)",
+            7, args, NULL, err) != 0) {
+        *err = apr_pstrcat(p, "balance log: ", *err, NULL);
         return -1;
     }
     return 0;
@@ -487,18 +442,14 @@ static int balance_add(s2a_dbc *c, apr_pool_t *p, const char *user, apr_int64_t 
                        apr_int64_t *after, const char **err)
 {
     const char *args[2] = {S2A_DB_I64(p, delta), user};
-    apr_dbd_prepared_t *st = s2a_db_stmt(c, "s2a_balance_add",
-                                         "UPDATE s2a_users SET balance_nanousd = balance_nanousd"
-                                         " + %lld WHERE id = %lld RETURNING balance_nanousd",
-                                         err);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int found = 0;
-    if (!st) {
-        return -1;
-    }
-    if (apr_dbd_pselect(c->driver, p, c->handle, &res, st, 1, 2, args) != 0) {
-        *err = apr_pstrcat(p, "balance update: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (s2a_db_select(c, p, "s2a_balance_add",
+                      "UPDATE s2a_users SET balance_nanousd = balance_nanousd"
+                      " + %lld WHERE id = %lld RETURNING balance_nanousd",
+                      2, args, &res, err) != 0) {
+        *err = apr_pstrcat(p, "balance update: ", *err, NULL);
         return -1;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
@@ -608,7 +559,6 @@ int s2a_db_redeem(s2a_dbc *c, apr_pool_t *p, const char *code_hash, apr_int64_t 
     const char *args[3] = {user, now, code_hash};
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_dbd_prepared_t *get;
     apr_int64_t after = 0, sub_id = 0;
     int nrows = 0, rc = -2, ok;
 
@@ -618,16 +568,14 @@ int s2a_db_redeem(s2a_dbc *c, apr_pool_t *p, const char *code_hash, apr_int64_t 
         return -2;
     }
     /* the code is taken by whoever changes used_by from 0: once */
-    get = s2a_db_stmt(c, "s2a_redeem_get",
-                      "SELECT kind, amount_nanousd, group_id, days FROM s2a_redeem_codes"
-                      " WHERE code_hash = %s",
-                      err);
-    ok = get &&
-         s2a_db_exec(c, p,
+    ok = s2a_db_exec(c, p,
                      "UPDATE s2a_redeem_codes SET used_by = %lld, used_at = %lld"
                      " WHERE code_hash = %s AND used_by = 0",
                      3, args, &nrows, err) == 0 &&
-         apr_dbd_pvselect(c->driver, p, c->handle, &res, get, 1, code_hash, NULL) == 0;
+         s2a_db_select(c, p, "s2a_redeem_get",
+                       "SELECT kind, amount_nanousd, group_id, days FROM s2a_redeem_codes"
+                       " WHERE code_hash = %s",
+                       1, args + 2, &res, err) == 0;
     while (ok && apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
         out->subscription = strcmp(s2a_db_str(c, p, row, 0), "subscription") == 0;
         out->amount = s2a_db_i64(c, row, 1);

@@ -5,33 +5,32 @@
 #include "s2a_vertex_key.h"
 #include "s2a_key_limits.h"
 
+static const char *const key_lookup_sql =
+    "SELECT k.id, k.user_id, k.group_id, k.expires_at, u.balance_nanousd,"
+    " g.rate_multiplier_ppm, k.status, u.status, k.concurrency, k.rpm_limit,"
+    " u.concurrency, g.billing_type, COALESCE(s.id, 0), COALESCE(s.expires_at, 0),"
+    " COALESCE(s.status, ''), g.daily_limit_nanousd, g.weekly_limit_nanousd,"
+    " g.monthly_limit_nanousd, COALESCE(s.daily_usage_nanousd, 0),"
+    " COALESCE(s.weekly_usage_nanousd, 0), COALESCE(s.monthly_usage_nanousd, 0),"
+    " COALESCE(s.daily_start, 0), COALESCE(s.weekly_start, 0),"
+    " COALESCE(s.monthly_start, 0), g.name, k.budget_nanousd, k.spent_nanousd,"
+    " k.daily_limit_nanousd, k.weekly_limit_nanousd, k.monthly_limit_nanousd,"
+    " k.daily_usage_nanousd, k.weekly_usage_nanousd, k.monthly_usage_nanousd,"
+    " k.daily_start, k.weekly_start, k.monthly_start, k.models, g.server_tools,"
+    " COALESCE(s.daily_runs, 0), COALESCE(s.weekly_runs, 0), COALESCE(s.monthly_runs, 0),"
+    " k.daily_runs, k.weekly_runs, k.monthly_runs"
+    " FROM s2a_api_keys k"
+    " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
+    " LEFT JOIN s2a_subscriptions s ON s.user_id = k.user_id AND s.group_id = k.group_id"
+    " WHERE k.key_hash = %s";
+
 int s2a_db_key_lookup(s2a_dbc *c, apr_pool_t *p, const char *key_hash, s2a_key_rec *out)
 {
     const char *err = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int found = 0, i;
-    apr_dbd_prepared_t *st = s2a_db_stmt(
-        c, "s2a_key_lookup",
-        "SELECT k.id, k.user_id, k.group_id, k.expires_at, u.balance_nanousd,"
-        " g.rate_multiplier_ppm, k.status, u.status, k.concurrency, k.rpm_limit,"
-        " u.concurrency, g.billing_type, COALESCE(s.id, 0), COALESCE(s.expires_at, 0),"
-        " COALESCE(s.status, ''), g.daily_limit_nanousd, g.weekly_limit_nanousd,"
-        " g.monthly_limit_nanousd, COALESCE(s.daily_usage_nanousd, 0),"
-        " COALESCE(s.weekly_usage_nanousd, 0), COALESCE(s.monthly_usage_nanousd, 0),"
-        " COALESCE(s.daily_start, 0), COALESCE(s.weekly_start, 0),"
-        " COALESCE(s.monthly_start, 0), g.name, k.budget_nanousd, k.spent_nanousd,"
-        " k.daily_limit_nanousd, k.weekly_limit_nanousd, k.monthly_limit_nanousd,"
-        " k.daily_usage_nanousd, k.weekly_usage_nanousd, k.monthly_usage_nanousd,"
-        " k.daily_start, k.weekly_start, k.monthly_start, k.models, g.server_tools,"
-        " COALESCE(s.daily_runs, 0), COALESCE(s.weekly_runs, 0), COALESCE(s.monthly_runs, 0),"
-        " k.daily_runs, k.weekly_runs, k.monthly_runs"
-        " FROM s2a_api_keys k"
-        " JOIN s2a_users u ON u.id = k.user_id JOIN s2a_groups g ON g.id = k.group_id"
-        " LEFT JOIN s2a_subscriptions s ON s.user_id = k.user_id AND s.group_id = k.group_id"
-        " WHERE k.key_hash = %s",
-        &err);
-    if (!st || apr_dbd_pvselect(c->driver, p, c->handle, &res, st, 1, key_hash, NULL) != 0) {
+    if (s2a_db_select(c, p, "s2a_key_lookup", key_lookup_sql, 1, &key_hash, &res, &err) != 0) {
         return -1;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
@@ -231,16 +230,10 @@ apr_status_t s2a_db_account_error(s2a_dbc *c, apr_pool_t *p, apr_int64_t id, con
                                   const char **err)
 {
     const char *args[2] = {message, S2A_DB_I64(p, id)};
-    apr_dbd_prepared_t *st = s2a_db_stmt(
-        c, "s2a_account_error",
-        "UPDATE s2a_accounts SET status = 'error', error_message = %s WHERE id = %lld", err);
-    int nrows = 0;
-    if (!st) {
-        return APR_EGENERAL;
-    }
-    if (apr_dbd_pquery(c->driver, p, c->handle, &nrows, st, 2, args) != 0) {
-        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, 0));
-        return APR_EGENERAL;
-    }
-    return APR_SUCCESS;
+    return s2a_db_query(c, p, "s2a_account_error",
+                        "UPDATE s2a_accounts SET status = 'error', error_message = %s"
+                        " WHERE id = %lld",
+                        2, args, NULL, err) == 0
+               ? APR_SUCCESS
+               : APR_EGENERAL;
 }

@@ -195,10 +195,9 @@ static int read_version(s2a_dbc *c, apr_pool_t *p, int *version, const char **er
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     *version = 0;
-    if (apr_dbd_select(c->driver, p, c->handle, &res,
-                       "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 1) != 0) {
-        *err = apr_pstrcat(
-            p, "cannot read the schema version: ", apr_dbd_error(c->driver, c->handle, 0), NULL);
+    if (s2a_db_select(c, p, NULL, "SELECT v FROM s2a_meta WHERE k = 'schema_version'", 0, NULL,
+                      &res, err) != 0) {
+        *err = apr_pstrcat(p, "cannot read the schema version: ", *err, NULL);
         return -1;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {
@@ -294,15 +293,12 @@ apr_status_t s2a_db_secret(s2a_dbc *c, apr_pool_t *p, const char *name, const ch
     const char *args[2] = {name, fresh};
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_dbd_prepared_t *st;
 
     *value = NULL;
     if (s2a_db_exec(c, p, "INSERT INTO s2a_meta (k, v) VALUES (%s, %s) ON CONFLICT (k) DO NOTHING",
-                    2, args, NULL, err) != 0) {
-        return APR_EGENERAL;
-    }
-    st = s2a_db_stmt(c, "s2a_meta_get", "SELECT v FROM s2a_meta WHERE k = %s", err);
-    if (!st || apr_dbd_pvselect(c->driver, p, c->handle, &res, st, 1, name, NULL) != 0) {
+                    2, args, NULL, err) != 0 ||
+        s2a_db_select(c, p, "s2a_meta_get", "SELECT v FROM s2a_meta WHERE k = %s", 1, args, &res,
+                      err) != 0) {
         return APR_EGENERAL;
     }
     while (apr_dbd_get_row(c->driver, p, res, &row, -1) == 0) {

@@ -360,30 +360,63 @@ static void test_subscriptions(s2a_dbc *c)
     S2A_CHECK_INT(key.windows.runs[1], 1);
 }
 
-/* Another connection changes the schema (an operator's index): rows are
- * still written, once the connection is checked as it is taken. */
-static void test_schema_changed_elsewhere(s2a_dbc *c, const char *path)
+/* Another connection changes the schema (an operator's index, a trigger). */
+static void change_schema_elsewhere(s2a_dbc *c, const char *path, const char *sql)
 {
     apr_dbd_t *other = NULL;
-    apr_array_header_t *depleted = apr_array_make(pool, 2, sizeof(apr_int64_t));
-    const char *err = NULL;
-    s2a_usage_row row = row_of("req_x1", 1, 10, 0);
     int nrows = 0;
+    S2A_CHECK_INT(apr_dbd_open(c->driver, pool, path, &other), APR_SUCCESS);
+    S2A_CHECK_INT(apr_dbd_query(c->driver, other, &nrows, sql), 0);
+    apr_dbd_close(c->driver, other);
+}
+
+/* Rows are still written once the connection is checked as it is taken,
+ * and when the change comes between the check and the statement: kept
+ * statements, statements run once and selects alike. */
+static void test_schema_changed_elsewhere(s2a_dbc *c, const char *path)
+{
+    apr_array_header_t *depleted = apr_array_make(pool, 2, sizeof(apr_int64_t));
+    const char *err = NULL, *value = NULL;
+    s2a_usage_row row = row_of("req_x1", 1, 10, 0);
+    s2a_key_rec key;
+    json_object *rows = NULL;
 
     S2A_CHECK_INT(s2a_db_alive(c, pool), 1);
     S2A_CHECK_INT(s2a_db_usage_write(c, pool, &row, 1, depleted, &err), APR_SUCCESS);
-    S2A_CHECK_INT(apr_dbd_open(c->driver, pool, path, &other), APR_SUCCESS);
-    S2A_CHECK_INT(
-        apr_dbd_query(c->driver, other, &nrows, "CREATE INDEX s2a_test_model ON s2a_usage (model)"),
-        0);
-    apr_dbd_close(c->driver, other);
+    S2A_CHECK_INT(s2a_db_key_lookup(c, pool, "hash-s", &key), 1);
+    S2A_CHECK_INT(s2a_db_secret(c, pool, "test_secret", "first", &value, &err), APR_SUCCESS);
+    change_schema_elsewhere(c, path, "CREATE INDEX s2a_test_model ON s2a_usage (model)");
     row = row_of("req_x2", 1, 10, 0);
     S2A_CHECK_INT(s2a_db_alive(c, pool), 1);
     if (s2a_db_usage_write(c, pool, &row, 1, depleted, &err) != APR_SUCCESS) {
         fprintf(stderr, "write after the schema changed: %s\n", err);
         S2A_CHECK(0);
     }
-    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage WHERE request_id LIKE 'req_x%'"), 2);
+
+    change_schema_elsewhere(c, path, "CREATE INDEX s2a_test_status ON s2a_usage (status)");
+    row = row_of("req_x3", 1, 10, 0);
+    err = NULL;
+    if (s2a_db_usage_write(c, pool, &row, 1, depleted, &err) != APR_SUCCESS) {
+        fprintf(stderr, "write after an unchecked schema change: %s\n", err);
+        S2A_CHECK(0);
+    }
+    S2A_CHECK_INT(one_int(c, "SELECT COUNT(*) FROM s2a_usage WHERE request_id LIKE 'req_x%'"), 3);
+
+    S2A_CHECK_INT(s2a_db_alive(c, pool), 1);
+    change_schema_elsewhere(c, path, "DROP INDEX s2a_test_status");
+    S2A_CHECK_INT(s2a_db_key_lookup(c, pool, "hash-s", &key), 1);
+    S2A_CHECK_INT(s2a_db_alive(c, pool), 1);
+    change_schema_elsewhere(c, path, "DROP INDEX s2a_test_model");
+    value = NULL;
+    S2A_CHECK_INT(s2a_db_secret(c, pool, "test_secret", "second", &value, &err), APR_SUCCESS);
+    S2A_CHECK_STR(value, "first");
+    S2A_CHECK_INT(s2a_db_alive(c, pool), 1);
+    change_schema_elsewhere(c, path, "CREATE INDEX s2a_test_api ON s2a_usage (api)");
+    S2A_CHECK_INT(s2a_db_rows(c, pool, "SELECT request_id FROM s2a_usage WHERE request_id = %s",
+                              "s", 1, (const char *[]){"req_x3"}, &rows, &err),
+                  0);
+    S2A_CHECK_INT(rows ? (int)json_object_array_length(rows) : -1, 1);
+    json_object_put(rows);
 }
 
 static void test_oauth(s2a_dbc *c)
