@@ -14,14 +14,37 @@ const char *s2a_oauth_refresh_body(apr_pool_t *p, const char *refresh_token, con
         ",\"client_id\":", s2a_json_quote(p, client_id), "}", NULL);
 }
 
-static const char *string_field(apr_pool_t *p, json_object *o, const char *name)
+/* A non-empty string member's bytes and length; NULL otherwise. */
+static const char *string_member(json_object *o, const char *name, int *n)
 {
     json_object *v;
     if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string) ||
-        !json_object_get_string_len(v)) {
+        !(*n = json_object_get_string_len(v))) {
         return NULL;
     }
-    return apr_pstrdup(p, json_object_get_string(v));
+    return json_object_get_string(v);
+}
+
+static const char *string_field(apr_pool_t *p, json_object *o, const char *name)
+{
+    int n;
+    const char *s = string_member(o, name, &n);
+    return s ? apr_pstrdup(p, s) : NULL;
+}
+
+/* A token member: NULL when missing, "" when it holds a byte no token has.
+ * A token goes into an Authorization header as it is: visible ASCII only
+ * (a NUL would cut it short, a CR or LF end the header). */
+static const char *token_field(apr_pool_t *p, json_object *o, const char *name)
+{
+    int n, i;
+    const char *s = string_member(o, name, &n);
+    for (i = 0; s && i < n; i++) {
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) {
+            return "";
+        }
+    }
+    return s ? apr_pstrmemdup(p, s, (apr_size_t)n) : NULL;
 }
 
 int s2a_oauth_parse(apr_pool_t *p, const char *body, apr_size_t len, s2a_oauth_tokens *out,
@@ -42,10 +65,15 @@ int s2a_oauth_parse(apr_pool_t *p, const char *body, apr_size_t len, s2a_oauth_t
         *err = "the answer is not a JSON object";
         goto done;
     }
-    out->access_token = string_field(p, o, "access_token");
-    out->refresh_token = string_field(p, o, "refresh_token");
+    out->access_token = token_field(p, o, "access_token");
+    out->refresh_token = token_field(p, o, "refresh_token");
     if (!out->access_token) {
         *err = "the answer has no access_token";
+        goto done;
+    }
+    if (!*out->access_token || (out->refresh_token && !*out->refresh_token)) {
+        *err = !*out->access_token ? "the answer's access_token has bytes no token has"
+                                   : "the answer's refresh_token has bytes no token has";
         goto done;
     }
     if (json_object_object_get_ex(o, "expires_in", &v)) {

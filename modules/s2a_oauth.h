@@ -20,8 +20,9 @@ const char *s2a_oauth_refresh_body(apr_pool_t *p, const char *refresh_token, con
 /* Longest validity believed (a larger expires_in is cut to it). */
 #define S2A_OAUTH_MAX_EXPIRES_IN (366 * 24 * 3600)
 
-/* Reads a token endpoint's answer. 0 with *out filled; -1 with *err (never
- * holding a token) when it is not a usable grant. */
+/* Reads a token endpoint's answer. 0 with *out filled, its tokens visible
+ * ASCII only; -1 with *err (never holding a token) when it is not a usable
+ * grant, or a token in it holds any other byte. */
 int s2a_oauth_parse(apr_pool_t *p, const char *body, apr_size_t len, s2a_oauth_tokens *out,
                     const char **err);
 

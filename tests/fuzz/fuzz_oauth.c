@@ -1,8 +1,8 @@
 /* OAuth token answers (s2a_oauth.h): a grant read has a non-empty access
- * token, as the answer wrote it, and a validity within bounds; a refusal's
- * reason never holds a token; the words logged for a refusing endpoint are
- * printable ASCII of bounded length, made of its "error" and
- * "error_description" and nothing else.
+ * token, as the answer wrote it, tokens of visible ASCII only, and a
+ * validity within bounds; a refusal's reason never holds a token; the
+ * words logged for a refusing endpoint are printable ASCII of bounded
+ * length, made of its "error" and "error_description" and nothing else.
  *
  * Input: the token endpoint's answer. */
 #include <string.h>
@@ -23,6 +23,17 @@ static char *cleaned(apr_pool_t *p, const char *s)
         }
     }
     return out;
+}
+
+/* Visible ASCII only, as a token sent in a header must be. */
+static int visible(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* A non-empty string member, as json-c reads it. */
@@ -50,6 +61,7 @@ static void check_parse(apr_pool_t *p, const char *body, size_t n, json_object *
     }
     FUZZ_CHECK(t.access_token && *t.access_token);
     FUZZ_CHECK(!t.refresh_token || *t.refresh_token);
+    FUZZ_CHECK(visible(t.access_token) && (!t.refresh_token || visible(t.refresh_token)));
     FUZZ_CHECK(t.expires_in >= 0 && t.expires_in <= S2A_OAUTH_MAX_EXPIRES_IN);
     if (o) {
         const char *refresh = member(o, "refresh_token");

@@ -27,6 +27,15 @@ static void test_body(apr_pool_t *p)
 
 static void test_parse(apr_pool_t *p)
 {
+    static const char *const bad_tokens[] = {
+        "{\"access_token\":\"\\u0000b\"}",
+        "{\"access_token\":\"a\\r\\nX-Evil: 1\"}",
+        "{\"access_token\":\"a b\"}",
+        "{\"access_token\":\"\\u00e9\"}",
+        "{\"access_token\":\"a\",\"refresh_token\":\"r\\u0000\"}",
+        "{\"access_token\":\"a\",\"refresh_token\":\"r\\t\"}",
+    };
+    static const char *const good_token = "{\"access_token\":\"a-b.c_d~e+f/g=\"}";
     const char *ok = "{\"token_type\":\"Bearer\",\"access_token\":\"sk-ant-oat01-new\","
                      "\"refresh_token\":\"sk-ant-ort01-new\",\"expires_in\":28800}";
     s2a_oauth_tokens t;
@@ -48,6 +57,15 @@ static void test_parse(apr_pool_t *p)
         s2a_oauth_parse(p, "{\"access_token\":\"a\",\"expires_in\":\"soon\"}", 40, &t, &err), -1);
     S2A_CHECK_INT(s2a_oauth_parse(p, "{\"access_token\":\"a\",\"expires_in\":-5}", 36, &t, &err),
                   -1);
+    /* a token is sent as a header: a byte that would cut it or end the
+     * header refuses the answer, whichever token holds it */
+    for (i = 0; i < sizeof(bad_tokens) / sizeof(bad_tokens[0]); i++) {
+        err = NULL;
+        S2A_CHECK_INT(s2a_oauth_parse(p, bad_tokens[i], strlen(bad_tokens[i]), &t, &err), -1);
+        S2A_CHECK(err && strstr(err, i < 4 ? "access_token" : "refresh_token") != NULL);
+    }
+    S2A_CHECK_INT(s2a_oauth_parse(p, good_token, strlen(good_token), &t, &err), 0);
+    S2A_CHECK_STR(t.access_token, "a-b.c_d~e+f/g=");
     S2A_CHECK_INT(s2a_oauth_parse(p, "[1]", 3, &t, &err), -1);
     S2A_CHECK_INT(s2a_oauth_parse(p, "<html>", 6, &t, &err), -1);
     /* every truncation of a good answer is refused, and names no token */
