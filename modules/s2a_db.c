@@ -226,30 +226,10 @@ static int schema_moved(s2a_dbc *c, int rv)
     return message && strstr(message, "database schema has changed") != NULL;
 }
 
-int s2a_db_select(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
-                  const char **args, apr_dbd_results_t **res, const char **err)
-{
-    int again, rv = -1;
-    for (again = 0; again < 2; again++) {
-        apr_dbd_prepared_t *st = prepared(c, p, label, sql, again, err);
-        if (!st) {
-            return -1;
-        }
-        *res = NULL;
-        rv = apr_dbd_pselect(c->driver, p, c->handle, res, st, 1, nargs, args);
-        if (!schema_moved(c, rv)) {
-            break;
-        }
-    }
-    if (rv != 0) {
-        *err = apr_pstrdup(p, apr_dbd_error(c->driver, c->handle, rv));
-        return -1;
-    }
-    return 0;
-}
-
-int s2a_db_query(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
-                 const char **args, int *nrows, const char **err)
+/* Runs the statement as a select into *res, or when res is NULL as a
+ * query counting *nrows; once more after a schema change (schema_moved). */
+static int run(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
+               const char **args, apr_dbd_results_t **res, int *nrows, const char **err)
 {
     int again, rv = -1, n = 0;
     for (again = 0; again < 2; again++) {
@@ -257,7 +237,11 @@ int s2a_db_query(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, 
         if (!st) {
             return -1;
         }
-        rv = apr_dbd_pquery(c->driver, p, c->handle, &n, st, nargs, args);
+        if (res) {
+            *res = NULL;
+        }
+        rv = res ? apr_dbd_pselect(c->driver, p, c->handle, res, st, 1, nargs, args)
+                 : apr_dbd_pquery(c->driver, p, c->handle, &n, st, nargs, args);
         if (!schema_moved(c, rv)) {
             break;
         }
@@ -270,6 +254,18 @@ int s2a_db_query(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, 
         *nrows = n;
     }
     return 0;
+}
+
+int s2a_db_select(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
+                  const char **args, apr_dbd_results_t **res, const char **err)
+{
+    return run(c, p, label, sql, nargs, args, res, NULL, err);
+}
+
+int s2a_db_query(s2a_dbc *c, apr_pool_t *p, const char *label, const char *sql, int nargs,
+                 const char **args, int *nrows, const char **err)
+{
+    return run(c, p, label, sql, nargs, args, NULL, nrows, err);
 }
 
 int s2a_db_exec(s2a_dbc *c, apr_pool_t *p, const char *sql, int nargs, const char **args,
